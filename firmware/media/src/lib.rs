@@ -1,0 +1,2 @@
+//! Media capture and encoding: camera, microphone and encoder traits with Linux and synthetic
+//! implementations.

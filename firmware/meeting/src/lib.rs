@@ -1,0 +1,1 @@
+//! The meeting: sans-IO meeting service and participant logic, and the box's configuration.

@@ -1,0 +1,4 @@
+//! The subcommands of `roomcast`, one module each.
+
+pub mod gateway;
+pub mod relay;
