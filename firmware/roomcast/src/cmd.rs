@@ -1,4 +1,10 @@
 //! The subcommands of `roomcast`, one module each.
 
+pub mod box_daemon;
+pub mod check_config;
+pub mod display;
 pub mod gateway;
+pub mod probe;
+pub mod record;
 pub mod relay;
+pub mod stream;

@@ -21,6 +21,19 @@ enum Command {
     Relay(cmd::relay::Args),
     /// Run a standalone AMT gateway that forwards joined groups to a local address.
     Gateway(cmd::gateway::Args),
+    /// Send the camera's and microphone's (or a synthetic) stream as RTP and write its SDP.
+    Stream(cmd::stream::Args),
+    /// Receive a stream described by an SDP file and write it to files.
+    Record(cmd::record::Args),
+    /// List cameras, microphones and encoders, and what `auto` would pick.
+    Probe(cmd::probe::Args),
+    /// Render a status screen with sample data to a PNG or a display.
+    Display(cmd::display::Args),
+    /// Run the meeting-room box daemon.
+    #[command(name = "box")]
+    Box(cmd::box_daemon::Args),
+    /// Check a roomcast.toml and report every error with its key and line.
+    CheckConfig(cmd::check_config::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +48,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Relay(args) => cmd::relay::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
+        Command::Stream(args) => cmd::stream::run(args),
+        Command::Record(args) => cmd::record::run(args),
+        Command::Probe(args) => cmd::probe::run(args),
+        Command::Display(args) => cmd::display::run(args),
+        Command::Box(args) => cmd::box_daemon::run(args),
+        Command::CheckConfig(args) => cmd::check_config::run(args),
     }
 }
