@@ -7,4 +7,5 @@ pub mod gateway;
 pub mod probe;
 pub mod record;
 pub mod relay;
+pub mod server;
 pub mod stream;

@@ -32,6 +32,8 @@ enum Command {
     /// Run the meeting-room box daemon.
     #[command(name = "box")]
     Box(cmd::box_daemon::Args),
+    /// Run the meeting service (join, leave, roster, groups) with its AMT relay.
+    Server(cmd::server::Args),
     /// Check a roomcast.toml and report every error with its key and line.
     CheckConfig(cmd::check_config::Args),
 }
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Probe(args) => cmd::probe::run(args),
         Command::Display(args) => cmd::display::run(args),
         Command::Box(args) => cmd::box_daemon::run(args),
+        Command::Server(args) => cmd::server::run(args),
         Command::CheckConfig(args) => cmd::check_config::run(args),
     }
 }
