@@ -1,1 +1,16 @@
 //! Tokio + socket2 drivers for the AMT relay and gateway of `roomcast-amt`.
+//!
+//! The protocol lives in the sans-IO machines of `roomcast-amt`; this crate only moves bytes
+//! and time in and out of them:
+//! - [`mmsg`]: batched UDP IO (`sendmmsg` fan-out, `recvmmsg` receive) with a plain fallback;
+//! - [`socket`]: socket setup, interfaces, source-specific multicast membership;
+//! - [`spec`]: `SOURCE@GROUP:PORT` and friends, as used on the command line.
+
+pub mod error;
+pub mod mmsg;
+pub mod socket;
+pub mod spec;
+mod sockaddr;
+
+pub use error::{NetError, Result};
+pub use spec::{ChannelSpec, InjectSpec, AMT_PORT};

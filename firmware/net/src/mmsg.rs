@@ -1,0 +1,428 @@
+//! Batched UDP IO: `sendmmsg(2)` for the relay's fan-out and `recvmmsg(2)` for receiving,
+//! behind a small safe API.
+//!
+//! Why raw `libc`: neither `socket2` nor `tokio` expose `sendmmsg`/`recvmmsg`, and the
+//! crates that do (quinn-udp) are built around one-destination GSO/GRO segments. Our hot
+//! path is the opposite shape: ONE encapsulated AMT Multicast Data packet (identical bytes)
+//! to MANY gateways, each a different destination address. `sendmmsg` does exactly that in
+//! one system call per [`SEND_BATCH`] gateways: every `mmsghdr` points at the same payload
+//! `iovec` and differs only in `msg_name`.
+//!
+//! UDP GSO (`UDP_SEGMENT`) is NOT applicable here: it splits one large buffer into segments
+//! that all go to the SAME destination, while a relay sends the same packet to different
+//! destinations. (GSO would only help a single gateway receiving a burst, which is not the
+//! scaling problem.)
+//!
+//! Fallback: on non-Linux targets, or if the kernel (or a seccomp filter, or qemu-user)
+//! answers `ENOSYS`, we loop over plain `sendto`/`recvfrom`, one datagram per call, with the
+//! same semantics.
+//!
+//! All functions here are non-blocking (`MSG_DONTWAIT`) and return `WouldBlock` when the
+//! socket is not ready, so they slot straight into `tokio::net::UdpSocket::try_io`/`async_io`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::sockaddr::CAddr;
+
+/// Destinations per `sendmmsg` call (the kernel caps one call at `UIO_MAXIOV` = 1024).
+pub const SEND_BATCH: usize = 256;
+
+/// Datagrams per `recvmmsg` call of a [`RecvBatch`] made with [`RecvBatch::default`].
+pub const RECV_BATCH: usize = 32;
+
+/// Largest UDP payload we accept into a receive slot (jumbo-safe; AMT data is < 1500 bytes).
+pub const MAX_DATAGRAM: usize = 9216;
+
+/// Set once the kernel told us it has no mmsg calls; from then on we use the fallback.
+static MMSG_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the batched calls are in use (false after an `ENOSYS`, or off Linux).
+pub fn mmsg_available() -> bool {
+    cfg!(any(target_os = "linux", target_os = "android")) && !MMSG_UNAVAILABLE.load(Ordering::Relaxed)
+}
+
+/// A list of destinations encoded once as C socket addresses, reusable for many fan-outs
+/// (the relay rebuilds it only when a group's subscriber set changes).
+#[derive(Clone, Default)]
+pub struct Destinations {
+    addrs: Vec<CAddr>,
+    std: Vec<SocketAddr>,
+}
+
+impl Destinations {
+    /// Encodes `addrs`.
+    pub fn new(addrs: impl IntoIterator<Item = SocketAddr>) -> Destinations {
+        let std: Vec<SocketAddr> = addrs.into_iter().collect();
+        let addrs = std.iter().map(CAddr::from_std).collect();
+        Destinations { addrs, std }
+    }
+
+    /// Number of destinations.
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// The destinations as Rust addresses.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.std
+    }
+}
+
+impl std::fmt::Debug for Destinations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.std).finish()
+    }
+}
+
+/// Sends `payload` to the destinations `dests[start..]`, as many as one system call takes
+/// (at most [`SEND_BATCH`]). Returns how many were sent (at least 1), or the error of the
+/// FIRST destination tried (`WouldBlock` if the send buffer is full).
+///
+/// A caller that gets a non-`WouldBlock` error should skip that one destination
+/// (`start + 1`) and go on: one unreachable gateway must not stop the others.
+pub fn send_same_to_many(
+    fd: &impl AsRawFd,
+    payload: &[u8],
+    dests: &Destinations,
+    start: usize,
+) -> io::Result<usize> {
+    let rest = dests.addrs.get(start..).unwrap_or(&[]);
+    if rest.is_empty() {
+        return Ok(0);
+    }
+    let fd = fd.as_raw_fd();
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if !MMSG_UNAVAILABLE.load(Ordering::Relaxed) {
+        match sendmmsg_same(fd, payload, &rest[..rest.len().min(SEND_BATCH)]) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                MMSG_UNAVAILABLE.store(true, Ordering::Relaxed);
+                tracing::warn!("sendmmsg unavailable (ENOSYS); falling back to one sendto per datagram");
+            }
+            other => return other,
+        }
+    }
+    // Fallback: one sendto per destination, until the first error.
+    let mut sent = 0;
+    for addr in rest.iter().take(SEND_BATCH) {
+        match sendto(fd, payload, addr) {
+            Ok(()) => sent += 1,
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(sent)
+}
+
+/// Sends one datagram to one address (non-blocking).
+pub fn send_one(fd: &impl AsRawFd, payload: &[u8], dest: &SocketAddr) -> io::Result<()> {
+    sendto(fd.as_raw_fd(), payload, &CAddr::from_std(dest))
+}
+
+fn sendto(fd: RawFd, payload: &[u8], addr: &CAddr) -> io::Result<()> {
+    let mut a = *addr;
+    // SAFETY: payload is a valid readable buffer of the given length; the address buffer
+    // is a local copy of a correctly encoded sockaddr with its exact length.
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            payload.as_ptr().cast(),
+            payload.len(),
+            libc::MSG_DONTWAIT,
+            a.as_mut_ptr().cast(),
+            a.len,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn sendmmsg_same(fd: RawFd, payload: &[u8], addrs: &[CAddr]) -> io::Result<usize> {
+    debug_assert!(!addrs.is_empty() && addrs.len() <= SEND_BATCH);
+    // One iovec shared by every message: the kernel only reads it.
+    let mut iov = libc::iovec { iov_base: payload.as_ptr() as *mut libc::c_void, iov_len: payload.len() };
+    let mut hdrs: Vec<libc::mmsghdr> = addrs
+        .iter()
+        .map(|name| {
+            // SAFETY: msghdr/mmsghdr are POD; zero is a valid "no control data" state.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            // The kernel only reads msg_name on send, so the const-to-mut cast is sound.
+            h.msg_hdr.msg_name = (&name.raw as *const crate::sockaddr::RawAddr).cast_mut().cast();
+            h.msg_hdr.msg_namelen = name.len;
+            h.msg_hdr.msg_iov = &mut iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    // SAFETY: hdrs has hdrs.len() initialised headers whose name/iov pointers point into
+    // `addrs` and `iov`, both alive and unmoved for the duration of the call; the payload
+    // outlives the call; the kernel writes only msg_len.
+    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as libc::c_uint, libc::MSG_DONTWAIT) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// One received datagram, borrowed from a [`RecvBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    /// Sender.
+    pub from: SocketAddr,
+    /// Payload (possibly cut at the slot size; see `truncated`).
+    pub data: &'a [u8],
+    /// The datagram was larger than the slot and was cut.
+    pub truncated: bool,
+}
+
+/// Reusable receive buffers for up to `batch` datagrams per system call.
+pub struct RecvBatch {
+    bufs: Vec<u8>,
+    slot: usize,
+    names: Vec<CAddr>,
+    lens: Vec<usize>,
+    truncated: Vec<bool>,
+    count: usize,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch::new(RECV_BATCH, MAX_DATAGRAM)
+    }
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch").field("batch", &self.names.len()).field("slot", &self.slot).finish()
+    }
+}
+
+impl RecvBatch {
+    /// Buffers for `batch` datagrams of up to `slot` bytes each (`batch` >= 1).
+    pub fn new(batch: usize, slot: usize) -> RecvBatch {
+        let batch = batch.max(1);
+        RecvBatch {
+            bufs: vec![0; batch * slot],
+            slot,
+            names: vec![CAddr::empty(); batch],
+            lens: vec![0; batch],
+            truncated: vec![false; batch],
+            count: 0,
+        }
+    }
+
+    /// Receives as many datagrams as are queued (up to the batch size) without blocking.
+    /// Returns the number received (>= 1) or `WouldBlock`.
+    pub fn recv(&mut self, fd: &impl AsRawFd) -> io::Result<usize> {
+        self.count = 0;
+        let fd = fd.as_raw_fd();
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if !MMSG_UNAVAILABLE.load(Ordering::Relaxed) {
+            match self.recvmmsg(fd) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    MMSG_UNAVAILABLE.store(true, Ordering::Relaxed);
+                    tracing::warn!("recvmmsg unavailable (ENOSYS); falling back to one recvfrom per datagram");
+                }
+                other => return other,
+            }
+        }
+        self.recvfrom(fd)
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn recvmmsg(&mut self, fd: RawFd) -> io::Result<usize> {
+        let batch = self.names.len();
+        let mut iovs: Vec<libc::iovec> = self
+            .bufs
+            .chunks_exact_mut(self.slot)
+            .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() })
+            .collect();
+        let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(batch);
+        for (name, iov) in self.names.iter_mut().zip(iovs.iter_mut()) {
+            *name = CAddr::empty();
+            // SAFETY: POD, zero = no control data.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = name.as_mut_ptr();
+            h.msg_hdr.msg_namelen = name.len;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            hdrs.push(h);
+        }
+        // SAFETY: every header points at a distinct live slot of self.bufs (slot bytes) and a
+        // distinct live CAddr; none move during the call. A null timeout with MSG_DONTWAIT
+        // returns what is queued now.
+        let r = unsafe {
+            libc::recvmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = r as usize;
+        for (i, h) in hdrs.iter().take(n).enumerate() {
+            self.lens[i] = (h.msg_len as usize).min(self.slot);
+            self.truncated[i] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.names[i].len = h.msg_hdr.msg_namelen;
+        }
+        self.count = n;
+        Ok(n)
+    }
+
+    fn recvfrom(&mut self, fd: RawFd) -> io::Result<usize> {
+        let slot = self.slot;
+        let buf = &mut self.bufs[..slot];
+        let name = &mut self.names[0];
+        *name = CAddr::empty();
+        // SAFETY: buf is a live writable buffer of `slot` bytes; name/len are a live
+        // sockaddr buffer and its size. MSG_TRUNC makes the return value the real length.
+        let r = unsafe {
+            libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                slot,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                name.as_mut_ptr().cast(),
+                &mut name.len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = r as usize;
+        self.lens[0] = n.min(slot);
+        self.truncated[0] = n > slot;
+        self.count = 1;
+        Ok(1)
+    }
+
+    /// The datagrams of the last successful [`recv`](Self::recv) (senders of unknown address
+    /// families are skipped).
+    pub fn iter(&self) -> impl Iterator<Item = Datagram<'_>> + '_ {
+        (0..self.count).filter_map(move |i| {
+            let from = self.names[i].to_std()?;
+            let start = i * self.slot;
+            let data = self.bufs.get(start..start + self.lens[i])?;
+            Some(Datagram { from, data, truncated: self.truncated[i] })
+        })
+    }
+
+    /// Mutable access to datagram `i` of the last receive, for in-place (zero-copy) decoding.
+    pub fn get_mut(&mut self, i: usize) -> Option<(SocketAddr, &mut [u8])> {
+        if i >= self.count {
+            return None;
+        }
+        let from = self.names[i].to_std()?;
+        let start = i * self.slot;
+        let len = self.lens[i];
+        Some((from, self.bufs.get_mut(start..start + len)?))
+    }
+
+    /// Number of datagrams of the last receive.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the last receive got nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    fn nb_socket(addr: &str) -> UdpSocket {
+        let s = UdpSocket::bind(addr).unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    }
+
+    fn wait_recv(batch: &mut RecvBatch, s: &UdpSocket) -> usize {
+        for _ in 0..200 {
+            match batch.recv(s) {
+                Ok(n) => return n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("nothing received")
+    }
+
+    #[test]
+    fn fan_out_reaches_every_destination_once() {
+        let tx = nb_socket("127.0.0.1:0");
+        let rxs: Vec<UdpSocket> = (0..5).map(|_| nb_socket("127.0.0.1:0")).collect();
+        let dests = Destinations::new(rxs.iter().map(|s| s.local_addr().unwrap()));
+        let n = send_same_to_many(&tx, b"hello", &dests, 0).unwrap();
+        assert_eq!(n, 5);
+        let mut batch = RecvBatch::new(4, 64);
+        for rx in &rxs {
+            assert_eq!(wait_recv(&mut batch, rx), 1);
+            let d = batch.iter().next().unwrap();
+            assert_eq!(d.data, b"hello");
+            assert_eq!(d.from, tx.local_addr().unwrap());
+            assert!(!d.truncated);
+        }
+        // start offset skips the first destinations
+        assert_eq!(send_same_to_many(&tx, b"x", &dests, 3).unwrap(), 2);
+        assert_eq!(send_same_to_many(&tx, b"x", &dests, 5).unwrap(), 0);
+    }
+
+    #[test]
+    fn recv_batch_gets_several_in_order_and_flags_truncation() {
+        let tx = nb_socket("[::1]:0");
+        let rx = nb_socket("[::1]:0");
+        let to = rx.local_addr().unwrap();
+        for i in 0..6u8 {
+            send_one(&tx, &[i; 10], &to).unwrap();
+        }
+        send_one(&tx, &[9; 100], &to).unwrap();
+        let mut batch = RecvBatch::new(8, 32);
+        let mut got = Vec::new();
+        while got.len() < 7 {
+            wait_recv(&mut batch, &rx);
+            got.extend(batch.iter().map(|d| (d.data.to_vec(), d.truncated, d.from)));
+        }
+        for (i, (data, trunc, from)) in got.iter().take(6).enumerate() {
+            assert_eq!(data, &vec![i as u8; 10]);
+            assert!(!trunc);
+            assert_eq!(*from, tx.local_addr().unwrap());
+        }
+        assert_eq!(got[6].0.len(), 32);
+        assert!(got[6].1, "oversize datagram must be flagged truncated");
+    }
+
+    #[test]
+    fn empty_socket_would_block() {
+        let rx = nb_socket("127.0.0.1:0");
+        let mut batch = RecvBatch::default();
+        let e = batch.recv(&rx).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn fallback_paths_work() {
+        let tx = nb_socket("127.0.0.1:0");
+        let rx = nb_socket("127.0.0.1:0");
+        let mut batch = RecvBatch::new(1, 64);
+        send_one(&tx, b"abc", &rx.local_addr().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(batch.recvfrom(rx.as_raw_fd()).unwrap(), 1);
+        assert_eq!(batch.iter().next().unwrap().data, b"abc");
+    }
+}
