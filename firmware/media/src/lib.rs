@@ -1,2 +1,17 @@
-//! Media capture and encoding: camera, microphone and encoder traits with Linux and synthetic
-//! implementations.
+//! Media capture and encoding for roomcast: camera, microphone, clock and video-encoder traits
+//! with Linux implementations (V4L2 capture, ALSA, V4L2 M2M H.264, rav1e AV1, Opus) and
+//! synthetic ones, plus the sender and receiver pipelines the box daemon and the
+//! `roomcast stream|record|probe` commands are built on.
+//!
+//! Layout: [`frame`] raw media types, [`convert`] pixel formats to I420, [`camera`], [`mic`],
+//! [`clock`], [`encoder`] (trait, rav1e, M2M, auto fallback), [`opus`], [`pipeline`]
+//! (sender/receiver), [`probe`] (what hardware is there).
+
+pub mod camera;
+pub mod clock;
+pub mod convert;
+pub mod error;
+pub mod frame;
+pub mod mic;
+
+pub use error::{MediaError, Result};
