@@ -8,6 +8,8 @@
 
 pub mod error;
 pub mod mmsg;
+pub mod native;
+pub mod relay;
 pub mod socket;
 pub mod spec;
 mod sockaddr;

@@ -121,6 +121,40 @@ pub fn send_same_to_many(
     Ok(sent)
 }
 
+/// Outcome of one [`fan_out`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FanoutResult {
+    /// Destinations the datagram was handed to the kernel for.
+    pub sent: usize,
+    /// Destinations that failed (skipped, logged at debug level).
+    pub failed: usize,
+    /// System calls used.
+    pub syscalls: usize,
+}
+
+/// Sends `payload` to every destination, waiting for socket buffer space when needed.
+/// One failing destination is skipped, never stops the rest.
+pub async fn fan_out(sock: &tokio::net::UdpSocket, payload: &[u8], dests: &Destinations) -> FanoutResult {
+    let mut r = FanoutResult::default();
+    let mut i = 0;
+    while i < dests.len() {
+        r.syscalls += 1;
+        match sock.async_io(tokio::io::Interest::WRITABLE, || send_same_to_many(sock, payload, dests, i)).await {
+            Ok(0) => break,
+            Ok(n) => {
+                i += n;
+                r.sent += n;
+            }
+            Err(e) => {
+                tracing::debug!(dest = ?dests.addrs().get(i), "send failed: {e}");
+                i += 1;
+                r.failed += 1;
+            }
+        }
+    }
+    r
+}
+
 /// Sends one datagram to one address (non-blocking).
 pub fn send_one(fd: &impl AsRawFd, payload: &[u8], dest: &SocketAddr) -> io::Result<()> {
     sendto(fd.as_raw_fd(), payload, &CAddr::from_std(dest))

@@ -10,10 +10,12 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use roomcast_amt::SourceGroup;
+
 use crate::error::NetError;
 
 /// The IANA-assigned AMT UDP port (RFC 7450).
-pub const AMT_PORT: u16 = 2268;
+pub const AMT_PORT: u16 = roomcast_amt::AMT_PORT;
 
 /// A source-specific multicast channel plus the UDP destination port of its data:
 /// `SOURCE@GROUP:PORT`.
@@ -31,6 +33,11 @@ impl ChannelSpec {
     /// The group and port as a socket address (where native multicast of it is sent).
     pub fn group_addr(&self) -> SocketAddr {
         SocketAddr::new(self.group, self.port)
+    }
+
+    /// The (S,G) of this channel, validated (SSM range) by `roomcast-amt`.
+    pub fn source_group(&self) -> SourceGroup {
+        SourceGroup { source: self.source, group: self.group }
     }
 }
 
@@ -81,6 +88,7 @@ impl FromStr for ChannelSpec {
         if source.is_multicast() || source.is_unspecified() {
             return Err(parse_err(WHAT, s, format!("source {source} must be a unicast address")));
         }
+        SourceGroup::new(source, group).map_err(|e| parse_err(WHAT, s, e.to_string()))?;
         Ok(ChannelSpec { source, group, port })
     }
 }
@@ -184,6 +192,8 @@ mod tests {
             ("nope@232.1.1.1:5004", "source \"nope\""),
             ("192.0.2.1@ff3e::zz:5004", "group \"ff3e::zz\""),
             ("232.2.2.2@232.1.1.1:5004", "unicast"),
+            ("192.0.2.1@239.1.1.1:5004", "SSM range"),
+            ("2001:db8::1@ff0e::1:5004", "SSM range"),
         ];
         for (input, needle) in cases {
             let e = input.parse::<ChannelSpec>().unwrap_err().to_string();

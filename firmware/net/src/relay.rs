@@ -1,0 +1,383 @@
+//! [`RelayHandle`]: the tokio driver of the sans-IO [`roomcast_amt::Relay`].
+//!
+//! One task owns the relay machine and the AMT socket. It feeds the machine the datagrams it
+//! receives (in `recvmmsg` batches) and its timer (`poll_timeout`), sends what it asks to
+//! (`poll_transmit`), and moves multicast data into the tunnels:
+//! - pushed by other code through [`RelayHandle::inject`] (the meeting service),
+//! - received on `--inject` sockets (every UDP datagram becomes data of one channel),
+//! - received natively on an interface, joined on [`RelayEvent::Subscribe`] and left on
+//!   [`RelayEvent::Unsubscribe`] (see [`crate::native`]).
+//!
+//! Data is encapsulated ONCE per packet and the same bytes are fanned out to every subscribed
+//! tunnel with `sendmmsg` ([`crate::mmsg::fan_out`]). Subscriber lists are cached per (S,G) as
+//! encoded C addresses and rebuilt only after a control datagram or timer, i.e. when the
+//! membership table can have changed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use roomcast_amt::{Relay, RelayConfig, RelayEvent, SourceGroup};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{NetError, Result};
+use crate::mmsg::{fan_out, Destinations, RecvBatch};
+use crate::native::NativeReceiver;
+use crate::socket::{bind_tokio_udp, interface_index};
+use crate::spec::InjectSpec;
+
+/// How many receive batches one wake-up drains before giving other work a turn.
+const DRAIN_BATCHES: usize = 16;
+
+/// Everything a relay driver needs.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Address:port the AMT socket listens on.
+    pub listen: SocketAddr,
+    /// Protocol settings.
+    pub config: RelayConfig,
+    /// `--inject` rules.
+    pub injects: Vec<InjectSpec>,
+    /// Interface to receive native multicast on (none: inject only).
+    pub native_interface: Option<String>,
+}
+
+impl RelayOptions {
+    /// Default protocol settings, no inject rules, no native multicast.
+    pub fn new(listen: SocketAddr) -> RelayOptions {
+        RelayOptions { listen, config: RelayConfig::default(), injects: Vec::new(), native_interface: None }
+    }
+}
+
+/// Counters of a running relay (read with [`RelayHandle::stats`]).
+#[derive(Debug, Default)]
+pub struct RelayCounters {
+    tunnels: AtomicUsize,
+    control_in: AtomicU64,
+    control_rejected: AtomicU64,
+    data_in: AtomicU64,
+    data_out: AtomicU64,
+    send_errors: AtomicU64,
+}
+
+/// A snapshot of [`RelayCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Open tunnels.
+    pub tunnels: usize,
+    /// AMT control datagrams received.
+    pub control_in: u64,
+    /// ...of which the relay machine rejected (bad MAC, malformed, over limits...).
+    pub control_rejected: u64,
+    /// Multicast data packets taken in (injected, inject sockets, native).
+    pub data_in: u64,
+    /// Encapsulated datagrams sent to tunnels.
+    pub data_out: u64,
+    /// Sends that failed.
+    pub send_errors: u64,
+}
+
+enum Command {
+    Inject { sg: SourceGroup, source_port: u16, dest_port: u16, payload: Bytes },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running relay. Dropping it stops the relay (like [`RelayHandle::shutdown`], without waiting).
+#[derive(Debug)]
+pub struct RelayHandle {
+    tx: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+    counters: Arc<RelayCounters>,
+    task: Option<JoinHandle<()>>,
+    inject_tasks: Vec<JoinHandle<()>>,
+}
+
+impl RelayHandle {
+    /// Binds the AMT socket and the inject sockets, opens native multicast if asked, and
+    /// spawns the relay on the current tokio runtime.
+    pub async fn spawn(opts: RelayOptions) -> Result<RelayHandle> {
+        let sock = bind_tokio_udp(opts.listen)?;
+        let local_addr = sock.local_addr()?;
+        let native = match &opts.native_interface {
+            Some(name) => Some(NativeReceiver::new(interface_index(name)?)?),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(1024);
+        let mut inject_tasks = Vec::new();
+        for rule in &opts.injects {
+            let isock = bind_tokio_udp(rule.listen)?;
+            let sg = rule.channel.source_group();
+            let dest_port = rule.channel.port;
+            let tx = tx.clone();
+            tracing::info!(listen = %rule.listen, channel = %rule.channel, "injecting UDP datagrams");
+            inject_tasks.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match isock.recv_from(&mut buf).await {
+                        Ok((n, from)) => {
+                            let payload = Bytes::copy_from_slice(&buf[..n]);
+                            let cmd = Command::Inject { sg, source_port: from.port(), dest_port, payload };
+                            if tx.send(cmd).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => tracing::debug!("inject socket receive error: {e}"),
+                    }
+                }
+            }));
+        }
+        let counters = Arc::new(RelayCounters::default());
+        let relay = Relay::new(opts.config.clone(), Instant::now());
+        let driver = Driver {
+            relay,
+            sock,
+            native,
+            counters: counters.clone(),
+            cache: HashMap::new(),
+            batch: RecvBatch::default(),
+            out: Vec::with_capacity(2048),
+            last_tunnels: 0,
+        };
+        tracing::info!(%local_addr, "AMT relay listening");
+        let task = tokio::spawn(driver.run(rx));
+        Ok(RelayHandle { tx, local_addr, counters, task: Some(task), inject_tasks })
+    }
+
+    /// The address the AMT socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Pushes one UDP payload as multicast data of (S,G) with the given UDP ports into every
+    /// tunnel that joined it. Waits when the driver's queue is full (back-pressure).
+    pub async fn inject(&self, sg: SourceGroup, source_port: u16, dest_port: u16, payload: Bytes) -> Result<()> {
+        self.tx
+            .send(Command::Inject { sg, source_port, dest_port, payload })
+            .await
+            .map_err(|_| NetError::Stopped("relay"))
+    }
+
+    /// Like [`inject`](Self::inject) but never waits: a full queue drops the packet
+    /// (returns `Ok(false)`), as a real-time stream should.
+    pub fn try_inject(&self, sg: SourceGroup, source_port: u16, dest_port: u16, payload: Bytes) -> Result<bool> {
+        match self.tx.try_send(Command::Inject { sg, source_port, dest_port, payload }) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NetError::Stopped("relay")),
+        }
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> RelayStats {
+        let c = &self.counters;
+        RelayStats {
+            tunnels: c.tunnels.load(Ordering::Relaxed),
+            control_in: c.control_in.load(Ordering::Relaxed),
+            control_rejected: c.control_rejected.load(Ordering::Relaxed),
+            data_in: c.data_in.load(Ordering::Relaxed),
+            data_out: c.data_out.load(Ordering::Relaxed),
+            send_errors: c.send_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the relay and waits until its socket is closed.
+    pub async fn shutdown(mut self) {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(done_tx)).await.is_ok() {
+            let _ = done_rx.await;
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        for t in self.inject_tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        for t in &self.inject_tasks {
+            t.abort();
+        }
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+struct Driver {
+    relay: Relay,
+    sock: UdpSocket,
+    native: Option<NativeReceiver>,
+    counters: Arc<RelayCounters>,
+    /// (S,G) -> encoded subscriber addresses; cleared whenever membership may have changed.
+    cache: HashMap<SourceGroup, Destinations>,
+    batch: RecvBatch,
+    out: Vec<u8>,
+    last_tunnels: usize,
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        loop {
+            let deadline = self.relay.poll_timeout();
+            tokio::select! {
+                biased;
+                r = self.sock.readable() => {
+                    if let Err(e) = r {
+                        tracing::error!("AMT socket failed: {e}");
+                        break;
+                    }
+                    self.receive_control();
+                }
+                _ = sleep_until(deadline) => {
+                    self.relay.handle_timeout(Instant::now());
+                    self.cache.clear();
+                }
+                cmd = rx.recv() => match cmd {
+                    Some(Command::Inject { sg, source_port, dest_port, payload }) => {
+                        self.forward(&sg, source_port, dest_port, &payload).await;
+                        // Drain what else is queued without re-running the select.
+                        for _ in 0..64 {
+                            match rx.try_recv() {
+                                Ok(Command::Inject { sg, source_port, dest_port, payload }) => {
+                                    self.forward(&sg, source_port, dest_port, &payload).await;
+                                }
+                                Ok(Command::Shutdown(done)) => {
+                                    self.finish().await;
+                                    let _ = done.send(());
+                                    return;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Some(Command::Shutdown(done)) => {
+                        self.finish().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => break,
+                },
+                pkt = recv_native(&mut self.native) => match pkt {
+                    Ok(p) => {
+                        let sg = SourceGroup { source: p.source.ip(), group: p.group.ip() };
+                        self.forward(&sg, p.source.port(), p.group.port(), &p.payload).await;
+                    }
+                    Err(e) => tracing::warn!("native multicast receive failed: {e}"),
+                },
+            }
+            self.flush().await;
+        }
+        self.finish().await;
+    }
+
+    /// Reads queued AMT datagrams (batched) into the relay machine.
+    fn receive_control(&mut self) {
+        for _ in 0..DRAIN_BATCHES {
+            let batch = &mut self.batch;
+            match self.sock.try_io(Interest::READABLE, || batch.recv(&self.sock)) {
+                Ok(_) => {
+                    let now = Instant::now();
+                    for d in self.batch.iter() {
+                        self.counters.control_in.fetch_add(1, Ordering::Relaxed);
+                        if d.truncated {
+                            self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        if let Err(e) = self.relay.handle_datagram(d.from, d.data, now) {
+                            self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(from = %d.from, "rejected AMT datagram: {e}");
+                        }
+                    }
+                    self.cache.clear();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!("AMT socket receive error: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends the machine's control datagrams and acts on its events.
+    async fn flush(&mut self) {
+        while let Some(t) = self.relay.poll_transmit() {
+            if let Err(e) = self.sock.send_to(&t.payload, t.destination).await {
+                self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(to = %t.destination, "send failed: {e}");
+            }
+        }
+        while let Some(ev) = self.relay.poll_event() {
+            self.cache.clear();
+            match ev {
+                RelayEvent::Subscribe(sg) => {
+                    tracing::info!(%sg, "first tunnel joined");
+                    if let Some(n) = &mut self.native {
+                        if let Err(e) = n.join(sg.source, sg.group) {
+                            tracing::warn!(%sg, "cannot receive natively: {e}");
+                        }
+                    }
+                }
+                RelayEvent::Unsubscribe(sg) => {
+                    tracing::info!(%sg, "last tunnel left");
+                    if let Some(n) = &mut self.native {
+                        if let Err(e) = n.leave(sg.source, sg.group) {
+                            tracing::warn!(%sg, "cannot leave native group: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        let tunnels = self.relay.tunnel_count();
+        if tunnels != self.last_tunnels {
+            tracing::info!(tunnels, "tunnel count changed");
+            self.last_tunnels = tunnels;
+            self.counters.tunnels.store(tunnels, Ordering::Relaxed);
+        }
+    }
+
+    /// Encapsulates one payload once and fans it out to the (S,G)'s tunnels.
+    async fn forward(&mut self, sg: &SourceGroup, source_port: u16, dest_port: u16, payload: &[u8]) {
+        self.counters.data_in.fetch_add(1, Ordering::Relaxed);
+        let relay = &self.relay;
+        let dests = self.cache.entry(*sg).or_insert_with(|| Destinations::new(relay.subscribers(sg)));
+        if dests.is_empty() {
+            return;
+        }
+        if let Err(e) = Relay::encapsulate(sg, source_port, dest_port, payload, &mut self.out) {
+            tracing::debug!(%sg, "cannot encapsulate: {e}");
+            return;
+        }
+        let r = fan_out(&self.sock, &self.out, dests).await;
+        self.counters.data_out.fetch_add(r.sent as u64, Ordering::Relaxed);
+        self.counters.send_errors.fetch_add(r.failed as u64, Ordering::Relaxed);
+    }
+
+    async fn finish(&mut self) {
+        self.flush().await;
+        tracing::info!("AMT relay stopped");
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_native(native: &mut Option<NativeReceiver>) -> std::io::Result<crate::native::NativePacket> {
+    match native {
+        Some(n) => n.recv().await,
+        None => std::future::pending().await,
+    }
+}
