@@ -10,6 +10,7 @@
 pub mod camera;
 pub mod clock;
 pub mod convert;
+pub mod encoder;
 pub mod error;
 pub mod frame;
 pub mod mic;
