@@ -1,0 +1,135 @@
+//! Text helpers shared by the layouts: draw, measure and fit strings with u8g2 fonts.
+//!
+//! The fonts cover Latin-1; any other character is drawn as '?', so a participant's name in
+//! another script still shows that something is there instead of failing the render.
+
+use crate::Frame;
+use embedded_graphics::pixelcolor::Rgb888;
+use embedded_graphics::prelude::Point;
+use std::borrow::Cow;
+use u8g2_fonts::types::{FontColor, HorizontalAlignment, VerticalPosition};
+use u8g2_fonts::FontRenderer;
+
+/// Horizontal anchor of a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    /// `pos` is the left edge.
+    Left,
+    /// `pos` is the centre.
+    Center,
+    /// `pos` is the right edge.
+    Right,
+}
+
+/// A font plus the metrics the layouts need.
+#[derive(Clone)]
+pub struct Font {
+    renderer: FontRenderer,
+}
+
+impl Font {
+    /// Wraps a u8g2 font.
+    pub const fn new<F: u8g2_fonts::Font>() -> Self {
+        Font { renderer: FontRenderer::new::<F>().with_ignore_unknown_chars(true) }
+    }
+
+    /// Pixels above the baseline.
+    pub fn ascent(&self) -> i32 {
+        i32::from(self.renderer.get_ascent())
+    }
+
+    /// Pixels below the baseline (positive).
+    pub fn descent(&self) -> i32 {
+        -i32::from(self.renderer.get_descent())
+    }
+
+    /// Ascent plus descent.
+    pub fn height(&self) -> i32 {
+        self.ascent() + self.descent()
+    }
+
+    /// Width of `s` in pixels.
+    pub fn width(&self, s: &str) -> i32 {
+        let s = latin1(s);
+        self.renderer
+            .get_rendered_dimensions(s.as_ref(), Point::zero(), VerticalPosition::Baseline)
+            .map_or(0, |d| d.advance.x)
+    }
+
+    /// Draws `s` with its baseline at `pos.y`, anchored at `pos.x` per `align`; returns the width.
+    pub fn draw(&self, target: &mut Frame, s: &str, pos: Point, align: Align, color: Rgb888) -> i32 {
+        let s = latin1(s);
+        let h = match align {
+            Align::Left => HorizontalAlignment::Left,
+            Align::Center => HorizontalAlignment::Center,
+            Align::Right => HorizontalAlignment::Right,
+        };
+        let w = self.width(s.as_ref());
+        // Drawing into a Frame cannot fail, and unknown glyphs are ignored.
+        let _ = self.renderer.render_aligned(
+            s.as_ref(),
+            pos,
+            VerticalPosition::Baseline,
+            h,
+            FontColor::Transparent(color),
+            target,
+        );
+        w
+    }
+
+    /// `s` shortened with ".." so it fits in `max` pixels.
+    pub fn fit<'a>(&self, s: &'a str, max: i32) -> Cow<'a, str> {
+        if self.width(s) <= max {
+            return Cow::Borrowed(s);
+        }
+        let mut out: String = s.to_owned();
+        while !out.is_empty() {
+            out.pop();
+            let candidate = format!("{}..", out.trim_end());
+            if self.width(&candidate) <= max {
+                return Cow::Owned(candidate);
+            }
+        }
+        Cow::Owned(String::new())
+    }
+}
+
+/// Picks the first (largest) font in which `s` fits in `max` pixels, else the last one.
+pub fn largest_fitting<'f>(fonts: &'f [Font], s: &str, max: i32) -> &'f Font {
+    fonts.iter().find(|f| f.width(s) <= max).or(fonts.last()).unwrap_or(&fonts[0])
+}
+
+/// `s` with every character outside Latin-1 replaced by '?'.
+fn latin1(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| u32::from(c) <= 0xFF) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.chars().map(|c| if u32::from(c) <= 0xFF { c } else { '?' }).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use u8g2_fonts::fonts::u8g2_font_6x10_tf;
+
+    #[test]
+    fn fit_shortens_with_dots_and_keeps_short_text() {
+        let f = Font::new::<u8g2_font_6x10_tf>();
+        assert_eq!(f.width("abcd"), 24);
+        assert_eq!(f.fit("abcd", 24), "abcd");
+        assert_eq!(f.fit("abcdefgh", 36), "abcd..");
+        assert_eq!(f.fit("abc", 0), "");
+    }
+
+    #[test]
+    fn non_latin1_text_draws_as_question_marks() {
+        let f = Font::new::<u8g2_font_6x10_tf>();
+        assert_eq!(f.width("東京"), f.width("??"));
+        let mut a = Frame::new(embedded_graphics::prelude::Size::new(30, 12));
+        let mut b = a.clone();
+        f.draw(&mut a, "東京", Point::new(0, 9), Align::Left, Rgb888::new(255, 255, 255));
+        f.draw(&mut b, "??", Point::new(0, 9), Align::Left, Rgb888::new(255, 255, 255));
+        assert_eq!(a, b);
+    }
+}
