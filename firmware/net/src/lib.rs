@@ -2,11 +2,17 @@
 //!
 //! The protocol lives in the sans-IO machines of `roomcast-amt`; this crate only moves bytes
 //! and time in and out of them:
+//! - [`relay`]: [`RelayHandle`], the relay driver (control, inject API and sockets, native
+//!   multicast, `sendmmsg` fan-out);
+//! - [`gateway`]: [`GatewayHandle`], the gateway driver (state watch, join/leave, deliveries,
+//!   teardown on close);
+//! - [`native`]: native source-specific multicast receive (relay) and re-send (gateway);
 //! - [`mmsg`]: batched UDP IO (`sendmmsg` fan-out, `recvmmsg` receive) with a plain fallback;
 //! - [`socket`]: socket setup, interfaces, source-specific multicast membership;
 //! - [`spec`]: `SOURCE@GROUP:PORT` and friends, as used on the command line.
 
 pub mod error;
+pub mod gateway;
 pub mod mmsg;
 pub mod native;
 pub mod relay;
@@ -16,3 +22,5 @@ mod sockaddr;
 
 pub use error::{NetError, Result};
 pub use spec::{ChannelSpec, InjectSpec, AMT_PORT};
+pub use gateway::{Delivery, GatewayHandle, GatewayOptions, GatewayStats};
+pub use relay::{RelayHandle, RelayOptions, RelayStats};
