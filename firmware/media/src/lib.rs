@@ -14,5 +14,6 @@ pub mod encoder;
 pub mod error;
 pub mod frame;
 pub mod mic;
+pub mod opus;
 
 pub use error::{MediaError, Result};
