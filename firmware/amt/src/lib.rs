@@ -14,9 +14,16 @@ mod checksum;
 mod data;
 mod error;
 mod gateway;
+pub mod group_record;
+pub mod igmp;
 mod ip;
+pub mod membership;
+pub mod message;
+pub mod mld;
+mod reader;
 mod relay;
 mod source_group;
+pub mod timecode;
 mod transmit;
 
 pub use data::{decapsulate, encapsulate, MulticastData, MulticastDataRef, DATA_TTL, IPV4_DATA_OVERHEAD, IPV6_DATA_OVERHEAD};
@@ -25,3 +32,4 @@ pub use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayState, AMT_PORT, 
 pub use relay::{Relay, RelayConfig, RelayEvent};
 pub use source_group::{is_ssm_v4, is_ssm_v6, SourceGroup};
 pub use transmit::Transmit;
+pub use message::{Message, MessageType, ResponseMac};
