@@ -1,0 +1,133 @@
+//! The participant's side of the control protocol ([`crate::control`]): request bytes to send
+//! to the meeting service and parsing of its responses (untrusted bytes, never panics).
+
+use serde::de::DeserializeOwned;
+
+use crate::roster::{Caps, ErrorBody, JoinReply, JoinRequest, Roster};
+use crate::MeetingError;
+
+fn request(method: &str, host: &str, path: &str, token: &str, body: Option<&str>) -> Vec<u8> {
+    let body = body.unwrap_or("");
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A join request.
+pub fn join(host: &str, meeting: &str, token: &str, room: &str, caps: &Caps) -> Vec<u8> {
+    let body = serde_json::to_string(&JoinRequest { room: room.to_string(), caps: caps.clone() })
+        .unwrap_or_default();
+    request("POST", host, &format!("/v1/meetings/{meeting}/participants"), token, Some(&body))
+}
+
+/// A leave request.
+pub fn leave(host: &str, meeting: &str, token: &str, participant: &str) -> Vec<u8> {
+    request("DELETE", host, &format!("/v1/meetings/{meeting}/participants/{participant}"), token, None)
+}
+
+/// A keepalive.
+pub fn keepalive(host: &str, meeting: &str, token: &str, participant: &str) -> Vec<u8> {
+    request(
+        "POST",
+        host,
+        &format!("/v1/meetings/{meeting}/participants/{participant}/keepalive"),
+        token,
+        None,
+    )
+}
+
+/// A roster request; with `since`, the service holds it until the version passes `since`.
+pub fn roster(host: &str, meeting: &str, token: &str, since: Option<u64>) -> Vec<u8> {
+    let q = since.map(|v| format!("?since={v}")).unwrap_or_default();
+    request("GET", host, &format!("/v1/meetings/{meeting}/roster{q}"), token, None)
+}
+
+/// A complete HTTP response: status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Parses a whole response (the service closes the connection after it).
+pub fn parse_response(buf: &[u8]) -> Result<Response, MeetingError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err(MeetingError::Incomplete),
+        Err(e) => return Err(MeetingError::BadResponse(e.to_string())),
+    };
+    let status = resp.code.ok_or_else(|| MeetingError::BadResponse("no status".into()))?;
+    let mut len = None;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            len = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
+        }
+    }
+    let rest = buf.get(head..).unwrap_or_default();
+    let body = match len {
+        Some(n) => rest.get(..n).ok_or(MeetingError::Incomplete)?,
+        None => rest,
+    };
+    Ok(Response { status, body: body.to_vec() })
+}
+
+/// Decodes a 200's JSON body, or turns an error status into [`MeetingError::Refused`].
+pub fn decode<T: DeserializeOwned>(resp: &Response) -> Result<T, MeetingError> {
+    if resp.status != 200 {
+        let message = serde_json::from_slice::<ErrorBody>(&resp.body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&resp.body).into_owned());
+        return Err(MeetingError::Refused { status: resp.status, message });
+    }
+    serde_json::from_slice(&resp.body).map_err(|e| MeetingError::BadResponse(e.to_string()))
+}
+
+/// Decodes a join reply.
+pub fn decode_join(resp: &Response) -> Result<JoinReply, MeetingError> {
+    decode(resp)
+}
+
+/// Decodes a roster; `Ok(None)` for a long poll that ended without change (204).
+pub fn decode_roster(resp: &Response) -> Result<Option<Roster>, MeetingError> {
+    if resp.status == 204 {
+        return Ok(None);
+    }
+    decode(resp).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{encode_response, parse_request, ControlRequest};
+
+    #[test]
+    fn client_requests_parse_on_the_service_side() {
+        let caps = Caps::default();
+        let (r, _) = parse_request(&join("h", "demo", "tok", "Room", &caps)).unwrap();
+        assert!(matches!(r, ControlRequest::Join { ref token, .. } if token == "tok"));
+        let (r, _) = parse_request(&roster("h", "demo", "tok", Some(3))).unwrap();
+        assert_eq!(r, ControlRequest::Roster { meeting: "demo".into(), token: "tok".into(), since: Some(3) });
+        let (r, _) = parse_request(&leave("h", "demo", "tok", "abc")).unwrap();
+        assert!(matches!(r, ControlRequest::Leave { .. }));
+        let (r, _) = parse_request(&keepalive("h", "demo", "tok", "abc")).unwrap();
+        assert!(matches!(r, ControlRequest::Keepalive { .. }));
+    }
+
+    #[test]
+    fn errors_become_refused() {
+        let raw = encode_response(403, "application/json", br#"{"error":"wrong access token"}"#);
+        let resp = parse_response(&raw).unwrap();
+        assert_eq!(
+            decode_join(&resp),
+            Err(MeetingError::Refused { status: 403, message: "wrong access token".into() })
+        );
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab").is_err());
+        assert!(parse_response(b"garbage\r\n\r\n").is_err());
+    }
+}

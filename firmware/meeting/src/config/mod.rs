@@ -1,0 +1,423 @@
+//! `roomcast.toml`, the box's configuration: typed settings with board defaults, read by a
+//! checker that reports every problem with its key and line (see [`check`]).
+//! `config/roomcast.example.toml` documents every setting.
+
+pub mod board;
+pub mod check;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use toml_edit::Document;
+
+pub use board::BoardDefaults;
+pub use check::ConfigError;
+use check::{line_of, Reader};
+
+use crate::roster::Family;
+
+/// `[room]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomConfig {
+    /// The room's name as others see it.
+    pub name: String,
+}
+
+/// `[meeting]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingConfig {
+    /// The meeting service's control address, `HOST:PORT`.
+    pub server: String,
+    /// Meeting id.
+    pub id: String,
+    /// Access token.
+    pub token: String,
+}
+
+/// `[amt]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmtConfig {
+    /// AMT relay `HOST[:PORT]`; `None` = the relay the meeting service names.
+    pub relay: Option<String>,
+    /// Which family's groups to join through the tunnel.
+    pub family: Family,
+}
+
+/// `[video]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoConfig {
+    /// Send video at all.
+    pub enabled: bool,
+    /// `auto`, `synthetic`, or a V4L2 device path.
+    pub source: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Target bitrate.
+    pub bitrate_kbps: u32,
+    /// `auto`, `hardware`, `software`.
+    pub encoder: String,
+    /// rav1e speed preset (0..=10).
+    pub software_speed: u8,
+    /// Encoder threads (0 = encoder decides).
+    pub threads: u8,
+    /// Seconds between keyframes.
+    pub keyframe_interval_s: u32,
+}
+
+/// `[audio]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioConfig {
+    /// Send audio at all.
+    pub enabled: bool,
+    /// `auto`, `synthetic`, or an ALSA PCM name.
+    pub source: String,
+    /// `auto`, `none`, `null`, or an ALSA PCM name.
+    pub playback: String,
+    /// Opus bitrate.
+    pub bitrate_kbps: u32,
+    /// Channels sent (1 or 2).
+    pub channels: u8,
+    /// Opus in-band FEC.
+    pub fec: bool,
+    /// Opus DTX.
+    pub dtx: bool,
+    /// Start muted.
+    pub muted: bool,
+    /// GPIO mute button: character device and line, if configured.
+    pub mute_button: Option<GpioButton>,
+}
+
+/// A GPIO push button (gpio-cdev).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpioButton {
+    /// `/dev/gpiochipN`.
+    pub chip: String,
+    /// Line offset.
+    pub line: u32,
+    /// Pressed reads low.
+    pub active_low: bool,
+}
+
+/// `[display]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayConfig {
+    /// `auto`, `none`, `ssd1306`, `framebuffer`, `png`.
+    pub kind: String,
+    /// I2C bus device of the OLED.
+    pub i2c_bus: String,
+    /// OLED I2C address.
+    pub i2c_address: u8,
+    /// Framebuffer device.
+    pub framebuffer: String,
+    /// PNG file (kind = "png").
+    pub png: Option<PathBuf>,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Wired interface.
+    pub interface: String,
+    /// `dhcp` or `static`.
+    pub mode: String,
+    /// Static address `ADDR/PREFIX`.
+    pub address: Option<String>,
+    /// Static default gateway.
+    pub gateway: Option<String>,
+    /// DNS servers.
+    pub dns: Vec<String>,
+    /// NTP servers (init's ntpd uses them).
+    pub ntp: Vec<String>,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Re-send the meeting's streams as native multicast on the room LAN.
+    pub lan_multicast: bool,
+    /// Interface for the LAN re-send (default: `interface`).
+    pub lan_interface: Option<String>,
+    /// TTL of the LAN re-send.
+    pub lan_ttl: u8,
+}
+
+/// `[debug]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugConfig {
+    /// The box writes its state as JSON here (display state, roster, bitrates).
+    pub state_file: Option<PathBuf>,
+    /// The box writes what it receives here (per participant `video.ivf`/`.h264`, `audio.opus`).
+    pub record_dir: Option<PathBuf>,
+}
+
+/// The whole `roomcast.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[room]`.
+    pub room: RoomConfig,
+    /// `[meeting]`.
+    pub meeting: MeetingConfig,
+    /// `[amt]`.
+    pub amt: AmtConfig,
+    /// `[video]`.
+    pub video: VideoConfig,
+    /// `[audio]`.
+    pub audio: AudioConfig,
+    /// `[display]`.
+    pub display: DisplayConfig,
+    /// `[network]`.
+    pub network: NetworkConfig,
+    /// `[debug]`.
+    pub debug: DebugConfig,
+}
+
+fn check_hostport(s: &str, port_required: bool) -> Result<(), String> {
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ if s.parse::<IpAddr>().is_ok() && !port_required => return Ok(()),
+        _ => (s, None),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("{p:?} is not a port (1..65535)"));
+        }
+    } else if port_required {
+        return Err(format!("{s:?} needs a port: HOST:PORT (e.g. \"10.0.2.2:8470\")"));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty()
+        || !(host.parse::<IpAddr>().is_ok()
+            || host.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.'))
+    {
+        return Err(format!("{host:?} is not a host name or IP address"));
+    }
+    Ok(())
+}
+
+fn check_id(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.starts_with('.') || s.len() > 64 || !s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')) {
+        return Err("use 1 to 64 letters, digits, '-', '_' or '.'".into());
+    }
+    Ok(())
+}
+
+fn check_cidr(s: &str) -> Result<(), String> {
+    let (a, p) = s.split_once('/').ok_or("expected ADDRESS/PREFIX, e.g. \"192.168.1.50/24\"")?;
+    let ip: IpAddr = a.parse().map_err(|_| format!("{a:?} is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match p.parse::<u8>() {
+        Ok(n) if n <= max => Ok(()),
+        _ => Err(format!("{p:?} is not a prefix length 0..={max}")),
+    }
+}
+
+impl Config {
+    /// Reads `roomcast.toml` text; board defaults fill what it leaves out. Every problem is
+    /// returned, each naming its key and line.
+    pub fn parse(src: &str, board: &BoardDefaults) -> Result<Config, Vec<ConfigError>> {
+        let doc = match Document::parse(src) {
+            Ok(d) => d,
+            Err(e) => {
+                let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
+                let key = "toml".to_string();
+                return Err(vec![ConfigError { key, line, message: e.message().trim().to_string() }]);
+            }
+        };
+        let root = doc.as_table();
+        let mut r = Reader::new(src);
+
+        let mut s = r.section(root, "room");
+        let name = s.req_str(&mut r, "name", "the room's name, e.g. \"Blue room\"");
+        s.checked_str(&mut r, "name", &name, |n| {
+            let c = n.chars().count();
+            if c == 0 || c > 64 {
+                Err("must be 1 to 64 characters".into())
+            } else if n.chars().any(char::is_control) {
+                Err("must not contain control characters".into())
+            } else {
+                Ok(())
+            }
+        });
+        s.finish(&mut r);
+        let room = RoomConfig { name };
+
+        let mut s = r.section(root, "meeting");
+        let server = s.req_str(&mut r, "server", "the meeting service, HOST:PORT");
+        s.checked_str(&mut r, "server", &server, |v| check_hostport(v, true));
+        let id = s.req_str(&mut r, "id", "the meeting's id");
+        s.checked_str(&mut r, "id", &id, check_id);
+        let token = s.req_str(&mut r, "token", "the meeting's access token");
+        s.checked_str(&mut r, "token", &token, |t| {
+            if t.is_empty() || t.len() > 256 || t.chars().any(|c| c.is_control() || c == ' ') {
+                Err("must be 1 to 256 characters without spaces".into())
+            } else {
+                Ok(())
+            }
+        });
+        s.finish(&mut r);
+        let meeting = MeetingConfig { server, id, token };
+
+        let mut s = r.section(root, "amt");
+        let relay = s.opt_str(&mut r, "relay");
+        if let Some(v) = &relay {
+            s.checked_str(&mut r, "relay", v, |v| check_hostport(v, false));
+        }
+        let family = match s.choice(&mut r, "family", &["ipv4", "ipv6"], "ipv4").as_str() {
+            "ipv6" => Family::Ipv6,
+            _ => Family::Ipv4,
+        };
+        s.finish(&mut r);
+        let amt = AmtConfig { relay, family };
+
+        let mut s = r.section(root, "video");
+        let enabled = s.bool_or(&mut r, "enabled", true);
+        let source = s.str_or(&mut r, "source", &board.camera);
+        s.checked_str(&mut r, "source", &source, |v| {
+            if v == "auto" || v == "synthetic" || v.starts_with('/') {
+                Ok(())
+            } else {
+                Err(format!("{v:?}: use \"auto\", \"synthetic\" or a device path like \"/dev/video0\""))
+            }
+        });
+        let width = s.int_or(&mut r, "width", 16..=3840, board.video_width.into()) as u32;
+        let height = s.int_or(&mut r, "height", 16..=2160, board.video_height.into()) as u32;
+        let fps = s.int_or(&mut r, "fps", 1..=60, board.video_fps.into()) as u32;
+        let bitrate_kbps = s.int_or(&mut r, "bitrate_kbps", 50..=20_000, board.video_bitrate_kbps.into()) as u32;
+        let encoder = s.choice(&mut r, "encoder", &["auto", "hardware", "software"], &board.encoder);
+        let software_speed = s.int_or(&mut r, "software_speed", 0..=10, board.software_speed.into()) as u8;
+        let threads = s.int_or(&mut r, "threads", 0..=64, board.encoder_threads.into()) as u8;
+        let keyframe_interval_s = s.int_or(&mut r, "keyframe_interval_s", 1..=60, 2) as u32;
+        if width % 2 == 1 || height % 2 == 1 {
+            let key = if width % 2 == 1 { "width" } else { "height" };
+            r.error(format!("video.{key}"), s.span_of(key), "width and height must be even (4:2:0 video)");
+        }
+        s.finish(&mut r);
+        let video = VideoConfig {
+            enabled,
+            source,
+            width,
+            height,
+            fps,
+            bitrate_kbps,
+            encoder,
+            software_speed,
+            threads,
+            keyframe_interval_s,
+        };
+
+        let mut s = r.section(root, "audio");
+        let enabled = s.bool_or(&mut r, "enabled", true);
+        let source = s.str_or(&mut r, "source", &board.microphone);
+        let playback = s.str_or(&mut r, "playback", &board.playback);
+        let bitrate_kbps = s.int_or(&mut r, "bitrate_kbps", 6..=510, 32) as u32;
+        let channels = s.int_or(&mut r, "channels", 1..=2, 1) as u8;
+        let fec = s.bool_or(&mut r, "fec", true);
+        let dtx = s.bool_or(&mut r, "dtx", false);
+        let muted = s.bool_or(&mut r, "muted", false);
+        let chip = s.opt_str(&mut r, "mute_gpio_chip");
+        let line = s.opt_int(&mut r, "mute_gpio_line", 0..=1023);
+        let active_low = s.bool_or(&mut r, "mute_gpio_active_low", true);
+        let mute_button = match (chip, line) {
+            (Some(chip), Some(line)) => Some(GpioButton { chip, line: line as u32, active_low }),
+            (Some(_), None) => {
+                r.error("audio.mute_gpio_line", s.span_of("mute_gpio_chip"), "mute_gpio_chip is set: also set mute_gpio_line (the line offset)");
+                None
+            }
+            (None, Some(_)) => {
+                r.error("audio.mute_gpio_chip", s.span_of("mute_gpio_line"), "mute_gpio_line is set: also set mute_gpio_chip, e.g. \"/dev/gpiochip0\"");
+                None
+            }
+            (None, None) => None,
+        };
+        s.finish(&mut r);
+        let audio =
+            AudioConfig { enabled, source, playback, bitrate_kbps, channels, fec, dtx, muted, mute_button };
+
+        let mut s = r.section(root, "display");
+        let kind = s.choice(&mut r, "kind", &["auto", "none", "ssd1306", "framebuffer", "png"], &board.display);
+        let i2c_bus = s.str_or(&mut r, "i2c_bus", &board.i2c_bus);
+        let i2c_address = s.int_or(&mut r, "i2c_address", 0x3c..=0x3d, board.i2c_address.into()) as u8;
+        let framebuffer = s.str_or(&mut r, "framebuffer", &board.framebuffer);
+        let png = s.opt_str(&mut r, "png").map(PathBuf::from);
+        if kind == "png" && png.is_none() {
+            r.error("display.png", s.span_of("kind"), "kind = \"png\" needs png = \"/path/screen.png\"");
+        }
+        s.finish(&mut r);
+        let display = DisplayConfig { kind, i2c_bus, i2c_address, framebuffer, png };
+
+        let mut s = r.section(root, "network");
+        let interface = s.str_or(&mut r, "interface", &board.network_interface);
+        let mode = s.choice(&mut r, "mode", &["dhcp", "static"], "dhcp");
+        let address = s.opt_str(&mut r, "address");
+        if let Some(a) = &address {
+            s.checked_str(&mut r, "address", a, check_cidr);
+        } else if mode == "static" {
+            r.error("network.address", s.span_of("mode"), "mode = \"static\" needs address = \"ADDR/PREFIX\"");
+        }
+        let gateway = s.opt_str(&mut r, "gateway");
+        if let Some(g) = &gateway {
+            s.checked_str(&mut r, "gateway", g, |v| {
+                v.parse::<IpAddr>().map(|_| ()).map_err(|_| format!("{v:?} is not an IP address"))
+            });
+        }
+        let dns = s.str_list(&mut r, "dns");
+        let ntp = s.str_list(&mut r, "ntp");
+        let hostname = s.opt_str(&mut r, "hostname");
+        let lan_multicast = s.bool_or(&mut r, "lan_multicast", false);
+        let lan_interface = s.opt_str(&mut r, "lan_interface");
+        let lan_ttl = s.int_or(&mut r, "lan_ttl", 1..=255, 1) as u8;
+        s.finish(&mut r);
+        let network = NetworkConfig {
+            interface,
+            mode,
+            address,
+            gateway,
+            dns,
+            ntp,
+            hostname,
+            lan_multicast,
+            lan_interface,
+            lan_ttl,
+        };
+
+        let mut s = r.section(root, "debug");
+        let state_file = s.opt_str(&mut r, "state_file").map(PathBuf::from);
+        let record_dir = s.opt_str(&mut r, "record_dir").map(PathBuf::from);
+        s.finish(&mut r);
+        let debug = DebugConfig { state_file, record_dir };
+
+        const SECTIONS: [&str; 8] = ["room", "meeting", "amt", "video", "audio", "display", "network", "debug"];
+        for (k, item) in root.iter() {
+            if !SECTIONS.contains(&k) {
+                let span = root.key(k).and_then(|key| key.span()).or_else(|| item.span());
+                r.error(k, span, format!("unknown section or key (sections: {})", SECTIONS.join(", ")));
+            }
+        }
+
+        if r.errors.is_empty() {
+            Ok(Config { room, meeting, amt, video, audio, display, network, debug })
+        } else {
+            r.errors.sort_by_key(|e| e.line);
+            Err(r.errors)
+        }
+    }
+
+    /// Reads a file; a read error is one [`ConfigError`] with line 0.
+    pub fn load(path: &std::path::Path, board: &BoardDefaults) -> Result<Config, Vec<ConfigError>> {
+        match std::fs::read_to_string(path) {
+            Ok(src) => Self::parse(&src, board),
+            Err(e) => Err(vec![ConfigError {
+                key: path.display().to_string(),
+                line: 0,
+                message: format!("cannot read: {e}"),
+            }]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

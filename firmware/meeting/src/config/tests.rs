@@ -1,0 +1,133 @@
+//! Tests of `roomcast.toml` reading: defaults, board defaults, and errors naming key and line.
+
+use super::*;
+
+const GOOD: &str = r#"
+[room]
+name = "Blue room"
+
+[meeting]
+server = "10.0.2.2:8470"
+id = "demo"
+token = "letmein"
+
+[video]
+source = "synthetic"
+width = 320
+height = 180
+bitrate_kbps = 400
+"#;
+
+#[test]
+fn good_config_reads_with_defaults() {
+    let c = Config::parse(GOOD, &BoardDefaults::default()).unwrap();
+    assert_eq!(c.room.name, "Blue room");
+    assert_eq!(c.meeting.server, "10.0.2.2:8470");
+    assert_eq!(c.video.source, "synthetic");
+    assert_eq!((c.video.width, c.video.height, c.video.fps), (320, 180, 15));
+    assert_eq!(c.video.bitrate_kbps, 400);
+    assert_eq!(c.audio.source, "auto");
+    assert_eq!(c.amt.family, Family::Ipv4);
+    assert_eq!(c.amt.relay, None);
+    assert!(!c.network.lan_multicast);
+    assert_eq!(c.audio.mute_button, None);
+}
+
+#[test]
+fn board_defaults_fill_gaps_and_config_wins() {
+    let (board, errs) = BoardDefaults::parse(
+        "[devices]\ncamera = \"/dev/video0\"\nvideo_fps = 5\nvideo_width = 160\nvideo_height = 90\ndisplay = \"framebuffer\"\n",
+    );
+    assert!(errs.is_empty());
+    let c = Config::parse(GOOD, &board).unwrap();
+    assert_eq!(c.video.fps, 5, "from the board");
+    assert_eq!(c.video.width, 320, "roomcast.toml wins");
+    assert_eq!(c.video.source, "synthetic", "roomcast.toml wins");
+    assert_eq!(c.display.kind, "framebuffer");
+}
+
+fn errors(src: &str) -> Vec<ConfigError> {
+    Config::parse(src, &BoardDefaults::default()).unwrap_err()
+}
+
+#[test]
+fn every_error_names_key_and_line() {
+    let src = r#"[room]
+name = "Blue room"
+
+[meeting]
+server = "10.0.2.2"
+id = "demo"
+token = "t"
+
+[video]
+bitrate_kbps = "fast"
+fps = 500
+colour = "red"
+
+[audio]
+muted = "yes"
+"#;
+    let errs = errors(src);
+    let got: Vec<(String, usize)> = errs.iter().map(|e| (e.key.clone(), e.line)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("meeting.server".to_string(), 5),
+            ("video.bitrate_kbps".to_string(), 10),
+            ("video.fps".to_string(), 11),
+            ("video.colour".to_string(), 12),
+            ("audio.muted".to_string(), 15),
+        ],
+        "{errs:#?}"
+    );
+    assert!(errs[0].message.contains("needs a port"), "{}", errs[0]);
+    assert!(errs[1].message.contains("expected an integer"), "{}", errs[1]);
+    assert!(errs[2].message.contains("out of range"), "{}", errs[2]);
+    assert!(errs[3].message.contains("unknown setting"), "{}", errs[3]);
+    assert_eq!(errs[4].to_string(), "line 15: audio.muted: expected true or false, found string");
+}
+
+#[test]
+fn missing_required_keys_are_reported() {
+    let errs = errors("[room]\nname = \"x\"\n\n[meeting]\nid = \"demo\"\n");
+    let keys: Vec<(&str, usize)> = errs.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(keys, vec![("meeting.server", 4), ("meeting.token", 4)], "{errs:#?}");
+    let errs = errors("");
+    assert!(errs.iter().any(|e| e.key == "room.name" && e.message.contains("[room]")));
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let errs = errors("[room]\nname = \"x\"\n[meeting\n");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].line, 3, "{:?}", errs[0]);
+}
+
+#[test]
+fn choices_sections_and_dependencies() {
+    let src = "[room]\nname=\"r\"\n[meeting]\nserver=\"h:1\"\nid=\"d\"\ntoken=\"t\"\n[amt]\nfamily=\"ipx\"\n[display]\nkind=\"png\"\n[network]\nmode=\"static\"\n[audio]\nmute_gpio_chip=\"/dev/gpiochip0\"\n[bogus]\n";
+    let errs = errors(src);
+    let keys: Vec<(&str, usize)> = errs.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("amt.family", 8),
+            ("display.png", 10),
+            ("network.address", 12),
+            ("audio.mute_gpio_line", 14),
+            ("bogus", 15),
+        ],
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/");
+    for name in ["roomcast.toml", "roomcast.example.toml"] {
+        let path = std::path::Path::new(root).join(name);
+        let result = Config::load(&path, &BoardDefaults::default());
+        assert!(result.is_ok(), "{name}: {:#?}", result.err());
+    }
+}

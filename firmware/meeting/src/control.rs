@@ -1,0 +1,352 @@
+//! The meeting control protocol: HTTP/1.1 with JSON bodies, one request per connection.
+//!
+//! | request | meaning |
+//! | --- | --- |
+//! | `GET /v1/health` | liveness |
+//! | `POST /v1/meetings/{m}/participants` body `{"room":..,"caps":{..}}` | join; returns SSRCs, groups, where to send RTP |
+//! | `DELETE /v1/meetings/{m}/participants/{p}` | leave |
+//! | `POST /v1/meetings/{m}/participants/{p}/keepalive` | I am still here |
+//! | `GET /v1/meetings/{m}/roster[?since=V]` | roster (JSON); with `since`, waits until the version passes V |
+//! | `GET /v1/meetings/{m}/participants/{p}/sdp[?family=ipv6]` | a participant's SDP (`application/sdp`) |
+//!
+//! Every request but health carries the meeting's token as `Authorization: Bearer TOKEN` (or
+//! `?token=TOKEN`, for players that fetch an SDP by URL). Parsing takes untrusted bytes and
+//! never panics; requests are bounded (8 KiB of headers, 16 KiB of body).
+
+use serde::Serialize;
+
+use crate::roster::{Family, JoinRequest};
+use crate::MeetingError;
+
+/// Most bytes of request head accepted.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Most bytes of request body accepted.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// A parsed control request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlRequest {
+    /// `GET /v1/health`.
+    Health,
+    /// Join a meeting.
+    Join {
+        /// Meeting id.
+        meeting: String,
+        /// Token presented.
+        token: String,
+        /// Room and capabilities.
+        body: JoinRequest,
+    },
+    /// Leave.
+    Leave {
+        /// Meeting id.
+        meeting: String,
+        /// Token presented.
+        token: String,
+        /// Participant id.
+        participant: String,
+    },
+    /// Keep a participant alive.
+    Keepalive {
+        /// Meeting id.
+        meeting: String,
+        /// Token presented.
+        token: String,
+        /// Participant id.
+        participant: String,
+    },
+    /// Fetch the roster, optionally waiting for a version newer than `since`.
+    Roster {
+        /// Meeting id.
+        meeting: String,
+        /// Token presented.
+        token: String,
+        /// Wait for a version past this one.
+        since: Option<u64>,
+    },
+    /// Fetch a participant's SDP.
+    Sdp {
+        /// Meeting id.
+        meeting: String,
+        /// Token presented.
+        token: String,
+        /// Participant id.
+        participant: String,
+        /// Which family's (S,G).
+        family: Family,
+    },
+}
+
+/// What the service answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A JSON body with a status.
+    Json {
+        /// HTTP status.
+        status: u16,
+        /// Serialized JSON.
+        body: String,
+    },
+    /// An SDP body (200).
+    Sdp(String),
+    /// Long poll: the driver waits until the roster version passes `since` (or a timeout),
+    /// then asks again without `since`.
+    WaitRoster {
+        /// Meeting id.
+        meeting: String,
+        /// Version the client has.
+        since: u64,
+    },
+}
+
+impl Reply {
+    /// A JSON reply.
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        Reply::Json {
+            status,
+            body: serde_json::to_string(value).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+
+    /// The HTTP response bytes (not valid for `WaitRoster`, which yields a 204).
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Reply::Json { status, body } => encode_response(*status, "application/json", body.as_bytes()),
+            Reply::Sdp(body) => encode_response(200, "application/sdp", body.as_bytes()),
+            Reply::WaitRoster { .. } => encode_response(204, "application/json", b""),
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// An HTTP/1.1 response with `Connection: close`.
+pub fn encode_response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reason(status),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A bad request reply for a parse error (to send before closing).
+pub fn error_response(e: &MeetingError) -> Vec<u8> {
+    let status = match e {
+        MeetingError::Limit(_) => 413,
+        _ => 400,
+    };
+    let body = serde_json::json!({ "error": e.to_string() }).to_string();
+    encode_response(status, "application/json", body.as_bytes())
+}
+
+fn bad(msg: impl Into<String>) -> MeetingError {
+    MeetingError::BadRequest(msg.into())
+}
+
+/// Decodes `%XX` escapes and `+`; invalid escapes are an error.
+fn percent_decode(s: &str) -> Result<String, MeetingError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b.get(i + 1..i + 3).ok_or_else(|| bad("truncated % escape"))?;
+                let hex = std::str::from_utf8(hex).map_err(|_| bad("bad % escape"))?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad("bad % escape"))?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad("query is not UTF-8"))
+}
+
+/// An id in a path: letters, digits, `-`, `_`, `.` (not first); 1 to 64 characters.
+fn id_segment(s: &str) -> Result<String, MeetingError> {
+    if s.is_empty()
+        || s.starts_with('.')
+        || s.len() > 64
+        || !s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    {
+        return Err(bad(format!("bad id in path: {:?}", s.chars().take(64).collect::<String>())));
+    }
+    Ok(s.to_string())
+}
+
+/// Parses one request from the start of `buf`. Returns the request and the bytes it used;
+/// [`MeetingError::Incomplete`] when more bytes are needed.
+pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > MAX_HEAD {
+                Err(MeetingError::Limit("request head too large".into()))
+            } else {
+                Err(MeetingError::Incomplete)
+            };
+        }
+        Err(e) => return Err(bad(format!("HTTP: {e}"))),
+    };
+    if head_len > MAX_HEAD {
+        return Err(MeetingError::Limit("request head too large".into()));
+    }
+    let method = req.method.ok_or_else(|| bad("no method"))?;
+    let target = req.path.ok_or_else(|| bad("no path"))?;
+    let mut content_length = 0usize;
+    let mut token = None;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value).map_err(|_| bad("bad Content-Length"))?;
+            content_length = v.trim().parse().map_err(|_| bad("bad Content-Length"))?;
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(bad("Transfer-Encoding is not supported; send Content-Length"));
+        } else if h.name.eq_ignore_ascii_case("authorization") {
+            let v = std::str::from_utf8(h.value).map_err(|_| bad("bad Authorization"))?;
+            let t = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .ok_or_else(|| bad("Authorization must be `Bearer TOKEN`"))?;
+            token = Some(t.trim().to_string());
+        }
+    }
+    if content_length > MAX_BODY {
+        return Err(MeetingError::Limit("request body too large".into()));
+    }
+    let total = head_len.checked_add(content_length).ok_or_else(|| bad("length overflow"))?;
+    let body = match buf.get(head_len..total) {
+        Some(b) => b,
+        None => return Err(MeetingError::Incomplete),
+    };
+
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut since = None;
+    let mut family = Family::Ipv4;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v)?;
+        match k {
+            "token" => token = token.or(Some(v)),
+            "since" => since = Some(v.parse::<u64>().map_err(|_| bad("since must be a number"))?),
+            "family" => {
+                family = match v.as_str() {
+                    "ipv4" => Family::Ipv4,
+                    "ipv6" => Family::Ipv6,
+                    _ => return Err(bad("family must be ipv4 or ipv6")),
+                }
+            }
+            _ => {}
+        }
+    }
+    let token = || token.clone().ok_or_else(|| bad("missing token (Authorization: Bearer TOKEN)"));
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let request = match (method, segs.as_slice()) {
+        ("GET", ["v1", "health"]) => ControlRequest::Health,
+        ("POST", ["v1", "meetings", m, "participants"]) => {
+            let body: JoinRequest =
+                serde_json::from_slice(body).map_err(|e| bad(format!("join body: {e}")))?;
+            ControlRequest::Join { meeting: id_segment(m)?, token: token()?, body }
+        }
+        ("DELETE", ["v1", "meetings", m, "participants", p]) => ControlRequest::Leave {
+            meeting: id_segment(m)?,
+            token: token()?,
+            participant: id_segment(p)?,
+        },
+        ("POST", ["v1", "meetings", m, "participants", p, "keepalive"]) => {
+            ControlRequest::Keepalive { meeting: id_segment(m)?, token: token()?, participant: id_segment(p)? }
+        }
+        ("GET", ["v1", "meetings", m, "roster"]) => {
+            ControlRequest::Roster { meeting: id_segment(m)?, token: token()?, since }
+        }
+        ("GET", ["v1", "meetings", m, "participants", p, "sdp"]) => ControlRequest::Sdp {
+            meeting: id_segment(m)?,
+            token: token()?,
+            participant: id_segment(p)?,
+            family,
+        },
+        _ => return Err(bad(format!("no such request: {method} {}", path.chars().take(100).collect::<String>()))),
+    };
+    Ok((request, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_join() {
+        let body = r#"{"room":"Blue room","caps":{"audio":{"codec":"opus","payload_type":111,"channels":1}}}"#;
+        let raw = format!(
+            "POST /v1/meetings/demo/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (req, used) = parse_request(raw.as_bytes()).unwrap();
+        assert_eq!(used, raw.len());
+        match req {
+            ControlRequest::Join { meeting, token, body } => {
+                assert_eq!(meeting, "demo");
+                assert_eq!(token, "s3cret");
+                assert_eq!(body.room, "Blue room");
+                assert_eq!(body.caps.audio.unwrap().payload_type, 111);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn incomplete_and_bad_requests() {
+        let raw = b"POST /v1/meetings/demo/participants HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: 10\r\n\r\n{\"ro";
+        assert_eq!(parse_request(raw), Err(MeetingError::Incomplete));
+        assert_eq!(parse_request(b"GET /v1/hea"), Err(MeetingError::Incomplete));
+        assert!(matches!(parse_request(b"GET /v1/meetings/demo/roster HTTP/1.1\r\n\r\n"), Err(MeetingError::BadRequest(_))));
+        assert!(matches!(parse_request(b"GET /v1/meetings/../roster?token=a HTTP/1.1\r\n\r\n"), Err(MeetingError::BadRequest(_))));
+        assert!(matches!(parse_request(b"\x00\x01\x02\r\n\r\n"), Err(MeetingError::BadRequest(_))));
+        let big = format!("POST /v1/meetings/d/participants HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
+        assert!(matches!(parse_request(big.as_bytes()), Err(MeetingError::Limit(_))));
+    }
+
+    #[test]
+    fn parses_roster_sdp_leave_with_query_tokens() {
+        let (r, _) = parse_request(b"GET /v1/meetings/demo/roster?since=4&token=a%20b HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(r, ControlRequest::Roster { meeting: "demo".into(), token: "a b".into(), since: Some(4) });
+        let (r, _) = parse_request(b"GET /v1/meetings/demo/participants/ab12/sdp?family=ipv6 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n").unwrap();
+        assert_eq!(
+            r,
+            ControlRequest::Sdp { meeting: "demo".into(), token: "t".into(), participant: "ab12".into(), family: Family::Ipv6 }
+        );
+        let (r, _) = parse_request(b"DELETE /v1/meetings/demo/participants/ab12 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n").unwrap();
+        assert!(matches!(r, ControlRequest::Leave { .. }));
+    }
+
+    #[test]
+    fn responses_are_http() {
+        let r = Reply::json(403, &serde_json::json!({"error": "no"})).encode();
+        let s = String::from_utf8(r).unwrap();
+        assert!(s.starts_with("HTTP/1.1 403 Forbidden\r\n"));
+        assert!(s.ends_with("\r\n\r\n{\"error\":\"no\"}"));
+    }
+}

@@ -1,0 +1,250 @@
+//! The data every participant learns about the meeting: the roster of participants, each with
+//! its SSRCs, its (S,G) per address family, its ports and the SDP of its streams. These types
+//! are the JSON bodies of the control protocol (see [`crate::control`]).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::MeetingError;
+
+/// A source-specific multicast channel (S,G), written `S@G` like roomcast's AMT tools do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceGroup {
+    /// The source address S.
+    pub source: IpAddr,
+    /// The group address G.
+    pub group: IpAddr,
+}
+
+impl SourceGroup {
+    /// Builds an (S,G); both addresses must be of the same family.
+    pub fn new(source: IpAddr, group: IpAddr) -> Self {
+        Self { source, group }
+    }
+}
+
+impl fmt::Display for SourceGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.source, self.group)
+    }
+}
+
+impl FromStr for SourceGroup {
+    type Err = MeetingError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (src, grp) = s
+            .split_once('@')
+            .ok_or_else(|| MeetingError::Invalid(format!("{s:?} is not SOURCE@GROUP")))?;
+        let source: IpAddr = src
+            .parse()
+            .map_err(|_| MeetingError::Invalid(format!("{src:?} is not an IP address")))?;
+        let group: IpAddr = grp
+            .parse()
+            .map_err(|_| MeetingError::Invalid(format!("{grp:?} is not an IP address")))?;
+        if source.is_ipv4() != group.is_ipv4() {
+            return Err(MeetingError::Invalid(format!("{s:?} mixes IPv4 and IPv6")));
+        }
+        Ok(Self { source, group })
+    }
+}
+
+impl Serialize for SourceGroup {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A participant's channels: one IPv4 and one IPv6 (S,G) carrying the same streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPair {
+    /// The IPv4 (S,G) (group in 232.0.0.0/8).
+    pub ipv4: SourceGroup,
+    /// The IPv6 (S,G) (group in ff3x::/32).
+    pub ipv6: SourceGroup,
+}
+
+impl GroupPair {
+    /// The (S,G) of one family.
+    pub fn get(&self, family: Family) -> SourceGroup {
+        match family {
+            Family::Ipv4 => self.ipv4,
+            Family::Ipv6 => self.ipv6,
+        }
+    }
+}
+
+/// An address family choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// IPv4 groups.
+    #[default]
+    Ipv4,
+    /// IPv6 groups.
+    Ipv6,
+}
+
+/// What a participant sends (it may send video, audio, or both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Caps {
+    /// The video stream, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoCaps>,
+    /// The audio stream, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioCaps>,
+}
+
+/// A video stream's description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoCaps {
+    /// RTP encoding name: `AV1` or `H264`.
+    pub codec: String,
+    /// RTP payload type (96..=127).
+    pub payload_type: u8,
+    /// Picture width.
+    pub width: u16,
+    /// Picture height.
+    pub height: u16,
+    /// Frames per second.
+    pub fps: u16,
+    /// Optional `a=fmtp` parameters (e.g. H.264's `packetization-mode=1;profile-level-id=...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fmtp: Option<String>,
+}
+
+/// An audio stream's description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioCaps {
+    /// RTP encoding name: `opus`.
+    pub codec: String,
+    /// RTP payload type (96..=127).
+    pub payload_type: u8,
+    /// Channels encoded (1 or 2).
+    pub channels: u8,
+}
+
+/// The SSRCs the service gave a participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ssrcs {
+    /// SSRC of the video stream.
+    pub video: u32,
+    /// SSRC of the audio stream.
+    pub audio: u32,
+}
+
+/// The UDP destination ports of the streams inside each participant's group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    /// Video RTP (and its muxed RTCP) port.
+    pub video: u16,
+    /// Audio RTP (and its muxed RTCP) port.
+    pub audio: u16,
+}
+
+/// The SDP of a participant's streams, for each family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SdpPair {
+    /// SDP describing the IPv4 (S,G).
+    pub ipv4: String,
+    /// SDP describing the IPv6 (S,G).
+    pub ipv6: String,
+}
+
+/// One participant as everyone sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// The participant's id (random, 16 hex digits).
+    pub id: String,
+    /// The room's name.
+    pub room: String,
+    /// The SSRCs of its streams.
+    pub ssrc: Ssrcs,
+    /// Its channels.
+    pub groups: GroupPair,
+    /// Ports of its streams inside its groups.
+    pub ports: Ports,
+    /// What it sends.
+    pub caps: Caps,
+    /// SDP of its streams.
+    pub sdp: SdpPair,
+}
+
+/// The roster of a meeting. `version` grows by one at every change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roster {
+    /// The meeting's id.
+    pub meeting: String,
+    /// Change counter.
+    pub version: u64,
+    /// Participants, in order of joining.
+    pub participants: Vec<ParticipantInfo>,
+}
+
+/// The answer to a join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinReply {
+    /// The new participant's id (used to leave and keep alive).
+    pub participant: String,
+    /// SSRCs to put in its RTP.
+    pub ssrc: Ssrcs,
+    /// Where to send its RTP and RTCP (rtcp-mux), as `ADDR:PORT`.
+    pub send_rtp_to: String,
+    /// The AMT relay that carries the meeting's groups, as `ADDR:PORT`.
+    pub relay: String,
+    /// The participant's own channels.
+    pub groups: GroupPair,
+    /// Ports of the streams inside the groups.
+    pub ports: Ports,
+    /// Send a keepalive (or RTP) at least this often, in milliseconds.
+    pub keepalive_ms: u64,
+    /// A participant silent this long is removed, in milliseconds.
+    pub silence_timeout_ms: u64,
+    /// The roster after the join.
+    pub roster: Roster,
+}
+
+/// The body of a join request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The room's name (1 to 64 printable characters).
+    pub room: String,
+    /// What it will send.
+    #[serde(default)]
+    pub caps: Caps,
+}
+
+/// Error body of every refused request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What was wrong.
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_group_round_trips() {
+        let sg: SourceGroup = "10.0.2.2@232.10.0.1".parse().unwrap();
+        assert_eq!(sg.to_string(), "10.0.2.2@232.10.0.1");
+        let sg6: SourceGroup = "2001:db8::1@ff3e::8000:1".parse().unwrap();
+        assert_eq!(sg6.to_string(), "2001:db8::1@ff3e::8000:1");
+        assert!("10.0.2.2@ff3e::1".parse::<SourceGroup>().is_err());
+        assert!("nonsense".parse::<SourceGroup>().is_err());
+        let json = serde_json::to_string(&sg).unwrap();
+        assert_eq!(json, "\"10.0.2.2@232.10.0.1\"");
+        assert_eq!(serde_json::from_str::<SourceGroup>(&json).unwrap(), sg);
+    }
+}

@@ -1,0 +1,554 @@
+//! The meeting service's sans-IO core: meetings with an id and an access token; participants
+//! join (room name, capabilities) and get SSRCs, where to send RTP, and their own (S,G) from the
+//! configured IPv4 and IPv6 SSM ranges; they leave by a control message, an RTCP BYE, or
+//! silence. It is fed control requests, packets and time, and answers with replies and
+//! forwarding decisions; the `roomcast server` driver does the sockets and the AMT relay.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tracing::{info, warn};
+
+use crate::control::{ControlRequest, Reply};
+use crate::pool::{GroupPool, Range};
+use crate::roster::{
+    Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup,
+    Ssrcs,
+};
+use crate::rtp_peek::{peek, Peek};
+use crate::{sdp, MeetingError};
+
+/// One meeting the service holds.
+#[derive(Debug, Clone)]
+pub struct MeetingSpec {
+    /// The meeting's id (letters, digits, `-`, `_`, `.`).
+    pub id: String,
+    /// Its access token.
+    pub token: String,
+}
+
+/// The service's settings.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Meetings held.
+    pub meetings: Vec<MeetingSpec>,
+    /// Source address S of every IPv4 (S,G) (the relay's address as the boxes see it).
+    pub source_v4: Ipv4Addr,
+    /// Source address S of every IPv6 (S,G).
+    pub source_v6: Ipv6Addr,
+    /// IPv4 SSM range groups are taken from.
+    pub range_v4: Range,
+    /// IPv6 SSM range groups are taken from.
+    pub range_v6: Range,
+    /// A participant from which nothing (RTP, RTCP, keepalive) arrived for this long is removed.
+    pub silence_timeout: Duration,
+    /// Interval participants are asked to send keepalives at.
+    pub keepalive: Duration,
+    /// Most participants in one meeting.
+    pub max_participants_per_meeting: usize,
+    /// Most participants over all meetings.
+    pub max_participants_total: usize,
+    /// Where participants send RTP (advertised).
+    pub rtp_target: SocketAddr,
+    /// The AMT relay carrying the groups (advertised).
+    pub relay: SocketAddr,
+    /// Ports of the streams inside each group.
+    pub ports: Ports,
+    /// Seed of the id and SSRC generator.
+    pub seed: u64,
+}
+
+impl ServiceConfig {
+    /// A configuration for tests and the loopback demo: one meeting, all on 127.0.0.1.
+    pub fn loopback(meeting: &str, token: &str) -> Self {
+        Self {
+            meetings: vec![MeetingSpec { id: meeting.into(), token: token.into() }],
+            source_v4: Ipv4Addr::LOCALHOST,
+            source_v6: Ipv6Addr::LOCALHOST,
+            range_v4: "232.10.0.0/24".parse().expect("valid range"),
+            range_v6: "ff3e::8000:0/112".parse().expect("valid range"),
+            silence_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(2),
+            max_participants_per_meeting: 16,
+            max_participants_total: 64,
+            rtp_target: "127.0.0.1:8472".parse().expect("valid address"),
+            relay: "127.0.0.1:2268".parse().expect("valid address"),
+            ports: Ports { video: 5004, audio: 5006 },
+            seed: 1,
+        }
+    }
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// A leave control message.
+    Request,
+    /// An RTCP BYE for one of its SSRCs.
+    RtcpBye,
+    /// Nothing arrived for the silence timeout.
+    Silence,
+}
+
+/// Something the driver may log or count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A participant joined.
+    Joined {
+        /// Meeting id.
+        meeting: String,
+        /// Participant.
+        info: Box<ParticipantInfo>,
+    },
+    /// A participant left.
+    Left {
+        /// Meeting id.
+        meeting: String,
+        /// Participant id.
+        participant: String,
+        /// Its room.
+        room: String,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A request was refused (wrong token, limits...).
+    Refused {
+        /// Meeting id asked for.
+        meeting: String,
+        /// Why.
+        error: MeetingError,
+    },
+}
+
+/// Where one received packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// The sender's channels (inject into both families).
+    pub groups: GroupPair,
+    /// Source port to use inside the group.
+    pub sport: u16,
+    /// Destination port inside the group.
+    pub dport: u16,
+}
+
+#[derive(Debug, Clone)]
+struct Participant {
+    info: ParticipantInfo,
+    last_seen: Instant,
+    latched: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+struct Meeting {
+    token: String,
+    version: u64,
+    participants: BTreeMap<u64, Participant>, // keyed by join order
+    next_order: u64,
+}
+
+/// The meeting service state machine.
+#[derive(Debug)]
+pub struct MeetingService {
+    cfg: ServiceConfig,
+    meetings: HashMap<String, Meeting>,
+    by_ssrc: HashMap<u32, (String, u64)>,
+    pool_v4: GroupPool,
+    pool_v6: GroupPool,
+    rng: StdRng,
+    events: Vec<Event>,
+    total: usize,
+}
+
+/// Constant-time comparison of tokens.
+fn token_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_room(room: &str) -> Result<(), MeetingError> {
+    let n = room.chars().count();
+    if n == 0 || n > 64 {
+        return Err(MeetingError::BadRequest("room name must be 1 to 64 characters".into()));
+    }
+    if room.chars().any(char::is_control) {
+        return Err(MeetingError::BadRequest("room name has control characters".into()));
+    }
+    Ok(())
+}
+
+fn check_caps(caps: &Caps) -> Result<(), MeetingError> {
+    if caps.video.is_none() && caps.audio.is_none() {
+        return Err(MeetingError::BadRequest("caps must name video or audio".into()));
+    }
+    if let Some(v) = &caps.video {
+        if !matches!(v.codec.as_str(), "AV1" | "H264") {
+            return Err(MeetingError::BadRequest(format!("video codec {:?} unsupported", v.codec)));
+        }
+        if !(96..=127).contains(&v.payload_type) || v.fps == 0 || v.width == 0 || v.height == 0 {
+            return Err(MeetingError::BadRequest("video payload type/size/fps out of range".into()));
+        }
+        if v.fmtp.as_ref().is_some_and(|f| f.len() > 256) {
+            return Err(MeetingError::BadRequest("video fmtp too long".into()));
+        }
+    }
+    if let Some(a) = &caps.audio {
+        if a.codec != "opus" {
+            return Err(MeetingError::BadRequest(format!("audio codec {:?} unsupported", a.codec)));
+        }
+        if !(96..=127).contains(&a.payload_type) || !(1..=2).contains(&a.channels) {
+            return Err(MeetingError::BadRequest("audio payload type/channels out of range".into()));
+        }
+    }
+    Ok(())
+}
+
+fn error_reply(e: &MeetingError) -> Reply {
+    let status = match e {
+        MeetingError::UnknownMeeting(_) | MeetingError::UnknownParticipant(_) => 404,
+        MeetingError::WrongToken(_) => 403,
+        MeetingError::Limit(_) | MeetingError::PoolExhausted(_) => 503,
+        _ => 400,
+    };
+    Reply::json(status, &ErrorBody { error: e.to_string() })
+}
+
+impl MeetingService {
+    /// A service holding `cfg.meetings`, all empty.
+    pub fn new(cfg: ServiceConfig) -> Self {
+        let meetings = cfg
+            .meetings
+            .iter()
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    Meeting {
+                        token: m.token.clone(),
+                        version: 1,
+                        participants: BTreeMap::new(),
+                        next_order: 0,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            pool_v4: GroupPool::new(cfg.range_v4),
+            pool_v6: GroupPool::new(cfg.range_v6),
+            rng: StdRng::seed_from_u64(cfg.seed),
+            meetings,
+            by_ssrc: HashMap::new(),
+            events: Vec::new(),
+            total: 0,
+            cfg,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.cfg
+    }
+
+    /// Takes the next event to log.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+
+    /// Number of participants over all meetings.
+    pub fn participant_count(&self) -> usize {
+        self.total
+    }
+
+    /// The roster of `meeting` (without checking a token: for the driver).
+    pub fn roster(&self, meeting: &str) -> Option<Roster> {
+        let m = self.meetings.get(meeting)?;
+        Some(Roster {
+            meeting: meeting.to_string(),
+            version: m.version,
+            participants: m.participants.values().map(|p| p.info.clone()).collect(),
+        })
+    }
+
+    /// Current roster version of `meeting`.
+    pub fn roster_version(&self, meeting: &str) -> Option<u64> {
+        self.meetings.get(meeting).map(|m| m.version)
+    }
+
+    fn authorize(&mut self, meeting: &str, token: &str) -> Result<(), MeetingError> {
+        let result = match self.meetings.get(meeting) {
+            None => Err(MeetingError::UnknownMeeting(meeting.to_string())),
+            Some(m) if !token_eq(&m.token, token) => {
+                Err(MeetingError::WrongToken(meeting.to_string()))
+            }
+            Some(_) => Ok(()),
+        };
+        if let Err(e) = &result {
+            warn!(meeting, error = %e, "control request refused");
+            self.events.push(Event::Refused { meeting: meeting.to_string(), error: e.clone() });
+        }
+        result
+    }
+
+    /// Handles one control request at `now`.
+    pub fn handle_control(&mut self, now: Instant, req: ControlRequest) -> Reply {
+        match self.control(now, req) {
+            Ok(r) => r,
+            Err(e) => error_reply(&e),
+        }
+    }
+
+    fn control(&mut self, now: Instant, req: ControlRequest) -> Result<Reply, MeetingError> {
+        match req {
+            ControlRequest::Health => Ok(Reply::json(200, &serde_json::json!({"ok": true}))),
+            ControlRequest::Join { meeting, token, body } => {
+                self.authorize(&meeting, &token)?;
+                let reply = self.join(now, &meeting, &body.room, body.caps)?;
+                Ok(Reply::json(200, &reply))
+            }
+            ControlRequest::Leave { meeting, token, participant } => {
+                self.authorize(&meeting, &token)?;
+                self.leave(&meeting, &participant, LeaveReason::Request)?;
+                Ok(Reply::json(200, &serde_json::json!({"left": participant})))
+            }
+            ControlRequest::Keepalive { meeting, token, participant } => {
+                self.authorize(&meeting, &token)?;
+                let m = self.meetings.get_mut(&meeting).ok_or(MeetingError::UnknownMeeting(meeting.clone()))?;
+                let p = m
+                    .participants
+                    .values_mut()
+                    .find(|p| p.info.id == participant)
+                    .ok_or(MeetingError::UnknownParticipant(participant.clone()))?;
+                p.last_seen = now;
+                Ok(Reply::json(200, &serde_json::json!({"version": m.version})))
+            }
+            ControlRequest::Roster { meeting, token, since } => {
+                self.authorize(&meeting, &token)?;
+                let version = self.roster_version(&meeting).unwrap_or(0);
+                match since {
+                    Some(v) if v >= version => Ok(Reply::WaitRoster { meeting, since: v }),
+                    _ => {
+                        let roster = self.roster(&meeting).ok_or(MeetingError::UnknownMeeting(meeting))?;
+                        Ok(Reply::json(200, &roster))
+                    }
+                }
+            }
+            ControlRequest::Sdp { meeting, token, participant, family } => {
+                self.authorize(&meeting, &token)?;
+                let m = self.meetings.get(&meeting).ok_or(MeetingError::UnknownMeeting(meeting.clone()))?;
+                let p = m
+                    .participants
+                    .values()
+                    .find(|p| p.info.id == participant)
+                    .ok_or(MeetingError::UnknownParticipant(participant))?;
+                let body = match family {
+                    crate::roster::Family::Ipv4 => p.info.sdp.ipv4.clone(),
+                    crate::roster::Family::Ipv6 => p.info.sdp.ipv6.clone(),
+                };
+                Ok(Reply::Sdp(body))
+            }
+        }
+    }
+
+    fn fresh_ssrc(&mut self) -> u32 {
+        loop {
+            let s: u32 = self.rng.random();
+            if s != 0 && !self.by_ssrc.contains_key(&s) {
+                return s;
+            }
+        }
+    }
+
+    /// Adds a participant (token already checked).
+    pub fn join(
+        &mut self,
+        now: Instant,
+        meeting: &str,
+        room: &str,
+        caps: Caps,
+    ) -> Result<JoinReply, MeetingError> {
+        check_room(room)?;
+        check_caps(&caps)?;
+        let limit = self.cfg.max_participants_per_meeting;
+        let count = self
+            .meetings
+            .get(meeting)
+            .ok_or_else(|| MeetingError::UnknownMeeting(meeting.to_string()))?
+            .participants
+            .len();
+        let refuse = |this: &mut Self, e: MeetingError| {
+            warn!(meeting, room, error = %e, "join refused");
+            this.events.push(Event::Refused { meeting: meeting.to_string(), error: e.clone() });
+            Err(e)
+        };
+        if count >= limit {
+            return refuse(self, MeetingError::Limit(format!("meeting is full ({limit} participants)")));
+        }
+        if self.total >= self.cfg.max_participants_total {
+            return refuse(
+                self,
+                MeetingError::Limit(format!(
+                    "service is full ({} participants)",
+                    self.cfg.max_participants_total
+                )),
+            );
+        }
+        let g4 = match self.pool_v4.allocate() {
+            Ok(g) => g,
+            Err(e) => return refuse(self, e),
+        };
+        let g6 = match self.pool_v6.allocate() {
+            Ok(g) => g,
+            Err(e) => {
+                self.pool_v4.release(g4);
+                return refuse(self, e);
+            }
+        };
+        let groups = GroupPair {
+            ipv4: SourceGroup::new(IpAddr::V4(self.cfg.source_v4), g4),
+            ipv6: SourceGroup::new(IpAddr::V6(self.cfg.source_v6), g6),
+        };
+        let ssrc = Ssrcs { video: self.fresh_ssrc(), audio: 0 };
+        self.by_ssrc.insert(ssrc.video, (String::new(), 0)); // reserve while drawing the next
+        let ssrc = Ssrcs { audio: self.fresh_ssrc(), ..ssrc };
+        let id = format!("{:016x}", self.rng.random::<u64>());
+        let session: u64 = self.rng.random::<u32>().into();
+        let ports = self.cfg.ports;
+        let info = ParticipantInfo {
+            id: id.clone(),
+            room: room.to_string(),
+            ssrc,
+            groups,
+            ports,
+            sdp: SdpPair {
+                ipv4: sdp::for_group(session, room, meeting, &groups.ipv4, ports, ssrc, &caps),
+                ipv6: sdp::for_group(session, room, meeting, &groups.ipv6, ports, ssrc, &caps),
+            },
+            caps,
+        };
+        let m = self.meetings.get_mut(meeting).expect("checked above");
+        let order = m.next_order;
+        m.next_order += 1;
+        m.version += 1;
+        m.participants.insert(order, Participant { info: info.clone(), last_seen: now, latched: None });
+        self.by_ssrc.insert(ssrc.video, (meeting.to_string(), order));
+        self.by_ssrc.insert(ssrc.audio, (meeting.to_string(), order));
+        self.total += 1;
+        info!(meeting, room, participant = %id, v4 = %groups.ipv4, v6 = %groups.ipv6, "joined");
+        self.events.push(Event::Joined { meeting: meeting.to_string(), info: Box::new(info) });
+        Ok(JoinReply {
+            participant: id,
+            ssrc,
+            send_rtp_to: self.cfg.rtp_target.to_string(),
+            relay: self.cfg.relay.to_string(),
+            groups,
+            ports,
+            keepalive_ms: self.cfg.keepalive.as_millis() as u64,
+            silence_timeout_ms: self.cfg.silence_timeout.as_millis() as u64,
+            roster: self.roster(meeting).expect("meeting exists"),
+        })
+    }
+
+    /// Removes a participant by id.
+    pub fn leave(
+        &mut self,
+        meeting: &str,
+        participant: &str,
+        reason: LeaveReason,
+    ) -> Result<(), MeetingError> {
+        let m = self
+            .meetings
+            .get(meeting)
+            .ok_or_else(|| MeetingError::UnknownMeeting(meeting.to_string()))?;
+        let order = m
+            .participants
+            .iter()
+            .find(|(_, p)| p.info.id == participant)
+            .map(|(o, _)| *o)
+            .ok_or_else(|| MeetingError::UnknownParticipant(participant.to_string()))?;
+        self.remove(meeting, order, reason);
+        Ok(())
+    }
+
+    fn remove(&mut self, meeting: &str, order: u64, reason: LeaveReason) {
+        let Some(m) = self.meetings.get_mut(meeting) else { return };
+        let Some(p) = m.participants.remove(&order) else { return };
+        m.version += 1;
+        self.total -= 1;
+        self.by_ssrc.remove(&p.info.ssrc.video);
+        self.by_ssrc.remove(&p.info.ssrc.audio);
+        self.pool_v4.release(p.info.groups.ipv4.group);
+        self.pool_v6.release(p.info.groups.ipv6.group);
+        info!(meeting, room = %p.info.room, participant = %p.info.id, ?reason, "left");
+        self.events.push(Event::Left {
+            meeting: meeting.to_string(),
+            participant: p.info.id,
+            room: p.info.room,
+            reason,
+        });
+    }
+
+    /// Handles one datagram that arrived on the media port from `from`. Returns where to
+    /// forward it, or `None` to drop it (unknown SSRC, not RTP, or from another address than
+    /// the one the participant's first packet came from).
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Option<Forward> {
+        let kind = peek(data)?;
+        let ssrc = match &kind {
+            Peek::Rtp { ssrc } | Peek::Rtcp { ssrc, .. } => *ssrc,
+        };
+        let (meeting, order) = self.by_ssrc.get(&ssrc)?.clone();
+        let m = self.meetings.get_mut(&meeting)?;
+        let p = m.participants.get_mut(&order)?;
+        match p.latched {
+            None => p.latched = Some(from),
+            Some(addr) if addr != from => return None,
+            Some(_) => {}
+        }
+        p.last_seen = now;
+        let dport = if ssrc == p.info.ssrc.video { p.info.ports.video } else { p.info.ports.audio };
+        let fwd = Forward { groups: p.info.groups, sport: dport, dport };
+        if let Peek::Rtcp { bye, .. } = &kind {
+            if bye.iter().any(|b| *b == p.info.ssrc.video || *b == p.info.ssrc.audio) {
+                self.remove(&meeting, order, LeaveReason::RtcpBye);
+            }
+        }
+        Some(fwd)
+    }
+
+    /// The next instant [`Self::handle_timeout`] must be called at.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.meetings
+            .values()
+            .flat_map(|m| m.participants.values())
+            .map(|p| p.last_seen + self.cfg.silence_timeout)
+            .min()
+    }
+
+    /// Removes participants silent for the silence timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let silent: Vec<(String, u64)> = self
+            .meetings
+            .iter()
+            .flat_map(|(id, m)| {
+                m.participants
+                    .iter()
+                    .filter(|(_, p)| now >= p.last_seen + self.cfg.silence_timeout)
+                    .map(move |(o, _)| (id.clone(), *o))
+            })
+            .collect();
+        for (meeting, order) in silent {
+            self.remove(&meeting, order, LeaveReason::Silence);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,0 +1,227 @@
+//! Tests of the meeting service core with a fake clock (an `Instant` advanced by hand).
+
+use super::*;
+use crate::control::parse_request;
+use crate::roster::{AudioCaps, VideoCaps};
+use crate::rtp_peek::bye;
+
+fn caps() -> Caps {
+    Caps {
+        video: Some(VideoCaps { codec: "AV1".into(), payload_type: 96, width: 320, height: 180, fps: 15, fmtp: None }),
+        audio: Some(AudioCaps { codec: "opus".into(), payload_type: 111, channels: 1 }),
+    }
+}
+
+fn service() -> MeetingService {
+    MeetingService::new(ServiceConfig::loopback("demo", "secret"))
+}
+
+fn join(s: &mut MeetingService, now: Instant, room: &str) -> JoinReply {
+    s.join(now, "demo", room, caps()).unwrap()
+}
+
+fn rtp(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 96, 0, 1, 0, 0, 0, 0];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(b"payload");
+    p
+}
+
+fn reply_json(r: Reply) -> (u16, serde_json::Value) {
+    match r {
+        Reply::Json { status, body } => (status, serde_json::from_str(&body).unwrap()),
+        other => panic!("not json: {other:?}"),
+    }
+}
+
+#[test]
+fn join_gives_distinct_ssrcs_groups_and_a_roster() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let b = join(&mut s, t0, "B");
+    assert_ne!(a.participant, b.participant);
+    let ssrcs = [a.ssrc.video, a.ssrc.audio, b.ssrc.video, b.ssrc.audio];
+    for (i, x) in ssrcs.iter().enumerate() {
+        assert!(ssrcs[i + 1..].iter().all(|y| y != x), "ssrcs unique: {ssrcs:?}");
+    }
+    assert_eq!(a.groups.ipv4.to_string(), "127.0.0.1@232.10.0.1");
+    assert_eq!(b.groups.ipv4.to_string(), "127.0.0.1@232.10.0.2");
+    assert_eq!(a.groups.ipv6.to_string(), "::1@ff3e::8000:1");
+    assert_eq!(a.send_rtp_to, "127.0.0.1:8472");
+    let roster = s.roster("demo").unwrap();
+    assert_eq!(roster.participants.iter().map(|p| p.room.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+    assert_eq!(roster.version, b.roster.version);
+    assert!(roster.version > a.roster.version);
+    assert!(roster.participants[0].sdp.ipv4.contains("a=source-filter: incl IN IP4 232.10.0.1 127.0.0.1"));
+}
+
+#[test]
+fn control_requests_end_to_end_through_the_parser() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let join = crate::client::join("h", "demo", "secret", "Blue", &caps());
+    let (req, _) = parse_request(&join).unwrap();
+    let (status, body) = reply_json(s.handle_control(t0, req));
+    assert_eq!(status, 200, "{body}");
+    let id = body["participant"].as_str().unwrap().to_string();
+    let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", None)).unwrap();
+    let (status, roster) = reply_json(s.handle_control(t0, req));
+    assert_eq!(status, 200);
+    assert_eq!(roster["participants"][0]["room"], "Blue");
+    let version = roster["version"].as_u64().unwrap();
+    // A long poll at the current version waits.
+    let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", Some(version))).unwrap();
+    assert_eq!(s.handle_control(t0, req), Reply::WaitRoster { meeting: "demo".into(), since: version });
+    // The SDP of a participant.
+    let sdp_req = format!("GET /v1/meetings/demo/participants/{id}/sdp?token=secret HTTP/1.1\r\n\r\n");
+    let (req, _) = parse_request(sdp_req.as_bytes()).unwrap();
+    match s.handle_control(t0, req) {
+        Reply::Sdp(sdp) => assert!(sdp.contains("m=video 5004 RTP/AVP 96")),
+        other => panic!("{other:?}"),
+    }
+    let (req, _) = parse_request(&crate::client::leave("h", "demo", "secret", &id)).unwrap();
+    let (status, _) = reply_json(s.handle_control(t0, req));
+    assert_eq!(status, 200);
+    assert!(s.roster("demo").unwrap().participants.is_empty());
+    assert_eq!(s.roster_version("demo"), Some(version + 1));
+}
+
+#[test]
+fn wrong_token_is_refused_and_changes_nothing() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let before = s.roster("demo").unwrap();
+    while s.poll_event().is_some() {}
+    for raw in [
+        crate::client::join("h", "demo", "wrong", "Intruder", &caps()),
+        crate::client::leave("h", "demo", "wrong", &a.participant),
+        crate::client::roster("h", "demo", "wrong", None),
+        crate::client::keepalive("h", "demo", "secre", &a.participant),
+    ] {
+        let (req, _) = parse_request(&raw).unwrap();
+        let (status, body) = reply_json(s.handle_control(t0, req));
+        assert_eq!(status, 403, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("wrong access token"));
+        assert!(matches!(s.poll_event(), Some(Event::Refused { error: MeetingError::WrongToken(_), .. })));
+    }
+    assert_eq!(s.roster("demo").unwrap(), before, "roster unchanged");
+    assert_eq!(s.participant_count(), 1);
+    // The next join gets the next group: nothing was allocated for the intruder.
+    let b = join(&mut s, t0, "B");
+    assert_eq!(b.groups.ipv4.to_string(), "127.0.0.1@232.10.0.2");
+    // Unknown meeting.
+    let (req, _) = parse_request(&crate::client::roster("h", "other", "secret", None)).unwrap();
+    assert_eq!(reply_json(s.handle_control(t0, req)).0, 404);
+}
+
+#[test]
+fn silence_timeout_removes_quiet_participants_only() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let b = join(&mut s, t0, "B");
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+    let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    // A keeps sending RTP; B is silent.
+    for i in 1..=12 {
+        let now = t0 + Duration::from_secs(i);
+        assert!(s.handle_packet(now, from, &rtp(a.ssrc.audio)).is_some());
+        if s.poll_timeout().is_some_and(|d| d <= now) {
+            s.handle_timeout(now);
+        }
+    }
+    let rooms: Vec<String> = s.roster("demo").unwrap().participants.into_iter().map(|p| p.room).collect();
+    assert_eq!(rooms, ["A"]);
+    let left: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(left.iter().any(|e| matches!(e, Event::Left { participant, reason: LeaveReason::Silence, .. } if *participant == b.participant)));
+    // B's SSRC no longer routes.
+    assert_eq!(s.handle_packet(t0 + Duration::from_secs(13), from, &rtp(b.ssrc.video)), None);
+    // A keepalive also counts as life.
+    let now = t0 + Duration::from_secs(13);
+    let (req, _) = parse_request(&crate::client::keepalive("h", "demo", "secret", &a.participant)).unwrap();
+    assert_eq!(reply_json(s.handle_control(now, req)).0, 200);
+    s.handle_timeout(now + Duration::from_secs(9));
+    assert_eq!(s.participant_count(), 1);
+    s.handle_timeout(now + Duration::from_secs(10));
+    assert_eq!(s.participant_count(), 0);
+}
+
+#[test]
+fn rtp_is_forwarded_into_the_senders_group_and_bye_leaves() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let v = s.handle_packet(t0, from, &rtp(a.ssrc.video)).unwrap();
+    assert_eq!(v, Forward { groups: a.groups, sport: 5004, dport: 5004 });
+    let au = s.handle_packet(t0, from, &rtp(a.ssrc.audio)).unwrap();
+    assert_eq!(au.dport, 5006);
+    // Latched to the first source address: the same SSRC from elsewhere is dropped.
+    let other: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    assert_eq!(s.handle_packet(t0, other, &rtp(a.ssrc.video)), None);
+    // Unknown SSRC and garbage are dropped.
+    assert_eq!(s.handle_packet(t0, from, &rtp(12345)), None);
+    assert_eq!(s.handle_packet(t0, from, b"\xff\xff"), None);
+    // RTCP BYE: forwarded (so receivers learn it) and the participant leaves.
+    let fwd = s.handle_packet(t0, from, &bye(&[a.ssrc.audio]));
+    assert!(fwd.is_some());
+    assert_eq!(s.participant_count(), 0);
+    assert!(std::iter::from_fn(|| s.poll_event())
+        .any(|e| matches!(e, Event::Left { reason: LeaveReason::RtcpBye, .. })));
+}
+
+#[test]
+fn limits_are_enforced() {
+    let t0 = Instant::now();
+    let mut cfg = ServiceConfig::loopback("demo", "secret");
+    cfg.max_participants_per_meeting = 2;
+    let mut s = MeetingService::new(cfg);
+    join(&mut s, t0, "A");
+    join(&mut s, t0, "B");
+    assert!(matches!(s.join(t0, "demo", "C", caps()), Err(MeetingError::Limit(_))));
+    // Pool exhaustion: a /30 holds three groups.
+    let mut cfg = ServiceConfig::loopback("demo", "secret");
+    cfg.range_v4 = "232.10.0.0/30".parse().unwrap();
+    let mut s = MeetingService::new(cfg);
+    for r in ["A", "B", "C"] {
+        join(&mut s, t0, r);
+    }
+    assert!(matches!(s.join(t0, "demo", "D", caps()), Err(MeetingError::PoolExhausted(_))));
+    assert_eq!(s.participant_count(), 3);
+    // Bad room names and caps.
+    assert!(s.join(t0, "demo", "", caps()).is_err());
+    assert!(s.join(t0, "demo", &"x".repeat(65), caps()).is_err());
+    assert!(s.join(t0, "demo", "a\nb", caps()).is_err());
+    assert!(s.join(t0, "demo", "ok", Caps::default()).is_err());
+    let mut bad = caps();
+    bad.video.as_mut().unwrap().codec = "VP8".into();
+    assert!(s.join(t0, "demo", "ok", bad).is_err());
+}
+
+#[test]
+fn roster_tracker_joins_and_leaves_others() {
+    use crate::participant::RosterTracker;
+    use crate::roster::Family;
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let b = join(&mut s, t0, "B");
+    let mut t = RosterTracker::new(a.participant.clone(), Family::Ipv4);
+    let d = t.update(s.roster("demo").unwrap());
+    assert_eq!(d.join.len(), 1);
+    assert_eq!(d.join[0].id, b.participant);
+    assert!(d.leave.is_empty());
+    let c = join(&mut s, t0, "C");
+    let d = t.update(s.roster("demo").unwrap());
+    assert_eq!(d.join.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), [c.participant.clone()]);
+    s.leave("demo", &b.participant, LeaveReason::Request).unwrap();
+    let stale = a.roster.clone();
+    let d = t.update(s.roster("demo").unwrap());
+    assert_eq!(d.leave, vec![(b.participant.clone(), b.groups.ipv4)]);
+    assert_eq!(t.rooms(), ["A", "C"]);
+    // An older roster is ignored.
+    assert_eq!(t.update(stale), Default::default());
+    assert!(t.am_listed());
+}
