@@ -1,10 +1,83 @@
-//! `roomcast relay`.
+//! `roomcast relay`: a standalone AMT relay (RFC 7450) around [`roomcast_net::RelayHandle`].
+//!
+//! Data enters through `--inject` sockets (each UDP datagram becomes multicast data of one
+//! SOURCE@GROUP:PORT channel) and/or natively from `--native-interface` (source-specific
+//! joins made when the first gateway joins a channel). SIGINT/SIGTERM stop it cleanly.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use roomcast_amt::RelayConfig;
+use roomcast_net::spec::parse_relay_addr;
+use roomcast_net::{InjectSpec, RelayHandle, RelayOptions};
 
 /// Command-line arguments of `roomcast relay`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address and UDP port to serve AMT on, e.g. 0.0.0.0:2268 or [::]:2268 (port 2268 if omitted).
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+    /// Turn every UDP datagram received on ADDR:PORT into multicast data of SOURCE@GROUP:PORT
+    /// (repeatable), e.g. 127.0.0.1:6000=192.0.2.1@232.1.1.1:5004.
+    #[arg(long, value_name = "ADDR:PORT=SOURCE@GROUP:PORT", value_parser = parse_inject)]
+    pub inject: Vec<InjectSpec>,
+    /// Also receive the joined channels as native multicast on this interface (needs CAP_NET_RAW).
+    #[arg(long, value_name = "IFNAME")]
+    pub native_interface: Option<String>,
+    /// Query interval announced to gateways, in seconds: how often they refresh their
+    /// membership (and how fast a restarted relay is re-joined).
+    #[arg(long, value_name = "SECONDS", default_value_t = 125.0, value_parser = parse_seconds)]
+    pub query_interval: f64,
+    /// Maximum number of tunnels (gateways).
+    #[arg(long, value_name = "N", default_value_t = RelayConfig::default().max_tunnels)]
+    pub max_tunnels: usize,
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    parse_relay_addr(s).map_err(|e| e.to_string())
+}
+
+fn parse_inject(s: &str) -> Result<InjectSpec, String> {
+    s.parse().map_err(|e: roomcast_net::NetError| e.to_string())
+}
+
+pub(crate) fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.1..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0.1 and 86400")),
+    }
+}
 
 /// Runs `roomcast relay`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("roomcast relay is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    rt.block_on(async move {
+        let mut config = RelayConfig::default();
+        config.query_interval = Duration::from_secs_f64(args.query_interval);
+        config.max_tunnels = args.max_tunnels;
+        let opts = RelayOptions {
+            listen: args.listen,
+            config,
+            injects: args.inject.clone(),
+            native_interface: args.native_interface.clone(),
+        };
+        let relay = RelayHandle::spawn(opts).await.context("starting the AMT relay")?;
+        wait_for_shutdown().await?;
+        tracing::info!(stats = ?relay.stats(), "stopping");
+        relay.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM (shared with `roomcast gateway`).
+pub(crate) async fn wait_for_shutdown() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
 }
