@@ -1,1 +1,35 @@
-//! Sans-IO RTP/RTCP/SDP: packetizers, depacketizers and the jitter buffer for H.264, AV1 and Opus.
+//! Sans-IO RTP/RTCP/SDP for roomcast: RTP header parsing and building, packetizers and
+//! depacketizers for H.264 (RFC 6184), AV1 (AOM RTP payload format) and Opus (RFC 7587),
+//! RTCP reports, SDP descriptions, a receive-side jitter buffer, and the file writers the
+//! recorder needs (IVF, Annex B, Ogg Opus). No sockets, no clocks: callers feed bytes and
+//! `Instant`s and get packets, frames and deadlines back.
+//!
+//! Sending: create a [`Packetizer`] per stream (`H264Packetizer::new(ssrc, pt, AMT_MAX_RTP_PACKET_SIZE)`),
+//! call `packetize(frame, rtp_timestamp, &mut out)` per encoded frame and send each `out` entry
+//! as one UDP datagram. Receiving: [`jitter::JitterBuffer`] -> [`parse_rtp`] -> a [`Depacketizer`].
+
+pub mod annexb;
+pub mod av1;
+pub mod clock;
+mod error;
+pub mod h264;
+pub mod header;
+pub mod ivf;
+pub mod jitter;
+pub mod ogg_opus;
+pub mod opus;
+pub mod packetizer;
+mod reassembly;
+pub mod rtcp;
+pub mod sdp;
+pub mod seq;
+
+pub use av1::{Av1Depacketizer, Av1Packetizer};
+pub use clock::{AMT_MAX_RTP_PACKET_SIZE, AMT_TUNNEL_OVERHEAD, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE};
+pub use error::{Result, RtpError};
+pub use h264::{H264Depacketizer, H264Packetizer};
+pub use header::{build_rtp, parse_rtp, RtpExtension, RtpHeader, RtpPacket};
+pub use opus::{OpusDepacketizer, OpusPacketizer};
+pub use packetizer::{Depacketizer, DepacketizerStats, Frame, Packetizer, RtpSender};
+pub use reassembly::MAX_FRAME_SIZE;
+pub use seq::SeqExtender;
