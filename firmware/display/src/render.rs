@@ -6,6 +6,7 @@
 
 pub mod colour;
 pub mod mono;
+mod summary;
 mod text;
 
 use crate::{DisplayState, Frame};
