@@ -571,3 +571,440 @@ impl Gateway {
         self.set_phase(Phase::Closed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::igmp::IgmpV3Query;
+    use crate::membership::EncapsulatedQuery;
+    use crate::mld::MldV2Query;
+
+    const RELAY: &str = "192.0.2.1:2268";
+    const ME: &str = "198.51.100.9:40000";
+
+    fn relay() -> SocketAddr {
+        RELAY.parse().unwrap()
+    }
+
+    fn sg(s: &str) -> SourceGroup {
+        s.parse().unwrap()
+    }
+
+    fn cfg() -> GatewayConfig {
+        GatewayConfig {
+            relay: Some(relay()),
+            initial_retransmit: Duration::from_secs(1),
+            max_retransmit: Duration::from_secs(8),
+            request_retries: 3,
+            relay_lost_holdoff: Duration::from_secs(2),
+            ..GatewayConfig::default()
+        }
+    }
+
+    fn drain(g: &mut Gateway) -> Vec<(SocketAddr, Message)> {
+        std::iter::from_fn(|| g.poll_transmit())
+            .map(|t| (t.destination, Message::decode(&t.payload).expect("gateway emits valid messages")))
+            .collect()
+    }
+
+    fn events(g: &mut Gateway) -> Vec<GatewayEvent> {
+        std::iter::from_fn(|| g.poll_event()).collect()
+    }
+
+    fn discovery_nonce(msgs: &[(SocketAddr, Message)]) -> u32 {
+        match msgs {
+            [(_, Message::RelayDiscovery { nonce })] => *nonce,
+            other => panic!("expected one discovery, got {other:?}"),
+        }
+    }
+
+    fn query(nonce: u32, mac: [u8; 6], qqic_secs: u64, limit: bool) -> Vec<u8> {
+        Message::MembershipQuery(MembershipQuery {
+            limit,
+            mac: ResponseMac(mac),
+            nonce,
+            query: EncapsulatedQuery::Igmp {
+                source: Ipv4Addr::new(192, 0, 2, 1),
+                query: IgmpV3Query::general(Duration::from_secs(qqic_secs), Duration::from_secs(10), 2),
+            },
+            gateway: Some(ME.parse().unwrap()),
+        })
+        .to_bytes()
+        .unwrap()
+    }
+
+    /// Drives a gateway to Requesting and returns its request nonce.
+    fn to_requesting(g: &mut Gateway, t: Instant) -> u32 {
+        let n = discovery_nonce(&drain(g));
+        let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
+        g.handle_datagram(relay(), &adv, t).unwrap();
+        match drain(g).as_slice() {
+            [(to, Message::Request { nonce, .. })] => {
+                assert_eq!(*to, relay());
+                *nonce
+            }
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    fn to_joined(g: &mut Gateway, t: Instant, qqic: u64) -> (u32, Vec<(SocketAddr, Message)>) {
+        let nonce = to_requesting(g, t);
+        g.handle_datagram(relay(), &query(nonce, [1, 2, 3, 4, 5, 6], qqic, false), t).unwrap();
+        assert_eq!(g.state(), &GatewayState::Joined { relay: relay() });
+        (nonce, drain(g))
+    }
+
+    #[test]
+    fn discovery_goes_to_anycast_by_default() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(GatewayConfig::default(), t0);
+        let msgs = drain(&mut g);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].0, "192.52.193.1:2268".parse().unwrap());
+        assert_eq!(events(&mut g), vec![GatewayEvent::StateChanged(GatewayState::Discovering)]);
+    }
+
+    #[test]
+    fn discovery_retransmits_with_exponential_backoff() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        let n = discovery_nonce(&drain(&mut g));
+        let mut t = t0;
+        for expected_gap in [1u64, 2, 4, 8, 8, 8] {
+            let next = g.poll_timeout().unwrap();
+            assert_eq!(next - t, Duration::from_secs(expected_gap));
+            g.handle_timeout(next - Duration::from_millis(1));
+            assert!(g.poll_transmit().is_none(), "nothing before the deadline");
+            g.handle_timeout(next);
+            assert_eq!(discovery_nonce(&drain(&mut g)), n, "retransmission keeps the nonce");
+            t = next;
+        }
+        assert_eq!(g.state(), &GatewayState::Discovering);
+    }
+
+    #[test]
+    fn advertisement_with_wrong_nonce_is_ignored() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        let n = discovery_nonce(&drain(&mut g));
+        let adv = Message::RelayAdvertisement { nonce: n.wrapping_add(1), relay: relay().ip() }.to_bytes().unwrap();
+        assert!(matches!(g.handle_datagram(relay(), &adv, t0), Err(AmtError::NonceMismatch { .. })));
+        assert_eq!(g.state(), &GatewayState::Discovering);
+        assert!(drain(&mut g).is_empty());
+    }
+
+    #[test]
+    fn advertisement_starts_request_with_random_nonce() {
+        let t0 = Instant::now();
+        let mut a = Gateway::new(cfg(), t0);
+        let mut b = Gateway::new(cfg(), t0);
+        let na = to_requesting(&mut a, t0);
+        let nb = to_requesting(&mut b, t0);
+        assert_ne!(na, nb, "nonces are random");
+        assert_eq!(a.state(), &GatewayState::Requesting { relay: relay() });
+        assert_eq!(a.request_nonce(), na);
+    }
+
+    #[test]
+    fn unspecified_advertised_address_means_sender() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        let n = discovery_nonce(&drain(&mut g));
+        let adv = Message::RelayAdvertisement { nonce: n, relay: Ipv4Addr::UNSPECIFIED.into() }.to_bytes().unwrap();
+        g.handle_datagram(relay(), &adv, t0).unwrap();
+        assert_eq!(g.state(), &GatewayState::Requesting { relay: relay() });
+    }
+
+    #[test]
+    fn query_joins_and_reports_every_group_by_family() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.join(sg("10.0.0.2@232.1.1.1"), t0).unwrap();
+        g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
+        let (nonce, msgs) = to_joined(&mut g, t0, 125);
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        for (to, m) in &msgs {
+            assert_eq!(*to, relay());
+            let Message::MembershipUpdate(u) = m else { panic!("{m:?}") };
+            assert_eq!(u.mac, ResponseMac([1, 2, 3, 4, 5, 6]));
+            assert_eq!(u.nonce, nonce);
+            match &u.report {
+                EncapsulatedReport::Igmp { report, .. } => {
+                    assert_eq!(report.records.len(), 1);
+                    assert_eq!(report.records[0].record_type, RecordType::ModeIsInclude);
+                    assert_eq!(report.records[0].group, Ipv4Addr::new(232, 1, 1, 1));
+                    assert_eq!(report.records[0].sources, vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
+                }
+                EncapsulatedReport::Mld { report, .. } => {
+                    assert_eq!(report.records.len(), 1);
+                    assert_eq!(report.records[0].group, "ff3e::8000:1".parse::<Ipv6Addr>().unwrap());
+                }
+            }
+        }
+        let ev = events(&mut g);
+        assert!(ev.contains(&GatewayEvent::StateChanged(GatewayState::Joined { relay: relay() })));
+    }
+
+    #[test]
+    fn ipv6_only_gateway_requests_mld_query() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
+        let n = discovery_nonce(&drain(&mut g));
+        let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
+        g.handle_datagram(relay(), &adv, t0).unwrap();
+        assert!(matches!(drain(&mut g).as_slice(), [(_, Message::Request { mld: true, .. })]));
+    }
+
+    #[test]
+    fn request_retransmits_then_relay_lost_then_rediscovers() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        let nonce = to_requesting(&mut g, t0);
+        let t1 = g.poll_timeout().unwrap();
+        assert_eq!(t1 - t0, Duration::from_secs(1));
+        g.handle_timeout(t1);
+        assert!(matches!(drain(&mut g).as_slice(), [(_, Message::Request { nonce: n, .. })] if *n == nonce));
+        let t2 = g.poll_timeout().unwrap();
+        assert_eq!(t2 - t1, Duration::from_secs(2));
+        g.handle_timeout(t2);
+        assert_eq!(drain(&mut g).len(), 1);
+        let t3 = g.poll_timeout().unwrap();
+        assert_eq!(t3 - t2, Duration::from_secs(4));
+        g.handle_timeout(t3);
+        assert!(drain(&mut g).is_empty(), "three requests unanswered: relay lost");
+        assert_eq!(g.state(), &GatewayState::RelayLost { retry_at: t3 + Duration::from_secs(2) });
+        let t4 = g.poll_timeout().unwrap();
+        g.handle_timeout(t4);
+        assert_eq!(g.state(), &GatewayState::Discovering);
+        // Discovery again, and the next tunnel gets a fresh request nonce.
+        let n2 = to_requesting(&mut g, t4);
+        assert_ne!(n2, nonce);
+    }
+
+    #[test]
+    fn refreshes_on_the_querier_interval_and_follows_a_new_mac() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        let (nonce, _) = to_joined(&mut g, t0, 10);
+        let t1 = g.poll_timeout().unwrap();
+        assert_eq!(t1 - t0, Duration::from_secs(10), "QQIC 10 s");
+        g.handle_timeout(t1);
+        assert!(matches!(drain(&mut g).as_slice(), [(_, Message::Request { nonce: n, mld: false })] if *n == nonce));
+        // Relay restarted: it answers with a different MAC; the gateway re-reports with it.
+        g.handle_datagram(relay(), &query(nonce, [9, 9, 9, 9, 9, 9], 10, false), t1).unwrap();
+        match drain(&mut g).as_slice() {
+            [(_, Message::MembershipUpdate(u))] => assert_eq!(u.mac, ResponseMac([9; 6])),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(g.poll_timeout().unwrap() - t1, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn silent_relay_during_refresh_is_lost() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        to_joined(&mut g, t0, 10);
+        let mut sent = 0;
+        for _ in 0..10 {
+            let t = g.poll_timeout().unwrap();
+            g.handle_timeout(t);
+            sent += drain(&mut g).len();
+            if matches!(g.state(), GatewayState::RelayLost { .. }) {
+                break;
+            }
+        }
+        assert_eq!(sent, 3, "one refresh request + two retransmissions");
+        assert!(matches!(g.state(), GatewayState::RelayLost { .. }));
+    }
+
+    #[test]
+    fn max_refresh_interval_caps_qqic() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(GatewayConfig { max_refresh_interval: Some(Duration::from_secs(3)), ..cfg() }, t0);
+        to_joined(&mut g, t0, 125);
+        assert_eq!(g.poll_timeout().unwrap() - t0, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn stale_nonce_or_foreign_query_changes_nothing() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        let nonce = to_requesting(&mut g, t0);
+        let stale = query(nonce.wrapping_add(1), [1; 6], 10, false);
+        assert!(matches!(g.handle_datagram(relay(), &stale, t0), Err(AmtError::NonceMismatch { .. })));
+        let other: SocketAddr = "203.0.113.5:2268".parse().unwrap();
+        assert!(matches!(g.handle_datagram(other, &query(nonce, [1; 6], 10, false), t0), Err(AmtError::UnexpectedMessage { .. })));
+        assert_eq!(g.state(), &GatewayState::Requesting { relay: relay() });
+        assert!(drain(&mut g).is_empty());
+    }
+
+    #[test]
+    fn join_while_joined_sends_state_change_robustness_times() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        to_joined(&mut g, t0, 125);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        let first = drain(&mut g);
+        match first.as_slice() {
+            [(_, Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { report, .. }, .. }))] => {
+                assert_eq!(report.records[0].record_type, RecordType::AllowNewSources)
+            }
+            other => panic!("{other:?}"),
+        }
+        let t1 = g.poll_timeout().unwrap();
+        assert_eq!(t1 - t0, Duration::from_secs(1));
+        g.handle_timeout(t1);
+        assert_eq!(drain(&mut g).len(), 1, "second copy");
+        let t2 = g.poll_timeout().unwrap();
+        assert_eq!(t2 - t0, Duration::from_secs(125), "then only the refresh remains");
+        // Joining twice is a no-op.
+        g.join(sg("10.0.0.1@232.1.1.1"), t1).unwrap();
+        assert!(drain(&mut g).is_empty());
+        let asm = SourceGroup { source: "10.0.0.1".parse().unwrap(), group: "239.1.1.1".parse().unwrap() };
+        assert!(matches!(g.join(asm, t1), Err(AmtError::NotSsm(_))));
+    }
+
+    #[test]
+    fn leaving_one_group_blocks_it_leaving_the_last_tears_down() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        let a = sg("10.0.0.1@232.1.1.1");
+        let b = sg("2001:db8::1@ff3e::8000:1");
+        g.join(a, t0).unwrap();
+        g.join(b, t0).unwrap();
+        let (nonce, _) = to_joined(&mut g, t0, 125);
+        g.leave(a, t0);
+        match drain(&mut g).as_slice() {
+            [(_, Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { report, .. }, .. }))] => {
+                assert_eq!(report.records[0].record_type, RecordType::BlockOldSources)
+            }
+            other => panic!("{other:?}"),
+        }
+        g.leave(b, t0);
+        let msgs = drain(&mut g);
+        assert_eq!(msgs.len(), 4, "{msgs:?}");
+        // The still-pending leave of `a` is repeated together with the leave of `b`.
+        assert!(matches!(&msgs[0].1, Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { .. }, .. })));
+        assert!(matches!(&msgs[1].1, Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Mld { .. }, .. })));
+        match &msgs[2].1 {
+            Message::Teardown(t) => {
+                assert_eq!(t.nonce, nonce);
+                assert_eq!(t.gateway, ME.parse().unwrap());
+                assert_eq!(t.mac, ResponseMac([1, 2, 3, 4, 5, 6]));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &msgs[3].1 {
+            Message::Request { nonce: n, .. } => assert_ne!(*n, nonce, "fresh tunnel"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(g.state(), &GatewayState::Requesting { relay: relay() });
+    }
+
+    #[test]
+    fn close_leaves_and_tears_down() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        let (nonce, _) = to_joined(&mut g, t0, 125);
+        g.close(t0);
+        let msgs = drain(&mut g);
+        assert!(matches!(&msgs[0].1, Message::MembershipUpdate(_)));
+        assert!(matches!(&msgs[1].1, Message::Teardown(t) if t.nonce == nonce));
+        assert_eq!(g.state(), &GatewayState::Closed);
+        assert_eq!(g.poll_timeout(), None);
+        assert_eq!(g.join(sg("10.0.0.1@232.1.1.1"), t0), Err(AmtError::Closed));
+        assert_eq!(g.handle_datagram(relay(), &query(nonce, [1; 6], 1, false), t0), Err(AmtError::Closed));
+    }
+
+    #[test]
+    fn data_is_delivered_only_from_the_relay_for_joined_groups() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        let a = sg("10.0.0.1@232.1.1.1");
+        g.join(a, t0).unwrap();
+        to_joined(&mut g, t0, 125);
+        events(&mut g);
+        let mut pkt = Vec::new();
+        crate::encapsulate(&a, 1234, 5004, b"media", &mut pkt).unwrap();
+        g.handle_datagram(relay(), &pkt, t0).unwrap();
+        match events(&mut g).as_slice() {
+            [GatewayEvent::Data(d)] => {
+                assert_eq!(d.payload, b"media");
+                assert_eq!(d.group, "232.1.1.1:5004".parse().unwrap());
+                assert_eq!(d.source, "10.0.0.1:1234".parse().unwrap());
+            }
+            other => panic!("{other:?}"),
+        }
+        let fast = g.accept_data(relay(), &pkt).unwrap().unwrap();
+        assert_eq!(fast.payload, b"media");
+        let other: SocketAddr = "203.0.113.5:2268".parse().unwrap();
+        assert!(g.handle_datagram(other, &pkt, t0).is_err());
+        crate::encapsulate(&sg("10.0.0.9@232.1.1.1"), 1234, 5004, b"x", &mut pkt).unwrap();
+        assert!(g.handle_datagram(relay(), &pkt, t0).is_err());
+        assert!(events(&mut g).is_empty());
+        // Dual-stack sockets report IPv4 peers as mapped addresses: same relay.
+        crate::encapsulate(&a, 1234, 5004, b"y", &mut pkt).unwrap();
+        g.handle_datagram("[::ffff:192.0.2.1]:2268".parse().unwrap(), &pkt, t0).unwrap();
+        assert_eq!(events(&mut g).len(), 1);
+    }
+
+    #[test]
+    fn limit_flag_makes_a_new_gateway_back_off() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        let nonce = to_requesting(&mut g, t0);
+        g.handle_datagram(relay(), &query(nonce, [1; 6], 125, true), t0).unwrap();
+        assert_eq!(g.state(), &GatewayState::RelayLost { retry_at: t0 + Duration::from_secs(8) });
+        assert!(drain(&mut g).is_empty(), "no update sent to a full relay");
+    }
+
+    #[test]
+    fn advertisement_of_another_relay_moves_the_tunnel() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        let n = discovery_nonce(&drain(&mut g));
+        let (first_nonce, _) = {
+            let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
+            g.handle_datagram(relay(), &adv, t0).unwrap();
+            let req = drain(&mut g);
+            let Message::Request { nonce, .. } = req[0].1 else { panic!() };
+            g.handle_datagram(relay(), &query(nonce, [1; 6], 125, false), t0).unwrap();
+            (nonce, drain(&mut g))
+        };
+        let new_relay: SocketAddr = "192.0.2.77:2268".parse().unwrap();
+        let adv = Message::RelayAdvertisement { nonce: n, relay: new_relay.ip() }.to_bytes().unwrap();
+        g.handle_datagram(new_relay, &adv, t0).unwrap();
+        let msgs = drain(&mut g);
+        assert!(matches!(&msgs[0], (to, Message::Teardown(_)) if *to == relay()));
+        assert!(matches!(&msgs[1], (to, Message::Request { nonce, .. }) if *to == new_relay && *nonce != first_nonce));
+        assert_eq!(g.state(), &GatewayState::Requesting { relay: new_relay });
+    }
+
+    #[test]
+    fn mld_query_is_accepted() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
+        let nonce = to_requesting(&mut g, t0);
+        let q = Message::MembershipQuery(MembershipQuery {
+            limit: false,
+            mac: ResponseMac([4; 6]),
+            nonce,
+            query: EncapsulatedQuery::Mld {
+                source: "fe80::1".parse().unwrap(),
+                query: MldV2Query::general(Duration::from_secs(20), Duration::from_secs(10), 2),
+            },
+            gateway: None,
+        });
+        g.handle_datagram(relay(), &q.to_bytes().unwrap(), t0).unwrap();
+        assert!(matches!(drain(&mut g).as_slice(), [(_, Message::MembershipUpdate(_))]));
+        assert_eq!(g.poll_timeout().unwrap() - t0, Duration::from_secs(20));
+    }
+}
