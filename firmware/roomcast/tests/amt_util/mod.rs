@@ -1,0 +1,230 @@
+//! Helpers of the AMT end-to-end test (`amt_e2e.rs`): spawning `roomcast relay|gateway`
+//! processes with their log lines collected, sequence-numbered payloads, and hand-built AMT
+//! messages for the spoofing check (built here byte by byte from RFC 7450 / RFC 3376, not
+//! with roomcast-amt, so the test does not trust the code it tests).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Size of every test payload (an MPEG-TS-over-UDP sized datagram).
+pub const PAYLOAD: usize = 1316;
+
+/// A free UDP port on the loopback (bound then released; fine for a test).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `roomcast` subcommand with its stderr lines (ANSI colours stripped) collected.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c2 in chars.by_ref() {
+                if c2.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Proc {
+    /// Starts `roomcast ARGS...` with info logs on stderr.
+    pub fn spawn(name: &str, args: &[String]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args(args)
+            .env("RUST_LOG", "info,roomcast_amt=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start roomcast {args:?}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let l2 = lines.clone();
+        let tag = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let line = strip_ansi(&line);
+                if std::env::var_os("AMT_E2E_VERBOSE").is_some() {
+                    eprintln!("[{tag}] {line}");
+                }
+                l2.lock().unwrap().push(line);
+            }
+        });
+        Proc { name: name.to_owned(), child, lines }
+    }
+
+    /// All log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Number of log lines so far.
+    pub fn log_len(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    /// Waits until a log line at index >= `from` contains every one of `needles`.
+    pub fn wait_log(&self, from: usize, needles: &[&str], timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.lines.lock().unwrap().iter().skip(from).any(|l| needles.iter().all(|n| l.contains(n))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Sends a signal (e.g. libc::SIGTERM) to the process.
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Waits for the process to exit (up to `timeout`) and returns its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Asserts the process is still running (it did not die on its own).
+    pub fn assert_running(&mut self) {
+        if let Some(st) = self.child.try_wait().unwrap() {
+            panic!("{} exited unexpectedly with {st}; log:\n{}", self.name, self.log().join("\n"));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test payload: channel tag, 32-bit sequence number, then bytes derived from both.
+pub fn payload(tag: u8, seq: u32) -> Vec<u8> {
+    let mut p = Vec::with_capacity(PAYLOAD);
+    p.push(tag);
+    p.extend_from_slice(&seq.to_be_bytes());
+    let mut x = seq.wrapping_mul(2654435761).wrapping_add(u32::from(tag));
+    while p.len() < PAYLOAD {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p.push(x as u8);
+    }
+    p
+}
+
+/// Checks a received payload; returns (tag, seq) if it is intact.
+pub fn check_payload(p: &[u8]) -> Option<(u8, u32)> {
+    if p.len() != PAYLOAD {
+        return None;
+    }
+    let tag = p[0];
+    let seq = u32::from_be_bytes([p[1], p[2], p[3], p[4]]);
+    (payload(tag, seq) == p).then_some((tag, seq))
+}
+
+/// Receives every datagram arriving on `sock` within `window` (socket must have a read timeout set).
+pub fn drain(sock: &UdpSocket, window: Duration) -> Vec<Vec<u8>> {
+    let end = Instant::now() + window;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < end {
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => out.push(buf[..n].to_vec()),
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+/// Internet checksum (RFC 1071).
+pub fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], 0]) };
+        sum += u32::from(w);
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// AMT Request (RFC 7450 5.1.3), P flag clear (IGMP), with `nonce`.
+pub fn amt_request(nonce: u32) -> Vec<u8> {
+    let mut m = vec![0x03, 0x00, 0x00, 0x00];
+    m.extend_from_slice(&nonce.to_be_bytes());
+    m
+}
+
+/// IPv4 packet with Router Alert carrying an IGMPv3 report (RFC 3376 4.2):
+/// one ALLOW_NEW_SOURCES(5) record for (source, group), sent to 224.0.0.22.
+pub fn igmpv3_report(source: Ipv4Addr, group: Ipv4Addr) -> Vec<u8> {
+    let mut igmp = vec![0x22, 0, 0, 0, 0, 0, 0, 1]; // type, reserved, checksum, reserved, 1 record
+    igmp.extend_from_slice(&[5, 0, 0, 1]); // record type, aux len, 1 source
+    igmp.extend_from_slice(&group.octets());
+    igmp.extend_from_slice(&source.octets());
+    let c = inet_checksum(&igmp);
+    igmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let total = 24 + igmp.len();
+    let mut ip = vec![0x46, 0xc0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 1, 2, 0, 0];
+    ip.extend_from_slice(&[0, 0, 0, 0]); // source 0.0.0.0
+    ip.extend_from_slice(&[224, 0, 0, 22]);
+    ip.extend_from_slice(&[0x94, 0x04, 0, 0]); // Router Alert option
+    let c = inet_checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&igmp);
+    ip
+}
+
+/// AMT Membership Update (RFC 7450 5.1.5) with the given MAC and nonce.
+pub fn amt_update(mac: [u8; 6], nonce: u32, encapsulated: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x05, 0x00];
+    m.extend_from_slice(&mac);
+    m.extend_from_slice(&nonce.to_be_bytes());
+    m.extend_from_slice(encapsulated);
+    m
+}
+
+/// The Response MAC of an AMT Membership Query (RFC 7450 5.1.4), if `q` is one.
+pub fn query_mac(q: &[u8]) -> Option<[u8; 6]> {
+    if q.len() < 12 || q[0] != 0x04 {
+        return None;
+    }
+    q[2..8].try_into().ok()
+}
+
+/// Address helper.
+pub fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
