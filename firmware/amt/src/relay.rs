@@ -456,3 +456,354 @@ fn apply_report(
     }
     over
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::igmp::IgmpV3Report;
+    use crate::message::ResponseMac;
+    use crate::mld::MldV2Report;
+
+    const GW: &str = "198.51.100.9:40000";
+
+    fn gw() -> SocketAddr {
+        GW.parse().unwrap()
+    }
+
+    fn sg(s: &str) -> SourceGroup {
+        s.parse().unwrap()
+    }
+
+    fn cfg() -> RelayConfig {
+        RelayConfig {
+            advertised: "192.0.2.1".parse().unwrap(),
+            query_interval: Duration::from_secs(10),
+            query_response_interval: Duration::from_secs(2),
+            robustness: 2,
+            ..RelayConfig::default()
+        }
+    }
+
+    fn drain(r: &mut Relay) -> Vec<(SocketAddr, Message)> {
+        std::iter::from_fn(|| r.poll_transmit())
+            .map(|t| (t.destination, Message::decode(&t.payload).expect("relay emits valid messages")))
+            .collect()
+    }
+
+    fn events(r: &mut Relay) -> Vec<RelayEvent> {
+        std::iter::from_fn(|| r.poll_event()).collect()
+    }
+
+    /// Request → Query; returns the query.
+    fn request(r: &mut Relay, from: SocketAddr, nonce: u32, mld: bool, now: Instant) -> MembershipQuery {
+        let req = Message::Request { nonce, mld }.to_bytes().unwrap();
+        r.handle_datagram(from, &req, now).unwrap();
+        match drain(r).as_slice() {
+            [(to, Message::MembershipQuery(q))] => {
+                assert_eq!(*to, from);
+                q.clone()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn update(mac: ResponseMac, nonce: u32, records: &[(RecordType, &str, &[&str])]) -> Vec<u8> {
+        let v4 = records.first().map(|r| r.1.contains('.')).unwrap_or(true);
+        let report = if v4 {
+            EncapsulatedReport::Igmp {
+                source: Ipv4Addr::UNSPECIFIED,
+                report: IgmpV3Report {
+                    records: records
+                        .iter()
+                        .map(|(t, g, s)| GroupRecord {
+                            record_type: *t,
+                            group: g.parse().unwrap(),
+                            sources: s.iter().map(|a| a.parse().unwrap()).collect(),
+                        })
+                        .collect(),
+                },
+            }
+        } else {
+            EncapsulatedReport::Mld {
+                source: "fe80::2".parse().unwrap(),
+                report: MldV2Report {
+                    records: records
+                        .iter()
+                        .map(|(t, g, s)| GroupRecord {
+                            record_type: *t,
+                            group: g.parse().unwrap(),
+                            sources: s.iter().map(|a| a.parse().unwrap()).collect(),
+                        })
+                        .collect(),
+                },
+            }
+        };
+        Message::MembershipUpdate(MembershipUpdate { mac, nonce, report }).to_bytes().unwrap()
+    }
+
+    fn join(r: &mut Relay, from: SocketAddr, nonce: u32, group: &str, source: &str, now: Instant) -> Result<(), AmtError> {
+        let q = request(r, from, nonce, !group.contains('.'), now);
+        r.handle_datagram(from, &update(q.mac, nonce, &[(RecordType::ModeIsInclude, group, &[source])]), now)
+    }
+
+    #[test]
+    fn discovery_is_answered_with_the_advertised_address() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        r.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 99 }.to_bytes().unwrap(), t0).unwrap();
+        assert_eq!(drain(&mut r), vec![(gw(), Message::RelayAdvertisement { nonce: 99, relay: "192.0.2.1".parse().unwrap() })]);
+        let mut r6 = Relay::new(RelayConfig { advertised: "2001:db8::1".parse().unwrap(), ..cfg() }, t0);
+        r6.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 1 }.to_bytes().unwrap(), t0).unwrap();
+        assert!(matches!(drain(&mut r6).as_slice(), [(_, Message::RelayAdvertisement { relay: IpAddr::V6(_), .. })]));
+    }
+
+    #[test]
+    fn request_gets_a_query_with_mac_g_flag_and_the_asked_protocol() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let q4 = request(&mut r, gw(), 7, false, t0);
+        assert_eq!(q4.nonce, 7);
+        assert_eq!(q4.gateway, Some(gw()));
+        assert!(!q4.limit);
+        match &q4.query {
+            EncapsulatedQuery::Igmp { source, query } => {
+                assert_eq!(*source, Ipv4Addr::new(192, 0, 2, 1));
+                assert_eq!(query.query_interval(), Duration::from_secs(10));
+                assert_eq!(query.max_response_time(), Duration::from_secs(2));
+                assert_eq!(query.qrv, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        let q6 = request(&mut r, gw(), 7, true, t0);
+        assert!(matches!(q6.query, EncapsulatedQuery::Mld { .. }));
+        assert_eq!(q6.mac, q4.mac, "MAC depends only on address, port and nonce");
+        let other_port = request(&mut r, "198.51.100.9:40001".parse().unwrap(), 7, false, t0);
+        assert_ne!(other_port.mac, q4.mac);
+        assert_ne!(request(&mut r, gw(), 8, false, t0).mac, q4.mac);
+        assert_eq!(r.tunnel_count(), 0, "requests create no state");
+    }
+
+    #[test]
+    fn verified_updates_build_the_table_and_subscribe_events() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let a = sg("10.0.0.1@232.1.1.1");
+        join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(a)]);
+        assert_eq!(r.subscribers(&a).collect::<Vec<_>>(), vec![gw()]);
+        let gw2: SocketAddr = "203.0.113.7:5000".parse().unwrap();
+        join(&mut r, gw2, 2, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        assert!(events(&mut r).is_empty(), "second subscriber: no new native join");
+        assert_eq!(r.subscriber_slice(&a).len(), 2);
+        assert_eq!(r.tunnel_count(), 2);
+        // IPv6 (S,G) over the same IPv4 tunnel.
+        join(&mut r, gw(), 1, "ff3e::8000:1", "2001:db8::1", t0).unwrap();
+        assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(sg("2001:db8::1@ff3e::8000:1"))]);
+        // Leaves.
+        let q = request(&mut r, gw(), 1, false, t0);
+        r.handle_datagram(gw(), &update(q.mac, 1, &[(RecordType::BlockOldSources, "232.1.1.1", &["10.0.0.1"])]), t0).unwrap();
+        assert!(events(&mut r).is_empty());
+        assert_eq!(r.subscribers(&a).collect::<Vec<_>>(), vec![gw2]);
+        let q2 = request(&mut r, gw2, 2, false, t0);
+        r.handle_datagram(gw2, &update(q2.mac, 2, &[(RecordType::ChangeToInclude, "232.1.1.1", &[])]), t0).unwrap();
+        assert_eq!(events(&mut r), vec![RelayEvent::Unsubscribe(a)]);
+        assert_eq!(r.subscribers(&a).count(), 0);
+        let infos = r.tunnels();
+        assert_eq!(infos.len(), 2);
+    }
+
+    #[test]
+    fn wrong_or_copied_mac_changes_nothing() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let q = request(&mut r, gw(), 1, false, t0);
+        let mut bad = q.mac;
+        bad.0[5] ^= 1;
+        let spoof = update(bad, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        assert_eq!(r.handle_datagram(gw(), &spoof, t0), Err(AmtError::MacMismatch(gw())));
+        // A valid MAC replayed from another address or with another nonce is rejected too.
+        let good = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        let attacker: SocketAddr = "203.0.113.66:40000".parse().unwrap();
+        assert_eq!(r.handle_datagram(attacker, &good, t0), Err(AmtError::MacMismatch(attacker)));
+        let other_nonce = update(q.mac, 2, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        assert!(r.handle_datagram(gw(), &other_nonce, t0).is_err());
+        assert_eq!(r.tunnel_count(), 0);
+        assert!(events(&mut r).is_empty());
+    }
+
+    #[test]
+    fn a_new_nonce_replaces_the_tunnel_and_the_old_nonce_is_stale() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let a = sg("10.0.0.1@232.1.1.1");
+        let q1 = request(&mut r, gw(), 1, false, t0);
+        join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        events(&mut r);
+        // Gateway restarts its tunnel with nonce 2 and re-joins the same group: no churn.
+        join(&mut r, gw(), 2, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        assert!(events(&mut r).is_empty());
+        assert_eq!(r.tunnel_count(), 1);
+        assert_eq!(r.tunnels()[0].nonce, 2);
+        // An update still carrying nonce 1 (valid MAC) is stale.
+        let old = update(q1.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.9", &["10.0.0.1"])]);
+        assert_eq!(r.handle_datagram(gw(), &old, t0), Err(AmtError::StaleNonce { from: gw(), nonce: 1 }));
+        assert_eq!(r.subscribers(&a).count(), 1);
+        // A new tunnel that joins something else drops the old memberships.
+        join(&mut r, gw(), 3, "232.1.1.2", "10.0.0.1", t0).unwrap();
+        assert_eq!(
+            events(&mut r),
+            vec![RelayEvent::Unsubscribe(a), RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.2"))]
+        );
+    }
+
+    #[test]
+    fn memberships_expire_without_refresh_and_refresh_extends_them() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let gmi = cfg().membership_interval();
+        assert_eq!(gmi, Duration::from_secs(22));
+        join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        events(&mut r);
+        // Refresh at t0+15 s.
+        join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0 + Duration::from_secs(15)).unwrap();
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(36) {
+            t = r.poll_timeout().unwrap();
+            r.handle_timeout(t);
+        }
+        assert!(events(&mut r).is_empty(), "refreshed at 15 s, so alive until 37 s");
+        while t < t0 + Duration::from_secs(38) {
+            t = r.poll_timeout().unwrap();
+            r.handle_timeout(t);
+        }
+        assert_eq!(events(&mut r), vec![RelayEvent::Unsubscribe(sg("10.0.0.1@232.1.1.1"))]);
+        // The empty tunnel is removed once idle for a membership interval.
+        while r.tunnel_count() > 0 && t < t0 + Duration::from_secs(80) {
+            t = r.poll_timeout().unwrap();
+            r.handle_timeout(t);
+        }
+        assert_eq!(r.tunnel_count(), 0);
+        assert!(r.poll_timeout().unwrap() > t + Duration::from_secs(60), "idle relay only wakes for rotation");
+    }
+
+    #[test]
+    fn teardown_removes_the_tunnel_even_from_a_new_nat_address() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let q = request(&mut r, gw(), 5, false, t0);
+        join(&mut r, gw(), 5, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        events(&mut r);
+        let mut bad = Teardown { mac: ResponseMac([0; 6]), nonce: 5, gateway: gw() };
+        let bytes = Message::Teardown(bad.clone()).to_bytes().unwrap();
+        assert_eq!(r.handle_datagram(gw(), &bytes, t0), Err(AmtError::MacMismatch(gw())));
+        bad.mac = q.mac;
+        let good = Message::Teardown(bad).to_bytes().unwrap();
+        r.handle_datagram("203.0.113.1:1".parse().unwrap(), &good, t0).unwrap();
+        assert_eq!(r.tunnel_count(), 0);
+        assert_eq!(events(&mut r), vec![RelayEvent::Unsubscribe(sg("10.0.0.1@232.1.1.1"))]);
+        assert_eq!(r.handle_datagram(gw(), &good, t0), Err(AmtError::UnknownTunnel(gw())));
+    }
+
+    #[test]
+    fn tunnel_limit_sets_l_flag_and_refuses_new_tunnels() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { max_tunnels: 2, ..cfg() }, t0);
+        for port in 1..=2u16 {
+            join(&mut r, SocketAddr::new(gw().ip(), port), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        }
+        let third = SocketAddr::new(gw().ip(), 3);
+        let q = request(&mut r, third, 1, false, t0);
+        assert!(q.limit, "L flag: not accepting new tunnels");
+        assert!(!request(&mut r, SocketAddr::new(gw().ip(), 1), 1, false, t0).limit, "existing tunnels still refresh");
+        let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        assert_eq!(r.handle_datagram(third, &u, t0), Err(AmtError::TunnelLimit(2)));
+        assert_eq!(r.tunnel_count(), 2);
+    }
+
+    #[test]
+    fn group_limit_applies_what_fits() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { max_groups_per_tunnel: 2, ..cfg() }, t0);
+        let q = request(&mut r, gw(), 1, false, t0);
+        let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1", "10.0.0.2", "10.0.0.3"])]);
+        assert_eq!(r.handle_datagram(gw(), &u, t0), Err(AmtError::GroupLimit { from: gw(), limit: 2 }));
+        assert_eq!(r.tunnels()[0].groups.len(), 2);
+        assert_eq!(events(&mut r).len(), 2);
+    }
+
+    #[test]
+    fn update_rate_is_limited_per_tunnel() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { updates_per_second: 2, ..cfg() }, t0);
+        let q = request(&mut r, gw(), 1, false, t0);
+        let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        // First update creates the tunnel; burst of 4 more allowed; then limited.
+        let results: Vec<_> = (0..8).map(|_| r.handle_datagram(gw(), &u, t0)).collect();
+        assert_eq!(results.iter().filter(|x| x.is_ok()).count(), 5, "{results:?}");
+        assert_eq!(results[7], Err(AmtError::RateLimited(gw())));
+        assert!(r.handle_datagram(gw(), &u, t0 + Duration::from_secs(1)).is_ok(), "refilled");
+        // Another gateway is not affected.
+        join(&mut r, "203.0.113.7:5000".parse().unwrap(), 9, "232.1.1.1", "10.0.0.1", t0).unwrap();
+    }
+
+    #[test]
+    fn request_rate_is_limited_globally() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { requests_per_second: 1, ..cfg() }, t0);
+        let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
+        assert!(r.handle_datagram(gw(), &req, t0).is_ok());
+        assert!(r.handle_datagram(gw(), &req, t0).is_ok());
+        assert_eq!(r.handle_datagram(gw(), &req, t0), Err(AmtError::RateLimited(gw())));
+        assert_eq!(drain(&mut r).len(), 2);
+    }
+
+    #[test]
+    fn secret_rotation_accepts_the_previous_secret_only() {
+        let t0 = Instant::now();
+        let rot = Duration::from_secs(100);
+        let mut r = Relay::new(RelayConfig { secret_rotation: rot, ..cfg() }, t0);
+        let q = request(&mut r, gw(), 1, false, t0);
+        assert_eq!(r.poll_timeout(), Some(t0 + rot));
+        r.handle_timeout(t0 + rot);
+        let q2 = request(&mut r, gw(), 1, false, t0 + rot);
+        assert_ne!(q.mac, q2.mac, "rotated");
+        let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        assert!(r.handle_datagram(gw(), &u, t0 + rot).is_ok(), "previous secret accepted");
+        r.handle_timeout(t0 + rot * 2);
+        let u2 = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.2", &["10.0.0.1"])]);
+        assert_eq!(r.handle_datagram(gw(), &u2, t0 + rot * 2), Err(AmtError::MacMismatch(gw())));
+    }
+
+    #[test]
+    fn any_source_and_non_ssm_records_are_ignored() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let q = request(&mut r, gw(), 1, false, t0);
+        let u = update(
+            q.mac,
+            1,
+            &[
+                (RecordType::ChangeToExclude, "232.1.1.1", &[]),
+                (RecordType::ModeIsExclude, "232.1.1.2", &[]),
+                (RecordType::ModeIsInclude, "239.1.1.1", &["10.0.0.1"]),
+                (RecordType::Other(42), "232.1.1.3", &["10.0.0.1"]),
+            ],
+        );
+        r.handle_datagram(gw(), &u, t0).unwrap();
+        assert!(events(&mut r).is_empty());
+        assert!(r.tunnels()[0].groups.is_empty());
+    }
+
+    #[test]
+    fn relay_bound_messages_only() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let adv = Message::RelayAdvertisement { nonce: 1, relay: "192.0.2.1".parse().unwrap() }.to_bytes().unwrap();
+        assert!(matches!(r.handle_datagram(gw(), &adv, t0), Err(AmtError::UnexpectedMessage { .. })));
+        let mut data = Vec::new();
+        crate::encapsulate(&sg("10.0.0.1@232.1.1.1"), 1, 2, b"x", &mut data).unwrap();
+        assert!(matches!(r.handle_datagram(gw(), &data, t0), Err(AmtError::UnexpectedMessage { .. })));
+        assert!(r.handle_datagram(gw(), &[0xff; 3], t0).is_err());
+        assert!(drain(&mut r).is_empty());
+    }
+}
