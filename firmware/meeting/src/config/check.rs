@@ -169,8 +169,9 @@ impl<'t> Section<'t> {
         value: &str,
         check: impl Fn(&str) -> Result<(), String>,
     ) {
-        if value.is_empty() && !self.table.is_some_and(|t| t.contains_key(key)) {
-            return; // already reported as missing
+        let is_str = self.table.and_then(|t| t.get(key)).is_some_and(|i| i.as_str().is_some());
+        if !is_str {
+            return; // missing or of the wrong type: already reported
         }
         if let Err(msg) = check(value) {
             let span = self.get(key).and_then(|(_, s)| s);

@@ -1,10 +1,59 @@
-//! `roomcast check-config`.
+//! `roomcast check-config FILE [--board FILE]`: reads a roomcast.toml the way the box does
+//! (with the board's defaults when given) and prints every problem with its key and line.
+//! Exits non-zero when there is any.
+
+use std::path::PathBuf;
+
+use roomcast_meeting::config::{BoardDefaults, Config};
 
 /// Command-line arguments of `roomcast check-config`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The roomcast.toml to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Board defaults (the image's /etc/roomcast/board.toml), if any.
+    #[arg(long, value_name = "FILE")]
+    pub board: Option<PathBuf>,
+}
 
 /// Runs `roomcast check-config`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("roomcast check-config is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let board = match &args.board {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read board file {}: {e}", path.display()))?;
+            let (board, errors) = BoardDefaults::parse(&text);
+            for e in &errors {
+                eprintln!("{}: {e}", path.display());
+            }
+            board
+        }
+        None => BoardDefaults::default(),
+    };
+    match Config::load(&args.file, &board) {
+        Ok(cfg) => {
+            println!(
+                "{}: OK (room {:?}, meeting {:?} at {}, video {} {}x{}@{} {} kbit/s, audio {})",
+                args.file.display(),
+                cfg.room.name,
+                cfg.meeting.id,
+                cfg.meeting.server,
+                if cfg.video.enabled { cfg.video.source.as_str() } else { "off" },
+                cfg.video.width,
+                cfg.video.height,
+                cfg.video.fps,
+                cfg.video.bitrate_kbps,
+                if cfg.audio.enabled { cfg.audio.source.as_str() } else { "off" },
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: {e}", args.file.display());
+            }
+            eprintln!("{}: {} error(s)", args.file.display(), errors.len());
+            std::process::exit(1);
+        }
+    }
 }

@@ -1,10 +1,315 @@
-//! `roomcast server`.
+//! `roomcast server`: the meeting service. It drives the sans-IO
+//! [`roomcast_meeting::MeetingService`] with three sockets and an embedded AMT relay:
+//! - the HTTP/JSON control API on `--listen` (join, leave, keepalive, roster with long poll,
+//!   SDP; see `roomcast_meeting::control`), one request per TCP connection;
+//! - the media port `--rtp-listen`, where participants send RTP and RTCP (rtcp-mux); each
+//!   packet from a known SSRC is injected into its sender's IPv4 and IPv6 (S,G);
+//! - the AMT relay on `--relay-listen` ([`roomcast_net::RelayHandle`]) through which boxes and
+//!   standard players receive the groups.
+//!
+//! Silence timeouts run off the core's `poll_timeout`. SIGINT/SIGTERM stop it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use roomcast_meeting::control::{error_response, parse_request, Reply};
+use roomcast_meeting::pool::Range;
+use roomcast_meeting::roster::Ports;
+use roomcast_meeting::service::{Event, MeetingSpec};
+use roomcast_meeting::{MeetingError, MeetingService, ServiceConfig, SourceGroup};
+use roomcast_net::{RelayHandle, RelayOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
 
 /// Command-line arguments of `roomcast server`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address of the HTTP/JSON control API.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8470")]
+    pub listen: SocketAddr,
+    /// Address participants send their RTP/RTCP to.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8472")]
+    pub rtp_listen: SocketAddr,
+    /// Address of the embedded AMT relay.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:2268")]
+    pub relay_listen: SocketAddr,
+    /// The address boxes reach this host at: told to participants (where to send RTP, which
+    /// relay) and used as the IPv4 source S of every group. E.g. 10.0.2.2 for the QEMU demo.
+    #[arg(long, value_name = "IPV4", default_value = "127.0.0.1")]
+    pub advertise: Ipv4Addr,
+    /// IPv6 source S of every IPv6 group.
+    #[arg(long, value_name = "IPV6", default_value = "fd00:726f:6f6d::1")]
+    pub source_v6: Ipv6Addr,
+    /// A meeting as ID:TOKEN (repeatable).
+    #[arg(long = "meeting", value_name = "ID:TOKEN", required = true, value_parser = parse_meeting)]
+    pub meetings: Vec<MeetingSpec>,
+    /// IPv4 SSM range participants' groups are taken from.
+    #[arg(long, value_name = "232.X.X.X/N", default_value = "232.10.0.0/24", value_parser = parse_range)]
+    pub ipv4_range: Range,
+    /// IPv6 SSM range participants' groups are taken from.
+    #[arg(long, value_name = "FF3X::/N", default_value = "ff3e::8000:0/112", value_parser = parse_range)]
+    pub ipv6_range: Range,
+    /// Seconds of silence (no RTP, RTCP or keepalive) after which a participant is removed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub silence_timeout: f64,
+    /// Most participants in one meeting.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_participants: usize,
+    /// AMT query interval in seconds (gateways refresh their joins this often).
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+    pub query_interval: f64,
+}
+
+fn parse_meeting(s: &str) -> Result<MeetingSpec, String> {
+    let (id, token) = s.split_once(':').ok_or("expected ID:TOKEN")?;
+    if id.is_empty() || token.is_empty() {
+        return Err("expected ID:TOKEN with both parts non-empty".into());
+    }
+    Ok(MeetingSpec { id: id.into(), token: token.into() })
+}
+
+fn parse_range(s: &str) -> Result<Range, String> {
+    s.parse().map_err(|e: MeetingError| e.to_string())
+}
+
+struct Shared {
+    svc: Mutex<MeetingService>,
+    /// Bumped at every roster change (long polls wait on it).
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    /// Logs the core's events and wakes long polls when a roster changed.
+    fn drain_events(&self, svc: &mut MeetingService) {
+        let mut changed = false;
+        while let Some(ev) = svc.poll_event() {
+            match ev {
+                Event::Joined { .. } | Event::Left { .. } => changed = true,
+                Event::Refused { meeting, error } => tracing::debug!(%meeting, %error, "refused"),
+            }
+        }
+        if changed {
+            self.changed.send_modify(|v| *v += 1);
+        }
+    }
+}
+
+fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
+    roomcast_amt::SourceGroup { source: sg.source, group: sg.group }
+}
+
+/// How long a roster long poll is held.
+const LONG_POLL: Duration = Duration::from_secs(10);
 
 /// Runs `roomcast server`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("roomcast server is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let http = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding the control API on {}", args.listen))?;
+    let media = UdpSocket::bind(args.rtp_listen)
+        .await
+        .with_context(|| format!("binding the media port {}", args.rtp_listen))?;
+    let mut relay_cfg = roomcast_amt::RelayConfig::default();
+    relay_cfg.query_interval = Duration::from_secs_f64(args.query_interval.clamp(1.0, 3600.0));
+    let relay = RelayHandle::spawn(RelayOptions { config: relay_cfg, ..RelayOptions::new(args.relay_listen) })
+        .await
+        .context("starting the embedded AMT relay")?;
+    let advertise = IpAddr::V4(args.advertise);
+    let cfg = ServiceConfig {
+        meetings: args.meetings.clone(),
+        source_v4: args.advertise,
+        source_v6: args.source_v6,
+        range_v4: args.ipv4_range,
+        range_v6: args.ipv6_range,
+        silence_timeout: Duration::from_secs_f64(args.silence_timeout.clamp(1.0, 3600.0)),
+        keepalive: Duration::from_secs_f64((args.silence_timeout / 4.0).clamp(0.5, 60.0)),
+        max_participants_per_meeting: args.max_participants,
+        max_participants_total: args.max_participants.saturating_mul(args.meetings.len()),
+        rtp_target: SocketAddr::new(advertise, media.local_addr()?.port()),
+        relay: SocketAddr::new(advertise, relay.local_addr().port()),
+        ports: Ports { video: 5004, audio: 5006 },
+        seed: rand_seed(),
+    };
+    tracing::info!(
+        control = %http.local_addr()?,
+        media = %media.local_addr()?,
+        relay = %relay.local_addr(),
+        meetings = ?args.meetings.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        "meeting service running"
+    );
+    let (changed, _) = watch::channel(0u64);
+    let shared = Arc::new(Shared { svc: Mutex::new(MeetingService::new(cfg)), changed });
+    let relay = Arc::new(relay);
+
+    let control = tokio::spawn(control_loop(http, shared.clone()));
+    let media_task = tokio::spawn(media_loop(media, shared.clone(), relay.clone()));
+    let timers = tokio::spawn(timer_loop(shared.clone()));
+    let stats = tokio::spawn(stats_loop(shared.clone(), relay.clone()));
+
+    super::relay::wait_for_shutdown().await?;
+    for t in [control, media_task, timers, stats] {
+        t.abort();
+    }
+    if let Ok(relay) = Arc::try_unwrap(relay) {
+        relay.shutdown().await;
+    }
+    Ok(())
+}
+
+fn rand_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+async fn control_loop(http: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match http.accept().await {
+            Ok((stream, peer)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = tokio::time::timeout(LONG_POLL * 2, handle_conn(stream, peer, shared)).await {
+                        tracing::debug!(%peer, "control connection timed out: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle_conn(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    let req = loop {
+        let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match parse_request(&buf) {
+            Ok((req, _)) => break req,
+            Err(MeetingError::Incomplete) => continue,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "bad control request");
+                stream.write_all(&error_response(&e)).await?;
+                return stream.shutdown().await;
+            }
+        }
+    };
+    tracing::debug!(%peer, ?req, "control request");
+    let mut rx = shared.changed.subscribe();
+    let reply = {
+        let mut svc = shared.svc.lock().expect("service lock");
+        let r = svc.handle_control(Instant::now(), req);
+        shared.drain_events(&mut svc);
+        r
+    };
+    if let Reply::Json { status: status @ (400..=499), body } = &reply {
+        tracing::warn!(%peer, status, %body, "control request refused");
+    }
+    let bytes = match reply {
+        Reply::WaitRoster { meeting, since } => {
+            let deadline = tokio::time::Instant::now() + LONG_POLL;
+            loop {
+                let version = shared.svc.lock().expect("service lock").roster_version(&meeting);
+                if version.is_none_or(|v| v > since) {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                    break;
+                }
+            }
+            let svc = shared.svc.lock().expect("service lock");
+            match svc.roster(&meeting) {
+                Some(r) => Reply::json(200, &r).encode(),
+                None => Reply::json(404, &serde_json::json!({"error": "meeting gone"})).encode(),
+            }
+        }
+        other => other.encode(),
+    };
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await
+}
+
+async fn media_loop(sock: UdpSocket, shared: Arc<Shared>, relay: Arc<RelayHandle>) {
+    let mut buf = vec![0u8; 65536];
+    let mut dropped = 0u64;
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("media receive error: {e}");
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        let fwd = {
+            let mut svc = shared.svc.lock().expect("service lock");
+            let f = svc.handle_packet(Instant::now(), from, data);
+            shared.drain_events(&mut svc);
+            f
+        };
+        let Some(fwd) = fwd else { continue };
+        let payload = Bytes::copy_from_slice(data);
+        for sg in [fwd.groups.ipv4, fwd.groups.ipv6] {
+            match relay.try_inject(amt_sg(sg), fwd.sport, fwd.dport, payload.clone()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    dropped += 1;
+                    if dropped.is_power_of_two() {
+                        tracing::warn!(dropped, "relay queue full: packets dropped");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("relay stopped: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn timer_loop(shared: Arc<Shared>) {
+    loop {
+        let next = shared.svc.lock().expect("service lock").poll_timeout();
+        let wake = next
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1))
+            .min(tokio::time::Instant::now() + Duration::from_secs(1));
+        tokio::time::sleep_until(wake).await;
+        let mut svc = shared.svc.lock().expect("service lock");
+        svc.handle_timeout(Instant::now());
+        shared.drain_events(&mut svc);
+    }
+}
+
+async fn stats_loop(shared: Arc<Shared>, relay: Arc<RelayHandle>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let participants = shared.svc.lock().expect("service lock").participant_count();
+        tracing::info!(participants, relay = ?relay.stats(), "stats");
+    }
 }
