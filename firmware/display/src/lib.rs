@@ -26,6 +26,9 @@ pub use state::{
     Deadline, Device, DisplayState, Encoder, Meeting, NetworkProblem, Participant, Phase, PhaseName,
 };
 
+/// A screen size in pixels (embedded-graphics' `Size`).
+pub type FrameSize = embedded_graphics::prelude::Size;
+
 /// The monochrome OLED size.
 pub const OLED_SIZE: embedded_graphics::prelude::Size = embedded_graphics::prelude::Size::new(128, 64);
 /// The reference colour screen size.

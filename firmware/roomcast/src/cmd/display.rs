@@ -1,10 +1,84 @@
-//! `roomcast display`.
+//! `roomcast display`: renders one status screen with sample data, to a PNG (for the README's
+//! screens and quick layout checks) and/or to real hardware (a framebuffer, an SSD1306 on I2C, or
+//! whatever `--auto` finds), using the same code the box daemon uses.
+
+use anyhow::{bail, Context};
+use roomcast_display::backend::framebuffer::FramebufferBackend;
+use roomcast_display::backend::png::write_png;
+use roomcast_display::backend::ssd1306::Ssd1306Backend;
+use roomcast_display::{render, Backend, BackendChoice, DisplayState, PhaseName};
+use std::path::PathBuf;
+use std::time::Instant;
 
 /// Command-line arguments of `roomcast display`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The state to show, with sample data.
+    #[arg(long, value_parser = parse_state,
+          help = "booting | no-network | finding-relay | joining | in-meeting | relay-lost | config-error | no-camera")]
+    state: PhaseName,
+    /// Size of the PNG: 128x64 (monochrome OLED layout) or 320x240, 480x320, ... (colour layout).
+    #[arg(long, default_value = "320x240", value_parser = parse_size)]
+    size: roomcast_display::FrameSize,
+    /// Write the screen to this PNG file.
+    #[arg(long, value_name = "FILE")]
+    png: Option<PathBuf>,
+    /// Draw on this Linux framebuffer (its own size and bit depth), e.g. /dev/fb0.
+    #[arg(long, value_name = "DEVICE")]
+    fb: Option<PathBuf>,
+    /// Draw on an SSD1306 128x64 OLED on this I2C bus, e.g. /dev/i2c-1.
+    #[arg(long, value_name = "BUS")]
+    i2c: Option<PathBuf>,
+    /// The SSD1306's I2C address (0x3c or 0x3d).
+    #[arg(long, default_value = "0x3c", value_parser = parse_address)]
+    address: u8,
+    /// Draw on whatever display `auto` finds (SSD1306 on /dev/i2c-1, then /dev/fb0).
+    #[arg(long)]
+    auto: bool,
+}
+
+fn parse_state(s: &str) -> Result<PhaseName, String> {
+    s.parse().map_err(|e: roomcast_display::DisplayError| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<roomcast_display::FrameSize, String> {
+    roomcast_display::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_address(s: &str) -> Result<u8, String> {
+    let t = s.trim_start_matches("0x").trim_start_matches("0X");
+    u8::from_str_radix(t, 16)
+        .ok()
+        .filter(|a| (0x03..=0x77).contains(a))
+        .ok_or_else(|| format!("bad I2C address {s:?}; expected hex like 0x3c"))
+}
 
 /// Runs `roomcast display`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("roomcast display is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.png.is_none() && args.fb.is_none() && args.i2c.is_none() && !args.auto {
+        bail!("nothing to draw on: give --png FILE, --fb DEVICE, --i2c BUS or --auto");
+    }
+    let now = Instant::now();
+    let state = DisplayState::sample(args.state, now);
+    if let Some(path) = &args.png {
+        let frame = render(&state, args.size, now);
+        write_png(&frame, path).with_context(|| format!("writing {}", path.display()))?;
+        tracing::info!(state = %args.state, size = ?args.size, file = %path.display(), "screen written");
+    }
+    let mut backends: Vec<Box<dyn Backend>> = Vec::new();
+    if let Some(dev) = &args.fb {
+        backends.push(Box::new(FramebufferBackend::open(dev)?));
+    }
+    if let Some(bus) = &args.i2c {
+        backends.push(Box::new(Ssd1306Backend::open(bus, args.address)?));
+    }
+    if args.auto {
+        backends.push(roomcast_display::open(&BackendChoice::default())?);
+    }
+    for mut b in backends {
+        let frame = render(&state, b.size(), now);
+        b.show(&frame, None).with_context(|| format!("drawing on {}", b.describe()))?;
+        tracing::info!(state = %args.state, display = %b.describe(), "screen drawn");
+    }
+    Ok(())
 }
