@@ -15,5 +15,6 @@ pub mod error;
 pub mod frame;
 pub mod mic;
 pub mod opus;
+pub mod pipeline;
 
 pub use error::{MediaError, Result};

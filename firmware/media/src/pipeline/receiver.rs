@@ -1,0 +1,273 @@
+//! The receiving side, sans-IO: RTP and RTCP packets of one stream (video + audio, as an SDP
+//! describes it) go in with the time they arrived; out come [`ReceiverEvent`]s: reassembled
+//! video frames (H.264 access units or AV1 temporal units, to count, record or decode) and
+//! decoded Opus PCM for the box's mixer (lost audio frames concealed, recovered from in-band
+//! FEC when the next packet carries it). Each stream has a jitter buffer; call
+//! [`Receiver::poll`] at [`Receiver::next_deadline`].
+//!
+//! The video payload type may change mid-stream from H.264 ([`super::PT_H264`]) to AV1
+//! ([`super::PT_AV1`]) when the sender's hardware encoder fails; the receiver follows.
+
+use std::time::{Duration, Instant};
+
+use roomcast_rtp::jitter::{JitterBuffer, Released};
+use roomcast_rtp::rtcp::{parse_compound, RtcpPacket};
+use roomcast_rtp::sdp::{Codec, SessionDescription};
+use roomcast_rtp::{parse_rtp, Av1Depacketizer, Depacketizer, Frame, H264Depacketizer, OpusDepacketizer};
+
+use super::{video_codec_of, PT_OPUS};
+use crate::encoder::VideoCodec;
+use crate::error::{MediaError, Result};
+use crate::opus::OpusDecoder;
+
+/// Default jitter-buffer latency.
+pub const DEFAULT_LATENCY: Duration = Duration::from_millis(100);
+/// At most this many lost audio frames are concealed in a row (longer gaps stay silent).
+const MAX_CONCEAL: u64 = 5;
+
+/// Which stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Video.
+    Video,
+    /// Audio.
+    Audio,
+}
+
+/// Something the receiver produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiverEvent {
+    /// A reassembled video frame.
+    Video {
+        /// Its codec.
+        codec: VideoCodec,
+        /// The frame.
+        frame: Frame,
+    },
+    /// One received Opus packet and its decoded PCM.
+    Audio {
+        /// RTP timestamp.
+        timestamp: u32,
+        /// The Opus packet (for recording).
+        opus: Vec<u8>,
+        /// Decoded interleaved PCM, 48 kHz.
+        pcm: Vec<i16>,
+    },
+    /// PCM standing in for a lost audio frame (FEC or concealment).
+    AudioConcealed {
+        /// 20 ms of PCM.
+        pcm: Vec<i16>,
+        /// True when recovered from in-band FEC.
+        fec: bool,
+    },
+    /// The sender said BYE on a stream.
+    Bye(StreamKind),
+    /// A sender report arrived.
+    SenderReport(StreamKind),
+}
+
+/// Counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiverStats {
+    /// Video frames returned.
+    pub video_frames: u64,
+    /// Audio packets decoded.
+    pub audio_frames: u64,
+    /// Audio frames concealed (PLC or FEC).
+    pub audio_concealed: u64,
+    /// Packets rejected (unparseable, unknown payload type).
+    pub rejected: u64,
+    /// Sender reports seen.
+    pub sender_reports: u64,
+}
+
+/// The receiver core.
+pub struct Receiver {
+    video_jb: JitterBuffer,
+    audio_jb: JitterBuffer,
+    video: Option<(u8, Box<dyn Depacketizer + Send>)>,
+    audio: OpusDepacketizer,
+    decoder: OpusDecoder,
+    audio_pt: u8,
+    stats: ReceiverStats,
+}
+
+impl Receiver {
+    /// A receiver for the streams an SDP describes (decoding audio to its channel count).
+    pub fn from_sdp(sdp: &SessionDescription, latency: Duration) -> Result<Self> {
+        let audio = sdp.audio().ok_or_else(|| MediaError::Config("SDP has no audio m-line".into()))?;
+        if audio.codec != Codec::Opus {
+            return Err(MediaError::Config(format!("audio codec {} is not Opus", audio.codec.encoding_name())));
+        }
+        let stereo = audio.fmtp_param("sprop-stereo") == Some("1") || audio.fmtp_param("stereo") == Some("1");
+        Self::new(if stereo { 2 } else { 1 }, audio.payload_type, latency)
+    }
+
+    /// A receiver decoding audio to `channels`.
+    pub fn new(channels: u8, audio_pt: u8, latency: Duration) -> Result<Self> {
+        Ok(Receiver {
+            video_jb: JitterBuffer::new(latency),
+            audio_jb: JitterBuffer::new(latency),
+            video: None,
+            audio: OpusDepacketizer::new(),
+            decoder: OpusDecoder::new(channels)?,
+            audio_pt,
+            stats: ReceiverStats::default(),
+        })
+    }
+
+    /// Audio output channels.
+    pub fn audio_channels(&self) -> u8 {
+        self.decoder.channels()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ReceiverStats {
+        &self.stats
+    }
+
+    /// True while video frames are dropped until a keyframe (ask the sender for one).
+    pub fn waiting_for_keyframe(&self) -> bool {
+        self.video.as_ref().is_none_or(|(_, d)| d.waiting_for_keyframe())
+    }
+
+    /// A video RTP packet arrived.
+    pub fn push_video_rtp(&mut self, data: Vec<u8>, now: Instant) -> Vec<ReceiverEvent> {
+        if self.video_jb.push(data, now).is_err() {
+            self.stats.rejected += 1;
+        }
+        self.poll(now)
+    }
+
+    /// An audio RTP packet arrived.
+    pub fn push_audio_rtp(&mut self, data: Vec<u8>, now: Instant) -> Vec<ReceiverEvent> {
+        if self.audio_jb.push(data, now).is_err() {
+            self.stats.rejected += 1;
+        }
+        self.poll(now)
+    }
+
+    /// An RTCP packet arrived on the video or audio RTCP port.
+    pub fn push_rtcp(&mut self, kind: StreamKind, data: &[u8]) -> Vec<ReceiverEvent> {
+        let Ok(packets) = parse_compound(data) else {
+            self.stats.rejected += 1;
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for p in packets {
+            match p {
+                RtcpPacket::SenderReport(_) => {
+                    self.stats.sender_reports += 1;
+                    out.push(ReceiverEvent::SenderReport(kind));
+                }
+                RtcpPacket::Bye(_) => out.push(ReceiverEvent::Bye(kind)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// When [`Receiver::poll`] should run next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.video_jb.next_deadline(), self.audio_jb.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Releases whatever the jitter buffers let go at `now`.
+    pub fn poll(&mut self, now: Instant) -> Vec<ReceiverEvent> {
+        let mut out = Vec::new();
+        while let Some(r) = self.video_jb.pop(now) {
+            self.video_packet(r, &mut out);
+        }
+        while let Some(r) = self.audio_jb.pop(now) {
+            self.audio_packet(r, &mut out);
+        }
+        out
+    }
+
+    /// End of stream: releases everything still buffered.
+    pub fn finish(&mut self) -> Vec<ReceiverEvent> {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut out = self.poll(far);
+        if let Some((pt, d)) = self.video.as_mut() {
+            if let Some(frame) = d.finish() {
+                if let Some(codec) = video_codec_of(*pt) {
+                    self.stats.video_frames += 1;
+                    out.push(ReceiverEvent::Video { codec, frame });
+                }
+            }
+        }
+        out
+    }
+
+    fn video_packet(&mut self, r: Released, out: &mut Vec<ReceiverEvent>) {
+        let Ok(packet) = parse_rtp(&r.data) else {
+            self.stats.rejected += 1;
+            return;
+        };
+        let pt = packet.header.payload_type;
+        let Some(codec) = video_codec_of(pt) else {
+            self.stats.rejected += 1;
+            return;
+        };
+        if self.video.as_ref().is_none_or(|(cur, _)| *cur != pt) {
+            if self.video.is_some() {
+                tracing::warn!(codec = codec.name(), "video payload type changed: following the sender");
+            }
+            let d: Box<dyn Depacketizer + Send> = match codec {
+                VideoCodec::H264 => Box::new(H264Depacketizer::new()),
+                VideoCodec::Av1 => Box::new(Av1Depacketizer::new()),
+            };
+            self.video = Some((pt, d));
+        }
+        let Some((_, d)) = self.video.as_mut() else { return };
+        match d.push(&packet) {
+            Ok(Some(frame)) => {
+                self.stats.video_frames += 1;
+                out.push(ReceiverEvent::Video { codec, frame });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!("video packet dropped: {e}");
+            }
+        }
+    }
+
+    fn audio_packet(&mut self, r: Released, out: &mut Vec<ReceiverEvent>) {
+        let Ok(packet) = parse_rtp(&r.data) else {
+            self.stats.rejected += 1;
+            return;
+        };
+        if packet.header.payload_type != self.audio_pt && packet.header.payload_type != PT_OPUS {
+            self.stats.rejected += 1;
+            return;
+        }
+        let frame = match self.audio.push(&packet) {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!("audio packet dropped: {e}");
+                return;
+            }
+        };
+        let lost = r.lost_before.min(MAX_CONCEAL);
+        for i in 0..lost {
+            // The frame right before this packet can come back from this packet's FEC.
+            let fec = i + 1 == lost;
+            let pcm = if fec { self.decoder.conceal(Some(&frame.data)) } else { self.decoder.conceal(None) };
+            if let Ok(pcm) = pcm {
+                self.stats.audio_concealed += 1;
+                out.push(ReceiverEvent::AudioConcealed { pcm, fec });
+            }
+        }
+        match self.decoder.decode(&frame.data) {
+            Ok(pcm) => {
+                self.stats.audio_frames += 1;
+                out.push(ReceiverEvent::Audio { timestamp: frame.timestamp, opus: frame.data, pcm });
+            }
+            Err(e) => tracing::debug!("Opus decode failed: {e}"),
+        }
+    }
+}

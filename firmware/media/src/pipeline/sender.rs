@@ -1,0 +1,430 @@
+//! The sending side. [`VideoChain`] and [`AudioChain`] are sans-IO: fed captured frames and
+//! the current time, they return RTP and RTCP packets ([`Outgoing`]). RTP timestamps come from
+//! the capture clock (video: 90 kHz from the capture instant; audio: the sample counter), and
+//! RTCP sender reports (with SDES CNAME) go out every second, tying both to wall-clock time for
+//! lip sync; [`VideoChain::finish`]/[`AudioChain::finish`] drain the encoder and say BYE.
+//!
+//! [`SenderPipeline`] runs a camera and a microphone on two threads and hands every packet to
+//! a sink callback (the `stream` command sends them to UDP sockets; the box daemon into its
+//! AMT/multicast sender).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use roomcast_rtp::clock::duration_to_ticks;
+use roomcast_rtp::rtcp::{encode_compound, Bye, NtpTimestamp, RtcpPacket, SdesChunk, SenderReport};
+use roomcast_rtp::{Av1Packetizer, H264Packetizer, OpusPacketizer, Packetizer, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE};
+
+use super::{video_payload_type, PT_OPUS};
+use crate::camera::Camera;
+use crate::encoder::auto::SharedEncoderState;
+use crate::encoder::{EncodedFrame, VideoCodec, VideoEncoder};
+use crate::error::{MediaError, Result};
+use crate::frame::{AudioFrame, VideoFrame};
+use crate::mic::Microphone;
+use crate::opus::OpusEncoder;
+
+/// How often RTCP sender reports go out.
+pub const RTCP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A packet to send, by stream and protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Video RTP (to `port`).
+    VideoRtp(Vec<u8>),
+    /// Video RTCP (to `port + 1`).
+    VideoRtcp(Vec<u8>),
+    /// Audio RTP (to `port + 2`).
+    AudioRtp(Vec<u8>),
+    /// Audio RTCP (to `port + 3`).
+    AudioRtcp(Vec<u8>),
+}
+
+/// RTCP state shared by both chains.
+struct RtcpClock {
+    ssrc: u32,
+    cname: String,
+    clock_rate: u32,
+    /// RTP timestamp at `start`.
+    base: u32,
+    start: Option<Instant>,
+    next_report: Option<Instant>,
+}
+
+impl RtcpClock {
+    fn new(ssrc: u32, cname: &str, clock_rate: u32) -> Self {
+        RtcpClock { ssrc, cname: cname.to_string(), clock_rate, base: rand::random(), start: None, next_report: None }
+    }
+    fn rtp_time(&self, at: Instant) -> u32 {
+        let start = self.start.unwrap_or(at);
+        self.base.wrapping_add(duration_to_ticks(at.saturating_duration_since(start), self.clock_rate))
+    }
+    fn report(&mut self, now: Instant, wall: SystemTime, packetizer: &dyn Packetizer, force: bool) -> Option<Vec<u8>> {
+        let due = self.next_report.is_none_or(|t| now >= t);
+        if !(due || force) || packetizer.sender().packet_count == 0 {
+            return None;
+        }
+        self.next_report = Some(now + RTCP_INTERVAL);
+        let sr = SenderReport {
+            ssrc: self.ssrc,
+            ntp_time: NtpTimestamp::from_system_time(wall),
+            rtp_time: self.rtp_time(now),
+            packet_count: packetizer.sender().packet_count,
+            octet_count: packetizer.sender().octet_count,
+            reports: vec![],
+        };
+        Some(encode_compound(&[
+            RtcpPacket::SenderReport(sr),
+            RtcpPacket::SourceDescription(vec![SdesChunk::cname(self.ssrc, &self.cname)]),
+        ]))
+    }
+    fn bye(&self, now: Instant, wall: SystemTime, packetizer: &dyn Packetizer) -> Vec<u8> {
+        encode_compound(&[
+            RtcpPacket::SenderReport(SenderReport {
+                ssrc: self.ssrc,
+                ntp_time: NtpTimestamp::from_system_time(wall),
+                rtp_time: self.rtp_time(now),
+                packet_count: packetizer.sender().packet_count,
+                octet_count: packetizer.sender().octet_count,
+                reports: vec![],
+            }),
+            RtcpPacket::SourceDescription(vec![SdesChunk::cname(self.ssrc, &self.cname)]),
+            RtcpPacket::Bye(Bye { sources: vec![self.ssrc], reason: Some(b"stream ended".to_vec()) }),
+        ])
+    }
+}
+
+fn video_packetizer(codec: VideoCodec, ssrc: u32, max_packet_size: usize) -> Box<dyn Packetizer + Send> {
+    match codec {
+        VideoCodec::H264 => Box::new(H264Packetizer::new(ssrc, video_payload_type(codec), max_packet_size)),
+        VideoCodec::Av1 => Box::new(Av1Packetizer::new(ssrc, video_payload_type(codec), max_packet_size)),
+    }
+}
+
+fn rtp_err(e: roomcast_rtp::RtpError) -> MediaError {
+    MediaError::Rtp(e.to_string())
+}
+
+/// Counters and latencies of the video chain.
+#[derive(Debug, Clone, Default)]
+pub struct VideoStats {
+    /// Frames captured and given to the encoder.
+    pub frames_in: u64,
+    /// Encoded frames packetized.
+    pub frames_out: u64,
+    /// Keyframes among them.
+    pub keyframes: u64,
+    /// RTP packets.
+    pub packets: u64,
+    /// Capture-to-RTP latency of every frame (capture instant to its last packet).
+    pub latencies: Vec<Duration>,
+    /// Codec switches (hardware failure -> software).
+    pub codec_switches: u64,
+}
+
+/// Encoder + packetizer + RTCP for video (sans-IO).
+pub struct VideoChain<E: VideoEncoder> {
+    encoder: E,
+    packetizer: Box<dyn Packetizer + Send>,
+    codec: VideoCodec,
+    rtcp: RtcpClock,
+    max_packet_size: usize,
+    stats: VideoStats,
+}
+
+impl<E: VideoEncoder> VideoChain<E> {
+    /// A chain sending as `ssrc` with packets of at most `max_packet_size` bytes.
+    pub fn new(encoder: E, ssrc: u32, cname: &str, max_packet_size: usize) -> Self {
+        let codec = encoder.codec();
+        VideoChain {
+            packetizer: video_packetizer(codec, ssrc, max_packet_size),
+            encoder,
+            codec,
+            rtcp: RtcpClock::new(ssrc, cname, VIDEO_CLOCK_RATE),
+            max_packet_size,
+            stats: VideoStats::default(),
+        }
+    }
+
+    /// The encoder (for keyframe requests and bitrate changes).
+    pub fn encoder_mut(&mut self) -> &mut E {
+        &mut self.encoder
+    }
+
+    /// The codec currently sent.
+    pub fn codec(&self) -> VideoCodec {
+        self.codec
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &VideoStats {
+        &self.stats
+    }
+
+    fn send(&mut self, frames: Vec<EncodedFrame>, now_fn: &dyn Fn() -> Instant, out: &mut Vec<Outgoing>) -> Result<()> {
+        for f in frames {
+            if f.codec != self.codec {
+                // Keep SSRC and sequence numbers; change payload format and type.
+                let mut sender = self.packetizer.sender().clone();
+                sender.payload_type = video_payload_type(f.codec);
+                self.packetizer = video_packetizer(f.codec, sender.ssrc, self.max_packet_size);
+                *self.packetizer.sender_mut() = sender;
+                tracing::warn!(from = self.codec.name(), to = f.codec.name(), "video codec changed mid-stream");
+                self.codec = f.codec;
+                self.stats.codec_switches += 1;
+            }
+            let ts = self.rtcp.rtp_time(f.captured_at);
+            let mut packets = Vec::new();
+            self.packetizer.packetize(&f.data, ts, &mut packets).map_err(rtp_err)?;
+            self.stats.frames_out += 1;
+            self.stats.keyframes += u64::from(f.keyframe);
+            self.stats.packets += packets.len() as u64;
+            out.extend(packets.into_iter().map(Outgoing::VideoRtp));
+            self.stats.latencies.push(now_fn().saturating_duration_since(f.captured_at));
+        }
+        Ok(())
+    }
+
+    /// Encodes and packetizes one captured frame; adds an RTCP report when one is due.
+    pub fn push(&mut self, frame: &VideoFrame, now: Instant, wall: SystemTime) -> Result<Vec<Outgoing>> {
+        self.rtcp.start.get_or_insert(frame.captured_at);
+        self.stats.frames_in += 1;
+        let encoded = self.encoder.encode(frame)?;
+        let mut out = Vec::new();
+        self.send(encoded, &Instant::now, &mut out)?;
+        if let Some(r) = self.rtcp.report(now, wall, self.packetizer.as_ref(), false) {
+            out.push(Outgoing::VideoRtcp(r));
+        }
+        Ok(out)
+    }
+
+    /// Drains the encoder and says goodbye (SR + SDES + BYE).
+    pub fn finish(&mut self, now: Instant, wall: SystemTime) -> Result<Vec<Outgoing>> {
+        let encoded = self.encoder.flush()?;
+        let mut out = Vec::new();
+        self.send(encoded, &Instant::now, &mut out)?;
+        out.push(Outgoing::VideoRtcp(self.rtcp.bye(now, wall, self.packetizer.as_ref())));
+        Ok(out)
+    }
+}
+
+/// Counters of the audio chain.
+#[derive(Debug, Clone, Default)]
+pub struct AudioStats {
+    /// 20 ms frames encoded.
+    pub frames: u64,
+    /// RTP packets.
+    pub packets: u64,
+    /// Frames that were DTX (1-2 byte) packets.
+    pub dtx_frames: u64,
+}
+
+/// Opus encoder + packetizer + RTCP for audio (sans-IO).
+pub struct AudioChain {
+    encoder: OpusEncoder,
+    packetizer: OpusPacketizer,
+    rtcp: RtcpClock,
+    first_sample: Option<u64>,
+    in_dtx: bool,
+    stats: AudioStats,
+}
+
+impl AudioChain {
+    /// A chain sending as `ssrc`.
+    pub fn new(encoder: OpusEncoder, ssrc: u32, cname: &str, max_packet_size: usize) -> Self {
+        AudioChain {
+            encoder,
+            packetizer: OpusPacketizer::new(ssrc, PT_OPUS, max_packet_size),
+            rtcp: RtcpClock::new(ssrc, cname, OPUS_CLOCK_RATE),
+            first_sample: None,
+            in_dtx: false,
+            stats: AudioStats::default(),
+        }
+    }
+
+    /// The Opus encoder (bitrate changes).
+    pub fn encoder_mut(&mut self) -> &mut OpusEncoder {
+        &mut self.encoder
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &AudioStats {
+        &self.stats
+    }
+
+    /// Encodes and packetizes one 20 ms frame.
+    pub fn push(&mut self, frame: &AudioFrame, now: Instant, wall: SystemTime) -> Result<Vec<Outgoing>> {
+        let first = *self.first_sample.get_or_insert(frame.first_sample);
+        self.rtcp.start.get_or_insert(frame.captured_at);
+        let packet = self.encoder.encode(frame)?;
+        self.stats.frames += 1;
+        let mut out = Vec::new();
+        let dtx = packet.len() <= 2;
+        self.stats.dtx_frames += u64::from(dtx);
+        if !dtx && self.in_dtx {
+            self.packetizer.start_talkspurt();
+        }
+        self.in_dtx = dtx;
+        let ts = self.rtcp.base.wrapping_add(frame.first_sample.wrapping_sub(first) as u32);
+        let mut packets = Vec::new();
+        self.packetizer.packetize(&packet, ts, &mut packets).map_err(rtp_err)?;
+        self.stats.packets += packets.len() as u64;
+        out.extend(packets.into_iter().map(Outgoing::AudioRtp));
+        if let Some(r) = self.rtcp.report(now, wall, &self.packetizer, false) {
+            out.push(Outgoing::AudioRtcp(r));
+        }
+        Ok(out)
+    }
+
+    /// Says goodbye.
+    pub fn finish(&mut self, now: Instant, wall: SystemTime) -> Vec<Outgoing> {
+        vec![Outgoing::AudioRtcp(self.rtcp.bye(now, wall, &self.packetizer))]
+    }
+}
+
+/// A packet sink: called from the capture threads.
+pub type Sink = Arc<dyn Fn(Outgoing) + Send + Sync>;
+
+/// What a finished [`SenderPipeline`] reports.
+#[derive(Debug, Clone, Default)]
+pub struct SenderReportSummary {
+    /// Video counters.
+    pub video: VideoStats,
+    /// Audio counters.
+    pub audio: AudioStats,
+    /// Errors that ended a thread early.
+    pub errors: Vec<String>,
+}
+
+/// Camera and microphone threads feeding the chains, packets to a sink.
+pub struct SenderPipeline {
+    stop: Arc<AtomicBool>,
+    video: Option<JoinHandle<std::result::Result<VideoStats, (VideoStats, String)>>>,
+    audio: Option<JoinHandle<std::result::Result<AudioStats, (AudioStats, String)>>>,
+    keyframe: Arc<AtomicBool>,
+    bitrate: Arc<Mutex<Option<u32>>>,
+}
+
+/// Limits of a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunLimits {
+    /// Stop after this many video frames (None: until stopped).
+    pub video_frames: Option<u64>,
+    /// Stop after this many audio frames (None: until stopped).
+    pub audio_frames: Option<u64>,
+}
+
+impl SenderPipeline {
+    /// Starts the threads. `state` is only carried for the caller (the encoder updates it).
+    pub fn start<E: VideoEncoder + 'static>(
+        mut camera: Box<dyn Camera>,
+        mut mic: Option<Box<dyn Microphone>>,
+        mut video: VideoChain<E>,
+        mut audio: AudioChain,
+        limits: RunLimits,
+        sink: Sink,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let keyframe = Arc::new(AtomicBool::new(false));
+        let bitrate = Arc::new(Mutex::new(None));
+        let (s, k, b, vsink) = (stop.clone(), keyframe.clone(), bitrate.clone(), sink.clone());
+        let vt = std::thread::Builder::new().name("video-send".into()).spawn(move || {
+            let mut run = |video: &mut VideoChain<E>| -> Result<()> {
+                while !s.load(Ordering::Relaxed) && limits.video_frames.is_none_or(|n| video.stats().frames_in < n) {
+                    let frame = camera.capture()?;
+                    if k.swap(false, Ordering::Relaxed) {
+                        video.encoder_mut().request_keyframe();
+                    }
+                    if let Some(bps) = b.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                        video.encoder_mut().set_bitrate(bps)?;
+                    }
+                    for p in video.push(&frame, Instant::now(), SystemTime::now())? {
+                        vsink(p);
+                    }
+                }
+                for p in video.finish(Instant::now(), SystemTime::now())? {
+                    vsink(p);
+                }
+                Ok(())
+            };
+            match run(&mut video) {
+                Ok(()) => Ok(video.stats().clone()),
+                Err(e) => Err((video.stats().clone(), e.to_string())),
+            }
+        });
+        let (s, asink) = (stop.clone(), sink);
+        let at = std::thread::Builder::new().name("audio-send".into()).spawn(move || {
+            let Some(mic) = mic.as_mut() else { return Ok(AudioStats::default()) };
+            let mut run = |audio: &mut AudioChain| -> Result<()> {
+                while !s.load(Ordering::Relaxed) && limits.audio_frames.is_none_or(|n| audio.stats().frames < n) {
+                    let frame = mic.capture()?;
+                    for p in audio.push(&frame, Instant::now(), SystemTime::now())? {
+                        asink(p);
+                    }
+                }
+                for p in audio.finish(Instant::now(), SystemTime::now()) {
+                    asink(p);
+                }
+                Ok(())
+            };
+            match run(&mut audio) {
+                Ok(()) => Ok(audio.stats().clone()),
+                Err(e) => Err((audio.stats().clone(), e.to_string())),
+            }
+        });
+        SenderPipeline { stop, video: vt.ok(), audio: at.ok(), keyframe, bitrate }
+    }
+
+    /// Asks the video encoder for a keyframe (e.g. a receiver joined).
+    pub fn request_keyframe(&self) {
+        self.keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// Changes the video bitrate.
+    pub fn set_video_bitrate(&self, bps: u32) {
+        *self.bitrate.lock().unwrap_or_else(|e| e.into_inner()) = Some(bps);
+    }
+
+    /// Tells the threads to stop after their current frame.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// True once both threads have ended.
+    pub fn is_finished(&self) -> bool {
+        self.video.as_ref().is_none_or(|h| h.is_finished()) && self.audio.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Waits for both threads.
+    pub fn join(mut self) -> SenderReportSummary {
+        let mut summary = SenderReportSummary::default();
+        match self.video.take().map(|h| h.join()) {
+            Some(Ok(Ok(v))) => summary.video = v,
+            Some(Ok(Err((v, e)))) => {
+                summary.video = v;
+                summary.errors.push(format!("video: {e}"));
+            }
+            Some(Err(_)) => summary.errors.push("video thread panicked".into()),
+            None => summary.errors.push("video thread did not start".into()),
+        }
+        match self.audio.take().map(|h| h.join()) {
+            Some(Ok(Ok(a))) => summary.audio = a,
+            Some(Ok(Err((a, e)))) => {
+                summary.audio = a;
+                summary.errors.push(format!("audio: {e}"));
+            }
+            Some(Err(_)) => summary.errors.push("audio thread panicked".into()),
+            None => summary.errors.push("audio thread did not start".into()),
+        }
+        summary
+    }
+}
+
+/// Keeps the encoder state reachable next to a pipeline (for the display).
+#[derive(Clone)]
+pub struct SenderHandle {
+    /// The encoder state ("HW H.264" / "SW AV1" + reason).
+    pub encoder_state: SharedEncoderState,
+}

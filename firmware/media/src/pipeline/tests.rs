@@ -1,0 +1,139 @@
+//! Sender chains into the receiver core, in memory, on a manual clock.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use super::receiver::{Receiver, ReceiverEvent, StreamKind, DEFAULT_LATENCY};
+use super::sender::{AudioChain, Outgoing, VideoChain};
+use super::*;
+use crate::camera::synthetic::SyntheticCamera;
+use crate::camera::{Camera, CameraConfig};
+use crate::clock::{Clock, ManualClock};
+use crate::encoder::auto::{AutoEncoder, EncoderChoice};
+use crate::encoder::m2m::fake::{FakeM2m, FakeSpec};
+use crate::encoder::m2m::M2mEncoder;
+use crate::encoder::rav1e::Rav1eEncoder;
+use crate::encoder::{EncoderConfig, VideoEncoder};
+use crate::mic::synthetic::SyntheticMic;
+use crate::mic::Microphone;
+use crate::opus::{OpusConfig, OpusEncoder};
+
+fn deliver(rx: &mut Receiver, packets: Vec<Outgoing>, now: Instant, events: &mut Vec<ReceiverEvent>) {
+    for p in packets {
+        events.extend(match p {
+            Outgoing::VideoRtp(d) => rx.push_video_rtp(d, now),
+            Outgoing::AudioRtp(d) => rx.push_audio_rtp(d, now),
+            Outgoing::VideoRtcp(d) => rx.push_rtcp(StreamKind::Video, &d),
+            Outgoing::AudioRtcp(d) => rx.push_rtcp(StreamKind::Audio, &d),
+        });
+    }
+}
+
+#[test]
+fn av1_and_opus_go_through_rtp_and_come_back() {
+    let clock = ManualClock::new();
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let mut cam = SyntheticCamera::new(CameraConfig { width: 64, height: 48, fps: 25 }, shared.clone()).unwrap();
+    let mut mic = SyntheticMic::new(1, shared).unwrap();
+    let mut cfg = EncoderConfig::new(64, 48, 25);
+    cfg.bitrate_bps = 200_000;
+    let mut video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "test@roomcast", 1200);
+    let mut audio = AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "test@roomcast", 1200);
+    let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
+    let mut events = Vec::new();
+    for i in 0..50 {
+        let a = mic.capture().unwrap();
+        let out = audio.push(&a, clock.now(), SystemTime::now()).unwrap();
+        deliver(&mut rx, out, clock.now(), &mut events);
+        if i % 2 == 0 {
+            let f = cam.capture().unwrap();
+            let out = video.push(&f, clock.now(), SystemTime::now()).unwrap();
+            deliver(&mut rx, out, clock.now(), &mut events);
+        }
+    }
+    let out = video.finish(clock.now(), SystemTime::now()).unwrap();
+    deliver(&mut rx, out, clock.now(), &mut events);
+    deliver(&mut rx, audio.finish(clock.now(), SystemTime::now()), clock.now(), &mut events);
+    events.extend(rx.finish());
+
+    let video_frames: Vec<_> = events.iter().filter_map(|e| match e { ReceiverEvent::Video { frame, codec } => Some((frame, *codec)), _ => None }).collect();
+    assert_eq!(video_frames.len(), 25, "every video frame arrives");
+    assert!(video_frames[0].0.keyframe && video_frames.iter().all(|(_, c)| *c == VideoCodec::Av1));
+    // RTP timestamps advance by 90000/25 per frame.
+    let ts: Vec<u32> = video_frames.iter().map(|(f, _)| f.timestamp).collect();
+    assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 3600), "{ts:?}");
+    let audio_frames: Vec<_> = events.iter().filter_map(|e| match e { ReceiverEvent::Audio { pcm, timestamp, .. } => Some((pcm.len(), *timestamp)), _ => None }).collect();
+    assert_eq!(audio_frames.len(), 50);
+    assert!(audio_frames.iter().all(|(n, _)| *n == 960));
+    assert!(audio_frames.windows(2).all(|w| w[1].1.wrapping_sub(w[0].1) == 960));
+    assert_eq!(events.iter().filter(|e| matches!(e, ReceiverEvent::Bye(_))).count(), 2);
+    assert!(events.iter().any(|e| matches!(e, ReceiverEvent::SenderReport(StreamKind::Video))));
+    assert_eq!(video.stats().latencies.len(), 25);
+}
+
+#[test]
+fn lost_audio_is_concealed_with_fec() {
+    let clock = ManualClock::new();
+    let mut mic = SyntheticMic::new(1, Arc::new(clock.clone())).unwrap();
+    let mut audio = AudioChain::new(OpusEncoder::new(OpusConfig { fec: true, expected_loss_percent: 20, ..OpusConfig::default() }).unwrap(), 2, "t", 1200);
+    let mut rx = Receiver::new(1, PT_OPUS, std::time::Duration::from_millis(40)).unwrap();
+    let mut events = Vec::new();
+    for i in 0..20 {
+        let out = audio.push(&mic.capture().unwrap(), clock.now(), SystemTime::now()).unwrap();
+        let out: Vec<_> = out.into_iter().filter(|p| !(i == 10 && matches!(p, Outgoing::AudioRtp(_)))).collect();
+        deliver(&mut rx, out, clock.now(), &mut events);
+        events.extend(rx.poll(clock.now()));
+    }
+    events.extend(rx.finish());
+    let concealed: Vec<bool> = events.iter().filter_map(|e| match e { ReceiverEvent::AudioConcealed { fec, .. } => Some(*fec), _ => None }).collect();
+    assert_eq!(concealed, vec![true]);
+    assert_eq!(rx.stats().audio_frames, 19);
+}
+
+#[test]
+fn receiver_follows_a_hardware_to_software_fallback() {
+    let mut cfg = EncoderConfig::new(64, 48, 25);
+    cfg.bitrate_bps = 200_000;
+    let (dev, _) = FakeM2m::new(FakeSpec { fail_after: Some(4), ..FakeSpec::default() });
+    let hw: Box<dyn VideoEncoder> = Box::new(M2mEncoder::new(dev, cfg).unwrap());
+    let enc = AutoEncoder::with_hardware(EncoderChoice::Auto, cfg, Ok((hw, "/dev/fake".into(), "fake".into()))).unwrap();
+    let mut video = VideoChain::new(enc, 7, "t", 1200);
+    let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
+    let mut events = Vec::new();
+    let now = Instant::now();
+    for i in 0..10 {
+        let f = SyntheticCamera::render(64, 48, i, now + std::time::Duration::from_millis(40 * i));
+        let out = video.push(&f, now, SystemTime::now()).unwrap();
+        deliver(&mut rx, out, now, &mut events);
+    }
+    let out = video.finish(now, SystemTime::now()).unwrap();
+    deliver(&mut rx, out, now, &mut events);
+    events.extend(rx.finish());
+    let codecs: Vec<VideoCodec> = events.iter().filter_map(|e| match e { ReceiverEvent::Video { codec, .. } => Some(*codec), _ => None }).collect();
+    assert!(codecs.contains(&VideoCodec::H264) && codecs.contains(&VideoCodec::Av1), "{codecs:?}");
+    assert_eq!(video.stats().codec_switches, 1);
+    assert_eq!(video.codec(), VideoCodec::Av1);
+}
+
+#[test]
+fn sdp_names_codecs_ports_and_framerate() {
+    let d = StreamDescription {
+        name: "roomcast".into(),
+        origin: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        destination: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 5004,
+        video: VideoCodec::Av1,
+        fps: 30,
+        audio_channels: 1,
+        fec: true,
+    };
+    let text = build_sdp(&d).to_string();
+    assert!(text.contains("m=video 5004 RTP/AVP 97"), "{text}");
+    assert!(text.contains("a=rtpmap:97 AV1/90000"), "{text}");
+    assert!(text.contains("a=framerate:30"), "{text}");
+    assert!(text.contains("m=audio 5006 RTP/AVP 111"), "{text}");
+    let parsed = roomcast_rtp::sdp::SessionDescription::parse(&text).unwrap();
+    let rx = Receiver::from_sdp(&parsed, DEFAULT_LATENCY).unwrap();
+    assert_eq!(rx.audio_channels(), 1);
+}
