@@ -134,6 +134,7 @@ pub struct H264Depacketizer {
     access_unit: Vec<u8>,
     fu: Option<Vec<u8>>,
     has_idr: bool,
+    out_of_band_parameter_sets: bool,
 }
 
 impl Default for H264Depacketizer {
@@ -145,7 +146,22 @@ impl Default for H264Depacketizer {
 impl H264Depacketizer {
     /// New depacketizer; it outputs nothing until the first IDR access unit.
     pub fn new() -> Self {
-        Self { tracker: FrameTracker::new(), access_unit: Vec::new(), fu: None, has_idr: false }
+        Self {
+            tracker: FrameTracker::new(),
+            access_unit: Vec::new(),
+            fu: None,
+            has_idr: false,
+            out_of_band_parameter_sets: false,
+        }
+    }
+
+    /// Tells the depacketizer that the sender keeps SPS/PPS out of band (SDP
+    /// `sprop-parameter-sets`), so a keyframe access unit may begin with its IDR slice. By
+    /// default (in-band parameter sets, as roomcast and x264 streams have) the first frame
+    /// after a loss or at the start is only trusted when it visibly begins with an SPS or AUD.
+    pub fn with_out_of_band_parameter_sets(mut self, out_of_band: bool) -> Self {
+        self.out_of_band_parameter_sets = out_of_band;
+        self
     }
 
     fn add_nal(&mut self, nal: &[u8]) -> Result<()> {
@@ -222,13 +238,33 @@ impl H264Depacketizer {
     }
 }
 
+/// True when a payload visibly begins an access unit: its first NAL unit is an access unit
+/// delimiter or a sequence parameter set (which can only come before the first slice). With
+/// `idr_starts` also an IDR slice with first_mb_in_slice = 0 counts (for senders that keep
+/// parameter sets out of band, where a keyframe access unit begins with its IDR slice).
+pub fn starts_access_unit(payload: &[u8], idr_starts: bool) -> bool {
+    // (type, first byte after the NAL header) of the first NAL unit in the payload
+    let first_nal = match payload.first().map(|b| b & 0x1f) {
+        Some(NAL_STAP_A) => payload.get(3).map(|b| b & 0x1f).zip(payload.get(4)),
+        Some(NAL_FU_A) => payload.get(1).filter(|h| *h & 0x80 != 0).map(|h| h & 0x1f).zip(payload.get(2)),
+        Some(ty) => Some(ty).zip(payload.get(1)),
+        None => None,
+    };
+    match first_nal {
+        Some((NAL_SPS | 9, _)) => true,
+        // first_mb_in_slice is ue(v): a leading 1 bit is the value 0
+        Some((NAL_IDR, &b)) => idr_starts && b & 0x80 != 0,
+        _ => false,
+    }
+}
+
 fn malformed(reason: &'static str) -> RtpError {
     RtpError::MalformedPayload { codec: CODEC, reason }
 }
 
 impl Depacketizer for H264Depacketizer {
     fn push(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
-        let Admit::Process { new_frame } = self.tracker.admit(&packet.header) else {
+        let Admit::Process { new_frame } = self.tracker.admit(&packet.header, || starts_access_unit(packet.payload, self.out_of_band_parameter_sets)) else {
             return Ok(None);
         };
         if new_frame {
@@ -300,15 +336,16 @@ mod tests {
     #[test]
     fn fu_a_fragments() {
         let mut au = vec![0, 0, 0, 1, 0x65];
-        au.extend((0..10u8).map(|i| i + 1));
+        au.push(0x81); // first_mb_in_slice = 0
+        au.extend(2..=10u8);
         let pkts = packetize(&au, 12 + 6); // 4 NAL bytes per fragment
         let payloads: Vec<&[u8]> = pkts.iter().map(|p| &p[12..]).collect();
         assert_eq!(payloads, vec![
-            &[0x7c, 0x85, 1, 2, 3, 4][..],
+            &[0x7c, 0x85, 0x81, 2, 3, 4][..],
             &[0x7c, 0x05, 5, 6, 7, 8][..],
             &[0x7c, 0x45, 9, 10][..],
         ]);
-        let mut d = H264Depacketizer::new();
+        let mut d = H264Depacketizer::new().with_out_of_band_parameter_sets(true);
         let mut frames = Vec::new();
         for p in &pkts {
             if let Some(f) = d.push(&parse_rtp(p).unwrap()).unwrap() {
@@ -332,7 +369,7 @@ mod tests {
     #[test]
     fn loss_waits_for_next_idr() {
         let mut p = H264Packetizer::new(1, 96, 100);
-        let idr: Vec<u8> = [0, 0, 0, 1, 0x65].iter().copied().chain(std::iter::repeat_n(7, 300)).collect();
+        let idr: Vec<u8> = [0, 0, 0, 1, 0x65].iter().copied().chain(std::iter::repeat_n(0x87, 300)).collect();
         let nonidr: Vec<u8> = [0, 0, 0, 1, 0x41].iter().copied().chain(std::iter::repeat_n(9, 300)).collect();
         let mut pkts = Vec::new();
         p.packetize(&idr, 0, &mut pkts).unwrap();
@@ -342,7 +379,7 @@ mod tests {
         let before_idr2 = pkts.len();
         p.packetize(&idr, 9000, &mut pkts).unwrap();
         pkts.remove(n_idr + 1); // lose a packet of frame 2
-        let mut d = H264Depacketizer::new();
+        let mut d = H264Depacketizer::new().with_out_of_band_parameter_sets(true);
         let mut got = Vec::new();
         for pk in &pkts {
             if let Some(f) = d.push(&parse_rtp(pk).unwrap()).unwrap() {
@@ -355,5 +392,36 @@ mod tests {
         assert_eq!(got, vec![0, 9000]);
         assert_eq!(d.stats().lost_packets, 1);
         assert_eq!(d.stats().dropped_frames, 2);
+    }
+
+    #[test]
+    fn keyframe_right_after_loss_is_kept() {
+        let mut p = H264Packetizer::new(1, 96, 1400);
+        let key = [0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 3];
+        let mut pkts = Vec::new();
+        p.packetize(&key, 0, &mut pkts).unwrap();
+        p.packetize(&[0, 0, 1, 0x41, 4], 3000, &mut pkts).unwrap();
+        p.packetize(&key, 6000, &mut pkts).unwrap();
+        pkts.remove(1); // the whole second frame
+        let mut d = H264Depacketizer::new();
+        let got: Vec<u32> = pkts
+            .iter()
+            .filter_map(|pk| d.push(&parse_rtp(pk).unwrap()).unwrap())
+            .map(|f| f.timestamp)
+            .collect();
+        assert_eq!(got, vec![0, 6000]);
+        assert!(starts_access_unit(&[0x09, 0x10], false));
+        assert!(starts_access_unit(&[0x78, 0, 2, 0x67, 1], false));
+        assert!(!starts_access_unit(&[0x7c, 0x05, 1], true));
+        assert!(!starts_access_unit(&[0x41], true));
+        assert!(starts_access_unit(&[0x65, 0x88], true));
+        assert!(!starts_access_unit(&[0x65, 0x88], false));
+        assert!(!starts_access_unit(&[0x65, 0x08], true));
+        assert!(starts_access_unit(&[0x7c, 0x85, 0x80], true));
+        assert!(!starts_access_unit(&[0x7c], true));
+        // In-band parameter sets (default): an IDR-first stream start is not trusted.
+        let mut d = H264Depacketizer::new();
+        let pkt = crate::header::build_rtp(&crate::RtpHeader { marker: true, ..Default::default() }, &[0x65, 0x88]);
+        assert_eq!(d.push(&parse_rtp(&pkt).unwrap()).unwrap(), None);
     }
 }

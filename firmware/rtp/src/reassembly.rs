@@ -43,7 +43,11 @@ impl FrameTracker {
         }
     }
 
-    pub(crate) fn admit(&mut self, header: &RtpHeader) -> Admit {
+    /// Classifies a packet. `starts_frame` is asked, only after a gap on a packet with a new
+    /// timestamp, whether the payload is recognisably the first packet of its frame (then the
+    /// lost packets cannot have belonged to it and the frame is kept, e.g. an IDR access unit
+    /// starting with its SPS right after a loss).
+    pub(crate) fn admit(&mut self, header: &RtpHeader, starts_frame: impl FnOnce() -> bool) -> Admit {
         let step = classify(self.last_seq, header.sequence_number);
         let gap = match step {
             SeqStep::Duplicate => {
@@ -58,7 +62,8 @@ impl FrameTracker {
                 self.stats.lost_packets += u64::from(n);
                 true
             }
-            SeqStep::InOrder => false,
+            // The very first packet: what came before it is unknown, like after a gap.
+            SeqStep::InOrder => self.last_seq.is_none(),
         };
         self.last_seq = Some(header.sequence_number);
         self.stats.packets += 1;
@@ -73,9 +78,12 @@ impl FrameTracker {
             self.damaged = false;
         }
         if gap {
-            // Lost packets may have belonged to this frame (its start) or to frames it depends on.
-            self.damaged = true;
+            // Lost packets may have belonged to frames this one depends on, and (unless it
+            // visibly starts here) to the start of this frame.
             self.waiting_for_keyframe = true;
+            if !(new_frame && starts_frame()) {
+                self.damaged = true;
+            }
         }
         Admit::Process { new_frame }
     }

@@ -248,7 +248,9 @@ impl Av1Depacketizer {
 
 impl Depacketizer for Av1Depacketizer {
     fn push(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
-        let Admit::Process { new_frame } = self.tracker.admit(&packet.header) else {
+        // The N bit marks the first packet of a coded video sequence (Z=0: nothing before it).
+        let starts = || packet.payload.first().is_some_and(|agg| agg & (AGG_N | AGG_Z) == AGG_N);
+        let Admit::Process { new_frame } = self.tracker.admit(&packet.header, starts) else {
             return Ok(None);
         };
         if new_frame {
