@@ -23,12 +23,29 @@ pub const DATA_SOCKET_BUFFER: usize = 4 << 20;
 pub fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .map_err(|source| NetError::Bind { addr, source })?;
-    // Bigger buffers absorb fan-out bursts; failure is not fatal.
-    let _ = sock.set_recv_buffer_size(DATA_SOCKET_BUFFER);
-    let _ = sock.set_send_buffer_size(DATA_SOCKET_BUFFER);
+    // Bigger buffers absorb fan-out bursts and scheduling hiccups; failure is not fatal.
+    grow_buffers(&sock, DATA_SOCKET_BUFFER);
     sock.set_nonblocking(true).map_err(|source| NetError::Bind { addr, source })?;
     sock.bind(&addr.into()).map_err(|source| NetError::Bind { addr, source })?;
     Ok(sock.into())
+}
+
+/// Asks for `size`-byte send and receive buffers. The kernel clamps plain requests to
+/// `net.core.rmem_max`/`wmem_max` (about 200 KiB by default, ~90 full-size datagrams); with
+/// `CAP_NET_ADMIN` the `*BUFFORCE` options lift that cap. Best effort, never fails.
+pub fn grow_buffers(sock: &impl AsRawFd, size: usize) {
+    let fd = sock.as_raw_fd();
+    let val = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    for (plain, force) in [(libc::SO_RCVBUF, libc::SO_RCVBUFFORCE), (libc::SO_SNDBUF, libc::SO_SNDBUFFORCE)] {
+        // SAFETY: plain int socket options of the exact size on a valid fd.
+        unsafe {
+            let p = (&val as *const libc::c_int).cast();
+            let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            if libc::setsockopt(fd, libc::SOL_SOCKET, force, p, len) != 0 {
+                libc::setsockopt(fd, libc::SOL_SOCKET, plain, p, len);
+            }
+        }
+    }
 }
 
 /// Same as [`bind_udp`] but registered with the current tokio runtime.

@@ -58,6 +58,7 @@ fn gateway_args(relay_port: u16, joins: &[&str], forward: u16) -> Vec<String> {
 
 fn recv_socket() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    roomcast_net::socket::grow_buffers(&s, 4 << 20);
     s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     s
 }
@@ -70,10 +71,18 @@ fn wait_flowing(src: &UdpSocket, relay: &Relay, want: &[(&UdpSocket, u8)], timeo
     while start.elapsed() < timeout {
         src.send_to(&payload(TAG_PROBE, u32::from(TAG_V4)), ("127.0.0.1", relay.inject_v4)).unwrap();
         src.send_to(&payload(TAG_PROBE, u32::from(TAG_V6)), ("127.0.0.1", relay.inject_v6)).unwrap();
-        for (i, (sock, tag)) in want.iter().enumerate() {
+        // Drain each distinct socket once, then mark every (socket, tag) pair it satisfied.
+        for (i, (sock, _)) in want.iter().enumerate() {
+            if want[..i].iter().any(|(s, _)| std::ptr::eq(*s, *sock)) {
+                continue;
+            }
             while let Ok((n, _)) = sock.recv_from(&mut buf) {
-                if check_payload(&buf[..n]) == Some((TAG_PROBE, u32::from(*tag))) {
-                    seen[i] = true;
+                if let Some((TAG_PROBE, t)) = check_payload(&buf[..n]) {
+                    for (j, (s2, tag2)) in want.iter().enumerate() {
+                        if std::ptr::eq(*s2, *sock) && t == u32::from(*tag2) {
+                            seen[j] = true;
+                        }
+                    }
                 }
             }
         }
@@ -88,29 +97,46 @@ fn wait_flowing(src: &UdpSocket, relay: &Relay, want: &[(&UdpSocket, u8)], timeo
 /// Sends `count` payloads per channel (seq `first..`), paced, and returns what each socket got,
 /// probes removed, as (tag, seq) in arrival order.
 fn send_and_collect(src: &UdpSocket, relay: &Relay, first: u32, count: u32, socks: &[&UdpSocket]) -> Vec<Vec<(u8, u32)>> {
-    for seq in first..first + count {
-        src.send_to(&payload(TAG_V4, seq), ("127.0.0.1", relay.inject_v4)).unwrap();
-        src.send_to(&payload(TAG_V6, seq), ("127.0.0.1", relay.inject_v6)).unwrap();
-        if seq % 10 == 0 {
-            std::thread::sleep(Duration::from_millis(2));
+    // One reader thread per socket while we send, so no receive buffer overflows.
+    let window = Duration::from_millis(400) + Duration::from_micros(u64::from(count) * 300);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = socks.iter().map(|s| scope.spawn(move || drain(s, window))).collect();
+        std::thread::sleep(Duration::from_millis(20));
+        for seq in first..first + count {
+            src.send_to(&payload(TAG_V4, seq), ("127.0.0.1", relay.inject_v4)).unwrap();
+            src.send_to(&payload(TAG_V6, seq), ("127.0.0.1", relay.inject_v6)).unwrap();
+            if seq % 5 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
-    }
-    socks
-        .iter()
-        .map(|s| {
-            drain(s, Duration::from_millis(400))
-                .iter()
-                .map(|p| check_payload(p).unwrap_or_else(|| panic!("corrupted payload of {} bytes", p.len())))
-                .filter(|(tag, _)| *tag != TAG_PROBE)
-                .collect()
-        })
-        .collect()
+        readers
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap()
+                    .iter()
+                    .map(|p| check_payload(p).unwrap_or_else(|| panic!("corrupted payload of {} bytes", p.len())))
+                    .filter(|(tag, _)| *tag != TAG_PROBE)
+                    .collect()
+            })
+            .collect()
+    })
 }
 
 fn assert_complete_in_order(got: &[(u8, u32)], tag: u8, first: u32, count: u32, who: &str) {
     let seqs: Vec<u32> = got.iter().filter(|(t, _)| *t == tag).map(|(_, s)| *s).collect();
     let expected: Vec<u32> = (first..first + count).collect();
-    assert_eq!(seqs, expected, "{who}: channel {tag} must arrive complete and in order");
+    if seqs != expected {
+        let missing: Vec<u32> = expected.iter().copied().filter(|s| !seqs.contains(s)).collect();
+        let out_of_order = seqs.windows(2).filter(|w| w[1] <= w[0]).count();
+        panic!(
+            "{who}: channel {tag} must arrive complete and in order: got {} of {count}, {} missing \
+             (first missing: {:?}), {out_of_order} out of order or duplicated",
+            seqs.len(),
+            missing.len(),
+            &missing[..missing.len().min(20)]
+        );
+    }
 }
 
 #[test]
