@@ -49,6 +49,13 @@ impl Frame {
         self.pixels.get(start..start + w)
     }
 
+    /// One row of pixels, mutable (`None` past the bottom).
+    pub(crate) fn row_mut(&mut self, y: u32) -> Option<&mut [Rgb888]> {
+        let w = self.width as usize;
+        let start = (y as usize).checked_mul(w)?;
+        self.pixels.get_mut(start..start + w)
+    }
+
     /// The pixel at (x, y), `None` outside the frame.
     pub fn pixel(&self, x: u32, y: u32) -> Option<Rgb888> {
         if x >= self.width {

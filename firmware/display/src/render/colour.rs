@@ -95,16 +95,21 @@ pub fn draw(state: &DisplayState, now: Instant, target: &mut Frame) {
 
 /// Copies `src` into `dst` with every pixel a `scale`x`scale` square, centred.
 fn upscale(src: &Frame, dst: &mut Frame, scale: u32) {
-    let ox = (dst.width() - src.width() * scale) / 2;
+    let ox = ((dst.width() - src.width() * scale) / 2) as usize;
     let oy = (dst.height() - src.height() * scale) / 2;
+    let mut wide = Vec::with_capacity((src.width() * scale) as usize);
     for y in 0..src.height() {
         let Some(row) = src.row(y) else { break };
-        for (x, &c) in row.iter().enumerate() {
-            let r = Rectangle::new(
-                Point::new((ox + x as u32 * scale) as i32, (oy + y * scale) as i32),
-                Size::new(scale, scale),
-            );
-            let _ = dst.fill_solid(&r, c);
+        wide.clear();
+        for &c in row {
+            wide.extend(std::iter::repeat_n(c, scale as usize));
+        }
+        for dy in 0..scale {
+            if let Some(out) = dst.row_mut(oy + y * scale + dy) {
+                if let Some(span) = out.get_mut(ox..ox + wide.len()) {
+                    span.copy_from_slice(&wide);
+                }
+            }
         }
     }
 }
@@ -377,4 +382,53 @@ fn progress(t: &mut Frame, r: Rectangle, percent: u8) {
 
 fn fill(t: &mut Frame, r: Rectangle, c: Rgb888) {
     let _ = t.fill_solid(&r, c);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{render, PhaseName};
+
+    #[test]
+    fn big_screens_get_the_base_layout_scaled_with_square_pixels() {
+        let now = Instant::now();
+        let state = DisplayState::sample(PhaseName::InMeeting, now);
+        let base = render(&state, Size::new(320, 240), now);
+        let big = render(&state, Size::new(640, 480), now);
+        for y in 0..480 {
+            for x in 0..640 {
+                assert_eq!(big.pixel(x, y), base.pixel(x / 2, y / 2), "({x},{y})");
+            }
+        }
+        // 1031x770: scale 3 of a 343x256 layout, centred with a 1-pixel black margin.
+        let odd = render(&state, Size::new(1031, 770), now);
+        let logical = render(&state, Size::new(343, 256), now);
+        assert_eq!(odd.pixel(0, 0), Some(Rgb888::BLACK));
+        assert_eq!(odd.pixel(1, 1), logical.pixel(0, 0));
+        assert_eq!(odd.pixel(1 + 3 * 342 + 2, 1 + 3 * 255 + 2), logical.pixel(342, 255));
+    }
+
+    #[test]
+    fn long_texts_and_many_participants_stay_inside_the_screen() {
+        let now = Instant::now();
+        let mut state = DisplayState::sample(PhaseName::InMeeting, now);
+        if let Phase::InMeeting(m) = &mut state.phase {
+            m.name = "A very long meeting name that cannot possibly fit on one line".into();
+            let p = m.participants[0].clone();
+            m.participants = (0..30)
+                .map(|i| crate::Participant { name: format!("{} {i} with a long suffix", p.name), ..p.clone() })
+                .collect();
+            m.send_kbps = 123_456;
+            m.loss_percent = 100.0;
+        }
+        state.name = "a-box-name-that-is-far-too-long-for-any-footer".into();
+        state.ip = Some("2001:db8:1234:5678:9abc:def0:1234:5678".parse().unwrap());
+        // The footer stays intact: its background spans the bottom row.
+        let f = render(&state, Size::new(320, 240), now);
+        assert_eq!(f.pixel(2, 239), Some(FOOTER_BG));
+        // "+N more" shows instead of participants running into the footer.
+        let footer_top = (0..240).rev().find(|&y| f.pixel(2, y) != Some(FOOTER_BG)).unwrap();
+        let body_bottom = (0..footer_top).rev().find(|&y| (0..160).any(|x| f.pixel(x, y) != Some(Rgb888::BLACK)));
+        assert!(body_bottom.is_some_and(|y| y < footer_top - 4), "{body_bottom:?} vs {footer_top}");
+    }
 }
