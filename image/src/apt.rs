@@ -1,0 +1,303 @@
+//! A private apt for Debian's arm64 packages: its own sources.list, lists and cache under
+//! `image/cache/apt`, so the host's apt configuration is never changed. The archive URLs are the
+//! ones the host already uses (read from /etc/apt), with the suites and components the image needs
+//! (bookworm main + non-free-firmware for raspi-firmware). apt checks the archive's signatures with
+//! Debian's keyring; the builder checks every .deb against the sha256 pinned in packages.lock.
+
+use crate::exec;
+use crate::lockfile::Pin;
+use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Debian release the images are made from.
+pub const RELEASE: &str = "bookworm";
+
+/// The archive mirrors to use.
+#[derive(Clone, Debug)]
+pub struct Mirrors {
+    pub archive: String,
+    pub security: Option<String>,
+}
+
+/// A private apt instance.
+pub struct Apt {
+    dir: PathBuf,
+    debs: PathBuf,
+}
+
+/// What the archive says about one version of a package.
+#[derive(Clone, Debug)]
+pub struct PackageInfo {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub sha256: String,
+    pub depends: String,
+}
+
+impl Apt {
+    /// Sets up the private apt under `cache` (idempotent).
+    pub fn new(cache: &Path) -> Result<Apt> {
+        let dir = cache.join("apt");
+        let debs = cache.join("debs");
+        for d in ["lists/partial", "cache/archives/partial", "etc", "download"] {
+            std::fs::create_dir_all(dir.join(d))?;
+        }
+        std::fs::create_dir_all(&debs)?;
+        let status = dir.join("status");
+        if !status.exists() {
+            std::fs::write(&status, "")?;
+        }
+        let mirrors = host_mirrors()?;
+        let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+        let opts = format!("[arch=arm64 signed-by={keyring}]");
+        let comps = "main non-free-firmware";
+        let mut list = format!(
+            "# Written by the roomcast image builder from the host's apt sources.\n\
+             deb {opts} {a} {RELEASE} {comps}\ndeb {opts} {a} {RELEASE}-updates {comps}\n",
+            a = mirrors.archive
+        );
+        if let Some(sec) = &mirrors.security {
+            list.push_str(&format!("deb {opts} {sec} {RELEASE}-security {comps}\n"));
+        }
+        let path = dir.join("etc/sources.list");
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(list.as_str()) {
+            std::fs::write(&path, list)?;
+            // New sources: the old lists no longer match.
+            let _ = std::fs::remove_file(dir.join("lists/.updated"));
+        }
+        Ok(Apt { dir, debs })
+    }
+
+    fn options(&self) -> Vec<String> {
+        let d = self.dir.display();
+        [
+            format!("Dir::Etc::SourceList={d}/etc/sources.list"),
+            "Dir::Etc::SourceParts=/dev/null".into(),
+            "Dir::Etc::Preferences=/dev/null".into(),
+            "Dir::Etc::PreferencesParts=/dev/null".into(),
+            format!("Dir::State::Lists={d}/lists"),
+            format!("Dir::State::status={d}/status"),
+            format!("Dir::Cache={d}/cache"),
+            "APT::Architecture=arm64".into(),
+            "APT::Architectures::=arm64".into(),
+            "APT::Sandbox::User=root".into(),
+            "Debug::NoLocking=1".into(),
+            "Acquire::Languages=none".into(),
+        ]
+        .into_iter()
+        .flat_map(|o| ["-o".to_string(), o])
+        .collect()
+    }
+
+    fn apt_get(&self) -> Command {
+        let mut c = Command::new("apt-get");
+        c.args(self.options()).arg("-q");
+        c
+    }
+
+    /// Fetches the package lists, unless already fetched (or `force`).
+    pub fn update(&self, force: bool) -> Result<()> {
+        let stamp = self.dir.join("lists/.updated");
+        if stamp.exists() && !force {
+            return Ok(());
+        }
+        eprintln!("image: fetching Debian {RELEASE} arm64 package lists");
+        exec::run(self.apt_get().arg("update"))?;
+        std::fs::write(stamp, "")?;
+        Ok(())
+    }
+
+    /// The archive's record of `name` (at `version`, or the candidate when None).
+    pub fn show(&self, name: &str, version: Option<&str>) -> Result<PackageInfo> {
+        let spec = match version {
+            Some(v) => format!("{name}={v}"),
+            None => name.to_string(),
+        };
+        let mut c = Command::new("apt-cache");
+        c.args(self.options()).args(["show", "--no-all-versions", &spec]);
+        let text = exec::run(&mut c).with_context(|| format!("package {spec} is not in the archive"))?;
+        parse_record(&text).ok_or_else(|| anyhow!("apt-cache gave no record for {spec}"))
+    }
+
+    /// Downloads the pinned package (or reuses the cached copy) and checks its sha256.
+    pub fn fetch(&self, pin: &Pin) -> Result<PathBuf> {
+        let file = self.debs.join(format!(
+            "{}_{}_{}.deb",
+            pin.name,
+            pin.version.replace(':', "%3a"),
+            pin.arch
+        ));
+        if file.exists() && sha256_file(&file)? == pin.sha256 {
+            return Ok(file);
+        }
+        let tmp = self.dir.join("download");
+        exec::fresh_dir(&tmp)?;
+        eprintln!("image: downloading {} {}", pin.name, pin.version);
+        exec::run(
+            self.apt_get()
+                .current_dir(&tmp)
+                .args(["download", &format!("{}={}", pin.name, pin.version)]),
+        )
+        .with_context(|| {
+            format!(
+                "{}={} (pinned in image/packages.lock) cannot be downloaded; if the archive dropped it, \
+                 refresh the pins with `cargo image build --board NAME --update-lock`",
+                pin.name, pin.version
+            )
+        })?;
+        let got = std::fs::read_dir(&tmp)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .ok_or_else(|| anyhow!("apt-get download left no .deb for {}", pin.name))?;
+        let sum = sha256_file(&got)?;
+        if sum != pin.sha256 {
+            bail!(
+                "{} {}: sha256 {} does not match the pin {} in image/packages.lock",
+                pin.name,
+                pin.version,
+                sum,
+                pin.sha256
+            );
+        }
+        std::fs::rename(&got, &file)?;
+        Ok(file)
+    }
+}
+
+/// Parses the first record of `apt-cache show` output.
+pub fn parse_record(text: &str) -> Option<PackageInfo> {
+    let record = text.split("\n\n").next()?;
+    let field = |key: &str| {
+        record
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+            .map(|v| v.trim().to_string())
+    };
+    Some(PackageInfo {
+        name: field("Package")?,
+        version: field("Version")?,
+        arch: field("Architecture")?,
+        sha256: field("SHA256")?,
+        depends: field("Depends").unwrap_or_default(),
+    })
+}
+
+/// The sha256 of a file, in hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex(&h.finalize()))
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The Debian mirrors the host uses, from `ROOMCAST_DEBIAN_MIRROR` /
+/// `ROOMCAST_DEBIAN_SECURITY_MIRROR` or the host's /etc/apt sources.
+pub fn host_mirrors() -> Result<Mirrors> {
+    if let Ok(archive) = std::env::var("ROOMCAST_DEBIAN_MIRROR") {
+        return Ok(Mirrors { archive, security: std::env::var("ROOMCAST_DEBIAN_SECURITY_MIRROR").ok() });
+    }
+    let mut text = String::new();
+    for f in ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"] {
+        text.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+        text.push('\n');
+    }
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut files: Vec<_> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            if f.extension().is_some_and(|x| x == "sources" || x == "list") {
+                text.push_str(&std::fs::read_to_string(&f).unwrap_or_default());
+                text.push('\n');
+            }
+        }
+    }
+    mirrors_from_sources(&text).ok_or_else(|| {
+        anyhow!(
+            "cannot find a Debian archive in the host's /etc/apt sources; set ROOMCAST_DEBIAN_MIRROR \
+             (and ROOMCAST_DEBIAN_SECURITY_MIRROR) to the Debian archive URLs to use"
+        )
+    })
+}
+
+/// Finds the Debian archive and security URLs in apt sources text (deb822 or one-line format).
+pub fn mirrors_from_sources(text: &str) -> Option<Mirrors> {
+    let mut pairs: Vec<(String, String)> = Vec::new(); // (uri, suites)
+    for stanza in text.split("\n\n") {
+        let get = |k: &str| {
+            stanza.lines().find_map(|l| {
+                l.trim().strip_prefix(k).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_string())
+            })
+        };
+        if let (Some(uris), Some(suites)) = (get("URIs"), get("Suites")) {
+            for uri in uris.split_whitespace() {
+                pairs.push((uri.to_string(), suites.clone()));
+            }
+        }
+    }
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("deb ") {
+            let mut words = rest.split_whitespace().filter(|w| !w.starts_with('[') && !w.ends_with(']'));
+            if let (Some(uri), Some(suite)) = (words.next(), words.next()) {
+                pairs.push((uri.to_string(), suite.to_string()));
+            }
+        }
+    }
+    let is_debian = |uri: &str| uri.contains("debian");
+    let security = pairs
+        .iter()
+        .find(|(u, s)| is_debian(u) && s.contains("-security"))
+        .map(|(u, _)| u.trim_end_matches('/').to_string());
+    let archive = pairs
+        .iter()
+        .find(|(u, s)| is_debian(u) && !u.contains("security") && !s.contains("-security"))
+        .map(|(u, _)| u.trim_end_matches('/').to_string())?;
+    Some(Mirrors { archive, security })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_mirrors_in_deb822_sources() {
+        let text = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+                    Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n";
+        let m = mirrors_from_sources(text).unwrap();
+        assert_eq!(m.archive, "http://mirror.example/debian");
+        assert_eq!(m.security.as_deref(), Some("http://mirror.example/debian-security"));
+    }
+
+    #[test]
+    fn finds_mirrors_in_one_line_sources() {
+        let text = "deb [arch=amd64] http://mirror.example/debian/ bookworm main\n\
+                    deb http://mirror.example/debian-security bookworm-security main\n";
+        let m = mirrors_from_sources(text).unwrap();
+        assert_eq!(m.archive, "http://mirror.example/debian");
+        assert_eq!(m.security.as_deref(), Some("http://mirror.example/debian-security"));
+    }
+
+    #[test]
+    fn no_debian_archive_is_none() {
+        assert!(mirrors_from_sources("deb http://mirror.example/ubuntu jammy main\n").is_none());
+    }
+
+    #[test]
+    fn parses_an_apt_cache_record() {
+        let text = "Package: libc6\nVersion: 2.36-9+deb12u14\nArchitecture: arm64\nDepends: libgcc-s1\n\
+                    SHA256: abcd\nDescription: x\n\nPackage: libc6\nVersion: old\n";
+        let r = parse_record(text).unwrap();
+        assert_eq!((r.name.as_str(), r.version.as_str(), r.sha256.as_str()), ("libc6", "2.36-9+deb12u14", "abcd"));
+        assert_eq!(r.depends, "libgcc-s1");
+        assert!(parse_record("Package: x\n").is_none());
+    }
+}

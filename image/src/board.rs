@@ -1,0 +1,159 @@
+//! Board profiles (`board/<name>.toml`): what goes on the boot partition, which kernel modules the
+//! box loads, the defaults the daemon uses for devices (`[devices]`, installed as
+//! `/etc/roomcast/board.toml`), and for qemu-virt how QEMU is started (`[qemu]`).
+//!
+//! The `[devices]` keys are documented for the daemon in /work/team/board-format.md and in
+//! `board/README.md`; the builder passes that table through unchanged.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A parsed board profile.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    pub board: BoardInfo,
+    pub boot: Boot,
+    pub kernel: Kernel,
+    /// Device defaults for the daemon; passed through as-is.
+    pub devices: toml::Table,
+    /// How QEMU boots this board (qemu-virt only).
+    pub qemu: Option<Qemu>,
+    /// The text of the profile, for the manifest.
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardInfo {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Boot {
+    /// Files copied from Debian's raspi-firmware (/usr/lib/raspi-firmware).
+    pub firmware: Vec<String>,
+    /// Device trees copied from Debian's kernel package (/usr/lib/linux-image-*/broadcom).
+    pub device_trees: Vec<String>,
+    /// config.txt for the Raspberry Pi firmware ("" = no config.txt).
+    pub config_txt: String,
+    /// The kernel command line; the builder appends where the root and boot partitions are.
+    pub cmdline: String,
+    /// The root partition as the booted kernel names it.
+    pub root_device: String,
+    /// The boot (FAT) partition as the booted kernel names it.
+    pub boot_device: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    /// The Debian package providing the kernel (a metapackage is resolved to the real one).
+    #[serde(default = "default_kernel_package")]
+    pub package: String,
+    /// Modules the initramfs loads to reach the root filesystem.
+    pub initramfs_modules: Vec<String>,
+    /// Modules init loads from the root filesystem, in order.
+    pub modules: Vec<String>,
+    /// Options per module (module name with `_`), e.g. `vivid = "n_devs=1"`.
+    #[serde(default)]
+    pub module_options: BTreeMap<String, String>,
+}
+
+fn default_kernel_package() -> String {
+    "linux-image-arm64".to_string()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Qemu {
+    pub machine: String,
+    pub cpu: String,
+    pub memory_mib: u32,
+    pub smp: u32,
+    pub display_device: String,
+    pub watchdog_device: String,
+}
+
+impl Board {
+    /// Reads and checks `board/<name>.toml`.
+    pub fn load(path: &Path) -> Result<Board> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read board profile {}", path.display()))?;
+        Board::parse(&text).with_context(|| format!("in board profile {}", path.display()))
+    }
+
+    /// Parses and checks a profile's text.
+    pub fn parse(text: &str) -> Result<Board> {
+        let mut board: Board = toml::from_str(text)?;
+        board.source = text.to_string();
+        for key in ["camera", "microphone", "encoder", "expected_encoder", "watchdog", "framebuffer"] {
+            if !board.devices.contains_key(key) {
+                bail!("[devices] has no `{key}`");
+            }
+        }
+        match board.devices.get("expected_encoder").and_then(|v| v.as_str()) {
+            Some("hardware" | "software") => {}
+            other => bail!("[devices] expected_encoder must be \"hardware\" or \"software\", not {other:?}"),
+        }
+        Ok(board)
+    }
+
+    /// The file installed as `/etc/roomcast/board.toml`: the `[board]` and `[devices]` tables.
+    pub fn runtime_toml(&self) -> String {
+        let mut board = toml::Table::new();
+        board.insert("name".into(), self.board.name.clone().into());
+        board.insert("description".into(), self.board.description.clone().into());
+        let mut root = toml::Table::new();
+        root.insert("board".into(), board.into());
+        root.insert("devices".into(), self.devices.clone().into());
+        format!(
+            "# Board defaults for the roomcast daemon (from board/{}.toml). roomcast.toml on the boot\n\
+             # partition overrides any of these. Written by the image builder; read-only on the box.\n\n{}",
+            self.board.name,
+            toml::to_string(&root).unwrap_or_default()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(name: &str) -> Board {
+        Board::load(&crate::paths::repo_root().join("board").join(format!("{name}.toml"))).unwrap()
+    }
+
+    #[test]
+    fn every_board_profile_parses() {
+        for name in ["pi4", "pi5", "pi3", "zero2w", "qemu-virt"] {
+            let b = profile(name);
+            assert_eq!(b.board.name, name);
+            assert!(!b.kernel.initramfs_modules.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn runtime_toml_keeps_devices_and_drops_build_settings() {
+        let b = profile("qemu-virt");
+        let text = b.runtime_toml();
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(parsed["board"]["name"].as_str(), Some("qemu-virt"));
+        assert_eq!(parsed["devices"]["expected_encoder"].as_str(), Some("software"));
+        assert_eq!(parsed["devices"]["i2c_address"].as_integer(), Some(0x3C));
+        assert!(parsed.get("kernel").is_none() && parsed.get("qemu").is_none());
+    }
+
+    #[test]
+    fn a_profile_without_camera_default_is_refused() {
+        let b = profile("qemu-virt");
+        let text = b.source.replace("camera = \"/dev/video0\"\n", "");
+        let err = Board::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("camera"), "{err}");
+    }
+}

@@ -1,0 +1,180 @@
+//! The disk image, made without privileges: an MBR partition table written by sfdisk on a plain
+//! file, the FAT boot partition made in place by mkfs.vfat --offset and filled by mtools, and the
+//! squashfs root written at its partition's offset. Layout (512-byte sectors):
+//!
+//! | partition | start   | size      | type | contents                         |
+//! |-----------|---------|-----------|------|----------------------------------|
+//! | 1         | 4 MiB   | 128 MiB   | 0x0c | FAT32 "RC-BOOT": firmware, kernel, roomcast.toml |
+//! | 2         | 132 MiB | root size | 0x83 | squashfs root (read-only)        |
+
+use crate::bootfs::LABEL;
+use crate::exec;
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+pub const SECTOR: u64 = 512;
+pub const MIB: u64 = 1024 * 1024;
+/// Where the boot partition starts.
+pub const BOOT_START: u64 = 4 * MIB;
+/// Size of the boot partition.
+pub const BOOT_SIZE: u64 = 128 * MIB;
+/// Fixed disk identifier and FAT volume id, so that the image is reproducible.
+pub const DISK_ID: u32 = 0x5243_0001;
+
+/// A partition as found in an MBR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    pub kind: u8,
+    pub start: u64,
+    pub size: u64,
+}
+
+/// Writes the image `img` from the staged boot files and the squashfs root.
+pub fn make(img: &Path, boot_dir: &Path, root_squashfs: &Path) -> Result<()> {
+    let root_len = std::fs::metadata(root_squashfs)?.len();
+    let root_size = root_len.div_ceil(4 * MIB) * 4 * MIB;
+    let root_start = BOOT_START + BOOT_SIZE;
+    let total = root_start + root_size;
+    if img.exists() {
+        std::fs::remove_file(img)?;
+    }
+    std::fs::File::create(img)?.set_len(total)?;
+
+    let script = format!(
+        "label: dos\nlabel-id: 0x{DISK_ID:08x}\nunit: sectors\n\n\
+         start={}, size={}, type=c, bootable\nstart={}, size={}, type=83\n",
+        BOOT_START / SECTOR,
+        BOOT_SIZE / SECTOR,
+        root_start / SECTOR,
+        root_size / SECTOR
+    );
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["--no-reread", "--no-tell-kernel", "--quiet"])
+        .arg(img)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting sfdisk")?;
+    sfdisk.stdin.take().context("sfdisk stdin")?.write_all(script.as_bytes())?;
+    let out = sfdisk.wait_with_output()?;
+    if !out.status.success() {
+        bail!("sfdisk failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    exec::run(
+        Command::new("mkfs.vfat")
+            .args(["-F", "32", "-n", LABEL, "-i", &format!("{DISK_ID:08x}"), "--invariant"])
+            .arg(format!("--offset={}", BOOT_START / SECTOR))
+            .arg(img)
+            .arg((BOOT_SIZE / 1024).to_string()),
+    )?;
+    let mut files: Vec<_> = std::fs::read_dir(boot_dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    files.sort();
+    if !files.is_empty() {
+        exec::run(
+            Command::new("mcopy")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .arg("-i")
+                .arg(fat_spec(img, BOOT_START))
+                .args(["-m", "-b"])
+                .args(&files)
+                .arg("::"),
+        )?;
+    }
+
+    let mut out = std::fs::OpenOptions::new().write(true).open(img)?;
+    out.seek(SeekFrom::Start(root_start))?;
+    std::io::copy(&mut std::fs::File::open(root_squashfs)?, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The mtools image spec of a FAT at `offset` in `img`.
+pub fn fat_spec(img: &Path, offset: u64) -> String {
+    format!("{}@@{offset}", img.display())
+}
+
+/// Reads the four primary partitions of an MBR disk image.
+pub fn partitions(img: &Path) -> Result<Vec<Partition>> {
+    let mut mbr = [0u8; 512];
+    std::fs::File::open(img)
+        .with_context(|| format!("opening {}", img.display()))?
+        .read_exact(&mut mbr)
+        .context("reading the partition table")?;
+    parse_mbr(&mbr)
+}
+
+/// Parses an MBR sector.
+pub fn parse_mbr(mbr: &[u8; 512]) -> Result<Vec<Partition>> {
+    if mbr[510..512] != [0x55, 0xAA] {
+        bail!("no MBR partition table (signature missing)");
+    }
+    let mut parts = Vec::new();
+    for i in 0..4 {
+        let e = &mbr[446 + 16 * i..446 + 16 * (i + 1)];
+        let kind = e[4];
+        let start = u32::from_le_bytes([e[8], e[9], e[10], e[11]]) as u64 * SECTOR;
+        let size = u32::from_le_bytes([e[12], e[13], e[14], e[15]]) as u64 * SECTOR;
+        if kind != 0 {
+            parts.push(Partition { kind, start, size });
+        }
+    }
+    Ok(parts)
+}
+
+/// Copies `name` out of the image's boot partition into `dest` (mtools, no mount).
+pub fn read_boot_file(img: &Path, name: &str, dest: &Path) -> Result<()> {
+    let boot = partitions(img)?.into_iter().next().context("the image has no boot partition")?;
+    exec::run(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-o", "-n", "-i"])
+            .arg(fat_spec(img, boot.start))
+            .arg(format!("::{name}"))
+            .arg(dest),
+    )?;
+    Ok(())
+}
+
+/// Replaces (or adds) `name` in the image's boot partition with the file `src`, as a user does
+/// when editing roomcast.toml on the SD card.
+pub fn write_boot_file(img: &Path, src: &Path, name: &str) -> Result<()> {
+    let boot = partitions(img)?.into_iter().next().context("the image has no boot partition")?;
+    exec::run(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-o", "-n", "-i"])
+            .arg(fat_spec(img, boot.start))
+            .arg(src)
+            .arg(format!("::{name}")),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_mbr() {
+        let mut mbr = [0u8; 512];
+        mbr[510] = 0x55;
+        mbr[511] = 0xAA;
+        mbr[446 + 4] = 0x0c;
+        mbr[446 + 8..446 + 12].copy_from_slice(&8192u32.to_le_bytes());
+        mbr[446 + 12..446 + 16].copy_from_slice(&262144u32.to_le_bytes());
+        mbr[462 + 4] = 0x83;
+        mbr[462 + 8..462 + 12].copy_from_slice(&270336u32.to_le_bytes());
+        mbr[462 + 12..462 + 16].copy_from_slice(&8192u32.to_le_bytes());
+        let p = parse_mbr(&mbr).unwrap();
+        assert_eq!(p, vec![
+            Partition { kind: 0x0c, start: BOOT_START, size: BOOT_SIZE },
+            Partition { kind: 0x83, start: BOOT_START + BOOT_SIZE, size: 4 * MIB },
+        ]);
+        mbr[511] = 0;
+        assert!(parse_mbr(&mbr).is_err());
+    }
+}

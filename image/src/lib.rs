@@ -1,0 +1,26 @@
+//! roomcast-image: builds the bootable SD-card image of the meeting-room box and boots the
+//! qemu-virt image in QEMU.
+//!
+//! The build is a straight pipeline (see [`build`]): host tools → pinned Debian arm64 packages
+//! ([`apt`], [`lockfile`]) → a sysroot ([`sysroot`]) → the cross-compiled daemon ([`cross`]) →
+//! the root filesystem ([`rootfs`], [`elf`], [`modules`]) → the initramfs ([`initramfs`]) → the
+//! boot partition ([`bootfs`]) → the disk image ([`disk`]) and its manifest ([`manifest`]).
+//! Everything runs unprivileged: no mount, no loop devices, no sudo.
+
+pub mod apt;
+pub mod board;
+pub mod bootfs;
+pub mod build;
+pub mod cross;
+pub mod disk;
+pub mod elf;
+pub mod exec;
+pub mod host;
+pub mod initramfs;
+pub mod lockfile;
+pub mod manifest;
+pub mod modules;
+pub mod paths;
+pub mod qemu;
+pub mod rootfs;
+pub mod sysroot;

@@ -1,0 +1,174 @@
+//! Kernel modules: picking the modules a board needs (and what they depend on, from the kernel's
+//! modules.dep made by `depmod -b`) out of Debian's kernel package, copying them into the root
+//! filesystem or initramfs, and writing the order init loads them in.
+
+use crate::exec;
+use anyhow::{anyhow, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The kernel's modules as depmod sees them.
+pub struct ModuleTree {
+    /// The unpacked kernel package (holds lib/modules/<release>).
+    pub root: PathBuf,
+    pub release: String,
+    /// Module name (with `_`) -> path relative to lib/modules/<release>.
+    paths: BTreeMap<String, String>,
+    /// Relative path -> the relative paths it depends on.
+    deps: BTreeMap<String, Vec<String>>,
+    /// Names of modules built into the kernel.
+    builtin: BTreeSet<String>,
+}
+
+/// A module name with `-` and `_` made the same, as the kernel treats them.
+pub fn canonical(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+fn module_name(rel_path: &str) -> String {
+    let file = rel_path.rsplit('/').next().unwrap_or(rel_path);
+    let stem = file.split(".ko").next().unwrap_or(file);
+    canonical(stem)
+}
+
+impl ModuleTree {
+    /// Runs depmod on the unpacked kernel at `root` (if not yet done) and reads modules.dep.
+    pub fn open(root: &Path) -> Result<ModuleTree> {
+        let release = kernel_release(root)?;
+        let mod_dir = root.join("lib/modules").join(&release);
+        if !mod_dir.join("modules.dep").exists() {
+            exec::run(Command::new("depmod").arg("-b").arg(root).arg(&release))?;
+        }
+        let dep_text = std::fs::read_to_string(mod_dir.join("modules.dep"))?;
+        let builtin_text = std::fs::read_to_string(mod_dir.join("modules.builtin")).unwrap_or_default();
+        let (paths, deps) = parse_modules_dep(&dep_text);
+        let builtin = builtin_text.lines().map(module_name).collect();
+        Ok(ModuleTree { root: root.to_path_buf(), release, paths, deps, builtin })
+    }
+
+    /// The directory lib/modules/<release> of the unpacked kernel.
+    pub fn dir(&self) -> PathBuf {
+        self.root.join("lib/modules").join(&self.release)
+    }
+
+    /// The module files to load for `names`, dependencies first, each once. Built-in modules are
+    /// skipped; an unknown module is an error naming it.
+    pub fn load_order(&self, names: &[String]) -> Result<Vec<String>> {
+        let mut order = Vec::new();
+        let mut seen = BTreeSet::new();
+        for name in names {
+            let c = canonical(name);
+            if self.builtin.contains(&c) {
+                continue;
+            }
+            let rel = self
+                .paths
+                .get(&c)
+                .ok_or_else(|| anyhow!("kernel {} has no module `{name}`", self.release))?;
+            self.visit(rel, &mut seen, &mut order);
+        }
+        Ok(order)
+    }
+
+    fn visit(&self, rel: &str, seen: &mut BTreeSet<String>, order: &mut Vec<String>) {
+        if !seen.insert(rel.to_string()) {
+            return;
+        }
+        // modules.dep lists the full closure, deepest last: load them in reverse.
+        for dep in self.deps.get(rel).into_iter().flatten().rev() {
+            self.visit(dep, seen, order);
+        }
+        order.push(rel.to_string());
+    }
+
+    /// Copies the given modules into `dest_root`/lib/modules/<release>/ with the kernel's module
+    /// metadata, and runs depmod there so modprobe works on the box.
+    pub fn install(&self, rels: &[String], dest_root: &Path) -> Result<()> {
+        let dest = dest_root.join("lib/modules").join(&self.release);
+        for rel in rels {
+            let to = dest.join(rel);
+            std::fs::create_dir_all(to.parent().unwrap_or(&dest))?;
+            std::fs::copy(self.dir().join(rel), &to)?;
+        }
+        for meta in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
+            let from = self.dir().join(meta);
+            if from.exists() {
+                std::fs::copy(from, dest.join(meta))?;
+            }
+        }
+        exec::run(Command::new("depmod").arg("-b").arg(dest_root).arg(&self.release))?;
+        Ok(())
+    }
+}
+
+/// Parses modules.dep: module name -> path, and path -> dependencies.
+pub fn parse_modules_dep(text: &str) -> (BTreeMap<String, String>, BTreeMap<String, Vec<String>>) {
+    let mut paths = BTreeMap::new();
+    let mut deps = BTreeMap::new();
+    for line in text.lines() {
+        let Some((module, rest)) = line.split_once(':') else { continue };
+        let module = module.trim().to_string();
+        paths.insert(module_name(&module), module.clone());
+        deps.insert(module, rest.split_whitespace().map(String::from).collect());
+    }
+    (paths, deps)
+}
+
+/// The single kernel release under `root`/lib/modules.
+pub fn kernel_release(root: &Path) -> Result<String> {
+    let mut releases: Vec<String> = std::fs::read_dir(root.join("lib/modules"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("kernel").is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    releases.sort();
+    releases.pop().ok_or_else(|| anyhow!("no kernel modules under {}", root.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(dep: &str, builtin: &str) -> ModuleTree {
+        let (paths, deps) = parse_modules_dep(dep);
+        ModuleTree {
+            root: PathBuf::new(),
+            release: "6.1.0-test".into(),
+            paths,
+            deps,
+            builtin: builtin.lines().map(module_name).collect(),
+        }
+    }
+
+    #[test]
+    fn dependencies_come_first_once_and_builtins_are_skipped() {
+        let t = tree(
+            "kernel/a/vivid.ko: kernel/a/v4l2-tpg.ko kernel/a/videodev.ko kernel/a/mc.ko\n\
+             kernel/a/v4l2-tpg.ko:\nkernel/a/videodev.ko: kernel/a/mc.ko\nkernel/a/mc.ko:\n\
+             kernel/s/snd-aloop.ko: kernel/s/snd-pcm.ko\nkernel/s/snd-pcm.ko:\n",
+            "kernel/net/packet/af_packet.ko\n",
+        );
+        let order = t
+            .load_order(&["af_packet".into(), "vivid".into(), "videodev".into(), "snd_aloop".into()])
+            .unwrap();
+        assert_eq!(
+            order,
+            vec![
+                "kernel/a/mc.ko",
+                "kernel/a/videodev.ko",
+                "kernel/a/v4l2-tpg.ko",
+                "kernel/a/vivid.ko",
+                "kernel/s/snd-pcm.ko",
+                "kernel/s/snd-aloop.ko"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_module_is_named_in_the_error() {
+        let t = tree("kernel/a/x.ko:\n", "");
+        let err = t.load_order(&["nosuch-mod".into()]).unwrap_err().to_string();
+        assert!(err.contains("nosuch-mod"), "{err}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Booting the qemu-virt image: the kernel, initramfs and command line are copied out of the image's
+//! boot partition (mtools, unprivileged), the image itself is the virtio disk (snapshot: the image
+//! file is never written), user networking reaches the host as 10.0.2.2, virtio-gpu gives the
+//! framebuffer, i6300esb the watchdog, and a QMP socket allows `screendump` from the host.
+
+use crate::board::Board;
+use crate::disk;
+use anyhow::{Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How to boot.
+pub struct Boot {
+    pub image: PathBuf,
+    /// Where the kernel and initramfs are copied to.
+    pub work: PathBuf,
+    /// Serial console: None = this terminal (interactive), Some(file) = written to that file.
+    pub serial_log: Option<PathBuf>,
+    /// QMP socket path.
+    pub qmp: Option<PathBuf>,
+    /// Show a window with the display (needs a desktop session).
+    pub gui: bool,
+}
+
+/// The QEMU command that boots `boot.image` as described by `board`'s `[qemu]` table.
+pub fn command(board: &Board, boot: &Boot) -> Result<Command> {
+    let q = board.qemu.as_ref().with_context(|| format!("board {} has no [qemu] table", board.board.name))?;
+    std::fs::create_dir_all(&boot.work)?;
+    let kernel = boot.work.join("vmlinuz");
+    let initrd = boot.work.join("initrd.img");
+    let cmdline_file = boot.work.join("cmdline.txt");
+    disk::read_boot_file(&boot.image, "vmlinuz", &kernel)?;
+    disk::read_boot_file(&boot.image, "initrd.img", &initrd)?;
+    disk::read_boot_file(&boot.image, "cmdline.txt", &cmdline_file)?;
+    let cmdline = std::fs::read_to_string(&cmdline_file)?.trim().to_string();
+
+    let mut c = Command::new("qemu-system-aarch64");
+    c.args(["-M", &q.machine, "-cpu", &q.cpu, "-accel", "tcg,thread=multi"])
+        .args(["-m", &q.memory_mib.to_string(), "-smp", &q.smp.to_string()])
+        .args(["-nodefaults", "-no-user-config", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", &cmdline])
+        .arg("-drive")
+        .arg(format!("if=none,id=disk0,format=raw,snapshot=on,file={}", boot.image.display()))
+        .args(["-device", "virtio-blk-pci,drive=disk0"])
+        .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"])
+        .args(["-device", &q.display_device])
+        .args(["-device", &q.watchdog_device, "-action", "watchdog=reset"]);
+    if boot.gui {
+        c.args(["-display", "gtk"]);
+    } else {
+        c.args(["-display", "none"]);
+    }
+    match &boot.serial_log {
+        Some(log) => c.arg("-serial").arg(format!("file:{}", log.display())),
+        None => c.args(["-serial", "mon:stdio"]),
+    };
+    if let Some(qmp) = &boot.qmp {
+        c.arg("-qmp").arg(format!("unix:{},server=on,wait=off", qmp.display()));
+    }
+    Ok(c)
+}
+
+/// A QMP connection to a running QEMU.
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    /// Connects (retrying while QEMU starts) and enters command mode.
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Qmp> {
+        let deadline = std::time::Instant::now() + timeout;
+        let stream = loop {
+            match UnixStream::connect(path) {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    return Err(e).with_context(|| format!("QMP socket {}", path.display()))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut qmp = Qmp { reader: BufReader::new(stream.try_clone()?), writer: stream };
+        qmp.read_reply()?; // greeting
+        qmp.execute("{\"execute\":\"qmp_capabilities\"}")?;
+        Ok(qmp)
+    }
+
+    fn read_reply(&mut self) -> Result<String> {
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                anyhow::bail!("QMP connection closed");
+            }
+            // Skip asynchronous events.
+            if !line.contains("\"event\"") {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Sends one command; fails when QEMU answers with an error.
+    pub fn execute(&mut self, json: &str) -> Result<String> {
+        self.writer.write_all(json.as_bytes())?;
+        self.writer.write_all(b"\n")?;
+        let reply = self.read_reply()?;
+        if reply.contains("\"error\"") {
+            anyhow::bail!("QMP {json} failed: {reply}");
+        }
+        Ok(reply)
+    }
+
+    /// Saves the guest's display to `file` (PPM; PNG when QEMU supports the format argument).
+    pub fn screendump(&mut self, file: &Path) -> Result<()> {
+        let name = file.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+        let png = file.extension().is_some_and(|e| e == "png");
+        let cmd = if png {
+            format!("{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{name}\",\"format\":\"png\"}}}}")
+        } else {
+            format!("{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{name}\"}}}}")
+        };
+        self.execute(&cmd)?;
+        Ok(())
+    }
+
+    /// Stops QEMU.
+    pub fn quit(&mut self) -> Result<()> {
+        self.execute("{\"execute\":\"quit\"}").map(|_| ())
+    }
+}
