@@ -65,10 +65,10 @@ impl Theme {
             Theme {
                 header: Font::new::<fonts::u8g2_font_helvB14_tf>(),
                 headlines: [
-                    Font::new::<fonts::u8g2_font_logisoso32_tf>(),
                     Font::new::<fonts::u8g2_font_fub25_tf>(),
                     Font::new::<fonts::u8g2_font_fub20_tf>(),
                     Font::new::<fonts::u8g2_font_fub17_tf>(),
+                    Font::new::<fonts::u8g2_font_fub14_tf>(),
                 ],
                 body: Font::new::<fonts::u8g2_font_helvR18_tf>(),
                 bold: Font::new::<fonts::u8g2_font_helvB18_tf>(),
@@ -231,14 +231,39 @@ fn generic(
     let label_w = rows.iter().map(|(l, _)| th.small.width(l)).max().unwrap_or(0) + th.pad;
     let pitch = th.body.height() + th.pad / 2;
     let bottom = body.top_left.y + body.size.height as i32;
-    for (label, value) in rows {
+    // Long values wrap onto more lines while the screen has room, what to do first.
+    let spare = ((bottom - y) / pitch - rows.len() as i32).max(0);
+    let font_of = |label: &str| if label == "Fix" || label == "Try" { &th.bold } else { &th.body };
+    let mut extra = vec![0usize; rows.len()];
+    let mut budget = spare as usize;
+    let priority = |l: &str| match l {
+        "Fix" | "Try" => 0,
+        "Problem" => 1,
+        _ => 2,
+    };
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| priority(rows[i].0));
+    for i in order {
+        let (label, value) = &rows[i];
+        let need = font_of(label).wrap(value, w - label_w, 3).len().saturating_sub(1);
+        let give = need.min(budget);
+        extra[i] = give;
+        budget -= give;
+    }
+    for (i, (label, value)) in rows.iter().enumerate() {
         if y + th.body.height() > bottom {
             break;
         }
+        let vf = font_of(label);
+        let lines = vf.wrap(value, w - label_w, 1 + extra[i]);
         y += th.body.ascent();
         th.small.draw(t, label, Point::new(x, y), Align::Left, GREY);
-        let vf = if label == "Fix" || label == "Try" { &th.bold } else { &th.body };
-        vf.draw(t, &vf.fit(&value, w - label_w), Point::new(x + label_w, y), Align::Left, WHITE);
+        for (j, line) in lines.iter().enumerate() {
+            if j > 0 {
+                y += pitch;
+            }
+            vf.draw(t, line, Point::new(x + label_w, y), Align::Left, WHITE);
+        }
         y += pitch - th.body.ascent();
     }
 }
@@ -261,13 +286,23 @@ fn in_meeting(m: &Meeting, th: &Theme, t: &mut Frame, body: Rectangle) {
     let pitch = th.body.height() + th.pad / 2;
     let dot = th.body.ascent() - 2;
     let n = m.participants.len();
-    for (i, p) in m.participants.iter().enumerate() {
-        let last_row = y + 2 * pitch > bottom;
-        if last_row && i + 1 < n {
-            let more = format!("+{} more", n - i);
-            th.small.draw(t, &more, Point::new(x + dot + th.pad / 2, y + th.body.ascent()), Align::Left, GREY);
-            break;
+    // Rows that fit; when not all do, the last row says "+N more" and whoever is speaking is
+    // always among the rows shown.
+    let fit = ((bottom - y) / pitch).max(0) as usize;
+    let shown: Vec<usize> = if n <= fit {
+        (0..n).collect()
+    } else {
+        let mut v: Vec<usize> = (0..fit.saturating_sub(1)).collect();
+        if let Some(s) = m.participants.iter().position(|p| p.speaking) {
+            if s >= v.len() && !v.is_empty() {
+                v.pop();
+                v.push(s);
+            }
         }
+        v
+    };
+    for &i in &shown {
+        let Some(p) = m.participants.get(i) else { continue };
         let base = y + th.body.ascent();
         let c = Circle::new(Point::new(x, base - dot), dot as u32);
         let (font, colour) = if p.speaking {
@@ -289,6 +324,10 @@ fn in_meeting(m: &Meeting, th: &Theme, t: &mut Frame, body: Rectangle) {
             th.small.draw(t, tag, Point::new(nx + nw, base), Align::Left, DIM);
         }
         y += pitch;
+    }
+    if shown.len() < n {
+        let more = format!("+{} more", n - shown.len());
+        th.small.draw(t, &more, Point::new(x + dot + th.pad / 2, y + th.body.ascent()), Align::Left, GREY);
     }
 
     // Right: mic, encoder, bitrates, loss.

@@ -94,6 +94,36 @@ impl Font {
     }
 }
 
+impl Font {
+    /// Breaks `s` into at most `max_lines` lines of at most `max` pixels, at spaces where
+    /// possible; the last line is shortened with ".." if text remains.
+    pub fn wrap(&self, s: &str, max: i32, max_lines: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut rest = s.trim();
+        while !rest.is_empty() && lines.len() < max_lines {
+            if lines.len() + 1 == max_lines || self.width(rest) <= max {
+                lines.push(self.fit(rest, max).into_owned());
+                break;
+            }
+            // The longest prefix ending at a space that fits; else cut mid-word.
+            let mut cut = None;
+            for (i, c) in rest.char_indices() {
+                if c == ' ' && self.width(&rest[..i]) <= max {
+                    cut = Some(i);
+                }
+            }
+            let cut = cut.unwrap_or_else(|| {
+                let fitted = self.fit(rest, max);
+                fitted.trim_end_matches('.').len().max(1)
+            });
+            let cut = (1..=cut).rev().find(|&i| rest.is_char_boundary(i)).unwrap_or(rest.len());
+            lines.push(rest[..cut].trim_end().to_owned());
+            rest = rest[cut..].trim_start();
+        }
+        lines
+    }
+}
+
 /// Picks the first (largest) font in which `s` fits in `max` pixels, else the last one.
 pub fn largest_fitting<'f>(fonts: &'f [Font], s: &str, max: i32) -> &'f Font {
     fonts.iter().find(|f| f.width(s) <= max).or(fonts.last()).unwrap_or(&fonts[0])
@@ -120,6 +150,17 @@ mod tests {
         assert_eq!(f.fit("abcd", 24), "abcd");
         assert_eq!(f.fit("abcdefgh", 36), "abcd..");
         assert_eq!(f.fit("abc", 0), "");
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_truncates_the_last_line() {
+        let f = Font::new::<u8g2_font_6x10_tf>();
+        // 6 px per character: 10 characters per 60 px line.
+        assert_eq!(f.wrap("run roomcast probe and copy", 60, 3), vec!["run", "roomcast", "probe an.."]);
+        assert_eq!(f.wrap("short", 60, 2), vec!["short"]);
+        assert_eq!(f.wrap("abcdefghijklmnop", 60, 2), vec!["abcdefgh", "ijklmnop"]);
+        assert_eq!(f.wrap("", 60, 2), Vec::<String>::new());
+        assert_eq!(f.wrap("a b", 60, 0), Vec::<String>::new());
     }
 
     #[test]
