@@ -68,7 +68,7 @@ mod tests {
         assert_eq!(r.u16().unwrap(), 0x0203);
         assert_eq!(r.u32(), Ok(0x04050607));
         assert_eq!(r.u8(), Err(AmtError::Truncated { what: "test", needed: 8, got: 7 }));
-        assert_eq!(r.take(usize::MAX).is_err(), true);
+        assert!(r.take(usize::MAX).is_err());
         assert_eq!(r.rest(), &[] as &[u8]);
     }
 }

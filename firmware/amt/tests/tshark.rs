@@ -322,7 +322,7 @@ fn check_with_tshark(name: &str, frames: &[Vec<u8>], expect: &[Expect]) {
         }
         if igmp.is_some() {
             assert_eq!(f[3].split(',').count(), 2, "inner IPv4 header checksum verified, {ctx}");
-            assert_eq!(f[11].split(',').last(), Some("1"), "IGMP packet TTL 1, {ctx}");
+            assert_eq!(f[11].split(',').next_back(), Some("1"), "IGMP packet TTL 1, {ctx}");
             assert_eq!(f[5], "1", "IGMP checksum verified good, {ctx}");
         }
         if icmpv6.is_some() {
