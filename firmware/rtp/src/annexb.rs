@@ -72,6 +72,34 @@ pub fn is_idr_access_unit(data: &[u8]) -> bool {
     nal_units(data).any(|n| nal_type(n) == 5)
 }
 
+/// Splits an Annex B elementary stream (e.g. a `.h264` file) into access units, following
+/// H.264 7.4.1.2.3: a new access unit starts at an AUD, SPS, PPS, SEI (types 6-9, 14-18) after
+/// a slice, or at a slice whose first_mb_in_slice is 0 after a slice. Each returned access unit
+/// is the original bytes of its NAL units with 4-byte start codes.
+pub fn split_access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut units = Vec::new();
+    let mut current = Vec::new();
+    let mut has_slice = false;
+    for nal in nal_units(stream) {
+        let ty = nal_type(nal);
+        let is_slice = matches!(ty, 1 | 5);
+        // first_mb_in_slice is ue(v), first in the slice header: a leading 1 bit means 0.
+        let first_slice_of_picture = is_slice && nal.get(1).is_some_and(|b| b & 0x80 != 0);
+        let starts_new = has_slice && (matches!(ty, 6..=9 | 14..=18) || first_slice_of_picture);
+        if starts_new {
+            units.push(std::mem::take(&mut current));
+            has_slice = false;
+        }
+        current.extend_from_slice(&START_CODE);
+        current.extend_from_slice(nal);
+        has_slice |= is_slice;
+    }
+    if !current.is_empty() {
+        units.push(current);
+    }
+    units
+}
+
 /// Writes H.264 access units to an Annex B `.h264` file.
 #[derive(Debug)]
 pub struct AnnexBWriter<W: Write> {
@@ -122,6 +150,21 @@ mod tests {
         assert_eq!(nal_units(&[1, 2, 3]).count(), 0);
         assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
         assert_eq!(nal_units(&[0, 0, 1, 0, 0, 1, 9]).collect::<Vec<_>>(), vec![&[9][..]]);
+    }
+
+    #[test]
+    fn splits_access_units() {
+        let stream = [
+            0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 0x88, 0, 0, 1, 0x65, 0x10, // AU 1: two slices
+            0, 0, 1, 0x41, 0x9a, 0, 0, 1, 0x41, 0x05, // AU 2: two slices
+            0, 0, 1, 0x06, 5, 0, 0, 1, 0x41, 0x9a, // AU 3: SEI + slice
+        ];
+        let aus = split_access_units(&stream);
+        assert_eq!(aus, vec![
+            vec![0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 0x88, 0, 0, 0, 1, 0x65, 0x10],
+            vec![0, 0, 0, 1, 0x41, 0x9a, 0, 0, 0, 1, 0x41, 0x05],
+            vec![0, 0, 0, 1, 0x06, 5, 0, 0, 0, 1, 0x41, 0x9a],
+        ]);
     }
 
     #[test]
