@@ -146,9 +146,9 @@ pub struct Ssrcs {
 /// The UDP destination ports of the streams inside each participant's group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ports {
-    /// Video RTP (and its muxed RTCP) port.
+    /// Video RTP port (its RTCP on the next port).
     pub video: u16,
-    /// Audio RTP (and its muxed RTCP) port.
+    /// Audio RTP port (its RTCP on the next port).
     pub audio: u16,
 }
 
@@ -198,7 +198,7 @@ pub struct JoinReply {
     pub participant: String,
     /// SSRCs to put in its RTP.
     pub ssrc: Ssrcs,
-    /// Where to send its RTP and RTCP (rtcp-mux), as `ADDR:PORT`.
+    /// Where to send all its RTP and RTCP (one port; the service tells streams apart by SSRC), as `ADDR:PORT`.
     pub send_rtp_to: String,
     /// The AMT relay that carries the meeting's groups, as `ADDR:PORT`.
     pub relay: String,

@@ -71,7 +71,7 @@ fn build(
             let _ = write!(s, "a=fmtp:{} {}\r\n", v.payload_type, clean(f));
         }
         let _ = write!(s, "a=framerate:{}\r\n", v.fps);
-        let _ = write!(s, "a=rtcp-mux\r\na=ssrc:{} cname:{room}\r\n", ssrc.video);
+        let _ = write!(s, "a=ssrc:{} cname:{room}\r\n", ssrc.video);
     }
     if let Some(a) = &caps.audio {
         let _ = write!(s, "m=audio {} RTP/AVP {}\r\n", ports.audio, a.payload_type);
@@ -83,7 +83,7 @@ fn build(
             a.payload_type,
             u8::from(a.channels > 1)
         );
-        let _ = write!(s, "a=rtcp-mux\r\na=ssrc:{} cname:{room}\r\n", ssrc.audio);
+        let _ = write!(s, "a=ssrc:{} cname:{room}\r\n", ssrc.audio);
     }
     s
 }

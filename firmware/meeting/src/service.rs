@@ -512,7 +512,9 @@ impl MeetingService {
             Some(_) => {}
         }
         p.last_seen = now;
-        let dport = if ssrc == p.info.ssrc.video { p.info.ports.video } else { p.info.ports.audio };
+        // RTP to the stream's port, RTCP to port + 1 (RFC 3550 §11).
+        let base = if ssrc == p.info.ssrc.video { p.info.ports.video } else { p.info.ports.audio };
+        let dport = base.wrapping_add(u16::from(matches!(kind, Peek::Rtcp { .. })));
         let fwd = Forward { groups: p.info.groups, sport: dport, dport };
         if let Peek::Rtcp { bye, .. } = &kind {
             if bye.iter().any(|b| *b == p.info.ssrc.video || *b == p.info.ssrc.audio) {

@@ -165,8 +165,8 @@ fn rtp_is_forwarded_into_the_senders_group_and_bye_leaves() {
     assert_eq!(s.handle_packet(t0, from, &rtp(12345)), None);
     assert_eq!(s.handle_packet(t0, from, b"\xff\xff"), None);
     // RTCP BYE: forwarded (so receivers learn it) and the participant leaves.
-    let fwd = s.handle_packet(t0, from, &bye(&[a.ssrc.audio]));
-    assert!(fwd.is_some());
+    let fwd = s.handle_packet(t0, from, &bye(&[a.ssrc.audio])).unwrap();
+    assert_eq!(fwd.dport, 5007, "audio RTCP goes to the audio port + 1");
     assert_eq!(s.participant_count(), 0);
     assert!(std::iter::from_fn(|| s.poll_event())
         .any(|e| matches!(e, Event::Left { reason: LeaveReason::RtcpBye, .. })));

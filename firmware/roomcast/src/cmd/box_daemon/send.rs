@@ -1,0 +1,314 @@
+//! Sending this room: opens the camera and microphone the configuration names (synthetic or
+//! real), the encoder `auto`/`hardware`/`software` resolves to, and runs
+//! `roomcast_media`'s sender pipeline with the SSRCs the meeting service gave, every RTP/RTCP
+//! packet going to the service's media port. The microphone passes through a mute gate that
+//! also measures its level for the display.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use roomcast_media::camera::synthetic::SyntheticCamera;
+use roomcast_media::camera::{Camera, CameraConfig};
+use roomcast_media::clock::SystemClock;
+use roomcast_media::encoder::auto::{AutoEncoder, EncoderChoice, SharedEncoderState};
+use roomcast_media::encoder::{EncoderConfig, VideoCodec, VideoEncoder};
+use roomcast_media::frame::AudioFrame;
+use roomcast_media::mic::synthetic::SyntheticMic;
+use roomcast_media::mic::Microphone;
+use roomcast_media::opus::{OpusConfig, OpusEncoder};
+use roomcast_media::pipeline::sender::{AudioChain, Outgoing, RunLimits, SenderPipeline, Sink, VideoChain};
+use roomcast_media::pipeline::{video_payload_type, PT_OPUS};
+use roomcast_meeting::config::Config;
+use roomcast_meeting::roster::{AudioCaps, Caps, Ssrcs, VideoCaps};
+use roomcast_rtp::AMT_MAX_RTP_PACKET_SIZE;
+
+use super::playback::level_dbfs;
+
+/// Mute switch and level meter between the microphone and the encoder.
+#[derive(Clone)]
+pub struct MicGate {
+    /// Muted: frames are replaced by silence.
+    pub muted: Arc<AtomicBool>,
+    /// Level of the last frame in dBFS (f32 bits), measured before muting.
+    pub level: Arc<AtomicU32>,
+}
+
+impl MicGate {
+    /// A gate, muted or not.
+    pub fn new(muted: bool) -> Self {
+        Self { muted: Arc::new(AtomicBool::new(muted)), level: Arc::new(AtomicU32::new(f32::NEG_INFINITY.to_bits())) }
+    }
+    /// Level in dBFS.
+    pub fn level_dbfs(&self) -> f32 {
+        f32::from_bits(self.level.load(Ordering::Relaxed))
+    }
+}
+
+struct GatedMic {
+    inner: Box<dyn Microphone>,
+    gate: MicGate,
+}
+
+impl Microphone for GatedMic {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn channels(&self) -> u8 {
+        self.inner.channels()
+    }
+    fn capture(&mut self) -> roomcast_media::Result<AudioFrame> {
+        let mut f = self.inner.capture()?;
+        self.gate.level.store(level_dbfs(&f.samples).to_bits(), Ordering::Relaxed);
+        if self.gate.muted.load(Ordering::Relaxed) {
+            f.samples.iter_mut().for_each(|s| *s = 0);
+        }
+        Ok(f)
+    }
+}
+
+/// The devices and encoder, opened before joining (the join names the codec).
+pub struct Devices {
+    camera: Option<Box<dyn Camera>>,
+    mic: Option<Box<dyn Microphone>>,
+    encoder: Option<AutoEncoder>,
+    /// The encoder's state (label and reason) for the display.
+    pub encoder_state: Option<SharedEncoderState>,
+    /// What the join announces.
+    pub caps: Caps,
+    /// Devices that could not be opened.
+    pub missing: Vec<String>,
+    /// Why, one line each.
+    pub problems: Vec<String>,
+    opus: OpusConfig,
+}
+
+fn open_camera(cfg: &Config, board_camera: &str) -> Result<Box<dyn Camera>, String> {
+    let cc = CameraConfig { width: cfg.video.width, height: cfg.video.height, fps: cfg.video.fps };
+    let source = if cfg.video.source == "auto" { board_camera } else { cfg.video.source.as_str() };
+    match source {
+        "synthetic" => SyntheticCamera::new(cc, Arc::new(SystemClock))
+            .map(|c| Box::new(c) as Box<dyn Camera>)
+            .map_err(|e| e.to_string()),
+        other => super::devices::open_v4l_camera(other, cc),
+    }
+}
+
+fn open_mic(cfg: &Config, board_mic: &str) -> Result<Box<dyn Microphone>, String> {
+    let source = if cfg.audio.source == "auto" { board_mic } else { cfg.audio.source.as_str() };
+    match source {
+        "synthetic" => SyntheticMic::new(cfg.audio.channels, Arc::new(SystemClock))
+            .map(|m| Box::new(m) as Box<dyn Microphone>)
+            .map_err(|e| e.to_string()),
+        other => super::devices::open_alsa_mic(other, cfg.audio.channels),
+    }
+}
+
+impl Devices {
+    /// Opens what `cfg` asks for; what fails is listed in `missing`/`problems` and left out.
+    pub fn open(cfg: &Config, board_camera: &str, board_mic: &str, gate: &MicGate) -> Self {
+        let mut missing = Vec::new();
+        let mut problems = Vec::new();
+        let mut caps = Caps::default();
+        let (mut camera, mut encoder, mut encoder_state) = (None, None, None);
+        if cfg.video.enabled {
+            match open_camera(cfg, board_camera) {
+                Ok(cam) => {
+                    let f = cam.format();
+                    let ec = EncoderConfig {
+                        width: f.width,
+                        height: f.height,
+                        fps: f.fps.max(1),
+                        bitrate_bps: cfg.video.bitrate_kbps * 1000,
+                        keyframe_interval: (f.fps.max(1) * cfg.video.keyframe_interval_s).max(1),
+                        speed: cfg.video.software_speed,
+                        threads: usize::from(cfg.video.threads),
+                    };
+                    let choice: EncoderChoice = cfg.video.encoder.parse().unwrap_or_default();
+                    match AutoEncoder::new(choice, ec) {
+                        Ok(enc) => {
+                            let codec = enc.codec();
+                            tracing::info!(camera = %cam.describe(), encoder = %enc.state().label(), reason = %enc.state().reason(), "video ready");
+                            caps.video = Some(VideoCaps {
+                                codec: match codec {
+                                    VideoCodec::Av1 => "AV1".into(),
+                                    VideoCodec::H264 => "H264".into(),
+                                },
+                                payload_type: video_payload_type(codec),
+                                width: f.width as u16,
+                                height: f.height as u16,
+                                fps: f.fps as u16,
+                                fmtp: match codec {
+                                    VideoCodec::H264 => Some(format!(
+                                        "packetization-mode=1;profile-level-id={}",
+                                        roomcast_media::pipeline::H264_PROFILE_LEVEL_ID
+                                    )),
+                                    VideoCodec::Av1 => None,
+                                },
+                            });
+                            encoder_state = Some(enc.shared_state());
+                            encoder = Some(enc);
+                            camera = Some(cam);
+                        }
+                        Err(e) => problems.push(format!("video encoder: {e}")),
+                    }
+                }
+                Err(e) => {
+                    missing.push("camera".to_string());
+                    problems.push(format!("camera: {e}"));
+                }
+            }
+        }
+        let mut mic = None;
+        if cfg.audio.enabled {
+            match open_mic(cfg, board_mic) {
+                Ok(m) => {
+                    caps.audio = Some(AudioCaps { codec: "opus".into(), payload_type: PT_OPUS, channels: m.channels() });
+                    mic = Some(Box::new(GatedMic { inner: m, gate: gate.clone() }) as Box<dyn Microphone>);
+                }
+                Err(e) => {
+                    missing.push("microphone".to_string());
+                    problems.push(format!("microphone: {e}"));
+                }
+            }
+        }
+        let opus = OpusConfig {
+            channels: caps.audio.as_ref().map_or(1, |a| a.channels),
+            bitrate_bps: cfg.audio.bitrate_kbps * 1000,
+            fec: cfg.audio.fec,
+            expected_loss_percent: 5,
+            dtx: cfg.audio.dtx,
+        };
+        Self { camera, mic, encoder, encoder_state, caps, missing, problems, opus }
+    }
+}
+
+/// Counters of what was sent.
+#[derive(Default)]
+pub struct SendCounters {
+    /// Video RTP packets.
+    pub video_packets: AtomicU64,
+    /// Audio RTP packets.
+    pub audio_packets: AtomicU64,
+    /// Bytes of everything.
+    pub bytes: AtomicU64,
+    /// Send errors.
+    pub errors: AtomicU64,
+}
+
+/// The running sender.
+pub struct Sending {
+    pipeline: Option<SenderPipeline>,
+    audio_only: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    /// Counters.
+    pub counters: Arc<SendCounters>,
+}
+
+fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>) -> Sink {
+    Arc::new(move |out: Outgoing| {
+        let bytes = match &out {
+            Outgoing::VideoRtp(b) => {
+                counters.video_packets.fetch_add(1, Ordering::Relaxed);
+                b
+            }
+            Outgoing::AudioRtp(b) => {
+                counters.audio_packets.fetch_add(1, Ordering::Relaxed);
+                b
+            }
+            Outgoing::VideoRtcp(b) | Outgoing::AudioRtcp(b) => b,
+        };
+        counters.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if sock.send_to(bytes, target).is_err() {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+impl Sending {
+    /// Starts sending `devices` as `ssrc` to `target` (the service's media port).
+    pub fn start(devices: Devices, ssrc: Ssrcs, cname: &str, target: SocketAddr) -> std::io::Result<Self> {
+        let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse().expect("addr") } else { "[::]:0".parse().expect("addr") };
+        let sock = Arc::new(UdpSocket::bind(bind)?);
+        let counters = Arc::new(SendCounters::default());
+        let sink = sink_to(sock, target, counters.clone());
+        let audio = match (&devices.mic, OpusEncoder::new(devices.opus)) {
+            (Some(_), Ok(enc)) => Some(AudioChain::new(enc, ssrc.audio, cname, AMT_MAX_RTP_PACKET_SIZE)),
+            (Some(_), Err(e)) => {
+                tracing::warn!("opus encoder: {e}; sending no audio");
+                None
+            }
+            _ => None,
+        };
+        let Devices { camera, mic, encoder, .. } = devices;
+        match (camera, encoder) {
+            (Some(camera), Some(encoder)) => {
+                let video = VideoChain::new(encoder, ssrc.video, cname, AMT_MAX_RTP_PACKET_SIZE);
+                // The pipeline wants an audio chain even without a mic (it then stays idle).
+                let audio = match audio {
+                    Some(a) => a,
+                    None => AudioChain::new(
+                        OpusEncoder::new(OpusConfig::default()).map_err(std::io::Error::other)?,
+                        ssrc.audio,
+                        cname,
+                        AMT_MAX_RTP_PACKET_SIZE,
+                    ),
+                };
+                let mic = if mic.is_some() { mic } else { None };
+                let pipeline = SenderPipeline::start(camera, mic, video, audio, RunLimits::default(), sink);
+                Ok(Self { pipeline: Some(pipeline), audio_only: None, counters })
+            }
+            _ => {
+                // No video: run the audio chain alone.
+                let stop = Arc::new(AtomicBool::new(false));
+                let (Some(mut mic), Some(mut chain)) = (mic, audio) else {
+                    return Ok(Self { pipeline: None, audio_only: None, counters });
+                };
+                let s = stop.clone();
+                let handle = std::thread::Builder::new().name("audio-send".into()).spawn(move || {
+                    while !s.load(Ordering::Relaxed) {
+                        match mic.capture() {
+                            Ok(frame) => match chain.push(&frame, Instant::now(), SystemTime::now()) {
+                                Ok(out) => out.into_iter().for_each(|p| sink(p)),
+                                Err(e) => tracing::warn!("audio encoder: {e}"),
+                            },
+                            Err(e) => {
+                                tracing::warn!("microphone: {e}");
+                                std::thread::sleep(std::time::Duration::from_millis(500));
+                            }
+                        }
+                    }
+                    chain.finish(Instant::now(), SystemTime::now()).into_iter().for_each(|p| sink(p));
+                })?;
+                Ok(Self { pipeline: None, audio_only: Some((stop, handle)), counters })
+            }
+        }
+    }
+
+    /// Asks the video encoder for a keyframe (someone joined).
+    pub fn request_keyframe(&self) {
+        if let Some(p) = &self.pipeline {
+            p.request_keyframe();
+        }
+    }
+
+    /// True when a capture thread ended by itself (device lost, encoder failed).
+    pub fn ended(&self) -> bool {
+        self.pipeline.as_ref().is_some_and(|p| p.is_finished())
+            || self.audio_only.as_ref().is_some_and(|(_, h)| h.is_finished())
+    }
+
+    /// Stops the threads; their last packets include RTCP BYE. Blocks until they end.
+    pub fn stop(mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Some(p) = self.pipeline.take() {
+            p.stop();
+            errors = p.join().errors;
+        }
+        if let Some((stop, h)) = self.audio_only.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = h.join();
+        }
+        errors
+    }
+}

@@ -1,0 +1,285 @@
+//! The box's status: one shared value every part of the daemon updates (meeting phase, roster,
+//! encoder, bitrates, loss, errors), turned into the display's state
+//! ([`roomcast_display::DisplayState`]) and written as JSON to `[debug] state_file`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use roomcast_display::{Deadline, Device, DisplayState, Encoder, Meeting, Participant, Phase};
+use serde::Serialize;
+
+/// What the box is doing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "name")]
+pub enum BoxPhase {
+    /// Starting.
+    Booting {
+        /// Step in progress.
+        step: String,
+    },
+    /// roomcast.toml has errors; the daemon waits for a fixed file.
+    ConfigError {
+        /// The file.
+        file: String,
+        /// Every problem, `line N: key: message`.
+        errors: Vec<ConfigProblem>,
+    },
+    /// Asking the meeting service to join.
+    Joining,
+    /// The meeting service refused the join (e.g. a wrong token); retrying slowly.
+    Refused {
+        /// The service's reason.
+        reason: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The meeting service cannot be reached.
+    ServiceUnreachable {
+        /// Why.
+        reason: String,
+    },
+    /// Joined; the AMT tunnel is being set up.
+    FindingRelay {
+        /// The relay.
+        relay: String,
+    },
+    /// Joined and the tunnel is up.
+    InMeeting,
+    /// The relay stopped answering; the gateway retries.
+    RelayLost {
+        /// The relay.
+        relay: String,
+        /// When the next attempt starts (seconds from the snapshot).
+        #[serde(skip)]
+        retry_at: Option<Instant>,
+    },
+    /// Leaving (SIGTERM).
+    Leaving,
+    /// Left the meeting.
+    Left,
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// `section.key`.
+    pub key: String,
+    /// 1-based line (0 = the file).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// One other participant as this box receives it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OtherStatus {
+    /// Participant id.
+    pub id: String,
+    /// Room name.
+    pub room: String,
+    /// The (S,G) joined for it.
+    pub channel: String,
+    /// Video frames received (reassembled).
+    pub video_frames: u64,
+    /// Video codec last seen.
+    pub video_codec: Option<String>,
+    /// Audio packets decoded.
+    pub audio_frames: u64,
+    /// Audio frames concealed.
+    pub audio_concealed: u64,
+    /// RTP packets received.
+    pub packets: u64,
+    /// Loss in percent (from RTP sequence numbers).
+    pub loss_percent: f32,
+    /// Speaking now.
+    pub speaking: bool,
+    /// It said BYE.
+    pub said_bye: bool,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// This room's name.
+    pub room: String,
+    /// The meeting id.
+    pub meeting: String,
+    /// Our participant id once joined.
+    pub participant: Option<String>,
+    /// The phase.
+    pub phase: BoxPhase,
+    /// Rooms in the meeting (us included), in join order.
+    pub roster: Vec<String>,
+    /// Roster version.
+    pub roster_version: u64,
+    /// The other participants.
+    pub others: Vec<OtherStatus>,
+    /// Video encoder label ("SW AV1", "HW H.264", "none").
+    pub encoder: String,
+    /// Why that encoder.
+    pub encoder_reason: String,
+    /// Send bitrate.
+    pub send_kbps: u32,
+    /// Receive bitrate.
+    pub recv_kbps: u32,
+    /// Receive loss over all streams.
+    pub loss_percent: f32,
+    /// Microphone muted.
+    pub muted: bool,
+    /// Microphone level.
+    pub mic_level_dbfs: f32,
+    /// Missing devices (camera, microphone, playback).
+    pub missing: Vec<String>,
+    /// Recent problems, newest last.
+    pub errors: Vec<String>,
+    /// AMT relay in use.
+    pub relay: String,
+    /// AMT gateway state.
+    pub gateway: String,
+    /// RTP packets sent (video, audio).
+    pub packets_sent: (u64, u64),
+    /// The box's IP address as seen on the way to the meeting service.
+    pub ip: Option<IpAddr>,
+}
+
+impl Status {
+    /// The starting status.
+    pub fn new(room: &str, meeting: &str) -> Self {
+        Self {
+            room: room.to_string(),
+            meeting: meeting.to_string(),
+            participant: None,
+            phase: BoxPhase::Booting { step: "Starting".into() },
+            roster: Vec::new(),
+            roster_version: 0,
+            others: Vec::new(),
+            encoder: "none".into(),
+            encoder_reason: String::new(),
+            send_kbps: 0,
+            recv_kbps: 0,
+            loss_percent: 0.0,
+            muted: false,
+            mic_level_dbfs: f32::NEG_INFINITY,
+            missing: Vec::new(),
+            errors: Vec::new(),
+            relay: String::new(),
+            gateway: String::new(),
+            packets_sent: (0, 0),
+            ip: None,
+        }
+    }
+
+    /// Records a problem (kept: the last 10).
+    pub fn error(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        tracing::warn!("{msg}");
+        if self.errors.last() != Some(&msg) {
+            self.errors.push(msg);
+        }
+        if self.errors.len() > 10 {
+            self.errors.remove(0);
+        }
+    }
+
+    /// The screen for this status at `now`. A missing device is shown for 3 s of every 10 s
+    /// while in the meeting, so the meeting screen stays visible most of the time.
+    pub fn display_state(&self, now: Instant, since_start: Duration) -> DisplayState {
+        let name = self.room.clone();
+        let phase = match &self.phase {
+            BoxPhase::Booting { step } => Phase::Booting { step: step.clone(), percent: 10 },
+            BoxPhase::ConfigError { file, errors } => {
+                let first = errors.first();
+                Phase::ConfigError {
+                    file: file.clone(),
+                    key: first.map(|e| e.key.clone()).unwrap_or_default(),
+                    line: first.and_then(|e| u32::try_from(e.line).ok()).filter(|l| *l > 0),
+                    problem: first.map(|e| e.message.clone()).unwrap_or_default(),
+                    fix: if errors.len() > 1 {
+                        format!("fix {} errors; see log", errors.len())
+                    } else {
+                        "edit roomcast.toml".into()
+                    },
+                }
+            }
+            BoxPhase::Refused { reason, status } => Phase::ConfigError {
+                file: "roomcast.toml".into(),
+                key: if *status == 403 { "meeting.token".into() } else { "meeting.id".into() },
+                line: None,
+                problem: reason.clone(),
+                fix: "check [meeting] id and token".into(),
+            },
+            BoxPhase::ServiceUnreachable { reason } => Phase::NoNetwork {
+                interface: "meeting service".into(),
+                problem: roomcast_display::NetworkProblem::Other(reason.clone()),
+            },
+            BoxPhase::Joining | BoxPhase::Leaving | BoxPhase::Left => {
+                Phase::Joining { meeting: self.meeting.clone(), relay: self.relay.clone() }
+            }
+            BoxPhase::FindingRelay { relay } => Phase::FindingRelay { relay: relay.clone(), attempt: 1 },
+            BoxPhase::RelayLost { relay, retry_at } => Phase::RelayLost {
+                relay: relay.clone(),
+                reason: "relay not answering".into(),
+                attempt: 1,
+                retry_at: Deadline(retry_at.unwrap_or(now)),
+            },
+            BoxPhase::InMeeting => {
+                let show_missing = !self.missing.is_empty() && since_start.as_secs() % 10 < 3;
+                if show_missing {
+                    let cam = self.missing.iter().any(|m| m == "camera");
+                    let mic = self.missing.iter().any(|m| m == "microphone");
+                    let device = match (cam, mic) {
+                        (true, true) => Device::CameraAndMicrophone,
+                        (true, false) => Device::Camera,
+                        _ => Device::Microphone,
+                    };
+                    Phase::DeviceMissing {
+                        device,
+                        expected: self.missing.join(", "),
+                        fix: "plug it in; running without".into(),
+                    }
+                } else {
+                    Phase::InMeeting(Meeting {
+                        name: self.meeting.clone(),
+                        participants: self
+                            .others
+                            .iter()
+                            .map(|o| Participant { name: o.room.clone(), speaking: o.speaking, muted: false })
+                            .collect(),
+                        mic_level_dbfs: self.mic_level_dbfs,
+                        muted: self.muted,
+                        encoder: match self.encoder.as_str() {
+                            "HW H.264" => Encoder::HwH264,
+                            "SW AV1" => Encoder::SwAv1,
+                            _ => Encoder::None,
+                        },
+                        send_kbps: self.send_kbps,
+                        recv_kbps: self.recv_kbps,
+                        loss_percent: self.loss_percent,
+                    })
+                }
+            }
+        };
+        DisplayState { name, ip: self.ip, phase }
+    }
+}
+
+/// The status shared between the daemon's tasks and threads.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+/// Locks the status (a poisoned lock is still used: the status is plain data).
+pub fn lock(s: &SharedStatus) -> std::sync::MutexGuard<'_, Status> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes `value` as JSON to `path` atomically (temp file + rename).
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let tmp: PathBuf = path.with_extension("json.tmp");
+    let body = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, path)
+}
