@@ -16,16 +16,28 @@ impl Checksum {
     }
 
     /// Adds `data`; an odd trailing byte is padded with zero (only valid as the last chunk).
+    ///
+    /// Sums 32-bit big-endian words: `hi * 65536 + lo ≡ hi + lo (mod 65535)`, so this equals
+    /// the 16-bit one's-complement sum once folded, at half the additions.
     pub(crate) fn add(&mut self, data: &[u8]) -> &mut Self {
-        let mut chunks = data.chunks_exact(2);
-        for c in &mut chunks {
-            if let [a, b] = c {
-                self.sum += u64::from(u16::from_be_bytes([*a, *b]));
+        let mut words = data.chunks_exact(4);
+        let mut acc: u64 = 0;
+        for w in &mut words {
+            if let Ok(w) = <[u8; 4]>::try_from(w) {
+                acc += u64::from(u32::from_be_bytes(w));
             }
         }
-        if let [last] = chunks.remainder() {
-            self.sum += u64::from(u16::from_be_bytes([*last, 0]));
+        let mut rest = words.remainder().chunks_exact(2);
+        for c in &mut rest {
+            if let [a, b] = c {
+                acc += u64::from(u16::from_be_bytes([*a, *b]));
+            }
         }
+        if let [last] = rest.remainder() {
+            acc += u64::from(u16::from_be_bytes([*last, 0]));
+        }
+        // Fold into the running sum without any chance of overflow.
+        self.sum = fold(self.sum) + fold(acc);
         self
     }
 
@@ -64,12 +76,16 @@ impl Checksum {
 
     /// The folded one's-complement of the sum: the value to store in a checksum field.
     pub(crate) fn finish(&self) -> u16 {
-        let mut s = self.sum;
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        !(s as u16)
+        !(fold(self.sum) as u16)
     }
+}
+
+/// Folds a 64-bit sum of 16-bit words into 16 bits (end-around carry).
+fn fold(mut s: u64) -> u64 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s
 }
 
 fn ip_bytes(a: IpAddr) -> Vec<u8> {
@@ -106,6 +122,26 @@ mod tests {
         h[10] = 0xb8;
         h[11] = 0x61;
         assert_eq!(internet_checksum(&h), 0);
+    }
+
+    #[test]
+    fn wide_sum_equals_16_bit_sum() {
+        // Reference: the textbook 16-bit loop, on lengths 0..64 of pseudo-random bytes.
+        let data: Vec<u8> = (0u32..64).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8 | 0x80).collect();
+        for len in 0..data.len() {
+            let d = &data[..len];
+            let mut s: u32 = 0;
+            for c in d.chunks(2) {
+                s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            }
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            assert_eq!(internet_checksum(d), !(s as u16), "len {len}");
+            // Split additions (even split points) agree too.
+            let mid = len / 4 * 2;
+            assert_eq!(Checksum::new().add(&d[..mid]).add(&d[mid..]).finish(), !(s as u16));
+        }
     }
 
     #[test]
