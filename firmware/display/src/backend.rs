@@ -5,6 +5,7 @@
 pub mod auto;
 pub mod framebuffer;
 pub mod png;
+pub mod sh1106;
 pub mod ssd1306;
 
 use crate::{DisplayError, Frame};
@@ -40,6 +41,14 @@ pub enum BackendChoice {
     None,
     /// An SSD1306 128x64 OLED on an I2C bus.
     Ssd1306 {
+        /// The bus device, e.g. /dev/i2c-1.
+        bus: PathBuf,
+        /// The 7-bit address, usually 0x3C or 0x3D.
+        address: u8,
+    },
+    /// An SH1106 128x64 OLED (most 1.3" modules) on an I2C bus. `auto` cannot tell it from an
+    /// SSD1306, so it must be chosen explicitly.
+    Sh1106 {
         /// The bus device, e.g. /dev/i2c-1.
         bus: PathBuf,
         /// The 7-bit address, usually 0x3C or 0x3D.
@@ -85,6 +94,9 @@ pub fn open(choice: &BackendChoice) -> Result<Box<dyn Backend>, DisplayError> {
         BackendChoice::None => Err(DisplayError::NoDisplay("display = none".into())),
         BackendChoice::Ssd1306 { bus, address } => {
             Ok(Box::new(ssd1306::Ssd1306Backend::open(bus, *address)?))
+        }
+        BackendChoice::Sh1106 { bus, address } => {
+            Ok(Box::new(sh1106::Sh1106Backend::open(bus, *address)?))
         }
         BackendChoice::Framebuffer { device } => {
             Ok(Box::new(framebuffer::FramebufferBackend::open(device)?))

@@ -143,3 +143,64 @@ fn probe_sends_a_nop_and_reports_the_ack() {
     assert!(probe(&mut bus, 0x3D));
     bus.done();
 }
+
+mod sh1106 {
+    //! The SH1106 stream: its init sequence, then page-addressed writes starting at column 2.
+    use super::*;
+    use roomcast_display::backend::sh1106::Sh1106Backend;
+
+    fn init() -> Vec<T> {
+        [
+            &[0xAE][..],
+            &[0xD5, 0x80],
+            &[0xA8, 0x3F],
+            &[0xD3, 0x00],
+            &[0x40],
+            &[0xAD, 0x8B],
+            &[0xA1],
+            &[0xC8],
+            &[0xDA, 0x12],
+            &[0x81, 0x5F],
+            &[0xD9, 0x22],
+            &[0xDB, 0x35],
+            &[0xA4],
+            &[0xA6],
+            &[0xAF],
+        ]
+        .iter()
+        .map(|c| cmd(c))
+        .collect()
+    }
+
+    #[test]
+    fn init_full_frame_by_pages_then_only_the_changed_span() {
+        let frame = test_frame();
+        let data = ram(&frame);
+        let mut expected = init();
+        for page in 0..8u8 {
+            // Page address, column 2 (low nibble 0x02, high nibble 0x10).
+            expected.push(cmd(&[0xB0 | page, 0x02, 0x10]));
+            let mut v = vec![0x40];
+            v.extend_from_slice(&data[page as usize * 128..(page as usize + 1) * 128]);
+            expected.push(T::write(ADDR, v));
+        }
+        // Pixels (20, 40) and (30, 41) lit: page 5, columns 20..=30 -> RAM column 22 = 0x16.
+        let mut second = frame.clone();
+        second
+            .draw_iter([Pixel(Point::new(20, 40), Rgb888::WHITE), Pixel(Point::new(30, 41), Rgb888::WHITE)])
+            .unwrap();
+        let d2 = ram(&second);
+        expected.push(cmd(&[0xB5, 0x06, 0x11]));
+        let mut v = vec![0x40];
+        v.extend_from_slice(&d2[5 * 128 + 20..=5 * 128 + 30]);
+        assert_eq!(v[1], 0x01);
+        assert_eq!(v[11], 0x02);
+        expected.push(T::write(ADDR, v));
+
+        let mut oled = Sh1106Backend::new(I2cMock::new(&expected), ADDR, "mock".into()).unwrap();
+        oled.show(&frame, None).unwrap();
+        oled.show(&frame, Some(&frame)).unwrap();
+        oled.show(&second, Some(&frame)).unwrap();
+        oled.release().done();
+    }
+}

@@ -5,6 +5,7 @@
 use anyhow::{bail, Context};
 use roomcast_display::backend::framebuffer::FramebufferBackend;
 use roomcast_display::backend::png::write_png;
+use roomcast_display::backend::sh1106::Sh1106Backend;
 use roomcast_display::backend::ssd1306::Ssd1306Backend;
 use roomcast_display::{render, Backend, BackendChoice, DisplayState, PhaseName};
 use std::path::PathBuf;
@@ -29,9 +30,12 @@ pub struct Args {
     /// Draw on an SSD1306 128x64 OLED on this I2C bus, e.g. /dev/i2c-1.
     #[arg(long, value_name = "BUS")]
     i2c: Option<PathBuf>,
-    /// The SSD1306's I2C address (0x3c or 0x3d).
+    /// The OLED's I2C address (0x3c or 0x3d).
     #[arg(long, default_value = "0x3c", value_parser = parse_address)]
     address: u8,
+    /// The OLED on --i2c is an SH1106 (most 1.3" modules) rather than an SSD1306.
+    #[arg(long, requires = "i2c")]
+    sh1106: bool,
     /// Draw on whatever display `auto` finds (SSD1306 on /dev/i2c-1, then /dev/fb0).
     #[arg(long)]
     auto: bool,
@@ -70,7 +74,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         backends.push(Box::new(FramebufferBackend::open(dev)?));
     }
     if let Some(bus) = &args.i2c {
-        backends.push(Box::new(Ssd1306Backend::open(bus, args.address)?));
+        if args.sh1106 {
+            backends.push(Box::new(Sh1106Backend::open(bus, args.address)?));
+        } else {
+            backends.push(Box::new(Ssd1306Backend::open(bus, args.address)?));
+        }
     }
     if args.auto {
         backends.push(roomcast_display::open(&BackendChoice::default())?);
