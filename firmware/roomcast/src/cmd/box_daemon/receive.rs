@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -284,11 +284,6 @@ impl Receiving {
         }
     }
 
-    /// When [`Self::poll`] must run next.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.remotes.values().filter_map(|r| r.receiver.next_deadline()).min()
-    }
-
     /// Releases what the jitter buffers hold past their latency.
     pub fn poll(&mut self, now: Instant) {
         for r in self.remotes.values_mut() {
@@ -326,22 +321,5 @@ impl Receiving {
         }
         let loss = if expected == 0 { 0.0 } else { (expected.saturating_sub(received) as f32 * 100.0 / expected as f32).min(100.0) };
         (out, loss)
-    }
-
-    /// Whether any remote waits for a keyframe (its sender should be asked for one).
-    pub fn any_waiting_for_keyframe(&self) -> bool {
-        self.remotes.values().any(|r| r.info.caps.video.is_some() && r.receiver.waiting_for_keyframe())
-    }
-
-    /// Where the files of `id` go, if recording.
-    #[allow(dead_code)]
-    pub fn record_path(&self, id: &str) -> Option<&Path> {
-        self.remotes.values().find(|r| r.info.id == id).and_then(|r| r.recorder.as_ref()).map(|r| r.dir.as_path())
-    }
-
-    /// The address of a delivery's sender, for logs.
-    #[allow(dead_code)]
-    pub fn knows(&self, group: SocketAddr) -> bool {
-        self.remotes.contains_key(&group.ip())
     }
 }

@@ -1,0 +1,356 @@
+//! End-to-end test of a meeting on loopback: one `roomcast server` (meeting service with its
+//! embedded AMT relay) and three `roomcast box` daemons with synthetic camera and microphone.
+//! Checks, in order:
+//! 1. every box reaches "in-meeting" with the full roster and receives the two others' audio
+//!    and video (from each box's state file);
+//! 2. a box with a wrong token is refused (its state says so, the service logged it, and the
+//!    roster is unchanged);
+//! 3. a standard player path: `roomcast gateway --forward 127.0.0.1:P` for one participant's
+//!    audio channel, ffmpeg reading an SDP decodes it;
+//! 4. a box stopped with SIGTERM leaves: the two others' rosters drop it within 2 s, it exits 0;
+//! 5. what the boxes received and recorded decodes: AV1 by dav1d, Opus by ffmpeg.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use roomcast_test_support::require_tool;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roomcast");
+const MEETING: &str = "e2e";
+const TOKEN: &str = "s3cret-token";
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed when dropped (so a failing test leaves nothing behind).
+struct Proc {
+    name: String,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[String], log: &Path) -> Proc {
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc { name: name.into(), child: Some(child) }
+    }
+
+    fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    /// Waits for the exit after a signal; returns the exit status code.
+    fn wait(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not exit within {within:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn box_config(dir: &Path, room: &str, server: u16, token: &str) -> PathBuf {
+    let path = dir.join(format!("{room}.toml"));
+    let text = format!(
+        r#"[room]
+name = "{room}"
+
+[meeting]
+server = "127.0.0.1:{server}"
+id = "{MEETING}"
+token = "{token}"
+
+[video]
+source = "synthetic"
+width = 160
+height = 90
+fps = 10
+bitrate_kbps = 150
+encoder = "software"
+threads = 1
+keyframe_interval_s = 1
+
+[audio]
+source = "synthetic"
+playback = "null"
+
+[display]
+kind = "none"
+
+[debug]
+state_file = "{dir}/state-{room}.json"
+record_dir = "{dir}/rec-{room}"
+"#,
+        dir = dir.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn read_state(dir: &Path, room: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(dir.join(format!("state-{room}.json"))).ok()?;
+    serde_json::from_str::<Value>(&text).ok().map(|v| v["status"].clone())
+}
+
+fn roster_of(state: &Value) -> Vec<String> {
+    let mut r: Vec<String> =
+        state["roster"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    r.sort();
+    r
+}
+
+/// Waits until `pred` holds, or panics with `what` and the last value seen.
+fn wait_for<T: std::fmt::Debug>(what: &str, within: Duration, mut probe: impl FnMut() -> (bool, T)) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (ok, seen) = probe();
+        if ok {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            panic!("timed out after {within:?} waiting for {what}; last seen: {seen:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// GET on the control API, returns (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn others_receiving(state: &Value, min_video: u64, min_audio: u64) -> bool {
+    let others = state["others"].as_array().cloned().unwrap_or_default();
+    others.len() == 2
+        && others.iter().all(|o| {
+            o["video_frames"].as_u64().unwrap_or(0) >= min_video && o["audio_frames"].as_u64().unwrap_or(0) >= min_audio
+        })
+}
+
+fn duration_of(ffprobe: &Path, file: &Path) -> f64 {
+    let out = Command::new(ffprobe)
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0.0)
+}
+
+#[test]
+fn three_boxes_meet_through_the_service_and_amt() {
+    let dav1d = require_tool("dav1d");
+    let ffmpeg = require_tool("ffmpeg");
+    let ffprobe = require_tool("ffprobe");
+
+    let dir = std::env::temp_dir().join(format!("roomcast-meeting-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (http, media, relay) = (free_tcp_port(), free_udp_port(), free_udp_port());
+
+    let server_log = dir.join("server.log");
+    let server = Proc::spawn(
+        "server",
+        &[
+            "server".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{http}"),
+            "--rtp-listen".into(),
+            format!("127.0.0.1:{media}"),
+            "--relay-listen".into(),
+            format!("127.0.0.1:{relay}"),
+            "--meeting".into(),
+            format!("{MEETING}:{TOKEN}"),
+            "--query-interval".into(),
+            "5".into(),
+        ],
+        &server_log,
+    );
+    wait_for("the control API", Duration::from_secs(10), || (TcpStream::connect(("127.0.0.1", http)).is_ok(), ()));
+
+    let rooms = ["A", "B", "C"];
+    let mut boxes: Vec<Proc> = rooms
+        .iter()
+        .map(|r| {
+            let cfg = box_config(&dir, r, http, TOKEN);
+            Proc::spawn(
+                &format!("box {r}"),
+                &["box".into(), "--config".into(), cfg.display().to_string(), "--board".into(), "/nonexistent".into()],
+                &dir.join(format!("box-{r}.log")),
+            )
+        })
+        .collect();
+
+    // 1. Everyone in the meeting, full roster, receiving both others' audio and video.
+    let took = wait_for("three boxes in the meeting, each receiving the two others", Duration::from_secs(40), || {
+        let states: Vec<Option<Value>> = rooms.iter().map(|r| read_state(&dir, r)).collect();
+        let ok = states.iter().all(|s| {
+            s.as_ref().is_some_and(|s| {
+                s["phase"]["name"] == "in-meeting" && roster_of(s) == ["A", "B", "C"] && others_receiving(s, 5, 50)
+            })
+        });
+        (ok, states)
+    });
+    eprintln!("all three in the meeting and receiving after {took:?}");
+
+    // 2. A wrong token is refused; nothing changes.
+    let (_, before) = http_get(http, &format!("/v1/meetings/{MEETING}/roster"));
+    let before: Value = serde_json::from_str(&before).unwrap();
+    let bad_cfg = box_config(&dir, "Intruder", http, "wrong-token");
+    let mut intruder = Proc::spawn(
+        "box Intruder",
+        &["box".into(), "--config".into(), bad_cfg.display().to_string(), "--board".into(), "/nonexistent".into()],
+        &dir.join("box-Intruder.log"),
+    );
+    wait_for("the intruder to be refused", Duration::from_secs(15), || {
+        let s = read_state(&dir, "Intruder");
+        let ok = s.as_ref().is_some_and(|s| s["phase"]["name"] == "refused" && s["phase"]["status"] == 403);
+        (ok, s)
+    });
+    let (_, after) = http_get(http, &format!("/v1/meetings/{MEETING}/roster"));
+    let after: Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(after["version"], before["version"], "roster version unchanged by the refused join");
+    assert_eq!(after["participants"].as_array().unwrap().len(), 3);
+    let log = std::fs::read_to_string(&server_log).unwrap();
+    assert!(log.contains("wrong access token"), "the service logs the refusal");
+    intruder.signal(libc::SIGTERM);
+    assert_eq!(intruder.wait(Duration::from_secs(10)), Some(0), "a refused box still exits cleanly");
+
+    // 3. Standard player path: A's audio channel through `roomcast gateway` into ffmpeg.
+    if let (Some(ffmpeg), Some(ffprobe)) = (&ffmpeg, &ffprobe) {
+        let a = after["participants"].as_array().unwrap().iter().find(|p| p["room"] == "A").unwrap().clone();
+        let sg = a["groups"]["ipv4"].as_str().unwrap();
+        let audio_port = a["ports"]["audio"].as_u64().unwrap();
+        let forward = free_udp_port();
+        let _gateway = Proc::spawn(
+            "gateway",
+            &[
+                "gateway".into(),
+                "--relay".into(),
+                format!("127.0.0.1:{relay}"),
+                "--join".into(),
+                format!("{sg}:{audio_port}"),
+                "--forward".into(),
+                format!("127.0.0.1:{forward}"),
+            ],
+            &dir.join("gateway.log"),
+        );
+        let caps: roomcast_meeting::roster::Caps =
+            serde_json::from_value(serde_json::json!({ "audio": a["caps"]["audio"].clone() })).unwrap();
+        let ssrc: roomcast_meeting::roster::Ssrcs = serde_json::from_value(a["ssrc"].clone()).unwrap();
+        let sdp = roomcast_meeting::sdp::for_unicast(
+            1,
+            "A",
+            MEETING,
+            "127.0.0.1".parse().unwrap(),
+            roomcast_meeting::roster::Ports { video: 9, audio: forward },
+            ssrc,
+            &caps,
+        );
+        let sdp_path = dir.join("player.sdp");
+        std::fs::write(&sdp_path, sdp).unwrap();
+        let wav = dir.join("player.wav");
+        let out = Command::new(ffmpeg)
+            .args(["-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i"])
+            .arg(&sdp_path)
+            .args(["-t", "2", "-y"])
+            .arg(&wav)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+        let d = duration_of(ffprobe, &wav);
+        assert!(d >= 1.5, "ffmpeg decoded {d} s of A's audio through the standalone gateway");
+        eprintln!("standard player path: ffmpeg decoded {d:.2} s of A's audio");
+    }
+
+    // 4. C leaves with SIGTERM; A and B drop it from their rosters within 2 s.
+    let mut c = boxes.remove(2);
+    c.signal(libc::SIGTERM);
+    let took = wait_for("A and B to see C leave", Duration::from_secs(5), || {
+        let states: Vec<Option<Value>> = ["A", "B"].iter().map(|r| read_state(&dir, r)).collect();
+        let ok = states.iter().all(|s| s.as_ref().is_some_and(|s| roster_of(s) == ["A", "B"]));
+        (ok, states.iter().map(|s| s.as_ref().map(roster_of)).collect::<Vec<_>>())
+    });
+    eprintln!("rosters updated {took:?} after C's SIGTERM");
+    assert!(took < Duration::from_secs(2), "rosters took {took:?} to update");
+    assert_eq!(c.wait(Duration::from_secs(10)), Some(0), "C exits 0 after an orderly leave");
+    let log = std::fs::read_to_string(&server_log).unwrap();
+    assert!(log.contains("RtcpBye") || log.contains("reason=Request"), "C left by BYE or leave request");
+
+    // 5. Stop A and B; what each received decodes.
+    for b in boxes.iter() {
+        b.signal(libc::SIGTERM);
+    }
+    for b in boxes.iter_mut() {
+        assert_eq!(b.wait(Duration::from_secs(10)), Some(0));
+    }
+    for (me, others) in [("A", ["B", "C"]), ("B", ["A", "C"])] {
+        for other in others {
+            let rec = dir.join(format!("rec-{me}")).join(other);
+            let ivf = rec.join("video.ivf");
+            let opus = rec.join("audio.opus");
+            assert!(ivf.is_file() && opus.is_file(), "{me} recorded {other}: {rec:?}");
+            if let Some(dav1d) = &dav1d {
+                let out = Command::new(dav1d).arg("-i").arg(&ivf).args(["-o", "/dev/null"]).output().unwrap();
+                let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+                assert!(out.status.success(), "dav1d failed on {ivf:?}: {text}");
+                let decoded: u64 = text
+                    .rsplit("Decoded ")
+                    .next()
+                    .and_then(|t| t.split('/').next())
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                assert!(decoded >= 5, "dav1d decoded only {decoded} frames of {ivf:?}: {text}");
+            }
+            if let (Some(ffmpeg), Some(ffprobe)) = (&ffmpeg, &ffprobe) {
+                let out = Command::new(ffmpeg).args(["-v", "error", "-i"]).arg(&opus).args(["-f", "null", "-"]).output().unwrap();
+                assert!(out.status.success() && out.stderr.is_empty(), "ffmpeg on {opus:?}: {}", String::from_utf8_lossy(&out.stderr));
+                let d = duration_of(ffprobe, &opus);
+                assert!(d >= 2.0, "{opus:?} holds only {d} s");
+            }
+        }
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
