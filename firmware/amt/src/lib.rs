@@ -10,6 +10,8 @@
 //!   ([`Relay::subscribers`] + [`encapsulate`]).
 //! - [`message`]: every AMT message with its encapsulated IGMPv3/MLDv2 and IP/UDP packets.
 
+#![warn(missing_docs)]
+
 mod checksum;
 mod data;
 mod error;
