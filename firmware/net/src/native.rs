@@ -11,7 +11,7 @@
 //!
 //! Gateway side — [`NativeSender`]: `--forward native` re-sends each delivered payload as
 //! native multicast to GROUP:PORT on a chosen interface (ordinary UDP socket with
-//! `IP_MULTICAST_IF`/`IPV6_MULTICAST_IF`). The IP source is this host's address, not S:
+//! `IP_MULTICAST_IF`/`IPV6_MULTICAST_IF`). The IP source is the interface's address, not S:
 //! receivers on that LAN must join (*,G) or (this host, G).
 
 use std::collections::HashSet;

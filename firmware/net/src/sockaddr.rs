@@ -67,7 +67,7 @@ impl CAddr {
     }
 
     /// Decodes what the kernel wrote (family checked; unknown families give `None`).
-    pub(crate) fn to_std(&self) -> Option<SocketAddr> {
+    pub(crate) fn to_std(self) -> Option<SocketAddr> {
         // SAFETY: both variants start with the family field at the same offset
         // (sa_family_t), so reading it through either view is valid; we then only read
         // the variant that family names, and only if the kernel said it wrote enough bytes.

@@ -130,6 +130,33 @@ pub fn leave_source_group(sock: &impl AsRawFd, ifindex: u32, source: IpAddr, gro
     source_membership(sock, ifindex, source, group, false)
 }
 
+/// The first IPv4 address of interface `ifindex`, if it has one.
+pub fn interface_ipv4(ifindex: u32) -> Option<std::net::Ipv4Addr> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs allocates a linked list we walk read-only and free with freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return None;
+        }
+        let mut found = None;
+        let mut cur = list;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            if !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                && libc::if_nametoindex(ifa.ifa_name) == ifindex
+            {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                found = Some(std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()));
+                break;
+            }
+            cur = ifa.ifa_next;
+        }
+        libc::freeifaddrs(list);
+        found
+    }
+}
+
 /// Makes `sock` send its multicast on interface `ifindex`, loop back locally, and with a TTL /
 /// hop limit of `ttl` (native re-send of `roomcast gateway --forward native`).
 pub fn set_multicast_out(sock: &Socket, ipv6: bool, ifindex: u32, ttl: u32) -> Result<()> {
@@ -139,9 +166,12 @@ pub fn set_multicast_out(sock: &Socket, ipv6: bool, ifindex: u32, ttl: u32) -> R
         sock.set_multicast_hops_v6(ttl).map_err(|e| err("setting IPV6_MULTICAST_HOPS", e))?;
         sock.set_multicast_loop_v6(true).map_err(|e| err("setting IPV6_MULTICAST_LOOP", e))?;
     } else {
+        // Index AND the interface's own address: with the index alone Linux may pick a source
+        // address of another interface (it does for `lo`, whose addresses are host-scoped).
+        let addr = interface_ipv4(ifindex).map_or(0, |a| u32::from_ne_bytes(a.octets()));
         let mreqn = libc::ip_mreqn {
             imr_multiaddr: libc::in_addr { s_addr: 0 },
-            imr_address: libc::in_addr { s_addr: 0 },
+            imr_address: libc::in_addr { s_addr: addr },
             imr_ifindex: ifindex as libc::c_int,
         };
         // SAFETY: mreqn is fully initialised and we pass its exact size.
@@ -180,6 +210,12 @@ mod tests {
         let taken = a.local_addr().unwrap();
         let e = bind_udp(taken).unwrap_err();
         assert!(e.to_string().contains(&taken.to_string()), "{e}");
+    }
+
+    #[test]
+    fn loopback_has_127_0_0_1() {
+        let lo = interface_index("lo").unwrap();
+        assert_eq!(interface_ipv4(lo), Some(std::net::Ipv4Addr::LOCALHOST));
     }
 
     #[test]

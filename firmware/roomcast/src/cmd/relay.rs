@@ -53,9 +53,11 @@ pub(crate) fn parse_seconds(s: &str) -> Result<f64, String> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async move {
-        let mut config = RelayConfig::default();
-        config.query_interval = Duration::from_secs_f64(args.query_interval);
-        config.max_tunnels = args.max_tunnels;
+        let config = RelayConfig {
+            query_interval: Duration::from_secs_f64(args.query_interval),
+            max_tunnels: args.max_tunnels,
+            ..RelayConfig::default()
+        };
         let opts = RelayOptions {
             listen: args.listen,
             config,

@@ -159,9 +159,8 @@ pub fn drain(sock: &UdpSocket, window: Duration) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 65536];
     while Instant::now() < end {
-        match sock.recv_from(&mut buf) {
-            Ok((n, _)) => out.push(buf[..n].to_vec()),
-            Err(_) => {}
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            out.push(buf[..n].to_vec());
         }
     }
     out
