@@ -160,7 +160,10 @@ pub struct Gateway {
 
 impl Gateway {
     /// Creates a gateway; the first Relay Discovery is queued immediately.
-    pub fn new(config: GatewayConfig, now: Instant) -> Self {
+    /// Retransmission delays are clamped to at least 10 ms.
+    pub fn new(mut config: GatewayConfig, now: Instant) -> Self {
+        config.initial_retransmit = config.initial_retransmit.max(Duration::from_millis(10));
+        config.max_retransmit = config.max_retransmit.max(config.initial_retransmit);
         let mut g = Gateway {
             config,
             phase: Phase::Closed,
@@ -680,6 +683,13 @@ mod tests {
             t = next;
         }
         assert_eq!(g.state(), &GatewayState::Discovering);
+    }
+
+    #[test]
+    fn zero_retransmit_delay_is_clamped() {
+        let t0 = Instant::now();
+        let g = Gateway::new(GatewayConfig { initial_retransmit: Duration::ZERO, max_retransmit: Duration::ZERO, ..cfg() }, t0);
+        assert_eq!(g.poll_timeout(), Some(t0 + Duration::from_millis(10)));
     }
 
     #[test]

@@ -122,7 +122,11 @@ pub struct Relay {
 
 impl Relay {
     /// Creates a relay with a fresh random secret.
-    pub fn new(config: RelayConfig, now: Instant) -> Self {
+    /// Out-of-range settings are clamped: the sweep interval to at least 10 ms and the secret
+    /// rotation to at least the query interval (a MAC must outlive one refresh cycle).
+    pub fn new(mut config: RelayConfig, now: Instant) -> Self {
+        config.sweep_interval = config.sweep_interval.max(Duration::from_millis(10));
+        config.secret_rotation = config.secret_rotation.max(config.query_interval);
         let rps = config.requests_per_second.max(1);
         Relay {
             secrets: Secrets::new(config.secret_rotation, now),
@@ -772,6 +776,14 @@ mod tests {
         r.handle_timeout(t0 + rot * 2);
         let u2 = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.2", &["10.0.0.1"])]);
         assert_eq!(r.handle_datagram(gw(), &u2, t0 + rot * 2), Err(AmtError::MacMismatch(gw())));
+    }
+
+    #[test]
+    fn rotation_never_shorter_than_the_query_interval() {
+        let t0 = Instant::now();
+        let r = Relay::new(RelayConfig { secret_rotation: Duration::ZERO, sweep_interval: Duration::ZERO, ..cfg() }, t0);
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(r.config().sweep_interval, Duration::from_millis(10));
     }
 
     #[test]
