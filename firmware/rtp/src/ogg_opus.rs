@@ -1,6 +1,7 @@
 //! Ogg Opus files (RFC 7845) for the recorder's `audio.opus`: the OpusHead and OpusTags header
-//! packets, then one Opus packet per Ogg packet with granule positions counting 48 kHz samples
-//! (plus pre-skip). Page framing and CRCs are the `ogg` crate's job.
+//! packets, then one Opus packet per Ogg packet with granule positions counting the 48 kHz
+//! samples decoded so far (pre-skip included, RFC 7845 4: playback length = last granule -
+//! pre-skip). Page framing and CRCs are the `ogg` crate's job.
 
 use std::io::Write;
 
@@ -62,7 +63,7 @@ impl<W: Write> OggOpusWriter<W> {
     pub fn new(inner: W, serial: u32, channels: u8, pre_skip: u16) -> Result<Self> {
         let mut writer = PacketWriter::new(inner);
         writer.write_packet(opus_head(channels, pre_skip, 48_000), serial, PacketWriteEndInfo::EndPage, 0)?;
-        Ok(Self { writer, serial, granule: u64::from(pre_skip), packets: 0, pending: Some((opus_tags(VENDOR), 0)) })
+        Ok(Self { writer, serial, granule: 0, packets: 0, pending: Some((opus_tags(VENDOR), 0)) })
     }
 
     /// Appends one Opus packet; its duration is read from its TOC byte.
@@ -90,7 +91,7 @@ impl<W: Write> OggOpusWriter<W> {
         Ok(())
     }
 
-    /// Granule position so far (pre-skip + samples written).
+    /// Granule position so far: 48 kHz samples of all packets written (pre-skip included).
     pub fn granule_position(&self) -> u64 {
         self.granule
     }
@@ -122,7 +123,7 @@ mod tests {
         for i in 0..120u8 {
             w.write_packet(&[0xf8, i]).unwrap(); // config 31 (CELT FB 20 ms), mono, code 0
         }
-        assert_eq!(w.granule_position(), 312 + 120 * 960);
+        assert_eq!(w.granule_position(), 120 * 960);
         let bytes = w.finish().unwrap();
         let mut r = ogg::reading::PacketReader::new(std::io::Cursor::new(bytes));
         let head = r.read_packet().unwrap().unwrap();
@@ -138,6 +139,6 @@ mod tests {
         assert_eq!(n, 120);
         let last = last.unwrap();
         assert!(last.last_in_stream());
-        assert_eq!(last.absgp_page(), 312 + 120 * 960);
+        assert_eq!(last.absgp_page(), 120 * 960);
     }
 }
