@@ -3,6 +3,7 @@
 //! refresh on the querier's interval, retransmission with backoff, re-discovery, teardown.
 //! Sans-IO: datagrams and time in, datagrams, events and deadlines out.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -40,6 +41,11 @@ pub struct GatewayConfig {
     pub unsolicited_report_interval: Duration,
     /// How many times each state-change report is sent (robustness variable).
     pub robustness: u8,
+    /// When joined to at least one group and no data arrived for this long, send an early
+    /// refresh Request (probe) instead of waiting for the query interval, so a restarted relay
+    /// (which lost our memberships) is re-joined within about twice this delay. The probe
+    /// interval doubles while the silence lasts, up to the query interval. `None` disables.
+    pub silence_probe: Option<Duration>,
     /// Source address of the IGMPv3 reports inside the tunnel.
     pub igmp_source: Ipv4Addr,
     /// Link-local source address of the MLDv2 reports inside the tunnel.
@@ -57,6 +63,7 @@ impl Default for GatewayConfig {
             max_refresh_interval: None,
             unsolicited_report_interval: Duration::from_secs(1),
             robustness: 2,
+            silence_probe: Some(Duration::from_secs(1)),
             igmp_source: Ipv4Addr::UNSPECIFIED,
             mld_source: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
         }
@@ -154,6 +161,11 @@ pub struct Gateway {
     groups: BTreeSet<SourceGroup>,
     pending: BTreeMap<SourceGroup, Pending>,
     next_report: Option<Instant>,
+    /// Set by the data path, cleared by the silence probe timer.
+    data_seen: Cell<bool>,
+    /// Next silence check and the current probe spacing.
+    probe_at: Option<Instant>,
+    probe_gap: Duration,
     transmits: VecDeque<Transmit>,
     events: VecDeque<GatewayEvent>,
 }
@@ -173,6 +185,9 @@ impl Gateway {
             groups: BTreeSet::new(),
             pending: BTreeMap::new(),
             next_report: None,
+            data_seen: Cell::new(false),
+            probe_at: None,
+            probe_gap: Duration::ZERO,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -434,6 +449,9 @@ impl Gateway {
         if let Some(max) = self.config.max_refresh_interval {
             interval = interval.min(max);
         }
+        if old_mac.is_none() {
+            self.reset_probe(now);
+        }
         self.set_phase(Phase::Joined {
             relay,
             mac: q.mac,
@@ -449,6 +467,34 @@ impl Gateway {
             self.send_report(relay, q.mac, &records, now);
         }
         Ok(())
+    }
+
+    /// Restarts silence detection with the initial probe spacing.
+    fn reset_probe(&mut self, now: Instant) {
+        self.data_seen.set(false);
+        self.probe_gap = self.config.silence_probe.unwrap_or(Duration::ZERO);
+        self.probe_at = self.config.silence_probe.map(|d| now + d);
+    }
+
+    /// Silence probe timer: if no data arrived since the last check, refresh early.
+    fn check_silence(&mut self, now: Instant) {
+        let (Some(at), Some(base)) = (self.probe_at, self.config.silence_probe) else { return };
+        if now < at {
+            return;
+        }
+        let Phase::Joined { relay, mac, seen_as, next_request, refresh, interval } = self.phase else { return };
+        if self.data_seen.replace(false) || self.groups.is_empty() {
+            self.probe_gap = base;
+        } else {
+            if refresh.is_none() {
+                debug!(%relay, "no data for {:?}: probing the relay", self.probe_gap);
+                self.send_request(relay);
+                let r = Some((1, now + self.backoff(0)));
+                self.phase = Phase::Joined { relay, mac, seen_as, next_request, refresh: r, interval };
+            }
+            self.probe_gap = (self.probe_gap * 2).min(interval.max(base));
+        }
+        self.probe_at = Some(now + self.probe_gap);
     }
 
     /// Fast path for data: if `datagram` is Multicast Data from the current relay for a joined
@@ -467,6 +513,7 @@ impl Gateway {
         if !self.groups.contains(&data.source_group()) {
             return Err(AmtError::UnexpectedMessage { message: "Multicast Data for an (S,G) not joined", from });
         }
+        self.data_seen.set(true);
         Ok(Some(data))
     }
 
@@ -513,6 +560,7 @@ impl Gateway {
                 if self.next_report.is_some_and(|t| now >= t) {
                     self.send_pending(now);
                 }
+                self.check_silence(now);
             }
             Phase::RelayLost { retry_at } if now >= retry_at => self.start_discovery(now),
             _ => {}
@@ -525,7 +573,8 @@ impl Gateway {
             Phase::Discovering { next_send, .. } | Phase::Requesting { next_send, .. } => Some(*next_send),
             Phase::Joined { next_request, refresh, .. } => {
                 let t = refresh.map(|(_, d)| d).unwrap_or(*next_request);
-                Some(self.next_report.map_or(t, |r| r.min(t)))
+                let t = self.next_report.map_or(t, |r| r.min(t));
+                Some(self.probe_at.map_or(t, |p| p.min(t)))
             }
             Phase::RelayLost { retry_at } => Some(*retry_at),
             Phase::Closed => None,
@@ -600,6 +649,7 @@ mod tests {
             max_retransmit: Duration::from_secs(8),
             request_retries: 3,
             relay_lost_holdoff: Duration::from_secs(2),
+            silence_probe: None,
             ..GatewayConfig::default()
         }
     }
@@ -683,6 +733,47 @@ mod tests {
             t = next;
         }
         assert_eq!(g.state(), &GatewayState::Discovering);
+    }
+
+    #[test]
+    fn silence_probes_back_off_and_data_resets_them() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(GatewayConfig { silence_probe: Some(Duration::from_secs(1)), ..cfg() }, t0);
+        let a = sg("10.0.0.1@232.1.1.1");
+        g.join(a, t0).unwrap();
+        let (nonce, _) = to_joined(&mut g, t0, 125);
+        let requests_at = |g: &mut Gateway, t: Instant| -> usize {
+            g.handle_timeout(t);
+            drain(g).iter().filter(|(_, m)| matches!(m, Message::Request { .. })).count()
+        };
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(g.poll_timeout(), Some(secs(1)));
+        assert_eq!(requests_at(&mut g, secs(1)), 1, "silent for 1 s: probe");
+        g.handle_datagram(relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false), secs(1)).unwrap();
+        assert!(matches!(drain(&mut g).as_slice(), [(_, Message::MembershipUpdate(_))]), "re-reported");
+        assert_eq!(g.poll_timeout(), Some(secs(3)), "probe spacing doubled");
+        assert_eq!(requests_at(&mut g, secs(3)), 1);
+        g.handle_datagram(relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false), secs(3)).unwrap();
+        drain(&mut g);
+        // Data arrives: the next check sees it and sends nothing; spacing is back to 1 s.
+        let mut pkt = Vec::new();
+        crate::encapsulate(&a, 1, 5004, b"x", &mut pkt).unwrap();
+        g.handle_datagram(relay(), &pkt, secs(4)).unwrap();
+        assert_eq!(g.poll_timeout(), Some(secs(7)));
+        assert_eq!(requests_at(&mut g, secs(7)), 0);
+        assert_eq!(g.poll_timeout(), Some(secs(8)));
+        assert_eq!(requests_at(&mut g, secs(8)), 1, "silent again");
+    }
+
+    #[test]
+    fn no_silence_probe_without_groups() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(GatewayConfig { silence_probe: Some(Duration::from_secs(1)), ..cfg() }, t0);
+        to_joined(&mut g, t0, 125);
+        for s in 1..10 {
+            g.handle_timeout(t0 + Duration::from_secs(s));
+        }
+        assert!(drain(&mut g).is_empty());
     }
 
     #[test]
