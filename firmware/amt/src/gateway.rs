@@ -29,7 +29,8 @@ pub struct GatewayConfig {
     pub relay: Option<SocketAddr>,
     /// First retransmission delay of Discovery and Request messages (doubles on every retry).
     pub initial_retransmit: Duration,
-    /// Upper bound of the retransmission delay.
+    /// Upper bound of the retransmission delay (kept short: a lost relay is looked for at
+    /// least this often, so a restarted one is found quickly).
     pub max_retransmit: Duration,
     /// Requests sent without any Membership Query before the relay is declared lost.
     pub request_retries: u32,
@@ -57,7 +58,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             relay: None,
             initial_retransmit: Duration::from_secs(1),
-            max_retransmit: Duration::from_secs(30),
+            max_retransmit: Duration::from_secs(4),
             request_retries: 3,
             relay_lost_holdoff: Duration::from_secs(1),
             max_refresh_interval: None,

@@ -265,36 +265,41 @@ fn restarted_relay_is_rejoined_and_data_resumes_within_5s() {
 
 #[test]
 fn restarted_relay_with_default_timers_is_rejoined_within_5s() {
-    // RFC default query interval (125 s): only the gateway's silence probe notices the restart.
+    // Default timers everywhere (RFC query interval of 125 s): the gateway's silence probe and
+    // bounded retransmission backoff find the restarted relay, whatever the outage length.
     let s = sg("10.0.0.1@232.1.1.1");
-    let mut net = Net::new(2);
-    let defaults = RelayConfig { advertised: "192.0.2.1".parse().unwrap(), ..RelayConfig::default() };
-    net.relay = Some(Relay::new(defaults.clone(), net.now));
-    for i in 0..2 {
-        let now = net.now;
-        net.gateways[i].1 = Gateway::new(GatewayConfig { relay: Some(RELAY.parse().unwrap()), ..GatewayConfig::default() }, now);
-        net.join(i, s);
-    }
-    for _ in 0..30 {
-        net.advance(Duration::from_millis(100));
-        net.send_data(&s, b"live");
-    }
-    assert!(!net.take(0).is_empty() && !net.take(1).is_empty());
-    net.kill_relay();
-    net.relay = Some(Relay::new(defaults, net.now));
-    let restarted = net.now;
-    let mut resumed = None;
-    while net.now < restarted + Duration::from_secs(20) {
-        net.advance(Duration::from_millis(100));
-        net.send_data(&s, b"live");
-        if !net.take(0).is_empty() && !net.take(1).is_empty() {
-            resumed = Some(net.now - restarted);
-            break;
+    for outage in [Duration::ZERO, Duration::from_secs(3), Duration::from_secs(20)] {
+        let mut net = Net::new(2);
+        let defaults = RelayConfig { advertised: "192.0.2.1".parse().unwrap(), ..RelayConfig::default() };
+        net.relay = Some(Relay::new(defaults.clone(), net.now));
+        for i in 0..2 {
+            let now = net.now;
+            let config = GatewayConfig { relay: Some(RELAY.parse().unwrap()), ..GatewayConfig::default() };
+            net.gateways[i].1 = Gateway::new(config, now);
+            net.join(i, s);
         }
+        for _ in 0..30 {
+            net.advance(Duration::from_millis(100));
+            net.send_data(&s, b"live");
+        }
+        assert!(!net.take(0).is_empty() && !net.take(1).is_empty());
+        net.kill_relay();
+        net.advance(outage);
+        net.relay = Some(Relay::new(defaults, net.now));
+        let restarted = net.now;
+        let mut resumed = None;
+        while net.now < restarted + Duration::from_secs(20) {
+            net.advance(Duration::from_millis(100));
+            net.send_data(&s, b"live");
+            if !net.take(0).is_empty() && !net.take(1).is_empty() {
+                resumed = Some(net.now - restarted);
+                break;
+            }
+        }
+        let resumed = resumed.expect("data resumed");
+        eprintln!("default timers, outage {outage:?}: data resumed {resumed:?} after the relay restarted");
+        assert!(resumed <= Duration::from_secs(5), "outage {outage:?}: resumed after {resumed:?}");
     }
-    let resumed = resumed.expect("data resumed");
-    eprintln!("default timers: data resumed {resumed:?} after the relay restarted");
-    assert!(resumed <= Duration::from_secs(5), "resumed after {resumed:?}");
 }
 
 #[test]
