@@ -28,6 +28,9 @@ pub struct Options {
     pub update_lock: bool,
     /// Use this daemon binary instead of cross-compiling one.
     pub daemon: Option<PathBuf>,
+    /// Cross-compile the daemon from this workspace instead of this repository (e.g. a `git archive`
+    /// snapshot of a commit while the working tree is being edited).
+    pub source: Option<PathBuf>,
 }
 
 /// What was built.
@@ -86,7 +89,11 @@ pub fn build(opts: &Options) -> Result<Built> {
     // The daemon, linked against the sysroot.
     let daemon = match &opts.daemon {
         Some(d) => d.clone(),
-        None => cross::build_daemon(&paths.repo, &sysroot_dir, &paths.work.join("cross"))?,
+        None => cross::build_daemon(
+            opts.source.as_deref().unwrap_or(&paths.repo),
+            &sysroot_dir,
+            &paths.work.join("cross"),
+        )?,
     };
 
     // Root filesystem.

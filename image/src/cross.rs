@@ -28,7 +28,7 @@ pub fn build_daemon(repo: &Path, sysroot: &Path, target_dir: &Path) -> Result<Pa
     let target_env = TARGET.replace('-', "_");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(repo)
-        .args(["build", "--release", "--locked", "-p", "roomcast", "--target", TARGET])
+        .args(["build", "--release", "-p", "roomcast", "--target", TARGET])
         .env("CARGO_TARGET_DIR", target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

@@ -64,11 +64,17 @@ pub fn make(img: &Path, boot_dir: &Path, root_squashfs: &Path) -> Result<()> {
         bail!("sfdisk failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    // The FAT is made in its own file (mtools is happiest with a whole-file filesystem), then
+    // written at its partition's offset.
+    let fat = img.with_extension("boot.vfat");
+    if fat.exists() {
+        std::fs::remove_file(&fat)?;
+    }
     exec::run(
         Command::new("mkfs.vfat")
-            .args(["-F", "32", "-n", LABEL, "-i", &format!("{DISK_ID:08x}"), "--invariant"])
-            .arg(format!("--offset={}", BOOT_START / SECTOR))
-            .arg(img)
+            .args(["-F", "32", "-n", LABEL, "-i", &format!("{DISK_ID:08x}"), "--invariant", "-C"])
+            .arg(format!("-h{}", BOOT_START / SECTOR))
+            .arg(&fat)
             .arg((BOOT_SIZE / 1024).to_string()),
     )?;
     let mut files: Vec<_> = std::fs::read_dir(boot_dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
@@ -78,20 +84,26 @@ pub fn make(img: &Path, boot_dir: &Path, root_squashfs: &Path) -> Result<()> {
             Command::new("mcopy")
                 .env("MTOOLS_SKIP_CHECK", "1")
                 .arg("-i")
-                .arg(fat_spec(img, BOOT_START))
-                .args(["-m", "-b"])
+                .arg(&fat)
+                .arg("-m")
                 .args(&files)
                 .arg("::"),
         )?;
     }
-
-    let mut out = std::fs::OpenOptions::new().write(true).open(img)?;
-    out.seek(SeekFrom::Start(root_start))?;
-    std::io::copy(&mut std::fs::File::open(root_squashfs)?, &mut out)?;
-    out.flush()?;
+    write_at(img, BOOT_START, &fat)?;
+    std::fs::remove_file(&fat)?;
+    write_at(img, root_start, root_squashfs)?;
     Ok(())
 }
 
+/// Writes the contents of `src` into `img` at byte `offset` (like `dd conv=notrunc seek=`).
+fn write_at(img: &Path, offset: u64, src: &Path) -> Result<()> {
+    let mut out = std::fs::OpenOptions::new().write(true).open(img)?;
+    out.seek(SeekFrom::Start(offset))?;
+    std::io::copy(&mut std::fs::File::open(src)?, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
 /// The mtools image spec of a FAT at `offset` in `img`.
 pub fn fat_spec(img: &Path, offset: u64) -> String {
     format!("{}@@{offset}", img.display())

@@ -33,6 +33,9 @@ enum Cmd {
         /// Put this aarch64 roomcast binary in the image instead of cross-compiling one.
         #[arg(long)]
         daemon: Option<PathBuf>,
+        /// Cross-compile the daemon from this workspace (default: this repository).
+        #[arg(long)]
+        source: Option<PathBuf>,
     },
     /// Boot a qemu-virt image in QEMU, console on this terminal (Ctrl-A X quits).
     Run {
@@ -59,8 +62,8 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Build { board, config, out, update_lock, daemon } => {
-            let built = build::build(&build::Options { board, config, out, update_lock, daemon })?;
+        Cmd::Build { board, config, out, update_lock, daemon, source } => {
+            let built = build::build(&build::Options { board, config, out, update_lock, daemon, source })?;
             println!("{}", built.image.display());
             println!(
                 "size: {} bytes ({:.1} MiB); manifest: {}; built in {:.0} s",

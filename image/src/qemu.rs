@@ -17,7 +17,8 @@ pub struct Boot {
     pub image: PathBuf,
     /// Where the kernel and initramfs are copied to.
     pub work: PathBuf,
-    /// Serial console: None = this terminal (interactive), Some(file) = written to that file.
+    /// Serial console: None = this terminal (interactive); Some(file) = recorded in that file and
+    /// reachable for input on the unix socket `file` + ".sock" (see [`Console`]).
     pub serial_log: Option<PathBuf>,
     /// QMP socket path.
     pub qmp: Option<PathBuf>,
@@ -49,7 +50,7 @@ pub fn command(board: &Board, boot: &Boot) -> Result<Command> {
         .arg("-drive")
         .arg(format!("if=none,id=disk0,format=raw,snapshot=on,file={}", boot.image.display()))
         .args(["-device", "virtio-blk-pci,drive=disk0"])
-        .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"])
+        .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="])
         .args(["-device", &q.display_device])
         .args(["-device", &q.watchdog_device, "-action", "watchdog=reset"]);
     if boot.gui {
@@ -58,7 +59,14 @@ pub fn command(board: &Board, boot: &Boot) -> Result<Command> {
         c.args(["-display", "none"]);
     }
     match &boot.serial_log {
-        Some(log) => c.arg("-serial").arg(format!("file:{}", log.display())),
+        Some(log) => c
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=ser0,path={},server=on,wait=off,logfile={}",
+                Console::socket_of(log).display(),
+                log.display()
+            ))
+            .args(["-serial", "chardev:ser0"]),
         None => c.args(["-serial", "mon:stdio"]),
     };
     if let Some(qmp) = &boot.qmp {
@@ -133,5 +141,79 @@ impl Qmp {
     /// Stops QEMU.
     pub fn quit(&mut self) -> Result<()> {
         self.execute("{\"execute\":\"quit\"}").map(|_| ())
+    }
+}
+
+/// The guest's serial console as the tests use it: output recorded in a log file, input through
+/// QEMU's unix socket.
+pub struct Console {
+    pub log: PathBuf,
+    stream: Option<UnixStream>,
+}
+
+impl Console {
+    /// The socket QEMU listens on for the console recorded in `log`.
+    pub fn socket_of(log: &Path) -> PathBuf {
+        let mut s = log.as_os_str().to_owned();
+        s.push(".sock");
+        PathBuf::from(s)
+    }
+
+    pub fn new(log: &Path) -> Console {
+        Console { log: log.to_path_buf(), stream: None }
+    }
+
+    /// Everything the guest printed so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until the console shows `needle`; returns whether it did within `timeout`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.text().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn stream(&mut self) -> Result<&mut UnixStream> {
+        if self.stream.is_none() {
+            let s = UnixStream::connect(Self::socket_of(&self.log)).context("serial console socket")?;
+            self.stream = Some(s);
+        }
+        Ok(self.stream.as_mut().expect("just set"))
+    }
+
+    /// Types `command` at the rescue shell and returns its output (up to a marker it prints after).
+    pub fn shell(&mut self, command: &str, timeout: Duration) -> Result<String> {
+        let marker = format!("END-{}", std::process::id());
+        let before = self.text().len();
+        // The console shell waits for Enter first ("Please press Enter to activate this console").
+        self.stream()?.write_all(b"\r")?;
+        std::thread::sleep(Duration::from_millis(700));
+        let line = format!("{command}; echo; echo {marker}-$((20+22))\r");
+        self.stream()?.write_all(line.as_bytes())?;
+        let want = format!("{marker}-42");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let text = self.text();
+            let new = text.get(before..).unwrap_or("");
+            if let Some(end) = new.find(&want) {
+                // Output starts after the echoed command line.
+                let out = &new[..end];
+                let start = out.find(&format!("{marker}-$((20+22))")).map(|i| i + marker.len() + 10).unwrap_or(0);
+                return Ok(out[start.min(out.len())..].trim().to_string());
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("no answer from the console to `{command}`");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }

@@ -133,6 +133,8 @@ pub fn squash(dir: &Path, out: &Path, epoch: u64) -> Result<()> {
     }
     exec::run(
         Command::new("mksquashfs")
+            // The options below set the times; mksquashfs refuses them together with the variable.
+            .env_remove("SOURCE_DATE_EPOCH")
             .arg(dir)
             .arg(out)
             .args(["-noappend", "-all-root", "-no-xattrs", "-comp", "zstd", "-quiet", "-no-progress"])

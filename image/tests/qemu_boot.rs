@@ -1,0 +1,510 @@
+//! System test of the image: `cargo image build --board qemu-virt` with a test roomcast.toml,
+//! then the image booted in QEMU exactly as `cargo image run` does (kernel + initramfs taken from
+//! the image's boot partition, the image as the virtio disk, vivid camera, snd-aloop microphone,
+//! virtio-gpu framebuffer, user networking to the host as 10.0.2.2).
+//!
+//! Checked from the host:
+//! - `boots_joins_streams_and_shows_the_meeting`: the box read roomcast.toml from the boot
+//!   partition (its room name reaches the host's meeting service), opened vivid and snd-aloop and
+//!   chose the software encoder (its log), its stream reached the host through the meeting service
+//!   and the AMT relay and decodes (`roomcast gateway` + `roomcast record` on the host, dav1d and
+//!   ffprobe), and the display shows the meeting (QMP screendump compared with the state the box
+//!   reports).
+//! - `a_config_error_is_shown_and_the_daemon_keeps_running`: the same image with a broken
+//!   roomcast.toml put on its boot partition (mtools, like a user editing the SD card): the box
+//!   logs the error with its key and line, shows the config-error screen, and the daemon is still
+//!   running (never restarted) a while later.
+//!
+//! Both need qemu-system-aarch64 and the image's build tools (skipped outside CI when missing).
+//! The first run cross-compiles the daemon (minutes); later runs reuse it.
+
+use roomcast_image::qemu::{self, Console, Qmp};
+use roomcast_image::{board::Board, disk, paths};
+use roomcast_test_support::require_tool;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// QEMU guests are heavy on a 2-core machine: one at a time.
+static ONE_GUEST: Mutex<()> = Mutex::new(());
+
+const MEETING: &str = "qemu";
+const TOKEN: &str = "qemu-token";
+
+/// Everything both tests share: tools, the host's roomcast binary, the built image.
+struct Setup {
+    roomcast: PathBuf,
+    dav1d: PathBuf,
+    ffprobe: PathBuf,
+    image: PathBuf,
+    work: PathBuf,
+    ports: Ports,
+}
+
+#[derive(Clone, Copy)]
+struct Ports {
+    control: u16,
+    rtp: u16,
+    relay: u16,
+}
+
+fn tools_present() -> Option<(PathBuf, PathBuf)> {
+    let mut ok = true;
+    for t in ["qemu-system-aarch64", "mcopy", "mkfs.vfat", "sfdisk", "mksquashfs", "aarch64-linux-gnu-gcc", "cpio", "zstd"] {
+        ok &= require_tool(t).is_some();
+    }
+    let dav1d = require_tool("dav1d");
+    let ffprobe = require_tool("ffprobe");
+    if !ok {
+        return None;
+    }
+    Some((dav1d?, ffprobe?))
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn test_config(ports: Ports, room: &str) -> String {
+    format!(
+        "# roomcast.toml of the QEMU system test.\n\
+         [room]\nname = \"{room}\"\n\n\
+         [meeting]\nserver = \"10.0.2.2:{control}\"\nid = \"{MEETING}\"\ntoken = \"{TOKEN}\"\n\n\
+         [amt]\nfamily = \"ipv4\"\n\n\
+         [video]\nsource = \"auto\"\nencoder = \"auto\"\nbitrate_kbps = 150\n\n\
+         [audio]\nsource = \"auto\"\nplayback = \"none\"\n\n\
+         [display]\nkind = \"auto\"\n\n\
+         [network]\nmode = \"dhcp\"\n",
+        control = ports.control
+    )
+}
+
+const ROOM: &str = "QEMU test room";
+
+/// Builds the host tools and the image once for both tests.
+fn setup() -> Option<&'static Setup> {
+    static SETUP: OnceLock<Option<Setup>> = OnceLock::new();
+    SETUP
+        .get_or_init(|| {
+            let (dav1d, ffprobe) = tools_present()?;
+            let work = paths::repo_root().join("target/image/system-test");
+            std::fs::create_dir_all(&work).unwrap();
+            let ports = Ports { control: free_tcp_port(), rtp: free_udp_port(), relay: free_udp_port() };
+            let config = work.join("roomcast.toml");
+            std::fs::write(&config, test_config(ports, ROOM)).unwrap();
+
+            // The host's roomcast (meeting service, gateway, recorder, display renderer).
+            let roomcast = host_roomcast();
+
+            let started = Instant::now();
+            let out = Command::new(env!("CARGO_BIN_EXE_roomcast-image"))
+                .args(["build", "--board", "qemu-virt", "--config"])
+                .arg(&config)
+                .arg("--out")
+                .arg(&work)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("running the image builder");
+            assert!(out.status.success(), "cargo image build failed");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let image = work.join("roomcast-qemu-virt.img");
+            assert_eq!(stdout.lines().next().map(PathBuf::from), Some(image.clone()), "builder prints the image path");
+            assert!(stdout.contains("size: "), "builder prints the image size: {stdout}");
+            eprintln!("image built in {:.0} s: {stdout}", started.elapsed().as_secs_f64());
+            Some(Setup { roomcast, dav1d, ffprobe, image, work, ports })
+        })
+        .as_ref()
+}
+
+/// Builds (if needed) the host's `roomcast` in the target directory this test was built in.
+fn host_roomcast() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/qemu_boot-HASH
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let target_dir = profile_dir.parent().unwrap();
+    let profile = profile_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    cmd.current_dir(paths::repo_root()).args(["build", "-p", "roomcast"]).env("CARGO_TARGET_DIR", target_dir);
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo build -p roomcast");
+    assert!(status.success(), "building the host's roomcast failed");
+    profile_dir.join("roomcast")
+}
+
+/// A child process killed when dropped.
+struct Proc(Child, &'static str);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Proc {
+    let f = std::fs::File::create(log).unwrap();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    Proc(child, name)
+}
+
+/// A booted guest.
+struct Guest {
+    _qemu: Proc,
+    console: Console,
+    qmp: Qmp,
+    booted: Instant,
+}
+
+fn boot(image: &Path, dir: &Path) -> Guest {
+    let board = Board::load(&paths::repo_root().join("board/qemu-virt.toml")).unwrap();
+    // Unix socket paths must be short: keep them in /tmp.
+    let sock_dir = std::env::temp_dir().join(format!("rc-qemu-{}-{}", std::process::id(), dir.file_name().unwrap().to_string_lossy()));
+    std::fs::create_dir_all(&sock_dir).unwrap();
+    let serial = sock_dir.join("serial.log");
+    let qmp_path = sock_dir.join("qmp.sock");
+    let mut cmd = qemu::command(
+        &board,
+        &qemu::Boot {
+            image: image.to_path_buf(),
+            work: dir.join("boot"),
+            serial_log: Some(serial.clone()),
+            qmp: Some(qmp_path.clone()),
+            gui: false,
+        },
+    )
+    .unwrap();
+    let booted = Instant::now();
+    let qemu = spawn("qemu", &mut cmd, &dir.join("qemu.log"));
+    let qmp = Qmp::connect(&qmp_path, Duration::from_secs(20)).expect("QMP");
+    Guest { _qemu: qemu, console: Console::new(&serial), qmp, booted }
+}
+
+impl Guest {
+    fn expect(&self, needle: &str, secs: u64, what: &str) {
+        assert!(
+            self.console.wait_for(needle, Duration::from_secs(secs)),
+            "{what}: the console never showed {needle:?} within {secs} s. Console:\n{}",
+            self.console.text()
+        );
+    }
+
+    fn save_console(&self, to: &Path) {
+        let _ = std::fs::write(to, self.console.text());
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback; returns the body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// Reads a binary PPM (what QMP screendump writes): (width, height, RGB bytes).
+fn read_ppm(path: &Path) -> (usize, usize, Vec<u8>) {
+    let data = std::fs::read(path).unwrap();
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while !data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
+    }
+    assert_eq!(fields[0], "P6", "screendump is a binary PPM");
+    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let pixels = data[i + 1..].to_vec();
+    assert_eq!(pixels.len(), w * h * 3);
+    (w, h, pixels)
+}
+
+fn distinct_colours(rgb: &[u8]) -> usize {
+    let mut set = std::collections::BTreeSet::new();
+    for p in rgb.chunks_exact(3) {
+        set.insert((p[0], p[1], p[2]));
+    }
+    set.len()
+}
+
+#[test]
+fn boots_joins_streams_and_shows_the_meeting() {
+    let Some(s) = setup() else { return };
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.work.join("meeting");
+    roomcast_image::exec::fresh_dir(&dir).unwrap();
+
+    // The host side: the meeting service with its AMT relay, told that boxes reach it as 10.0.2.2.
+    let _server = spawn(
+        "roomcast server",
+        Command::new(&s.roomcast)
+            .args(["server", "--advertise", "10.0.2.2", "--meeting", &format!("{MEETING}:{TOKEN}")])
+            .arg(format!("--listen=127.0.0.1:{}", s.ports.control))
+            .arg(format!("--rtp-listen=127.0.0.1:{}", s.ports.rtp))
+            .arg(format!("--relay-listen=127.0.0.1:{}", s.ports.relay)),
+        &dir.join("server.log"),
+    );
+
+    let mut guest = boot(&s.image, &dir);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| meeting_checks(s, &mut guest, &dir)));
+    guest.save_console(&dir.join("console.log"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
+    // Init: the boot partition and its roomcast.toml, modules, network, then the daemon.
+    guest.expect("roomcast-init: configuration: /boot/roomcast.toml", 60, "init mounts the boot partition");
+    guest.expect("network: eth0 bound 10.0.2.15", 30, "DHCP through QEMU user networking");
+    guest.expect("starting roomcast box (start 1)", 30, "init starts the daemon");
+    let console = guest.console.text();
+    assert!(!console.contains("cannot load module"), "every board module loads:\n{console}");
+    assert!(console.contains("devices: video0"), "vivid gives /dev/video0:\n{console}");
+    assert!(console.contains("Loopback"), "snd-aloop gives the Loopback card:\n{console}");
+
+    // The box joins the host's meeting under the room name from the boot partition's roomcast.toml.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let roster = loop {
+        if let Some(body) = http_get(s.ports.control, &format!("/v1/meetings/{MEETING}/roster?token={TOKEN}")) {
+            if body.contains(ROOM) {
+                break body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the box never joined the meeting as {ROOM:?}. Console:\n{}",
+            guest.console.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let first_join = guest.booted.elapsed();
+    eprintln!("boot to join: {:.1} s", first_join.as_secs_f64());
+
+    // Its software encoder on vivid and snd-aloop (the box's own log).
+    guest.expect("video ready", 60, "the box opens the camera and the encoder");
+    let console = guest.console.text();
+    let video_line = console.lines().find(|l| l.contains("video ready")).unwrap_or_default().to_string();
+    assert!(video_line.to_lowercase().contains("software") || video_line.contains("rav1e") || video_line.contains("AV1"), "software encoder: {video_line}");
+    assert!(video_line.contains("vivid") || video_line.contains("/dev/video0"), "camera is vivid: {video_line}");
+
+    // Receive its stream on the host: AMT gateway through the relay -> roomcast record -> dav1d.
+    let roster: RosterView = parse_roster(&roster, ROOM);
+    let (v_port, a_port) = (free_udp_port(), free_udp_port());
+    let relay = format!("127.0.0.1:{}", s.ports.relay);
+    let _gw_v = spawn(
+        "gateway (video)",
+        Command::new(&s.roomcast).args(["gateway", "--relay", &relay, "--join", &format!("{}:{}", roster.channel, roster.video_port), "--forward", &format!("127.0.0.1:{v_port}")]),
+        &dir.join("gateway-video.log"),
+    );
+    let _gw_a = spawn(
+        "gateway (audio)",
+        Command::new(&s.roomcast).args(["gateway", "--relay", &relay, "--join", &format!("{}:{}", roster.channel, roster.audio_port), "--forward", &format!("127.0.0.1:{a_port}")]),
+        &dir.join("gateway-audio.log"),
+    );
+    let sdp = local_sdp(&roster.sdp, v_port, a_port);
+    std::fs::write(dir.join("box.sdp"), &sdp).unwrap();
+    let rec = dir.join("recorded");
+    let record = Command::new(&s.roomcast)
+        .args(["record", "--seconds", "12", "--sdp"])
+        .arg(dir.join("box.sdp"))
+        .arg("--out")
+        .arg(&rec)
+        .output()
+        .unwrap();
+    std::fs::write(dir.join("record.log"), [&record.stdout[..], &record.stderr[..]].concat()).unwrap();
+    assert!(record.status.success(), "roomcast record: {}", String::from_utf8_lossy(&record.stderr));
+
+    let ivf = rec.join("video.ivf");
+    let decoded = Command::new(&s.dav1d).arg("-i").arg(&ivf).args(["-o", "/dev/null"]).output().unwrap();
+    let dav1d_out = String::from_utf8_lossy(&decoded.stderr).into_owned() + &String::from_utf8_lossy(&decoded.stdout);
+    assert!(decoded.status.success(), "dav1d decodes the box's video: {dav1d_out}");
+    let frames = decoded_frames(&dav1d_out);
+    assert!(frames >= 10, "at least 10 frames (5 fps for 12 s) decoded from the box: {dav1d_out}");
+    let probe = Command::new(&s.ffprobe)
+        .args(["-v", "error", "-show_entries", "stream=codec_name,sample_rate", "-of", "csv=p=0"])
+        .arg(rec.join("audio.opus"))
+        .output()
+        .unwrap();
+    let probe_out = String::from_utf8_lossy(&probe.stdout);
+    assert!(probe.status.success() && probe_out.contains("opus"), "ffprobe reads the box's Opus: {probe_out}");
+
+    // The display: the framebuffer shows a screen (not blank) of the box's state.
+    let shot = dir.join("screen.ppm");
+    guest.qmp.screendump(&shot).unwrap();
+    let (w, h, rgb) = read_ppm(&shot);
+    assert_eq!((w, h), (320, 240), "virtio-gpu framebuffer at the board's 320x240");
+    assert!(distinct_colours(&rgb) >= 2, "the display shows something, not a blank screen");
+    let state = guest.console.shell("cat /run/roomcast/state.json", Duration::from_secs(20)).unwrap_or_default();
+    assert!(state.contains("in-meeting") || state.contains("InMeeting") || state.contains("in_meeting"), "the box is in the meeting: {state}");
+}
+
+/// What the host needs of the box's roster entry.
+struct RosterView {
+    /// SOURCE@GROUP of its IPv4 channel.
+    channel: String,
+    video_port: u16,
+    audio_port: u16,
+    sdp: String,
+}
+
+/// Finds `room` in the roster JSON (without a JSON dependency: the fields are simple).
+fn parse_roster(json: &str, room: &str) -> RosterView {
+    let at = json.find(&format!("\"room\":\"{room}\"")).unwrap_or_else(|| panic!("{room} not in roster {json}"));
+    let rest = &json[at..];
+    let field = |key: &str| -> String {
+        let k = rest.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {rest}"));
+        let v = rest[k + key.len() + 3..].trim_start();
+        if let Some(stripped) = v.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = stripped.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('r') => out.push('\r'),
+                        Some('n') => out.push('\n'),
+                        Some(o) => out.push(o),
+                        None => {}
+                    },
+                    c => out.push(c),
+                }
+            }
+            out
+        } else {
+            v.chars().take_while(|c| c.is_ascii_digit()).collect()
+        }
+    };
+    RosterView {
+        channel: field("ipv4"),
+        video_port: field("video").parse().unwrap_or(0),
+        audio_port: field("audio").parse().unwrap_or(0),
+        sdp: {
+            let sdp_at = rest.find("\"sdp\":").expect("sdp in roster");
+            let sub = &rest[sdp_at..];
+            let k = sub.find("\"ipv4\":").unwrap();
+            let v = &sub[k + 8..];
+            let mut out = String::new();
+            let mut chars = v.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('r') => out.push('\r'),
+                        Some('n') => out.push('\n'),
+                        Some(o) => out.push(o),
+                        None => {}
+                    },
+                    c => out.push(c),
+                }
+            }
+            out
+        },
+    }
+}
+
+/// The box's SDP rewritten for the streams as the gateways deliver them: unicast to loopback.
+fn local_sdp(sdp: &str, video_port: u16, audio_port: u16) -> String {
+    let mut out = String::new();
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if line.starts_with("c=") {
+            out.push_str("c=IN IP4 127.0.0.1\r\n");
+        } else if line.starts_with("a=source-filter") {
+            continue;
+        } else if let Some(rest) = line.strip_prefix("m=video ") {
+            let tail = rest.split_once(' ').map(|x| x.1).unwrap_or("");
+            out.push_str(&format!("m=video {video_port} {tail}\r\n"));
+        } else if let Some(rest) = line.strip_prefix("m=audio ") {
+            let tail = rest.split_once(' ').map(|x| x.1).unwrap_or("");
+            out.push_str(&format!("m=audio {audio_port} {tail}\r\n"));
+        } else {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+/// dav1d prints "Decoded N/M frames".
+fn decoded_frames(out: &str) -> usize {
+    out.split("Decoded ")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_config_error_is_shown_and_the_daemon_keeps_running() {
+    let Some(s) = setup() else { return };
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.work.join("config-error");
+    roomcast_image::exec::fresh_dir(&dir).unwrap();
+
+    // A user edits roomcast.toml on the SD card and gets a value wrong (line 9: a word for a number).
+    let image = dir.join("roomcast-qemu-virt.img");
+    std::fs::copy(&s.image, &image).unwrap();
+    let bad = dir.join("roomcast.toml");
+    std::fs::write(
+        &bad,
+        "# A room whose roomcast.toml has a mistake.\n[room]\nname = \"Broken room\"\n\n[meeting]\nserver = \"10.0.2.2:9\"\nid = \"x\"\ntoken = \"t\"\n\n[video]\nbitrate_kbps = \"fast\"\n",
+    )
+    .unwrap();
+    disk::write_boot_file(&image, &bad, "roomcast.toml").unwrap();
+    // It is on the boot partition now, as the box will read it.
+    let back = dir.join("readback.toml");
+    disk::read_boot_file(&image, "roomcast.toml", &back).unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&bad).unwrap());
+
+    let mut guest = boot(&image, &dir);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        guest.expect("starting roomcast box (start 1)", 90, "init starts the daemon");
+        guest.expect("bitrate_kbps", 60, "the daemon names the bad key");
+        let console = guest.console.text();
+        let err_line = console.lines().find(|l| l.contains("bitrate_kbps")).unwrap_or_default().to_string();
+        assert!(err_line.contains("11"), "the error names line 11: {err_line}");
+
+        // Still the same daemon a while later: never exited, never restarted.
+        std::thread::sleep(Duration::from_secs(10));
+        let console = guest.console.text();
+        assert!(!console.contains("roomcast exited"), "the daemon kept running:\n{console}");
+        assert!(!console.contains("start 2)"), "the daemon was not restarted:\n{console}");
+        let pid = guest.console.shell("pidof roomcast", Duration::from_secs(20)).unwrap();
+        assert!(pid.split_whitespace().any(|p| p.parse::<u32>().is_ok()), "roomcast runs: {pid:?}");
+
+        // The display shows the configuration error.
+        let state = guest.console.shell("cat /run/roomcast/state.json", Duration::from_secs(20)).unwrap();
+        assert!(state.contains("bitrate_kbps"), "the box's state names the bad key: {state}");
+        let shot = dir.join("screen.ppm");
+        guest.qmp.screendump(&shot).unwrap();
+        let (w, h, rgb) = read_ppm(&shot);
+        assert_eq!((w, h), (320, 240));
+        assert!(distinct_colours(&rgb) >= 2, "the config-error screen is drawn, not blank");
+    }));
+    guest.save_console(&dir.join("console.log"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
