@@ -69,8 +69,16 @@ impl<W: Write> IvfWriter<W> {
     }
 
     /// Writes one frame (for AV1: a temporal unit in low-overhead format) with its
-    /// presentation timestamp in time-base units.
+    /// presentation timestamp in time-base units. For AV1 with a 0x0 size in the header, the
+    /// size is taken from the first sequence header seen (written by
+    /// [`IvfWriter::finish_seekable`]).
     pub fn write_frame(&mut self, pts: u64, data: &[u8]) -> Result<()> {
+        if self.header.fourcc == FOURCC_AV1 && self.header.width == 0 && self.header.height == 0 {
+            if let Some((w, h)) = crate::av1::obu::temporal_unit_dimensions(data) {
+                self.header.width = u16::try_from(w).unwrap_or(u16::MAX);
+                self.header.height = u16::try_from(h).unwrap_or(u16::MAX);
+            }
+        }
         let size = u32::try_from(data.len())
             .map_err(|_| RtpError::InvalidFrame { codec: "IVF", reason: "frame larger than 4 GiB" })?;
         self.inner.write_all(&size.to_le_bytes())?;
@@ -85,6 +93,11 @@ impl<W: Write> IvfWriter<W> {
         self.frames
     }
 
+    /// The header as it stands (size possibly learnt from the stream, count not yet patched).
+    pub fn header(&self) -> &IvfHeader {
+        &self.header
+    }
+
     /// Flushes and returns the sink (the header keeps frame count 0, which readers accept).
     pub fn finish(mut self) -> Result<W> {
         self.inner.flush()?;
@@ -93,7 +106,8 @@ impl<W: Write> IvfWriter<W> {
 }
 
 impl<W: Write + Seek> IvfWriter<W> {
-    /// Patches the frame count into the header, flushes and returns the sink.
+    /// Patches the frame count (and a frame size learnt from the stream) into the header,
+    /// flushes and returns the sink. Use this for files (`File`, `BufWriter<File>`).
     pub fn finish_seekable(mut self) -> Result<W> {
         let end = self.inner.stream_position()?;
         self.header.frame_count = self.frames;

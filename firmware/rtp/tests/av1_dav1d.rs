@@ -64,7 +64,7 @@ fn round_trip(tus: &[Vec<u8>], drop_packet_of_frame: Option<usize>) -> (Vec<Fram
 
 fn write_ivf(path: &Path, frames: &[Frame]) {
     let file = std::fs::File::create(path).unwrap();
-    let mut w = IvfWriter::new(file, IvfHeader::av1_90khz(320, 240)).unwrap();
+    let mut w = IvfWriter::new(std::io::BufWriter::new(file), IvfHeader::av1_90khz(0, 0)).unwrap();
     for f in frames {
         w.write_frame(u64::from(f.timestamp), &f.data).unwrap();
     }
@@ -96,6 +96,7 @@ fn dav1d_decodes_our_depacketized_av1() {
     write_ivf(&ours, &frames);
     let (header, _) = read_ivf(&std::fs::read(&ours).unwrap()).unwrap();
     assert_eq!((&header.fourcc, header.frame_count), (b"AV01", FRAMES as u32));
+    assert_eq!((header.width, header.height), (320, 240), "size from the sequence header");
 
     let (n_direct, md5_direct) = dav1d_decode(&dav1d, &source, &dir, "direct");
     let (n_ours, md5_ours) = dav1d_decode(&dav1d, &ours, &dir, "ours");

@@ -162,9 +162,114 @@ pub fn starts_coded_video_sequence(obus: &[Obu<'_>]) -> bool {
         .is_some_and(|b| b & 0xe0 == 0)
 }
 
+/// MSB-first bit reader over a byte slice; reads past the end yield None.
+struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl BitReader<'_> {
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        let mut v = 0u32;
+        for _ in 0..n {
+            let byte = *self.data.get(self.pos / 8)?;
+            v = (v << 1) | u32::from((byte >> (7 - self.pos % 8)) & 1);
+            self.pos += 1;
+        }
+        Some(v)
+    }
+
+    fn flag(&mut self) -> Option<bool> {
+        self.bits(1).map(|b| b == 1)
+    }
+
+    /// uvlc() of the AV1 spec (4.10.3).
+    fn uvlc(&mut self) -> Option<u32> {
+        let mut leading = 0;
+        while !self.flag()? {
+            leading += 1;
+            if leading >= 32 {
+                return None;
+            }
+        }
+        Some(self.bits(leading)? + ((1u32 << leading) - 1))
+    }
+}
+
+/// Maximum frame size (width, height) from a sequence header OBU payload (AV1 spec 5.5.1),
+/// which an IVF header or a recorder can show. None when the payload is truncated.
+pub fn sequence_header_dimensions(payload: &[u8]) -> Option<(u32, u32)> {
+    let mut r = BitReader { data: payload, pos: 0 };
+    let _seq_profile = r.bits(3)?;
+    let _still_picture = r.flag()?;
+    let reduced_still_picture_header = r.flag()?;
+    if reduced_still_picture_header {
+        r.bits(5)?; // seq_level_idx[0]
+    } else {
+        let timing_info_present = r.flag()?;
+        let mut decoder_model_info_present = false;
+        let mut buffer_delay_length = 0;
+        if timing_info_present {
+            r.bits(32)?; // num_units_in_display_tick
+            r.bits(32)?; // time_scale
+            if r.flag()? {
+                r.uvlc()?; // num_ticks_per_picture_minus_1
+            }
+            decoder_model_info_present = r.flag()?;
+            if decoder_model_info_present {
+                buffer_delay_length = r.bits(5)? + 1;
+                r.bits(32)?; // num_units_in_decoding_tick
+                r.bits(5)?; // buffer_removal_time_length_minus_1
+                r.bits(5)?; // frame_presentation_time_length_minus_1
+            }
+        }
+        let initial_display_delay_present = r.flag()?;
+        let operating_points = r.bits(5)? + 1;
+        for _ in 0..operating_points {
+            r.bits(12)?; // operating_point_idc
+            let seq_level_idx = r.bits(5)?;
+            if seq_level_idx > 7 {
+                r.bits(1)?; // seq_tier
+            }
+            if decoder_model_info_present && r.flag()? {
+                r.bits(buffer_delay_length)?; // decoder_buffer_delay
+                r.bits(buffer_delay_length)?; // encoder_buffer_delay
+                r.bits(1)?; // low_delay_mode_flag
+            }
+            if initial_display_delay_present && r.flag()? {
+                r.bits(4)?; // initial_display_delay_minus_1
+            }
+        }
+    }
+    let width_bits = r.bits(4)? + 1;
+    let height_bits = r.bits(4)? + 1;
+    let width = r.bits(width_bits)? + 1;
+    let height = r.bits(height_bits)? + 1;
+    Some((width, height))
+}
+
+/// Frame size from the sequence header in a temporal unit (low-overhead format), if it has one.
+pub fn temporal_unit_dimensions(tu: &[u8]) -> Option<(u32, u32)> {
+    let obus = parse_temporal_unit(tu).ok()?;
+    let seq = obus.iter().find(|o| o.obu_type == OBU_SEQUENCE_HEADER)?;
+    sequence_header_dimensions(seq.payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_header_dimensions_known() {
+        // libaom 320x240 realtime sequence header payload (from `ffmpeg -c:v libaom-av1`).
+        let seq = [0x20, 0x00, 0x00, 0x04, 0x3c, 0xff, 0xbc, 0xda, 0xf9, 0x20, 0x21, 0xa0, 0x04];
+        assert_eq!(sequence_header_dimensions(&seq), Some((320, 240)));
+        assert_eq!(sequence_header_dimensions(&seq[..4]), None);
+        // reduced still picture header: profile 000, still 1, reduced 1, level 00000,
+        // width bits-1 0011, height bits-1 0010, width-1 1111, height-1 111
+        let still = [0x18, 0x0c, 0xbf, 0x80];
+        assert_eq!(sequence_header_dimensions(&still), Some((16, 8)));
+    }
 
     #[test]
     fn leb128_round_trip() {
