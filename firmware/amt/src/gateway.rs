@@ -104,6 +104,11 @@ pub enum GatewayEvent {
     StateChanged(GatewayState),
 }
 
+/// True if `a` and `b` are the same UDP endpoint, treating IPv4-mapped IPv6 as IPv4.
+fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
 /// Refresh interval used until the relay's first query tells us its QQIC (RFC 3376 default).
 const DEFAULT_QUERY_INTERVAL: Duration = Duration::from_secs(125);
 
@@ -380,8 +385,9 @@ impl Gateway {
     ///
     /// Data for joined groups becomes [`GatewayEvent::Data`]; control messages drive the state
     /// machine. Errors name why a datagram was ignored; the state is unchanged by them.
+    ///
+    /// An IPv4-mapped IPv6 sender (dual-stack socket) is the same host as its IPv4 form.
     pub fn handle_datagram(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Result<(), AmtError> {
-        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         if matches!(self.phase, Phase::Closed) {
             return Err(AmtError::Closed);
         }
@@ -403,6 +409,11 @@ impl Gateway {
             return Err(AmtError::NonceMismatch { expected: self.discovery_nonce, got: nonce });
         }
         let ip = if relay.is_unspecified() { from.ip() } else { relay.to_canonical() };
+        // Talk to the relay in the address family of the socket the advertisement came in on.
+        let ip = match (ip, from.ip()) {
+            (IpAddr::V4(v4), IpAddr::V6(_)) => IpAddr::V6(v4.to_ipv6_mapped()),
+            (ip, _) => ip,
+        };
         let relay = SocketAddr::new(ip, from.port());
         match self.phase.clone() {
             Phase::Discovering { .. } => {
@@ -410,7 +421,7 @@ impl Gateway {
                 self.start_request(relay, now);
                 Ok(())
             }
-            Phase::Requesting { relay: current, .. } | Phase::Joined { relay: current, .. } if current != relay => {
+            Phase::Requesting { relay: current, .. } | Phase::Joined { relay: current, .. } if !same_endpoint(current, relay) => {
                 // A different relay answered our discovery: move the tunnel there cleanly.
                 info!(old = %current, new = %relay, "switching to a new relay");
                 if let Phase::Joined { mac, seen_as: Some(gateway), .. } = self.phase {
@@ -429,7 +440,7 @@ impl Gateway {
             Phase::Joined { relay, mac, .. } => (*relay, Some(*mac)),
             _ => return Err(AmtError::UnexpectedMessage { message: "Membership Query", from }),
         };
-        if from != relay {
+        if !same_endpoint(from, relay) {
             return Err(AmtError::UnexpectedMessage { message: "Membership Query from a host that is not our relay", from });
         }
         if q.nonce != self.request_nonce {
@@ -505,9 +516,8 @@ impl Gateway {
         if MessageType::of(datagram)? != MessageType::MulticastData {
             return Ok(None);
         }
-        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         match self.phase {
-            Phase::Joined { relay, .. } | Phase::Requesting { relay, .. } if relay == from => {}
+            Phase::Joined { relay, .. } | Phase::Requesting { relay, .. } if same_endpoint(relay, from) => {}
             _ => return Err(AmtError::UnexpectedMessage { message: "Multicast Data from a host that is not our relay", from }),
         }
         let data = decapsulate(datagram)?;
@@ -1053,6 +1063,26 @@ mod tests {
         crate::encapsulate(&a, 1234, 5004, b"y", &mut pkt).unwrap();
         g.handle_datagram("[::ffff:192.0.2.1]:2268".parse().unwrap(), &pkt, t0).unwrap();
         assert_eq!(events(&mut g).len(), 1);
+    }
+
+    #[test]
+    fn dual_stack_socket_keeps_talking_ipv6_mapped() {
+        let t0 = Instant::now();
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:2268".parse().unwrap();
+        let mut g = Gateway::new(GatewayConfig { relay: Some(mapped), ..cfg() }, t0);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        let n = discovery_nonce(&drain(&mut g));
+        let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
+        g.handle_datagram(mapped, &adv, t0).unwrap();
+        let req = drain(&mut g);
+        assert_eq!(req[0].0, mapped, "request goes out in the socket's family");
+        let Message::Request { nonce, .. } = req[0].1 else { panic!() };
+        g.handle_datagram(mapped, &query(nonce, [1; 6], 125, false), t0).unwrap();
+        assert_eq!(g.state(), &GatewayState::Joined { relay: mapped });
+        let mut pkt = Vec::new();
+        crate::encapsulate(&sg("10.0.0.1@232.1.1.1"), 1, 5004, b"x", &mut pkt).unwrap();
+        assert!(g.accept_data(mapped, &pkt).unwrap().is_some());
+        assert!(g.accept_data(relay(), &pkt).unwrap().is_some(), "IPv4 form is the same relay");
     }
 
     #[test]

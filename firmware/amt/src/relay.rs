@@ -89,6 +89,8 @@ pub enum RelayEvent {
 /// One tunnel: a gateway endpoint with its current request nonce and memberships.
 #[derive(Debug, Clone)]
 struct Tunnel {
+    /// The gateway's address exactly as the driver reported it (replies and data go there).
+    peer: SocketAddr,
     nonce: u32,
     previous_nonce: Option<u32>,
     groups: HashMap<SourceGroup, Instant>,
@@ -99,7 +101,8 @@ struct Tunnel {
 /// A read-only view of one tunnel, for status displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelInfo {
-    /// Gateway address and port.
+    /// Gateway address and port, as the driver reported it (the same form
+    /// [`Relay::subscribers`] yields).
     pub gateway: SocketAddr,
     /// Current request nonce.
     pub nonce: u32,
@@ -149,8 +152,11 @@ impl Relay {
     ///
     /// Errors name why a datagram was dropped (malformed, MAC mismatch, stale nonce, limits);
     /// the relay state is unchanged by a rejected datagram.
-    pub fn handle_datagram(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Result<(), AmtError> {
-        let from = canonical(from);
+    ///
+    /// IPv4-mapped IPv6 senders (dual-stack sockets) are the same gateway as their IPv4 form
+    /// for MACs and tunnels; replies and data still go to `from` exactly as given.
+    pub fn handle_datagram(&mut self, peer: SocketAddr, datagram: &[u8], now: Instant) -> Result<(), AmtError> {
+        let from = canonical(peer);
         match MessageType::of(datagram)? {
             MessageType::RelayDiscovery | MessageType::Request => {
                 let msg = Message::decode(datagram)?;
@@ -160,14 +166,14 @@ impl Relay {
                 match msg {
                     Message::RelayDiscovery { nonce } => {
                         let adv = Message::RelayAdvertisement { nonce, relay: self.config.advertised };
-                        self.send(from, &adv)
+                        self.send(peer, &adv)
                     }
-                    Message::Request { nonce, mld } => self.answer_request(from, nonce, mld),
+                    Message::Request { nonce, mld } => self.answer_request(peer, from, nonce, mld),
                     _ => Ok(()),
                 }
             }
             MessageType::MembershipUpdate => match Message::decode(datagram)? {
-                Message::MembershipUpdate(u) => self.handle_update(from, u, now),
+                Message::MembershipUpdate(u) => self.handle_update(peer, from, u, now),
                 _ => Ok(()),
             },
             MessageType::Teardown => match Message::decode(datagram)? {
@@ -184,7 +190,7 @@ impl Relay {
         Ok(())
     }
 
-    fn answer_request(&mut self, from: SocketAddr, nonce: u32, mld: bool) -> Result<(), AmtError> {
+    fn answer_request(&mut self, peer: SocketAddr, from: SocketAddr, nonce: u32, mld: bool) -> Result<(), AmtError> {
         let c = &self.config;
         let query = if mld {
             EncapsulatedQuery::Mld {
@@ -203,10 +209,10 @@ impl Relay {
         };
         let limit = self.tunnels.len() >= c.max_tunnels && !self.tunnels.contains_key(&from);
         let q = MembershipQuery { limit, mac: self.secrets.mac(from, nonce), nonce, query, gateway: Some(from) };
-        self.send(from, &Message::MembershipQuery(q))
+        self.send(peer, &Message::MembershipQuery(q))
     }
 
-    fn handle_update(&mut self, from: SocketAddr, u: MembershipUpdate, now: Instant) -> Result<(), AmtError> {
+    fn handle_update(&mut self, peer: SocketAddr, from: SocketAddr, u: MembershipUpdate, now: Instant) -> Result<(), AmtError> {
         if !self.secrets.verify(from, u.nonce, &u.mac) {
             return Err(AmtError::MacMismatch(from));
         }
@@ -238,6 +244,7 @@ impl Relay {
         let over_limit = apply_report(&mut groups, &u.report, now + gmi, max_groups);
         let ups = self.config.updates_per_second.max(1);
         let tunnel = self.tunnels.entry(from).or_insert_with(|| Tunnel {
+            peer,
             nonce: u.nonce,
             previous_nonce: None,
             groups: HashMap::new(),
@@ -250,15 +257,16 @@ impl Relay {
         }
         tunnel.last_seen = now;
         tunnel.groups = groups;
+        let old_peer = std::mem::replace(&mut tunnel.peer, peer);
         let new_groups: Vec<SourceGroup> = tunnel.groups.keys().copied().collect();
         for sg in &old_groups {
-            if !new_groups.contains(sg) {
-                self.unindex(*sg, from);
+            if !new_groups.contains(sg) || old_peer != peer {
+                self.unindex(*sg, old_peer);
             }
         }
         for sg in new_groups {
-            if !old_groups.contains(&sg) {
-                self.index(sg, from);
+            if !old_groups.contains(&sg) || old_peer != peer {
+                self.index(sg, peer);
             }
         }
         if over_limit {
@@ -285,7 +293,7 @@ impl Relay {
     fn remove_tunnel(&mut self, gw: SocketAddr) {
         if let Some(tunnel) = self.tunnels.remove(&gw) {
             for sg in tunnel.groups.into_keys() {
-                self.unindex(sg, gw);
+                self.unindex(sg, tunnel.peer);
             }
         }
     }
@@ -321,10 +329,11 @@ impl Relay {
         let mut expired: Vec<(SourceGroup, SocketAddr)> = Vec::new();
         let mut dead: Vec<SocketAddr> = Vec::new();
         for (gw, t) in self.tunnels.iter_mut() {
+            let peer = t.peer;
             t.groups.retain(|sg, expiry| {
                 let keep = *expiry > now;
                 if !keep {
-                    expired.push((*sg, *gw));
+                    expired.push((*sg, peer));
                 }
                 keep
             });
@@ -398,10 +407,10 @@ impl Relay {
     pub fn tunnels(&self) -> Vec<TunnelInfo> {
         self.tunnels
             .iter()
-            .map(|(gw, t)| {
+            .map(|(_, t)| {
                 let mut groups: Vec<SourceGroup> = t.groups.keys().copied().collect();
                 groups.sort();
-                TunnelInfo { gateway: *gw, nonce: t.nonce, groups }
+                TunnelInfo { gateway: t.peer, nonce: t.nonce, groups }
             })
             .collect()
     }
@@ -804,6 +813,23 @@ mod tests {
         r.handle_datagram(gw(), &u, t0).unwrap();
         assert!(events(&mut r).is_empty());
         assert!(r.tunnels()[0].groups.is_empty());
+    }
+
+    #[test]
+    fn dual_stack_peers_are_answered_as_received() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), t0);
+        let mapped: SocketAddr = "[::ffff:198.51.100.9]:40000".parse().unwrap();
+        let q = request(&mut r, mapped, 1, false, t0);
+        assert_eq!(q.gateway, Some(gw()), "G flag carries the IPv4 form");
+        assert_eq!(q.mac, request(&mut r, gw(), 1, false, t0).mac, "same gateway, same MAC");
+        let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        r.handle_datagram(mapped, &u, t0).unwrap();
+        assert_eq!(r.subscribers(&sg("10.0.0.1@232.1.1.1")).collect::<Vec<_>>(), vec![mapped]);
+        let t = Message::Teardown(Teardown { mac: q.mac, nonce: 1, gateway: gw() }).to_bytes().unwrap();
+        r.handle_datagram(mapped, &t, t0).unwrap();
+        assert_eq!(r.tunnel_count(), 0);
+        assert_eq!(r.subscribers(&sg("10.0.0.1@232.1.1.1")).count(), 0);
     }
 
     #[test]
