@@ -2,9 +2,11 @@
 //! (CNAME and other items), BYE, and compound packets. Parsing is bounds-checked and never
 //! panics; unknown packet types are kept as raw bytes. Also the NTP timestamp type of SRs.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Result, RtpError};
+use crate::packetizer::RtpSender;
+use crate::seq::SeqExtender;
 
 /// RTCP packet type: sender report.
 pub const PT_SR: u8 = 200;
@@ -76,6 +78,126 @@ pub struct SenderReport {
     pub octet_count: u32,
     /// Reception reports (at most 31).
     pub reports: Vec<ReportBlock>,
+}
+
+impl SenderReport {
+    /// A sender report for a packetizer's stream: `ntp_time` is now on the wall clock and
+    /// `rtp_time` the media timestamp corresponding to the same instant.
+    pub fn from_sender(sender: &RtpSender, ntp_time: NtpTimestamp, rtp_time: u32) -> Self {
+        Self {
+            ssrc: sender.ssrc,
+            ntp_time,
+            rtp_time,
+            packet_count: sender.packet_count,
+            octet_count: sender.octet_count,
+            reports: Vec::new(),
+        }
+    }
+}
+
+/// Receive-side statistics of one source, for RTCP receiver report blocks (RFC 3550 6.4.1,
+/// A.3 loss and A.8 interarrival jitter). Sans-IO: arrival times are passed in.
+#[derive(Debug, Clone)]
+pub struct ReceptionStats {
+    ssrc: u32,
+    clock_rate: u32,
+    extender: SeqExtender,
+    base_seq: Option<u64>,
+    received: u64,
+    expected_prior: u64,
+    received_prior: u64,
+    first_arrival: Option<Instant>,
+    last_transit: Option<i64>,
+    jitter: f64,
+    last_sr: Option<(u32, Instant)>,
+}
+
+impl ReceptionStats {
+    /// Statistics for source `ssrc` on a media clock of `clock_rate` Hz.
+    pub fn new(ssrc: u32, clock_rate: u32) -> Self {
+        Self {
+            ssrc,
+            clock_rate,
+            extender: SeqExtender::new(),
+            base_seq: None,
+            received: 0,
+            expected_prior: 0,
+            received_prior: 0,
+            first_arrival: None,
+            last_transit: None,
+            jitter: 0.0,
+            last_sr: None,
+        }
+    }
+
+    /// Records one received RTP packet (sequence number, RTP timestamp, arrival time).
+    pub fn on_packet(&mut self, sequence_number: u16, rtp_timestamp: u32, arrival: Instant) {
+        let ext = self.extender.extend(sequence_number);
+        self.base_seq = Some(self.base_seq.map_or(ext, |b| b.min(ext)));
+        self.received += 1;
+        let first = *self.first_arrival.get_or_insert(arrival);
+        let arrival_ticks = (arrival.saturating_duration_since(first).as_secs_f64() * f64::from(self.clock_rate)) as i64;
+        // Transit time modulo 2^32 in clock ticks; differences are what matter.
+        let transit = arrival_ticks.wrapping_sub(i64::from(rtp_timestamp)) & 0xffff_ffff;
+        if let Some(last) = self.last_transit {
+            let mut d = (transit - last).abs();
+            if d > 0x8000_0000 {
+                d = 0x1_0000_0000 - d; // wrapped
+            }
+            self.jitter += (d as f64 - self.jitter) / 16.0;
+        }
+        self.last_transit = Some(transit);
+    }
+
+    /// Records a sender report from this source (for the LSR/DLSR fields).
+    pub fn on_sender_report(&mut self, sr: &SenderReport, arrival: Instant) {
+        self.last_sr = Some((sr.ntp_time.middle32(), arrival));
+    }
+
+    /// Interarrival jitter estimate in clock ticks.
+    pub fn jitter(&self) -> u32 {
+        self.jitter as u32
+    }
+
+    /// Packets expected (from sequence numbers) and received so far.
+    pub fn expected_and_received(&self) -> (u64, u64) {
+        match (self.base_seq, self.extender.highest()) {
+            (Some(b), Some(h)) => (h - b + 1, self.received),
+            _ => (0, 0),
+        }
+    }
+
+    /// Builds a report block at `now` and starts a new reporting interval.
+    pub fn report_block(&mut self, now: Instant) -> ReportBlock {
+        let (expected, received) = self.expected_and_received();
+        let expected_interval = expected - self.expected_prior;
+        let received_interval = received.saturating_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = received;
+        let lost_interval = expected_interval as i64 - received_interval as i64;
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval as i64).min(255) as u8
+        };
+        let cumulative = (expected as i64 - received as i64).clamp(-0x80_0000, 0x7f_ffff) as i32;
+        let (last_sr, delay_since_last_sr) = match self.last_sr {
+            Some((lsr, at)) => {
+                let d = now.saturating_duration_since(at);
+                (lsr, (d.as_secs_f64() * 65536.0).min(f64::from(u32::MAX)) as u32)
+            }
+            None => (0, 0),
+        };
+        ReportBlock {
+            ssrc: self.ssrc,
+            fraction_lost,
+            cumulative_lost: cumulative,
+            extended_highest_seq: self.extender.highest().unwrap_or(0) as u32,
+            jitter: self.jitter(),
+            last_sr,
+            delay_since_last_sr,
+        }
+    }
 }
 
 /// Receiver report.
@@ -393,6 +515,45 @@ mod tests {
         assert!(parse_compound(&[0x81, 200, 0, 0]).is_err()); // SR with count 1, no body
         assert!(parse_compound(&[0x81, 202, 0, 1, 0, 0, 0, 1]).is_err()); // SDES without end
         assert!(parse_compound(&[0xa0, 203, 0, 0]).is_err()); // padding bit, no bytes
+    }
+
+    #[test]
+    fn reception_stats_loss_and_jitter() {
+        let t0 = Instant::now();
+        let mut st = ReceptionStats::new(9, 90_000);
+        // 10 packets, 40 ms apart on both clocks, seq 65530.. with 2 lost (65533, 1).
+        for i in 0u16..10 {
+            let seq = 65530u16.wrapping_add(i);
+            if seq == 65533 || seq == 1 {
+                continue;
+            }
+            st.on_packet(seq, u32::from(i) * 3600, t0 + Duration::from_millis(40 * u64::from(i)));
+        }
+        assert_eq!(st.expected_and_received(), (10, 8));
+        assert!(st.jitter() <= 1, "no jitter on a perfectly paced stream: {}", st.jitter());
+        let sr = SenderReport { ssrc: 9, ntp_time: NtpTimestamp(0x0001_2345_6789_0000), ..Default::default() };
+        st.on_sender_report(&sr, t0);
+        let rb = st.report_block(t0 + Duration::from_millis(500));
+        assert_eq!(rb.fraction_lost, (2 * 256 / 10) as u8);
+        assert_eq!(rb.cumulative_lost, 2);
+        assert_eq!(rb.extended_highest_seq, 0x2_0003);
+        assert_eq!(rb.last_sr, 0x2345_6789);
+        assert_eq!(rb.delay_since_last_sr, 32768);
+        // Next interval without loss.
+        st.on_packet(4, 36000, t0 + Duration::from_millis(400));
+        assert_eq!(st.report_block(t0).fraction_lost, 0);
+        // A late packet 20 ms off schedule raises jitter (d = 1800 ticks, /16).
+        st.on_packet(5, 39600, t0 + Duration::from_millis(460));
+        assert_eq!(st.jitter(), 1800 / 16);
+    }
+
+    #[test]
+    fn sender_report_from_sender() {
+        let mut s = RtpSender::new(77, 96, 1200);
+        let p = s.start_packet(5, 10);
+        s.count(&[p, vec![0; 10]].concat());
+        let sr = SenderReport::from_sender(&s, NtpTimestamp(1), 5);
+        assert_eq!((sr.ssrc, sr.packet_count, sr.octet_count, sr.rtp_time), (77, 1, 10, 5));
     }
 
     #[test]
