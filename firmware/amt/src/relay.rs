@@ -406,8 +406,8 @@ impl Relay {
     /// A snapshot of every tunnel, for status displays.
     pub fn tunnels(&self) -> Vec<TunnelInfo> {
         self.tunnels
-            .iter()
-            .map(|(_, t)| {
+            .values()
+            .map(|t| {
                 let mut groups: Vec<SourceGroup> = t.groups.keys().copied().collect();
                 groups.sort();
                 TunnelInfo { gateway: t.peer, nonce: t.nonce, groups }
