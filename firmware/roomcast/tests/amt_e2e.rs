@@ -9,6 +9,9 @@
 //!    within 5 s;
 //! 4. a spoofed Membership Update with a wrong MAC (raw UDP socket here, after a genuine
 //!    Request/Query exchange) changes nothing: the spoofer gets no data, the others still do.
+//!
+//! A second test pushes a real MPEG-TS stream from ffmpeg through the tunnel and has ffprobe
+//! decode it at the gateway's forward address (skipped outside CI without ffmpeg/ffprobe).
 
 mod amt_util;
 
@@ -257,4 +260,50 @@ fn relay_and_three_gateways_over_loopback() {
     }
     assert!(rst.is_some_and(|s| s.success()), "relay must exit cleanly on SIGTERM: {rst:?}");
     eprintln!("amt_e2e took {:?}", t0.elapsed());
+}
+
+/// A real MPEG-TS stream (ffmpeg -> `--inject` socket -> relay -> tunnel -> gateway ->
+/// `--forward`) is decoded by ffprobe on the far side: what a VLC/ffplay user would do.
+#[test]
+fn ffmpeg_stream_through_the_tunnel_is_decodable() {
+    let (Some(ffmpeg), Some(ffprobe)) =
+        (roomcast_test_support::require_tool("ffmpeg"), roomcast_test_support::require_tool("ffprobe"))
+    else {
+        return;
+    };
+    let relay_port = free_udp_port();
+    let inject = free_udp_port();
+    let forward = free_udp_port();
+    let _relay = Proc::spawn(
+        "relay",
+        &[
+            "relay".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{relay_port}"),
+            "--inject".into(),
+            format!("127.0.0.1:{inject}={V4_CHANNEL}"),
+        ],
+    );
+    let gw = Proc::spawn("gw", &gateway_args(relay_port, &[V4_CHANNEL], forward));
+    assert!(gw.wait_log(0, &["state=Joined"], Duration::from_secs(5)), "gateway did not join: {:?}", gw.log());
+    let mut enc = std::process::Command::new(ffmpeg)
+        .args(["-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "8"])
+        .args(["-c:v", "mpeg2video", "-f", "mpegts"])
+        .arg(format!("udp://127.0.0.1:{inject}?pkt_size=1316"))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("ffmpeg");
+    let probe = std::process::Command::new(ffprobe)
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "compact"])
+        .arg(format!("udp://127.0.0.1:{forward}?timeout=6000000"))
+        .output()
+        .expect("ffprobe");
+    let _ = enc.kill();
+    let _ = enc.wait();
+    let out = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        out.contains("codec_name=mpeg2video") && out.contains("width=320") && out.contains("height=240"),
+        "ffprobe must decode the tunnelled stream; stdout: {out}; stderr: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
 }
