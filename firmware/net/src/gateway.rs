@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{NetError, Result};
 use crate::mmsg::RecvBatch;
-use crate::socket::bind_tokio_udp;
+use crate::socket::{bind_tokio_udp, for_socket};
 
 /// How many receive batches one wake-up drains before giving other work a turn.
 const DRAIN_BATCHES: usize = 16;
@@ -131,6 +131,7 @@ impl GatewayHandle {
             data_tx,
             counters: counters.clone(),
             batch: RecvBatch::default(),
+            v6: local_addr.is_ipv6(),
         };
         tracing::info!(%local_addr, relay = ?opts.config.relay, "AMT gateway started");
         let task = tokio::spawn(driver.run(cmd_rx));
@@ -193,6 +194,8 @@ struct Driver {
     data_tx: mpsc::Sender<Delivery>,
     counters: Arc<Counters>,
     batch: RecvBatch,
+    /// The socket is IPv6: IPv4 relays are addressed as mapped IPv6.
+    v6: bool,
 }
 
 impl Driver {
@@ -293,7 +296,7 @@ impl Driver {
 
     async fn flush(&mut self) {
         while let Some(t) = self.gateway.poll_transmit() {
-            if let Err(e) = self.sock.send_to(&t.payload, t.destination).await {
+            if let Err(e) = self.sock.send_to(&t.payload, for_socket(t.destination, self.v6)).await {
                 tracing::debug!(to = %t.destination, "send failed: {e}");
             }
         }

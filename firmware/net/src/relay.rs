@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use crate::error::{NetError, Result};
 use crate::mmsg::{fan_out, Destinations, RecvBatch};
 use crate::native::NativeReceiver;
-use crate::socket::{bind_tokio_udp, interface_index};
+use crate::socket::{bind_tokio_udp, for_socket, interface_index};
 use crate::spec::InjectSpec;
 
 /// How many receive batches one wake-up drains before giving other work a turn.
@@ -143,6 +143,7 @@ impl RelayHandle {
             batch: RecvBatch::default(),
             out: Vec::with_capacity(2048),
             last_tunnels: 0,
+            v6: local_addr.is_ipv6(),
         };
         tracing::info!(%local_addr, "AMT relay listening");
         let task = tokio::spawn(driver.run(rx));
@@ -222,6 +223,8 @@ struct Driver {
     batch: RecvBatch,
     out: Vec<u8>,
     last_tunnels: usize,
+    /// The AMT socket is IPv6 (dual-stack): IPv4 peers must be addressed as mapped IPv6.
+    v6: bool,
 }
 
 impl Driver {
@@ -311,7 +314,7 @@ impl Driver {
     /// Sends the machine's control datagrams and acts on its events.
     async fn flush(&mut self) {
         while let Some(t) = self.relay.poll_transmit() {
-            if let Err(e) = self.sock.send_to(&t.payload, t.destination).await {
+            if let Err(e) = self.sock.send_to(&t.payload, for_socket(t.destination, self.v6)).await {
                 self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(to = %t.destination, "send failed: {e}");
             }
@@ -349,7 +352,11 @@ impl Driver {
     async fn forward(&mut self, sg: &SourceGroup, source_port: u16, dest_port: u16, payload: &[u8]) {
         self.counters.data_in.fetch_add(1, Ordering::Relaxed);
         let relay = &self.relay;
-        let dests = self.cache.entry(*sg).or_insert_with(|| Destinations::new(relay.subscribers(sg)));
+        let v6 = self.v6;
+        let dests = self
+            .cache
+            .entry(*sg)
+            .or_insert_with(|| Destinations::new(relay.subscribers(sg).map(|a| for_socket(a, v6))));
         if dests.is_empty() {
             return;
         }

@@ -25,6 +25,10 @@ pub fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket> {
         .map_err(|source| NetError::Bind { addr, source })?;
     // Bigger buffers absorb fan-out bursts and scheduling hiccups; failure is not fatal.
     grow_buffers(&sock, DATA_SOCKET_BUFFER);
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // `[::]` serves IPv4 peers too (as mapped addresses), whatever net.ipv6.bindv6only says.
+        let _ = sock.set_only_v6(false);
+    }
     sock.set_nonblocking(true).map_err(|source| NetError::Bind { addr, source })?;
     sock.bind(&addr.into()).map_err(|source| NetError::Bind { addr, source })?;
     Ok(sock.into())
@@ -52,6 +56,16 @@ pub fn grow_buffers(sock: &impl AsRawFd, size: usize) {
 pub fn bind_tokio_udp(addr: SocketAddr) -> Result<tokio::net::UdpSocket> {
     let std = bind_udp(addr)?;
     tokio::net::UdpSocket::from_std(std).map_err(|source| NetError::Bind { addr, source })
+}
+
+/// Maps `addr` to what a socket of family `socket_is_v6` can send to: IPv4 destinations
+/// become IPv4-mapped IPv6 (`::ffff:a.b.c.d`) on a dual-stack IPv6 socket. (The AMT machines
+/// canonicalise mapped addresses to IPv4, so replies need this on a `[::]` socket.)
+pub fn for_socket(addr: SocketAddr, socket_is_v6: bool) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if socket_is_v6 => SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port()),
+        other => other,
+    }
 }
 
 /// Index of the network interface `name` (e.g. "eth0", "lo").
@@ -210,6 +224,15 @@ mod tests {
         let taken = a.local_addr().unwrap();
         let e = bind_udp(taken).unwrap_err();
         assert!(e.to_string().contains(&taken.to_string()), "{e}");
+    }
+
+    #[test]
+    fn v4_destinations_are_mapped_for_v6_sockets() {
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(for_socket(a, false), a);
+        assert_eq!(for_socket(a, true), "[::ffff:127.0.0.1]:9".parse::<SocketAddr>().unwrap());
+        let b: SocketAddr = "[::1]:9".parse().unwrap();
+        assert_eq!(for_socket(b, true), b);
     }
 
     #[test]

@@ -124,6 +124,28 @@ async fn two_gateways_get_ipv4_and_ipv6_channels_intact_and_in_order() {
 }
 
 #[tokio::test]
+async fn dual_stack_relay_serves_ipv4_and_ipv6_gateways() {
+    let relay = RelayHandle::spawn(relay_opts("[::]:0".parse().unwrap())).await.unwrap();
+    let port = relay.local_addr().port();
+    let mut o4 = gateway_opts(SocketAddr::from(([127, 0, 0, 1], port)));
+    o4.bind = None; // the driver picks 0.0.0.0:0 for an IPv4 relay
+    let mut o6 = gateway_opts(format!("[::1]:{port}").parse().unwrap());
+    o6.bind = Some("[::1]:0".parse().unwrap());
+    let (g4, mut r4) = GatewayHandle::spawn(o4).await.unwrap();
+    let (g6, mut r6) = GatewayHandle::spawn(o6).await.unwrap();
+    assert!(g4.local_addr().is_ipv4());
+    for g in [&g4, &g6] {
+        g.join(sg(V6)).await.unwrap();
+    }
+    wait_flowing(&relay, &[sg(V6)], &mut r4, Duration::from_secs(5)).await;
+    wait_flowing(&relay, &[sg(V6)], &mut r6, Duration::from_secs(5)).await;
+    assert_eq!(relay.stats().tunnels, 2);
+    g4.close().await;
+    g6.close().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
 async fn state_watch_leave_and_close_teardown() {
     let relay = RelayHandle::spawn(relay_opts("127.0.0.1:0".parse().unwrap())).await.unwrap();
     let (gw, mut rx) = GatewayHandle::spawn(gateway_opts(relay.local_addr())).await.unwrap();
