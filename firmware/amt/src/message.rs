@@ -149,9 +149,11 @@ pub enum Message {
     Teardown(Teardown),
 }
 
-/// Encodes a gateway address as the 16-byte field (IPv4 as an IPv4-compatible IPv6 address).
+/// Encodes a gateway address as the 16-byte field (IPv4 as an IPv4-compatible IPv6 address;
+/// 0.0.0.0 and 0.0.0.1, whose compatible forms would read back as :: and ::1, as IPv4-mapped).
 pub(crate) fn gateway_addr_bytes(ip: IpAddr) -> [u8; 16] {
     match ip {
+        IpAddr::V4(v4) if u32::from(v4) <= 1 => v4.to_ipv6_mapped().octets(),
         IpAddr::V4(v4) => {
             let mut b = [0u8; 16];
             b[12..].copy_from_slice(&v4.octets());
@@ -485,6 +487,9 @@ mod tests {
         expected.extend_from_slice(&[127, 0, 0, 1]);
         assert_eq!(b, expected);
         roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "[::1]:9".parse().unwrap() }));
+        roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "[::]:9".parse().unwrap() }));
+        roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "0.0.0.0:9".parse().unwrap() }));
+        roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "0.0.0.1:9".parse().unwrap() }));
         roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "[2001:db8::5]:9".parse().unwrap() }));
         // IPv4-mapped is accepted as IPv4 as well.
         let mut mapped = expected.clone();
