@@ -1,7 +1,8 @@
 //! Fuzz target: the Av1 depacketizer fed a packet sequence built from the input (payloads,
 //! markers, sequence gaps, reordering and timestamp jumps under fuzzer control) must never
-//! panic, and every frame it returns must be non-empty; the Av1 packetizer fed the raw input
-//! as a frame must never panic and never exceed its packet size limit.
+//! panic, and every frame it returns must be non-empty; the Av1 packetizer (and the sequence
+//! header size reader) fed the raw input as a frame must never panic and never exceed its
+//! packet size limit.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = d.finish();
+    let _ = roomcast_rtp::av1::obu::temporal_unit_dimensions(data);
     let max = 14 + usize::from(data.first().copied().unwrap_or(0)) * 6;
     let mut p = Av1Packetizer::new(1, 96, max);
     let mut out = Vec::new();
