@@ -9,6 +9,39 @@
 //!   the driver which (S,G) to receive ([`RelayEvent`]) and whom to send it to
 //!   ([`Relay::subscribers`] + [`encapsulate`]).
 //! - [`message`]: every AMT message with its encapsulated IGMPv3/MLDv2 and IP/UDP packets.
+//!
+//! A gateway and a relay talking without sockets (a driver does the same with UDP):
+//!
+//! ```
+//! use std::time::Instant;
+//! use roomcast_amt::{Gateway, GatewayConfig, Relay, RelayConfig, RelayEvent, SourceGroup};
+//!
+//! let now = Instant::now();
+//! let relay_addr: std::net::SocketAddr = "192.0.2.1:2268".parse().unwrap();
+//! let gw_addr: std::net::SocketAddr = "198.51.100.9:40000".parse().unwrap();
+//! let mut relay = Relay::new(RelayConfig { advertised: relay_addr.ip(), ..RelayConfig::default() }, now);
+//! let mut gateway = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, now);
+//! let channel: SourceGroup = "10.1.2.3@232.1.1.1".parse().unwrap();
+//! gateway.join(channel, now).unwrap();
+//! // Discovery, Advertisement, Request, Query, Update:
+//! for _ in 0..3 {
+//!     while let Some(t) = gateway.poll_transmit() {
+//!         relay.handle_datagram(gw_addr, &t.payload, now).unwrap();
+//!     }
+//!     while let Some(t) = relay.poll_transmit() {
+//!         gateway.handle_datagram(relay_addr, &t.payload, now).unwrap();
+//!     }
+//! }
+//! assert_eq!(relay.poll_event(), Some(RelayEvent::Subscribe(channel)));
+//! // The relay encapsulates each native multicast datagram once and sends it to every subscriber.
+//! let mut datagram = Vec::new();
+//! Relay::encapsulate(&channel, 5000, 5004, b"media", &mut datagram).unwrap();
+//! for to in relay.subscribers(&channel) {
+//!     assert_eq!(to, gw_addr);
+//!     let data = gateway.accept_data(relay_addr, &datagram).unwrap().unwrap();
+//!     assert_eq!(data.payload, b"media");
+//! }
+//! ```
 
 #![warn(missing_docs)]
 
