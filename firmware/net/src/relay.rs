@@ -117,17 +117,30 @@ impl RelayHandle {
             let tx = tx.clone();
             tracing::info!(listen = %rule.listen, channel = %rule.channel, "injecting UDP datagrams");
             inject_tasks.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
+                // recvmmsg batches: one system call for up to RECV_BATCH queued datagrams.
+                let mut batch = RecvBatch::default();
                 loop {
-                    match isock.recv_from(&mut buf).await {
-                        Ok((n, from)) => {
-                            let payload = Bytes::copy_from_slice(&buf[..n]);
-                            let cmd = Command::Inject { sg, source_port: from.port(), dest_port, payload };
-                            if tx.send(cmd).await.is_err() {
+                    if let Err(e) = isock.readable().await {
+                        tracing::warn!("inject socket failed: {e}");
+                        break;
+                    }
+                    loop {
+                        match isock.try_io(Interest::READABLE, || batch.recv(&isock)) {
+                            Ok(_) => {
+                                for d in batch.iter() {
+                                    let payload = Bytes::copy_from_slice(d.data);
+                                    let cmd = Command::Inject { sg, source_port: d.from.port(), dest_port, payload };
+                                    if tx.send(cmd).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                tracing::debug!("inject socket receive error: {e}");
                                 break;
                             }
                         }
-                        Err(e) => tracing::debug!("inject socket receive error: {e}"),
                     }
                 }
             }));
