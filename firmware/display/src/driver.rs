@@ -8,7 +8,8 @@ use crate::backend::{self, Backend, BackendChoice};
 use crate::{render, DisplayError, DisplayState, Frame, Phase};
 use std::time::{Duration, Instant};
 
-/// At most this often a new frame is sent (4 per second).
+/// At most this often a new frame is sent (4 per second) to screens up to 320x240; larger
+/// ones get a proportionally longer interval, up to 4x (see [`Display::min_interval_for_current`]).
 pub const MIN_REDRAW_INTERVAL: Duration = Duration::from_millis(250);
 /// After a failure, or when no display was found, try to open one again after this long.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(10);
@@ -116,8 +117,9 @@ impl Display {
         if self.last_state.as_ref() == Some(state) && !has_countdown(&state.phase) {
             return Outcome::Unchanged;
         }
+        let min_interval = self.min_interval_for_current();
         if let Some(t) = self.last_sent_at {
-            let until = t + self.min_interval;
+            let until = t + min_interval;
             if now < until {
                 return Outcome::RateLimited { until };
             }
@@ -152,6 +154,18 @@ impl Display {
         }
     }
 
+    /// The rate limit for the current backend: [`MIN_REDRAW_INTERVAL`] (or the value set) up to
+    /// 320x240 pixels, growing with the pixel count above that, to at most 4x, so a big
+    /// framebuffer on a slow CPU (1280x800 under QEMU's emulation costs ~0.2 s per frame)
+    /// cannot eat the box's CPU.
+    pub fn min_interval_for_current(&self) -> Duration {
+        let Some(b) = &self.backend else { return self.min_interval };
+        let size = b.size();
+        let area = u64::from(size.width) * u64::from(size.height);
+        let factor = area.div_ceil(320 * 240).clamp(1, 4) as u32;
+        self.min_interval * factor
+    }
+
     /// When [`Display::update`] should be called again even if the state does not change:
     /// the next countdown tick, the end of a rate limit with a change pending, or a reopen
     /// attempt. `None` when nothing is pending.
@@ -162,7 +176,7 @@ impl Display {
                 _ => Some(self.reopen_at.unwrap_or(now)),
             };
         }
-        let earliest = self.last_sent_at.map_or(now, |t| t + self.min_interval);
+        let earliest = self.last_sent_at.map_or(now, |t| t + self.min_interval_for_current());
         let pending = self.last_state.as_ref() != Some(state);
         let tick = match &state.phase {
             Phase::RelayLost { retry_at, .. } => {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 struct Fake {
     shown: Arc<Mutex<Vec<Frame>>>,
     fail: Arc<Mutex<bool>>,
+    size: Size,
 }
 
 impl Backend for Fake {
@@ -22,7 +23,7 @@ impl Backend for Fake {
         "fake".into()
     }
     fn size(&self) -> Size {
-        Size::new(128, 64)
+        self.size
     }
     fn show(&mut self, frame: &Frame, _previous: Option<&Frame>) -> Result<(), DisplayError> {
         if *self.fail.lock().unwrap() {
@@ -42,6 +43,10 @@ struct Rig {
 }
 
 fn rig(choice: BackendChoice) -> Rig {
+    rig_sized(choice, Size::new(128, 64))
+}
+
+fn rig_sized(choice: BackendChoice, size: Size) -> Rig {
     let shown = Arc::new(Mutex::new(Vec::new()));
     let fail = Arc::new(Mutex::new(false));
     let opens = Arc::new(AtomicUsize::new(0));
@@ -54,7 +59,7 @@ fn rig(choice: BackendChoice) -> Rig {
             if !*p.lock().unwrap() {
                 return Err(DisplayError::NoDisplay("nothing on the bus".into()));
             }
-            Ok(Box::new(Fake { shown: s.clone(), fail: f.clone() }) as Box<dyn Backend>)
+            Ok(Box::new(Fake { shown: s.clone(), fail: f.clone(), size }) as Box<dyn Backend>)
         }),
     );
     Rig { display, shown, fail, opens, present }
@@ -198,4 +203,23 @@ fn state_and_backend_choice_round_trip_through_json() {
     assert!(matches!(c, BackendChoice::Ssd1306 { address: 0x3c, .. }));
     let c: BackendChoice = serde_json::from_str(r#"{"kind":"auto"}"#).unwrap();
     assert_eq!(c, BackendChoice::default());
+}
+
+#[test]
+fn big_screens_are_redrawn_less_often() {
+    let mut r = rig_sized(BackendChoice::default(), Size::new(1280, 800));
+    let t0 = Instant::now();
+    let a = DisplayState::sample(PhaseName::Joining, t0);
+    let b = DisplayState::sample(PhaseName::InMeeting, t0);
+    assert!(matches!(r.display.update(&a, t0), Outcome::Sent));
+    assert_eq!(r.display.min_interval_for_current(), MIN_REDRAW_INTERVAL * 4);
+    match r.display.update(&b, t0 + MIN_REDRAW_INTERVAL) {
+        Outcome::RateLimited { until } => assert_eq!(until, t0 + MIN_REDRAW_INTERVAL * 4),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert!(matches!(r.display.update(&b, t0 + MIN_REDRAW_INTERVAL * 4), Outcome::Sent));
+    let small = rig_sized(BackendChoice::default(), Size::new(320, 240));
+    let mut small = small;
+    small.display.update(&a, t0);
+    assert_eq!(small.display.min_interval_for_current(), MIN_REDRAW_INTERVAL);
 }

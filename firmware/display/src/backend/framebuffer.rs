@@ -136,6 +136,26 @@ impl PixelFormat {
     }
 }
 
+/// Appends `row` packed as `format` to `out`. Screens are mostly runs of one colour, so the
+/// last packed colour is reused (this loop is the framebuffer's main cost on a slow CPU).
+fn pack_row(format: &PixelFormat, row: &[Rgb888], out: &mut Vec<u8>) {
+    let bpp = format.bytes_per_pixel;
+    out.reserve(row.len() * bpp);
+    let mut last = None;
+    let mut bytes = [0u8; 4];
+    for &px in row {
+        if last != Some(px) {
+            bytes = format.pack(px).to_le_bytes();
+            last = Some(px);
+        }
+        match bpp {
+            4 => out.extend_from_slice(&bytes),
+            2 => out.extend_from_slice(&bytes[..2]),
+            _ => out.extend_from_slice(&bytes[..3]),
+        }
+    }
+}
+
 /// A Linux framebuffer device (or a file standing in for one).
 pub struct FramebufferBackend {
     file: File,
@@ -246,9 +266,7 @@ impl Backend for FramebufferBackend {
         let mut result = Ok(());
         for y in first..=last {
             let Some(row) = frame.row(y) else { break };
-            for &px in row.iter().take(width) {
-                scratch.extend_from_slice(&self.format.pack(px).to_le_bytes()[..bpp]);
-            }
+            pack_row(&self.format, &row[..width.min(row.len())], &mut scratch);
             if !one_write {
                 result = self.write_at(&scratch, self.row_offset(y));
                 scratch.clear();
