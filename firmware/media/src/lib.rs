@@ -16,5 +16,6 @@ pub mod frame;
 pub mod mic;
 pub mod opus;
 pub mod pipeline;
+pub mod probe;
 
 pub use error::{MediaError, Result};
