@@ -15,9 +15,13 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub struct Args {
     /// The state to show, with sample data.
-    #[arg(long, value_parser = parse_state,
+    #[arg(long, value_parser = parse_state, required_unless_present = "from_json", conflicts_with = "from_json",
           help = "booting | no-network | finding-relay | joining | in-meeting | relay-lost | config-error | no-camera")]
-    state: PhaseName,
+    state: Option<PhaseName>,
+    /// Show the state in this JSON file instead of sample data: a serialized DisplayState, or
+    /// the box's `[debug] state_file` (its "display" member).
+    #[arg(long, value_name = "FILE")]
+    from_json: Option<PathBuf>,
     /// Size of the PNG: 128x64 (monochrome OLED layout) or 320x240, 480x320, ... (colour layout).
     #[arg(long, default_value = "320x240", value_parser = parse_size)]
     size: roomcast_display::FrameSize,
@@ -39,6 +43,15 @@ pub struct Args {
     /// Draw on whatever display `auto` finds (SSD1306 on /dev/i2c-1, then /dev/fb0).
     #[arg(long)]
     auto: bool,
+}
+
+/// Reads a DisplayState from JSON: the state itself or an object with a "display" member.
+fn read_state(path: &std::path::Path) -> anyhow::Result<DisplayState> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let value = value.get("display").cloned().unwrap_or(value);
+    serde_json::from_value(value).with_context(|| format!("{}: not a display state", path.display()))
 }
 
 fn parse_state(s: &str) -> Result<PhaseName, String> {
@@ -63,11 +76,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("nothing to draw on: give --png FILE, --fb DEVICE, --i2c BUS or --auto");
     }
     let now = Instant::now();
-    let state = DisplayState::sample(args.state, now);
+    let (state, label) = match (&args.state, &args.from_json) {
+        (Some(name), _) => (DisplayState::sample(*name, now), name.to_string()),
+        (None, Some(path)) => (read_state(path)?, path.display().to_string()),
+        (None, None) => bail!("give --state NAME or --from-json FILE"),
+    };
     if let Some(path) = &args.png {
         let frame = render(&state, args.size, now);
         write_png(&frame, path).with_context(|| format!("writing {}", path.display()))?;
-        tracing::info!(state = %args.state, size = ?args.size, file = %path.display(), "screen written");
+        tracing::info!(state = %label, size = ?args.size, file = %path.display(), "screen written");
     }
     let mut backends: Vec<Box<dyn Backend>> = Vec::new();
     if let Some(dev) = &args.fb {
@@ -86,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for mut b in backends {
         let frame = render(&state, b.size(), now);
         b.show(&frame, None).with_context(|| format!("drawing on {}", b.describe()))?;
-        tracing::info!(state = %args.state, display = %b.describe(), "screen drawn");
+        tracing::info!(state = %label, display = %b.describe(), "screen drawn");
     }
     Ok(())
 }
