@@ -96,6 +96,7 @@ pub struct RelayHandle {
     counters: Arc<RelayCounters>,
     task: Option<JoinHandle<()>>,
     inject_tasks: Vec<JoinHandle<()>>,
+    native_active: bool,
 }
 
 impl RelayHandle {
@@ -105,7 +106,18 @@ impl RelayHandle {
         let sock = bind_tokio_udp(opts.listen)?;
         let local_addr = sock.local_addr()?;
         let native = match &opts.native_interface {
-            Some(name) => Some(NativeReceiver::new(interface_index(name)?)?),
+            // A wrong interface name is a configuration error; missing privileges are not:
+            // the relay then runs inject-only (best mode available) and says so.
+            Some(name) => match NativeReceiver::new(interface_index(name)?) {
+                Ok(n) => {
+                    tracing::info!(interface = %name, "native multicast receive enabled");
+                    Some(n)
+                }
+                Err(e) => {
+                    tracing::error!(interface = %name, "native multicast disabled, relaying injected data only: {e}");
+                    None
+                }
+            },
             None => None,
         };
         let (tx, rx) = mpsc::channel(1024);
@@ -145,6 +157,7 @@ impl RelayHandle {
                 }
             }));
         }
+        let native_active = native.is_some();
         let counters = Arc::new(RelayCounters::default());
         let relay = Relay::new(opts.config.clone(), Instant::now());
         let driver = Driver {
@@ -160,7 +173,12 @@ impl RelayHandle {
         };
         tracing::info!(%local_addr, "AMT relay listening");
         let task = tokio::spawn(driver.run(rx));
-        Ok(RelayHandle { tx, local_addr, counters, task: Some(task), inject_tasks })
+        Ok(RelayHandle { tx, local_addr, counters, task: Some(task), inject_tasks, native_active })
+    }
+
+    /// Whether native multicast receive is running (asked for AND the raw sockets could be opened).
+    pub fn native_active(&self) -> bool {
+        self.native_active
     }
 
     /// The address the AMT socket is bound to.
