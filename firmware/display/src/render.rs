@@ -11,7 +11,7 @@ mod text;
 
 use crate::{DisplayState, Frame};
 use embedded_graphics::pixelcolor::Rgb888;
-use embedded_graphics::prelude::{DrawTarget, Size};
+use embedded_graphics::prelude::{DrawTarget, OriginDimensions, Size};
 use std::time::Instant;
 
 /// The largest size that still gets the monochrome layout.
@@ -36,4 +36,3 @@ pub fn draw(state: &DisplayState, now: Instant, target: &mut Frame) {
     }
 }
 
-use embedded_graphics::prelude::OriginDimensions;

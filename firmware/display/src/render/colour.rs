@@ -102,7 +102,7 @@ fn upscale(src: &Frame, dst: &mut Frame, scale: u32) {
         let Some(row) = src.row(y) else { break };
         wide.clear();
         for &c in row {
-            wide.extend(std::iter::repeat_n(c, scale as usize));
+            wide.extend(std::iter::repeat(c).take(scale as usize));
         }
         for dy in 0..scale {
             if let Some(out) = dst.row_mut(oy + y * scale + dy) {
