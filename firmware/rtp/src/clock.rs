@@ -1,7 +1,7 @@
 //! Media clocks and packet-size limits: RTP clock rates for video and Opus, conversion from
 //! elapsed time to RTP timestamps, and the maximum RTP packet size that fits the AMT tunnel.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// RTP clock rate of every video payload format (H.264, AV1): 90 kHz.
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
@@ -32,6 +32,43 @@ pub fn ticks_to_duration(ticks: u64, clock_rate: u32) -> Duration {
     Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(clock_rate)) as u64)
 }
 
+/// An RTP media clock: maps `Instant`s to RTP timestamps at `clock_rate` from a random
+/// initial timestamp (RFC 3550 5.1), so capture times become packet timestamps.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaClock {
+    clock_rate: u32,
+    epoch: Instant,
+    initial: u32,
+}
+
+impl MediaClock {
+    /// A clock at `clock_rate` Hz whose timestamp at `epoch` is random.
+    pub fn new(clock_rate: u32, epoch: Instant) -> Self {
+        Self::with_initial(clock_rate, epoch, rand::random())
+    }
+
+    /// A clock whose timestamp at `epoch` is `initial` (for tests and restarts).
+    pub fn with_initial(clock_rate: u32, epoch: Instant, initial: u32) -> Self {
+        Self { clock_rate, epoch, initial }
+    }
+
+    /// RTP timestamp of instant `at` (instants before the epoch map to the epoch).
+    pub fn timestamp_at(&self, at: Instant) -> u32 {
+        self.initial
+            .wrapping_add(duration_to_ticks(at.saturating_duration_since(self.epoch), self.clock_rate))
+    }
+
+    /// RTP timestamp `elapsed` after the epoch (for sample-counted audio: samples / rate).
+    pub fn timestamp_after(&self, elapsed: Duration) -> u32 {
+        self.initial.wrapping_add(duration_to_ticks(elapsed, self.clock_rate))
+    }
+
+    /// The clock rate in Hz.
+    pub fn clock_rate(&self) -> u32 {
+        self.clock_rate
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +76,16 @@ mod tests {
     #[test]
     fn constants() {
         assert_eq!(AMT_MAX_RTP_PACKET_SIZE, 1422);
+    }
+
+    #[test]
+    fn media_clock() {
+        let t0 = Instant::now();
+        let c = MediaClock::with_initial(VIDEO_CLOCK_RATE, t0, u32::MAX - 1799);
+        assert_eq!(c.timestamp_at(t0), u32::MAX - 1799);
+        assert_eq!(c.timestamp_at(t0 + Duration::from_millis(40)), 1800); // wrapped
+        assert_eq!(c.timestamp_after(Duration::from_millis(20)), 0);
+        assert_eq!(c.clock_rate(), 90_000);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub mod sdp;
 pub mod seq;
 
 pub use av1::{Av1Depacketizer, Av1Packetizer};
-pub use clock::{AMT_MAX_RTP_PACKET_SIZE, AMT_TUNNEL_OVERHEAD, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE};
+pub use clock::{MediaClock, AMT_MAX_RTP_PACKET_SIZE, AMT_TUNNEL_OVERHEAD, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE};
 pub use error::{Result, RtpError};
 pub use h264::{H264Depacketizer, H264Packetizer};
 pub use header::{build_rtp, parse_rtp, RtpExtension, RtpHeader, RtpPacket};
