@@ -3,8 +3,8 @@
 //!
 //! - [`service`]: the meeting service's state machine (join, roster, leave, silence timeout),
 //!   fed control requests, RTP/RTCP packets and time; it says where each packet is forwarded.
-//! - [`control`]: the control protocol (HTTP/1.1 + JSON, documented in `docs/meeting-api.md`
-//!   and the README): request parsing from untrusted bytes, response encoding.
+//! - [`control`]: the control protocol (HTTP/1.1 + JSON, documented there and in the
+//!   README): request parsing from untrusted bytes, response encoding.
 //! - [`client`]: the participant side of the control protocol (request encoding, response parsing).
 //! - [`participant`]: the box's roster tracking: which (S,G) to join and leave.
 //! - [`config`]: `roomcast.toml` with validation errors naming the key and line.

@@ -191,6 +191,8 @@ pub struct SendCounters {
     pub video_packets: AtomicU64,
     /// Audio RTP packets.
     pub audio_packets: AtomicU64,
+    /// Video frames (RTP packets with the marker bit).
+    pub video_frames: AtomicU64,
     /// Bytes of everything.
     pub bytes: AtomicU64,
     /// Send errors.
@@ -210,6 +212,9 @@ fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>
         let bytes = match &out {
             Outgoing::VideoRtp(b) => {
                 counters.video_packets.fetch_add(1, Ordering::Relaxed);
+                if b.get(1).is_some_and(|m| m & 0x80 != 0) {
+                    counters.video_frames.fetch_add(1, Ordering::Relaxed);
+                }
                 b
             }
             Outgoing::AudioRtp(b) => {

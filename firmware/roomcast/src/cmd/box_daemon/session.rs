@@ -332,6 +332,7 @@ async fn in_meeting(
                         last_at = now;
                     }
                     s.packets_sent = (snd.counters.video_packets.load(Ordering::Relaxed), snd.counters.audio_packets.load(Ordering::Relaxed));
+                    s.video_frames_sent = snd.counters.video_frames.load(Ordering::Relaxed);
                     if snd.ended() && !sender_end_reported {
                         sender_end_reported = true;
                         s.error("a capture thread stopped (device lost or encoder failed); receiving continues".to_string());

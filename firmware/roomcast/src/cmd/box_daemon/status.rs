@@ -140,6 +140,8 @@ pub struct Status {
     pub gateway: String,
     /// RTP packets sent (video, audio).
     pub packets_sent: (u64, u64),
+    /// Video frames sent.
+    pub video_frames_sent: u64,
     /// The box's IP address as seen on the way to the meeting service.
     pub ip: Option<IpAddr>,
 }
@@ -167,6 +169,7 @@ impl Status {
             relay: String::new(),
             gateway: String::new(),
             packets_sent: (0, 0),
+            video_frames_sent: 0,
             ip: None,
         }
     }
