@@ -26,7 +26,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("fbshow: {} format {:?}", fb.describe(), fb.format());
+    fb.keep_console_in_graphics_mode();
+    println!("fbshow: {} format {:?} console held: {}", fb.describe(), fb.format(), fb.holds_console());
     let now = Instant::now();
     let t = Instant::now();
     let frame = render(&DisplayState::sample(state, now), fb.size(), now);

@@ -2,7 +2,8 @@
 //! FBIOGET_VSCREENINFO / FBIOGET_FSCREENINFO ioctls, packs pixels for whatever true-colour depth
 //! it reports (15/16, 24 or 32 bits per pixel, any channel order) and writes only the rows that
 //! changed with `pwrite` at their offset in the device (no mmap, so a plain file stands in for the
-//! device in tests, and DRM's fbdev emulation sees every write as damage).
+//! device in tests, and DRM's fbdev emulation sees every write as damage). While it is open, the
+//! foreground virtual terminal is in KD_GRAPHICS mode so the kernel console does not draw on it.
 
 use crate::backend::Backend;
 use crate::{DisplayError, Frame};
@@ -17,6 +18,12 @@ use std::path::{Path, PathBuf};
 const FBIOGET_VSCREENINFO: libc::c_ulong = 0x4600;
 /// `FBIOGET_FSCREENINFO` from linux/fb.h.
 const FBIOGET_FSCREENINFO: libc::c_ulong = 0x4602;
+/// `KDSETMODE` from linux/kd.h.
+const KDSETMODE: libc::c_ulong = 0x4B3A;
+/// `KD_TEXT` from linux/kd.h.
+const KD_TEXT: libc::c_ulong = 0x00;
+/// `KD_GRAPHICS` from linux/kd.h.
+const KD_GRAPHICS: libc::c_ulong = 0x01;
 /// `FB_VISUAL_TRUECOLOR` from linux/fb.h.
 pub const FB_VISUAL_TRUECOLOR: u32 = 2;
 /// `FB_VISUAL_DIRECTCOLOR` from linux/fb.h.
@@ -165,6 +172,37 @@ pub struct FramebufferBackend {
     format: PixelFormat,
     /// Scratch buffer for packed rows, kept to avoid allocating per frame.
     scratch: Vec<u8>,
+    /// The virtual terminal switched to graphics mode, so the kernel's framebuffer console
+    /// (its blinking cursor, kernel messages, a getty) does not draw over the status screen.
+    console: Option<Console>,
+}
+
+/// The active virtual terminal, held in KD_GRAPHICS mode while the backend lives.
+struct Console {
+    tty: File,
+    /// Put the terminal back in text mode on drop.
+    restore: bool,
+}
+
+impl Console {
+    /// Switches the foreground virtual terminal (`tty`, normally /dev/tty0) to graphics mode.
+    fn take(tty: &Path) -> std::io::Result<Console> {
+        let tty = OpenOptions::new().read(true).write(true).open(tty)?;
+        // SAFETY: KDSETMODE takes its mode by value; the fd is valid for the call.
+        if unsafe { libc::ioctl(tty.as_raw_fd(), KDSETMODE as _, KD_GRAPHICS) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Console { tty, restore: true })
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if self.restore {
+            // SAFETY: as in `take`.
+            let _ = unsafe { libc::ioctl(self.tty.as_raw_fd(), KDSETMODE as _, KD_TEXT) };
+        }
+    }
 }
 
 impl FramebufferBackend {
@@ -185,7 +223,27 @@ impl FramebufferBackend {
         if rv < 0 {
             return Err(io("FBIOGET_FSCREENINFO on", std::io::Error::last_os_error()));
         }
-        Self::from_parts(file, path.to_owned(), var, fix)
+        let mut fb = Self::from_parts(file, path.to_owned(), var, fix)?;
+        match Console::take(Path::new("/dev/tty0")) {
+            Ok(c) => fb.console = Some(c),
+            // No VT (serial-only kernel, container) or no permission: the console may draw
+            // over the screen now and then, the status is still shown.
+            Err(e) => tracing::debug!(error = %e, "cannot put /dev/tty0 in graphics mode"),
+        }
+        Ok(fb)
+    }
+
+    /// Whether the console is held in graphics mode (so it cannot draw over the screen).
+    pub fn holds_console(&self) -> bool {
+        self.console.is_some()
+    }
+
+    /// Leave the console in graphics mode when this backend is dropped, so a one-shot
+    /// `roomcast display --fb` keeps its picture on screen after it exits.
+    pub fn keep_console_in_graphics_mode(&mut self) {
+        if let Some(c) = &mut self.console {
+            c.restore = false;
+        }
     }
 
     /// A backend writing to `file` laid out as `var`/`fix` describe (tests use a temp file).
@@ -207,7 +265,7 @@ impl FramebufferBackend {
         if (fix.line_length as usize) < row_bytes {
             return Err(unsupported(format!("line length {} < {} bytes per row", fix.line_length, row_bytes)));
         }
-        Ok(FramebufferBackend { file, path, var, fix, format, scratch: Vec::new() })
+        Ok(FramebufferBackend { file, path, var, fix, format, scratch: Vec::new(), console: None })
     }
 
     /// The pixel format in use.

@@ -88,7 +88,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut backends: Vec<Box<dyn Backend>> = Vec::new();
     if let Some(dev) = &args.fb {
-        backends.push(Box::new(FramebufferBackend::open(dev)?));
+        let mut fb = FramebufferBackend::open(dev)?;
+        // Keep the picture after this command exits (the console would redraw over it).
+        fb.keep_console_in_graphics_mode();
+        backends.push(Box::new(fb));
     }
     if let Some(bus) = &args.i2c {
         if args.sh1106 {
