@@ -1,6 +1,6 @@
 //! The framebuffer backend against a fake framebuffer: a temp file laid out as a given
-//! fb_var_screeninfo / fb_fix_screeninfo describe (16 bpp RGB565 and 32 bpp XRGB8888, with line
-//! padding and a y offset), checked by decoding the file back pixel by pixel; and only the rows
+//! fb_var_screeninfo / fb_fix_screeninfo describe (16 bpp RGB565, 24 bpp BGR and 32 bpp
+//! XRGB8888 with line padding and a y offset), checked by decoding the file back pixel by pixel; and only the rows
 //! that changed are rewritten.
 
 use embedded_graphics::pixelcolor::{Rgb888, RgbColor};
@@ -51,6 +51,22 @@ fn xrgb8888_padded(xres: u32, yres: u32) -> Fake {
     };
     // 64 bytes of padding per line.
     let fix = FbFixScreenInfo { line_length: xres * 4 + 64, visual: FB_VISUAL_TRUECOLOR, ..Default::default() };
+    Fake { var, fix }
+}
+
+fn bgr888(xres: u32, yres: u32) -> Fake {
+    let var = FbVarScreenInfo {
+        xres,
+        yres,
+        xres_virtual: xres,
+        yres_virtual: yres,
+        bits_per_pixel: 24,
+        red: bf(0, 8),
+        green: bf(8, 8),
+        blue: bf(16, 8),
+        ..Default::default()
+    };
+    let fix = FbFixScreenInfo { line_length: xres * 3, visual: FB_VISUAL_TRUECOLOR, ..Default::default() };
     Fake { var, fix }
 }
 
@@ -115,6 +131,11 @@ fn check_whole_screen(fake: Fake) {
 #[test]
 fn rgb565_framebuffer_shows_the_frame() {
     check_whole_screen(rgb565(320, 240));
+}
+
+#[test]
+fn bgr888_24bpp_framebuffer_shows_the_frame() {
+    check_whole_screen(bgr888(400, 300));
 }
 
 #[test]
