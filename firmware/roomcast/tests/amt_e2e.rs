@@ -43,8 +43,6 @@ impl Relay {
             format!("127.0.0.1:{}={V4_CHANNEL}", self.inject_v4),
             "--inject".into(),
             format!("127.0.0.1:{}={V6_CHANNEL}", self.inject_v6),
-            "--query-interval".into(),
-            "1".into(),
         ]
     }
 }
@@ -55,7 +53,8 @@ fn gateway_args(relay_port: u16, joins: &[&str], forward: u16) -> Vec<String> {
         a.push("--join".into());
         a.push((*j).into());
     }
-    a.extend(["--forward".into(), format!("127.0.0.1:{forward}"), "--max-refresh".into(), "1".into()]);
+    // Default refresh settings on purpose: the restart check tests what users get.
+    a.extend(["--forward".into(), format!("127.0.0.1:{forward}")]);
     a
 }
 
@@ -198,7 +197,7 @@ fn relay_and_three_gateways_over_loopback() {
             panic!("{e} after relay restart\nrelay log:\n{}\ngw1 log:\n{}", relay.log().join("\n"), g1.log().join("\n"))
         });
     eprintln!("data resumed {:?} after the relay restarted", restarted.elapsed());
-    assert!(restarted.elapsed() < Duration::from_secs(6), "resumed only after {resumed:?}");
+    assert!(resumed < Duration::from_secs(5), "resumed only {resumed:?} after the relay was up again");
     let got = send_and_collect(&src, &relay_cfg, 2000, 100, &[&f1, &f3]);
     assert_complete_in_order(&got[0], TAG_V4, 2000, 100, "gw1 after relay restart");
     assert_complete_in_order(&got[1], TAG_V6, 2000, 100, "gw3 after relay restart");
