@@ -56,7 +56,8 @@ impl Apt {
         let comps = "main non-free-firmware";
         let mut list = format!(
             "# Written by the roomcast image builder from the host's apt sources.\n\
-             deb {opts} {a} {RELEASE} {comps}\ndeb {opts} {a} {RELEASE}-updates {comps}\n",
+             deb {opts} {a} {RELEASE} {comps}\ndeb {opts} {a} {RELEASE}-updates {comps}\n\
+             deb {opts} {a} {RELEASE}-backports {comps}\n",
             a = mirrors.archive
         );
         if let Some(sec) = &mirrors.security {
@@ -120,6 +121,21 @@ impl Apt {
         c.args(self.options()).args(["show", "--no-all-versions", &spec]);
         let text = exec::run(&mut c).with_context(|| format!("package {spec} is not in the archive"))?;
         parse_record(&text).ok_or_else(|| anyhow!("apt-cache gave no record for {spec}"))
+    }
+
+    /// The newest version of `name` in `suite` (e.g. bookworm-backports, which apt never picks by itself).
+    pub fn version_in_suite(&self, name: &str, suite: &str) -> Result<String> {
+        let mut c = Command::new("apt-cache");
+        c.args(self.options()).args(["madison", name]);
+        let text = exec::run(&mut c)?;
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('|').map(str::trim).collect();
+                (f.len() >= 3 && f[2].split_whitespace().any(|w| w.starts_with(&format!("{suite}/"))))
+                    .then(|| f[1].to_string())
+            })
+            .next()
+            .ok_or_else(|| anyhow!("{name} is not in {suite}"))
     }
 
     /// Downloads the pinned package (or reuses the cached copy) and checks its sha256.

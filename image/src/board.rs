@@ -42,12 +42,9 @@ pub struct Boot {
     pub device_trees: Vec<String>,
     /// config.txt for the Raspberry Pi firmware ("" = no config.txt).
     pub config_txt: String,
-    /// The kernel command line; the builder appends where the root and boot partitions are.
+    /// The kernel command line; the builder appends where the root and boot partitions are
+    /// (by the image's partition UUIDs, so SD card, USB disk and virtio disk all work).
     pub cmdline: String,
-    /// The root partition as the booted kernel names it.
-    pub root_device: String,
-    /// The boot (FAT) partition as the booted kernel names it.
-    pub boot_device: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -56,6 +53,9 @@ pub struct Kernel {
     /// The Debian package providing the kernel (a metapackage is resolved to the real one).
     #[serde(default = "default_kernel_package")]
     pub package: String,
+    /// The suite to take the kernel from, e.g. "bookworm-backports" (default: the release).
+    #[serde(default)]
+    pub suite: Option<String>,
     /// Modules the initramfs loads to reach the root filesystem.
     pub initramfs_modules: Vec<String>,
     /// Modules init loads from the root filesystem, in order.

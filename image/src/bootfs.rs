@@ -33,11 +33,10 @@ pub struct Inputs<'a> {
 
 /// The kernel command line written to cmdline.txt (and given to QEMU).
 pub fn cmdline(board: &Board) -> String {
+    let id = crate::disk::DISK_ID;
     format!(
-        "{} roomcast.root={} roomcast.boot={}",
-        board.boot.cmdline.trim(),
-        board.boot.root_device,
-        board.boot.boot_device
+        "{} roomcast.root=PARTUUID={id:08x}-02 roomcast.boot=PARTUUID={id:08x}-01",
+        board.boot.cmdline.trim()
     )
 }
 

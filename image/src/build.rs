@@ -57,13 +57,13 @@ pub fn build(opts: &Options) -> Result<Built> {
     let apt = Apt::new(&paths.cache)?;
     let mut lock = Lock::load(&paths.lockfile())?;
     let mut resolver = Resolver { apt: &apt, lock: &mut lock, update: opts.update_lock, changed: false };
-    let sysroot_pins: Vec<Pin> = SYSROOT_PACKAGES.iter().map(|p| resolver.pin(p, false)).collect::<Result<_>>()?;
-    let kernel_pin = resolver.pin(&board.kernel.package, true)?;
-    let busybox_pin = resolver.pin("busybox-static", false)?;
-    let ntpd_pin = resolver.pin("openntpd", false)?;
-    let alsa_data_pin = resolver.pin("libasound2-data", false)?;
+    let sysroot_pins: Vec<Pin> = SYSROOT_PACKAGES.iter().map(|p| resolver.pin(p, false, None)).collect::<Result<_>>()?;
+    let kernel_pin = resolver.pin(&board.kernel.package, true, board.kernel.suite.as_deref())?;
+    let busybox_pin = resolver.pin("busybox-static", false, None)?;
+    let ntpd_pin = resolver.pin("openntpd", false, None)?;
+    let alsa_data_pin = resolver.pin("libasound2-data", false, None)?;
     let firmware_pin =
-        if board.boot.firmware.is_empty() { None } else { Some(resolver.pin("raspi-firmware", false)?) };
+        if board.boot.firmware.is_empty() { None } else { Some(resolver.pin("raspi-firmware", false, None)?) };
     if resolver.changed {
         lock.save(&paths.lockfile())?;
         eprintln!("image: updated {}", paths.lockfile().display());
@@ -72,7 +72,10 @@ pub fn build(opts: &Options) -> Result<Built> {
         pins.iter().map(|p| Ok((p.clone(), apt.fetch(p)?))).collect()
     };
     let unpacked = |name: &str, pins: &[Pin]| -> Result<PathBuf> {
-        let dir = paths.work.join("pkg").join(name);
+        // One directory per set of packages, so boards with different kernels never share one.
+        let key: String = pins.iter().map(|p| p.sha256.as_str()).collect();
+        let digest = apt::hex(&<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
+        let dir = paths.work.join("pkg").join(format!("{name}-{}", &digest[..12]));
         sysroot::unpack(&dir, &fetch(pins)?)?;
         Ok(dir)
     };
@@ -98,7 +101,8 @@ pub fn build(opts: &Options) -> Result<Built> {
 
     // Root filesystem.
     let modules = ModuleTree::open(&kernel_dir)?;
-    let stage = paths.work.join("stage").join(&board.board.name);
+    // Staging trees live beside the output, so that builds into different directories never share them.
+    let stage = paths.out.join(format!(".stage-{}", board.board.name));
     let root_dir = stage.join("root");
     rootfs::assemble(
         &root_dir,
@@ -188,20 +192,30 @@ struct Resolver<'a> {
 impl Resolver<'_> {
     /// The pin of `name`; `meta` means `name` is a metapackage standing for its first dependency
     /// (the kernel).
-    fn pin(&mut self, name: &str, meta: bool) -> Result<Pin> {
+    fn pin(&mut self, name: &str, meta: bool, suite: Option<&str>) -> Result<Pin> {
+        // Pins are keyed by name (or metapackage) and, for another suite, "name/suite".
+        let key = match suite {
+            Some(s) => format!("{name}/{s}"),
+            None => name.to_string(),
+        };
         if !self.update {
-            if let Some(p) = self.lock.get(name) {
+            if let Some(p) = self.lock.get(&key) {
                 return Ok(p.clone());
             }
         }
         self.apt.update(self.update)?;
-        let mut info = self.apt.show(name, None)?;
-        let mut via = None;
+        let version = match suite {
+            Some(s) => Some(self.apt.version_in_suite(name, s)?),
+            None => None,
+        };
+        let mut info = self.apt.show(name, version.as_deref())?;
+        let mut via = suite.map(|_| key.clone());
         if meta {
+            // The metapackage's first dependency is the real kernel package, at the same version.
             let real = info.depends.split([',', ' ', '|']).find(|s| !s.is_empty()).map(str::to_string);
             if let Some(real) = real.filter(|r| r != name) {
-                via = Some(name.to_string());
-                info = self.apt.show(&real, None)?;
+                via = Some(key.clone());
+                info = self.apt.show(&real, version.as_deref())?;
             }
         }
         let pin = Pin { name: info.name, via, version: info.version, arch: info.arch, sha256: info.sha256 };

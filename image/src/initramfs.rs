@@ -25,10 +25,9 @@ pub fn build(dir: &Path, out: &Path, board: &Board, busybox: &Path, modules: &Mo
         std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o755))?;
     }
     let order = modules.load_order(&board.kernel.initramfs_modules)?;
+    let dest = dir.join("lib/modules").join(&modules.release);
     for rel in &order {
-        let to = dir.join("lib/modules").join(&modules.release).join(rel);
-        std::fs::create_dir_all(to.parent().unwrap_or(dir))?;
-        std::fs::copy(modules.dir().join(rel), to)?;
+        modules.copy_module(rel, &dest)?;
     }
     let list = module_list(&order, &board.kernel.module_options)
         .lines()

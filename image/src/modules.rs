@@ -87,9 +87,7 @@ impl ModuleTree {
     pub fn install(&self, rels: &[String], dest_root: &Path) -> Result<()> {
         let dest = dest_root.join("lib/modules").join(&self.release);
         for rel in rels {
-            let to = dest.join(rel);
-            std::fs::create_dir_all(to.parent().unwrap_or(&dest))?;
-            std::fs::copy(self.dir().join(rel), &to)?;
+            self.copy_module(rel, &dest)?;
         }
         for meta in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
             let from = self.dir().join(meta);
@@ -100,6 +98,32 @@ impl ModuleTree {
         exec::run(Command::new("depmod").arg("-b").arg(dest_root).arg(&self.release))?;
         Ok(())
     }
+}
+
+impl ModuleTree {
+    /// Copies one module under `dest` (a lib/modules/<release> directory), decompressed: busybox's
+    /// insmod loads plain .ko files. Returns the path it was copied to, relative to `dest`.
+    pub fn copy_module(&self, rel: &str, dest: &Path) -> Result<String> {
+        let plain = installed_name(rel);
+        let to = dest.join(&plain);
+        std::fs::create_dir_all(to.parent().unwrap_or(dest))?;
+        let from = self.dir().join(rel);
+        if rel.ends_with(".xz") {
+            let out = exec::output(Command::new("xz").arg("-dc").arg(&from))?;
+            std::fs::write(&to, out.stdout)?;
+        } else if rel.ends_with(".zst") {
+            let out = exec::output(Command::new("zstd").arg("-dcq").arg(&from))?;
+            std::fs::write(&to, out.stdout)?;
+        } else {
+            std::fs::copy(&from, &to)?;
+        }
+        Ok(plain)
+    }
+}
+
+/// The name a module has in the image: compressed modules are stored decompressed.
+pub fn installed_name(rel: &str) -> String {
+    rel.trim_end_matches(".xz").trim_end_matches(".zst").trim_end_matches(".gz").to_string()
 }
 
 /// Parses modules.dep: module name -> path, and path -> dependencies.

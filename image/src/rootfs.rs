@@ -116,6 +116,7 @@ pub fn assemble(dir: &Path, inp: &Inputs) -> Result<()> {
 pub fn module_list(order: &[String], options: &std::collections::BTreeMap<String, String>) -> String {
     let mut out = String::from("# Kernel modules init loads (insmod), dependencies first: path [options]\n");
     for rel in order {
+        let rel = &crate::modules::installed_name(rel);
         let name = canonical(rel.rsplit('/').next().unwrap_or(rel).split(".ko").next().unwrap_or(rel));
         let opts = options.iter().find(|(k, _)| canonical(k) == name).map(|(_, v)| v.as_str());
         match opts {

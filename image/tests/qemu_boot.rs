@@ -28,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// QEMU guests are heavy on a 2-core machine: one at a time.
+/// QEMU guests and image builds are heavy on a 2-core machine: one at a time.
 static ONE_GUEST: Mutex<()> = Mutex::new(());
 
 const MEETING: &str = "qemu";
@@ -145,6 +145,9 @@ struct Proc(Child, &'static str);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            eprintln!("{} had already exited ({status})", self.1);
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -506,5 +509,40 @@ fn a_config_error_is_shown_and_the_daemon_keeps_running() {
     guest.save_console(&dir.join("console.log"));
     if let Err(e) = result {
         std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn the_image_is_reproducible() {
+    // Same inputs (sources, pinned packages, SOURCE_DATE_EPOCH) -> the same bytes. Uses the daemon
+    // the first build cross-compiled, so this costs two image assemblies (~15 s each).
+    let Some(s) = setup() else { return };
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let built = |n: u32| -> (PathBuf, String) {
+        let out = s.work.join(format!("repro-{n}"));
+        roomcast_image::exec::fresh_dir(&out).unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_roomcast-image"))
+            .args(["build", "--board", "qemu-virt", "--config"])
+            .arg(s.work.join("roomcast.toml"))
+            .arg("--out")
+            .arg(&out)
+            .env("SOURCE_DATE_EPOCH", "1790000000")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let img = out.join("roomcast-qemu-virt.img");
+        let manifest = std::fs::read_to_string(out.join("roomcast-qemu-virt.img.manifest.toml")).unwrap();
+        (img, manifest)
+    };
+    let (a, ma) = built(1);
+    let (b, mb) = built(2);
+    let sum = |p: &Path| roomcast_image::apt::sha256_file(p).unwrap();
+    assert_eq!(sum(&a), sum(&b), "two builds from the same inputs give the same image");
+    assert_eq!(ma, mb, "and the same manifest");
+    assert!(ma.contains(&format!("sha256 = \"{}\"", sum(&a))), "the manifest names the image's sha256");
+    assert!(ma.contains("source_date_epoch = 1790000000"));
+    for pkg in ["libc6", "busybox-static", "linux-image-", "libasound2"] {
+        assert!(ma.contains(&format!("name = \"{pkg}")), "the manifest pins {pkg}");
     }
 }
