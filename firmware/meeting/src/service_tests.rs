@@ -215,7 +215,7 @@ fn roster_tracker_joins_and_leaves_others() {
     assert!(d.leave.is_empty());
     let c = join(&mut s, t0, "C");
     let d = t.update(s.roster("demo").unwrap());
-    assert_eq!(d.join.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), [c.participant.clone()]);
+    assert_eq!(d.join.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), std::slice::from_ref(&c.participant));
     s.leave("demo", &b.participant, LeaveReason::Request).unwrap();
     let stale = a.roster.clone();
     let d = t.update(s.roster("demo").unwrap());

@@ -120,7 +120,7 @@ fn spawn_status_thread(
             let snapshot = lock(&status).clone();
             let ds = snapshot.display_state(now, now - start);
             display.update(&ds, now);
-            if stopping || last_write.is_none_or(|t| now - t >= Duration::from_millis(250)) {
+            if stopping || last_write.map_or(true, |t| now - t >= Duration::from_millis(250)) {
                 last_write = Some(now);
                 let path = state_file.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 if let Some(path) = path {

@@ -121,8 +121,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let media = UdpSocket::bind(args.rtp_listen)
         .await
         .with_context(|| format!("binding the media port {}", args.rtp_listen))?;
-    let mut relay_cfg = roomcast_amt::RelayConfig::default();
-    relay_cfg.query_interval = Duration::from_secs_f64(args.query_interval.clamp(1.0, 3600.0));
+    let relay_cfg = roomcast_amt::RelayConfig {
+        query_interval: Duration::from_secs_f64(args.query_interval.clamp(1.0, 3600.0)),
+        ..Default::default()
+    };
     let relay = RelayHandle::spawn(RelayOptions { config: relay_cfg, ..RelayOptions::new(args.relay_listen) })
         .await
         .context("starting the embedded AMT relay")?;
@@ -233,7 +235,7 @@ async fn handle_conn(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared
             let deadline = tokio::time::Instant::now() + LONG_POLL;
             loop {
                 let version = shared.svc.lock().expect("service lock").roster_version(&meeting);
-                if version.is_none_or(|v| v > since) {
+                if version.map_or(true, |v| v > since) {
                     break;
                 }
                 if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {

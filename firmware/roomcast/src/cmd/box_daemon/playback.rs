@@ -91,7 +91,7 @@ impl Speaker for AlsaSpeaker {
     fn play(&mut self, frame: &[i16]) -> Result<(), String> {
         if self.pcm.is_none() {
             // Device lost: keep the pace, try to reopen every 2 s.
-            if self.retry_at.is_none_or(|t| Instant::now() >= t) {
+            if self.retry_at.map_or(true, |t| Instant::now() >= t) {
                 match Self::open_pcm(&self.name) {
                     Ok(p) => {
                         tracing::info!(device = %self.name, "playback device back");
