@@ -243,17 +243,17 @@ impl H264Depacketizer {
 /// `idr_starts` also an IDR slice with first_mb_in_slice = 0 counts (for senders that keep
 /// parameter sets out of band, where a keyframe access unit begins with its IDR slice).
 pub fn starts_access_unit(payload: &[u8], idr_starts: bool) -> bool {
-    // (type, first byte after the NAL header) of the first NAL unit in the payload
+    // (type, first byte after the NAL header if any) of the first NAL unit in the payload
     let first_nal = match payload.first().map(|b| b & 0x1f) {
-        Some(NAL_STAP_A) => payload.get(3).map(|b| b & 0x1f).zip(payload.get(4)),
-        Some(NAL_FU_A) => payload.get(1).filter(|h| *h & 0x80 != 0).map(|h| h & 0x1f).zip(payload.get(2)),
-        Some(ty) => Some(ty).zip(payload.get(1)),
+        Some(NAL_STAP_A) => payload.get(3).map(|b| (b & 0x1f, payload.get(4))),
+        Some(NAL_FU_A) => payload.get(1).filter(|h| *h & 0x80 != 0).map(|h| (h & 0x1f, payload.get(2))),
+        Some(ty) => Some((ty, payload.get(1))),
         None => None,
     };
     match first_nal {
         Some((NAL_SPS | 9, _)) => true,
         // first_mb_in_slice is ue(v): a leading 1 bit is the value 0
-        Some((NAL_IDR, &b)) => idr_starts && b & 0x80 != 0,
+        Some((NAL_IDR, Some(&b))) => idr_starts && b & 0x80 != 0,
         _ => false,
     }
 }
@@ -419,6 +419,8 @@ mod tests {
         assert!(!starts_access_unit(&[0x65, 0x08], true));
         assert!(starts_access_unit(&[0x7c, 0x85, 0x80], true));
         assert!(!starts_access_unit(&[0x7c], true));
+        assert!(starts_access_unit(&[0x67], false)); // a (degenerate) 1-byte SPS alone
+        assert!(!starts_access_unit(&[0x65], true));
         // In-band parameter sets (default): an IDR-first stream start is not trusted.
         let mut d = H264Depacketizer::new();
         let pkt = crate::header::build_rtp(&crate::RtpHeader { marker: true, ..Default::default() }, &[0x65, 0x88]);
