@@ -3,7 +3,8 @@
 //! network namespace, sets up `va`/`vb` with `ip`, and runs a relay with
 //! `native_interface = "va"` plus a gateway on that thread's own tokio runtime; a local sender
 //! multicasts the (S,G) out of `va` and the gateway must deliver it through the tunnel. This
-//! exercises the raw-socket receive paths: IPv4 header parsing and IPv6 `IPV6_PKTINFO`.
+//! exercises the raw-socket receive paths: IPv4 header parsing and IPv6 `IPV6_PKTINFO`; and the
+//! gateway's IPv6 `--forward native` sender.
 //!
 //! Needs root (CAP_SYS_ADMIN for the namespace, CAP_NET_RAW) and `ip` (iproute2): skipped
 //! with a message outside CI, a failure under CI=true.
@@ -60,6 +61,28 @@ async fn check_channel(relay: &RelayHandle, source: IpAddr, group: IpAddr, port:
     gw.close().await;
 }
 
+/// `--forward native` for IPv6: NativeSender out of `va`, received by an MLDv2 source-specific join.
+fn native_send_v6(source: IpAddr, group: IpAddr) {
+    let va = interface_index("va").unwrap();
+    let rx = UdpSocket::bind("[::]:0").unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let port = rx.local_addr().unwrap().port();
+    roomcast_net::socket::join_source_group(&rx, va, source, group).unwrap();
+    let tx = roomcast_net::native::NativeSender::new(va, 1).unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = None;
+    for _ in 0..20 {
+        tx.send(SocketAddr::new(group, port), b"v6 native").unwrap();
+        if let Ok((n, from)) = rx.recv_from(&mut buf) {
+            got = Some((buf[..n].to_vec(), from));
+            break;
+        }
+    }
+    let (data, from) = got.expect("IPv6 native re-send must reach an SSM receiver on va");
+    assert_eq!(data, b"v6 native");
+    assert_eq!(from.ip(), source, "sent from the interface's address");
+}
+
 #[test]
 fn relay_receives_native_ipv4_and_ipv6_multicast_on_an_interface() {
     let Some(ip) = roomcast_test_support::require_tool("ip") else { return };
@@ -84,6 +107,7 @@ fn relay_receives_native_ipv4_and_ipv6_multicast_on_an_interface() {
             check_channel(&relay, "fd01::1".parse().unwrap(), "ff3e::7:7".parse().unwrap(), 5022).await;
             relay.shutdown().await;
         });
+        native_send_v6("fd01::1".parse().unwrap(), "ff3e::7:8".parse().unwrap());
         Ok(())
     })
     .join()
