@@ -77,20 +77,28 @@ impl Font {
         w
     }
 
-    /// `s` shortened with ".." so it fits in `max` pixels.
+    /// `s` shortened with ".." so it fits in `max` pixels (binary search on the length, so a
+    /// very long string costs a few measurements, not one per character).
     pub fn fit<'a>(&self, s: &'a str, max: i32) -> Cow<'a, str> {
         if self.width(s) <= max {
             return Cow::Borrowed(s);
         }
-        let mut out: String = s.to_owned();
-        while !out.is_empty() {
-            out.pop();
-            let candidate = format!("{}..", out.trim_end());
-            if self.width(&candidate) <= max {
-                return Cow::Owned(candidate);
+        let ends: Vec<usize> = s.char_indices().map(|(i, _)| i).collect();
+        let candidate = |n: usize| format!("{}..", s[..ends[n]].trim_end());
+        // The longest prefix of n characters (n < char count) whose "prefix.." fits.
+        let (mut lo, mut hi) = (0usize, ends.len());
+        while lo + 1 < hi {
+            let mid = (lo + hi) / 2;
+            if self.width(&candidate(mid)) <= max {
+                lo = mid;
+            } else {
+                hi = mid;
             }
         }
-        Cow::Owned(String::new())
+        if lo == 0 && self.width(&candidate(0)) > max {
+            return Cow::Owned(String::new());
+        }
+        Cow::Owned(candidate(lo))
     }
 }
 
@@ -108,7 +116,11 @@ impl Font {
             // The longest prefix ending at a space that fits; else cut mid-word.
             let mut cut = None;
             for (i, c) in rest.char_indices() {
-                if c == ' ' && self.width(&rest[..i]) <= max {
+                if c == ' ' {
+                    // Prefix widths only grow: stop at the first space past the edge.
+                    if self.width(&rest[..i]) > max {
+                        break;
+                    }
                     cut = Some(i);
                 }
             }
