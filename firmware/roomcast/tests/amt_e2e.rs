@@ -99,10 +99,15 @@ fn wait_flowing(src: &UdpSocket, relay: &Relay, want: &[(&UdpSocket, u8)], timeo
 /// Sends `count` payloads per channel (seq `first..`), paced, and returns what each socket got,
 /// probes removed, as (tag, seq) in arrival order.
 fn send_and_collect(src: &UdpSocket, relay: &Relay, first: u32, count: u32, socks: &[&UdpSocket]) -> Vec<Vec<(u8, u32)>> {
-    // One reader thread per socket while we send, so no receive buffer overflows.
-    let window = Duration::from_millis(400) + Duration::from_micros(u64::from(count) * 300);
+    // One reader thread per socket while we send, so no receive buffer overflows; each reads
+    // until the sender is done and its socket has been quiet for 400 ms.
+    let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let readers: Vec<_> = socks.iter().map(|s| scope.spawn(move || drain(s, window))).collect();
+        let done = &done;
+        let readers: Vec<_> = socks
+            .iter()
+            .map(|s| scope.spawn(move || drain_until_quiet(s, done, Duration::from_millis(400), Duration::from_secs(15))))
+            .collect();
         std::thread::sleep(Duration::from_millis(20));
         for seq in first..first + count {
             src.send_to(&payload(TAG_V4, seq), ("127.0.0.1", relay.inject_v4)).unwrap();
@@ -111,6 +116,7 @@ fn send_and_collect(src: &UdpSocket, relay: &Relay, first: u32, count: u32, sock
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
         readers
             .into_iter()
             .map(|r| {

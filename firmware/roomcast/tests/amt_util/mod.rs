@@ -166,6 +166,29 @@ pub fn drain(sock: &UdpSocket, window: Duration) -> Vec<Vec<u8>> {
     out
 }
 
+/// Receives datagrams on `sock` (read timeout set) until `done` is set AND nothing arrived for
+/// `quiet`, or `cap` elapsed: robust to a slow, loaded machine.
+pub fn drain_until_quiet(sock: &UdpSocket, done: &std::sync::atomic::AtomicBool, quiet: Duration, cap: Duration) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    let mut last = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while start.elapsed() < cap {
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                out.push(buf[..n].to_vec());
+                last = Instant::now();
+            }
+            Err(_) => {
+                if done.load(std::sync::atomic::Ordering::SeqCst) && last.elapsed() >= quiet {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Internet checksum (RFC 1071).
 pub fn inet_checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
