@@ -258,7 +258,9 @@ async fn stopped_drivers_report_it() {
 /// when the gateway subscribes and forwards what a local sender multicasts there.
 #[tokio::test]
 async fn native_ipv4_multicast_is_received_and_forwarded() {
-    let group = "232.9.9.7";
+    // A group of its own per process, so concurrent runs of this test do not see each other.
+    let pid = std::process::id();
+    let group = format!("232.9.{}.{}", (pid >> 8) & 0xff, pid & 0xff);
     let channel = sg(&format!("127.0.0.1@{group}"));
     let mut opts = relay_opts("127.0.0.1:0".parse().unwrap());
     opts.native_interface = Some("lo".into());
@@ -285,7 +287,10 @@ async fn native_ipv4_multicast_is_received_and_forwarded() {
         sender.send_to(&seq.to_be_bytes(), dest).unwrap();
         seq += 1;
         if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
-            got.push(d);
+            // Only our sender's datagrams count (anything else on this (S,G) is another test's).
+            if d.source == sender.local_addr().unwrap() {
+                got.push(d);
+            }
         }
     }
     assert!(got.len() >= 5, "native multicast must reach the gateway (got {})", got.len());
