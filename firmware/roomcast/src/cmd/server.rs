@@ -37,8 +37,9 @@ pub struct Args {
     /// Address of the embedded AMT relay.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:2268")]
     pub relay_listen: SocketAddr,
-    /// The address boxes reach this host at: told to participants (where to send RTP, which
-    /// relay) and used as the IPv4 source S of every group. E.g. 10.0.2.2 for the QEMU demo.
+    /// The address this host is known by: the IPv4 source S of every group, and the address
+    /// told to participants for the media port and the relay (roomcast boxes use the address
+    /// they reached the control API at, with these ports). E.g. 10.0.2.2 for the QEMU demo.
     #[arg(long, value_name = "IPV4", default_value = "127.0.0.1")]
     pub advertise: Ipv4Addr,
     /// IPv6 source S of every IPv6 group.
@@ -178,12 +179,18 @@ fn rand_seed() -> u64 {
     t ^ (u64::from(std::process::id()) << 32)
 }
 
+/// Most control connections handled at once (a flood waits in the listen backlog).
+const MAX_CONNECTIONS: usize = 256;
+
 async fn control_loop(http: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
         match http.accept().await {
             Ok((stream, peer)) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Err(e) = tokio::time::timeout(LONG_POLL * 2, handle_conn(stream, peer, shared)).await {
                         tracing::debug!(%peer, "control connection timed out: {e}");
                     }

@@ -170,8 +170,19 @@ async fn in_meeting(
     shutdown: &mut watch::Receiver<bool>,
 ) -> End {
     let me = reply.participant.clone();
-    let relay_text = cfg.amt.relay.clone().unwrap_or_else(|| reply.relay.clone());
-    tracing::info!(participant = %me, v4 = %reply.groups.ipv4, v6 = %reply.groups.ipv6, relay = %relay_text, send_to = %reply.send_rtp_to, "joined the meeting");
+    // The media port and the embedded relay live in the service's process: reach them at the
+    // address the control API answered on (the advertised one may be a NAT's, e.g. 10.0.2.2
+    // for a QEMU guest), with the ports the service named. `[amt] relay` overrides the relay.
+    let server_ip = resolve(&cfg.meeting.server, 8470).await.ok().map(|a| a.ip());
+    let on_server = |advertised: &str| -> String {
+        match (server_ip, advertised.parse::<SocketAddr>()) {
+            (Some(ip), Ok(a)) => SocketAddr::new(ip, a.port()).to_string(),
+            _ => advertised.to_string(),
+        }
+    };
+    let relay_text = cfg.amt.relay.clone().unwrap_or_else(|| on_server(&reply.relay));
+    let send_to = on_server(&reply.send_rtp_to);
+    tracing::info!(participant = %me, v4 = %reply.groups.ipv4, v6 = %reply.groups.ipv6, relay = %relay_text, %send_to, "joined the meeting");
     {
         let mut s = lock(status);
         s.participant = Some(me.clone());
@@ -181,7 +192,7 @@ async fn in_meeting(
 
     // Sender.
     let encoder_state = devices.encoder_state.clone();
-    let target = match resolve(&reply.send_rtp_to, 8472).await {
+    let target = match resolve(&send_to, 8472).await {
         Ok(a) => a,
         Err(e) => {
             lock(status).error(format!("send_rtp_to {e}"));
