@@ -78,8 +78,8 @@ pub(crate) async fn wait_for_shutdown() -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!(target: "roomcast", "SIGTERM received"),
+        _ = int.recv() => tracing::info!(target: "roomcast", "SIGINT received"),
     }
     Ok(())
 }
