@@ -45,7 +45,24 @@ struct Theme {
 }
 
 impl Theme {
-    fn for_height(h: u32) -> Theme {
+    fn for_size(w: u32, h: u32) -> Theme {
+        if w < 240 || h < 180 {
+            // Small TFTs (160x128 and the like).
+            return Theme {
+                header: Font::new::<fonts::u8g2_font_helvB08_tf>(),
+                headlines: [
+                    Font::new::<fonts::u8g2_font_fub14_tf>(),
+                    Font::new::<fonts::u8g2_font_fub11_tf>(),
+                    Font::new::<fonts::u8g2_font_helvB10_tf>(),
+                    Font::new::<fonts::u8g2_font_helvB08_tf>(),
+                ],
+                body: Font::new::<fonts::u8g2_font_helvR08_tf>(),
+                bold: Font::new::<fonts::u8g2_font_helvB08_tf>(),
+                small: Font::new::<fonts::u8g2_font_helvR08_tf>(),
+                big_number: Font::new::<fonts::u8g2_font_fub14_tf>(),
+                pad: 4,
+            };
+        }
         if h < 300 {
             Theme {
                 header: Font::new::<fonts::u8g2_font_helvB10_tf>(),
@@ -117,7 +134,7 @@ fn upscale(src: &Frame, dst: &mut Frame, scale: u32) {
 fn draw_logical(state: &DisplayState, now: Instant, t: &mut Frame) {
     let w = t.width() as i32;
     let h = t.height() as i32;
-    let th = Theme::for_height(h as u32);
+    let th = Theme::for_size(w as u32, h as u32);
     let s = summary(&state.phase, now);
 
     // Header bar.
@@ -372,16 +389,20 @@ fn in_meeting(m: &Meeting, th: &Theme, t: &mut Frame, body: Rectangle) {
         _ => BRIGHT_GREEN,
     };
     let rows = [
-        ("Send", format!("{}b/s", kbps(m.send_kbps)), WHITE),
-        ("Recv", format!("{}b/s", kbps(m.recv_kbps)), WHITE),
-        ("Loss", loss(m.loss_percent), loss_c),
+        ("Send", format!("{}b/s", kbps(m.send_kbps)), kbps(m.send_kbps), WHITE),
+        ("Recv", format!("{}b/s", kbps(m.recv_kbps)), kbps(m.recv_kbps), WHITE),
+        ("Loss", loss(m.loss_percent), loss(m.loss_percent), loss_c),
     ];
     let pitch = th.body.height() + th.pad / 2;
-    for (label, value, c) in rows {
+    for (label, long, short, c) in rows {
         if y + th.body.height() > bottom {
             break;
         }
         let base = y + th.body.ascent();
+        let lw = th.small.width(label) + th.pad / 2;
+        // Narrow column: drop the unit, then shorten the value.
+        let value = if lw + th.bold.width(&long) <= right_w { long } else { short };
+        let value = th.bold.fit(&value, right_w - lw);
         th.small.draw(t, label, Point::new(rx, base), Align::Left, GREY);
         th.bold.draw(t, &value, Point::new(rx + right_w, base), Align::Right, c);
         y += pitch;

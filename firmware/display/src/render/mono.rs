@@ -37,6 +37,10 @@ pub fn draw(state: &DisplayState, now: Instant, t: &mut Frame) {
     let w = t.width() as i32;
     let h = t.height() as i32;
     footer(state, t, w, h);
+    if h < 48 {
+        compact(state, now, t, w);
+        return;
+    }
     if let Phase::InMeeting(m) = &state.phase {
         in_meeting(m, t, w);
         return;
@@ -72,6 +76,30 @@ pub fn draw(state: &DisplayState, now: Instant, t: &mut Frame) {
         }
         y += 11;
     }
+}
+
+/// 128x32 and other short panels: the headline (inverted for problems) above the footer.
+fn compact(state: &DisplayState, now: Instant, t: &mut Frame, w: i32) {
+    let s = summary(&state.phase, now);
+    let headline = match &state.phase {
+        Phase::InMeeting(m) if !m.muted => match m.participants.iter().find(|p| p.speaking) {
+            Some(p) => p.name.clone(),
+            None => m.name.clone(),
+        },
+        Phase::InMeeting(_) => "MIC MUTED".to_owned(),
+        Phase::RelayLost { retry_at, .. } => format!("Relay lost {}s", retry_at.remaining_secs_ceil(now)),
+        _ => s.headline,
+    };
+    let fonts = headline_fonts();
+    let f = largest_fitting(&fonts, &headline, w - 2);
+    let inverted = s.severity == Severity::Error || matches!(&state.phase, Phase::InMeeting(m) if m.muted);
+    let colour = if inverted {
+        fill(t, Rectangle::new(Point::zero(), Size::new(w as u32, 21)), ON);
+        OFF
+    } else {
+        ON
+    };
+    f.draw(t, &f.fit(&headline, w - 2), Point::new(w / 2, 15 - (14 - f.ascent()) / 2), Align::Center, colour);
 }
 
 enum Detail {
@@ -222,6 +250,25 @@ fn speaking_icon(t: &mut Frame, p: Point, active: bool) {
                 .into_styled(PrimitiveStyle::with_stroke(ON, 1))
                 .draw(t)
                 .ok();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{render, DisplayState, PhaseName};
+    use embedded_graphics::prelude::Size;
+    use std::time::Instant;
+
+    #[test]
+    fn short_panels_get_headline_and_footer_without_overlap() {
+        let now = Instant::now();
+        for name in PhaseName::ALL {
+            let f = render(&DisplayState::sample(name, now), Size::new(128, 32), now);
+            // Row 22 separates the headline band (0..=21) from the footer rule at row 23.
+            assert!((0..128).all(|x| !f.is_lit(x, 22)), "{name}: headline runs into the footer");
+            assert!((0..128).all(|x| f.is_lit(x, 23)), "{name}: footer rule missing");
+            assert!((0..128).any(|x| (0..21).any(|y| f.is_lit(x, y))), "{name}: no headline");
         }
     }
 }
