@@ -20,9 +20,7 @@ const AUDIO_PORT: u16 = 5006;
 /// pcap file (LINKTYPE_RAW) of IPv4/UDP datagrams from 127.0.0.1:40000 to 127.0.0.1:port.
 fn pcap(datagrams: &[(u16, Vec<u8>)]) -> Vec<u8> {
     let mut f = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        f.extend_from_slice(&v.to_le_bytes());
-    }
+    f.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     f.extend_from_slice(&2u16.to_le_bytes());
     f.extend_from_slice(&4u16.to_le_bytes());
     f.extend_from_slice(&0i32.to_le_bytes());
