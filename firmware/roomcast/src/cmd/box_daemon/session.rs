@@ -173,7 +173,15 @@ async fn in_meeting(
     // The media port and the embedded relay live in the service's process: reach them at the
     // address the control API answered on (the advertised one may be a NAT's, e.g. 10.0.2.2
     // for a QEMU guest), with the ports the service named. `[amt] relay` overrides the relay.
-    let server_ip = resolve(&cfg.meeting.server, 8470).await.ok().map(|a| a.ip());
+    let server_addr = resolve(&cfg.meeting.server, 8470).await.ok();
+    let server_ip = server_addr.map(|a| a.ip());
+    // The box's own address on the way to the service (installers need it on the screen).
+    let my_ip = server_addr.and_then(|a| {
+        let bind: SocketAddr = if a.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+        let s = std::net::UdpSocket::bind(bind).ok()?;
+        s.connect(a).ok()?;
+        s.local_addr().ok().map(|l| l.ip())
+    });
     let on_server = |advertised: &str| -> String {
         match (server_ip, advertised.parse::<SocketAddr>()) {
             (Some(ip), Ok(a)) => SocketAddr::new(ip, a.port()).to_string(),
@@ -186,6 +194,7 @@ async fn in_meeting(
     {
         let mut s = lock(status);
         s.participant = Some(me.clone());
+        s.ip = my_ip;
         s.relay = relay_text.clone();
         s.phase = BoxPhase::FindingRelay { relay: relay_text.clone() };
     }
