@@ -89,9 +89,10 @@ fn ffmpeg_decodes_our_h264_rtp_via_our_sdp() {
         for pkt in frame {
             sock.send_to(pkt, ("127.0.0.1", port)).unwrap();
         }
-        std::thread::sleep(Duration::from_millis(4));
+        std::thread::sleep(Duration::from_millis(8));
     }
-    // End of stream: SR + SDES CNAME + BYE on the RTCP port (RFC 3550 compound order).
+    // End of stream: SR + SDES CNAME + BYE on the RTCP port (RFC 3550 compound order), after
+    // a pause so ffmpeg has read every RTP packet before the BYE ends its input.
     let sender = packetizer.sender();
     let rtcp = encode_compound(&[
         RtcpPacket::SenderReport(SenderReport {
@@ -105,7 +106,7 @@ fn ffmpeg_decodes_our_h264_rtp_via_our_sdp() {
         RtcpPacket::SourceDescription(vec![SdesChunk::cname(SSRC, "roomcast@test")]),
         RtcpPacket::Bye(Bye { sources: vec![SSRC], reason: None }),
     ]);
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(500));
     sock.send_to(&rtcp, ("127.0.0.1", port + 1)).unwrap();
 
     let (out, timed_out) = wait_with_limit(child, Duration::from_secs(30));

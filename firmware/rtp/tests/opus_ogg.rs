@@ -117,9 +117,9 @@ fn opus_rtp_and_ogg_checked_by_opus_tools_and_ffmpeg() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for pkt in &rtp {
         sock.send_to(pkt, ("127.0.0.1", port)).unwrap();
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(4));
     }
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(500));
     let s = packetizer.sender();
     let bye = encode_compound(&[
         RtcpPacket::SenderReport(SenderReport { ssrc: s.ssrc, packet_count: s.packet_count, octet_count: s.octet_count, ..Default::default() }),
