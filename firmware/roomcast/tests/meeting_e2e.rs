@@ -2,7 +2,8 @@
 //! embedded AMT relay) and three `roomcast box` daemons with synthetic camera and microphone.
 //! Checks, in order:
 //! 1. every box reaches "in-meeting" with the full roster and receives the two others' audio
-//!    and video (from each box's state file);
+//!    and video (from each box's state file); box B subscribes to the IPv6 (S,G)s (over the
+//!    same IPv4 AMT tunnel), A and C to the IPv4 ones;
 //! 2. a box with a wrong token is refused (its state says so, the service logged it, and the
 //!    roster is unchanged);
 //! 3. a standard player path: `roomcast gateway --forward 127.0.0.1:P` for one participant's
@@ -86,6 +87,7 @@ impl Drop for Proc {
 
 fn box_config(dir: &Path, room: &str, server: u16, token: &str) -> PathBuf {
     let path = dir.join(format!("{room}.toml"));
+    let family = if room == "B" { "ipv6" } else { "ipv4" };
     let text = format!(
         r#"[room]
 name = "{room}"
@@ -94,6 +96,9 @@ name = "{room}"
 server = "127.0.0.1:{server}"
 id = "{MEETING}"
 token = "{token}"
+
+[amt]
+family = "{family}"
 
 [video]
 source = "synthetic"
@@ -232,6 +237,10 @@ fn three_boxes_meet_through_the_service_and_amt() {
         (ok, states)
     });
     eprintln!("all three in the meeting and receiving after {took:?}");
+    let b = read_state(&dir, "B").unwrap();
+    for o in b["others"].as_array().unwrap() {
+        assert!(o["channel"].as_str().unwrap().contains("@ff3e::"), "B receives through IPv6 groups: {o}");
+    }
 
     // 2. A wrong token is refused; nothing changes.
     let (_, before) = http_get(http, &format!("/v1/meetings/{MEETING}/roster"));
