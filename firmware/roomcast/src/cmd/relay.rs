@@ -25,8 +25,8 @@ pub struct Args {
     /// Also receive the joined channels as native multicast on this interface (needs CAP_NET_RAW).
     #[arg(long, value_name = "IFNAME")]
     pub native_interface: Option<String>,
-    /// Query interval announced to gateways, in seconds: how often they refresh their
-    /// membership (and how fast a restarted relay is re-joined).
+    /// Query interval announced to gateways, in seconds: how often they must refresh their
+    /// membership (roomcast gateways also refresh at least every `--max-refresh`, 3 s).
     #[arg(long, value_name = "SECONDS", default_value_t = 125.0, value_parser = parse_seconds)]
     pub query_interval: f64,
     /// Maximum number of tunnels (gateways).
