@@ -8,6 +8,8 @@
 //! call `packetize(frame, rtp_timestamp, &mut out)` per encoded frame and send each `out` entry
 //! as one UDP datagram. Receiving: [`jitter::JitterBuffer`] -> [`parse_rtp`] -> a [`Depacketizer`].
 
+#![warn(missing_docs)]
+
 pub mod annexb;
 pub mod av1;
 pub mod clock;
