@@ -1,6 +1,7 @@
 //! End-to-end test of `roomcast relay` and `roomcast gateway` over loopback (RFC 7450 AMT):
-//! one relay (with `--inject` sockets feeding one IPv4 and one IPv6 SSM channel), three
-//! gateway processes forwarding to UDP sockets of this test. Checks, in order:
+//! one dual-stack relay (with `--inject` sockets feeding one IPv4 and one IPv6 SSM channel),
+//! three gateway processes (two tunnels over IPv4, one over IPv6) forwarding to UDP sockets of
+//! this test. Checks, in order:
 //! 1. sequence-numbered 1316-byte payloads arrive intact, complete and in order on every
 //!    gateway that joined the channel (and only there);
 //! 2. a gateway stopped with SIGTERM tears down: it exits 0, the relay drops its tunnel, and
@@ -38,7 +39,8 @@ impl Relay {
         vec![
             "relay".into(),
             "--listen".into(),
-            format!("127.0.0.1:{}", self.port),
+            // Dual-stack: gw1/gw2 reach it over IPv4, gw3 over IPv6.
+            format!("[::]:{}", self.port),
             "--inject".into(),
             format!("127.0.0.1:{}={V4_CHANNEL}", self.inject_v4),
             "--inject".into(),
@@ -48,7 +50,11 @@ impl Relay {
 }
 
 fn gateway_args(relay_port: u16, joins: &[&str], forward: u16) -> Vec<String> {
-    let mut a = vec!["gateway".into(), "--relay".into(), format!("127.0.0.1:{relay_port}")];
+    gateway_args_via("127.0.0.1", relay_port, joins, forward)
+}
+
+fn gateway_args_via(relay_host: &str, relay_port: u16, joins: &[&str], forward: u16) -> Vec<String> {
+    let mut a = vec!["gateway".into(), "--relay".into(), format!("{relay_host}:{relay_port}")];
     for j in joins {
         a.push("--join".into());
         a.push((*j).into());
@@ -158,7 +164,7 @@ fn relay_and_three_gateways_over_loopback() {
     let port = |s: &UdpSocket| s.local_addr().unwrap().port();
     let mut g1 = Proc::spawn("gw1", &gateway_args(relay_cfg.port, &[V4_CHANNEL, V6_CHANNEL], port(&f1)));
     let mut g2 = Proc::spawn("gw2", &gateway_args(relay_cfg.port, &[V4_CHANNEL], port(&f2)));
-    let mut g3 = Proc::spawn("gw3", &gateway_args(relay_cfg.port, &[V6_CHANNEL], port(&f3)));
+    let mut g3 = Proc::spawn("gw3", &gateway_args_via("[::1]", relay_cfg.port, &[V6_CHANNEL], port(&f3)));
     let src = UdpSocket::bind("127.0.0.1:0").unwrap();
 
     // --- 1. data intact, complete, in order, only where joined ---
