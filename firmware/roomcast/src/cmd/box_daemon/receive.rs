@@ -323,3 +323,34 @@ impl Receiving {
         (out, loss)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 111];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0xf8]);
+        p
+    }
+
+    #[test]
+    fn loss_counts_sequence_gaps_across_wraparound() {
+        let mut m = LossMeter::default();
+        for seq in [65530u16, 65531, 65533, 65534, 0, 1, 3] {
+            m.packet(&rtp(seq));
+        }
+        assert_eq!(m.expected(), 10);
+        assert_eq!(m.received, 7);
+        m.packet(b"garbage");
+        assert_eq!(m.received, 7);
+    }
+
+    #[test]
+    fn record_directories_are_safe_names() {
+        assert_eq!(dir_name("Blue room", "abc"), "Blue_room");
+        assert_eq!(dir_name("../x", "abc"), "___x");
+        assert_eq!(dir_name("", "abc"), "abc");
+    }
+}

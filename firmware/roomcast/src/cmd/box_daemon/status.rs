@@ -286,3 +286,59 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_map_to_screens() {
+        let now = Instant::now();
+        let mut s = Status::new("Blue", "demo");
+        s.phase = BoxPhase::Refused { reason: "wrong access token".into(), status: 403 };
+        match s.display_state(now, Duration::ZERO).phase {
+            Phase::ConfigError { key, problem, .. } => {
+                assert_eq!(key, "meeting.token");
+                assert!(problem.contains("wrong access token"));
+            }
+            other => panic!("{other:?}"),
+        }
+        s.phase = BoxPhase::ConfigError {
+            file: "/boot/roomcast.toml".into(),
+            errors: vec![ConfigProblem { key: "video.fps".into(), line: 12, message: "500 is out of range".into() }],
+        };
+        match s.display_state(now, Duration::ZERO).phase {
+            Phase::ConfigError { key, line, .. } => assert_eq!((key.as_str(), line), ("video.fps", Some(12))),
+            other => panic!("{other:?}"),
+        }
+        s.phase = BoxPhase::InMeeting;
+        s.encoder = "SW AV1".into();
+        s.others.push(OtherStatus { room: "Green".into(), speaking: true, ..Default::default() });
+        match s.display_state(now, Duration::from_secs(5)).phase {
+            Phase::InMeeting(m) => {
+                assert_eq!(m.encoder, Encoder::SwAv1);
+                assert_eq!(m.participants.len(), 1);
+                assert!(m.participants[0].speaking);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A missing camera is shown 3 s out of every 10 while in the meeting.
+        s.missing = vec!["camera".into()];
+        assert!(matches!(
+            s.display_state(now, Duration::from_secs(21)).phase,
+            Phase::DeviceMissing { device: Device::Camera, .. }
+        ));
+        assert!(matches!(s.display_state(now, Duration::from_secs(25)).phase, Phase::InMeeting(_)));
+    }
+
+    #[test]
+    fn errors_are_bounded_and_deduplicated() {
+        let mut s = Status::new("Blue", "demo");
+        for i in 0..20 {
+            s.error(format!("e{i}"));
+            s.error(format!("e{i}"));
+        }
+        assert_eq!(s.errors.len(), 10);
+        assert_eq!(s.errors.last().map(String::as_str), Some("e19"));
+    }
+}
