@@ -8,6 +8,7 @@
 //! | `POST /v1/meetings/{m}/participants/{p}/keepalive` | I am still here |
 //! | `GET /v1/meetings/{m}/roster[?since=V]` | roster (JSON); with `since`, waits until the version passes V |
 //! | `GET /v1/meetings/{m}/participants/{p}/sdp[?family=ipv6]` | a participant's SDP (`application/sdp`) |
+//! | `GET /v1/meetings/{m}/participants/{p}/sdp?forward=ADDR:PORT&media=audio` | SDP for a player behind `roomcast gateway --forward ADDR:PORT` (one stream) |
 //!
 //! Every request but health carries the meeting's token as `Authorization: Bearer TOKEN` (or
 //! `?token=TOKEN`, for players that fetch an SDP by URL). Parsing takes untrusted bytes and
@@ -74,7 +75,18 @@ pub enum ControlRequest {
         participant: String,
         /// Which family's (S,G).
         family: Family,
+        /// A unicast SDP for one stream forwarded to this address instead.
+        forward: Option<(std::net::SocketAddr, Media)>,
     },
+}
+
+/// One of a participant's streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// The video stream.
+    Video,
+    /// The audio stream.
+    Audio,
 }
 
 /// What the service answers.
@@ -246,12 +258,24 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut since = None;
     let mut family = Family::Ipv4;
+    let mut forward = None;
+    let mut media = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_decode(v)?;
         match k {
             "token" => token = token.or(Some(v)),
             "since" => since = Some(v.parse::<u64>().map_err(|_| bad("since must be a number"))?),
+            "forward" => {
+                forward = Some(v.parse::<std::net::SocketAddr>().map_err(|_| bad("forward must be ADDR:PORT"))?)
+            }
+            "media" => {
+                media = Some(match v.as_str() {
+                    "audio" => Media::Audio,
+                    "video" => Media::Video,
+                    _ => return Err(bad("media must be audio or video")),
+                })
+            }
             "family" => {
                 family = match v.as_str() {
                     "ipv4" => Family::Ipv4,
@@ -287,6 +311,11 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
             token: token()?,
             participant: id_segment(p)?,
             family,
+            forward: match (forward, media) {
+                (Some(f), Some(m)) => Some((f, m)),
+                (None, None) => None,
+                _ => return Err(bad("forward and media go together: forward=ADDR:PORT&media=audio|video")),
+            },
         },
         _ => return Err(bad(format!("no such request: {method} {}", path.chars().take(100).collect::<String>()))),
     };
@@ -336,8 +365,11 @@ mod tests {
         let (r, _) = parse_request(b"GET /v1/meetings/demo/participants/ab12/sdp?family=ipv6 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n").unwrap();
         assert_eq!(
             r,
-            ControlRequest::Sdp { meeting: "demo".into(), token: "t".into(), participant: "ab12".into(), family: Family::Ipv6 }
+            ControlRequest::Sdp { meeting: "demo".into(), token: "t".into(), participant: "ab12".into(), family: Family::Ipv6, forward: None }
         );
+        let (r, _) = parse_request(b"GET /v1/meetings/demo/participants/ab12/sdp?token=t&forward=127.0.0.1:4000&media=audio HTTP/1.1\r\n\r\n").unwrap();
+        assert!(matches!(r, ControlRequest::Sdp { forward: Some((a, Media::Audio)), .. } if a.port() == 4000));
+        assert!(parse_request(b"GET /v1/meetings/demo/participants/ab12/sdp?token=t&forward=127.0.0.1:4000 HTTP/1.1\r\n\r\n").is_err());
         let (r, _) = parse_request(b"DELETE /v1/meetings/demo/participants/ab12 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n").unwrap();
         assert!(matches!(r, ControlRequest::Leave { .. }));
     }

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tracing::{info, warn};
 
-use crate::control::{ControlRequest, Reply};
+use crate::control::{ControlRequest, Media, Reply};
 use crate::pool::{GroupPool, Range};
 use crate::roster::{
     Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup,
@@ -340,7 +340,7 @@ impl MeetingService {
                     }
                 }
             }
-            ControlRequest::Sdp { meeting, token, participant, family } => {
+            ControlRequest::Sdp { meeting, token, participant, family, forward } => {
                 self.authorize(&meeting, &token)?;
                 let m = self.meetings.get(&meeting).ok_or(MeetingError::UnknownMeeting(meeting.clone()))?;
                 let p = m
@@ -348,9 +348,18 @@ impl MeetingService {
                     .values()
                     .find(|p| p.info.id == participant)
                     .ok_or(MeetingError::UnknownParticipant(participant))?;
-                let body = match family {
-                    crate::roster::Family::Ipv4 => p.info.sdp.ipv4.clone(),
-                    crate::roster::Family::Ipv6 => p.info.sdp.ipv6.clone(),
+                let body = match (forward, family) {
+                    (Some((addr, media)), _) => {
+                        let mut caps = p.info.caps.clone();
+                        match media {
+                            Media::Audio => caps.video = None,
+                            Media::Video => caps.audio = None,
+                        }
+                        let ports = Ports { video: addr.port(), audio: addr.port() };
+                        sdp::for_unicast(1, &p.info.room, &meeting, addr.ip(), ports, p.info.ssrc, &caps)
+                    }
+                    (None, crate::roster::Family::Ipv4) => p.info.sdp.ipv4.clone(),
+                    (None, crate::roster::Family::Ipv6) => p.info.sdp.ipv6.clone(),
                 };
                 Ok(Reply::Sdp(body))
             }

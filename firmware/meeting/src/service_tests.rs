@@ -80,6 +80,17 @@ fn control_requests_end_to_end_through_the_parser() {
         Reply::Sdp(sdp) => assert!(sdp.contains("m=video 5004 RTP/AVP 96")),
         other => panic!("{other:?}"),
     }
+    // An SDP for a player behind `roomcast gateway --forward 127.0.0.1:40000`, audio only.
+    let fwd = format!("GET /v1/meetings/demo/participants/{id}/sdp?token=secret&forward=127.0.0.1:40000&media=audio HTTP/1.1\r\n\r\n");
+    let (req, _) = parse_request(fwd.as_bytes()).unwrap();
+    match s.handle_control(t0, req) {
+        Reply::Sdp(sdp) => {
+            assert!(sdp.contains("c=IN IP4 127.0.0.1\r\n"));
+            assert!(sdp.contains("m=audio 40000 RTP/AVP 111"));
+            assert!(!sdp.contains("m=video"));
+        }
+        other => panic!("{other:?}"),
+    }
     let (req, _) = parse_request(&crate::client::leave("h", "demo", "secret", &id)).unwrap();
     let (status, _) = reply_json(s.handle_control(t0, req));
     assert_eq!(status, 200);

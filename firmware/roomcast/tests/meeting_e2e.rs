@@ -7,7 +7,7 @@
 //! 2. a box with a wrong token is refused (its state says so, the service logged it, and the
 //!    roster is unchanged);
 //! 3. a standard player path: `roomcast gateway --forward 127.0.0.1:P` for one participant's
-//!    audio channel, ffmpeg reading an SDP decodes it;
+//!    audio channel, ffmpeg reading the SDP the service gives for it decodes it;
 //! 4. a box stopped with SIGTERM leaves: the two others' rosters drop it within 2 s, it exits 0;
 //! 5. what the boxes received and recorded decodes: AV1 by dav1d, Opus by ffmpeg.
 
@@ -284,18 +284,14 @@ fn three_boxes_meet_through_the_service_and_amt() {
             ],
             &dir.join("gateway.log"),
         );
-        let caps: roomcast_meeting::roster::Caps =
-            serde_json::from_value(serde_json::json!({ "audio": a["caps"]["audio"].clone() })).unwrap();
-        let ssrc: roomcast_meeting::roster::Ssrcs = serde_json::from_value(a["ssrc"].clone()).unwrap();
-        let sdp = roomcast_meeting::sdp::for_unicast(
-            1,
-            "A",
-            MEETING,
-            "127.0.0.1".parse().unwrap(),
-            roomcast_meeting::roster::Ports { video: 9, audio: forward },
-            ssrc,
-            &caps,
+        // The service writes the player's SDP (one stream, unicast to the gateway's forward address).
+        let id = a["id"].as_str().unwrap();
+        let (status, sdp) = http_get(
+            http,
+            &format!("/v1/meetings/{MEETING}/participants/{id}/sdp?forward=127.0.0.1:{forward}&media=audio"),
         );
+        assert_eq!(status, 200, "{sdp}");
+        assert!(sdp.contains(&format!("m=audio {forward} RTP/AVP")), "{sdp}");
         let sdp_path = dir.join("player.sdp");
         std::fs::write(&sdp_path, sdp).unwrap();
         let wav = dir.join("player.wav");
