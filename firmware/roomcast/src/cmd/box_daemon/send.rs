@@ -81,17 +81,19 @@ pub struct Devices {
     pub missing: Vec<String>,
     /// Why, one line each.
     pub problems: Vec<String>,
+    /// Set while the camera's device is gone (black frames are sent meanwhile).
+    pub camera_lost: Arc<AtomicBool>,
     opus: OpusConfig,
 }
 
-fn open_camera(cfg: &Config, board_camera: &str) -> Result<Box<dyn Camera>, String> {
+fn open_camera(cfg: &Config, board_camera: &str, lost: Arc<AtomicBool>) -> Result<Box<dyn Camera>, String> {
     let cc = CameraConfig { width: cfg.video.width, height: cfg.video.height, fps: cfg.video.fps };
     let source = if cfg.video.source == "auto" { board_camera } else { cfg.video.source.as_str() };
     match source {
         "synthetic" => SyntheticCamera::new(cc, Arc::new(SystemClock))
             .map(|c| Box::new(c) as Box<dyn Camera>)
             .map_err(|e| e.to_string()),
-        other => super::devices::open_v4l_camera(other, cc),
+        other => super::devices::open_v4l_camera(other, cc, lost),
     }
 }
 
@@ -112,8 +114,9 @@ impl Devices {
         let mut problems = Vec::new();
         let mut caps = Caps::default();
         let (mut camera, mut encoder, mut encoder_state) = (None, None, None);
+        let camera_lost = Arc::new(AtomicBool::new(false));
         if cfg.video.enabled {
-            match open_camera(cfg, board_camera) {
+            match open_camera(cfg, board_camera, camera_lost.clone()) {
                 Ok(cam) => {
                     let f = cam.format();
                     let ec = EncoderConfig {
@@ -180,7 +183,7 @@ impl Devices {
             expected_loss_percent: 5,
             dtx: cfg.audio.dtx,
         };
-        Self { camera, mic, encoder, encoder_state, caps, missing, problems, opus }
+        Self { camera, mic, encoder, encoder_state, caps, missing, problems, camera_lost, opus }
     }
 }
 

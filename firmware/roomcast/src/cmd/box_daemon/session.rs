@@ -201,6 +201,8 @@ async fn in_meeting(
 
     // Sender.
     let encoder_state = devices.encoder_state.clone();
+    let camera_lost = devices.camera_lost.clone();
+    let missing_at_start = devices.missing.clone();
     let target = match resolve(&send_to, 8472).await {
         Ok(a) => a,
         Err(e) => {
@@ -338,6 +340,11 @@ async fn in_meeting(
                 s.recv_kbps = receiving.recv_kbps;
                 s.muted = gate.muted.load(Ordering::Relaxed);
                 s.mic_level_dbfs = gate.level_dbfs();
+                let mut missing = missing_at_start.clone();
+                if camera_lost.load(Ordering::Relaxed) && !missing.iter().any(|m| m == "camera") {
+                    missing.push("camera".to_string());
+                }
+                s.missing = missing;
                 if let Some(es) = &encoder_state {
                     let es = es.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     s.encoder = es.label().to_string();
