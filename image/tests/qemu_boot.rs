@@ -221,26 +221,22 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
 
-/// Reads a binary PPM (what QMP screendump writes): (width, height, RGB bytes).
-fn read_ppm(path: &Path) -> (usize, usize, Vec<u8>) {
-    let data = std::fs::read(path).unwrap();
-    let mut fields = Vec::new();
-    let mut i = 0;
-    while fields.len() < 4 {
-        while data[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let start = i;
-        while !data[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
-    }
-    assert_eq!(fields[0], "P6", "screendump is a binary PPM");
-    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
-    let pixels = data[i + 1..].to_vec();
-    assert_eq!(pixels.len(), w * h * 3);
-    (w, h, pixels)
+/// Reads a PNG as RGB: (width, height, pixels).
+fn png_rgb(path: &Path) -> (usize, usize, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let px = &buf[..info.buffer_size()];
+    let rgb = match info.color_type {
+        png::ColorType::Rgb => px.to_vec(),
+        png::ColorType::Rgba => px.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Grayscale => px.iter().flat_map(|&g| [g, g, g]).collect(),
+        png::ColorType::GrayscaleAlpha => px.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        other => panic!("unexpected PNG colour type {other:?} in {}", path.display()),
+    };
+    (w, h, rgb)
 }
 
 fn distinct_colours(rgb: &[u8]) -> usize {
@@ -249,6 +245,58 @@ fn distinct_colours(rgb: &[u8]) -> usize {
         set.insert((p[0], p[1], p[2]));
     }
     set.len()
+}
+
+/// Fraction of pixels that are the same in two RGB images of the same size.
+fn same_pixels(a: &[u8], b: &[u8]) -> f64 {
+    let same = a.chunks_exact(3).zip(b.chunks_exact(3)).filter(|(x, y)| x == y).count();
+    same as f64 / (a.len() / 3).max(1) as f64
+}
+
+/// The box's state file (`/run/roomcast/state.json`), read at the rescue shell on one line.
+/// Log lines the daemon prints to the same console can interleave: retried until it parses.
+fn box_state(guest: &mut Guest) -> String {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let out = guest
+            .console
+            .shell("echo; tr -d '\\n' < /run/roomcast/state.json", Duration::from_secs(30))
+            .unwrap_or_default();
+        if let Some(line) = out.lines().map(str::trim).find(|l| l.starts_with("{\"") && l.ends_with('}')) {
+            if serde_json::from_str::<serde_json::Value>(line).is_ok() {
+                return line.to_string();
+            }
+        }
+        last = out;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("no state JSON from the box; the console gave: {last:?}")
+}
+
+/// Saves the guest's screen and the host's rendering of the state the box reports, and returns
+/// how alike they are (fraction of identical pixels). Also checks the screen is not blank.
+fn compare_screen(s: &Setup, guest: &mut Guest, dir: &Path) -> (f64, String) {
+    let state = box_state(guest);
+    let shot = dir.join("screen.png");
+    guest.qmp.screendump(&shot).unwrap();
+    std::fs::write(dir.join("state.json"), &state).unwrap();
+    let expected = dir.join("expected.png");
+    let rendered = Command::new(&s.roomcast)
+        .args(["display", "--size", "320x240", "--from-json"])
+        .arg(dir.join("state.json"))
+        .arg("--png")
+        .arg(&expected)
+        .output()
+        .unwrap();
+    assert!(rendered.status.success(), "roomcast display --from-json: {}", String::from_utf8_lossy(&rendered.stderr));
+    let (w, h, screen) = png_rgb(&shot);
+    assert_eq!((w, h), (320, 240), "virtio-gpu framebuffer at the board's 320x240");
+    assert!(distinct_colours(&screen) >= 2, "the display shows something, not a blank screen");
+    let (ew, eh, want) = png_rgb(&expected);
+    assert_eq!((ew, eh), (w, h));
+    let alike = same_pixels(&screen, &want);
+    eprintln!("screen vs host rendering of the box's state: {:.1}% identical pixels", alike * 100.0);
+    (alike, state)
 }
 
 #[test]
@@ -353,14 +401,11 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     let probe_out = String::from_utf8_lossy(&probe.stdout);
     assert!(probe.status.success() && probe_out.contains("opus"), "ffprobe reads the box's Opus: {probe_out}");
 
-    // The display: the framebuffer shows a screen (not blank) of the box's state.
-    let shot = dir.join("screen.ppm");
-    guest.qmp.screendump(&shot).unwrap();
-    let (w, h, rgb) = read_ppm(&shot);
-    assert_eq!((w, h), (320, 240), "virtio-gpu framebuffer at the board's 320x240");
-    assert!(distinct_colours(&rgb) >= 2, "the display shows something, not a blank screen");
-    let state = guest.console.shell("cat /run/roomcast/state.json", Duration::from_secs(20)).unwrap_or_default();
-    assert!(state.contains("in-meeting") || state.contains("InMeeting") || state.contains("in_meeting"), "the box is in the meeting: {state}");
+    // The display: the framebuffer shows the box's in-meeting screen, as the host renders that state
+    // (live figures such as bitrates may change between the two reads).
+    let (alike, state) = compare_screen(s, guest, dir);
+    assert!(state.contains("in-meeting"), "the box is in the meeting: {state}");
+    assert!(alike >= 0.8, "the screen is the in-meeting screen ({:.1}% like the host's rendering)", alike * 100.0);
 }
 
 /// What the host needs of the box's roster entry.
@@ -372,58 +417,18 @@ struct RosterView {
     sdp: String,
 }
 
-/// Finds `room` in the roster JSON (without a JSON dependency: the fields are simple).
+/// Finds `room` in the roster JSON.
 fn parse_roster(json: &str, room: &str) -> RosterView {
-    let at = json.find(&format!("\"room\":\"{room}\"")).unwrap_or_else(|| panic!("{room} not in roster {json}"));
-    let rest = &json[at..];
-    let field = |key: &str| -> String {
-        let k = rest.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {rest}"));
-        let v = rest[k + key.len() + 3..].trim_start();
-        if let Some(stripped) = v.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = stripped.chars();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => break,
-                    '\\' => match chars.next() {
-                        Some('r') => out.push('\r'),
-                        Some('n') => out.push('\n'),
-                        Some(o) => out.push(o),
-                        None => {}
-                    },
-                    c => out.push(c),
-                }
-            }
-            out
-        } else {
-            v.chars().take_while(|c| c.is_ascii_digit()).collect()
-        }
-    };
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("roster is not JSON ({e}): {json}"));
+    let p = v["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["room"] == room))
+        .unwrap_or_else(|| panic!("{room} not in roster {json}"));
     RosterView {
-        channel: field("ipv4"),
-        video_port: field("video").parse().unwrap_or(0),
-        audio_port: field("audio").parse().unwrap_or(0),
-        sdp: {
-            let sdp_at = rest.find("\"sdp\":").expect("sdp in roster");
-            let sub = &rest[sdp_at..];
-            let k = sub.find("\"ipv4\":").unwrap();
-            let v = &sub[k + 8..];
-            let mut out = String::new();
-            let mut chars = v.chars();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => break,
-                    '\\' => match chars.next() {
-                        Some('r') => out.push('\r'),
-                        Some('n') => out.push('\n'),
-                        Some(o) => out.push(o),
-                        None => {}
-                    },
-                    c => out.push(c),
-                }
-            }
-            out
-        },
+        channel: p["groups"]["ipv4"].as_str().expect("groups.ipv4").to_string(),
+        video_port: p["ports"]["video"].as_u64().expect("ports.video") as u16,
+        audio_port: p["ports"]["audio"].as_u64().expect("ports.audio") as u16,
+        sdp: p["sdp"]["ipv4"].as_str().expect("sdp.ipv4").to_string(),
     }
 }
 
@@ -466,7 +471,7 @@ fn a_config_error_is_shown_and_the_daemon_keeps_running() {
     let dir = s.work.join("config-error");
     roomcast_image::exec::fresh_dir(&dir).unwrap();
 
-    // A user edits roomcast.toml on the SD card and gets a value wrong (line 9: a word for a number).
+    // A user edits roomcast.toml on the SD card and gets a value wrong (line 11: a word for a number).
     let image = dir.join("roomcast-qemu-virt.img");
     std::fs::copy(&s.image, &image).unwrap();
     let bad = dir.join("roomcast.toml");
@@ -497,14 +502,10 @@ fn a_config_error_is_shown_and_the_daemon_keeps_running() {
         let pid = guest.console.shell("pidof roomcast", Duration::from_secs(20)).unwrap();
         assert!(pid.split_whitespace().any(|p| p.parse::<u32>().is_ok()), "roomcast runs: {pid:?}");
 
-        // The display shows the configuration error.
-        let state = guest.console.shell("cat /run/roomcast/state.json", Duration::from_secs(20)).unwrap();
-        assert!(state.contains("bitrate_kbps"), "the box's state names the bad key: {state}");
-        let shot = dir.join("screen.ppm");
-        guest.qmp.screendump(&shot).unwrap();
-        let (w, h, rgb) = read_ppm(&shot);
-        assert_eq!((w, h), (320, 240));
-        assert!(distinct_colours(&rgb) >= 2, "the config-error screen is drawn, not blank");
+        // The display shows the configuration error: exactly the host's rendering of that state.
+        let (alike, state) = compare_screen(s, &mut guest, &dir);
+        assert!(state.contains("config-error") && state.contains("bitrate_kbps"), "the box's state names the bad key: {state}");
+        assert!(alike >= 0.99, "the screen is the config-error screen ({:.1}% like the host's rendering)", alike * 100.0);
     }));
     guest.save_console(&dir.join("console.log"));
     if let Err(e) = result {
