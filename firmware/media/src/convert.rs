@@ -293,3 +293,24 @@ mod tests {
         assert!(to_i420(PixelFormat::Mjpeg, 16, 16, 0, &[0xff, 0xd8, 0xff]).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Device buffers of any length, sizes and strides give a frame of the right size or
+        /// an error; never a panic.
+        #[test]
+        fn any_buffer_converts_or_errors(
+            fmt in 0usize..4, w in 0u32..40, h in 0u32..40, stride in 0usize..100,
+            data in proptest::collection::vec(any::<u8>(), 0..4000),
+        ) {
+            let f = PixelFormat::ALL[fmt];
+            if let Ok(out) = to_i420(f, w, h, stride, &data) {
+                prop_assert_eq!(out.len(), crate::frame::VideoFrame::i420_len(w, h));
+            }
+        }
+    }
+}

@@ -48,6 +48,10 @@ pub trait Camera: Send {
     fn format(&self) -> CaptureFormat;
     /// Blocks until the next frame and returns it as I420.
     fn capture(&mut self) -> Result<VideoFrame>;
+    /// True while the device is gone and stand-in (black) frames are delivered.
+    fn is_lost(&self) -> bool {
+        false
+    }
 }
 
 impl<C: Camera + ?Sized> Camera for Box<C> {
@@ -59,5 +63,8 @@ impl<C: Camera + ?Sized> Camera for Box<C> {
     }
     fn capture(&mut self) -> Result<VideoFrame> {
         (**self).capture()
+    }
+    fn is_lost(&self) -> bool {
+        (**self).is_lost()
     }
 }

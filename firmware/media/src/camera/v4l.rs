@@ -241,11 +241,6 @@ impl V4lCamera {
         })
     }
 
-    /// True while the device is gone and black frames are sent.
-    pub fn is_lost(&self) -> bool {
-        self.lost_since.is_some()
-    }
-
     fn frame(&mut self, data: Vec<u8>) -> VideoFrame {
         let index = self.next_index;
         self.next_index += 1;
@@ -300,6 +295,9 @@ impl Camera for V4lCamera {
     }
     fn format(&self) -> CaptureFormat {
         self.format
+    }
+    fn is_lost(&self) -> bool {
+        self.lost_since.is_some()
     }
     fn capture(&mut self) -> Result<VideoFrame> {
         if self.open.is_none() {

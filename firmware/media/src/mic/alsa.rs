@@ -198,6 +198,9 @@ impl Microphone for AlsaMic {
     fn channels(&self) -> u8 {
         self.channels
     }
+    fn is_lost(&self) -> bool {
+        self.dev.is_none()
+    }
     fn capture(&mut self) -> Result<AudioFrame> {
         if self.dev.is_none() && Instant::now() >= self.next_retry {
             self.next_retry = Instant::now() + Duration::from_secs(1);

@@ -16,6 +16,10 @@ pub trait Microphone: Send {
     fn channels(&self) -> u8;
     /// Blocks until the next 20 ms frame.
     fn capture(&mut self) -> Result<AudioFrame>;
+    /// True while the device is gone and silence is delivered.
+    fn is_lost(&self) -> bool {
+        false
+    }
 }
 
 impl<M: Microphone + ?Sized> Microphone for Box<M> {
@@ -27,5 +31,8 @@ impl<M: Microphone + ?Sized> Microphone for Box<M> {
     }
     fn capture(&mut self) -> Result<AudioFrame> {
         (**self).capture()
+    }
+    fn is_lost(&self) -> bool {
+        (**self).is_lost()
     }
 }

@@ -298,8 +298,28 @@ pub struct SenderReportSummary {
     pub errors: Vec<String>,
 }
 
+/// Live status of a running [`SenderPipeline`] (for the display: "camera missing", errors).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderStatus {
+    /// A video thread runs.
+    pub video_running: bool,
+    /// An audio thread runs.
+    pub audio_running: bool,
+    /// The camera is gone (black frames are sent while it is reopened).
+    pub camera_lost: bool,
+    /// The microphone is gone (silence is sent while it is reopened).
+    pub mic_lost: bool,
+    /// Video frames captured so far.
+    pub video_frames: u64,
+    /// Audio frames captured so far.
+    pub audio_frames: u64,
+    /// Errors that ended a thread ("video: ...", "audio: ...").
+    pub errors: Vec<String>,
+}
+
 /// Camera and microphone threads feeding the chains, packets to a sink.
 pub struct SenderPipeline {
+    status: Arc<Mutex<SenderStatus>>,
     stop: Arc<AtomicBool>,
     video: Option<JoinHandle<std::result::Result<VideoStats, (VideoStats, String)>>>,
     audio: Option<JoinHandle<std::result::Result<AudioStats, (AudioStats, String)>>>,
@@ -317,23 +337,46 @@ pub struct RunLimits {
 }
 
 impl SenderPipeline {
-    /// Starts the threads. `state` is only carried for the caller (the encoder updates it).
+    /// Starts a video thread (camera) and an audio thread (microphone).
     pub fn start<E: VideoEncoder + 'static>(
-        mut camera: Box<dyn Camera>,
+        camera: Box<dyn Camera>,
+        mic: Option<Box<dyn Microphone>>,
+        video: VideoChain<E>,
+        audio: AudioChain,
+        limits: RunLimits,
+        sink: Sink,
+    ) -> Self {
+        Self::start_with(Some(camera), mic, video, audio, limits, sink)
+    }
+
+    /// Like [`SenderPipeline::start`]; without a camera (video disabled or missing) no video
+    /// thread runs and only audio is sent; without a microphone, only video.
+    pub fn start_with<E: VideoEncoder + 'static>(
+        camera: Option<Box<dyn Camera>>,
         mut mic: Option<Box<dyn Microphone>>,
         mut video: VideoChain<E>,
         mut audio: AudioChain,
         limits: RunLimits,
         sink: Sink,
     ) -> Self {
+        let status = Arc::new(Mutex::new(SenderStatus {
+            video_running: camera.is_some(),
+            audio_running: mic.is_some(),
+            ..SenderStatus::default()
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe = Arc::new(AtomicBool::new(false));
         let bitrate = Arc::new(Mutex::new(None));
-        let (s, k, b, vsink) = (stop.clone(), keyframe.clone(), bitrate.clone(), sink.clone());
-        let vt = std::thread::Builder::new().name("video-send".into()).spawn(move || {
+        let (s, k, b, vsink, vstatus) = (stop.clone(), keyframe.clone(), bitrate.clone(), sink.clone(), status.clone());
+        let vt = camera.map(|mut camera| std::thread::Builder::new().name("video-send".into()).spawn(move || {
             let mut run = |video: &mut VideoChain<E>| -> Result<()> {
                 while !s.load(Ordering::Relaxed) && limits.video_frames.is_none_or(|n| video.stats().frames_in < n) {
                     let frame = camera.capture()?;
+                    {
+                        let mut st = vstatus.lock().unwrap_or_else(|e| e.into_inner());
+                        st.camera_lost = camera.is_lost();
+                        st.video_frames += 1;
+                    }
                     if k.swap(false, Ordering::Relaxed) {
                         video.encoder_mut().request_keyframe();
                     }
@@ -349,17 +392,29 @@ impl SenderPipeline {
                 }
                 Ok(())
             };
-            match run(&mut video) {
+            let result = run(&mut video);
+            let mut st = vstatus.lock().unwrap_or_else(|e| e.into_inner());
+            st.video_running = false;
+            match result {
                 Ok(()) => Ok(video.stats().clone()),
-                Err(e) => Err((video.stats().clone(), e.to_string())),
+                Err(e) => {
+                    tracing::warn!("video sender stopped: {e}");
+                    st.errors.push(format!("video: {e}"));
+                    Err((video.stats().clone(), e.to_string()))
+                }
             }
-        });
-        let (s, asink) = (stop.clone(), sink);
+        }));
+        let (s, asink, astatus) = (stop.clone(), sink, status.clone());
         let at = std::thread::Builder::new().name("audio-send".into()).spawn(move || {
             let Some(mic) = mic.as_mut() else { return Ok(AudioStats::default()) };
             let mut run = |audio: &mut AudioChain| -> Result<()> {
                 while !s.load(Ordering::Relaxed) && limits.audio_frames.is_none_or(|n| audio.stats().frames < n) {
                     let frame = mic.capture()?;
+                    {
+                        let mut st = astatus.lock().unwrap_or_else(|e| e.into_inner());
+                        st.mic_lost = mic.is_lost();
+                        st.audio_frames += 1;
+                    }
                     for p in audio.push(&frame, Instant::now(), SystemTime::now())? {
                         asink(p);
                     }
@@ -369,12 +424,32 @@ impl SenderPipeline {
                 }
                 Ok(())
             };
-            match run(&mut audio) {
+            let result = run(&mut audio);
+            let mut st = astatus.lock().unwrap_or_else(|e| e.into_inner());
+            st.audio_running = false;
+            match result {
                 Ok(()) => Ok(audio.stats().clone()),
-                Err(e) => Err((audio.stats().clone(), e.to_string())),
+                Err(e) => {
+                    tracing::warn!("audio sender stopped: {e}");
+                    st.errors.push(format!("audio: {e}"));
+                    Err((audio.stats().clone(), e.to_string()))
+                }
             }
         });
-        SenderPipeline { stop, video: vt.ok(), audio: at.ok(), keyframe, bitrate }
+        let video = match vt {
+            Some(Ok(h)) => Some(h),
+            Some(Err(e)) => {
+                status.lock().unwrap_or_else(|e| e.into_inner()).errors.push(format!("video: thread: {e}"));
+                None
+            }
+            None => None,
+        };
+        SenderPipeline { status, stop, video, audio: at.ok(), keyframe, bitrate }
+    }
+
+    /// The live status (cheap; poll it for the display).
+    pub fn status(&self) -> SenderStatus {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Asks the video encoder for a keyframe (e.g. a receiver joined).
@@ -407,7 +482,7 @@ impl SenderPipeline {
                 summary.errors.push(format!("video: {e}"));
             }
             Some(Err(_)) => summary.errors.push("video thread panicked".into()),
-            None => summary.errors.push("video thread did not start".into()),
+            None => summary.errors.extend(self.status().errors.into_iter().filter(|e| e.starts_with("video: thread"))),
         }
         match self.audio.take().map(|h| h.join()) {
             Some(Ok(Ok(a))) => summary.audio = a,

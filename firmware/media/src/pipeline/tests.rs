@@ -137,3 +137,31 @@ fn sdp_names_codecs_ports_and_framerate() {
     let rx = Receiver::from_sdp(&parsed, DEFAULT_LATENCY).unwrap();
     assert_eq!(rx.audio_channels(), 1);
 }
+
+#[test]
+fn threaded_pipeline_runs_audio_only_and_reports_status() {
+    use super::sender::{RunLimits, SenderPipeline};
+    use std::sync::Mutex;
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
+    let mut cfg = EncoderConfig::new(64, 48, 25);
+    cfg.bitrate_bps = 200_000;
+    let video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "t", 1200);
+    let audio = AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "t", 1200);
+    let mic: Box<dyn Microphone> = Box::new(SyntheticMic::new(1, clock).unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let sink = Arc::new(move |p: Outgoing| g.lock().unwrap().push(p));
+    let limits = RunLimits { video_frames: None, audio_frames: Some(10) };
+    let p = SenderPipeline::start_with(None, Some(mic), video, audio, limits, sink);
+    while !p.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = p.status();
+    assert!(!status.video_running && !status.audio_running && !status.mic_lost);
+    assert_eq!((status.video_frames, status.audio_frames), (0, 10));
+    let summary = p.join();
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    let got = got.lock().unwrap();
+    assert_eq!(got.iter().filter(|p| matches!(p, Outgoing::AudioRtp(_))).count(), 10);
+    assert!(!got.iter().any(|p| matches!(p, Outgoing::VideoRtp(_))));
+}
