@@ -66,7 +66,7 @@ fn stream_and_record_on_loopback_decode_with_third_party_tools() {
     assert!(sdp_text.contains(&format!("m=audio {} RTP/AVP 111", port + 2)), "{sdp_text}");
 
     let mut record = Command::new(BIN)
-        .args(["record", "--sdp", sdp.to_str().unwrap(), "--seconds", "20", "--out", out.to_str().unwrap()])
+        .args(["record", "--sdp", sdp.to_str().unwrap(), "--seconds", "180", "--out", out.to_str().unwrap()])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
