@@ -9,7 +9,9 @@
 //! 3. a standard player path: `roomcast gateway --forward 127.0.0.1:P` for one participant's
 //!    audio channel, ffmpeg reading the SDP the service gives for it decodes it;
 //! 4. a box stopped with SIGTERM leaves: the two others' rosters drop it within 2 s, it exits 0;
-//! 5. what the boxes received and recorded decodes: AV1 by dav1d, Opus by ffmpeg.
+//! 5. box A re-sends what it receives as native multicast on the LAN (`lo` here): a socket
+//!    with a source-specific join to B's group gets B's audio RTP;
+//! 6. what the boxes received and recorded decodes: AV1 by dav1d, Opus by ffmpeg.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -88,6 +90,7 @@ impl Drop for Proc {
 fn box_config(dir: &Path, room: &str, server: u16, token: &str) -> PathBuf {
     let path = dir.join(format!("{room}.toml"));
     let family = if room == "B" { "ipv6" } else { "ipv4" };
+    let lan = if room == "A" { "true" } else { "false" };
     let text = format!(
         r#"[room]
 name = "{room}"
@@ -116,6 +119,10 @@ playback = "null"
 
 [display]
 kind = "none"
+
+[network]
+lan_multicast = {lan}
+lan_interface = "lo"
 
 [debug]
 state_file = "{dir}/state-{room}.json"
@@ -192,6 +199,7 @@ fn three_boxes_meet_through_the_service_and_amt() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (http, media, relay) = (free_tcp_port(), free_udp_port(), free_udp_port());
+    let (video_port, audio_port) = (free_udp_port(), free_udp_port());
 
     let server_log = dir.join("server.log");
     let server = Proc::spawn(
@@ -208,6 +216,10 @@ fn three_boxes_meet_through_the_service_and_amt() {
             format!("{MEETING}:{TOKEN}"),
             "--query-interval".into(),
             "5".into(),
+            "--video-port".into(),
+            video_port.to_string(),
+            "--audio-port".into(),
+            audio_port.to_string(),
         ],
         &server_log,
     );
@@ -309,6 +321,29 @@ fn three_boxes_meet_through_the_service_and_amt() {
         eprintln!("standard player path: ffmpeg decoded {d:.2} s of A's audio");
     }
 
+    // 5 (while everyone is still there). A's LAN re-send: B's audio as native multicast on lo.
+    {
+        let b = after["participants"].as_array().unwrap().iter().find(|p| p["room"] == "B").unwrap().clone();
+        let sg: roomcast_meeting::SourceGroup = b["groups"]["ipv4"].as_str().unwrap().parse().unwrap();
+        let b_audio = b["ssrc"]["audio"].as_u64().unwrap() as u32;
+        let lo = roomcast_net::socket::interface_index("lo").unwrap();
+        let rx = UdpSocket::bind(("0.0.0.0", audio_port)).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        roomcast_net::socket::join_source_group(&rx, lo, sg.source, sg.group).unwrap();
+        let mut from_b = 0;
+        let start = Instant::now();
+        let mut buf = [0u8; 2048];
+        while from_b < 10 && start.elapsed() < Duration::from_secs(5) {
+            if let Ok((n, _)) = rx.recv_from(&mut buf) {
+                if n >= 12 && u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) == b_audio {
+                    from_b += 1;
+                }
+            }
+        }
+        assert!(from_b >= 10, "A's LAN re-send of B's audio: got {from_b} packets on {sg}:{audio_port}");
+        eprintln!("LAN re-send: {from_b} of B's audio packets on {sg}:{audio_port} via lo");
+    }
+
     // 4. C leaves with SIGTERM; A and B drop it from their rosters within 2 s.
     let mut c = boxes.remove(2);
     c.signal(libc::SIGTERM);
@@ -323,7 +358,7 @@ fn three_boxes_meet_through_the_service_and_amt() {
     let log = std::fs::read_to_string(&server_log).unwrap();
     assert!(log.contains("RtcpBye") || log.contains("reason=Request"), "C left by BYE or leave request");
 
-    // 5. Stop A and B; what each received decodes.
+    // 6. Stop A and B; what each received decodes.
     for b in boxes.iter() {
         b.signal(libc::SIGTERM);
     }

@@ -60,6 +60,12 @@ pub struct Args {
     /// Most participants in one meeting.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_participants: usize,
+    /// UDP port of the video RTP inside every participant's group (RTCP on the next port).
+    #[arg(long, value_name = "PORT", default_value_t = 5004)]
+    pub video_port: u16,
+    /// UDP port of the audio RTP inside every participant's group (RTCP on the next port).
+    #[arg(long, value_name = "PORT", default_value_t = 5006)]
+    pub audio_port: u16,
     /// AMT query interval in seconds (gateways refresh their joins this often).
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
     pub query_interval: f64,
@@ -116,6 +122,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
+    let ports = [args.video_port, args.video_port.wrapping_add(1), args.audio_port, args.audio_port.wrapping_add(1)];
+    if ports.contains(&0) || args.video_port.abs_diff(args.audio_port) < 2 {
+        anyhow::bail!("--video-port and --audio-port need room for RTCP on the next port (e.g. 5004 and 5006)");
+    }
     let http = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding the control API on {}", args.listen))?;
@@ -142,7 +152,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_participants_total: args.max_participants.saturating_mul(args.meetings.len()),
         rtp_target: SocketAddr::new(advertise, media.local_addr()?.port()),
         relay: SocketAddr::new(advertise, relay.local_addr().port()),
-        ports: Ports { video: 5004, audio: 5006 },
+        ports: Ports { video: args.video_port, audio: args.audio_port },
         seed: rand_seed(),
     };
     tracing::info!(
