@@ -49,6 +49,14 @@ fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Optio
     }
 }
 
+/// The box's own address on the way to `to` (installers need it on the screen); no packet is sent.
+fn local_ip_towards(to: SocketAddr) -> Option<std::net::IpAddr> {
+    let bind: SocketAddr = if to.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let s = std::net::UdpSocket::bind(bind).ok()?;
+    s.connect(to).ok()?;
+    s.local_addr().ok().map(|l| l.ip())
+}
+
 /// Why a session ended.
 enum End {
     Shutdown,
@@ -81,8 +89,13 @@ pub async fn run(
             break;
         }
         let devices = Devices::open(&cfg, &board.camera, &board.microphone, &gate);
+        let my_ip = match resolve(&cfg.meeting.server, 8470).await {
+            Ok(a) => local_ip_towards(a),
+            Err(_) => None,
+        };
         {
             let mut s = lock(&status);
+            s.ip = my_ip;
             s.missing = devices.missing.clone();
             for p in &devices.problems {
                 s.error(p.clone());
@@ -175,13 +188,7 @@ async fn in_meeting(
     // for a QEMU guest), with the ports the service named. `[amt] relay` overrides the relay.
     let server_addr = resolve(&cfg.meeting.server, 8470).await.ok();
     let server_ip = server_addr.map(|a| a.ip());
-    // The box's own address on the way to the service (installers need it on the screen).
-    let my_ip = server_addr.and_then(|a| {
-        let bind: SocketAddr = if a.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-        let s = std::net::UdpSocket::bind(bind).ok()?;
-        s.connect(a).ok()?;
-        s.local_addr().ok().map(|l| l.ip())
-    });
+    let my_ip = server_addr.and_then(local_ip_towards);
     let on_server = |advertised: &str| -> String {
         match (server_ip, advertised.parse::<SocketAddr>()) {
             (Some(ip), Ok(a)) => SocketAddr::new(ip, a.port()).to_string(),
