@@ -116,7 +116,10 @@ impl RtpHeader {
     pub fn len(&self) -> usize {
         RTP_FIXED_HEADER_LEN
             + 4 * self.csrcs.len().min(15)
-            + self.extension.as_ref().map_or(0, |e| 4 + e.data.len().div_ceil(4) * 4)
+            + self
+                .extension
+                .as_ref()
+                .map_or(0, |e| 4 + e.data.len().div_ceil(4).min(usize::from(u16::MAX)) * 4)
     }
 
     /// Always false: a header is never empty (present for API symmetry with `len`).
@@ -209,6 +212,19 @@ mod tests {
         assert_eq!(ext.data, vec![0x10, 0xff, 0, 0]);
         assert_eq!(p.payload, &[0x55]);
         assert_eq!(build_rtp(&p.header, p.payload), pkt);
+    }
+
+    #[test]
+    fn len_matches_written_bytes() {
+        let h = RtpHeader {
+            csrcs: vec![1, 2, 3],
+            extension: Some(RtpExtension { profile: 1, data: vec![9; 5] }),
+            ..RtpHeader::default()
+        };
+        let mut out = Vec::new();
+        h.write(&mut out);
+        assert_eq!(out.len(), h.len());
+        assert_eq!(out.len(), 12 + 12 + 4 + 8);
     }
 
     #[test]
