@@ -100,6 +100,20 @@ pub async fn run(
             for p in &devices.problems {
                 s.error(p.clone());
             }
+            // The board says which encoder `auto` should end up with: a mismatch is shown, not fatal.
+            if let (Some(es), false) = (&devices.encoder_state, board.expected_encoder.is_empty()) {
+                let es = es.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let hardware = es.label().starts_with("HW");
+                if (board.expected_encoder == "hardware") != hardware {
+                    s.error(format!(
+                        "encoder: board {} expects {} but runs {} ({})",
+                        board.name,
+                        board.expected_encoder,
+                        es.label(),
+                        es.reason()
+                    ));
+                }
+            }
             s.phase = BoxPhase::Joining;
         }
         let Some(reply) = join(&service, &cfg, &devices, &status, &mut shutdown).await else { break };
