@@ -267,6 +267,20 @@ mod tests {
     }
 
     #[test]
+    fn captures_20ms_frames_from_alsa_lib_null_device() {
+        // alsa-lib's `null` PCM (alsa.conf) gives zero samples: the real open/hw-params/read path.
+        let mut mic = AlsaMic::open("null", 2).expect("alsa-lib null device");
+        for i in 0..3u64 {
+            let f = mic.capture().unwrap();
+            assert_eq!(f.samples.len(), 1920);
+            assert_eq!(f.first_sample, i * 960);
+            assert!(f.samples.iter().all(|&s| s == 0));
+        }
+        assert!(!mic.is_lost());
+        assert_eq!(mic.xruns(), 0);
+    }
+
+    #[test]
     fn listing_never_panics() {
         for m in list_microphones() {
             assert!(!m.name.is_empty());
