@@ -153,8 +153,8 @@ fn yuyv_to_i420(width: u32, height: u32, stride: usize, data: &[u8]) -> Result<V
                 v_plane[ci] = px[3];
             } else {
                 // Average the two lines' chroma for 4:2:2 -> 4:2:0.
-                u_plane[ci] = ((u_plane[ci] as u16 + px[1] as u16 + 1) / 2) as u8;
-                v_plane[ci] = ((v_plane[ci] as u16 + px[3] as u16 + 1) / 2) as u8;
+                u_plane[ci] = (u_plane[ci] as u16 + px[1] as u16).div_ceil(2) as u8;
+                v_plane[ci] = (v_plane[ci] as u16 + px[3] as u16).div_ceil(2) as u8;
             }
         }
     }

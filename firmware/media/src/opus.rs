@@ -141,7 +141,7 @@ mod tests {
     use crate::mic::synthetic::SyntheticMic;
 
     fn tone(first: u64, channels: usize) -> Vec<i16> {
-        (0..960u64).flat_map(|i| std::iter::repeat_n(SyntheticMic::sample(first + i), channels)).collect()
+        (0..960u64).flat_map(|i| std::iter::repeat(SyntheticMic::sample(first + i)).take(channels)).collect()
     }
 
     #[test]

@@ -26,7 +26,7 @@ fn free_port_block() -> u16 {
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
         let p = probe.local_addr().unwrap().port() & !1;
         drop(probe);
-        if p < 1024 || p > 65530 {
+        if !(1024..=65530).contains(&p) {
             continue;
         }
         let socks: Vec<_> = (0..4).map(|i| UdpSocket::bind(("127.0.0.1", p + i))).collect();

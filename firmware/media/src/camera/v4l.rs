@@ -157,7 +157,7 @@ pub fn pick_format(info: &CameraInfo, want: &CameraConfig) -> Option<CaptureForm
                 .unwrap_or(want.fps);
             let fps_cost = fps.abs_diff(want.fps);
             let key = (size_cost, aspect_cost, fps_cost, pf.rank());
-            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+            if best.as_ref().map_or(true, |(k, _)| key < *k) {
                 best = Some((key, CaptureFormat { width: s.width, height: s.height, fps, pixel_format: pf }));
             }
         }
@@ -334,7 +334,10 @@ impl Camera for V4lCamera {
 mod tests {
     use super::*;
 
-    fn info(formats: Vec<(&str, Vec<(u32, u32, Vec<u32>)>)>) -> CameraInfo {
+    /// (width, height, frame rates)
+    type Size = (u32, u32, Vec<u32>);
+
+    fn info(formats: Vec<(&str, Vec<Size>)>) -> CameraInfo {
         CameraInfo {
             path: "/dev/video0".into(),
             card: "test".into(),

@@ -128,7 +128,7 @@ impl Receiver {
 
     /// True while video frames are dropped until a keyframe (ask the sender for one).
     pub fn waiting_for_keyframe(&self) -> bool {
-        self.video.as_ref().is_none_or(|(_, d)| d.waiting_for_keyframe())
+        self.video.as_ref().map_or(true, |(_, d)| d.waiting_for_keyframe())
     }
 
     /// A video RTP packet arrived.
@@ -212,7 +212,7 @@ impl Receiver {
             self.stats.rejected += 1;
             return;
         };
-        if self.video.as_ref().is_none_or(|(cur, _)| *cur != pt) {
+        if self.video.as_ref().map_or(true, |(cur, _)| *cur != pt) {
             if self.video.is_some() {
                 tracing::warn!(codec = codec.name(), "video payload type changed: following the sender");
             }

@@ -62,7 +62,7 @@ impl RtcpClock {
         self.base.wrapping_add(duration_to_ticks(at.saturating_duration_since(start), self.clock_rate))
     }
     fn report(&mut self, now: Instant, wall: SystemTime, packetizer: &dyn Packetizer, force: bool) -> Option<Vec<u8>> {
-        let due = self.next_report.is_none_or(|t| now >= t);
+        let due = self.next_report.map_or(true, |t| now >= t);
         if !(due || force) || packetizer.sender().packet_count == 0 {
             return None;
         }
@@ -370,7 +370,7 @@ impl SenderPipeline {
         let (s, k, b, vsink, vstatus) = (stop.clone(), keyframe.clone(), bitrate.clone(), sink.clone(), status.clone());
         let vt = camera.map(|mut camera| std::thread::Builder::new().name("video-send".into()).spawn(move || {
             let mut run = |video: &mut VideoChain<E>| -> Result<()> {
-                while !s.load(Ordering::Relaxed) && limits.video_frames.is_none_or(|n| video.stats().frames_in < n) {
+                while !s.load(Ordering::Relaxed) && limits.video_frames.map_or(true, |n| video.stats().frames_in < n) {
                     let frame = camera.capture()?;
                     {
                         let mut st = vstatus.lock().unwrap_or_else(|e| e.into_inner());
@@ -408,7 +408,7 @@ impl SenderPipeline {
         let at = std::thread::Builder::new().name("audio-send".into()).spawn(move || {
             let Some(mic) = mic.as_mut() else { return Ok(AudioStats::default()) };
             let mut run = |audio: &mut AudioChain| -> Result<()> {
-                while !s.load(Ordering::Relaxed) && limits.audio_frames.is_none_or(|n| audio.stats().frames < n) {
+                while !s.load(Ordering::Relaxed) && limits.audio_frames.map_or(true, |n| audio.stats().frames < n) {
                     let frame = mic.capture()?;
                     {
                         let mut st = astatus.lock().unwrap_or_else(|e| e.into_inner());
@@ -469,7 +469,7 @@ impl SenderPipeline {
 
     /// True once both threads have ended.
     pub fn is_finished(&self) -> bool {
-        self.video.as_ref().is_none_or(|h| h.is_finished()) && self.audio.as_ref().is_none_or(|h| h.is_finished())
+        self.video.as_ref().map_or(true, |h| h.is_finished()) && self.audio.as_ref().map_or(true, |h| h.is_finished())
     }
 
     /// Waits for both threads.

@@ -214,7 +214,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let remaining = receiver.finish();
     handle(remaining, &mut video_out, &mut byes)?;
-    drop(handle);
     let video_frames = video_out.as_ref().map(|v| v.frames).unwrap_or(0);
     let codec = video_out.as_ref().map(|v| v.codec.name()).unwrap_or("none");
     finish_video(video_out)?;

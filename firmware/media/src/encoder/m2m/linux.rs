@@ -65,12 +65,12 @@ impl LinuxM2m {
     }
 
     fn buf_type(&self, q: Queue) -> u32 {
-        (match (q, self.mplane) {
+        match (q, self.mplane) {
             (Queue::Output, false) => v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT,
             (Queue::Output, true) => v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE,
             (Queue::Capture, false) => v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE,
             (Queue::Capture, true) => v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-        }) as u32
+        }
     }
 
     fn poll(&self, events: i16, timeout: Duration) -> io::Result<bool> {
@@ -92,7 +92,7 @@ impl LinuxM2m {
         let mut planes: [v4l2_plane; 1] = unsafe { std::mem::zeroed() };
         let mut buf: v4l2_buffer = unsafe { std::mem::zeroed() };
         buf.type_ = self.buf_type(q);
-        buf.memory = v4l2_memory_V4L2_MEMORY_MMAP as u32;
+        buf.memory = v4l2_memory_V4L2_MEMORY_MMAP;
         if self.mplane {
             buf.m.planes = planes.as_mut_ptr();
             buf.length = 1;
@@ -168,7 +168,7 @@ impl M2mDevice for LinuxM2m {
                 p.width = f.width;
                 p.height = f.height;
                 p.pixelformat = fourcc_u32(f.fourcc);
-                p.field = v4l2_field_V4L2_FIELD_NONE as u32;
+                p.field = v4l2_field_V4L2_FIELD_NONE;
                 p.num_planes = 1;
                 p.plane_fmt[0].bytesperline = f.bytesperline;
                 p.plane_fmt[0].sizeimage = f.sizeimage;
@@ -177,7 +177,7 @@ impl M2mDevice for LinuxM2m {
                 p.width = f.width;
                 p.height = f.height;
                 p.pixelformat = fourcc_u32(f.fourcc);
-                p.field = v4l2_field_V4L2_FIELD_NONE as u32;
+                p.field = v4l2_field_V4L2_FIELD_NONE;
                 p.bytesperline = f.bytesperline;
                 p.sizeimage = f.sizeimage;
             }
@@ -217,7 +217,7 @@ impl M2mDevice for LinuxM2m {
         let mut req: v4l2_requestbuffers = unsafe { std::mem::zeroed() };
         req.count = count;
         req.type_ = self.buf_type(queue);
-        req.memory = v4l2_memory_V4L2_MEMORY_MMAP as u32;
+        req.memory = v4l2_memory_V4L2_MEMORY_MMAP;
         self.ioctl(vidioc::VIDIOC_REQBUFS, &mut req)?;
         let mut maps = Vec::new();
         for index in 0..req.count {
@@ -225,7 +225,7 @@ impl M2mDevice for LinuxM2m {
             let mut buf: v4l2_buffer = unsafe { std::mem::zeroed() };
             buf.index = index;
             buf.type_ = self.buf_type(queue);
-            buf.memory = v4l2_memory_V4L2_MEMORY_MMAP as u32;
+            buf.memory = v4l2_memory_V4L2_MEMORY_MMAP;
             if self.mplane {
                 buf.m.planes = planes.as_mut_ptr();
                 buf.length = 1;
@@ -252,7 +252,7 @@ impl M2mDevice for LinuxM2m {
         let mut buf: v4l2_buffer = unsafe { std::mem::zeroed() };
         buf.index = index;
         buf.type_ = self.buf_type(Queue::Capture);
-        buf.memory = v4l2_memory_V4L2_MEMORY_MMAP as u32;
+        buf.memory = v4l2_memory_V4L2_MEMORY_MMAP;
         if self.mplane {
             planes[0].length = len as u32;
             buf.m.planes = planes.as_mut_ptr();
@@ -269,8 +269,8 @@ impl M2mDevice for LinuxM2m {
         let mut buf: v4l2_buffer = unsafe { std::mem::zeroed() };
         buf.index = index;
         buf.type_ = self.buf_type(Queue::Output);
-        buf.memory = v4l2_memory_V4L2_MEMORY_MMAP as u32;
-        buf.field = v4l2_field_V4L2_FIELD_NONE as u32;
+        buf.memory = v4l2_memory_V4L2_MEMORY_MMAP;
+        buf.field = v4l2_field_V4L2_FIELD_NONE;
         buf.timestamp.tv_sec = (ts / 1_000_000) as _;
         buf.timestamp.tv_usec = (ts % 1_000_000) as _;
         if self.mplane {
