@@ -112,6 +112,10 @@ fn stream_and_record_on_loopback_decode_with_third_party_tools() {
         .unwrap_or_else(|| panic!("no frame count in dav1d output: {dlog}"));
     assert!((59..=61).contains(&decoded), "dav1d decoded {decoded} frames, expected 60: {dlog}\nrecord: {record_log}");
 
+    // The IVF header carries the size from the AV1 sequence header.
+    let ivf_bytes = std::fs::read(&ivf).unwrap();
+    assert_eq!(&ivf_bytes[12..16], &[64, 1, 180, 0], "IVF header 320x180");
+
     // The audio lasts 2 s (100 packets of 20 ms).
     let audio = out.join("audio.opus");
     let p = Command::new(&ffprobe)

@@ -150,7 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         *video_out = Some(match codec {
                             VideoCodec::Av1 => VideoOut {
                                 codec,
-                                ivf: Some(IvfWriter::new(BufWriter::new(File::create(out_dir.join("video.ivf"))?), IvfHeader::av1_90khz(0, 0))?),
+                                ivf: {
+                                    let (w, h) = av1_dimensions(&frame.data).unwrap_or((0, 0));
+                                    Some(IvfWriter::new(BufWriter::new(File::create(out_dir.join("video.ivf"))?), IvfHeader::av1_90khz(w, h))?)
+                                },
                                 h264: None,
                                 first_ts: None,
                                 frames: 0,
@@ -228,6 +231,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("nothing was received (is the sender running and sending to this host?)");
     }
     Ok(())
+}
+
+/// Width and height from the sequence header of an AV1 temporal unit (for the IVF header).
+fn av1_dimensions(temporal_unit: &[u8]) -> Option<(u16, u16)> {
+    use roomcast_rtp::av1::obu::{parse_temporal_unit, sequence_header_dimensions, OBU_SEQUENCE_HEADER};
+    let obus = parse_temporal_unit(temporal_unit).ok()?;
+    let seq = obus.iter().find(|o| o.obu_type == OBU_SEQUENCE_HEADER)?;
+    let (w, h) = sequence_header_dimensions(seq.payload)?;
+    Some((u16::try_from(w).ok()?, u16::try_from(h).ok()?))
 }
 
 fn finish_video(v: Option<VideoOut>) -> anyhow::Result<()> {
