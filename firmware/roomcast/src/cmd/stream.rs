@@ -196,7 +196,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => RunLimits::default(),
     };
     let pipeline = SenderPipeline::start(camera, Some(mic), video, audio, limits, sink);
+    let stop_requested = stop_on_signal();
     while !pipeline.is_finished() {
+        if stop_requested.load(std::sync::atomic::Ordering::Relaxed) {
+            // Finish the current frames, drain the encoder and say BYE.
+            pipeline.stop();
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let summary = pipeline.join();
@@ -216,6 +221,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("stream ended with errors: {}", summary.errors.join("; "));
     }
     Ok(())
+}
+
+/// A flag set on SIGINT or SIGTERM (a small tokio runtime thread waits for them), so the
+/// stream ends with BYE instead of vanishing.
+fn stop_on_signal() -> Arc<std::sync::atomic::AtomicBool> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = flag.clone();
+    let started = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("stopping: finishing the stream with RTCP BYE");
+            f.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    });
+    if let Err(e) = started {
+        tracing::warn!("no signal handling: {e}");
+    }
+    flag
 }
 
 fn rand_ssrc() -> u32 {
