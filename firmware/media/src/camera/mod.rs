@@ -3,6 +3,7 @@
 //! [`v4l::V4lCamera`] captures from a Linux V4L2 device (mmap streaming, format pick,
 //! conversion, reconnect after unplug).
 
+pub mod reconnect;
 pub mod synthetic;
 pub mod v4l;
 

@@ -1,13 +1,14 @@
 //! A Linux V4L2 camera through the `v4l` crate (kernel-header bindings, no libv4l):
 //! [`list_cameras`] enumerates `/dev/video*` capture devices with their formats, sizes and
 //! rates; [`pick_format`] chooses the best match for the wanted size and rate among the formats
-//! we convert (YU12, NV12, YUYV, MJPEG); [`V4lCamera`] streams with mmap buffers and converts
-//! each frame to I420.
+//! we convert (YU12, NV12, YUYV, MJPEG); [`V4lDevice`] streams with mmap buffers and converts
+//! each frame to I420 (a frame that fails to convert, e.g. corrupt MJPEG, is replaced by the
+//! previous good one).
 //!
-//! Recovery: when the device errors or vanishes (USB unplug), the camera keeps delivering
-//! black frames at the configured rate (so the stream and its receivers stay alive), tries to
-//! reopen the device every second, and resumes when it is back with the same format. A frame
-//! that fails to convert (corrupt MJPEG) is replaced by the previous good one.
+//! [`V4lCamera`] is what callers use: when the device errors or vanishes (USB unplug) it keeps
+//! delivering black frames at the configured rate (so the stream and its receivers stay alive),
+//! tries to reopen the device every second, and resumes when it is back with the same size
+//! (see [`super::reconnect`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,7 +23,11 @@ use v4l::video::capture::Parameters;
 use v4l::video::Capture;
 use v4l::{Device, Format, FourCC};
 
+use std::sync::Arc;
+
+use super::reconnect::{ReconnectingCamera, Reopen};
 use super::{Camera, CameraConfig, CaptureFormat};
+use crate::clock::SystemClock;
 use crate::convert::{to_i420, PixelFormat};
 use crate::error::{MediaError, Result};
 use crate::frame::VideoFrame;
@@ -172,17 +177,13 @@ struct Open {
     stride: usize,
 }
 
-/// A V4L2 camera.
-pub struct V4lCamera {
+/// One opened V4L2 capture stream; errors out when the device fails (see [`V4lCamera`]).
+pub struct V4lDevice {
     path: PathBuf,
-    want: CameraConfig,
     format: CaptureFormat,
-    open: Option<Open>,
+    open: Open,
     next_index: u64,
     last_good: Option<Vec<u8>>,
-    lost_since: Option<Instant>,
-    next_retry: Instant,
-    next_black: Instant,
     card: String,
 }
 
@@ -211,7 +212,7 @@ fn open_stream(path: &Path, format: &CaptureFormat) -> Result<Open> {
     Ok(Open { stream, _dev: dev, stride: set.stride as usize })
 }
 
-impl V4lCamera {
+impl V4lDevice {
     /// Opens `path`, picks the best format for `want` and starts streaming.
     pub fn open(path: &Path, want: CameraConfig) -> Result<Self> {
         let info = describe_device(path).ok_or_else(|| MediaError::Unsupported {
@@ -227,106 +228,73 @@ impl V4lCamera {
         })?;
         let open = open_stream(path, &format)?;
         tracing::info!(dev = %path.display(), card = %info.card, ?format, "camera streaming");
-        Ok(V4lCamera {
-            path: path.to_path_buf(),
-            want,
-            format,
-            open: Some(open),
-            next_index: 0,
-            last_good: None,
-            lost_since: None,
-            next_retry: Instant::now(),
-            next_black: Instant::now(),
-            card: info.card,
-        })
-    }
-
-    fn frame(&mut self, data: Vec<u8>) -> VideoFrame {
-        let index = self.next_index;
-        self.next_index += 1;
-        VideoFrame { width: self.format.width, height: self.format.height, data, index, captured_at: Instant::now() }
-    }
-
-    fn lose(&mut self, why: &MediaError) {
-        if self.lost_since.is_none() {
-            tracing::warn!(dev = %self.path.display(), "camera lost ({why}); sending black frames, retrying every second");
-            self.lost_since = Some(Instant::now());
-            self.next_black = Instant::now();
-        }
-        self.open = None;
-    }
-
-    fn try_reopen(&mut self) {
-        if Instant::now() < self.next_retry {
-            return;
-        }
-        self.next_retry = Instant::now() + Duration::from_secs(1);
-        let Some(info) = describe_device(&self.path) else { return };
-        match pick_format(&info, &self.want) {
-            Some(f) if (f.width, f.height) == (self.format.width, self.format.height) => match open_stream(&self.path, &f) {
-                Ok(open) => {
-                    tracing::info!(dev = %self.path.display(), "camera is back");
-                    self.format = f;
-                    self.open = Some(open);
-                    self.lost_since = None;
-                }
-                Err(e) => tracing::debug!("reopen failed: {e}"),
-            },
-            other => tracing::debug!(?other, "camera back with a different format; still waiting"),
-        }
-    }
-
-    fn black(&mut self) -> VideoFrame {
-        // Pace black frames at the configured rate.
-        let now = Instant::now();
-        if self.next_black > now {
-            std::thread::sleep(self.next_black - now);
-        }
-        self.next_black = self.next_black.max(now) + Duration::from_secs(1) / self.format.fps.max(1);
-        let (w, h) = (self.format.width, self.format.height);
-        let data = VideoFrame::black(w, h, 0, Instant::now()).data;
-        self.frame(data)
+        Ok(V4lDevice { path: path.to_path_buf(), format, open, next_index: 0, last_good: None, card: info.card })
     }
 }
 
-impl Camera for V4lCamera {
+impl Camera for V4lDevice {
     fn describe(&self) -> String {
         format!("{} ({}) {} {}x{}@{}", self.card, self.path.display(), self.format.pixel_format.name(), self.format.width, self.format.height, self.format.fps)
     }
     fn format(&self) -> CaptureFormat {
         self.format
     }
-    fn is_lost(&self) -> bool {
-        self.lost_since.is_some()
-    }
     fn capture(&mut self) -> Result<VideoFrame> {
-        if self.open.is_none() {
-            self.try_reopen();
-        }
         let (pf, w, h) = (self.format.pixel_format, self.format.width, self.format.height);
-        let Some(open) = self.open.as_mut() else { return Ok(self.black()) };
-        let stride = open.stride;
-        let result = open.stream.next().map(|(buf, meta)| {
-            let used = (meta.bytesused as usize).min(buf.len());
-            let used = if used == 0 { buf.len() } else { used };
-            to_i420(pf, w, h, stride, &buf[..used])
-        });
-        match result {
-            Ok(Ok(data)) => {
-                self.last_good = Some(data.clone());
-                Ok(self.frame(data))
+        let stride = self.open.stride;
+        let converted = match self.open.stream.next() {
+            Ok((buf, meta)) => {
+                let used = (meta.bytesused as usize).min(buf.len());
+                let used = if used == 0 { buf.len() } else { used };
+                to_i420(pf, w, h, stride, &buf[..used])
             }
-            Ok(Err(e)) => {
-                tracing::debug!(dev = %self.path.display(), "bad frame: {e}");
-                let data = self.last_good.clone().unwrap_or_else(|| VideoFrame::black(w, h, 0, Instant::now()).data);
-                Ok(self.frame(data))
+            Err(e) => return Err(MediaError::Device { path: self.path.clone(), what: "VIDIOC_DQBUF", source: e }),
+        };
+        let data = match converted {
+            Ok(data) => {
+                self.last_good = Some(data.clone());
+                data
             }
             Err(e) => {
-                let err = MediaError::Device { path: self.path.clone(), what: "VIDIOC_DQBUF", source: e };
-                self.lose(&err);
-                Ok(self.black())
+                // A corrupt frame (MJPEG) is replaced by the previous good one.
+                tracing::debug!(dev = %self.path.display(), "bad frame: {e}");
+                self.last_good.clone().unwrap_or_else(|| VideoFrame::black(w, h, 0, Instant::now()).data)
             }
-        }
+        };
+        let index = self.next_index;
+        self.next_index += 1;
+        Ok(VideoFrame { width: w, height: h, data, index, captured_at: Instant::now() })
+    }
+}
+
+/// A V4L2 camera that survives unplugging: a [`V4lDevice`] inside a [`ReconnectingCamera`]
+/// (black frames at the configured rate while the device is gone, reopened every second).
+pub struct V4lCamera {
+    inner: ReconnectingCamera,
+}
+
+impl V4lCamera {
+    /// Opens `path` (it must be there now), picking the best format for `want`.
+    pub fn open(path: &Path, want: CameraConfig) -> Result<Self> {
+        let first = V4lDevice::open(path, want)?;
+        let p = path.to_path_buf();
+        let reopen: Reopen = Box::new(move || V4lDevice::open(&p, want).map(|d| Box::new(d) as Box<dyn Camera>));
+        Ok(V4lCamera { inner: ReconnectingCamera::new(Box::new(first), reopen, Arc::new(SystemClock)) })
+    }
+}
+
+impl Camera for V4lCamera {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn format(&self) -> CaptureFormat {
+        self.inner.format()
+    }
+    fn is_lost(&self) -> bool {
+        self.inner.is_lost()
+    }
+    fn capture(&mut self) -> Result<VideoFrame> {
+        self.inner.capture()
     }
 }
 
