@@ -194,9 +194,16 @@ impl Console {
     pub fn shell(&mut self, command: &str, timeout: Duration) -> Result<String> {
         let marker = format!("END-{}", std::process::id());
         let before = self.text().len();
-        // The console shell waits for Enter first ("Please press Enter to activate this console").
+        // The console shell waits for Enter first ("Please press Enter to activate this console"),
+        // and drops what is typed before its prompt: wait for the prompt.
         self.stream()?.write_all(b"\r")?;
-        std::thread::sleep(Duration::from_millis(700));
+        let prompt_deadline = std::time::Instant::now() + timeout / 2;
+        while !self.text().get(before..).unwrap_or("").contains("# ") {
+            if std::time::Instant::now() > prompt_deadline {
+                anyhow::bail!("no shell prompt on the console");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let line = format!("{command}; echo; echo {marker}-$((20+22))\r");
         self.stream()?.write_all(line.as_bytes())?;
         let want = format!("{marker}-42");

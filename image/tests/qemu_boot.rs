@@ -332,7 +332,8 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     guest.expect("starting roomcast box (start 1)", 30, "init starts the daemon");
     let console = guest.console.text();
     assert!(!console.contains("cannot load module"), "every board module loads:\n{console}");
-    assert!(console.contains("devices: video0"), "vivid gives /dev/video0:\n{console}");
+    let devices = console.lines().find(|l| l.contains("roomcast-init: devices:")).unwrap_or_default();
+    assert!(devices.contains("video0") && devices.contains("fb0") && devices.contains("watchdog"), "vivid, virtio-gpu, i6300esb: {devices}");
     assert!(console.contains("Loopback"), "snd-aloop gives the Loopback card:\n{console}");
 
     // The box joins the host's meeting under the room name from the boot partition's roomcast.toml.
@@ -515,10 +516,14 @@ fn a_config_error_is_shown_and_the_daemon_keeps_running() {
 
 #[test]
 fn the_image_is_reproducible() {
-    // Same inputs (sources, pinned packages, SOURCE_DATE_EPOCH) -> the same bytes. Uses the daemon
-    // the first build cross-compiled, so this costs two image assemblies (~15 s each).
+    // Same inputs (daemon, pinned packages, init scripts, roomcast.toml, SOURCE_DATE_EPOCH) -> the same
+    // bytes. Both builds get the same daemon binary (a copy of the one cross-compiled for the first
+    // image: other people may be changing the sources meanwhile), so this costs two image
+    // assemblies (~15 s each).
     let Some(s) = setup() else { return };
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let daemon = s.work.join("roomcast-aarch64");
+    std::fs::copy(paths::repo_root().join("target/image/cross/aarch64-unknown-linux-gnu/release/roomcast"), &daemon).unwrap();
     let built = |n: u32| -> (PathBuf, String) {
         let out = s.work.join(format!("repro-{n}"));
         roomcast_image::exec::fresh_dir(&out).unwrap();
@@ -527,13 +532,21 @@ fn the_image_is_reproducible() {
             .arg(s.work.join("roomcast.toml"))
             .arg("--out")
             .arg(&out)
+            .arg("--daemon")
+            .arg(&daemon)
             .env("SOURCE_DATE_EPOCH", "1790000000")
             .stdout(Stdio::null())
             .status()
             .unwrap();
         assert!(status.success());
         let img = out.join("roomcast-qemu-virt.img");
-        let manifest = std::fs::read_to_string(out.join("roomcast-qemu-virt.img.manifest.toml")).unwrap();
+        // The manifest also names the git commit, which others may move meanwhile.
+        let manifest = std::fs::read_to_string(out.join("roomcast-qemu-virt.img.manifest.toml"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("git_commit"))
+            .collect::<Vec<_>>()
+            .join("\n");
         (img, manifest)
     };
     let (a, ma) = built(1);
