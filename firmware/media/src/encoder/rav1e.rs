@@ -1,6 +1,7 @@
 //! Software AV1 encoding with rav1e, tuned for real time: low-latency mode (no frame
 //! reordering), one frame of RDO lookahead (the encoder then holds 4 frames: its minimum), scene detection off, a speed preset per board
-//! (10 on a Pi, see `board/`), a thread count, and single-pass bitrate control.
+//! (10 on a Pi, see `board/`), a thread count (with one tile per thread, which is what rav1e
+//! parallelises), and single-pass bitrate control.
 //!
 //! A keyframe on request is a per-frame type override. rav1e cannot change the bitrate of a
 //! running context, so [`Rav1eEncoder::set_bitrate`] drains the current context and starts a
@@ -43,8 +44,9 @@ fn rav1e_config(config: &EncoderConfig) -> Result<Config> {
     enc.set_key_frame_interval(0, config.keyframe_interval.max(1) as u64);
     enc.speed_settings.rdo_lookahead_frames = 1;
     enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
-    // Error resilience helps receivers that join mid-stream or lose packets.
-    enc.error_resilient = false;
+    // rav1e works in parallel on tiles (frames are not pipelined in low-latency mode): one tile
+    // per thread, or extra threads would idle.
+    enc.tiles = config.threads.max(1);
     let cfg = Config::new().with_encoder_config(enc).with_threads(config.threads.max(1));
     cfg.validate().map_err(|e| MediaError::encoder(NAME, format!("invalid configuration: {e}")))?;
     Ok(cfg)
