@@ -160,3 +160,21 @@ fn stream_rejects_bad_arguments_clearly() {
     let out = Command::new(BIN).args(["stream", "--synthetic", "--encoder", "fast", "--to", "127.0.0.1:5004", "--sdp", "/dev/null"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("auto, hardware or software"));
 }
+
+#[test]
+fn stream_captures_from_an_alsa_device() {
+    // alsa-lib's `null` capture device: the real ALSA path of `--mic`, no sound card needed.
+    let dir = temp_dir("media-alsa");
+    let sdp = dir.join("s.sdp");
+    let port = free_port_block();
+    let out = Command::new(BIN)
+        .args(["stream", "--synthetic", "--mic", "null", "--encoder", "software", "--size", "160x90", "--fps", "10"])
+        .args(["--to", &format!("127.0.0.1:{port}"), "--sdp", sdp.to_str().unwrap(), "--seconds", "0.5"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("microphone: ALSA null"), "{log}");
+    assert!(log.contains("sent 5 video frames") && log.contains("25 audio frames"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
