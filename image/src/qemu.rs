@@ -185,6 +185,13 @@ impl Console {
     fn stream(&mut self) -> Result<&mut UnixStream> {
         if self.stream.is_none() {
             let s = UnixStream::connect(Self::socket_of(&self.log)).context("serial console socket")?;
+            // QEMU also sends the console's output to the socket and stalls the guest's console when
+            // nobody reads it: drain it (the log file has it all).
+            let mut reader = s.try_clone()?;
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while matches!(std::io::Read::read(&mut reader, &mut buf), Ok(n) if n > 0) {}
+            });
             self.stream = Some(s);
         }
         Ok(self.stream.as_mut().expect("just set"))
@@ -198,14 +205,28 @@ impl Console {
         // and drops what is typed before its prompt: wait for the prompt.
         self.stream()?.write_all(b"\r")?;
         let prompt_deadline = std::time::Instant::now() + timeout / 2;
-        while !self.text().get(before..).unwrap_or("").contains("# ") {
+        // The prompt is "roomcast:<dir>#" (PS1 in image/rootfs/etc/profile).
+        while !self.text().get(before..).unwrap_or("").contains("roomcast:/") {
             if std::time::Instant::now() > prompt_deadline {
                 anyhow::bail!("no shell prompt on the console");
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        // The shell may still drop input while it sets up line editing: type the command again
+        // until it is echoed.
         let line = format!("{command}; echo; echo {marker}-$((20+22))\r");
-        self.stream()?.write_all(line.as_bytes())?;
+        let echoed = format!("{marker}-$((20+22))");
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(500));
+            self.stream()?.write_all(line.as_bytes())?;
+            let echo_deadline = std::time::Instant::now() + Duration::from_secs(4);
+            while std::time::Instant::now() < echo_deadline && !self.text().get(before..).unwrap_or("").contains(&echoed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if self.text().get(before..).unwrap_or("").contains(&echoed) {
+                break;
+            }
+        }
         let want = format!("{marker}-42");
         let deadline = std::time::Instant::now() + timeout;
         loop {

@@ -456,10 +456,10 @@ fn local_sdp(sdp: &str, video_port: u16, audio_port: u16) -> String {
     out
 }
 
-/// dav1d prints "Decoded N/M frames".
+/// dav1d prints "Decoded N/M frames" as it goes; the last one counts.
 fn decoded_frames(out: &str) -> usize {
-    out.split("Decoded ")
-        .nth(1)
+    out.rsplit("Decoded ")
+        .next()
         .and_then(|r| r.split('/').next())
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
