@@ -52,6 +52,14 @@ fn relativize_symlinks(root: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The multiarch library directories of an arm64 Debian tree, in search order.
+pub fn lib_dirs(root: &Path) -> Vec<PathBuf> {
+    ["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib", "usr/lib"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,10 +81,3 @@ mod tests {
     }
 }
 
-/// The multiarch library directories of an arm64 Debian tree, in search order.
-pub fn lib_dirs(root: &Path) -> Vec<PathBuf> {
-    ["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib", "usr/lib"]
-        .iter()
-        .map(|d| root.join(d))
-        .collect()
-}
