@@ -149,6 +149,8 @@ impl Apt {
         if file.exists() && sha256_file(&file)? == pin.sha256 {
             return Ok(file);
         }
+        // A fresh checkout has the pins but no package lists yet: fetch them once first.
+        self.update(false)?;
         let tmp = self.dir.join("download");
         exec::fresh_dir(&tmp)?;
         eprintln!("image: downloading {} {}", pin.name, pin.version);
