@@ -48,12 +48,6 @@ pub fn build_daemon(repo: &Path, sysroot: &Path, target_dir: &Path) -> Result<Pa
             format!("BINDGEN_EXTRA_CLANG_ARGS_{target_env}"),
             format!("--target={TRIPLET} --sysroot={s} -I{s}/usr/include/{TRIPLET} -I{s}/usr/include"),
         );
-    // alsa without its `std` feature refers to glibc's `errno` as a plain symbol, which does not
-    // link for aarch64 (errno is thread-local): turn the feature on when the daemon uses alsa.
-    let manifest = std::fs::read_to_string(repo.join("firmware/roomcast/Cargo.toml")).unwrap_or_default();
-    if manifest.lines().any(|l| l.trim_start().starts_with("alsa ") || l.trim_start().starts_with("alsa=")) {
-        cmd.args(["--features", "alsa/std"]);
-    }
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         cmd.env("SOURCE_DATE_EPOCH", epoch);
     }

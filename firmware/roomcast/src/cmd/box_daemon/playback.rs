@@ -143,17 +143,21 @@ pub struct Mixer {
     pub frames: u64,
 }
 
-/// Level of `pcm` in dBFS (RMS).
+/// The level reported for digital silence: below anything 16-bit audio can carry (one LSB RMS is
+/// about -90 dBFS), and finite, so the state file (JSON) can carry it and read it back.
+pub const SILENCE_DBFS: f32 = -120.0;
+
+/// Level of `pcm` in dBFS (RMS), never below [`SILENCE_DBFS`].
 pub fn level_dbfs(pcm: &[i16]) -> f32 {
     if pcm.is_empty() {
-        return f32::NEG_INFINITY;
+        return SILENCE_DBFS;
     }
     let sum: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
     let rms = (sum / pcm.len() as f64).sqrt() / 32768.0;
     if rms <= 0.0 {
-        f32::NEG_INFINITY
+        SILENCE_DBFS
     } else {
-        (20.0 * rms.log10()) as f32
+        ((20.0 * rms.log10()) as f32).max(SILENCE_DBFS)
     }
 }
 
@@ -238,7 +242,8 @@ mod tests {
         assert!(m.speaking("a", now));
         assert!(!m.speaking("a", now + Duration::from_secs(1)));
         assert_eq!(m.mix(), vec![0; FRAME]);
-        assert!(level_dbfs(&[0; 10]).is_infinite());
+        assert_eq!(level_dbfs(&[0; 10]), SILENCE_DBFS);
+        assert_eq!(level_dbfs(&[]), SILENCE_DBFS);
         assert!((level_dbfs(&[16384; 10]) + 6.02).abs() < 0.1);
     }
 

@@ -38,7 +38,7 @@ pub struct MicGate {
 impl MicGate {
     /// A gate, muted or not.
     pub fn new(muted: bool) -> Self {
-        Self { muted: Arc::new(AtomicBool::new(muted)), level: Arc::new(AtomicU32::new(f32::NEG_INFINITY.to_bits())) }
+        Self { muted: Arc::new(AtomicBool::new(muted)), level: Arc::new(AtomicU32::new(super::playback::SILENCE_DBFS.to_bits())) }
     }
     /// Level in dBFS.
     pub fn level_dbfs(&self) -> f32 {
