@@ -1,40 +1,18 @@
 //! Opening the real capture devices the configuration names: a V4L2 camera (`auto` = the
 //! first capture device `roomcast_media` lists) and an ALSA microphone (`auto` = ALSA's
 //! `default`). Failures come back as one line for the display and the log. A camera that
-//! vanishes while running keeps sending black frames (roomcast_media reopens it); its
-//! `lost` flag lets the display say so meanwhile.
+//! vanishes while running keeps sending black frames (roomcast_media reopens it); its own
+//! `is_lost()` reaches the display through the sender pipeline's status.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use roomcast_media::camera::v4l::{list_cameras, V4lCamera};
 use roomcast_media::camera::{Camera, CameraConfig};
 use roomcast_media::mic::alsa::AlsaMic;
 use roomcast_media::mic::Microphone;
 
-/// A V4L2 camera that publishes whether its device is currently lost.
-struct WatchedCamera {
-    inner: V4lCamera,
-    lost: Arc<AtomicBool>,
-}
-
-impl Camera for WatchedCamera {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn format(&self) -> roomcast_media::camera::CaptureFormat {
-        self.inner.format()
-    }
-    fn capture(&mut self) -> roomcast_media::Result<roomcast_media::frame::VideoFrame> {
-        let frame = self.inner.capture();
-        self.lost.store(self.inner.is_lost(), Ordering::Relaxed);
-        frame
-    }
-}
-
-/// Opens the camera `source` (`auto` or a device path); `lost` follows the device's presence.
-pub fn open_v4l_camera(source: &str, want: CameraConfig, lost: Arc<AtomicBool>) -> Result<Box<dyn Camera>, String> {
+/// Opens the camera `source` (`auto` or a device path).
+pub fn open_v4l_camera(source: &str, want: CameraConfig) -> Result<Box<dyn Camera>, String> {
     let path = if source == "auto" {
         list_cameras()
             .into_iter()
@@ -45,7 +23,7 @@ pub fn open_v4l_camera(source: &str, want: CameraConfig, lost: Arc<AtomicBool>) 
         Path::new(source).to_path_buf()
     };
     V4lCamera::open(&path, want)
-        .map(|c| Box::new(WatchedCamera { inner: c, lost }) as Box<dyn Camera>)
+        .map(|c| Box::new(c) as Box<dyn Camera>)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -2,11 +2,12 @@
 //! real), the encoder `auto`/`hardware`/`software` resolves to, and runs
 //! `roomcast_media`'s sender pipeline with the SSRCs the meeting service gave, every RTP/RTCP
 //! packet going to the service's media port. The microphone passes through a mute gate that
-//! also measures its level for the display.
+//! also measures its level for the display. [`Sending::status`] is the pipeline's live
+//! status (camera or microphone lost), which the display's "missing devices" list follows.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use roomcast_media::camera::synthetic::SyntheticCamera;
@@ -18,7 +19,7 @@ use roomcast_media::frame::AudioFrame;
 use roomcast_media::mic::synthetic::SyntheticMic;
 use roomcast_media::mic::Microphone;
 use roomcast_media::opus::{OpusConfig, OpusEncoder};
-use roomcast_media::pipeline::sender::{AudioChain, Outgoing, RunLimits, SenderPipeline, Sink, VideoChain};
+use roomcast_media::pipeline::sender::{AudioChain, Outgoing, RunLimits, SenderPipeline, SenderStatus, Sink, VideoChain};
 use roomcast_media::pipeline::{video_payload_type, PT_OPUS};
 use roomcast_meeting::config::Config;
 use roomcast_meeting::roster::{AudioCaps, Caps, Ssrcs, VideoCaps};
@@ -66,6 +67,9 @@ impl Microphone for GatedMic {
         }
         Ok(f)
     }
+    fn is_lost(&self) -> bool {
+        self.inner.is_lost()
+    }
 }
 
 /// The devices and encoder, opened before joining (the join names the codec).
@@ -81,19 +85,17 @@ pub struct Devices {
     pub missing: Vec<String>,
     /// Why, one line each.
     pub problems: Vec<String>,
-    /// Set while the camera's device is gone (black frames are sent meanwhile).
-    pub camera_lost: Arc<AtomicBool>,
     opus: OpusConfig,
 }
 
-fn open_camera(cfg: &Config, board_camera: &str, lost: Arc<AtomicBool>) -> Result<Box<dyn Camera>, String> {
+fn open_camera(cfg: &Config, board_camera: &str) -> Result<Box<dyn Camera>, String> {
     let cc = CameraConfig { width: cfg.video.width, height: cfg.video.height, fps: cfg.video.fps };
     let source = if cfg.video.source == "auto" { board_camera } else { cfg.video.source.as_str() };
     match source {
         "synthetic" => SyntheticCamera::new(cc, Arc::new(SystemClock))
             .map(|c| Box::new(c) as Box<dyn Camera>)
             .map_err(|e| e.to_string()),
-        other => super::devices::open_v4l_camera(other, cc, lost),
+        other => super::devices::open_v4l_camera(other, cc),
     }
 }
 
@@ -114,9 +116,8 @@ impl Devices {
         let mut problems = Vec::new();
         let mut caps = Caps::default();
         let (mut camera, mut encoder, mut encoder_state) = (None, None, None);
-        let camera_lost = Arc::new(AtomicBool::new(false));
         if cfg.video.enabled {
-            match open_camera(cfg, board_camera, camera_lost.clone()) {
+            match open_camera(cfg, board_camera) {
                 Ok(cam) => {
                     let f = cam.format();
                     let ec = EncoderConfig {
@@ -183,8 +184,20 @@ impl Devices {
             expected_loss_percent: 5,
             dtx: cfg.audio.dtx,
         };
-        Self { camera, mic, encoder, encoder_state, caps, missing, problems, camera_lost, opus }
+        Self { camera, mic, encoder, encoder_state, caps, missing, problems, opus }
     }
+}
+
+/// The devices missing now: those missing at start, then "camera" / "microphone" while the
+/// sender's status says the device is lost (each name once).
+pub fn missing_devices(at_start: &[String], status: &SenderStatus) -> Vec<String> {
+    let mut missing = at_start.to_vec();
+    for (lost, name) in [(status.camera_lost, "camera"), (status.mic_lost, "microphone")] {
+        if lost && !missing.iter().any(|m| m == name) {
+            missing.push(name.to_string());
+        }
+    }
+    missing
 }
 
 /// Counters of what was sent.
@@ -205,9 +218,16 @@ pub struct SendCounters {
 /// The running sender.
 pub struct Sending {
     pipeline: Option<SenderPipeline>,
-    audio_only: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    audio_only: Option<AudioOnly>,
     /// Counters.
     pub counters: Arc<SendCounters>,
+}
+
+/// The audio-only sender (no camera): its stop flag, thread and live status.
+struct AudioOnly {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    status: Arc<Mutex<SenderStatus>>,
 }
 
 fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>) -> Sink {
@@ -273,9 +293,19 @@ impl Sending {
                     return Ok(Self { pipeline: None, audio_only: None, counters });
                 };
                 let s = stop.clone();
+                let status = Arc::new(Mutex::new(SenderStatus { audio_running: true, ..SenderStatus::default() }));
+                let st = status.clone();
                 let handle = std::thread::Builder::new().name("audio-send".into()).spawn(move || {
                     while !s.load(Ordering::Relaxed) {
-                        match mic.capture() {
+                        let captured = mic.capture();
+                        {
+                            let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
+                            st.mic_lost = mic.is_lost();
+                            if captured.is_ok() {
+                                st.audio_frames += 1;
+                            }
+                        }
+                        match captured {
                             Ok(frame) => match chain.push(&frame, Instant::now(), SystemTime::now()) {
                                 Ok(out) => out.into_iter().for_each(|p| sink(p)),
                                 Err(e) => tracing::warn!("audio encoder: {e}"),
@@ -287,8 +317,9 @@ impl Sending {
                         }
                     }
                     chain.finish(Instant::now(), SystemTime::now()).into_iter().for_each(|p| sink(p));
+                    st.lock().unwrap_or_else(|e| e.into_inner()).audio_running = false;
                 })?;
-                Ok(Self { pipeline: None, audio_only: Some((stop, handle)), counters })
+                Ok(Self { pipeline: None, audio_only: Some(AudioOnly { stop, thread: handle, status }), counters })
             }
         }
     }
@@ -303,7 +334,17 @@ impl Sending {
     /// True when a capture thread ended by itself (device lost, encoder failed).
     pub fn ended(&self) -> bool {
         self.pipeline.as_ref().is_some_and(|p| p.is_finished())
-            || self.audio_only.as_ref().is_some_and(|(_, h)| h.is_finished())
+            || self.audio_only.as_ref().is_some_and(|a| a.thread.is_finished())
+    }
+
+    /// The live status: the pipeline's own (camera/microphone lost, frames, errors), or the
+    /// audio-only sender's equivalent; all false/zero when nothing is sent.
+    pub fn status(&self) -> SenderStatus {
+        match (&self.pipeline, &self.audio_only) {
+            (Some(p), _) => p.status(),
+            (None, Some(a)) => a.status.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            (None, None) => SenderStatus::default(),
+        }
     }
 
     /// Stops the threads; their last packets include RTCP BYE. Blocks until they end.
@@ -313,10 +354,74 @@ impl Sending {
             p.stop();
             errors = p.join().errors;
         }
-        if let Some((stop, h)) = self.audio_only.take() {
-            stop.store(true, Ordering::Relaxed);
-            let _ = h.join();
+        if let Some(a) = self.audio_only.take() {
+            a.stop.store(true, Ordering::Relaxed);
+            let _ = a.thread.join();
         }
         errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomcast_media::frame::AUDIO_FRAME_SAMPLES;
+    use std::time::Duration;
+
+    /// A microphone whose device is gone: silence, and `is_lost()` true.
+    struct LostMic;
+
+    impl Microphone for LostMic {
+        fn describe(&self) -> String {
+            "lost".into()
+        }
+        fn channels(&self) -> u8 {
+            1
+        }
+        fn capture(&mut self) -> roomcast_media::Result<AudioFrame> {
+            std::thread::sleep(Duration::from_millis(5));
+            Ok(AudioFrame { channels: 1, samples: vec![0; AUDIO_FRAME_SAMPLES], first_sample: 0, captured_at: Instant::now() })
+        }
+        fn is_lost(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn missing_devices_adds_lost_devices_once_and_keeps_those_missing_at_start() {
+        let lost = |camera_lost, mic_lost| SenderStatus { camera_lost, mic_lost, ..SenderStatus::default() };
+        assert!(missing_devices(&[], &lost(false, false)).is_empty());
+        assert_eq!(missing_devices(&[], &lost(true, false)), ["camera"]);
+        assert_eq!(missing_devices(&[], &lost(false, true)), ["microphone"]);
+        assert_eq!(missing_devices(&["microphone".into()], &lost(true, true)), ["microphone", "camera"]);
+        assert_eq!(missing_devices(&["camera".into()], &lost(false, false)), ["camera"]);
+    }
+
+    #[test]
+    fn a_lost_microphone_behind_the_gate_makes_the_status_list_microphone() {
+        let gate = MicGate::new(false);
+        let devices = Devices {
+            camera: None,
+            mic: Some(Box::new(GatedMic { inner: Box::new(LostMic), gate }) as Box<dyn Microphone>),
+            encoder: None,
+            encoder_state: None,
+            caps: Caps::default(),
+            missing: Vec::new(),
+            problems: Vec::new(),
+            opus: OpusConfig::default(),
+        };
+        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let target = sink.local_addr().expect("addr");
+        let ssrc = Ssrcs { video: 1, audio: 2 };
+        let sending = Sending::start(devices, ssrc, "test", target).expect("start");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sending.status().mic_lost && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let status = sending.status();
+        assert!(status.mic_lost, "{status:?}");
+        assert!(status.audio_running && status.audio_frames > 0, "{status:?}");
+        assert_eq!(missing_devices(&[], &status), ["microphone"]);
+        assert!(sending.stop().is_empty());
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use super::http::{CallError, Service};
 use super::playback::{spawn_playback, AlsaSpeaker, Mixer, NullSpeaker, Speaker};
 use super::receive::Receiving;
-use super::send::{Devices, MicGate, Sending};
+use super::send::{missing_devices, Devices, MicGate, Sending};
 use super::status::{lock, BoxPhase, SharedStatus};
 
 fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
@@ -222,7 +222,6 @@ async fn in_meeting(
 
     // Sender.
     let encoder_state = devices.encoder_state.clone();
-    let camera_lost = devices.camera_lost.clone();
     let missing_at_start = devices.missing.clone();
     let target = match resolve(&send_to, 8472).await {
         Ok(a) => a,
@@ -361,11 +360,8 @@ async fn in_meeting(
                 s.recv_kbps = receiving.recv_kbps;
                 s.muted = gate.muted.load(Ordering::Relaxed);
                 s.mic_level_dbfs = gate.level_dbfs();
-                let mut missing = missing_at_start.clone();
-                if camera_lost.load(Ordering::Relaxed) && !missing.iter().any(|m| m == "camera") {
-                    missing.push("camera".to_string());
-                }
-                s.missing = missing;
+                let sender_status = sending.as_ref().map(Sending::status).unwrap_or_default();
+                s.missing = missing_devices(&missing_at_start, &sender_status);
                 if let Some(es) = &encoder_state {
                     let es = es.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     s.encoder = es.label().to_string();
