@@ -6,7 +6,7 @@
 
 use crate::exec;
 use crate::lockfile::Pin;
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{Error, ErrorContext, IoContext, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,12 +43,13 @@ impl Apt {
         let dir = cache.join("apt");
         let debs = cache.join("debs");
         for d in ["lists/partial", "cache/archives/partial", "etc", "download"] {
-            std::fs::create_dir_all(dir.join(d))?;
+            let d = dir.join(d);
+            std::fs::create_dir_all(&d).with_context_io(|| format!("creating {}", d.display()))?;
         }
-        std::fs::create_dir_all(&debs)?;
+        std::fs::create_dir_all(&debs).with_context_io(|| format!("creating {}", debs.display()))?;
         let status = dir.join("status");
         if !status.exists() {
-            std::fs::write(&status, "")?;
+            std::fs::write(&status, "").with_context_io(|| format!("writing {}", status.display()))?;
         }
         let mirrors = host_mirrors()?;
         let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
@@ -65,7 +66,7 @@ impl Apt {
         }
         let path = dir.join("etc/sources.list");
         if std::fs::read_to_string(&path).ok().as_deref() != Some(list.as_str()) {
-            std::fs::write(&path, list)?;
+            std::fs::write(&path, list).with_context_io(|| format!("writing {}", path.display()))?;
             // New sources: the old lists no longer match.
             let _ = std::fs::remove_file(dir.join("lists/.updated"));
         }
@@ -107,7 +108,7 @@ impl Apt {
         }
         eprintln!("image: fetching Debian {RELEASE} arm64 package lists");
         exec::run(self.apt_get().arg("update"))?;
-        std::fs::write(stamp, "")?;
+        std::fs::write(&stamp, "").with_context_io(|| format!("writing {}", stamp.display()))?;
         Ok(())
     }
 
@@ -120,7 +121,8 @@ impl Apt {
         let mut c = Command::new("apt-cache");
         c.args(self.options()).args(["show", "--no-all-versions", &spec]);
         let text = exec::run(&mut c).with_context(|| format!("package {spec} is not in the archive"))?;
-        parse_record(&text).ok_or_else(|| anyhow!("apt-cache gave no record for {spec}"))
+        parse_record(&text)
+            .ok_or_else(|| Error::Package { package: spec, problem: "apt-cache gave no record for it".into() })
     }
 
     /// The newest version of `name` in `suite` (e.g. bookworm-backports, which apt never picks by itself).
@@ -135,7 +137,7 @@ impl Apt {
                     .then(|| f[1].to_string())
             })
             .next()
-            .ok_or_else(|| anyhow!("{name} is not in {suite}"))
+            .ok_or_else(|| Error::Package { package: name.to_string(), problem: format!("not in {suite}") })
     }
 
     /// Downloads the pinned package (or reuses the cached copy) and checks its sha256.
@@ -166,22 +168,24 @@ impl Apt {
                 pin.name, pin.version
             )
         })?;
-        let got = std::fs::read_dir(&tmp)?
+        let got = std::fs::read_dir(&tmp)
+            .with_context_io(|| format!("reading {}", tmp.display()))?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|x| x == "deb"))
-            .ok_or_else(|| anyhow!("apt-get download left no .deb for {}", pin.name))?;
+            .ok_or_else(|| Error::Package {
+                package: pin.name.clone(),
+                problem: "apt-get download left no .deb for it".into(),
+            })?;
         let sum = sha256_file(&got)?;
         if sum != pin.sha256 {
-            bail!(
-                "{} {}: sha256 {} does not match the pin {} in image/packages.lock",
-                pin.name,
-                pin.version,
-                sum,
-                pin.sha256
-            );
+            return Err(Error::Package {
+                package: format!("{} {}", pin.name, pin.version),
+                problem: format!("sha256 {} does not match the pin {} in image/packages.lock", sum, pin.sha256),
+            });
         }
-        std::fs::rename(&got, &file)?;
+        std::fs::rename(&got, &file)
+            .with_context_io(|| format!("moving {} to {}", got.display(), file.display()))?;
         Ok(file)
     }
 }
@@ -206,9 +210,9 @@ pub fn parse_record(text: &str) -> Option<PackageInfo> {
 
 /// The sha256 of a file, in hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut f = std::fs::File::open(path).with_context_io(|| format!("opening {}", path.display()))?;
     let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
+    std::io::copy(&mut f, &mut h).with_context_io(|| format!("reading {}", path.display()))?;
     Ok(hex(&h.finalize()))
 }
 
@@ -239,9 +243,10 @@ pub fn host_mirrors() -> Result<Mirrors> {
         }
     }
     mirrors_from_sources(&text).ok_or_else(|| {
-        anyhow!(
+        Error::Config(
             "cannot find a Debian archive in the host's /etc/apt sources; set ROOMCAST_DEBIAN_MIRROR \
              (and ROOMCAST_DEBIAN_SECURITY_MIRROR) to the Debian archive URLs to use"
+                .into(),
         )
     })
 }

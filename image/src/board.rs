@@ -5,7 +5,7 @@
 //! The `[devices]` keys are documented for the daemon in /work/team/board-format.md and in
 //! `board/README.md`; the builder passes that table through unchanged.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, ErrorContext, IoContext, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -84,22 +84,27 @@ impl Board {
     /// Reads and checks `board/<name>.toml`.
     pub fn load(path: &Path) -> Result<Board> {
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read board profile {}", path.display()))?;
+            .with_context_io(|| format!("cannot read board profile {}", path.display()))?;
         Board::parse(&text).with_context(|| format!("in board profile {}", path.display()))
     }
 
     /// Parses and checks a profile's text.
     pub fn parse(text: &str) -> Result<Board> {
-        let mut board: Board = toml::from_str(text)?;
+        let mut board: Board =
+            toml::from_str(text).map_err(|source| Error::Toml { what: "not a valid board profile".into(), source })?;
         board.source = text.to_string();
         for key in ["camera", "microphone", "encoder", "expected_encoder", "watchdog", "framebuffer"] {
             if !board.devices.contains_key(key) {
-                bail!("[devices] has no `{key}`");
+                return Err(Error::Config(format!("[devices] has no `{key}`")));
             }
         }
         match board.devices.get("expected_encoder").and_then(|v| v.as_str()) {
             Some("hardware" | "software") => {}
-            other => bail!("[devices] expected_encoder must be \"hardware\" or \"software\", not {other:?}"),
+            other => {
+                return Err(Error::Config(format!(
+                    "[devices] expected_encoder must be \"hardware\" or \"software\", not {other:?}"
+                )))
+            }
         }
         Ok(board)
     }

@@ -3,7 +3,7 @@
 //! setting. Everything is staged in a directory first, then copied into the FAT by [`crate::disk`].
 
 use crate::board::Board;
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, ErrorContext, IoContext, Result};
 use std::path::{Path, PathBuf};
 
 /// The label of the boot partition, as a laptop shows it when the SD card is plugged in.
@@ -45,7 +45,9 @@ pub fn stage(dir: &Path, inp: &Inputs) -> Result<()> {
     crate::exec::fresh_dir(dir)?;
     let board = inp.board;
     if !board.boot.firmware.is_empty() {
-        let Some(fw) = inp.firmware else { bail!("board {} needs raspi-firmware", board.board.name) };
+        let Some(fw) = inp.firmware else {
+            return Err(Error::Config(format!("board {} needs raspi-firmware", board.board.name)));
+        };
         for f in &board.boot.firmware {
             copy(&fw.join("usr/lib/raspi-firmware").join(f), &dir.join(f))?;
         }
@@ -63,9 +65,9 @@ pub fn stage(dir: &Path, inp: &Inputs) -> Result<()> {
             board.board.name,
             board.boot.config_txt.trim_start()
         );
-        std::fs::write(dir.join("config.txt"), text)?;
+        write(&dir.join("config.txt"), text)?;
     }
-    std::fs::write(dir.join("cmdline.txt"), cmdline(board) + "\n")?;
+    write(&dir.join("cmdline.txt"), cmdline(board) + "\n")?;
     match &inp.config {
         ConfigSource::Given(path) => copy(path, &dir.join("roomcast.toml"))
             .with_context(|| format!("--config {}", path.display()))?,
@@ -76,8 +78,8 @@ pub fn stage(dir: &Path, inp: &Inputs) -> Result<()> {
                  (the box will show a configuration error until you edit it)",
                 path.display()
             );
-            std::fs::write(
-                dir.join("roomcast.toml"),
+            write(
+                &dir.join("roomcast.toml"),
                 "# roomcast.toml: the room's settings. This image was built without one:\n\
                  # write yours here (see roomcast.example.toml beside this file).\n",
             )?;
@@ -86,8 +88,8 @@ pub fn stage(dir: &Path, inp: &Inputs) -> Result<()> {
     if let Some(example) = &inp.example {
         copy(example, &dir.join("roomcast.example.toml"))?;
     }
-    std::fs::write(
-        dir.join("README.txt"),
+    write(
+        &dir.join("README.txt"),
         format!(
             "roomcast meeting-room box ({}): boot partition.\r\n\r\n\
              Edit roomcast.toml in this folder (every setting is explained in roomcast.example.toml),\r\n\
@@ -101,6 +103,10 @@ pub fn stage(dir: &Path, inp: &Inputs) -> Result<()> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+    std::fs::copy(from, to).with_context_io(|| format!("copying {}", from.display()))?;
     Ok(())
+}
+
+fn write(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
+    std::fs::write(path, text).with_context_io(|| format!("writing {}", path.display()))
 }

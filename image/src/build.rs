@@ -8,7 +8,7 @@ use crate::manifest::{FileInfo, ImageInfo, Manifest};
 use crate::modules::ModuleTree;
 use crate::paths::Paths;
 use crate::{cross, disk, exec, host, initramfs, rootfs, sysroot};
-use anyhow::{Context, Result};
+use crate::error::{ErrorContext, IoContext, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,8 +50,9 @@ pub fn build(opts: &Options) -> Result<Built> {
     let epoch = source_date_epoch(&paths.repo);
     std::env::set_var("SOURCE_DATE_EPOCH", epoch.to_string());
     host::prepare()?;
-    std::fs::create_dir_all(&paths.work)?;
-    std::fs::create_dir_all(&paths.out)?;
+    for dir in [&paths.work, &paths.out] {
+        std::fs::create_dir_all(dir).with_context_io(|| format!("creating {}", dir.display()))?;
+    }
 
     // Packages: pinned in image/packages.lock, downloaded into image/cache.
     let apt = Apt::new(&paths.cache)?;
@@ -147,10 +148,11 @@ pub fn build(opts: &Options) -> Result<Built> {
     // The image and its manifest.
     let image = paths.image(&board.board.name);
     disk::make(&image, &boot_dir, &squashfs)?;
-    let size = std::fs::metadata(&image)?.len();
+    let size = file_size(&image)?;
     let mut boot_files = BTreeMap::new();
-    for e in std::fs::read_dir(&boot_dir)? {
-        let p = e?.path();
+    let reading_boot = || format!("reading {}", boot_dir.display());
+    for e in std::fs::read_dir(&boot_dir).with_context_io(reading_boot)? {
+        let p = e.with_context_io(reading_boot)?.path();
         boot_files.insert(p.file_name().unwrap_or_default().to_string_lossy().into_owned(), apt::sha256_file(&p)?);
     }
     let mut packages: Vec<Pin> = sysroot_pins;
@@ -166,19 +168,25 @@ pub fn build(opts: &Options) -> Result<Built> {
             source_date_epoch: epoch,
             git_commit: git_commit(&paths.repo),
             kernel_release: modules.release.clone(),
-            root_squashfs_bytes: std::fs::metadata(&squashfs)?.len(),
+            root_squashfs_bytes: file_size(&squashfs)?,
         },
         daemon: FileInfo {
             path: "/usr/bin/roomcast".into(),
-            size_bytes: std::fs::metadata(&daemon)?.len(),
+            size_bytes: file_size(&daemon)?,
             sha256: apt::sha256_file(&daemon)?,
         },
         boot_files,
         packages,
     };
     let manifest_path = PathBuf::from(format!("{}.manifest.toml", image.display()));
-    std::fs::write(&manifest_path, manifest.to_toml())?;
+    std::fs::write(&manifest_path, manifest.to_toml())
+        .with_context_io(|| format!("writing {}", manifest_path.display()))?;
     Ok(Built { image, manifest: manifest_path, size, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// The size of a file in bytes.
+fn file_size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path).with_context_io(|| format!("reading the size of {}", path.display()))?.len())
 }
 
 /// Chooses and pins package versions.

@@ -3,7 +3,7 @@
 //! pkg-config, bindgen and C builds (cc/cmake crates) all look into the sysroot.
 
 use crate::exec;
-use anyhow::Result;
+use crate::error::Result;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

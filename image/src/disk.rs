@@ -9,7 +9,7 @@
 
 use crate::bootfs::LABEL;
 use crate::exec;
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, IoContext, Result};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,14 +33,18 @@ pub struct Partition {
 
 /// Writes the image `img` from the staged boot files and the squashfs root.
 pub fn make(img: &Path, boot_dir: &Path, root_squashfs: &Path) -> Result<()> {
-    let root_len = std::fs::metadata(root_squashfs)?.len();
+    let root_len = std::fs::metadata(root_squashfs)
+        .with_context_io(|| format!("reading the size of {}", root_squashfs.display()))?
+        .len();
     let root_size = root_len.div_ceil(4 * MIB) * 4 * MIB;
     let root_start = BOOT_START + BOOT_SIZE;
     let total = root_start + root_size;
     if img.exists() {
-        std::fs::remove_file(img)?;
+        std::fs::remove_file(img).with_context_io(|| format!("removing {}", img.display()))?;
     }
-    std::fs::File::create(img)?.set_len(total)?;
+    std::fs::File::create(img)
+        .and_then(|f| f.set_len(total))
+        .with_context_io(|| format!("creating {}", img.display()))?;
 
     let script = format!(
         "label: dos\nlabel-id: 0x{DISK_ID:08x}\nunit: sectors\n\n\
@@ -50,25 +54,32 @@ pub fn make(img: &Path, boot_dir: &Path, root_squashfs: &Path) -> Result<()> {
         root_start / SECTOR,
         root_size / SECTOR
     );
-    let mut sfdisk = Command::new("sfdisk")
-        .args(["--no-reread", "--no-tell-kernel", "--quiet"])
-        .arg(img)
+    let mut sfdisk = Command::new("sfdisk");
+    sfdisk.args(["--no-reread", "--no-tell-kernel", "--quiet"]).arg(img);
+    let shown = exec::describe(&sfdisk);
+    let mut child = sfdisk
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting sfdisk")?;
-    sfdisk.stdin.take().context("sfdisk stdin")?.write_all(script.as_bytes())?;
-    let out = sfdisk.wait_with_output()?;
+        .context_io("starting sfdisk")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).context_io("writing the partition table to sfdisk")?;
+    }
+    let out = child.wait_with_output().context_io("waiting for sfdisk")?;
     if !out.status.success() {
-        bail!("sfdisk failed: {}", String::from_utf8_lossy(&out.stderr));
+        return Err(Error::Command {
+            command: shown,
+            status: out.status.to_string(),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
     }
 
     // The FAT is made in its own file (mtools is happiest with a whole-file filesystem), then
     // written at its partition's offset.
     let fat = img.with_extension("boot.vfat");
     if fat.exists() {
-        std::fs::remove_file(&fat)?;
+        std::fs::remove_file(&fat).with_context_io(|| format!("removing {}", fat.display()))?;
     }
     exec::run(
         Command::new("mkfs.vfat")
@@ -77,7 +88,9 @@ pub fn make(img: &Path, boot_dir: &Path, root_squashfs: &Path) -> Result<()> {
             .arg(&fat)
             .arg((BOOT_SIZE / 1024).to_string()),
     )?;
-    let mut files: Vec<_> = std::fs::read_dir(boot_dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(boot_dir)
+        .with_context_io(|| format!("reading {}", boot_dir.display()))?
+        .filter_map(|e| e.ok()).map(|e| e.path()).collect();
     files.sort();
     if !files.is_empty() {
         exec::run(
@@ -91,18 +104,20 @@ pub fn make(img: &Path, boot_dir: &Path, root_squashfs: &Path) -> Result<()> {
         )?;
     }
     write_at(img, BOOT_START, &fat)?;
-    std::fs::remove_file(&fat)?;
+    std::fs::remove_file(&fat).with_context_io(|| format!("removing {}", fat.display()))?;
     write_at(img, root_start, root_squashfs)?;
     Ok(())
 }
 
 /// Writes the contents of `src` into `img` at byte `offset` (like `dd conv=notrunc seek=`).
 fn write_at(img: &Path, offset: u64, src: &Path) -> Result<()> {
-    let mut out = std::fs::OpenOptions::new().write(true).open(img)?;
-    out.seek(SeekFrom::Start(offset))?;
-    std::io::copy(&mut std::fs::File::open(src)?, &mut out)?;
-    out.flush()?;
-    Ok(())
+    (|| {
+        let mut out = std::fs::OpenOptions::new().write(true).open(img)?;
+        out.seek(SeekFrom::Start(offset))?;
+        std::io::copy(&mut std::fs::File::open(src)?, &mut out)?;
+        out.flush()
+    })()
+    .with_context_io(|| format!("writing {} into {} at byte {offset}", src.display(), img.display()))
 }
 /// The mtools image spec of a FAT at `offset` in `img`.
 pub fn fat_spec(img: &Path, offset: u64) -> String {
@@ -113,16 +128,16 @@ pub fn fat_spec(img: &Path, offset: u64) -> String {
 pub fn partitions(img: &Path) -> Result<Vec<Partition>> {
     let mut mbr = [0u8; 512];
     std::fs::File::open(img)
-        .with_context(|| format!("opening {}", img.display()))?
+        .with_context_io(|| format!("opening {}", img.display()))?
         .read_exact(&mut mbr)
-        .context("reading the partition table")?;
+        .with_context_io(|| format!("reading the partition table of {}", img.display()))?;
     parse_mbr(&mbr)
 }
 
 /// Parses an MBR sector.
 pub fn parse_mbr(mbr: &[u8; 512]) -> Result<Vec<Partition>> {
     if mbr[510..512] != [0x55, 0xAA] {
-        bail!("no MBR partition table (signature missing)");
+        return Err(Error::Disk("no MBR partition table (signature missing)".into()));
     }
     let mut parts = Vec::new();
     for i in 0..4 {
@@ -139,7 +154,10 @@ pub fn parse_mbr(mbr: &[u8; 512]) -> Result<Vec<Partition>> {
 
 /// Copies `name` out of the image's boot partition into `dest` (mtools, no mount).
 pub fn read_boot_file(img: &Path, name: &str, dest: &Path) -> Result<()> {
-    let boot = partitions(img)?.into_iter().next().context("the image has no boot partition")?;
+    let boot = partitions(img)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Disk(format!("{} has no boot partition", img.display())))?;
     exec::run(
         Command::new("mcopy")
             .env("MTOOLS_SKIP_CHECK", "1")
@@ -154,7 +172,10 @@ pub fn read_boot_file(img: &Path, name: &str, dest: &Path) -> Result<()> {
 /// Replaces (or adds) `name` in the image's boot partition with the file `src`, as a user does
 /// when editing roomcast.toml on the SD card.
 pub fn write_boot_file(img: &Path, src: &Path, name: &str) -> Result<()> {
-    let boot = partitions(img)?.into_iter().next().context("the image has no boot partition")?;
+    let boot = partitions(img)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Disk(format!("{} has no boot partition", img.display())))?;
     exec::run(
         Command::new("mcopy")
             .env("MTOOLS_SKIP_CHECK", "1")

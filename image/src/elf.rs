@@ -2,7 +2,7 @@
 //! readelf), resolved recursively in the sysroot, like `ldd` does on the target.
 
 use crate::exec;
-use anyhow::{bail, Result};
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,7 +51,7 @@ pub fn closure(binary: &Path, lib_dirs: &[PathBuf]) -> Result<(BTreeMap<String, 
             continue;
         }
         let Some(path) = lib_dirs.iter().map(|d| d.join(&soname)).find(|p| p.exists()) else {
-            bail!("{} needs {soname}, which is not in the sysroot", binary.display());
+            return Err(Error::Sysroot(format!("{} needs {soname}, which is not in the sysroot", binary.display())));
         };
         todo.extend(dynamic(&path)?.needed);
         found.insert(soname, path);

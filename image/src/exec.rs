@@ -1,7 +1,7 @@
 //! Running the external tools the build relies on (apt-get, dpkg-deb, mksquashfs, sfdisk, mtools,
 //! cargo, qemu), with errors that say which command failed and what it printed.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, IoContext, Result};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -17,9 +17,9 @@ pub fn run_visible(cmd: &mut Command) -> Result<()> {
     let status = cmd
         .stdin(Stdio::null())
         .status()
-        .with_context(|| format!("cannot start `{shown}`"))?;
+        .with_context_io(|| format!("cannot start `{shown}`"))?;
     if !status.success() {
-        bail!("`{shown}` failed ({status})");
+        return Err(Error::Command { command: shown, status: status.to_string(), output: String::new() });
     }
     Ok(())
 }
@@ -30,14 +30,13 @@ pub fn output(cmd: &mut Command) -> Result<Output> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("cannot start `{shown}` (is it installed?)"))?;
+        .with_context_io(|| format!("cannot start `{shown}` (is it installed?)"))?;
     if !out.status.success() {
-        bail!(
-            "`{shown}` failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        return Err(Error::Command {
+            command: shown,
+            status: out.status.to_string(),
+            output: format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        });
     }
     Ok(out)
 }
@@ -66,7 +65,7 @@ pub fn clamp_mtimes(dir: &Path, epoch: u64) -> Result<()> {
 /// Creates an empty directory at `dir`, removing whatever was there.
 pub fn fresh_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        std::fs::remove_dir_all(dir).with_context_io(|| format!("removing {}", dir.display()))?;
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+    std::fs::create_dir_all(dir).with_context_io(|| format!("creating {}", dir.display()))
 }

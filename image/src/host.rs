@@ -2,7 +2,7 @@
 //! apt-get only when missing, like tests/setup-host) and the aarch64 Rust target.
 
 use crate::exec;
-use anyhow::{bail, Result};
+use crate::error::{Error, Result};
 use std::process::Command;
 
 /// Host tool -> the Debian package that provides it.
@@ -73,7 +73,7 @@ pub fn prepare() -> Result<()> {
     match installed {
         Ok(list) if list.lines().any(|l| l.trim() == crate::cross::TARGET) => {}
         Ok(_) => exec::run_visible(Command::new("rustup").args(["target", "add", crate::cross::TARGET]))?,
-        Err(_) => bail!("rustup is needed to add the {} target", crate::cross::TARGET),
+        Err(_) => return Err(Error::Host(format!("rustup is needed to add the {} target", crate::cross::TARGET))),
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod build;
 pub mod cross;
 pub mod disk;
 pub mod elf;
+pub mod error;
 pub mod exec;
 pub mod host;
 pub mod initramfs;
@@ -24,3 +25,5 @@ pub mod paths;
 pub mod qemu;
 pub mod rootfs;
 pub mod sysroot;
+
+pub use error::{Error, Result};

@@ -2,7 +2,7 @@
 //! sha256 so that the same inputs give the same image. Committed; updated by
 //! `cargo image build --update-lock` (or filled in when a board needs a package not yet pinned).
 
-use anyhow::{Context, Result};
+use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -33,8 +33,8 @@ impl Lock {
         if !path.exists() {
             return Ok(Lock::default());
         }
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let text = std::fs::read_to_string(path).with_context_io(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).map_err(|source| Error::Toml { what: format!("parsing {}", path.display()), source })
     }
 
     /// Writes the lock file, sorted by name.
@@ -44,9 +44,10 @@ impl Lock {
         let text = format!(
             "# Debian arm64 packages of the roomcast images, pinned (version + sha256 of the .deb).\n\
              # Written by the image builder; refresh with `cargo image build --board NAME --update-lock`.\n\n{}",
-            toml::to_string(&sorted)?
+            toml::to_string(&sorted)
+                .map_err(|source| Error::TomlWrite { what: format!("serializing {}", path.display()), source })?
         );
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(path, text).with_context_io(|| format!("writing {}", path.display()))
     }
 
     /// The pin for `name` (a real package or the metapackage it was chosen through).

@@ -3,7 +3,7 @@
 //! filesystem or initramfs, and writing the order init loads them in.
 
 use crate::exec;
-use anyhow::{anyhow, Result};
+use crate::error::{Error, IoContext, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,7 +40,9 @@ impl ModuleTree {
         if !mod_dir.join("modules.dep").exists() {
             exec::run(Command::new("depmod").arg("-b").arg(root).arg(&release))?;
         }
-        let dep_text = std::fs::read_to_string(mod_dir.join("modules.dep"))?;
+        let dep_file = mod_dir.join("modules.dep");
+        let dep_text =
+            std::fs::read_to_string(&dep_file).with_context_io(|| format!("reading {}", dep_file.display()))?;
         let builtin_text = std::fs::read_to_string(mod_dir.join("modules.builtin")).unwrap_or_default();
         let (paths, deps) = parse_modules_dep(&dep_text);
         let builtin = builtin_text.lines().map(module_name).collect();
@@ -65,7 +67,7 @@ impl ModuleTree {
             let rel = self
                 .paths
                 .get(&c)
-                .ok_or_else(|| anyhow!("kernel {} has no module `{name}`", self.release))?;
+                .ok_or_else(|| Error::Kernel(format!("kernel {} has no module `{name}`", self.release)))?;
             self.visit(rel, &mut seen, &mut order);
         }
         Ok(order)
@@ -92,7 +94,8 @@ impl ModuleTree {
         for meta in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
             let from = self.dir().join(meta);
             if from.exists() {
-                std::fs::copy(from, dest.join(meta))?;
+                std::fs::copy(&from, dest.join(meta))
+                    .with_context_io(|| format!("copying {} to {}", from.display(), dest.display()))?;
             }
         }
         exec::run(Command::new("depmod").arg("-b").arg(dest_root).arg(&self.release))?;
@@ -106,16 +109,18 @@ impl ModuleTree {
     pub fn copy_module(&self, rel: &str, dest: &Path) -> Result<String> {
         let plain = installed_name(rel);
         let to = dest.join(&plain);
-        std::fs::create_dir_all(to.parent().unwrap_or(dest))?;
+        let parent = to.parent().unwrap_or(dest);
+        std::fs::create_dir_all(parent).with_context_io(|| format!("creating {}", parent.display()))?;
         let from = self.dir().join(rel);
         if rel.ends_with(".xz") {
             let out = exec::output(Command::new("xz").arg("-dc").arg(&from))?;
-            std::fs::write(&to, out.stdout)?;
+            std::fs::write(&to, out.stdout).with_context_io(|| format!("writing {}", to.display()))?;
         } else if rel.ends_with(".zst") {
             let out = exec::output(Command::new("zstd").arg("-dcq").arg(&from))?;
-            std::fs::write(&to, out.stdout)?;
+            std::fs::write(&to, out.stdout).with_context_io(|| format!("writing {}", to.display()))?;
         } else {
-            std::fs::copy(&from, &to)?;
+            std::fs::copy(&from, &to)
+                .with_context_io(|| format!("copying {} to {}", from.display(), to.display()))?;
         }
         Ok(plain)
     }
@@ -141,13 +146,15 @@ pub fn parse_modules_dep(text: &str) -> (BTreeMap<String, String>, BTreeMap<Stri
 
 /// The single kernel release under `root`/lib/modules.
 pub fn kernel_release(root: &Path) -> Result<String> {
-    let mut releases: Vec<String> = std::fs::read_dir(root.join("lib/modules"))?
+    let modules = root.join("lib/modules");
+    let mut releases: Vec<String> = std::fs::read_dir(&modules)
+        .with_context_io(|| format!("reading {}", modules.display()))?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("kernel").is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     releases.sort();
-    releases.pop().ok_or_else(|| anyhow!("no kernel modules under {}", root.display()))
+    releases.pop().ok_or_else(|| Error::Kernel(format!("no kernel modules under {}", root.display())))
 }
 
 #[cfg(test)]

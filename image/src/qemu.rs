@@ -5,7 +5,7 @@
 
 use crate::board::Board;
 use crate::disk;
-use anyhow::{Context, Result};
+use crate::error::{Error, IoContext, Result};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -28,15 +28,21 @@ pub struct Boot {
 
 /// The QEMU command that boots `boot.image` as described by `board`'s `[qemu]` table.
 pub fn command(board: &Board, boot: &Boot) -> Result<Command> {
-    let q = board.qemu.as_ref().with_context(|| format!("board {} has no [qemu] table", board.board.name))?;
-    std::fs::create_dir_all(&boot.work)?;
+    let q = board
+        .qemu
+        .as_ref()
+        .ok_or_else(|| Error::Config(format!("board {} has no [qemu] table", board.board.name)))?;
+    std::fs::create_dir_all(&boot.work).with_context_io(|| format!("creating {}", boot.work.display()))?;
     let kernel = boot.work.join("vmlinuz");
     let initrd = boot.work.join("initrd.img");
     let cmdline_file = boot.work.join("cmdline.txt");
     disk::read_boot_file(&boot.image, "vmlinuz", &kernel)?;
     disk::read_boot_file(&boot.image, "initrd.img", &initrd)?;
     disk::read_boot_file(&boot.image, "cmdline.txt", &cmdline_file)?;
-    let cmdline = std::fs::read_to_string(&cmdline_file)?.trim().to_string();
+    let cmdline = std::fs::read_to_string(&cmdline_file)
+        .with_context_io(|| format!("reading {}", cmdline_file.display()))?
+        .trim()
+        .to_string();
 
     let mut c = Command::new("qemu-system-aarch64");
     c.args(["-M", &q.machine, "-cpu", &q.cpu, "-accel", "tcg,thread=multi"])
@@ -89,13 +95,14 @@ impl Qmp {
             match UnixStream::connect(path) {
                 Ok(s) => break s,
                 Err(e) if std::time::Instant::now() > deadline => {
-                    return Err(e).with_context(|| format!("QMP socket {}", path.display()))
+                    return Err(e).with_context_io(|| format!("QMP socket {}", path.display()))
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         };
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut qmp = Qmp { reader: BufReader::new(stream.try_clone()?), writer: stream };
+        let what = || format!("QMP socket {}", path.display());
+        stream.set_read_timeout(Some(Duration::from_secs(30))).with_context_io(what)?;
+        let mut qmp = Qmp { reader: BufReader::new(stream.try_clone().with_context_io(what)?), writer: stream };
         qmp.read_reply()?; // greeting
         qmp.execute("{\"execute\":\"qmp_capabilities\"}")?;
         Ok(qmp)
@@ -104,8 +111,8 @@ impl Qmp {
     fn read_reply(&mut self) -> Result<String> {
         loop {
             let mut line = String::new();
-            if self.reader.read_line(&mut line)? == 0 {
-                anyhow::bail!("QMP connection closed");
+            if self.reader.read_line(&mut line).context_io("reading from QMP")? == 0 {
+                return Err(Error::Qemu("QMP connection closed".into()));
             }
             // Skip asynchronous events.
             if !line.contains("\"event\"") {
@@ -116,11 +123,13 @@ impl Qmp {
 
     /// Sends one command; fails when QEMU answers with an error.
     pub fn execute(&mut self, json: &str) -> Result<String> {
-        self.writer.write_all(json.as_bytes())?;
-        self.writer.write_all(b"\n")?;
+        self.writer
+            .write_all(json.as_bytes())
+            .and_then(|()| self.writer.write_all(b"\n"))
+            .with_context_io(|| format!("sending QMP {json}"))?;
         let reply = self.read_reply()?;
         if reply.contains("\"error\"") {
-            anyhow::bail!("QMP {json} failed: {reply}");
+            return Err(Error::Qemu(format!("QMP {json} failed: {reply}")));
         }
         Ok(reply)
     }
@@ -184,10 +193,10 @@ impl Console {
 
     fn stream(&mut self) -> Result<&mut UnixStream> {
         if self.stream.is_none() {
-            let s = UnixStream::connect(Self::socket_of(&self.log)).context("serial console socket")?;
+            let s = UnixStream::connect(Self::socket_of(&self.log)).context_io("serial console socket")?;
             // QEMU also sends the console's output to the socket and stalls the guest's console when
             // nobody reads it: drain it (the log file has it all).
-            let mut reader = s.try_clone()?;
+            let mut reader = s.try_clone().context_io("serial console socket")?;
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while matches!(std::io::Read::read(&mut reader, &mut buf), Ok(n) if n > 0) {}
@@ -203,12 +212,12 @@ impl Console {
         let before = self.text().len();
         // The console shell waits for Enter first ("Please press Enter to activate this console"),
         // and drops what is typed before its prompt: wait for the prompt.
-        self.stream()?.write_all(b"\r")?;
+        self.stream()?.write_all(b"\r").context_io("typing on the serial console")?;
         let prompt_deadline = std::time::Instant::now() + timeout / 2;
         // The prompt is "roomcast:<dir>#" (PS1 in image/rootfs/etc/profile).
         while !self.text().get(before..).unwrap_or("").contains("roomcast:/") {
             if std::time::Instant::now() > prompt_deadline {
-                anyhow::bail!("no shell prompt on the console");
+                return Err(Error::Qemu("no shell prompt on the console".into()));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -218,7 +227,7 @@ impl Console {
         let echoed = format!("{marker}-$((20+22))");
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(500));
-            self.stream()?.write_all(line.as_bytes())?;
+            self.stream()?.write_all(line.as_bytes()).context_io("typing on the serial console")?;
             let echo_deadline = std::time::Instant::now() + Duration::from_secs(4);
             while std::time::Instant::now() < echo_deadline && !self.text().get(before..).unwrap_or("").contains(&echoed) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -239,7 +248,7 @@ impl Console {
                 return Ok(out[start.min(out.len())..].trim().to_string());
             }
             if std::time::Instant::now() > deadline {
-                anyhow::bail!("no answer from the console to `{command}`");
+                return Err(Error::Qemu(format!("no answer from the console to `{command}`")));
             }
             std::thread::sleep(Duration::from_millis(200));
         }

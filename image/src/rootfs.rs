@@ -8,7 +8,7 @@ use crate::elf;
 use crate::exec;
 use crate::modules::{canonical, ModuleTree};
 use crate::sysroot;
-use anyhow::{Context, Result};
+use crate::error::{Error, IoContext, Result};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,7 +52,8 @@ pub fn assemble(dir: &Path, inp: &Inputs) -> Result<()> {
         "bin", "sbin", "usr/bin", "usr/sbin", "usr/share", "lib", "etc/roomcast", "proc", "sys", "dev", "run",
         "tmp", "var", "boot", "root", "mnt",
     ] {
-        std::fs::create_dir_all(dir.join(d))?;
+        let d = dir.join(d);
+        std::fs::create_dir_all(&d).with_context_io(|| format!("creating {}", d.display()))?;
     }
     // Our init scripts and configuration files.
     copy_tree(&inp.repo.join("image/rootfs"), dir)?;
@@ -62,10 +63,10 @@ pub fn assemble(dir: &Path, inp: &Inputs) -> Result<()> {
     for applet in APPLETS {
         let link = dir.join("bin").join(applet);
         if !link.exists() {
-            symlink("busybox", &link)?;
+            symlink("busybox", &link).with_context_io(|| format!("linking {}", link.display()))?;
         }
     }
-    symlink("../bin/busybox", dir.join("sbin/init"))?;
+    symlink("../bin/busybox", dir.join("sbin/init")).with_context_io(|| format!("linking {}/sbin/init", dir.display()))?;
 
     // The daemon, openntpd, and every library they link.
     install_exec(inp.daemon, &dir.join("usr/bin/roomcast"))?;
@@ -85,7 +86,7 @@ pub fn assemble(dir: &Path, inp: &Inputs) -> Result<()> {
                     .iter()
                     .map(|d| d.join(&name))
                     .find(|p| p.exists())
-                    .with_context(|| format!("the interpreter {interp} is not in the sysroot"))?;
+                    .ok_or_else(|| Error::Sysroot(format!("the interpreter {interp} is not in the sysroot")))?;
                 install_exec(&real, &target)?;
             }
         }
@@ -96,12 +97,12 @@ pub fn assemble(dir: &Path, inp: &Inputs) -> Result<()> {
     // Kernel modules and the order init loads them in.
     let order = inp.modules.load_order(&inp.board.kernel.modules)?;
     inp.modules.install(&order, dir)?;
-    std::fs::write(dir.join("etc/roomcast/modules"), module_list(&order, &inp.board.kernel.module_options))?;
+    write(&dir.join("etc/roomcast/modules"), module_list(&order, &inp.board.kernel.module_options))?;
 
     // Board defaults for the daemon, and what this image is.
-    std::fs::write(dir.join("etc/roomcast/board.toml"), inp.board.runtime_toml())?;
-    std::fs::write(
-        dir.join("etc/roomcast/release"),
+    write(&dir.join("etc/roomcast/board.toml"), inp.board.runtime_toml())?;
+    write(
+        &dir.join("etc/roomcast/release"),
         format!(
             "board={}\nkernel={}\nsource_date_epoch={}\n",
             inp.board.board.name,
@@ -130,7 +131,7 @@ pub fn module_list(order: &[String], options: &std::collections::BTreeMap<String
 /// Packs `dir` into a squashfs file, reproducibly (owner root, fixed times, sorted by mksquashfs).
 pub fn squash(dir: &Path, out: &Path, epoch: u64) -> Result<()> {
     if out.exists() {
-        std::fs::remove_file(out)?;
+        std::fs::remove_file(out).with_context_io(|| format!("removing {}", out.display()))?;
     }
     exec::run(
         Command::new("mksquashfs")
@@ -149,32 +150,39 @@ pub fn squash(dir: &Path, out: &Path, epoch: u64) -> Result<()> {
 /// Copies a file and makes it executable.
 fn install_exec(from: &Path, to: &Path) -> Result<()> {
     if let Some(p) = to.parent() {
-        std::fs::create_dir_all(p)?;
+        std::fs::create_dir_all(p).with_context_io(|| format!("creating {}", p.display()))?;
     }
-    std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::copy(from, to).with_context_io(|| format!("copying {} to {}", from.display(), to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
+        .with_context_io(|| format!("making {} executable", to.display()))?;
     Ok(())
+}
+
+fn write(path: &Path, text: impl AsRef<[u8]>) -> Result<()> {
+    std::fs::write(path, text).with_context_io(|| format!("writing {}", path.display()))
 }
 
 /// Copies a directory tree (files, directories, symlinks), keeping permissions.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
+    std::fs::create_dir_all(to).with_context_io(|| format!("creating {}", to.display()))?;
     let mut entries: Vec<_> = std::fs::read_dir(from)
-        .with_context(|| format!("reading {}", from.display()))?
+        .with_context_io(|| format!("reading {}", from.display()))?
         .filter_map(|e| e.ok())
         .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let src = e.path();
         let dst = to.join(e.file_name());
-        let ft = e.file_type()?;
+        let ft = e.file_type().with_context_io(|| format!("reading {}", src.display()))?;
         if ft.is_symlink() {
             let _ = std::fs::remove_file(&dst);
-            symlink(std::fs::read_link(&src)?, &dst)?;
+            let target = std::fs::read_link(&src).with_context_io(|| format!("reading link {}", src.display()))?;
+            symlink(target, &dst).with_context_io(|| format!("linking {}", dst.display()))?;
         } else if ft.is_dir() {
             copy_tree(&src, &dst)?;
         } else {
-            std::fs::copy(&src, &dst)?;
+            std::fs::copy(&src, &dst)
+                .with_context_io(|| format!("copying {} to {}", src.display(), dst.display()))?;
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use crate::exec;
 use crate::lockfile::Pin;
-use anyhow::Result;
+use crate::error::{IoContext, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,21 +22,22 @@ pub fn unpack(dir: &Path, debs: &[(Pin, PathBuf)]) -> Result<()> {
         exec::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dir))?;
     }
     relativize_symlinks(dir, dir)?;
-    std::fs::write(stamp, stamp_text)?;
+    std::fs::write(&stamp, stamp_text).with_context_io(|| format!("writing {}", stamp.display()))?;
     Ok(())
 }
 
 /// Points absolute symlinks (e.g. libm.so -> /lib/aarch64-linux-gnu/libm.so.6) into the tree
 /// instead of the host, so that the linker finds the sysroot's libraries through them.
 fn relativize_symlinks(root: &Path, dir: &Path) -> Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
+    let reading = || format!("reading {}", dir.display());
+    for e in std::fs::read_dir(dir).with_context_io(reading)? {
+        let e = e.with_context_io(reading)?;
         let path = e.path();
-        let ft = e.file_type()?;
+        let ft = e.file_type().with_context_io(|| format!("reading {}", path.display()))?;
         if ft.is_dir() {
             relativize_symlinks(root, &path)?;
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(&path)?;
+            let target = std::fs::read_link(&path).with_context_io(|| format!("reading link {}", path.display()))?;
             if let Ok(inside) = target.strip_prefix("/") {
                 let depth = path.strip_prefix(root).map(|p| p.components().count() - 1).unwrap_or(0);
                 let mut rel = PathBuf::new();
@@ -44,8 +45,9 @@ fn relativize_symlinks(root: &Path, dir: &Path) -> Result<()> {
                     rel.push("..");
                 }
                 rel.push(inside);
-                std::fs::remove_file(&path)?;
-                std::os::unix::fs::symlink(&rel, &path)?;
+                std::fs::remove_file(&path).with_context_io(|| format!("removing {}", path.display()))?;
+                std::os::unix::fs::symlink(&rel, &path)
+                    .with_context_io(|| format!("linking {} to {}", path.display(), rel.display()))?;
             }
         }
     }
