@@ -15,8 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let t0 = Instant::now();
     let mut now = t0;
     let relay_addr: SocketAddr = "192.0.2.1:2268".parse().unwrap();
-    let senders: [SocketAddr; 3] =
-        ["198.51.100.1:4000".parse().unwrap(), "198.51.100.2:4000".parse().unwrap(), "[2001:db8::9]:4000".parse().unwrap()];
+    let senders: [SocketAddr; 3] = [
+        "198.51.100.1:4000".parse().unwrap(),
+        "198.51.100.2:4000".parse().unwrap(),
+        "[2001:db8::9]:4000".parse().unwrap(),
+    ];
     let mut relay = Relay::new(
         RelayConfig { advertised: relay_addr.ip(), max_tunnels: 2, max_groups_per_tunnel: 2, ..RelayConfig::default() },
         t0,

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use roomcast_rtp::{parse_rtp, Depacketizer, Packetizer, Av1Depacketizer, Av1Packetizer};
+use roomcast_rtp::{parse_rtp, Av1Depacketizer, Av1Packetizer, Depacketizer, Packetizer};
 
 #[path = "rtp_common.rs"]
 mod rtp_common;

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use roomcast_rtp::{parse_rtp, Depacketizer, Packetizer, H264Depacketizer, H264Packetizer};
+use roomcast_rtp::{parse_rtp, Depacketizer, H264Depacketizer, H264Packetizer, Packetizer};
 
 #[path = "rtp_common.rs"]
 mod rtp_common;

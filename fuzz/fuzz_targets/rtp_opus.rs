@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use roomcast_rtp::{parse_rtp, Depacketizer, Packetizer, OpusDepacketizer, OpusPacketizer};
+use roomcast_rtp::{parse_rtp, Depacketizer, OpusDepacketizer, OpusPacketizer, Packetizer};
 
 #[path = "rtp_common.rs"]
 mod rtp_common;

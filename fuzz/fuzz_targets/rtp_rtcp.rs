@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.len(), packets.len());
         for (a, b) in again.iter().zip(&packets) {
             match (a, b) {
-                (RtcpPacket::Other { packet_type: x, .. }, RtcpPacket::Other { packet_type: y, .. }) => assert_eq!(x, y),
+                (RtcpPacket::Other { packet_type: x, .. }, RtcpPacket::Other { packet_type: y, .. }) => {
+                    assert_eq!(x, y)
+                }
                 _ => assert_eq!(a, b),
             }
         }

@@ -4,9 +4,9 @@
 //! (bookworm main + non-free-firmware for raspi-firmware). apt checks the archive's signatures with
 //! Debian's keyring; the builder checks every .deb against the sha256 pinned in packages.lock.
 
+use crate::error::{Error, ErrorContext, IoContext, Result};
 use crate::exec;
 use crate::lockfile::Pin;
-use crate::error::{Error, ErrorContext, IoContext, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -142,12 +142,7 @@ impl Apt {
 
     /// Downloads the pinned package (or reuses the cached copy) and checks its sha256.
     pub fn fetch(&self, pin: &Pin) -> Result<PathBuf> {
-        let file = self.debs.join(format!(
-            "{}_{}_{}.deb",
-            pin.name,
-            pin.version.replace(':', "%3a"),
-            pin.arch
-        ));
+        let file = self.debs.join(format!("{}_{}_{}.deb", pin.name, pin.version.replace(':', "%3a"), pin.arch));
         if file.exists() && sha256_file(&file)? == pin.sha256 {
             return Ok(file);
         }
@@ -156,18 +151,14 @@ impl Apt {
         let tmp = self.dir.join("download");
         exec::fresh_dir(&tmp)?;
         eprintln!("image: downloading {} {}", pin.name, pin.version);
-        exec::run(
-            self.apt_get()
-                .current_dir(&tmp)
-                .args(["download", &format!("{}={}", pin.name, pin.version)]),
-        )
-        .with_context(|| {
-            format!(
-                "{}={} (pinned in image/packages.lock) cannot be downloaded; if the archive dropped it, \
+        exec::run(self.apt_get().current_dir(&tmp).args(["download", &format!("{}={}", pin.name, pin.version)]))
+            .with_context(|| {
+                format!(
+                    "{}={} (pinned in image/packages.lock) cannot be downloaded; if the archive dropped it, \
                  refresh the pins with `cargo image build --board NAME --update-lock`",
-                pin.name, pin.version
-            )
-        })?;
+                    pin.name, pin.version
+                )
+            })?;
         let got = std::fs::read_dir(&tmp)
             .with_context_io(|| format!("reading {}", tmp.display()))?
             .filter_map(|e| e.ok())
@@ -184,8 +175,7 @@ impl Apt {
                 problem: format!("sha256 {} does not match the pin {} in image/packages.lock", sum, pin.sha256),
             });
         }
-        std::fs::rename(&got, &file)
-            .with_context_io(|| format!("moving {} to {}", got.display(), file.display()))?;
+        std::fs::rename(&got, &file).with_context_io(|| format!("moving {} to {}", got.display(), file.display()))?;
         Ok(file)
     }
 }
@@ -194,10 +184,7 @@ impl Apt {
 pub fn parse_record(text: &str) -> Option<PackageInfo> {
     let record = text.split("\n\n").next()?;
     let field = |key: &str| {
-        record
-            .lines()
-            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
-            .map(|v| v.trim().to_string())
+        record.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':'))).map(|v| v.trim().to_string())
     };
     Some(PackageInfo {
         name: field("Package")?,
@@ -256,9 +243,9 @@ pub fn mirrors_from_sources(text: &str) -> Option<Mirrors> {
     let mut pairs: Vec<(String, String)> = Vec::new(); // (uri, suites)
     for stanza in text.split("\n\n") {
         let get = |k: &str| {
-            stanza.lines().find_map(|l| {
-                l.trim().strip_prefix(k).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_string())
-            })
+            stanza
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(k).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_string()))
         };
         if let (Some(uris), Some(suites)) = (get("URIs"), get("Suites")) {
             for uri in uris.split_whitespace() {

@@ -34,10 +34,7 @@ pub struct Inputs<'a> {
 /// The kernel command line written to cmdline.txt (and given to QEMU).
 pub fn cmdline(board: &Board) -> String {
     let id = crate::disk::DISK_ID;
-    format!(
-        "{} roomcast.root=PARTUUID={id:08x}-02 roomcast.boot=PARTUUID={id:08x}-01",
-        board.boot.cmdline.trim()
-    )
+    format!("{} roomcast.root=PARTUUID={id:08x}-02 roomcast.boot=PARTUUID={id:08x}-01", board.boot.cmdline.trim())
 }
 
 /// Fills `dir` with the boot partition's files.
@@ -69,8 +66,9 @@ pub fn stage(dir: &Path, inp: &Inputs) -> Result<()> {
     }
     write(&dir.join("cmdline.txt"), cmdline(board) + "\n")?;
     match &inp.config {
-        ConfigSource::Given(path) => copy(path, &dir.join("roomcast.toml"))
-            .with_context(|| format!("--config {}", path.display()))?,
+        ConfigSource::Given(path) => {
+            copy(path, &dir.join("roomcast.toml")).with_context(|| format!("--config {}", path.display()))?
+        }
         ConfigSource::Default(path) if path.exists() => copy(path, &dir.join("roomcast.toml"))?,
         ConfigSource::Default(path) => {
             eprintln!(

@@ -3,21 +3,20 @@
 use crate::apt::{self, Apt};
 use crate::board::Board;
 use crate::bootfs::{self, ConfigSource};
+use crate::error::{ErrorContext, IoContext, Result};
 use crate::lockfile::{Lock, Pin};
 use crate::manifest::{FileInfo, ImageInfo, Manifest};
 use crate::modules::ModuleTree;
 use crate::paths::Paths;
 use crate::{cross, disk, exec, host, initramfs, rootfs, sysroot};
-use crate::error::{ErrorContext, IoContext, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 /// Packages of the cross-compilation sysroot (headers and the libraries the daemon links).
-pub const SYSROOT_PACKAGES: &[&str] = &[
-    "libc6", "libc6-dev", "linux-libc-dev", "libgcc-s1", "libasound2", "libasound2-dev", "libopus0", "libopus-dev",
-];
+pub const SYSROOT_PACKAGES: &[&str] =
+    &["libc6", "libc6-dev", "linux-libc-dev", "libgcc-s1", "libasound2", "libasound2-dev", "libopus0", "libopus-dev"];
 
 /// What to build.
 pub struct Options {
@@ -58,7 +57,8 @@ pub fn build(opts: &Options) -> Result<Built> {
     let apt = Apt::new(&paths.cache)?;
     let mut lock = Lock::load(&paths.lockfile())?;
     let mut resolver = Resolver { apt: &apt, lock: &mut lock, update: opts.update_lock, changed: false };
-    let sysroot_pins: Vec<Pin> = SYSROOT_PACKAGES.iter().map(|p| resolver.pin(p, false, None)).collect::<Result<_>>()?;
+    let sysroot_pins: Vec<Pin> =
+        SYSROOT_PACKAGES.iter().map(|p| resolver.pin(p, false, None)).collect::<Result<_>>()?;
     let kernel_pin = resolver.pin(&board.kernel.package, true, board.kernel.suite.as_deref())?;
     let busybox_pin = resolver.pin("busybox-static", false, None)?;
     let ntpd_pin = resolver.pin("openntpd", false, None)?;
@@ -69,9 +69,8 @@ pub fn build(opts: &Options) -> Result<Built> {
         lock.save(&paths.lockfile())?;
         eprintln!("image: updated {}", paths.lockfile().display());
     }
-    let fetch = |pins: &[Pin]| -> Result<Vec<(Pin, PathBuf)>> {
-        pins.iter().map(|p| Ok((p.clone(), apt.fetch(p)?))).collect()
-    };
+    let fetch =
+        |pins: &[Pin]| -> Result<Vec<(Pin, PathBuf)>> { pins.iter().map(|p| Ok((p.clone(), apt.fetch(p)?))).collect() };
     let unpacked = |name: &str, pins: &[Pin]| -> Result<PathBuf> {
         // One directory per set of packages, so boards with different kernels never share one.
         let key: String = pins.iter().map(|p| p.sha256.as_str()).collect();
@@ -93,11 +92,9 @@ pub fn build(opts: &Options) -> Result<Built> {
     // The daemon, linked against the sysroot.
     let daemon = match &opts.daemon {
         Some(d) => d.clone(),
-        None => cross::build_daemon(
-            opts.source.as_deref().unwrap_or(&paths.repo),
-            &sysroot_dir,
-            &paths.work.join("cross"),
-        )?,
+        None => {
+            cross::build_daemon(opts.source.as_deref().unwrap_or(&paths.repo), &sysroot_dir, &paths.work.join("cross"))?
+        }
     };
 
     // Root filesystem.

@@ -2,8 +2,8 @@
 //! against the arm64 sysroot made from the same Debian packages that go into the image: the linker,
 //! pkg-config, bindgen and C builds (cc/cmake crates) all look into the sysroot.
 
-use crate::exec;
 use crate::error::Result;
+use crate::exec;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,10 +19,7 @@ pub fn build_daemon(repo: &Path, sysroot: &Path, target_dir: &Path) -> Result<Pa
         .or_else(|_| std::env::var("HOME").map(|h| format!("{h}/.cargo")))
         .unwrap_or_default();
     // Reproducible paths in the binary (panic messages, debug line tables).
-    let remap = format!(
-        "--remap-path-prefix={}=/roomcast --remap-path-prefix={home}=/cargo",
-        repo.display()
-    );
+    let remap = format!("--remap-path-prefix={}=/roomcast --remap-path-prefix={home}=/cargo", repo.display());
     let rustflags = format!("-C link-arg=--sysroot={s} {remap}");
     let cflags = format!("--sysroot={s} -isystem {s}/usr/include/{TRIPLET} -isystem {s}/usr/include");
     let target_env = TARGET.replace('-', "_");
@@ -39,10 +36,7 @@ pub fn build_daemon(repo: &Path, sysroot: &Path, target_dir: &Path) -> Result<Pa
         .env(format!("AR_{target_env}"), format!("{TRIPLET}-ar"))
         .env(format!("CFLAGS_{target_env}"), &cflags)
         .env("PKG_CONFIG_ALLOW_CROSS", "1")
-        .env(
-            "PKG_CONFIG_LIBDIR",
-            format!("{s}/usr/lib/{TRIPLET}/pkgconfig:{s}/usr/share/pkgconfig"),
-        )
+        .env("PKG_CONFIG_LIBDIR", format!("{s}/usr/lib/{TRIPLET}/pkgconfig:{s}/usr/share/pkgconfig"))
         .env("PKG_CONFIG_SYSROOT_DIR", sysroot)
         .env(
             format!("BINDGEN_EXTRA_CLANG_ARGS_{target_env}"),

@@ -8,8 +8,8 @@
 //! | 2         | 132 MiB | root size | 0x83 | squashfs root (read-only)        |
 
 use crate::bootfs::LABEL;
-use crate::exec;
 use crate::error::{Error, IoContext, Result};
+use crate::exec;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -90,17 +90,13 @@ pub fn make(img: &Path, boot_dir: &Path, root_squashfs: &Path) -> Result<()> {
     )?;
     let mut files: Vec<_> = std::fs::read_dir(boot_dir)
         .with_context_io(|| format!("reading {}", boot_dir.display()))?
-        .filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     files.sort();
     if !files.is_empty() {
         exec::run(
-            Command::new("mcopy")
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .arg("-i")
-                .arg(&fat)
-                .arg("-m")
-                .args(&files)
-                .arg("::"),
+            Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(&fat).arg("-m").args(&files).arg("::"),
         )?;
     }
     write_at(img, BOOT_START, &fat)?;
@@ -203,10 +199,13 @@ mod tests {
         mbr[462 + 8..462 + 12].copy_from_slice(&270336u32.to_le_bytes());
         mbr[462 + 12..462 + 16].copy_from_slice(&8192u32.to_le_bytes());
         let p = parse_mbr(&mbr).unwrap();
-        assert_eq!(p, vec![
-            Partition { kind: 0x0c, start: BOOT_START, size: BOOT_SIZE },
-            Partition { kind: 0x83, start: BOOT_START + BOOT_SIZE, size: 4 * MIB },
-        ]);
+        assert_eq!(
+            p,
+            vec![
+                Partition { kind: 0x0c, start: BOOT_START, size: BOOT_SIZE },
+                Partition { kind: 0x83, start: BOOT_START + BOOT_SIZE, size: 4 * MIB },
+            ]
+        );
         mbr[511] = 0;
         assert!(parse_mbr(&mbr).is_err());
     }

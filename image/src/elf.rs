@@ -1,8 +1,8 @@
 //! Which shared libraries a binary needs: the ELF NEEDED entries (read with the cross binutils'
 //! readelf), resolved recursively in the sysroot, like `ldd` does on the target.
 
-use crate::exec;
 use crate::error::{Error, Result};
+use crate::exec;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -119,7 +119,8 @@ mod tests {
     fn command_errors_show_their_output_only_when_there_is_some() {
         let e = Error::Command { command: "sfdisk x".into(), status: "exit status: 1".into(), output: "bad".into() };
         assert_eq!(e.to_string(), "`sfdisk x` failed (exit status: 1):\nbad");
-        let e = Error::Command { command: "cargo build".into(), status: "exit status: 101".into(), output: String::new() };
+        let e =
+            Error::Command { command: "cargo build".into(), status: "exit status: 101".into(), output: String::new() };
         assert_eq!(e.to_string(), "`cargo build` failed (exit status: 101)");
     }
 

@@ -14,10 +14,7 @@ pub fn run(cmd: &mut Command) -> Result<String> {
 /// Runs `cmd` with its output shown to the user (long steps such as cargo), failing when it exits non-zero.
 pub fn run_visible(cmd: &mut Command) -> Result<()> {
     let shown = describe(cmd);
-    let status = cmd
-        .stdin(Stdio::null())
-        .status()
-        .with_context_io(|| format!("cannot start `{shown}`"))?;
+    let status = cmd.stdin(Stdio::null()).status().with_context_io(|| format!("cannot start `{shown}`"))?;
     if !status.success() {
         return Err(Error::Command { command: shown, status: status.to_string(), output: String::new() });
     }
@@ -27,10 +24,8 @@ pub fn run_visible(cmd: &mut Command) -> Result<()> {
 /// Runs `cmd` and returns its whole output, failing when it exits non-zero.
 pub fn output(cmd: &mut Command) -> Result<Output> {
     let shown = describe(cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context_io(|| format!("cannot start `{shown}` (is it installed?)"))?;
+    let out =
+        cmd.stdin(Stdio::null()).output().with_context_io(|| format!("cannot start `{shown}` (is it installed?)"))?;
     if !out.status.success() {
         return Err(Error::Command {
             command: shown,
@@ -54,11 +49,7 @@ pub fn describe(cmd: &Command) -> String {
 /// Sets the modification time of everything under `dir` (symlinks themselves included) to `epoch`,
 /// so archives made from it do not depend on when the build ran.
 pub fn clamp_mtimes(dir: &Path, epoch: u64) -> Result<()> {
-    run(Command::new("find")
-        .arg(dir)
-        .args(["-exec", "touch", "-h", "-d"])
-        .arg(format!("@{epoch}"))
-        .args(["{}", "+"]))?;
+    run(Command::new("find").arg(dir).args(["-exec", "touch", "-h", "-d"]).arg(format!("@{epoch}")).args(["{}", "+"]))?;
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! Making sure the host has what the build needs: Debian packages for the tools (installed with
 //! apt-get only when missing, like tests/setup-host) and the aarch64 Rust target.
 
-use crate::exec;
 use crate::error::{Error, Result};
+use crate::exec;
 use std::process::Command;
 
 /// Host tool -> the Debian package that provides it.
@@ -27,9 +27,7 @@ pub const TOOLS: &[(&str, &str)] = &[
 pub const LIBRARIES: &[&str] = &["libclang-dev", "libc6-dev-arm64-cross", "debian-archive-keyring"];
 
 fn have_tool(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false)
         || ["/usr/sbin", "/sbin"].iter().any(|d| std::path::Path::new(d).join(tool).is_file())
 }
 

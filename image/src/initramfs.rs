@@ -3,17 +3,25 @@
 //! A newc cpio made by GNU cpio with fixed times and owners, compressed with zstd.
 
 use crate::board::Board;
+use crate::error::{Error, IoContext, Result};
 use crate::exec;
 use crate::modules::ModuleTree;
 use crate::rootfs::module_list;
-use crate::error::{Error, IoContext, Result};
 use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Builds the initramfs `out` from staging directory `dir`.
-pub fn build(dir: &Path, out: &Path, board: &Board, busybox: &Path, modules: &ModuleTree, repo: &Path, epoch: u64) -> Result<()> {
+pub fn build(
+    dir: &Path,
+    out: &Path,
+    board: &Board,
+    busybox: &Path,
+    modules: &ModuleTree,
+    repo: &Path,
+    epoch: u64,
+) -> Result<()> {
     exec::fresh_dir(dir)?;
     for d in ["bin", "dev", "proc", "sys", "newroot", "etc"] {
         let d = dir.join(d);
@@ -34,13 +42,7 @@ pub fn build(dir: &Path, out: &Path, board: &Board, busybox: &Path, modules: &Mo
     }
     let list = module_list(&order, &board.kernel.module_options)
         .lines()
-        .map(|l| {
-            if l.starts_with('#') {
-                format!("{l}\n")
-            } else {
-                format!("/lib/modules/{}/{l}\n", modules.release)
-            }
-        })
+        .map(|l| if l.starts_with('#') { format!("{l}\n") } else { format!("/lib/modules/{}/{l}\n", modules.release) })
         .collect::<String>();
     let list_file = dir.join("etc/modules");
     std::fs::write(&list_file, list).with_context_io(|| format!("writing {}", list_file.display()))?;
@@ -61,7 +63,9 @@ pub fn build(dir: &Path, out: &Path, board: &Board, busybox: &Path, modules: &Mo
     let names = files.join("\n") + "\n";
     let writer = std::thread::spawn(move || stdin.write_all(names.as_bytes()));
     let archive = cpio.wait_with_output().context_io("running cpio")?;
-    writer.join().unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")))
+    writer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")))
         .context_io("writing the file list to cpio")?;
     if !archive.status.success() {
         return Err(Error::Command {
@@ -80,7 +84,9 @@ pub fn build(dir: &Path, out: &Path, board: &Board, busybox: &Path, modules: &Mo
     let data = archive.stdout;
     let writer = std::thread::spawn(move || zin.write_all(&data));
     let compressed = zstd.wait_with_output().context_io("running zstd")?;
-    writer.join().unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")))
+    writer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")))
         .context_io("writing the cpio archive to zstd")?;
     if !compressed.status.success() {
         return Err(Error::Command {

@@ -2,8 +2,8 @@
 //! modules.dep made by `depmod -b`) out of Debian's kernel package, copying them into the root
 //! filesystem or initramfs, and writing the order init loads them in.
 
-use crate::exec;
 use crate::error::{Error, IoContext, Result};
+use crate::exec;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -119,8 +119,7 @@ impl ModuleTree {
             let out = exec::output(Command::new("zstd").arg("-dcq").arg(&from))?;
             std::fs::write(&to, out.stdout).with_context_io(|| format!("writing {}", to.display()))?;
         } else {
-            std::fs::copy(&from, &to)
-                .with_context_io(|| format!("copying {} to {}", from.display(), to.display()))?;
+            std::fs::copy(&from, &to).with_context_io(|| format!("copying {} to {}", from.display(), to.display()))?;
         }
         Ok(plain)
     }
@@ -180,9 +179,7 @@ mod tests {
              kernel/s/snd-aloop.ko: kernel/s/snd-pcm.ko\nkernel/s/snd-pcm.ko:\n",
             "kernel/net/packet/af_packet.ko\n",
         );
-        let order = t
-            .load_order(&["af_packet".into(), "vivid".into(), "videodev".into(), "snd_aloop".into()])
-            .unwrap();
+        let order = t.load_order(&["af_packet".into(), "vivid".into(), "videodev".into(), "snd_aloop".into()]).unwrap();
         assert_eq!(
             order,
             vec![

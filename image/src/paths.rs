@@ -24,12 +24,7 @@ impl Paths {
     pub fn new(out: Option<PathBuf>) -> Paths {
         let repo = repo_root();
         let work = repo.join("target").join("image");
-        Paths {
-            cache: repo.join("image").join("cache"),
-            out: out.unwrap_or_else(|| work.clone()),
-            work,
-            repo,
-        }
+        Paths { cache: repo.join("image").join("cache"), out: out.unwrap_or_else(|| work.clone()), work, repo }
     }
 
     /// The committed package pins.

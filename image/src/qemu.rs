@@ -28,10 +28,8 @@ pub struct Boot {
 
 /// The QEMU command that boots `boot.image` as described by `board`'s `[qemu]` table.
 pub fn command(board: &Board, boot: &Boot) -> Result<Command> {
-    let q = board
-        .qemu
-        .as_ref()
-        .ok_or_else(|| Error::Config(format!("board {} has no [qemu] table", board.board.name)))?;
+    let q =
+        board.qemu.as_ref().ok_or_else(|| Error::Config(format!("board {} has no [qemu] table", board.board.name)))?;
     std::fs::create_dir_all(&boot.work).with_context_io(|| format!("creating {}", boot.work.display()))?;
     let kernel = boot.work.join("vmlinuz");
     let initrd = boot.work.join("initrd.img");
@@ -229,7 +227,9 @@ impl Console {
             std::thread::sleep(Duration::from_millis(500));
             self.stream()?.write_all(line.as_bytes()).context_io("typing on the serial console")?;
             let echo_deadline = std::time::Instant::now() + Duration::from_secs(4);
-            while std::time::Instant::now() < echo_deadline && !self.text().get(before..).unwrap_or("").contains(&echoed) {
+            while std::time::Instant::now() < echo_deadline
+                && !self.text().get(before..).unwrap_or("").contains(&echoed)
+            {
                 std::thread::sleep(Duration::from_millis(100));
             }
             if self.text().get(before..).unwrap_or("").contains(&echoed) {

@@ -5,26 +5,128 @@
 
 use crate::board::Board;
 use crate::elf;
+use crate::error::{Error, IoContext, Result};
 use crate::exec;
 use crate::modules::{canonical, ModuleTree};
 use crate::sysroot;
-use crate::error::{Error, IoContext, Result};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Busybox applets linked in /bin: what init, the network scripts and a person at the rescue shell use.
 pub const APPLETS: &[&str] = &[
-    "[", "[[", "awk", "basename", "cat", "chmod", "chown", "clear", "cmp", "cp", "cttyhack", "cut", "date",
-    "dd", "df", "diff", "dirname", "dmesg", "du", "echo", "egrep", "env", "expr", "false", "fgrep", "find",
-    "free", "getty", "grep", "halt", "head", "hexdump", "hostname", "hwclock", "i2cdetect", "i2cdump",
-    "i2cget", "i2cset", "id", "ifconfig", "init", "insmod", "ip", "kill", "killall", "klogd", "less", "ln",
-    "logger", "logread", "ls", "lsmod", "mdev", "mkdir", "mknod", "mktemp", "modinfo", "modprobe", "more",
-    "mount", "mv", "nc", "netstat", "nslookup", "od", "pidof", "ping", "ping6", "poweroff", "printf", "ps",
-    "pwd", "readlink", "reboot", "rm", "rmdir", "rmmod", "route", "sed", "seq", "setsid", "sh", "sleep",
-    "sort", "stat", "stty", "switch_root", "sync", "sysctl", "syslogd", "tail", "tee", "test", "timeout",
-    "top", "touch", "tr", "true", "udhcpc", "umount", "uname", "uniq", "uptime", "usleep", "vi", "watch",
-    "watchdog", "wc", "wget", "which", "xargs", "xxd",
+    "[",
+    "[[",
+    "awk",
+    "basename",
+    "cat",
+    "chmod",
+    "chown",
+    "clear",
+    "cmp",
+    "cp",
+    "cttyhack",
+    "cut",
+    "date",
+    "dd",
+    "df",
+    "diff",
+    "dirname",
+    "dmesg",
+    "du",
+    "echo",
+    "egrep",
+    "env",
+    "expr",
+    "false",
+    "fgrep",
+    "find",
+    "free",
+    "getty",
+    "grep",
+    "halt",
+    "head",
+    "hexdump",
+    "hostname",
+    "hwclock",
+    "i2cdetect",
+    "i2cdump",
+    "i2cget",
+    "i2cset",
+    "id",
+    "ifconfig",
+    "init",
+    "insmod",
+    "ip",
+    "kill",
+    "killall",
+    "klogd",
+    "less",
+    "ln",
+    "logger",
+    "logread",
+    "ls",
+    "lsmod",
+    "mdev",
+    "mkdir",
+    "mknod",
+    "mktemp",
+    "modinfo",
+    "modprobe",
+    "more",
+    "mount",
+    "mv",
+    "nc",
+    "netstat",
+    "nslookup",
+    "od",
+    "pidof",
+    "ping",
+    "ping6",
+    "poweroff",
+    "printf",
+    "ps",
+    "pwd",
+    "readlink",
+    "reboot",
+    "rm",
+    "rmdir",
+    "rmmod",
+    "route",
+    "sed",
+    "seq",
+    "setsid",
+    "sh",
+    "sleep",
+    "sort",
+    "stat",
+    "stty",
+    "switch_root",
+    "sync",
+    "sysctl",
+    "syslogd",
+    "tail",
+    "tee",
+    "test",
+    "timeout",
+    "top",
+    "touch",
+    "tr",
+    "true",
+    "udhcpc",
+    "umount",
+    "uname",
+    "uniq",
+    "uptime",
+    "usleep",
+    "vi",
+    "watch",
+    "watchdog",
+    "wc",
+    "wget",
+    "which",
+    "xargs",
+    "xxd",
 ];
 
 /// The unpacked inputs of the root filesystem.
@@ -49,8 +151,22 @@ pub struct Inputs<'a> {
 pub fn assemble(dir: &Path, inp: &Inputs) -> Result<()> {
     exec::fresh_dir(dir)?;
     for d in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "usr/share", "lib", "etc/roomcast", "proc", "sys", "dev", "run",
-        "tmp", "var", "boot", "root", "mnt",
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "usr/share",
+        "lib",
+        "etc/roomcast",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "var",
+        "boot",
+        "root",
+        "mnt",
     ] {
         let d = dir.join(d);
         std::fs::create_dir_all(&d).with_context_io(|| format!("creating {}", d.display()))?;
@@ -66,7 +182,8 @@ pub fn assemble(dir: &Path, inp: &Inputs) -> Result<()> {
             symlink("busybox", &link).with_context_io(|| format!("linking {}", link.display()))?;
         }
     }
-    symlink("../bin/busybox", dir.join("sbin/init")).with_context_io(|| format!("linking {}/sbin/init", dir.display()))?;
+    symlink("../bin/busybox", dir.join("sbin/init"))
+        .with_context_io(|| format!("linking {}/sbin/init", dir.display()))?;
 
     // The daemon, openntpd, and every library they link.
     install_exec(inp.daemon, &dir.join("usr/bin/roomcast"))?;
@@ -181,8 +298,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         } else if ft.is_dir() {
             copy_tree(&src, &dst)?;
         } else {
-            std::fs::copy(&src, &dst)
-                .with_context_io(|| format!("copying {} to {}", src.display(), dst.display()))?;
+            std::fs::copy(&src, &dst).with_context_io(|| format!("copying {} to {}", src.display(), dst.display()))?;
         }
     }
     Ok(())

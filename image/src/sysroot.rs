@@ -1,18 +1,15 @@
 //! Unpacking Debian packages into a directory tree (the cross-compilation sysroot, the kernel,
 //! the firmware), with a stamp so an unchanged set of packages is not unpacked again.
 
+use crate::error::{IoContext, Result};
 use crate::exec;
 use crate::lockfile::Pin;
-use crate::error::{IoContext, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Unpacks `debs` (with their pins, for the stamp) into `dir`, unless `dir` already holds exactly them.
 pub fn unpack(dir: &Path, debs: &[(Pin, PathBuf)]) -> Result<()> {
-    let stamp_text: String = debs
-        .iter()
-        .map(|(p, _)| format!("{} {} {}\n", p.name, p.version, p.sha256))
-        .collect();
+    let stamp_text: String = debs.iter().map(|(p, _)| format!("{} {} {}\n", p.name, p.version, p.sha256)).collect();
     let stamp = dir.join(".roomcast-unpacked");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(stamp_text.as_str()) {
         return Ok(());
@@ -56,10 +53,7 @@ fn relativize_symlinks(root: &Path, dir: &Path) -> Result<()> {
 
 /// The multiarch library directories of an arm64 Debian tree, in search order.
 pub fn lib_dirs(root: &Path) -> Vec<PathBuf> {
-    ["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib", "usr/lib"]
-        .iter()
-        .map(|d| root.join(d))
-        .collect()
+    ["lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib", "usr/lib"].iter().map(|d| root.join(d)).collect()
 }
 
 #[cfg(test)]
@@ -76,10 +70,12 @@ mod tests {
         std::os::unix::fs::symlink("/lib/x/libm.so.6", root.join("usr/lib/x/libm.so")).unwrap();
         std::os::unix::fs::symlink("libm.so.6", root.join("lib/x/libm.so")).unwrap();
         relativize_symlinks(&root, &root).unwrap();
-        assert_eq!(std::fs::read_link(root.join("usr/lib/x/libm.so")).unwrap(), PathBuf::from("../../../lib/x/libm.so.6"));
+        assert_eq!(
+            std::fs::read_link(root.join("usr/lib/x/libm.so")).unwrap(),
+            PathBuf::from("../../../lib/x/libm.so.6")
+        );
         assert_eq!(std::fs::read_to_string(root.join("usr/lib/x/libm.so")).unwrap(), "m");
         assert_eq!(std::fs::read_link(root.join("lib/x/libm.so")).unwrap(), PathBuf::from("libm.so.6"));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
-

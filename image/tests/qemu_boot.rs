@@ -53,7 +53,9 @@ struct Ports {
 
 fn tools_present() -> Option<(PathBuf, PathBuf)> {
     let mut ok = true;
-    for t in ["qemu-system-aarch64", "mcopy", "mkfs.vfat", "sfdisk", "mksquashfs", "aarch64-linux-gnu-gcc", "cpio", "zstd"] {
+    for t in
+        ["qemu-system-aarch64", "mcopy", "mkfs.vfat", "sfdisk", "mksquashfs", "aarch64-linux-gnu-gcc", "cpio", "zstd"]
+    {
         ok &= require_tool(t).is_some();
     }
     let dav1d = require_tool("dav1d");
@@ -175,7 +177,11 @@ struct Guest {
 fn boot(image: &Path, dir: &Path) -> Guest {
     let board = Board::load(&paths::repo_root().join("board/qemu-virt.toml")).unwrap();
     // Unix socket paths must be short: keep them in /tmp.
-    let sock_dir = std::env::temp_dir().join(format!("rc-qemu-{}-{}", std::process::id(), dir.file_name().unwrap().to_string_lossy()));
+    let sock_dir = std::env::temp_dir().join(format!(
+        "rc-qemu-{}-{}",
+        std::process::id(),
+        dir.file_name().unwrap().to_string_lossy()
+    ));
     std::fs::create_dir_all(&sock_dir).unwrap();
     let serial = sock_dir.join("serial.log");
     let qmp_path = sock_dir.join("qmp.sock");
@@ -214,7 +220,8 @@ impl Guest {
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")
+        .ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     let (head, body) = resp.split_once("\r\n\r\n")?;
@@ -333,7 +340,10 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     let console = guest.console.text();
     assert!(!console.contains("cannot load module"), "every board module loads:\n{console}");
     let devices = console.lines().find(|l| l.contains("roomcast-init: devices:")).unwrap_or_default();
-    assert!(devices.contains("video0") && devices.contains("fb0") && devices.contains("watchdog"), "vivid, virtio-gpu, i6300esb: {devices}");
+    assert!(
+        devices.contains("video0") && devices.contains("fb0") && devices.contains("watchdog"),
+        "vivid, virtio-gpu, i6300esb: {devices}"
+    );
     assert!(console.contains("Loopback"), "snd-aloop gives the Loopback card:\n{console}");
 
     // The box joins the host's meeting under the room name from the boot partition's roomcast.toml.
@@ -358,7 +368,10 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     guest.expect("video ready", 60, "the box opens the camera and the encoder");
     let console = guest.console.text();
     let video_line = console.lines().find(|l| l.contains("video ready")).unwrap_or_default().to_string();
-    assert!(video_line.to_lowercase().contains("software") || video_line.contains("rav1e") || video_line.contains("AV1"), "software encoder: {video_line}");
+    assert!(
+        video_line.to_lowercase().contains("software") || video_line.contains("rav1e") || video_line.contains("AV1"),
+        "software encoder: {video_line}"
+    );
     assert!(video_line.contains("vivid") || video_line.contains("/dev/video0"), "camera is vivid: {video_line}");
 
     // Receive its stream on the host: AMT gateway through the relay -> roomcast record -> dav1d.
@@ -367,12 +380,28 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     let relay = format!("127.0.0.1:{}", s.ports.relay);
     let _gw_v = spawn(
         "gateway (video)",
-        Command::new(&s.roomcast).args(["gateway", "--relay", &relay, "--join", &format!("{}:{}", roster.channel, roster.video_port), "--forward", &format!("127.0.0.1:{v_port}")]),
+        Command::new(&s.roomcast).args([
+            "gateway",
+            "--relay",
+            &relay,
+            "--join",
+            &format!("{}:{}", roster.channel, roster.video_port),
+            "--forward",
+            &format!("127.0.0.1:{v_port}"),
+        ]),
         &dir.join("gateway-video.log"),
     );
     let _gw_a = spawn(
         "gateway (audio)",
-        Command::new(&s.roomcast).args(["gateway", "--relay", &relay, "--join", &format!("{}:{}", roster.channel, roster.audio_port), "--forward", &format!("127.0.0.1:{a_port}")]),
+        Command::new(&s.roomcast).args([
+            "gateway",
+            "--relay",
+            &relay,
+            "--join",
+            &format!("{}:{}", roster.channel, roster.audio_port),
+            "--forward",
+            &format!("127.0.0.1:{a_port}"),
+        ]),
         &dir.join("gateway-audio.log"),
     );
     let sdp = local_sdp(&roster.sdp, v_port, a_port);
@@ -420,7 +449,8 @@ struct RosterView {
 
 /// Finds `room` in the roster JSON.
 fn parse_roster(json: &str, room: &str) -> RosterView {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("roster is not JSON ({e}): {json}"));
+    let v: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("roster is not JSON ({e}): {json}"));
     let p = v["participants"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["room"] == room))
@@ -458,11 +488,7 @@ fn local_sdp(sdp: &str, video_port: u16, audio_port: u16) -> String {
 
 /// dav1d prints "Decoded N/M frames" as it goes; the last one counts.
 fn decoded_frames(out: &str) -> usize {
-    out.rsplit("Decoded ")
-        .next()
-        .and_then(|r| r.split('/').next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+    out.rsplit("Decoded ").next().and_then(|r| r.split('/').next()).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
 }
 
 #[test]
@@ -505,8 +531,15 @@ fn a_config_error_is_shown_and_the_daemon_keeps_running() {
 
         // The display shows the configuration error: exactly the host's rendering of that state.
         let (alike, state) = compare_screen(s, &mut guest, &dir);
-        assert!(state.contains("config-error") && state.contains("bitrate_kbps"), "the box's state names the bad key: {state}");
-        assert!(alike >= 0.99, "the screen is the config-error screen ({:.1}% like the host's rendering)", alike * 100.0);
+        assert!(
+            state.contains("config-error") && state.contains("bitrate_kbps"),
+            "the box's state names the bad key: {state}"
+        );
+        assert!(
+            alike >= 0.99,
+            "the screen is the config-error screen ({:.1}% like the host's rendering)",
+            alike * 100.0
+        );
     }));
     guest.save_console(&dir.join("console.log"));
     if let Err(e) = result {
@@ -523,7 +556,8 @@ fn the_image_is_reproducible() {
     let Some(s) = setup() else { return };
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let daemon = s.work.join("roomcast-aarch64");
-    std::fs::copy(paths::repo_root().join("target/image/cross/aarch64-unknown-linux-gnu/release/roomcast"), &daemon).unwrap();
+    std::fs::copy(paths::repo_root().join("target/image/cross/aarch64-unknown-linux-gnu/release/roomcast"), &daemon)
+        .unwrap();
     let built = |n: u32| -> (PathBuf, String) {
         let out = s.work.join(format!("repro-{n}"));
         roomcast_image::exec::fresh_dir(&out).unwrap();

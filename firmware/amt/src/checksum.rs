@@ -58,9 +58,7 @@ impl Checksum {
         match (src, dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => self.add_pseudo_v4(s, d, proto, len),
             (IpAddr::V6(s), IpAddr::V6(d)) => self.add_pseudo_v6(s, d, proto, len),
-            (s, d) => {
-                self.add(&ip_bytes(s)).add(&ip_bytes(d)).add_u32(len).add_u16(u16::from(proto))
-            }
+            (s, d) => self.add(&ip_bytes(s)).add(&ip_bytes(d)).add_u32(len).add_u16(u16::from(proto)),
         }
     }
 
@@ -115,8 +113,8 @@ mod tests {
     fn verifies_to_zero_when_embedded() {
         // A well-known IPv4 header (Wikipedia example), checksum 0xb861.
         let mut h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00,
-            0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
         ];
         assert_eq!(internet_checksum(&h), 0xb861);
         h[10] = 0xb8;

@@ -123,18 +123,19 @@ pub(crate) fn write_ip_udp(
 /// AMT header (version 0, type 6), IP header (IPv4 header checksum; no fragments),
 /// UDP length and checksum (mandatory for IPv6, optional only for IPv4).
 pub fn decapsulate(datagram: &[u8]) -> Result<MulticastDataRef<'_>, AmtError> {
-    let (first, rest) = datagram
-        .split_first()
-        .ok_or(AmtError::Truncated { what: "AMT Multicast Data", needed: 2, got: 0 })?;
+    let (first, rest) =
+        datagram.split_first().ok_or(AmtError::Truncated { what: "AMT Multicast Data", needed: 2, got: 0 })?;
     if first >> 4 != 0 {
         return Err(AmtError::BadVersion(first >> 4));
     }
     if first & 0x0f != TYPE_MULTICAST_DATA {
-        return Err(AmtError::Unexpected { what: "AMT type (expected Multicast Data)", value: u32::from(first & 0x0f) });
+        return Err(AmtError::Unexpected {
+            what: "AMT type (expected Multicast Data)",
+            value: u32::from(first & 0x0f),
+        });
     }
-    let packet = rest
-        .get(1..)
-        .ok_or(AmtError::Truncated { what: "AMT Multicast Data", needed: 2, got: datagram.len() })?;
+    let packet =
+        rest.get(1..).ok_or(AmtError::Truncated { what: "AMT Multicast Data", needed: 2, got: datagram.len() })?;
     parse_ip_udp(packet)
 }
 
@@ -154,10 +155,11 @@ pub(crate) fn parse_ip_udp(packet: &[u8]) -> Result<MulticastDataRef<'_>, AmtErr
     if proto != PROTO_UDP {
         return Err(AmtError::Unexpected { what: "encapsulated IP protocol (expected UDP)", value: u32::from(proto) });
     }
-    let hdr: [u8; 8] = body
-        .get(..8)
-        .and_then(|h| h.try_into().ok())
-        .ok_or(AmtError::Truncated { what: "UDP header", needed: 8, got: body.len() })?;
+    let hdr: [u8; 8] = body.get(..8).and_then(|h| h.try_into().ok()).ok_or(AmtError::Truncated {
+        what: "UDP header",
+        needed: 8,
+        got: body.len(),
+    })?;
     let [sp0, sp1, dp0, dp1, l0, l1, c0, c1] = hdr;
     let udp_len = usize::from(u16::from_be_bytes([l0, l1]));
     if udp_len < 8 || udp_len > body.len() {
@@ -195,7 +197,8 @@ mod tests {
         encapsulate(&sg("10.0.0.1@232.1.1.1"), 1000, 5004, b"hi", &mut out).unwrap();
         let expected: Vec<u8> = vec![
             0x06, 0x00, // AMT Multicast Data
-            0x45, 0x00, 0x00, 0x1e, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x47, 0xcc, // IPv4 (checksum computed independently)
+            0x45, 0x00, 0x00, 0x1e, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x47,
+            0xcc, // IPv4 (checksum computed independently)
             10, 0, 0, 1, 232, 1, 1, 1, //
             0x03, 0xe8, 0x13, 0x8c, 0x00, 0x0a, 0x8c, 0xf9, // UDP
             b'h', b'i',

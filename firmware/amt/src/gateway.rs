@@ -333,11 +333,18 @@ impl Gateway {
             p.remaining = p.remaining.saturating_sub(1);
         }
         self.pending.retain(|_, p| p.remaining > 0);
-        self.next_report = if self.pending.is_empty() { None } else { Some(now + self.config.unsolicited_report_interval) };
+        self.next_report =
+            if self.pending.is_empty() { None } else { Some(now + self.config.unsolicited_report_interval) };
     }
 
     /// Sends Membership Update(s): one IGMPv3 report for IPv4 (S,G)s, one MLDv2 report for IPv6.
-    fn send_report(&mut self, relay: SocketAddr, mac: ResponseMac, records: &[(SourceGroup, RecordType)], _now: Instant) {
+    fn send_report(
+        &mut self,
+        relay: SocketAddr,
+        mac: ResponseMac,
+        records: &[(SourceGroup, RecordType)],
+        _now: Instant,
+    ) {
         let mut v4: BTreeMap<(u8, Ipv4Addr), Vec<Ipv4Addr>> = BTreeMap::new();
         let mut v6: BTreeMap<(u8, Ipv6Addr), Vec<Ipv6Addr>> = BTreeMap::new();
         for (sg, ty) in records {
@@ -404,7 +411,13 @@ impl Gateway {
         }
     }
 
-    fn handle_advertisement(&mut self, from: SocketAddr, nonce: u32, relay: IpAddr, now: Instant) -> Result<(), AmtError> {
+    fn handle_advertisement(
+        &mut self,
+        from: SocketAddr,
+        nonce: u32,
+        relay: IpAddr,
+        now: Instant,
+    ) -> Result<(), AmtError> {
         if nonce != self.discovery_nonce {
             return Err(AmtError::NonceMismatch { expected: self.discovery_nonce, got: nonce });
         }
@@ -421,7 +434,9 @@ impl Gateway {
                 self.start_request(relay, now);
                 Ok(())
             }
-            Phase::Requesting { relay: current, .. } | Phase::Joined { relay: current, .. } if !same_endpoint(current, relay) => {
+            Phase::Requesting { relay: current, .. } | Phase::Joined { relay: current, .. }
+                if !same_endpoint(current, relay) =>
+            {
                 // A different relay answered our discovery: move the tunnel there cleanly.
                 info!(old = %current, new = %relay, "switching to a new relay");
                 if let Phase::Joined { mac, seen_as: Some(gateway), .. } = self.phase {
@@ -441,7 +456,10 @@ impl Gateway {
             _ => return Err(AmtError::UnexpectedMessage { message: "Membership Query", from }),
         };
         if !same_endpoint(from, relay) {
-            return Err(AmtError::UnexpectedMessage { message: "Membership Query from a host that is not our relay", from });
+            return Err(AmtError::UnexpectedMessage {
+                message: "Membership Query from a host that is not our relay",
+                from,
+            });
         }
         if q.nonce != self.request_nonce {
             return Err(AmtError::NonceMismatch { expected: self.request_nonce, got: q.nonce });
@@ -512,13 +530,22 @@ impl Gateway {
     /// Fast path for data: if `datagram` is Multicast Data from the current relay for a joined
     /// (S,G), returns it borrowed (no event is queued). Returns `Ok(None)` for any other AMT
     /// message type, which the caller then passes to [`Gateway::handle_datagram`].
-    pub fn accept_data<'a>(&self, from: SocketAddr, datagram: &'a [u8]) -> Result<Option<MulticastDataRef<'a>>, AmtError> {
+    pub fn accept_data<'a>(
+        &self,
+        from: SocketAddr,
+        datagram: &'a [u8],
+    ) -> Result<Option<MulticastDataRef<'a>>, AmtError> {
         if MessageType::of(datagram)? != MessageType::MulticastData {
             return Ok(None);
         }
         match self.phase {
             Phase::Joined { relay, .. } | Phase::Requesting { relay, .. } if same_endpoint(relay, from) => {}
-            _ => return Err(AmtError::UnexpectedMessage { message: "Multicast Data from a host that is not our relay", from }),
+            _ => {
+                return Err(AmtError::UnexpectedMessage {
+                    message: "Multicast Data from a host that is not our relay",
+                    from,
+                })
+            }
         }
         let data = decapsulate(datagram)?;
         if !self.groups.contains(&data.source_group()) {
@@ -790,7 +817,10 @@ mod tests {
     #[test]
     fn zero_retransmit_delay_is_clamped() {
         let t0 = Instant::now();
-        let g = Gateway::new(GatewayConfig { initial_retransmit: Duration::ZERO, max_retransmit: Duration::ZERO, ..cfg() }, t0);
+        let g = Gateway::new(
+            GatewayConfig { initial_retransmit: Duration::ZERO, max_retransmit: Duration::ZERO, ..cfg() },
+            t0,
+        );
         assert_eq!(g.poll_timeout(), Some(t0 + Duration::from_millis(10)));
     }
 
@@ -949,7 +979,10 @@ mod tests {
         let stale = query(nonce.wrapping_add(1), [1; 6], 10, false);
         assert!(matches!(g.handle_datagram(relay(), &stale, t0), Err(AmtError::NonceMismatch { .. })));
         let other: SocketAddr = "203.0.113.5:2268".parse().unwrap();
-        assert!(matches!(g.handle_datagram(other, &query(nonce, [1; 6], 10, false), t0), Err(AmtError::UnexpectedMessage { .. })));
+        assert!(matches!(
+            g.handle_datagram(other, &query(nonce, [1; 6], 10, false), t0),
+            Err(AmtError::UnexpectedMessage { .. })
+        ));
         assert_eq!(g.state(), &GatewayState::Requesting { relay: relay() });
         assert!(drain(&mut g).is_empty());
     }
@@ -962,7 +995,10 @@ mod tests {
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         let first = drain(&mut g);
         match first.as_slice() {
-            [(_, Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { report, .. }, .. }))] => {
+            [(
+                _,
+                Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { report, .. }, .. }),
+            )] => {
                 assert_eq!(report.records[0].record_type, RecordType::AllowNewSources)
             }
             other => panic!("{other:?}"),
@@ -991,7 +1027,10 @@ mod tests {
         let (nonce, _) = to_joined(&mut g, t0, 125);
         g.leave(a, t0);
         match drain(&mut g).as_slice() {
-            [(_, Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { report, .. }, .. }))] => {
+            [(
+                _,
+                Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { report, .. }, .. }),
+            )] => {
                 assert_eq!(report.records[0].record_type, RecordType::BlockOldSources)
             }
             other => panic!("{other:?}"),
@@ -1000,8 +1039,14 @@ mod tests {
         let msgs = drain(&mut g);
         assert_eq!(msgs.len(), 4, "{msgs:?}");
         // The still-pending leave of `a` is repeated together with the leave of `b`.
-        assert!(matches!(&msgs[0].1, Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { .. }, .. })));
-        assert!(matches!(&msgs[1].1, Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Mld { .. }, .. })));
+        assert!(matches!(
+            &msgs[0].1,
+            Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Igmp { .. }, .. })
+        ));
+        assert!(matches!(
+            &msgs[1].1,
+            Message::MembershipUpdate(MembershipUpdate { report: EncapsulatedReport::Mld { .. }, .. })
+        ));
         match &msgs[2].1 {
             Message::Teardown(t) => {
                 assert_eq!(t.nonce, nonce);

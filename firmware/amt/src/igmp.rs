@@ -57,7 +57,8 @@ impl IgmpV3Query {
 
     /// Appends the query (with checksum) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), AmtError> {
-        let n = u16::try_from(self.sources.len()).map_err(|_| AmtError::BadLength { what: "IGMPv3 query sources", len: self.sources.len() })?;
+        let n = u16::try_from(self.sources.len())
+            .map_err(|_| AmtError::BadLength { what: "IGMPv3 query sources", len: self.sources.len() })?;
         let start = out.len();
         out.extend_from_slice(&[IGMP_QUERY, self.max_resp_code, 0, 0]);
         out.extend_from_slice(&self.group.octets());
@@ -82,12 +83,14 @@ pub struct IgmpV3Report {
 impl IgmpV3Report {
     /// Appends the report (with checksum) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), AmtError> {
-        let n = u16::try_from(self.records.len()).map_err(|_| AmtError::BadLength { what: "IGMPv3 report records", len: self.records.len() })?;
+        let n = u16::try_from(self.records.len())
+            .map_err(|_| AmtError::BadLength { what: "IGMPv3 report records", len: self.records.len() })?;
         let start = out.len();
         out.extend_from_slice(&[IGMP_V3_REPORT, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&n.to_be_bytes());
         for r in &self.records {
-            let ns = u16::try_from(r.sources.len()).map_err(|_| AmtError::BadLength { what: "IGMPv3 record sources", len: r.sources.len() })?;
+            let ns = u16::try_from(r.sources.len())
+                .map_err(|_| AmtError::BadLength { what: "IGMPv3 record sources", len: r.sources.len() })?;
             out.extend_from_slice(&[r.record_type.to_u8(), 0]);
             out.extend_from_slice(&ns.to_be_bytes());
             out.extend_from_slice(&r.group.octets());
@@ -138,7 +141,10 @@ impl IgmpMessage {
         match ty {
             IGMP_QUERY => {
                 if buf.len() < 12 {
-                    return Err(AmtError::Unexpected { what: "IGMP query length (IGMPv1/v2 query)", value: buf.len() as u32 });
+                    return Err(AmtError::Unexpected {
+                        what: "IGMP query length (IGMPv1/v2 query)",
+                        value: buf.len() as u32,
+                    });
                 }
                 let group = Ipv4Addr::from(r.array::<4>()?);
                 let flags = r.u8()?;
@@ -207,10 +213,7 @@ mod tests {
         };
         let mut out = Vec::new();
         rep.encode(&mut out).unwrap();
-        assert_eq!(
-            out,
-            [0x22, 0, 0xe5, 0xf9, 0, 0, 0, 1, 5, 0, 0, 1, 232, 1, 1, 1, 10, 0, 0, 1]
-        );
+        assert_eq!(out, [0x22, 0, 0xe5, 0xf9, 0, 0, 0, 1, 5, 0, 0, 1, 232, 1, 1, 1, 10, 0, 0, 1]);
         assert_eq!(IgmpMessage::decode(&out), Ok(IgmpMessage::Report(rep)));
         out[17] ^= 0xff;
         assert_eq!(IgmpMessage::decode(&out), Err(AmtError::BadChecksum { what: "IGMP" }));

@@ -45,24 +45,22 @@ pub(crate) struct Ipv6Info {
 
 /// Reads the IP version nibble of `packet`.
 pub(crate) fn ip_version(packet: &[u8]) -> Result<u8, AmtError> {
-    packet
-        .first()
-        .map(|b| b >> 4)
-        .ok_or(AmtError::Truncated { what: "IP packet", needed: 1, got: 0 })
+    packet.first().map(|b| b >> 4).ok_or(AmtError::Truncated { what: "IP packet", needed: 1, got: 0 })
 }
 
 fn get<const N: usize>(buf: &[u8], at: usize, what: &'static str) -> Result<[u8; N], AmtError> {
-    buf.get(at..at + N)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(AmtError::Truncated { what, needed: at + N, got: buf.len() })
+    buf.get(at..at + N).and_then(|s| s.try_into().ok()).ok_or(AmtError::Truncated {
+        what,
+        needed: at + N,
+        got: buf.len(),
+    })
 }
 
 /// Parses an IPv4 header, verifies its checksum, and returns it with the payload
 /// (bounded by Total Length; bytes after it are returned as the third element).
 pub(crate) fn parse_ipv4(buf: &[u8]) -> Result<(Ipv4Info, &[u8], &[u8]), AmtError> {
     let fixed: [u8; 20] = get(buf, 0, "IPv4 header")?;
-    let [vihl, _tos, tl0, tl1, _id0, _id1, fl0, fl1, ttl, proto, _c0, _c1, s0, s1, s2, s3, d0, d1, d2, d3] =
-        fixed;
+    let [vihl, _tos, tl0, tl1, _id0, _id1, fl0, fl1, ttl, proto, _c0, _c1, s0, s1, s2, s3, d0, d1, d2, d3] = fixed;
     if vihl >> 4 != 4 {
         return Err(AmtError::Unexpected { what: "IPv4 version", value: u32::from(vihl >> 4) });
     }
@@ -121,11 +119,7 @@ fn has_ipv4_router_alert(mut opts: &[u8]) -> bool {
 
 /// Appends an IPv4 header with checksum for a payload of `payload_len` bytes.
 /// `options` must be a multiple of 4 bytes long (at most 40).
-pub(crate) fn write_ipv4(
-    out: &mut Vec<u8>,
-    info: &Ipv4Info,
-    payload_len: usize,
-) -> Result<(), AmtError> {
+pub(crate) fn write_ipv4(out: &mut Vec<u8>, info: &Ipv4Info, payload_len: usize) -> Result<(), AmtError> {
     let options: &[u8] = if info.router_alert { &IPV4_ROUTER_ALERT } else { &[] };
     let hl = 20 + options.len();
     let total = hl + payload_len;
@@ -186,19 +180,11 @@ pub(crate) fn parse_ipv6(buf: &[u8]) -> Result<(Ipv6Info, &[u8], &[u8]), AmtErro
                 body = body.get(len..).unwrap_or(&[]);
             }
             NH_FRAGMENT => return Err(AmtError::Fragmented),
-            NH_ROUTING => {
-                return Err(AmtError::Unexpected { what: "IPv6 routing header", value: u32::from(next) })
-            }
+            NH_ROUTING => return Err(AmtError::Unexpected { what: "IPv6 routing header", value: u32::from(next) }),
             _ => break,
         }
     }
-    let info = Ipv6Info {
-        src: Ipv6Addr::from(s),
-        dst: Ipv6Addr::from(d),
-        proto: next,
-        hop_limit,
-        router_alert,
-    };
+    let info = Ipv6Info { src: Ipv6Addr::from(s), dst: Ipv6Addr::from(d), proto: next, hop_limit, router_alert };
     Ok((info, body, rest))
 }
 

@@ -63,10 +63,12 @@ mod source_group;
 pub mod timecode;
 mod transmit;
 
-pub use data::{decapsulate, encapsulate, MulticastData, MulticastDataRef, DATA_TTL, IPV4_DATA_OVERHEAD, IPV6_DATA_OVERHEAD};
+pub use data::{
+    decapsulate, encapsulate, MulticastData, MulticastDataRef, DATA_TTL, IPV4_DATA_OVERHEAD, IPV6_DATA_OVERHEAD,
+};
 pub use error::AmtError;
 pub use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayState, AMT_PORT, ANYCAST_RELAY};
+pub use message::{Message, MessageType, ResponseMac};
 pub use relay::{Relay, RelayConfig, RelayEvent, TunnelInfo};
 pub use source_group::{is_ssm_v4, is_ssm_v6, SourceGroup};
 pub use transmit::Transmit;
-pub use message::{Message, MessageType, ResponseMac};

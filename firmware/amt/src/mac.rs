@@ -29,7 +29,8 @@ impl Secret {
 
     fn hmac(&self, gateway: SocketAddr, nonce: u32) -> HmacSha256 {
         // HMAC accepts keys of any length; this cannot fail for a 32-byte key.
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut m =
+            <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         m.update(&gateway_addr_bytes(gateway.ip().to_canonical()));
         m.update(&gateway.port().to_be_bytes());
         m.update(&nonce.to_be_bytes());

@@ -96,8 +96,12 @@ impl EncapsulatedQuery {
     /// Decodes the IP packet at the start of `buf`; returns it and the bytes after it.
     pub fn decode(buf: &[u8]) -> Result<(Self, &[u8]), AmtError> {
         match decode_packet(buf)? {
-            (Inner::Igmp(source, IgmpMessage::Query(query)), rest) => Ok((EncapsulatedQuery::Igmp { source, query }, rest)),
-            (Inner::Mld(source, MldMessage::Query(query)), rest) => Ok((EncapsulatedQuery::Mld { source, query }, rest)),
+            (Inner::Igmp(source, IgmpMessage::Query(query)), rest) => {
+                Ok((EncapsulatedQuery::Igmp { source, query }, rest))
+            }
+            (Inner::Mld(source, MldMessage::Query(query)), rest) => {
+                Ok((EncapsulatedQuery::Mld { source, query }, rest))
+            }
             _ => Err(AmtError::Unexpected { what: "encapsulated message (expected a query)", value: 0 }),
         }
     }
@@ -123,8 +127,12 @@ impl EncapsulatedReport {
     /// Decodes the IP packet at the start of `buf`; returns it and the bytes after it.
     pub fn decode(buf: &[u8]) -> Result<(Self, &[u8]), AmtError> {
         match decode_packet(buf)? {
-            (Inner::Igmp(source, IgmpMessage::Report(report)), rest) => Ok((EncapsulatedReport::Igmp { source, report }, rest)),
-            (Inner::Mld(source, MldMessage::Report(report)), rest) => Ok((EncapsulatedReport::Mld { source, report }, rest)),
+            (Inner::Igmp(source, IgmpMessage::Report(report)), rest) => {
+                Ok((EncapsulatedReport::Igmp { source, report }, rest))
+            }
+            (Inner::Mld(source, MldMessage::Report(report)), rest) => {
+                Ok((EncapsulatedReport::Mld { source, report }, rest))
+            }
             _ => Err(AmtError::Unexpected { what: "encapsulated message (expected a report)", value: 0 }),
         }
     }
@@ -154,14 +162,20 @@ fn decode_packet(buf: &[u8]) -> Result<(Inner, &[u8]), AmtError> {
         4 => {
             let (info, body, rest) = ip::parse_ipv4(buf)?;
             if info.proto != PROTO_IGMP {
-                return Err(AmtError::Unexpected { what: "IPv4 protocol (expected IGMP)", value: u32::from(info.proto) });
+                return Err(AmtError::Unexpected {
+                    what: "IPv4 protocol (expected IGMP)",
+                    value: u32::from(info.proto),
+                });
             }
             Ok((Inner::Igmp(info.src, IgmpMessage::decode(body)?), rest))
         }
         6 => {
             let (info, body, rest) = ip::parse_ipv6(buf)?;
             if info.proto != PROTO_ICMPV6 {
-                return Err(AmtError::Unexpected { what: "IPv6 next header (expected ICMPv6)", value: u32::from(info.proto) });
+                return Err(AmtError::Unexpected {
+                    what: "IPv6 next header (expected ICMPv6)",
+                    value: u32::from(info.proto),
+                });
             }
             Ok((Inner::Mld(info.src, MldMessage::decode(body, info.src, info.dst)?), rest))
         }

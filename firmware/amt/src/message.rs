@@ -354,10 +354,7 @@ mod tests {
         let b = roundtrip(&Message::RelayDiscovery { nonce: 0x1234_5678 });
         assert_eq!(b, [0x01, 0, 0, 0, 0x12, 0x34, 0x56, 0x78]);
         // Reserved bits are ignored on receipt.
-        assert_eq!(
-            Message::decode(&[0x01, 0xff, 0xff, 0xff, 0, 0, 0, 1]),
-            Ok(Message::RelayDiscovery { nonce: 1 })
-        );
+        assert_eq!(Message::decode(&[0x01, 0xff, 0xff, 0xff, 0, 0, 0, 1]), Ok(Message::RelayDiscovery { nonce: 1 }));
         assert_eq!(Message::decode(&[0x11, 0, 0, 0, 0, 0, 0, 1]), Err(AmtError::BadVersion(1)));
         assert_eq!(Message::decode(&[0x08, 0, 0, 0, 0, 0, 0, 1]), Err(AmtError::UnknownType(8)));
         assert_eq!(Message::decode(&[0x00]), Err(AmtError::UnknownType(0)));
@@ -376,10 +373,16 @@ mod tests {
 
     #[test]
     fn request_p_flag_known_bytes() {
-        assert_eq!(roundtrip(&Message::Request { nonce: 0xdeadbeef, mld: false }), [0x03, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(
+            roundtrip(&Message::Request { nonce: 0xdeadbeef, mld: false }),
+            [0x03, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]
+        );
         assert_eq!(roundtrip(&Message::Request { nonce: 1, mld: true }), [0x03, 0x01, 0, 0, 0, 0, 0, 1]);
         // Reserved bits around P are ignored.
-        assert_eq!(Message::decode(&[0x03, 0xfe, 0xff, 0xff, 0, 0, 0, 1]), Ok(Message::Request { nonce: 1, mld: false }));
+        assert_eq!(
+            Message::decode(&[0x03, 0xfe, 0xff, 0xff, 0, 0, 0, 1]),
+            Ok(Message::Request { nonce: 1, mld: false })
+        );
     }
 
     #[test]
@@ -486,15 +489,37 @@ mod tests {
         expected.extend_from_slice(&[0; 12]);
         expected.extend_from_slice(&[127, 0, 0, 1]);
         assert_eq!(b, expected);
-        roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "[::1]:9".parse().unwrap() }));
-        roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "[::]:9".parse().unwrap() }));
-        roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "0.0.0.0:9".parse().unwrap() }));
-        roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "0.0.0.1:9".parse().unwrap() }));
-        roundtrip(&Message::Teardown(Teardown { mac: ResponseMac([0; 6]), nonce: 1, gateway: "[2001:db8::5]:9".parse().unwrap() }));
+        roundtrip(&Message::Teardown(Teardown {
+            mac: ResponseMac([0; 6]),
+            nonce: 1,
+            gateway: "[::1]:9".parse().unwrap(),
+        }));
+        roundtrip(&Message::Teardown(Teardown {
+            mac: ResponseMac([0; 6]),
+            nonce: 1,
+            gateway: "[::]:9".parse().unwrap(),
+        }));
+        roundtrip(&Message::Teardown(Teardown {
+            mac: ResponseMac([0; 6]),
+            nonce: 1,
+            gateway: "0.0.0.0:9".parse().unwrap(),
+        }));
+        roundtrip(&Message::Teardown(Teardown {
+            mac: ResponseMac([0; 6]),
+            nonce: 1,
+            gateway: "0.0.0.1:9".parse().unwrap(),
+        }));
+        roundtrip(&Message::Teardown(Teardown {
+            mac: ResponseMac([0; 6]),
+            nonce: 1,
+            gateway: "[2001:db8::5]:9".parse().unwrap(),
+        }));
         // IPv4-mapped is accepted as IPv4 as well.
         let mut mapped = expected.clone();
         mapped[24] = 0xff;
         mapped[25] = 0xff;
-        assert!(matches!(Message::decode(&mapped), Ok(Message::Teardown(Teardown { gateway, .. })) if gateway == "127.0.0.1:2268".parse().unwrap()));
+        assert!(
+            matches!(Message::decode(&mapped), Ok(Message::Teardown(Teardown { gateway, .. })) if gateway == "127.0.0.1:2268".parse().unwrap())
+        );
     }
 }

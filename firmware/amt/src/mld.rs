@@ -58,7 +58,8 @@ impl MldV2Query {
     }
 
     fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), AmtError> {
-        let n = u16::try_from(self.sources.len()).map_err(|_| AmtError::BadLength { what: "MLDv2 query sources", len: self.sources.len() })?;
+        let n = u16::try_from(self.sources.len())
+            .map_err(|_| AmtError::BadLength { what: "MLDv2 query sources", len: self.sources.len() })?;
         out.extend_from_slice(&[MLD_QUERY, 0, 0, 0]);
         out.extend_from_slice(&self.max_resp_code.to_be_bytes());
         out.extend_from_slice(&[0, 0]);
@@ -82,11 +83,13 @@ pub struct MldV2Report {
 
 impl MldV2Report {
     fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), AmtError> {
-        let n = u16::try_from(self.records.len()).map_err(|_| AmtError::BadLength { what: "MLDv2 report records", len: self.records.len() })?;
+        let n = u16::try_from(self.records.len())
+            .map_err(|_| AmtError::BadLength { what: "MLDv2 report records", len: self.records.len() })?;
         out.extend_from_slice(&[MLD_V2_REPORT, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&n.to_be_bytes());
         for r in &self.records {
-            let ns = u16::try_from(r.sources.len()).map_err(|_| AmtError::BadLength { what: "MLDv2 record sources", len: r.sources.len() })?;
+            let ns = u16::try_from(r.sources.len())
+                .map_err(|_| AmtError::BadLength { what: "MLDv2 record sources", len: r.sources.len() })?;
             out.extend_from_slice(&[r.record_type.to_u8(), 0]);
             out.extend_from_slice(&ns.to_be_bytes());
             out.extend_from_slice(&r.group.octets());
@@ -138,7 +141,10 @@ impl MldMessage {
         match ty {
             MLD_QUERY => {
                 if buf.len() < 28 {
-                    return Err(AmtError::Unexpected { what: "MLD query length (MLDv1 query)", value: buf.len() as u32 });
+                    return Err(AmtError::Unexpected {
+                        what: "MLD query length (MLDv1 query)",
+                        value: buf.len() as u32,
+                    });
                 }
                 let max_resp_code = r.u16()?;
                 let _reserved = r.u16()?;

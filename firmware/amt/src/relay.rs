@@ -212,7 +212,13 @@ impl Relay {
         self.send(peer, &Message::MembershipQuery(q))
     }
 
-    fn handle_update(&mut self, peer: SocketAddr, from: SocketAddr, u: MembershipUpdate, now: Instant) -> Result<(), AmtError> {
+    fn handle_update(
+        &mut self,
+        peer: SocketAddr,
+        from: SocketAddr,
+        u: MembershipUpdate,
+        now: Instant,
+    ) -> Result<(), AmtError> {
         if !self.secrets.verify(from, u.nonce, &u.mac) {
             return Err(AmtError::MacMismatch(from));
         }
@@ -285,7 +291,9 @@ impl Relay {
                 self.remove_tunnel(gw);
                 Ok(())
             }
-            Some(tunnel) if tunnel.previous_nonce == Some(t.nonce) => Err(AmtError::StaleNonce { from: gw, nonce: t.nonce }),
+            Some(tunnel) if tunnel.previous_nonce == Some(t.nonce) => {
+                Err(AmtError::StaleNonce { from: gw, nonce: t.nonce })
+            }
             _ => Err(AmtError::UnknownTunnel(gw)),
         }
     }
@@ -433,9 +441,7 @@ fn apply_report(
     max_groups: usize,
 ) -> bool {
     fn records<A: Copy + Into<IpAddr>>(recs: &[GroupRecord<A>]) -> Vec<(RecordType, IpAddr, Vec<IpAddr>)> {
-        recs.iter()
-            .map(|r| (r.record_type, r.group.into(), r.sources.iter().map(|s| (*s).into()).collect()))
-            .collect()
+        recs.iter().map(|r| (r.record_type, r.group.into(), r.sources.iter().map(|s| (*s).into()).collect())).collect()
     }
     let recs = match report {
         EncapsulatedReport::Igmp { report, .. } => records(&report.records),
@@ -554,7 +560,14 @@ mod tests {
         Message::MembershipUpdate(MembershipUpdate { mac, nonce, report }).to_bytes().unwrap()
     }
 
-    fn join(r: &mut Relay, from: SocketAddr, nonce: u32, group: &str, source: &str, now: Instant) -> Result<(), AmtError> {
+    fn join(
+        r: &mut Relay,
+        from: SocketAddr,
+        nonce: u32,
+        group: &str,
+        source: &str,
+        now: Instant,
+    ) -> Result<(), AmtError> {
         let q = request(r, from, nonce, !group.contains('.'), now);
         r.handle_datagram(from, &update(q.mac, nonce, &[(RecordType::ModeIsInclude, group, &[source])]), now)
     }
@@ -564,7 +577,10 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Relay::new(cfg(), t0);
         r.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 99 }.to_bytes().unwrap(), t0).unwrap();
-        assert_eq!(drain(&mut r), vec![(gw(), Message::RelayAdvertisement { nonce: 99, relay: "192.0.2.1".parse().unwrap() })]);
+        assert_eq!(
+            drain(&mut r),
+            vec![(gw(), Message::RelayAdvertisement { nonce: 99, relay: "192.0.2.1".parse().unwrap() })]
+        );
         let mut r6 = Relay::new(RelayConfig { advertised: "2001:db8::1".parse().unwrap(), ..cfg() }, t0);
         r6.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 1 }.to_bytes().unwrap(), t0).unwrap();
         assert!(matches!(drain(&mut r6).as_slice(), [(_, Message::RelayAdvertisement { relay: IpAddr::V6(_), .. })]));
@@ -614,7 +630,8 @@ mod tests {
         assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(sg("2001:db8::1@ff3e::8000:1"))]);
         // Leaves.
         let q = request(&mut r, gw(), 1, false, t0);
-        r.handle_datagram(gw(), &update(q.mac, 1, &[(RecordType::BlockOldSources, "232.1.1.1", &["10.0.0.1"])]), t0).unwrap();
+        r.handle_datagram(gw(), &update(q.mac, 1, &[(RecordType::BlockOldSources, "232.1.1.1", &["10.0.0.1"])]), t0)
+            .unwrap();
         assert!(events(&mut r).is_empty());
         assert_eq!(r.subscribers(&a).collect::<Vec<_>>(), vec![gw2]);
         let q2 = request(&mut r, gw2, 2, false, t0);
@@ -663,10 +680,7 @@ mod tests {
         assert_eq!(r.subscribers(&a).count(), 1);
         // A new tunnel that joins something else drops the old memberships.
         join(&mut r, gw(), 3, "232.1.1.2", "10.0.0.1", t0).unwrap();
-        assert_eq!(
-            events(&mut r),
-            vec![RelayEvent::Unsubscribe(a), RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.2"))]
-        );
+        assert_eq!(events(&mut r), vec![RelayEvent::Unsubscribe(a), RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.2"))]);
     }
 
     #[test]
@@ -790,7 +804,8 @@ mod tests {
     #[test]
     fn rotation_never_shorter_than_the_query_interval() {
         let t0 = Instant::now();
-        let r = Relay::new(RelayConfig { secret_rotation: Duration::ZERO, sweep_interval: Duration::ZERO, ..cfg() }, t0);
+        let r =
+            Relay::new(RelayConfig { secret_rotation: Duration::ZERO, sweep_interval: Duration::ZERO, ..cfg() }, t0);
         assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(10)));
         assert_eq!(r.config().sweep_interval, Duration::from_millis(10));
     }

@@ -331,15 +331,18 @@ fn spoofed_update_with_wrong_mac_changes_nothing() {
     let report = roomcast_amt::membership::EncapsulatedReport::Igmp {
         source: "0.0.0.0".parse().unwrap(),
         report: roomcast_amt::igmp::IgmpV3Report {
-            records: vec![roomcast_amt::group_record::GroupRecord {
-                record_type: roomcast_amt::group_record::RecordType::ChangeToInclude,
-                group: "232.1.1.1".parse().unwrap(),
-                sources: vec![],
-            }, roomcast_amt::group_record::GroupRecord {
-                record_type: roomcast_amt::group_record::RecordType::AllowNewSources,
-                group: "232.9.9.9".parse().unwrap(),
-                sources: vec!["10.0.0.1".parse().unwrap()],
-            }],
+            records: vec![
+                roomcast_amt::group_record::GroupRecord {
+                    record_type: roomcast_amt::group_record::RecordType::ChangeToInclude,
+                    group: "232.1.1.1".parse().unwrap(),
+                    sources: vec![],
+                },
+                roomcast_amt::group_record::GroupRecord {
+                    record_type: roomcast_amt::group_record::RecordType::AllowNewSources,
+                    group: "232.9.9.9".parse().unwrap(),
+                    sources: vec!["10.0.0.1".parse().unwrap()],
+                },
+            ],
         },
     };
     let spoof = Message::MembershipUpdate(roomcast_amt::message::MembershipUpdate {

@@ -39,13 +39,27 @@ fn record_type() -> impl Strategy<Value = RecordType> {
 
 fn igmp_query() -> impl Strategy<Value = IgmpV3Query> {
     (any::<u8>(), v4(), any::<bool>(), 0u8..8, any::<u8>(), prop::collection::vec(v4(), 0..5)).prop_map(
-        |(max_resp_code, group, suppress, qrv, qqic, sources)| IgmpV3Query { max_resp_code, group, suppress, qrv, qqic, sources },
+        |(max_resp_code, group, suppress, qrv, qqic, sources)| IgmpV3Query {
+            max_resp_code,
+            group,
+            suppress,
+            qrv,
+            qqic,
+            sources,
+        },
     )
 }
 
 fn mld_query() -> impl Strategy<Value = MldV2Query> {
     (any::<u16>(), v6(), any::<bool>(), 0u8..8, any::<u8>(), prop::collection::vec(v6(), 0..4)).prop_map(
-        |(max_resp_code, group, suppress, qrv, qqic, sources)| MldV2Query { max_resp_code, group, suppress, qrv, qqic, sources },
+        |(max_resp_code, group, suppress, qrv, qqic, sources)| MldV2Query {
+            max_resp_code,
+            group,
+            suppress,
+            qrv,
+            qqic,
+            sources,
+        },
     )
 }
 
@@ -118,11 +132,9 @@ fn message() -> impl Strategy<Value = Message> {
         (mac(), any::<u32>(), encapsulated_report())
             .prop_map(|(mac, nonce, report)| Message::MembershipUpdate(MembershipUpdate { mac, nonce, report })),
         data().prop_map(Message::MulticastData),
-        (mac(), any::<u32>(), gateway_ip(), any::<u16>()).prop_map(|(mac, nonce, ip, port)| Message::Teardown(Teardown {
-            mac,
-            nonce,
-            gateway: SocketAddr::new(ip, port)
-        })),
+        (mac(), any::<u32>(), gateway_ip(), any::<u16>()).prop_map(|(mac, nonce, ip, port)| Message::Teardown(
+            Teardown { mac, nonce, gateway: SocketAddr::new(ip, port) }
+        )),
     ]
 }
 

@@ -95,7 +95,12 @@ fn golden_messages() -> Vec<(SocketAddr, SocketAddr, Message, Expect)> {
     vec![
         (GATEWAY, RELAY, Message::RelayDiscovery { nonce: 0xd15c_0001 }, (1, None, None)),
         (RELAY, GATEWAY, Message::RelayAdvertisement { nonce: 0xd15c_0001, relay: RELAY.ip() }, (2, None, None)),
-        (RELAY, GATEWAY, Message::RelayAdvertisement { nonce: 0xd15c_0001, relay: "2001:db8::1".parse().unwrap() }, (2, None, None)),
+        (
+            RELAY,
+            GATEWAY,
+            Message::RelayAdvertisement { nonce: 0xd15c_0001, relay: "2001:db8::1".parse().unwrap() },
+            (2, None, None),
+        ),
         (GATEWAY, RELAY, Message::Request { nonce, mld: false }, (3, None, None)),
         (GATEWAY, RELAY, Message::Request { nonce, mld: true }, (3, None, None)),
         (
@@ -333,9 +338,7 @@ fn check_with_tshark(name: &str, frames: &[Vec<u8>], expect: &[Expect]) {
         assert!(f[7].is_empty(), "malformed, {ctx}");
         // Expert severities: 0x600000 warning, 0x800000 error. Only chat/note are allowed.
         for sev in f[8].split(',').filter(|s| !s.is_empty()) {
-            let v = u32::from_str_radix(sev.trim_start_matches("0x"), 16)
-                .or_else(|_| sev.parse())
-                .unwrap_or(u32::MAX);
+            let v = u32::from_str_radix(sev.trim_start_matches("0x"), 16).or_else(|_| sev.parse()).unwrap_or(u32::MAX);
             assert!(v < 0x0060_0000, "expert info of severity {sev} ({}), {ctx}", f[9]);
         }
     }

@@ -72,7 +72,11 @@ fn main() {
         let (new, old) = if flip { (&b, &a) } else { (&a, &b) };
         oled.show(new, Some(old)).unwrap();
     });
-    println!("ssd1306 send (null bus): full frame {:.0}us, countdown tick {:.0}us", full.as_secs_f64() * 1e6, tick.as_secs_f64() * 1e6);
+    println!(
+        "ssd1306 send (null bus): full frame {:.0}us, countdown tick {:.0}us",
+        full.as_secs_f64() * 1e6,
+        tick.as_secs_f64() * 1e6
+    );
 
     // Framebuffer: 480x320 XRGB8888 into a temp file.
     let size = Size::new(480, 320);
@@ -101,5 +105,9 @@ fn main() {
         let (new, old) = if flip { (&b, &a) } else { (&a, &b) };
         fb.show(new, Some(old)).unwrap();
     });
-    println!("framebuffer 480x320x32 send (file): full frame {:.0}us, countdown tick {:.0}us", full.as_secs_f64() * 1e6, tick.as_secs_f64() * 1e6);
+    println!(
+        "framebuffer 480x320x32 send (file): full frame {:.0}us, countdown tick {:.0}us",
+        full.as_secs_f64() * 1e6,
+        tick.as_secs_f64() * 1e6
+    );
 }

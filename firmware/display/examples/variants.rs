@@ -24,7 +24,13 @@ fn main() {
     if let Phase::InMeeting(m) = &mut long.phase {
         m.name = "Quarterly all-hands with the whole engineering department".into();
         let p = m.participants[0].clone();
-        m.participants = (0..12).map(|i| roomcast_display::Participant { name: format!("Participant number {i} (東京)"), speaking: i == 3, ..p.clone() }).collect();
+        m.participants = (0..12)
+            .map(|i| roomcast_display::Participant {
+                name: format!("Participant number {i} (東京)"),
+                speaking: i == 3,
+                ..p.clone()
+            })
+            .collect();
         m.send_kbps = 12_345;
         m.recv_kbps = 850;
     }

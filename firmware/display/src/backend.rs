@@ -92,15 +92,9 @@ pub fn open(choice: &BackendChoice) -> Result<Box<dyn Backend>, DisplayError> {
             probe.open()
         }
         BackendChoice::None => Err(DisplayError::NoDisplay("display = none".into())),
-        BackendChoice::Ssd1306 { bus, address } => {
-            Ok(Box::new(ssd1306::Ssd1306Backend::open(bus, *address)?))
-        }
-        BackendChoice::Sh1106 { bus, address } => {
-            Ok(Box::new(sh1106::Sh1106Backend::open(bus, *address)?))
-        }
-        BackendChoice::Framebuffer { device } => {
-            Ok(Box::new(framebuffer::FramebufferBackend::open(device)?))
-        }
+        BackendChoice::Ssd1306 { bus, address } => Ok(Box::new(ssd1306::Ssd1306Backend::open(bus, *address)?)),
+        BackendChoice::Sh1106 { bus, address } => Ok(Box::new(sh1106::Sh1106Backend::open(bus, *address)?)),
+        BackendChoice::Framebuffer { device } => Ok(Box::new(framebuffer::FramebufferBackend::open(device)?)),
         BackendChoice::Png { path, width, height } => {
             Ok(Box::new(png::PngBackend::new(path.clone(), Size::new(*width, *height))))
         }

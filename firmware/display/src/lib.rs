@@ -22,9 +22,7 @@ pub use driver::{Display, Outcome, MIN_REDRAW_INTERVAL, RETRY_INTERVAL};
 pub use error::DisplayError;
 pub use frame::{is_lit, Frame};
 pub use render::{draw, render};
-pub use state::{
-    Deadline, Device, DisplayState, Encoder, Meeting, NetworkProblem, Participant, Phase, PhaseName,
-};
+pub use state::{Deadline, Device, DisplayState, Encoder, Meeting, NetworkProblem, Participant, Phase, PhaseName};
 
 /// A screen size in pixels (embedded-graphics' `Size`).
 pub type FrameSize = embedded_graphics::prelude::Size;

@@ -35,4 +35,3 @@ pub fn draw(state: &DisplayState, now: Instant, target: &mut Frame) {
         colour::draw(state, now, target);
     }
 }
-

@@ -1,9 +1,7 @@
 //! Sample data for every phase: what `roomcast display --state NAME`, the golden PNGs under
 //! docs/screens/ and the tests render. Realistic values, chosen to exercise long names.
 
-use crate::state::{
-    Deadline, Device, DisplayState, Encoder, Meeting, NetworkProblem, Participant, Phase, PhaseName,
-};
+use crate::state::{Deadline, Device, DisplayState, Encoder, Meeting, NetworkProblem, Participant, Phase, PhaseName};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -73,18 +71,13 @@ impl Phase {
     pub fn sample(name: PhaseName, now: Instant) -> Self {
         match name {
             PhaseName::Booting => Phase::Booting { step: "Starting camera".to_owned(), percent: 60 },
-            PhaseName::NoNetwork => Phase::NoNetwork {
-                interface: "eth0".to_owned(),
-                problem: NetworkProblem::NoCarrier,
-            },
-            PhaseName::FindingRelay => Phase::FindingRelay {
-                relay: "amt.example.net:2268".to_owned(),
-                attempt: 2,
-            },
-            PhaseName::Joining => Phase::Joining {
-                meeting: "Weekly planning".to_owned(),
-                relay: "amt.example.net:2268".to_owned(),
-            },
+            PhaseName::NoNetwork => {
+                Phase::NoNetwork { interface: "eth0".to_owned(), problem: NetworkProblem::NoCarrier }
+            }
+            PhaseName::FindingRelay => Phase::FindingRelay { relay: "amt.example.net:2268".to_owned(), attempt: 2 },
+            PhaseName::Joining => {
+                Phase::Joining { meeting: "Weekly planning".to_owned(), relay: "amt.example.net:2268".to_owned() }
+            }
             PhaseName::InMeeting => Phase::InMeeting(Meeting::sample()),
             PhaseName::RelayLost => Phase::RelayLost {
                 relay: "amt.example.net:2268".to_owned(),

@@ -4,8 +4,8 @@
 
 use embedded_graphics::prelude::Size;
 use roomcast_display::{
-    Backend, BackendChoice, Display, DisplayError, DisplayState, Frame, Outcome, Phase, PhaseName,
-    MIN_REDRAW_INTERVAL, RETRY_INTERVAL,
+    Backend, BackendChoice, Display, DisplayError, DisplayState, Frame, Outcome, Phase, PhaseName, MIN_REDRAW_INTERVAL,
+    RETRY_INTERVAL,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

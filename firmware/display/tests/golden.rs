@@ -56,10 +56,7 @@ fn every_state_matches_its_golden_png_at_both_sizes() {
 fn renders_are_deterministic_and_states_look_different() {
     let now = Instant::now();
     for size in SIZES {
-        let frames: Vec<_> = PhaseName::ALL
-            .iter()
-            .map(|&n| render(&DisplayState::sample(n, now), size, now))
-            .collect();
+        let frames: Vec<_> = PhaseName::ALL.iter().map(|&n| render(&DisplayState::sample(n, now), size, now)).collect();
         for (i, a) in frames.iter().enumerate() {
             assert_eq!(*a, render(&DisplayState::sample(PhaseName::ALL[i], now), size, now));
             for b in &frames[i + 1..] {

@@ -5,23 +5,19 @@
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::Size;
 use proptest::prelude::*;
-use roomcast_display::{
-    render, Deadline, Device, DisplayState, Encoder, Meeting, NetworkProblem, Participant, Phase,
-};
+use roomcast_display::{render, Deadline, Device, DisplayState, Encoder, Meeting, NetworkProblem, Participant, Phase};
 use std::time::{Duration, Instant};
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just(String::new()),
-        "[a-zA-Z0-9 .:/_-]{0,80}",
-        "\\PC{0,40}",
-        Just("W".repeat(500)),
-    ]
+    prop_oneof![Just(String::new()), "[a-zA-Z0-9 .:/_-]{0,80}", "\\PC{0,40}", Just("W".repeat(500)),]
 }
 
 fn phase(now: Instant) -> impl Strategy<Value = Phase> {
-    let participant = (text(), any::<bool>(), any::<bool>())
-        .prop_map(|(name, speaking, muted)| Participant { name, speaking, muted });
+    let participant = (text(), any::<bool>(), any::<bool>()).prop_map(|(name, speaking, muted)| Participant {
+        name,
+        speaking,
+        muted,
+    });
     let meeting = (
         text(),
         prop::collection::vec(participant, 0..200),
@@ -33,7 +29,16 @@ fn phase(now: Instant) -> impl Strategy<Value = Phase> {
         prop_oneof![any::<f32>(), 0.0f32..100.0],
     )
         .prop_map(|(name, participants, mic_level_dbfs, muted, encoder, send_kbps, recv_kbps, loss_percent)| {
-            Phase::InMeeting(Meeting { name, participants, mic_level_dbfs, muted, encoder, send_kbps, recv_kbps, loss_percent })
+            Phase::InMeeting(Meeting {
+                name,
+                participants,
+                mic_level_dbfs,
+                muted,
+                encoder,
+                send_kbps,
+                recv_kbps,
+                loss_percent,
+            })
         });
     prop_oneof![
         (text(), any::<u8>()).prop_map(|(step, percent)| Phase::Booting { step, percent }),
@@ -46,7 +51,11 @@ fn phase(now: Instant) -> impl Strategy<Value = Phase> {
         }),
         (text(), text(), any::<Option<u32>>(), text(), text())
             .prop_map(|(file, key, line, problem, fix)| Phase::ConfigError { file, key, line, problem, fix }),
-        (text(), text()).prop_map(|(expected, fix)| Phase::DeviceMissing { device: Device::CameraAndMicrophone, expected, fix }),
+        (text(), text()).prop_map(|(expected, fix)| Phase::DeviceMissing {
+            device: Device::CameraAndMicrophone,
+            expected,
+            fix
+        }),
     ]
 }
 

@@ -112,9 +112,9 @@ fn a_nack_is_an_error_naming_bus_and_address_and_the_next_frame_is_sent_whole() 
     let frame = test_frame();
     let data = ram(&frame);
     let mut expected = init_sequence();
-    expected.push(cmd(&[0x21, 0, 127]).with_error(ErrorKind::NoAcknowledge(
-        embedded_hal::i2c::NoAcknowledgeSource::Address,
-    )));
+    expected.push(
+        cmd(&[0x21, 0, 127]).with_error(ErrorKind::NoAcknowledge(embedded_hal::i2c::NoAcknowledgeSource::Address)),
+    );
     // After the failure the backend cannot know what the panel shows: it resends everything.
     expected.push(cmd(&[0x21, 0, 127]));
     expected.push(cmd(&[0x22, 0, 7]));
@@ -134,9 +134,8 @@ fn a_nack_is_an_error_naming_bus_and_address_and_the_next_frame_is_sent_whole() 
 #[test]
 fn probe_sends_a_nop_and_reports_the_ack() {
     let mut bus = I2cMock::new(&[
-        T::write(0x3C, vec![0x00, 0xE3]).with_error(ErrorKind::NoAcknowledge(
-            embedded_hal::i2c::NoAcknowledgeSource::Address,
-        )),
+        T::write(0x3C, vec![0x00, 0xE3])
+            .with_error(ErrorKind::NoAcknowledge(embedded_hal::i2c::NoAcknowledgeSource::Address)),
         T::write(0x3D, vec![0x00, 0xE3]),
     ]);
     assert!(!probe(&mut bus, 0x3C));
@@ -186,9 +185,7 @@ mod sh1106 {
         }
         // Pixels (20, 40) and (30, 41) lit: page 5, columns 20..=30 -> RAM column 22 = 0x16.
         let mut second = frame.clone();
-        second
-            .draw_iter([Pixel(Point::new(20, 40), Rgb888::WHITE), Pixel(Point::new(30, 41), Rgb888::WHITE)])
-            .unwrap();
+        second.draw_iter([Pixel(Point::new(20, 40), Rgb888::WHITE), Pixel(Point::new(30, 41), Rgb888::WHITE)]).unwrap();
         let d2 = ram(&second);
         expected.push(cmd(&[0xB5, 0x06, 0x11]));
         let mut v = vec![0x40];

@@ -54,7 +54,11 @@ fn textured(w: u32, h: u32, i: u64) -> VideoFrame {
 fn psnr_i420(a: &[u8], b: &[u8]) -> f64 {
     let n = a.len().min(b.len());
     let mse: f64 = a[..n].iter().zip(&b[..n]).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / n as f64;
-    if mse == 0.0 { 99.0 } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
 }
 
 /// Decodes an IVF with dav1d into Y4M and returns the I420 frames.
@@ -111,14 +115,17 @@ fn bench_rav1e(w: u32, h: u32, speed: u8, threads: usize, frames: u64) {
     let bytes: usize = out.iter().map(|f| f.data.len()).sum();
     let kbps = bytes as f64 * 8.0 / (frames as f64 / 30.0) / 1000.0;
     let ivf = std::env::temp_dir().join(format!("roomcast-bench-{w}x{h}-{speed}-{threads}-{}.ivf", std::process::id()));
-    let mut writer = IvfWriter::new(std::fs::File::create(&ivf).expect("ivf"), IvfHeader::av1_90khz(w as u16, h as u16)).expect("ivf");
+    let mut writer =
+        IvfWriter::new(std::fs::File::create(&ivf).expect("ivf"), IvfHeader::av1_90khz(w as u16, h as u16))
+            .expect("ivf");
     for (i, f) in out.iter().enumerate() {
         writer.write_frame(i as u64 * 3000, &f.data).expect("ivf write");
     }
     writer.finish().expect("ivf finish");
     let psnr = match dav1d_decode(&ivf, w as usize, h as usize) {
         Some(decoded) if decoded.len() == sources.len() => {
-            let p: f64 = decoded.iter().zip(&sources).map(|(d, s)| psnr_i420(d, &s.data)).sum::<f64>() / decoded.len() as f64;
+            let p: f64 =
+                decoded.iter().zip(&sources).map(|(d, s)| psnr_i420(d, &s.data)).sum::<f64>() / decoded.len() as f64;
             format!("{p:.2} dB")
         }
         Some(decoded) => format!("n/a (dav1d gave {} of {} frames)", decoded.len(), sources.len()),
@@ -134,7 +141,8 @@ fn bench_rav1e(w: u32, h: u32, speed: u8, threads: usize, frames: u64) {
 
 fn bench_opus() {
     let mut enc = OpusEncoder::new(OpusConfig::default()).expect("opus");
-    let frames: Vec<Vec<i16>> = (0..500u64).map(|f| (0..960).map(|i| SyntheticMic::sample(f * 960 + i)).collect()).collect();
+    let frames: Vec<Vec<i16>> =
+        (0..500u64).map(|f| (0..960).map(|i| SyntheticMic::sample(f * 960 + i)).collect()).collect();
     let cpu0 = cpu_time();
     let mut bytes = 0;
     for f in &frames {
@@ -152,7 +160,8 @@ fn bench_opus() {
 fn bench_latency(w: u32, h: u32, frames: u64) {
     let mut cfg = EncoderConfig::new(w, h, 30);
     cfg.bitrate_bps = 1_000_000;
-    let mut cam = SyntheticCamera::new(CameraConfig { width: w, height: h, fps: 30 }, Arc::new(SystemClock)).expect("camera");
+    let mut cam =
+        SyntheticCamera::new(CameraConfig { width: w, height: h, fps: 30 }, Arc::new(SystemClock)).expect("camera");
     let mut chain = VideoChain::new(Rav1eEncoder::new(cfg).expect("encoder"), 1, "bench", 1200);
     for _ in 0..frames {
         let f = cam.capture().expect("capture");

@@ -20,8 +20,7 @@ pub enum PixelFormat {
 
 impl PixelFormat {
     /// All supported formats, most preferred first.
-    pub const ALL: [PixelFormat; 4] =
-        [PixelFormat::Yu12, PixelFormat::Nv12, PixelFormat::Yuyv, PixelFormat::Mjpeg];
+    pub const ALL: [PixelFormat; 4] = [PixelFormat::Yu12, PixelFormat::Nv12, PixelFormat::Yuyv, PixelFormat::Mjpeg];
 
     /// The V4L2 fourcc.
     pub fn fourcc(self) -> [u8; 4] {
@@ -171,9 +170,7 @@ pub fn mjpeg_to_i420(width: u32, height: u32, data: &[u8]) -> Result<Vec<u8>> {
     let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::YCbCr);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(data), options);
     let pixels = decoder.decode().map_err(|e| MediaError::Jpeg(e.to_string()))?;
-    let (jw, jh) = decoder
-        .dimensions()
-        .ok_or_else(|| MediaError::Jpeg("no dimensions after decode".into()))?;
+    let (jw, jh) = decoder.dimensions().ok_or_else(|| MediaError::Jpeg("no dimensions after decode".into()))?;
     if (jw as u32, jh as u32) != (width, height) {
         return Err(MediaError::Jpeg(format!("JPEG is {jw}x{jh}, expected {width}x{height}")));
     }

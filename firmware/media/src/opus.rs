@@ -77,7 +77,8 @@ impl OpusEncoder {
     pub fn encode(&mut self, frame: &AudioFrame) -> Result<Vec<u8>> {
         if frame.channels != self.config.channels {
             return Err(MediaError::Opus(format!(
-                "frame has {} channel(s), encoder {}", frame.channels, self.config.channels
+                "frame has {} channel(s), encoder {}",
+                frame.channels, self.config.channels
             )));
         }
         self.encode_pcm(&frame.samples)
@@ -171,7 +172,8 @@ mod tests {
         let sizes: Vec<usize> = (0..30).map(|_| enc.encode_pcm(&silence).unwrap().len()).collect();
         assert!(sizes[20..].iter().all(|&s| s <= 3), "DTX packets {sizes:?}");
 
-        let mut enc = OpusEncoder::new(OpusConfig { fec: true, expected_loss_percent: 20, ..OpusConfig::default() }).unwrap();
+        let mut enc =
+            OpusEncoder::new(OpusConfig { fec: true, expected_loss_percent: 20, ..OpusConfig::default() }).unwrap();
         let packets: Vec<Vec<u8>> = (0..10u64).map(|f| enc.encode_pcm(&tone(f * 960, 1)).unwrap()).collect();
         let mut dec = OpusDecoder::new(1).unwrap();
         for p in &packets[..5] {
@@ -193,7 +195,8 @@ mod tests {
         assert!(dec.decode(&[]).is_err());
         // Garbage may decode to something or fail, but must not panic.
         let _ = dec.decode(&[0xff; 40]);
-        let frame = AudioFrame { channels: 2, samples: vec![0; 1920], first_sample: 0, captured_at: std::time::Instant::now() };
+        let frame =
+            AudioFrame { channels: 2, samples: vec![0; 1920], first_sample: 0, captured_at: std::time::Instant::now() };
         assert!(enc.encode(&frame).is_err(), "channel mismatch");
     }
 }

@@ -49,7 +49,11 @@ impl fmt::Display for ProbeReport {
                     .iter()
                     .map(|s| {
                         let fps: Vec<String> = s.fps.iter().map(|r| r.to_string()).collect();
-                        if fps.is_empty() { format!("{}x{}", s.width, s.height) } else { format!("{}x{}@{}", s.width, s.height, fps.join("/")) }
+                        if fps.is_empty() {
+                            format!("{}x{}", s.width, s.height)
+                        } else {
+                            format!("{}x{}@{}", s.width, s.height, fps.join("/"))
+                        }
                     })
                     .collect();
                 writeln!(f, "    {}{}: {}", fmt_.fourcc, usable, sizes.join(" "))?;
@@ -81,7 +85,10 @@ impl fmt::Display for ProbeReport {
         if !self.m2m.iter().any(|p| p.usable) {
             writeln!(f, "  hardware: none (no V4L2 M2M device offers H.264 on its CAPTURE queue)")?;
         }
-        writeln!(f, "  software rav1e: AV1, speed presets 0-10, threads, bitrate, keyframe on request (always available)")?;
+        writeln!(
+            f,
+            "  software rav1e: AV1, speed presets 0-10, threads, bitrate, keyframe on request (always available)"
+        )?;
         writeln!(f, "  audio libopus: Opus 48 kHz, 20 ms, bitrate, in-band FEC, DTX")?;
         let (label, reason) = self.auto_choice();
         writeln!(f, "auto would pick: {label} ({reason})")

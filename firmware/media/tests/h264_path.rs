@@ -74,7 +74,18 @@ fn x264_stream_survives_rtp_and_decodes_with_ffmpeg() {
     let src = dir.join("src.h264");
     let st = Command::new(&ffmpeg)
         .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=30", "-frames:v", "45"])
-        .args(["-pix_fmt", "yuv420p", "-c:v", "libx264", "-profile:v", "baseline", "-g", "30", "-x264-params", "aud=1:repeat-headers=1"])
+        .args([
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-g",
+            "30",
+            "-x264-params",
+            "aud=1:repeat-headers=1",
+        ])
         .args(["-bsf:v", "h264_mp4toannexb", "-f", "h264"])
         .arg(&src)
         .output()
@@ -112,12 +123,8 @@ fn x264_stream_survives_rtp_and_decodes_with_ffmpeg() {
     assert_eq!(frames, 45);
     assert!(chain.stats().packets > 45, "large IDR frames were fragmented (FU-A)");
 
-    let dec = Command::new(&ffmpeg)
-        .args(["-v", "error", "-i"])
-        .arg(&out)
-        .args(["-f", "framecrc", "-"])
-        .output()
-        .unwrap();
+    let dec =
+        Command::new(&ffmpeg).args(["-v", "error", "-i"]).arg(&out).args(["-f", "framecrc", "-"]).output().unwrap();
     let err = String::from_utf8_lossy(&dec.stderr);
     assert!(dec.status.success() && err.trim().is_empty(), "ffmpeg decode errors: {err}");
     let decoded = String::from_utf8_lossy(&dec.stdout).lines().filter(|l| !l.starts_with('#')).count();

@@ -17,8 +17,7 @@ fn request(method: &str, host: &str, path: &str, token: &str, body: Option<&str>
 
 /// A join request.
 pub fn join(host: &str, meeting: &str, token: &str, room: &str, caps: &Caps) -> Vec<u8> {
-    let body = serde_json::to_string(&JoinRequest { room: room.to_string(), caps: caps.clone() })
-        .unwrap_or_default();
+    let body = serde_json::to_string(&JoinRequest { room: room.to_string(), caps: caps.clone() }).unwrap_or_default();
     request("POST", host, &format!("/v1/meetings/{meeting}/participants"), token, Some(&body))
 }
 
@@ -29,13 +28,7 @@ pub fn leave(host: &str, meeting: &str, token: &str, participant: &str) -> Vec<u
 
 /// A keepalive.
 pub fn keepalive(host: &str, meeting: &str, token: &str, participant: &str) -> Vec<u8> {
-    request(
-        "POST",
-        host,
-        &format!("/v1/meetings/{meeting}/participants/{participant}/keepalive"),
-        token,
-        None,
-    )
+    request("POST", host, &format!("/v1/meetings/{meeting}/participants/{participant}/keepalive"), token, None)
 }
 
 /// A roster request; with `since`, the service holds it until the version passes `since`.

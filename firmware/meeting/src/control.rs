@@ -114,10 +114,7 @@ pub enum Reply {
 impl Reply {
     /// A JSON reply.
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
-        Reply::Json {
-            status,
-            body: serde_json::to_string(value).unwrap_or_else(|_| "{}".into()),
-        }
+        Reply::Json { status, body: serde_json::to_string(value).unwrap_or_else(|_| "{}".into()) }
     }
 
     /// The HTTP response bytes (not valid for `WaitRoster`, which yields a 204).
@@ -291,15 +288,12 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
     let request = match (method, segs.as_slice()) {
         ("GET", ["v1", "health"]) => ControlRequest::Health,
         ("POST", ["v1", "meetings", m, "participants"]) => {
-            let body: JoinRequest =
-                serde_json::from_slice(body).map_err(|e| bad(format!("join body: {e}")))?;
+            let body: JoinRequest = serde_json::from_slice(body).map_err(|e| bad(format!("join body: {e}")))?;
             ControlRequest::Join { meeting: id_segment(m)?, token: token()?, body }
         }
-        ("DELETE", ["v1", "meetings", m, "participants", p]) => ControlRequest::Leave {
-            meeting: id_segment(m)?,
-            token: token()?,
-            participant: id_segment(p)?,
-        },
+        ("DELETE", ["v1", "meetings", m, "participants", p]) => {
+            ControlRequest::Leave { meeting: id_segment(m)?, token: token()?, participant: id_segment(p)? }
+        }
         ("POST", ["v1", "meetings", m, "participants", p, "keepalive"]) => {
             ControlRequest::Keepalive { meeting: id_segment(m)?, token: token()?, participant: id_segment(p)? }
         }
@@ -351,8 +345,14 @@ mod tests {
         let raw = b"POST /v1/meetings/demo/participants HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: 10\r\n\r\n{\"ro";
         assert_eq!(parse_request(raw), Err(MeetingError::Incomplete));
         assert_eq!(parse_request(b"GET /v1/hea"), Err(MeetingError::Incomplete));
-        assert!(matches!(parse_request(b"GET /v1/meetings/demo/roster HTTP/1.1\r\n\r\n"), Err(MeetingError::BadRequest(_))));
-        assert!(matches!(parse_request(b"GET /v1/meetings/../roster?token=a HTTP/1.1\r\n\r\n"), Err(MeetingError::BadRequest(_))));
+        assert!(matches!(
+            parse_request(b"GET /v1/meetings/demo/roster HTTP/1.1\r\n\r\n"),
+            Err(MeetingError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_request(b"GET /v1/meetings/../roster?token=a HTTP/1.1\r\n\r\n"),
+            Err(MeetingError::BadRequest(_))
+        ));
         assert!(matches!(parse_request(b"\x00\x01\x02\r\n\r\n"), Err(MeetingError::BadRequest(_))));
         let big = format!("POST /v1/meetings/d/participants HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
         assert!(matches!(parse_request(big.as_bytes()), Err(MeetingError::Limit(_))));
@@ -362,15 +362,32 @@ mod tests {
     fn parses_roster_sdp_leave_with_query_tokens() {
         let (r, _) = parse_request(b"GET /v1/meetings/demo/roster?since=4&token=a%20b HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(r, ControlRequest::Roster { meeting: "demo".into(), token: "a b".into(), since: Some(4) });
-        let (r, _) = parse_request(b"GET /v1/meetings/demo/participants/ab12/sdp?family=ipv6 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n").unwrap();
+        let (r, _) = parse_request(
+            b"GET /v1/meetings/demo/participants/ab12/sdp?family=ipv6 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n",
+        )
+        .unwrap();
         assert_eq!(
             r,
-            ControlRequest::Sdp { meeting: "demo".into(), token: "t".into(), participant: "ab12".into(), family: Family::Ipv6, forward: None }
+            ControlRequest::Sdp {
+                meeting: "demo".into(),
+                token: "t".into(),
+                participant: "ab12".into(),
+                family: Family::Ipv6,
+                forward: None
+            }
         );
-        let (r, _) = parse_request(b"GET /v1/meetings/demo/participants/ab12/sdp?token=t&forward=127.0.0.1:4000&media=audio HTTP/1.1\r\n\r\n").unwrap();
+        let (r, _) = parse_request(
+            b"GET /v1/meetings/demo/participants/ab12/sdp?token=t&forward=127.0.0.1:4000&media=audio HTTP/1.1\r\n\r\n",
+        )
+        .unwrap();
         assert!(matches!(r, ControlRequest::Sdp { forward: Some((a, Media::Audio)), .. } if a.port() == 4000));
-        assert!(parse_request(b"GET /v1/meetings/demo/participants/ab12/sdp?token=t&forward=127.0.0.1:4000 HTTP/1.1\r\n\r\n").is_err());
-        let (r, _) = parse_request(b"DELETE /v1/meetings/demo/participants/ab12 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n").unwrap();
+        assert!(parse_request(
+            b"GET /v1/meetings/demo/participants/ab12/sdp?token=t&forward=127.0.0.1:4000 HTTP/1.1\r\n\r\n"
+        )
+        .is_err());
+        let (r, _) =
+            parse_request(b"DELETE /v1/meetings/demo/participants/ab12 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n")
+                .unwrap();
         assert!(matches!(r, ControlRequest::Leave { .. }));
     }
 

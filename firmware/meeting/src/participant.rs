@@ -42,18 +42,12 @@ impl RosterTracker {
 
     /// Room names of everyone (self included), in join order.
     pub fn rooms(&self) -> Vec<String> {
-        self.roster
-            .as_ref()
-            .map(|r| r.participants.iter().map(|p| p.room.clone()).collect())
-            .unwrap_or_default()
+        self.roster.as_ref().map(|r| r.participants.iter().map(|p| p.room.clone()).collect()).unwrap_or_default()
     }
 
     /// The other participants.
     pub fn others(&self) -> Vec<&ParticipantInfo> {
-        self.roster
-            .as_ref()
-            .map(|r| r.participants.iter().filter(|p| p.id != self.me).collect())
-            .unwrap_or_default()
+        self.roster.as_ref().map(|r| r.participants.iter().filter(|p| p.id != self.me).collect()).unwrap_or_default()
     }
 
     /// Whether we are still listed (false after a silence timeout removed us).
@@ -68,14 +62,9 @@ impl RosterTracker {
         }
         self.version = roster.version;
         let mut diff = RosterDiff::default();
-        let now: BTreeMap<String, &ParticipantInfo> = roster
-            .participants
-            .iter()
-            .filter(|p| p.id != self.me)
-            .map(|p| (p.id.clone(), p))
-            .collect();
-        let gone: Vec<String> =
-            self.subscribed.keys().filter(|id| !now.contains_key(*id)).cloned().collect();
+        let now: BTreeMap<String, &ParticipantInfo> =
+            roster.participants.iter().filter(|p| p.id != self.me).map(|p| (p.id.clone(), p)).collect();
+        let gone: Vec<String> = self.subscribed.keys().filter(|id| !now.contains_key(*id)).cloned().collect();
         for id in gone {
             if let Some(sg) = self.subscribed.remove(&id) {
                 diff.leave.push((id, sg));

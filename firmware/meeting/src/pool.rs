@@ -45,9 +45,9 @@ impl Range {
     fn index_of(&self, addr: IpAddr) -> Option<u64> {
         match (self.base, addr) {
             (IpAddr::V4(b), IpAddr::V4(a)) => u32::from(a).checked_sub(u32::from(b)).map(u64::from),
-            (IpAddr::V6(b), IpAddr::V6(a)) => u128::from(a)
-                .checked_sub(u128::from(b))
-                .and_then(|d| u64::try_from(d).ok()),
+            (IpAddr::V6(b), IpAddr::V6(a)) => {
+                u128::from(a).checked_sub(u128::from(b)).and_then(|d| u64::try_from(d).ok())
+            }
             _ => None,
         }
     }

@@ -35,15 +35,10 @@ impl fmt::Display for SourceGroup {
 impl FromStr for SourceGroup {
     type Err = MeetingError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (src, grp) = s
-            .split_once('@')
-            .ok_or_else(|| MeetingError::Invalid(format!("{s:?} is not SOURCE@GROUP")))?;
-        let source: IpAddr = src
-            .parse()
-            .map_err(|_| MeetingError::Invalid(format!("{src:?} is not an IP address")))?;
-        let group: IpAddr = grp
-            .parse()
-            .map_err(|_| MeetingError::Invalid(format!("{grp:?} is not an IP address")))?;
+        let (src, grp) =
+            s.split_once('@').ok_or_else(|| MeetingError::Invalid(format!("{s:?} is not SOURCE@GROUP")))?;
+        let source: IpAddr = src.parse().map_err(|_| MeetingError::Invalid(format!("{src:?} is not an IP address")))?;
+        let group: IpAddr = grp.parse().map_err(|_| MeetingError::Invalid(format!("{grp:?} is not an IP address")))?;
         if source.is_ipv4() != group.is_ipv4() {
             return Err(MeetingError::Invalid(format!("{s:?} mixes IPv4 and IPv6")));
         }

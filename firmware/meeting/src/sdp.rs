@@ -54,13 +54,7 @@ fn build(
     s.push_str("t=0 0\r\na=tool:roomcast\r\na=recvonly\r\n");
     let filter = |s: &mut String| {
         if let Target::Group(sg) = &target {
-            let _ = write!(
-                s,
-                "a=source-filter: incl IN {} {} {}\r\n",
-                family(&sg.group),
-                sg.group,
-                sg.source
-            );
+            let _ = write!(s, "a=source-filter: incl IN {} {} {}\r\n", family(&sg.group), sg.group, sg.source);
         }
     };
     if let Some(v) = &caps.video {
@@ -77,12 +71,7 @@ fn build(
         let _ = write!(s, "m=audio {} RTP/AVP {}\r\n", ports.audio, a.payload_type);
         filter(&mut s);
         let _ = write!(s, "a=rtpmap:{} {}/48000/2\r\n", a.payload_type, clean(&a.codec));
-        let _ = write!(
-            s,
-            "a=fmtp:{} sprop-stereo={};useinbandfec=1\r\n",
-            a.payload_type,
-            u8::from(a.channels > 1)
-        );
+        let _ = write!(s, "a=fmtp:{} sprop-stereo={};useinbandfec=1\r\n", a.payload_type, u8::from(a.channels > 1));
         let _ = write!(s, "a=ssrc:{} cname:{room}\r\n", ssrc.audio);
     }
     s

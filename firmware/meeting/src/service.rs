@@ -15,8 +15,7 @@ use tracing::{info, warn};
 use crate::control::{ControlRequest, Media, Reply};
 use crate::pool::{GroupPool, Range};
 use crate::roster::{
-    Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup,
-    Ssrcs,
+    Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup, Ssrcs,
 };
 use crate::rtp_peek::{peek, Peek};
 use crate::{sdp, MeetingError};
@@ -227,12 +226,7 @@ impl MeetingService {
             .map(|m| {
                 (
                     m.id.clone(),
-                    Meeting {
-                        token: m.token.clone(),
-                        version: 1,
-                        participants: BTreeMap::new(),
-                        next_order: 0,
-                    },
+                    Meeting { token: m.token.clone(), version: 1, participants: BTreeMap::new(), next_order: 0 },
                 )
             })
             .collect();
@@ -285,9 +279,7 @@ impl MeetingService {
     fn authorize(&mut self, meeting: &str, token: &str) -> Result<(), MeetingError> {
         let result = match self.meetings.get(meeting) {
             None => Err(MeetingError::UnknownMeeting(meeting.to_string())),
-            Some(m) if !token_eq(&m.token, token) => {
-                Err(MeetingError::WrongToken(meeting.to_string()))
-            }
+            Some(m) if !token_eq(&m.token, token) => Err(MeetingError::WrongToken(meeting.to_string())),
             Some(_) => Ok(()),
         };
         if let Err(e) = &result {
@@ -376,13 +368,7 @@ impl MeetingService {
     }
 
     /// Adds a participant (token already checked).
-    pub fn join(
-        &mut self,
-        now: Instant,
-        meeting: &str,
-        room: &str,
-        caps: Caps,
-    ) -> Result<JoinReply, MeetingError> {
+    pub fn join(&mut self, now: Instant, meeting: &str, room: &str, caps: Caps) -> Result<JoinReply, MeetingError> {
         check_room(room)?;
         check_caps(&caps)?;
         let limit = self.cfg.max_participants_per_meeting;
@@ -403,10 +389,7 @@ impl MeetingService {
         if self.total >= self.cfg.max_participants_total {
             return refuse(
                 self,
-                MeetingError::Limit(format!(
-                    "service is full ({} participants)",
-                    self.cfg.max_participants_total
-                )),
+                MeetingError::Limit(format!("service is full ({} participants)", self.cfg.max_participants_total)),
             );
         }
         let g4 = match self.pool_v4.allocate() {
@@ -466,16 +449,8 @@ impl MeetingService {
     }
 
     /// Removes a participant by id.
-    pub fn leave(
-        &mut self,
-        meeting: &str,
-        participant: &str,
-        reason: LeaveReason,
-    ) -> Result<(), MeetingError> {
-        let m = self
-            .meetings
-            .get(meeting)
-            .ok_or_else(|| MeetingError::UnknownMeeting(meeting.to_string()))?;
+    pub fn leave(&mut self, meeting: &str, participant: &str, reason: LeaveReason) -> Result<(), MeetingError> {
+        let m = self.meetings.get(meeting).ok_or_else(|| MeetingError::UnknownMeeting(meeting.to_string()))?;
         let order = m
             .participants
             .iter()

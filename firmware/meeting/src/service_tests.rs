@@ -81,7 +81,9 @@ fn control_requests_end_to_end_through_the_parser() {
         other => panic!("{other:?}"),
     }
     // An SDP for a player behind `roomcast gateway --forward 127.0.0.1:40000`, audio only.
-    let fwd = format!("GET /v1/meetings/demo/participants/{id}/sdp?token=secret&forward=127.0.0.1:40000&media=audio HTTP/1.1\r\n\r\n");
+    let fwd = format!(
+        "GET /v1/meetings/demo/participants/{id}/sdp?token=secret&forward=127.0.0.1:40000&media=audio HTTP/1.1\r\n\r\n"
+    );
     let (req, _) = parse_request(fwd.as_bytes()).unwrap();
     match s.handle_control(t0, req) {
         Reply::Sdp(sdp) => {
@@ -146,7 +148,9 @@ fn silence_timeout_removes_quiet_participants_only() {
     let rooms: Vec<String> = s.roster("demo").unwrap().participants.into_iter().map(|p| p.room).collect();
     assert_eq!(rooms, ["A"]);
     let left: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
-    assert!(left.iter().any(|e| matches!(e, Event::Left { participant, reason: LeaveReason::Silence, .. } if *participant == b.participant)));
+    assert!(left.iter().any(
+        |e| matches!(e, Event::Left { participant, reason: LeaveReason::Silence, .. } if *participant == b.participant)
+    ));
     // B's SSRC no longer routes.
     assert_eq!(s.handle_packet(t0 + Duration::from_secs(13), from, &rtp(b.ssrc.video)), None);
     // A keepalive also counts as life.
@@ -179,8 +183,9 @@ fn rtp_is_forwarded_into_the_senders_group_and_bye_leaves() {
     let fwd = s.handle_packet(t0, from, &bye(&[a.ssrc.audio])).unwrap();
     assert_eq!(fwd.dport, 5007, "audio RTCP goes to the audio port + 1");
     assert_eq!(s.participant_count(), 0);
-    assert!(std::iter::from_fn(|| s.poll_event())
-        .any(|e| matches!(e, Event::Left { reason: LeaveReason::RtcpBye, .. })));
+    assert!(
+        std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::Left { reason: LeaveReason::RtcpBye, .. }))
+    );
 }
 
 #[test]

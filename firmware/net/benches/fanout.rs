@@ -165,7 +165,8 @@ fn relay_fanout(n: usize) -> FanoutResult {
         })
     };
     std::thread::sleep(Duration::from_millis(300)); // warm-up
-    let (s0, d0, cpu0, t0) = (relay.stats(), drained.load(Ordering::Relaxed), thread_cpu_of(&relay_thread), Instant::now());
+    let (s0, d0, cpu0, t0) =
+        (relay.stats(), drained.load(Ordering::Relaxed), thread_cpu_of(&relay_thread), Instant::now());
     std::thread::sleep(RUN);
     let (s1, d1, cpu1, secs) =
         (relay.stats(), drained.load(Ordering::Relaxed), thread_cpu_of(&relay_thread), t0.elapsed().as_secs_f64());
@@ -354,7 +355,15 @@ fn main() {
     println!("Relay fan-out (RelayHandle on one thread, --inject path, real AMT tunnels):");
     println!(
         "{:>8} | {:>10} | {:>8} | {:>13} | {:>9} | {:>9} | {:>11} | {:>13} | {:>11}",
-        "gateways", "sent pkt/s", "Mbit/s", "drained pkt/s", "in pkt/s", "relay CPU", "CPU us/Mbit", "pkt/s per core", "Mbit/s/core"
+        "gateways",
+        "sent pkt/s",
+        "Mbit/s",
+        "drained pkt/s",
+        "in pkt/s",
+        "relay CPU",
+        "CPU us/Mbit",
+        "pkt/s per core",
+        "Mbit/s/core"
     );
     for n in [1usize, 10, 100, 1000] {
         let r = relay_fanout(n);

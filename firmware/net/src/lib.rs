@@ -16,11 +16,11 @@ pub mod gateway;
 pub mod mmsg;
 pub mod native;
 pub mod relay;
+mod sockaddr;
 pub mod socket;
 pub mod spec;
-mod sockaddr;
 
 pub use error::{NetError, Result};
-pub use spec::{ChannelSpec, InjectSpec, AMT_PORT};
 pub use gateway::{Delivery, GatewayHandle, GatewayOptions, GatewayStats};
 pub use relay::{RelayHandle, RelayOptions, RelayStats};
+pub use spec::{ChannelSpec, InjectSpec, AMT_PORT};

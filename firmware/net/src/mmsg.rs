@@ -88,12 +88,7 @@ impl std::fmt::Debug for Destinations {
 ///
 /// A caller that gets a non-`WouldBlock` error should skip that one destination
 /// (`start + 1`) and go on: one unreachable gateway must not stop the others.
-pub fn send_same_to_many(
-    fd: &impl AsRawFd,
-    payload: &[u8],
-    dests: &Destinations,
-    start: usize,
-) -> io::Result<usize> {
+pub fn send_same_to_many(fd: &impl AsRawFd, payload: &[u8], dests: &Destinations, start: usize) -> io::Result<usize> {
     let rest = dests.addrs.get(start..).unwrap_or(&[]);
     if rest.is_empty() {
         return Ok(0);
@@ -165,14 +160,7 @@ fn sendto(fd: RawFd, payload: &[u8], addr: &CAddr) -> io::Result<()> {
     // SAFETY: payload is a valid readable buffer of the given length; the address buffer
     // is a local copy of a correctly encoded sockaddr with its exact length.
     let r = unsafe {
-        libc::sendto(
-            fd,
-            payload.as_ptr().cast(),
-            payload.len(),
-            libc::MSG_DONTWAIT,
-            a.as_mut_ptr().cast(),
-            a.len,
-        )
+        libc::sendto(fd, payload.as_ptr().cast(), payload.len(), libc::MSG_DONTWAIT, a.as_mut_ptr().cast(), a.len)
     };
     if r < 0 {
         Err(io::Error::last_os_error())

@@ -109,7 +109,7 @@ impl RawSock {
         let mut name = CAddr::empty();
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
         let mut control = [0u64; 16]; // 128 bytes, 8-aligned, room for in6_pktinfo
-        // SAFETY: POD zero init; all pointers below refer to live locals/`buf` for the call.
+                                      // SAFETY: POD zero init; all pointers below refer to live locals/`buf` for the call.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_name = name.as_mut_ptr();
         msg.msg_namelen = name.len;
@@ -271,7 +271,10 @@ impl NativeSender {
         let v4 = make(false);
         let v6 = make(true);
         if let (Err(e), Err(_)) = (&v4, &v6) {
-            return Err(NetError::Socket { what: format!("native multicast sender: {e}"), source: io::Error::other("no usable socket") });
+            return Err(NetError::Socket {
+                what: format!("native multicast sender: {e}"),
+                source: io::Error::other("no usable socket"),
+            });
         }
         Ok(NativeSender { v4: v4.ok(), v6: v6.ok() })
     }
@@ -306,7 +309,10 @@ mod tests {
     fn parses_ipv4_udp_and_rejects_junk() {
         let p = ipv4_udp([10, 0, 0, 1], [232, 1, 1, 1], 4000, 5004, b"data");
         let (s, d, sp, dp, pl) = parse_ipv4_udp(&p).unwrap();
-        assert_eq!((s, d, sp, dp, pl), (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(232, 1, 1, 1), 4000, 5004, &b"data"[..]));
+        assert_eq!(
+            (s, d, sp, dp, pl),
+            (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(232, 1, 1, 1), 4000, 5004, &b"data"[..])
+        );
         for cut in 0..p.len() - 4 {
             assert!(parse_ipv4_udp(&p[..cut]).is_none(), "cut at {cut}");
         }

@@ -31,10 +31,7 @@ impl CAddr {
                 sin.sin_family = libc::AF_INET as libc::sa_family_t;
                 sin.sin_port = a.port().to_be();
                 sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
-                CAddr {
-                    raw: RawAddr { v4: sin },
-                    len: std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                }
+                CAddr { raw: RawAddr { v4: sin }, len: std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t }
             }
             SocketAddr::V6(a) => {
                 // SAFETY: sockaddr_in6 is plain old data; all-zero is a valid value.
@@ -44,10 +41,7 @@ impl CAddr {
                 sin6.sin6_flowinfo = a.flowinfo();
                 sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
                 sin6.sin6_scope_id = a.scope_id();
-                CAddr {
-                    raw: RawAddr { v6: sin6 },
-                    len: std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                }
+                CAddr { raw: RawAddr { v6: sin6 }, len: std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t }
             }
         }
     }

@@ -47,14 +47,11 @@ fn parse_err(what: &'static str, input: &str, reason: impl Into<String>) -> NetE
 
 fn parse_ip(what: &'static str, whole: &str, part: &str, role: &str) -> Result<IpAddr, NetError> {
     let trimmed = part.strip_prefix('[').and_then(|p| p.strip_suffix(']')).unwrap_or(part);
-    trimmed
-        .parse()
-        .map_err(|_| parse_err(what, whole, format!("{role} {part:?} is not an IPv4 or IPv6 address")))
+    trimmed.parse().map_err(|_| parse_err(what, whole, format!("{role} {part:?} is not an IPv4 or IPv6 address")))
 }
 
 fn parse_port(what: &'static str, whole: &str, part: &str) -> Result<u16, NetError> {
-    part.parse()
-        .map_err(|_| parse_err(what, whole, format!("port {part:?} is not a number from 0 to 65535")))
+    part.parse().map_err(|_| parse_err(what, whole, format!("port {part:?} is not a number from 0 to 65535")))
 }
 
 /// Splits `ADDR:PORT` where ADDR may be bare IPv6 (the last colon separates the port) or
@@ -73,9 +70,9 @@ impl FromStr for ChannelSpec {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         const WHAT: &str = "channel (expected SOURCE@GROUP:PORT, e.g. 192.0.2.1@232.1.1.1:5004)";
-        let (src, rest) = s.split_once('@').ok_or_else(|| parse_err(WHAT, s, "missing '@' between SOURCE and GROUP"))?;
-        let (grp, port) =
-            split_port(rest).ok_or_else(|| parse_err(WHAT, s, "missing ':PORT' after the group"))?;
+        let (src, rest) =
+            s.split_once('@').ok_or_else(|| parse_err(WHAT, s, "missing '@' between SOURCE and GROUP"))?;
+        let (grp, port) = split_port(rest).ok_or_else(|| parse_err(WHAT, s, "missing ':PORT' after the group"))?;
         let source = parse_ip(WHAT, s, src, "source")?;
         let group = parse_ip(WHAT, s, grp, "group")?;
         let port = parse_port(WHAT, s, port)?;
@@ -146,9 +143,9 @@ impl FromStr for InjectSpec {
     type Err = NetError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (l, c) = s.split_once('=').ok_or_else(|| {
-            parse_err("inject rule (expected ADDR:PORT=SOURCE@GROUP:PORT)", s, "missing '='")
-        })?;
+        let (l, c) = s
+            .split_once('=')
+            .ok_or_else(|| parse_err("inject rule (expected ADDR:PORT=SOURCE@GROUP:PORT)", s, "missing '='"))?;
         let listen = parse_socket_addr(l)?;
         let channel = c.parse()?;
         Ok(InjectSpec { listen, channel })

@@ -40,7 +40,12 @@ async fn wait_joined(gw: &GatewayHandle) {
 }
 
 /// Injects probes into `sg` until `rx` gets one (the relay has the membership), returns the time taken.
-async fn wait_flowing(relay: &RelayHandle, sgs: &[SourceGroup], rx: &mut Receiver<Delivery>, timeout: Duration) -> Duration {
+async fn wait_flowing(
+    relay: &RelayHandle,
+    sgs: &[SourceGroup],
+    rx: &mut Receiver<Delivery>,
+    timeout: Duration,
+) -> Duration {
     let start = Instant::now();
     let mut seen = vec![false; sgs.len()];
     while start.elapsed() < timeout {

@@ -150,7 +150,9 @@ fn three_boxes(dir: &Path) {
     loop {
         let s = state(dir, "A");
         let ok = s["phase"]["name"] == "in-meeting"
-            && s["others"].as_array().is_some_and(|o| o.len() == 2 && o.iter().all(|p| p["video_frames"].as_u64() > Some(0)));
+            && s["others"]
+                .as_array()
+                .is_some_and(|o| o.len() == 2 && o.iter().all(|p| p["video_frames"].as_u64() > Some(0)));
         if ok {
             break;
         }
@@ -161,21 +163,41 @@ fn three_boxes(dir: &Path) {
     let a = boxes[0].0.id();
     let sp = srv.0.id();
     let window = Duration::from_secs(20);
-    let (a0, s0, f0, t0) = (cpu_seconds(a), cpu_seconds(sp), state(dir, "A")["video_frames_sent"].as_u64().unwrap_or(0), Instant::now());
+    let (a0, s0, f0, t0) =
+        (cpu_seconds(a), cpu_seconds(sp), state(dir, "A")["video_frames_sent"].as_u64().unwrap_or(0), Instant::now());
     std::thread::sleep(window);
     let dt = t0.elapsed().as_secs_f64();
     let (a1, s1) = (cpu_seconds(a), cpu_seconds(sp));
     let st = state(dir, "A");
     let f1 = st["video_frames_sent"].as_u64().unwrap_or(0);
     println!("== one box in a three-party meeting (640x360@15 software AV1, 800 kbit/s, Opus 32 kbit/s; all three boxes on this host, {} cores) ==", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("box A: CPU {:.1}% of one core, VmHWM {} kB, VmRSS {} kB, threads {}", (a1 - a0) / dt * 100.0, status_kb(a, "VmHWM:"), status_kb(a, "VmRSS:"), status_kb(a, "Threads:"));
-    println!("box A: encoded and sent {:.1} fps, send {} kbit/s, receive {} kbit/s, loss {}%, encoder {}",
-        (f1 - f0) as f64 / dt, st["send_kbps"], st["recv_kbps"], st["loss_percent"], st["encoder"]);
+    println!(
+        "box A: CPU {:.1}% of one core, VmHWM {} kB, VmRSS {} kB, threads {}",
+        (a1 - a0) / dt * 100.0,
+        status_kb(a, "VmHWM:"),
+        status_kb(a, "VmRSS:"),
+        status_kb(a, "Threads:")
+    );
+    println!(
+        "box A: encoded and sent {:.1} fps, send {} kbit/s, receive {} kbit/s, loss {}%, encoder {}",
+        (f1 - f0) as f64 / dt,
+        st["send_kbps"],
+        st["recv_kbps"],
+        st["loss_percent"],
+        st["encoder"]
+    );
     for o in st["others"].as_array().cloned().unwrap_or_default() {
-        println!("box A receives {}: {} video frames, {} audio frames, loss {}%", o["room"], o["video_frames"], o["audio_frames"], o["loss_percent"]);
+        println!(
+            "box A receives {}: {} video frames, {} audio frames, loss {}%",
+            o["room"], o["video_frames"], o["audio_frames"], o["loss_percent"]
+        );
     }
-    println!("meeting service with 3 participants: CPU {:.2}% of one core ({:.2}% per participant), VmHWM {} kB",
-        (s1 - s0) / dt * 100.0, (s1 - s0) / dt * 100.0 / 3.0, status_kb(sp, "VmHWM:"));
+    println!(
+        "meeting service with 3 participants: CPU {:.2}% of one core ({:.2}% per participant), VmHWM {} kB",
+        (s1 - s0) / dt * 100.0,
+        (s1 - s0) / dt * 100.0 / 3.0,
+        status_kb(sp, "VmHWM:")
+    );
     drop(boxes);
     drop(srv);
 }
@@ -205,7 +227,9 @@ fn light_participants(dir: &Path, n: usize) {
         audio: Some(AudioCaps { codec: "opus".into(), payload_type: 111, channels: 1 }),
     };
     let joins: Vec<JoinReply> = (0..n)
-        .map(|i| client::decode_join(&http(http_port, &client::join("h", "bench", TOKEN, &format!("P{i}"), &caps))).unwrap())
+        .map(|i| {
+            client::decode_join(&http(http_port, &client::join("h", "bench", TOKEN, &format!("P{i}"), &caps))).unwrap()
+        })
         .collect();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let delivered = Arc::new(AtomicU64::new(0));

@@ -72,7 +72,12 @@ fn recv_socket() -> UdpSocket {
 }
 
 /// Sends probes into both channels until every (socket, tag) pair in `want` got one, or `timeout`.
-fn wait_flowing(src: &UdpSocket, relay: &Relay, want: &[(&UdpSocket, u8)], timeout: Duration) -> Result<Duration, String> {
+fn wait_flowing(
+    src: &UdpSocket,
+    relay: &Relay,
+    want: &[(&UdpSocket, u8)],
+    timeout: Duration,
+) -> Result<Duration, String> {
     let start = Instant::now();
     let mut seen = vec![false; want.len()];
     let mut buf = vec![0u8; 65536];
@@ -104,7 +109,13 @@ fn wait_flowing(src: &UdpSocket, relay: &Relay, want: &[(&UdpSocket, u8)], timeo
 
 /// Sends `count` payloads per channel (seq `first..`), paced, and returns what each socket got,
 /// probes removed, as (tag, seq) in arrival order.
-fn send_and_collect(src: &UdpSocket, relay: &Relay, first: u32, count: u32, socks: &[&UdpSocket]) -> Vec<Vec<(u8, u32)>> {
+fn send_and_collect(
+    src: &UdpSocket,
+    relay: &Relay,
+    first: u32,
+    count: u32,
+    socks: &[&UdpSocket],
+) -> Vec<Vec<(u8, u32)>> {
     // One reader thread per socket while we send, so no receive buffer overflows; each reads
     // until the sender is done and its socket has been quiet for 400 ms.
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -112,7 +123,9 @@ fn send_and_collect(src: &UdpSocket, relay: &Relay, first: u32, count: u32, sock
         let done = &done;
         let readers: Vec<_> = socks
             .iter()
-            .map(|s| scope.spawn(move || drain_until_quiet(s, done, Duration::from_millis(400), Duration::from_secs(15))))
+            .map(|s| {
+                scope.spawn(move || drain_until_quiet(s, done, Duration::from_millis(400), Duration::from_secs(15)))
+            })
             .collect();
         std::thread::sleep(Duration::from_millis(20));
         for seq in first..first + count {
@@ -158,7 +171,11 @@ fn relay_and_three_gateways_over_loopback() {
     let t0 = Instant::now();
     let relay_cfg = Relay { port: free_udp_port(), inject_v4: free_udp_port(), inject_v6: free_udp_port() };
     let mut relay = Proc::spawn("relay", &relay_cfg.args());
-    assert!(relay.wait_log(0, &["AMT relay listening"], Duration::from_secs(10)), "relay did not start: {:?}", relay.log());
+    assert!(
+        relay.wait_log(0, &["AMT relay listening"], Duration::from_secs(10)),
+        "relay did not start: {:?}",
+        relay.log()
+    );
 
     let (f1, f2, f3) = (recv_socket(), recv_socket(), recv_socket());
     let port = |s: &UdpSocket| s.local_addr().unwrap().port();
@@ -168,10 +185,18 @@ fn relay_and_three_gateways_over_loopback() {
     let src = UdpSocket::bind("127.0.0.1:0").unwrap();
 
     // --- 1. data intact, complete, in order, only where joined ---
-    let took = wait_flowing(&src, &relay_cfg, &[(&f1, TAG_V4), (&f1, TAG_V6), (&f2, TAG_V4), (&f3, TAG_V6)], Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("{e}\nrelay log:\n{}\ngw1 log:\n{}", relay.log().join("\n"), g1.log().join("\n")));
+    let took = wait_flowing(
+        &src,
+        &relay_cfg,
+        &[(&f1, TAG_V4), (&f1, TAG_V6), (&f2, TAG_V4), (&f3, TAG_V6)],
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{e}\nrelay log:\n{}\ngw1 log:\n{}", relay.log().join("\n"), g1.log().join("\n")));
     eprintln!("tunnels up and data flowing after {took:?}");
-    assert!(relay.wait_log(0, &["tunnel count changed", "tunnels=3"], Duration::from_secs(2)), "relay should count 3 tunnels");
+    assert!(
+        relay.wait_log(0, &["tunnel count changed", "tunnels=3"], Duration::from_secs(2)),
+        "relay should count 3 tunnels"
+    );
     let got = send_and_collect(&src, &relay_cfg, 0, 300, &[&f1, &f2, &f3]);
     assert_complete_in_order(&got[0], TAG_V4, 0, 300, "gw1");
     assert_complete_in_order(&got[0], TAG_V6, 0, 300, "gw1");
@@ -203,11 +228,20 @@ fn relay_and_three_gateways_over_loopback() {
     std::thread::sleep(Duration::from_millis(300));
     let restarted = Instant::now();
     let mut relay = Proc::spawn("relay2", &relay_cfg.args());
-    assert!(relay.wait_log(0, &["AMT relay listening"], Duration::from_secs(5)), "relay restart failed: {:?}", relay.log());
-    let resumed = wait_flowing(&src, &relay_cfg, &[(&f1, TAG_V4), (&f1, TAG_V6), (&f3, TAG_V6)], Duration::from_secs(5))
-        .unwrap_or_else(|e| {
-            panic!("{e} after relay restart\nrelay log:\n{}\ngw1 log:\n{}", relay.log().join("\n"), g1.log().join("\n"))
-        });
+    assert!(
+        relay.wait_log(0, &["AMT relay listening"], Duration::from_secs(5)),
+        "relay restart failed: {:?}",
+        relay.log()
+    );
+    let resumed =
+        wait_flowing(&src, &relay_cfg, &[(&f1, TAG_V4), (&f1, TAG_V6), (&f3, TAG_V6)], Duration::from_secs(5))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{e} after relay restart\nrelay log:\n{}\ngw1 log:\n{}",
+                    relay.log().join("\n"),
+                    g1.log().join("\n")
+                )
+            });
     eprintln!("data resumed {:?} after the relay restarted", restarted.elapsed());
     assert!(resumed < Duration::from_secs(5), "resumed only {resumed:?} after the relay was up again");
     let got = send_and_collect(&src, &relay_cfg, 2000, 100, &[&f1, &f3]);
@@ -239,7 +273,8 @@ fn relay_and_three_gateways_over_loopback() {
     std::thread::sleep(Duration::from_millis(200));
     drain(&spoofer, Duration::from_millis(50));
     let got = send_and_collect(&src, &relay_cfg, 3000, 100, &[&f1]);
-    let spoofed: Vec<Vec<u8>> = drain(&spoofer, Duration::from_millis(200)).into_iter().filter(|m| m.first() == Some(&0x06)).collect();
+    let spoofed: Vec<Vec<u8>> =
+        drain(&spoofer, Duration::from_millis(200)).into_iter().filter(|m| m.first() == Some(&0x06)).collect();
     assert!(spoofed.is_empty(), "spoofer received {} Multicast Data messages", spoofed.len());
     assert_complete_in_order(&got[0], TAG_V4, 3000, 100, "gw1 during spoofing");
     let tunnels_after = relay.log().iter().filter(|l| l.contains("tunnel count changed")).count();
@@ -256,7 +291,10 @@ fn relay_and_three_gateways_over_loopback() {
         seq += 1;
         genuine = drain(&spoofer, Duration::from_millis(50)).iter().any(|m| m.first() == Some(&0x06));
     }
-    assert!(genuine, "an update with the correct MAC must be accepted (the wrong-MAC check would be vacuous otherwise)");
+    assert!(
+        genuine,
+        "an update with the correct MAC must be accepted (the wrong-MAC check would be vacuous otherwise)"
+    );
 
     let mut statuses = HashMap::new();
     for (name, g) in [("gw1", &mut g1), ("gw3", &mut g3)] {

@@ -39,8 +39,20 @@ fn free_port_block() -> u16 {
 
 fn stream_args(port: u16, sdp: &Path) -> Vec<String> {
     [
-        "stream", "--synthetic", "--encoder", "software", "--to", &format!("127.0.0.1:{port}"),
-        "--sdp", sdp.to_str().unwrap(), "--size", "320x180", "--fps", "30", "--bitrate-kbps", "300",
+        "stream",
+        "--synthetic",
+        "--encoder",
+        "software",
+        "--to",
+        &format!("127.0.0.1:{port}"),
+        "--sdp",
+        sdp.to_str().unwrap(),
+        "--size",
+        "320x180",
+        "--fps",
+        "30",
+        "--bitrate-kbps",
+        "300",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -101,7 +113,10 @@ fn stream_and_record_on_loopback_decode_with_third_party_tools() {
 
     // dav1d decodes every frame.
     let ivf = out.join("video.ivf");
-    let d = Command::new(&dav1d).args(["-i", ivf.to_str().unwrap(), "--muxer", "null", "-o", "/dev/null"]).output().unwrap();
+    let d = Command::new(&dav1d)
+        .args(["-i", ivf.to_str().unwrap(), "--muxer", "null", "-o", "/dev/null"])
+        .output()
+        .unwrap();
     let dlog = format!("{}{}", String::from_utf8_lossy(&d.stdout), String::from_utf8_lossy(&d.stderr));
     assert!(d.status.success(), "dav1d: {dlog}");
     let decoded: u32 = dlog
@@ -123,7 +138,11 @@ fn stream_and_record_on_loopback_decode_with_third_party_tools() {
         .output()
         .unwrap();
     let duration: f64 = String::from_utf8_lossy(&p.stdout).trim().parse().unwrap_or_else(|_| {
-        panic!("ffprobe gave no duration: {} {}", String::from_utf8_lossy(&p.stdout), String::from_utf8_lossy(&p.stderr))
+        panic!(
+            "ffprobe gave no duration: {} {}",
+            String::from_utf8_lossy(&p.stdout),
+            String::from_utf8_lossy(&p.stderr)
+        )
     });
     assert!((duration - 2.0).abs() <= 0.05, "audio lasts {duration} s, expected 2.0");
     let oi = Command::new(&opusinfo).arg(audio.to_str().unwrap()).output().unwrap();
@@ -151,13 +170,19 @@ fn probe_lists_encoders_and_the_auto_choice() {
 
 #[test]
 fn stream_rejects_bad_arguments_clearly() {
-    let out = Command::new(BIN).args(["stream", "--synthetic", "--to", "127.0.0.1:5004", "--sdp", "/dev/null", "--size", "33x20"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["stream", "--synthetic", "--to", "127.0.0.1:5004", "--sdp", "/dev/null", "--size", "33x20"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--size 33x20"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = Command::new(BIN).args(["stream", "--to", "127.0.0.1:5004", "--sdp", "/dev/null"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--camera"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(BIN).args(["stream", "--synthetic", "--encoder", "fast", "--to", "127.0.0.1:5004", "--sdp", "/dev/null"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["stream", "--synthetic", "--encoder", "fast", "--to", "127.0.0.1:5004", "--sdp", "/dev/null"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("auto, hardware or software"));
 }
 

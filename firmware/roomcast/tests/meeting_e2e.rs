@@ -140,8 +140,10 @@ fn read_state(dir: &Path, room: &str) -> Option<Value> {
 }
 
 fn roster_of(state: &Value) -> Vec<String> {
-    let mut r: Vec<String> =
-        state["roster"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    let mut r: Vec<String> = state["roster"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
     r.sort();
     r
 }
@@ -384,8 +386,17 @@ fn three_boxes_meet_through_the_service_and_amt() {
                 assert!(decoded >= 5, "dav1d decoded only {decoded} frames of {ivf:?}: {text}");
             }
             if let (Some(ffmpeg), Some(ffprobe)) = (&ffmpeg, &ffprobe) {
-                let out = Command::new(ffmpeg).args(["-v", "error", "-i"]).arg(&opus).args(["-f", "null", "-"]).output().unwrap();
-                assert!(out.status.success() && out.stderr.is_empty(), "ffmpeg on {opus:?}: {}", String::from_utf8_lossy(&out.stderr));
+                let out = Command::new(ffmpeg)
+                    .args(["-v", "error", "-i"])
+                    .arg(&opus)
+                    .args(["-f", "null", "-"])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success() && out.stderr.is_empty(),
+                    "ffmpeg on {opus:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 let d = duration_of(ffprobe, &opus);
                 assert!(d >= 2.0, "{opus:?} holds only {d} s");
             }

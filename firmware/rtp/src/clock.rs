@@ -54,8 +54,7 @@ impl MediaClock {
 
     /// RTP timestamp of instant `at` (instants before the epoch map to the epoch).
     pub fn timestamp_at(&self, at: Instant) -> u32 {
-        self.initial
-            .wrapping_add(duration_to_ticks(at.saturating_duration_since(self.epoch), self.clock_rate))
+        self.initial.wrapping_add(duration_to_ticks(at.saturating_duration_since(self.epoch), self.clock_rate))
     }
 
     /// RTP timestamp `elapsed` after the epoch (for sample-counted audio: samples / rate).

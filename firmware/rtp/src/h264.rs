@@ -264,7 +264,9 @@ fn malformed(reason: &'static str) -> RtpError {
 
 impl Depacketizer for H264Depacketizer {
     fn push(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
-        let Admit::Process { new_frame } = self.tracker.admit(&packet.header, || starts_access_unit(packet.payload, self.out_of_band_parameter_sets)) else {
+        let Admit::Process { new_frame } =
+            self.tracker.admit(&packet.header, || starts_access_unit(packet.payload, self.out_of_band_parameter_sets))
+        else {
             return Ok(None);
         };
         if new_frame {
@@ -340,11 +342,10 @@ mod tests {
         au.extend(2..=10u8);
         let pkts = packetize(&au, 12 + 6); // 4 NAL bytes per fragment
         let payloads: Vec<&[u8]> = pkts.iter().map(|p| &p[12..]).collect();
-        assert_eq!(payloads, vec![
-            &[0x7c, 0x85, 0x81, 2, 3, 4][..],
-            &[0x7c, 0x05, 5, 6, 7, 8][..],
-            &[0x7c, 0x45, 9, 10][..],
-        ]);
+        assert_eq!(
+            payloads,
+            vec![&[0x7c, 0x85, 0x81, 2, 3, 4][..], &[0x7c, 0x05, 5, 6, 7, 8][..], &[0x7c, 0x45, 9, 10][..],]
+        );
         let mut d = H264Depacketizer::new().with_out_of_band_parameter_sets(true);
         let mut frames = Vec::new();
         for p in &pkts {
@@ -363,7 +364,10 @@ mod tests {
         let mut p = H264Packetizer::new(1, 96, 1400);
         assert!(p.packetize(&[1, 2, 3], 0, &mut Vec::new()).is_err());
         let mut p = H264Packetizer::new(1, 96, 14);
-        assert!(matches!(p.packetize(&[0, 0, 1, 0x65, 1], 0, &mut Vec::new()), Err(RtpError::PacketSizeTooSmall { .. })));
+        assert!(matches!(
+            p.packetize(&[0, 0, 1, 0x65, 1], 0, &mut Vec::new()),
+            Err(RtpError::PacketSizeTooSmall { .. })
+        ));
     }
 
     #[test]
@@ -404,11 +408,8 @@ mod tests {
         p.packetize(&key, 6000, &mut pkts).unwrap();
         pkts.remove(1); // the whole second frame
         let mut d = H264Depacketizer::new();
-        let got: Vec<u32> = pkts
-            .iter()
-            .filter_map(|pk| d.push(&parse_rtp(pk).unwrap()).unwrap())
-            .map(|f| f.timestamp)
-            .collect();
+        let got: Vec<u32> =
+            pkts.iter().filter_map(|pk| d.push(&parse_rtp(pk).unwrap()).unwrap()).map(|f| f.timestamp).collect();
         assert_eq!(got, vec![0, 6000]);
         assert!(starts_access_unit(&[0x09, 0x10], false));
         assert!(starts_access_unit(&[0x78, 0, 2, 0x67, 1], false));

@@ -51,9 +51,8 @@ pub struct RtpPacket<'a> {
 ///
 /// Checks version 2, bounds of CSRC list and extension, and the padding count.
 pub fn parse_rtp(buf: &[u8]) -> Result<RtpPacket<'_>> {
-    let fixed = buf
-        .get(..RTP_FIXED_HEADER_LEN)
-        .ok_or_else(|| truncated("RTP header", RTP_FIXED_HEADER_LEN, buf.len()))?;
+    let fixed =
+        buf.get(..RTP_FIXED_HEADER_LEN).ok_or_else(|| truncated("RTP header", RTP_FIXED_HEADER_LEN, buf.len()))?;
     let b0 = fixed[0];
     let version = b0 >> 6;
     if version != 2 {
@@ -75,25 +74,15 @@ pub fn parse_rtp(buf: &[u8]) -> Result<RtpPacket<'_>> {
     };
     let mut pos = RTP_FIXED_HEADER_LEN;
     let csrc_end = pos + 4 * csrc_count;
-    let csrc_bytes = buf
-        .get(pos..csrc_end)
-        .ok_or_else(|| truncated("RTP CSRC list", csrc_end, buf.len()))?;
-    header.csrcs.extend(
-        csrc_bytes
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-    );
+    let csrc_bytes = buf.get(pos..csrc_end).ok_or_else(|| truncated("RTP CSRC list", csrc_end, buf.len()))?;
+    header.csrcs.extend(csrc_bytes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])));
     pos = csrc_end;
     if has_extension {
-        let ext_hdr = buf
-            .get(pos..pos + 4)
-            .ok_or_else(|| truncated("RTP header extension", pos + 4, buf.len()))?;
+        let ext_hdr = buf.get(pos..pos + 4).ok_or_else(|| truncated("RTP header extension", pos + 4, buf.len()))?;
         let profile = u16::from_be_bytes([ext_hdr[0], ext_hdr[1]]);
         let words = usize::from(u16::from_be_bytes([ext_hdr[2], ext_hdr[3]]));
         let end = pos + 4 + 4 * words;
-        let data = buf
-            .get(pos + 4..end)
-            .ok_or_else(|| truncated("RTP header extension", end, buf.len()))?;
+        let data = buf.get(pos + 4..end).ok_or_else(|| truncated("RTP header extension", end, buf.len()))?;
         header.extension = Some(RtpExtension { profile, data: data.to_vec() });
         pos = end;
     }
@@ -116,10 +105,7 @@ impl RtpHeader {
     pub fn len(&self) -> usize {
         RTP_FIXED_HEADER_LEN
             + 4 * self.csrcs.len().min(15)
-            + self
-                .extension
-                .as_ref()
-                .map_or(0, |e| 4 + e.data.len().div_ceil(4).min(usize::from(u16::MAX)) * 4)
+            + self.extension.as_ref().map_or(0, |e| 4 + e.data.len().div_ceil(4).min(usize::from(u16::MAX)) * 4)
     }
 
     /// Always false: a header is never empty (present for API symmetry with `len`).
@@ -182,9 +168,7 @@ mod tests {
     #[test]
     fn parses_known_packet() {
         // V=2 P=0 X=0 CC=0, M=1 PT=96, seq=0x1234, ts=0xdeadbeef, ssrc=0x01020304
-        let pkt = [
-            0x80, 0xe0, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04, 0xaa, 0xbb,
-        ];
+        let pkt = [0x80, 0xe0, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04, 0xaa, 0xbb];
         let p = parse_rtp(&pkt).unwrap();
         assert!(p.header.marker);
         assert_eq!(p.header.payload_type, 96);
@@ -200,7 +184,7 @@ mod tests {
         let pkt = [
             0xb1, 0x0b, 0x00, 0x01, 0, 0, 0, 2, 0, 0, 0, 3, // P X CC=1, PT 11
             0, 0, 0, 9, // CSRC 9
-            0xbe, 0xde, 0x00, 0x01, 0x10, 0xff, 0, 0, // one-byte ext, 1 word
+            0xbe, 0xde, 0x00, 0x01, 0x10, 0xff, 0, 0,    // one-byte ext, 1 word
             0x55, // payload
             0, 0, 3, // padding 3
         ];

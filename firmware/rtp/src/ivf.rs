@@ -174,10 +174,13 @@ mod tests {
         w.write_frame(0, &[0x12, 0x00]).unwrap();
         w.write_frame(3000, &[1, 2, 3]).unwrap();
         let out = w.finish_seekable().unwrap().into_inner();
-        assert_eq!(&out[..32], &[
-            b'D', b'K', b'I', b'F', 0, 0, 32, 0, b'A', b'V', b'0', b'1', 0x80, 2, 0x68, 1, //
-            0x90, 0x5f, 1, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,
-        ]);
+        assert_eq!(
+            &out[..32],
+            &[
+                b'D', b'K', b'I', b'F', 0, 0, 32, 0, b'A', b'V', b'0', b'1', 0x80, 2, 0x68, 1, //
+                0x90, 0x5f, 1, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,
+            ]
+        );
         assert_eq!(&out[32..46], &[2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0]);
         let (h, frames) = read_ivf(&out).unwrap();
         assert_eq!(h.frame_count, 2);

@@ -111,9 +111,10 @@ mod tests {
 
     #[test]
     fn headers_known_bytes() {
-        assert_eq!(opus_head(2, 312, 48000), vec![
-            b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd', 1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0
-        ]);
+        assert_eq!(
+            opus_head(2, 312, 48000),
+            vec![b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd', 1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0]
+        );
         assert_eq!(opus_tags("x"), b"OpusTags\x01\x00\x00\x00x\x00\x00\x00\x00".to_vec());
     }
 

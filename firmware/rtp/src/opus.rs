@@ -26,7 +26,9 @@ pub fn packet_samples(packet: &[u8]) -> Result<u32> {
         0 => 1,
         1 | 2 => 2,
         _ => {
-            let &c = packet.get(1).ok_or(RtpError::InvalidFrame { codec: CODEC, reason: "code 3 packet without frame count" })?;
+            let &c = packet
+                .get(1)
+                .ok_or(RtpError::InvalidFrame { codec: CODEC, reason: "code 3 packet without frame count" })?;
             u32::from(c & 0x3f)
         }
     };
@@ -64,7 +66,10 @@ impl Packetizer for OpusPacketizer {
             return Err(RtpError::InvalidFrame { codec: CODEC, reason: "empty Opus packet" });
         }
         if frame.len() > max_payload {
-            return Err(RtpError::InvalidFrame { codec: CODEC, reason: "Opus packet larger than the maximum RTP payload" });
+            return Err(RtpError::InvalidFrame {
+                codec: CODEC,
+                reason: "Opus packet larger than the maximum RTP payload",
+            });
         }
         let mut pkt = self.sender.start_packet(rtp_timestamp, frame.len());
         pkt.extend_from_slice(frame);

@@ -146,9 +146,7 @@ impl RtpSender {
     /// Counts a finished packet (call once per packet after its payload is written).
     pub fn count(&mut self, packet: &[u8]) {
         self.packet_count = self.packet_count.wrapping_add(1);
-        self.octet_count = self
-            .octet_count
-            .wrapping_add(packet.len().saturating_sub(RTP_FIXED_HEADER_LEN) as u32);
+        self.octet_count = self.octet_count.wrapping_add(packet.len().saturating_sub(RTP_FIXED_HEADER_LEN) as u32);
     }
 
     /// Sets the marker bit of a packet started by [`RtpSender::start_packet`].

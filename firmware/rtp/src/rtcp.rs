@@ -136,7 +136,8 @@ impl ReceptionStats {
         self.base_seq = Some(self.base_seq.map_or(ext, |b| b.min(ext)));
         self.received += 1;
         let first = *self.first_arrival.get_or_insert(arrival);
-        let arrival_ticks = (arrival.saturating_duration_since(first).as_secs_f64() * f64::from(self.clock_rate)) as i64;
+        let arrival_ticks =
+            (arrival.saturating_duration_since(first).as_secs_f64() * f64::from(self.clock_rate)) as i64;
         // Transit time modulo 2^32 in clock ticks; differences are what matter.
         let transit = arrival_ticks.wrapping_sub(i64::from(rtp_timestamp)) & 0xffff_ffff;
         if let Some(last) = self.last_transit {
@@ -480,9 +481,10 @@ mod tests {
         let sdes = RtcpPacket::SourceDescription(vec![SdesChunk::cname(0x11223344, "box@room")]);
         let bytes = encode_compound(&[sr.clone(), sdes.clone()]);
         assert_eq!(&bytes[..8], &[0x80, 200, 0, 6, 0x11, 0x22, 0x33, 0x44]);
-        assert_eq!(&bytes[28..], &[
-            0x81, 202, 0, 4, 0x11, 0x22, 0x33, 0x44, 1, 8, b'b', b'o', b'x', b'@', b'r', b'o', b'o', b'm', 0, 0,
-        ]);
+        assert_eq!(
+            &bytes[28..],
+            &[0x81, 202, 0, 4, 0x11, 0x22, 0x33, 0x44, 1, 8, b'b', b'o', b'x', b'@', b'r', b'o', b'o', b'm', 0, 0,]
+        );
         let parsed = parse_compound(&bytes).unwrap();
         assert_eq!(parsed, vec![sr, sdes]);
     }

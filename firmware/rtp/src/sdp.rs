@@ -285,7 +285,8 @@ impl SessionDescription {
                             }
                         }
                         ("rtpmap", Some(m)) => {
-                            let (pt, enc) = arg.split_once(' ').ok_or_else(|| err("a=rtpmap without encoding".into()))?;
+                            let (pt, enc) =
+                                arg.split_once(' ').ok_or_else(|| err("a=rtpmap without encoding".into()))?;
                             if pt.trim().parse::<u8>().ok() == Some(m.payload_type) {
                                 let mut parts = enc.trim().split('/');
                                 m.codec = Codec::from_name(parts.next().unwrap_or_default());
@@ -324,7 +325,10 @@ impl SessionDescription {
         }
         for m in &session.media {
             if m.connection.is_none() && session.connection.is_none() {
-                return Err(RtpError::Sdp { line: 0, reason: format!("{} section has no c= connection address", m.kind) });
+                return Err(RtpError::Sdp {
+                    line: 0,
+                    reason: format!("{} section has no c= connection address", m.kind),
+                });
             }
         }
         Ok(session)
@@ -365,11 +369,8 @@ fn parse_media_line(value: &str) -> std::result::Result<MediaDescription, String
     if !f[2].contains("RTP/AVP") && !f[2].contains("RTP/SAVP") {
         return Err(format!("unsupported transport {:?} (expected RTP/AVP)", f[2]));
     }
-    let payload_type: u8 = f[3]
-        .parse()
-        .ok()
-        .filter(|pt| *pt < 128)
-        .ok_or_else(|| format!("bad payload type {:?}", f[3]))?;
+    let payload_type: u8 =
+        f[3].parse().ok().filter(|pt| *pt < 128).ok_or_else(|| format!("bad payload type {:?}", f[3]))?;
     Ok(MediaDescription {
         kind,
         port,
@@ -472,7 +473,10 @@ mod tests {
                     a=fmtp:111 useinbandfec=1; stereo=1\n";
         let s = SessionDescription::parse(text).unwrap();
         let a = s.audio().unwrap();
-        assert_eq!((a.port, a.payload_type, &a.codec, a.clock_rate, a.channels), (7000, 111, &Codec::Opus, 48000, Some(2)));
+        assert_eq!(
+            (a.port, a.payload_type, &a.codec, a.clock_rate, a.channels),
+            (7000, 111, &Codec::Opus, 48000, Some(2))
+        );
         assert_eq!(a.fmtp_param("stereo"), Some("1"));
         assert_eq!(s.connection_for(a).unwrap().address, "ff3e::1234".parse::<IpAddr>().unwrap());
         assert_eq!(s.session_id, 123);

@@ -12,9 +12,13 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use roomcast_rtp::av1::obu::{parse_temporal_unit, OBU_PADDING, OBU_TEMPORAL_DELIMITER, OBU_TILE_LIST, TEMPORAL_DELIMITER};
+use roomcast_rtp::av1::obu::{
+    parse_temporal_unit, OBU_PADDING, OBU_TEMPORAL_DELIMITER, OBU_TILE_LIST, TEMPORAL_DELIMITER,
+};
 use roomcast_rtp::ivf::{read_ivf, IvfHeader, IvfWriter};
-use roomcast_rtp::{parse_rtp, Av1Depacketizer, Av1Packetizer, Depacketizer, Frame, Packetizer, AMT_MAX_RTP_PACKET_SIZE};
+use roomcast_rtp::{
+    parse_rtp, Av1Depacketizer, Av1Packetizer, Depacketizer, Frame, Packetizer, AMT_MAX_RTP_PACKET_SIZE,
+};
 
 const FRAMES: usize = 50;
 const FRAME_BYTES: u64 = 320 * 240 * 3 / 2;
@@ -77,9 +81,34 @@ fn dav1d_decodes_our_depacketized_av1() {
     let Some(dav1d) = roomcast_test_support::require_tool("dav1d") else { return };
     let dir = scratch_dir("av1");
     let source = dir.join("ffmpeg.ivf");
-    run(Command::new(&ffmpeg).args(["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-        "testsrc=size=320x240:rate=25", "-t", "2", "-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8",
-        "-g", "20", "-b:v", "300k", "-pix_fmt", "yuv420p", "-f", "ivf"]).arg(&source));
+    run(Command::new(&ffmpeg)
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-t",
+            "2",
+            "-c:v",
+            "libaom-av1",
+            "-usage",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-g",
+            "20",
+            "-b:v",
+            "300k",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "ivf",
+        ])
+        .arg(&source));
     let bytes = std::fs::read(&source).unwrap();
     let (_, ffmpeg_frames) = read_ivf(&bytes).expect("ffmpeg IVF parses");
     let tus: Vec<Vec<u8>> = ffmpeg_frames.iter().map(|f| f.data.to_vec()).collect();

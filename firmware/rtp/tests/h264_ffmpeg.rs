@@ -26,9 +26,32 @@ fn ffmpeg_decodes_our_h264_rtp_via_our_sdp() {
     let Some(ffmpeg) = roomcast_test_support::require_tool("ffmpeg") else { return };
     let dir = scratch_dir("h264");
     let h264 = dir.join("in.h264");
-    run(Command::new(&ffmpeg).args(["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-        "testsrc=size=320x240:rate=25", "-t", "2", "-c:v", "libx264", "-bf", "0", "-g", "25", "-pix_fmt", "yuv420p",
-        "-bsf:v", "h264_mp4toannexb", "-f", "h264"]).arg(&h264));
+    run(Command::new(&ffmpeg)
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "0",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-bsf:v",
+            "h264_mp4toannexb",
+            "-f",
+            "h264",
+        ])
+        .arg(&h264));
     let stream = std::fs::read(&h264).expect("read h264");
     let aus = split_access_units(&stream);
     assert_eq!(aus.len(), FRAMES, "x264 access units");
@@ -65,15 +88,28 @@ fn ffmpeg_decodes_our_h264_rtp_via_our_sdp() {
     let profile_level_id = format!("{:02x}{:02x}{:02x}", sps[1], sps[2], sps[3]);
     let port = free_port_pair();
     let lo = "127.0.0.1".parse().unwrap();
-    let sdp = SessionDescription::new("roomcast test", lo, lo)
-        .with_media(MediaDescription::h264(port, 96, &profile_level_id, Some(25.0)));
+    let sdp = SessionDescription::new("roomcast test", lo, lo).with_media(MediaDescription::h264(
+        port,
+        96,
+        &profile_level_id,
+        Some(25.0),
+    ));
     let sdp_path = dir.join("stream.sdp");
     std::fs::write(&sdp_path, sdp.to_string()).unwrap();
 
     let received_md5 = dir.join("received.framemd5");
     let mut child = Command::new(&ffmpeg)
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-protocol_whitelist", "file,udp,rtp",
-            "-reorder_queue_size", "0", "-i"])
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-protocol_whitelist",
+            "file,udp,rtp",
+            "-reorder_queue_size",
+            "0",
+            "-i",
+        ])
         .arg(&sdp_path)
         .args(["-f", "framemd5"])
         .arg(&received_md5)
@@ -117,8 +153,11 @@ fn ffmpeg_decodes_our_h264_rtp_via_our_sdp() {
 
     // Reference: ffmpeg decoding the file directly.
     let direct_md5 = dir.join("direct.framemd5");
-    run(Command::new(&ffmpeg).args(["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "h264", "-i"])
-        .arg(&h264).args(["-f", "framemd5"]).arg(&direct_md5));
+    run(Command::new(&ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "h264", "-i"])
+        .arg(&h264)
+        .args(["-f", "framemd5"])
+        .arg(&direct_md5));
     let received = framemd5_lines(&received_md5);
     let direct = framemd5_lines(&direct_md5);
     assert_eq!(direct.len(), FRAMES);
@@ -129,8 +168,11 @@ fn ffmpeg_decodes_our_h264_rtp_via_our_sdp() {
 /// Decodes an Annex B file with ffmpeg to framemd5 lines, asserting a clean decode.
 fn decode_h264_file(ffmpeg: &std::path::Path, file: &std::path::Path) -> Vec<String> {
     let md5 = file.with_extension("framemd5");
-    let out = run(Command::new(ffmpeg).args(["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "h264", "-i"])
-        .arg(file).args(["-f", "framemd5"]).arg(&md5));
+    let out = run(Command::new(ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "h264", "-i"])
+        .arg(file)
+        .args(["-f", "framemd5"])
+        .arg(&md5));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.trim().is_empty(), "ffmpeg reported errors on {}:\n{stderr}", file.display());
     framemd5_lines(&md5)
@@ -141,15 +183,40 @@ fn recorded_annexb_decodes_and_recovers_after_loss() {
     let Some(ffmpeg) = roomcast_test_support::require_tool("ffmpeg") else { return };
     let dir = scratch_dir("h264-record");
     let h264 = dir.join("in.h264");
-    run(Command::new(&ffmpeg).args(["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-        "testsrc=size=320x240:rate=25", "-t", "2", "-c:v", "libx264", "-bf", "0", "-g", "25", "-pix_fmt", "yuv420p",
-        "-bsf:v", "h264_mp4toannexb", "-f", "h264"]).arg(&h264));
+    run(Command::new(&ffmpeg)
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "0",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-bsf:v",
+            "h264_mp4toannexb",
+            "-f",
+            "h264",
+        ])
+        .arg(&h264));
     let aus = split_access_units(&std::fs::read(&h264).unwrap());
     assert_eq!(aus.len(), FRAMES);
     let direct = decode_h264_file(&ffmpeg, &h264);
     assert_eq!(direct.len(), FRAMES);
 
-    for (lose_in_frame, expected_frames) in [(None, (0..FRAMES).collect::<Vec<_>>()), (Some(5), (0..5).chain(25..FRAMES).collect())] {
+    for (lose_in_frame, expected_frames) in
+        [(None, (0..FRAMES).collect::<Vec<_>>()), (Some(5), (0..5).chain(25..FRAMES).collect())]
+    {
         let mut p = H264Packetizer::new(SSRC, 96, AMT_MAX_RTP_PACKET_SIZE);
         let mut d = H264Depacketizer::new();
         let path = dir.join(format!("video-{}.h264", lose_in_frame.map_or(-1, |f: usize| f as i64)));

@@ -62,9 +62,26 @@ fn opus_rtp_and_ogg_checked_by_opus_tools_and_ffmpeg() {
     let Some(opusdec) = roomcast_test_support::require_tool("opusdec") else { return };
     let dir = scratch_dir("opus");
     let source = dir.join("in.ogg");
-    run(Command::new(&ffmpeg).args(["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-        "sine=frequency=440:duration=2:sample_rate=48000", "-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20",
-        "-f", "ogg"]).arg(&source));
+    run(Command::new(&ffmpeg)
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2:sample_rate=48000",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "64k",
+            "-frame_duration",
+            "20",
+            "-f",
+            "ogg",
+        ])
+        .arg(&source));
     let (pre_skip, packets) = read_ogg_opus(&std::fs::read(&source).unwrap());
     assert!(packets.len() >= 100, "{} packets", packets.len());
 
@@ -76,7 +93,8 @@ fn opus_rtp_and_ogg_checked_by_opus_tools_and_ffmpeg() {
     assert_eq!(rtp.len(), packets.len());
     assert!(rtp[0][1] & 0x80 != 0 && rtp[1][1] & 0x80 == 0, "marker on the first packet of the talkspurt only");
     let mut depacketizer = OpusDepacketizer::new();
-    let mut writer = OggOpusWriter::new(std::fs::File::create(dir.join("audio.opus")).unwrap(), 7, 1, pre_skip).unwrap();
+    let mut writer =
+        OggOpusWriter::new(std::fs::File::create(dir.join("audio.opus")).unwrap(), 7, 1, pre_skip).unwrap();
     for (i, pkt) in rtp.iter().enumerate() {
         let frame = depacketizer.push(&parse_rtp(pkt).unwrap()).unwrap().expect("one frame per packet");
         assert_eq!(frame.data, packets[i]);
@@ -99,7 +117,8 @@ fn opus_rtp_and_ogg_checked_by_opus_tools_and_ffmpeg() {
     // ffmpeg receives the same RTP through our audio SDP.
     let port = free_port_pair();
     let lo = "127.0.0.1".parse().unwrap();
-    let sdp = SessionDescription::new("roomcast audio", lo, lo).with_media(MediaDescription::opus(port, 111, false, true));
+    let sdp =
+        SessionDescription::new("roomcast audio", lo, lo).with_media(MediaDescription::opus(port, 111, false, true));
     let sdp_path = dir.join("audio.sdp");
     std::fs::write(&sdp_path, sdp.to_string()).unwrap();
     let received = dir.join("received.wav");
@@ -122,7 +141,12 @@ fn opus_rtp_and_ogg_checked_by_opus_tools_and_ffmpeg() {
     std::thread::sleep(Duration::from_millis(500));
     let s = packetizer.sender();
     let bye = encode_compound(&[
-        RtcpPacket::SenderReport(SenderReport { ssrc: s.ssrc, packet_count: s.packet_count, octet_count: s.octet_count, ..Default::default() }),
+        RtcpPacket::SenderReport(SenderReport {
+            ssrc: s.ssrc,
+            packet_count: s.packet_count,
+            octet_count: s.octet_count,
+            ..Default::default()
+        }),
         RtcpPacket::SourceDescription(vec![SdesChunk::cname(s.ssrc, "roomcast@test")]),
         RtcpPacket::Bye(Bye { sources: vec![s.ssrc], reason: Some(b"end".to_vec()) }),
     ]);

@@ -6,8 +6,8 @@
 use proptest::prelude::*;
 use roomcast_rtp::av1::obu::write_leb128;
 use roomcast_rtp::{
-    parse_rtp, Av1Depacketizer, Av1Packetizer, Depacketizer, Frame, H264Depacketizer, H264Packetizer,
-    OpusDepacketizer, OpusPacketizer, Packetizer,
+    parse_rtp, Av1Depacketizer, Av1Packetizer, Depacketizer, Frame, H264Depacketizer, H264Packetizer, OpusDepacketizer,
+    OpusPacketizer, Packetizer,
 };
 
 /// NAL body bytes that cannot form a start code (no zero bytes) and do not end in zero.
@@ -223,9 +223,8 @@ fn check_recovery(
     // disturbance is delivered.
     let first_clean_key = match last {
         None => Some(0),
-        Some(p) => (0..frames.len()).find(|&i| {
-            keyframes[i] && packets.iter().position(|(f, _)| *f == i).is_some_and(|first| first > p)
-        }),
+        Some(p) => (0..frames.len())
+            .find(|&i| keyframes[i] && packets.iter().position(|(f, _)| *f == i).is_some_and(|first| first > p)),
     };
     if let Some(k) = first_clean_key {
         let got: Vec<usize> = out.iter().map(|f| (f.timestamp / step) as usize).filter(|&i| i >= k).collect();

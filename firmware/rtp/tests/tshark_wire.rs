@@ -30,7 +30,28 @@ fn pcap(datagrams: &[(u16, Vec<u8>)]) -> Vec<u8> {
     for (i, (port, payload)) in datagrams.iter().enumerate() {
         let udp_len = 8 + payload.len();
         let total = 20 + udp_len;
-        let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, i as u8, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+        let mut ip = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            i as u8,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+            127,
+            0,
+            0,
+            1,
+            127,
+            0,
+            0,
+            1,
+        ];
         let sum = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum::<u32>();
         let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
@@ -58,7 +79,8 @@ fn tshark_decodes_our_rtp_and_rtcp() {
     // slice (3 FU-A fragments).
     let mut au = vec![
         0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00,
-        0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0xa4, 0x80, 0, 0, 0, 1, 0x68, 0xcb, 0x83, 0xcb, 0x20, 0, 0, 0, 1, 0x65, 0x88,
+        0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0xa4, 0x80, 0, 0, 0, 1, 0x68, 0xcb, 0x83, 0xcb, 0x20, 0, 0, 0, 1, 0x65,
+        0x88,
     ];
     au.extend((0..2998u32).map(|i| (i % 251) as u8 | 1));
     let mut video = H264Packetizer::new(0x1111_2222, 96, AMT_MAX_RTP_PACKET_SIZE);
@@ -84,27 +106,87 @@ fn tshark_decodes_our_rtp_and_rtcp() {
     };
     let mut sr = SenderReport::from_sender(video.sender(), NtpTimestamp(0xe000_0000_8000_0000), 90_000);
     sr.reports.push(block.clone());
-    datagrams.push((VIDEO_PORT + 1, encode_compound(&[
-        RtcpPacket::SenderReport(sr),
-        RtcpPacket::SourceDescription(vec![SdesChunk::cname(0x1111_2222, "roomcast@box")]),
-    ])));
-    datagrams.push((AUDIO_PORT + 1, encode_compound(&[
-        RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 0x5555_6666, reports: vec![block] }),
-        RtcpPacket::SourceDescription(vec![SdesChunk::cname(0x5555_6666, "listener")]),
-        RtcpPacket::Bye(Bye { sources: vec![0x5555_6666], reason: Some(b"left".to_vec()) }),
-    ])));
+    datagrams.push((
+        VIDEO_PORT + 1,
+        encode_compound(&[
+            RtcpPacket::SenderReport(sr),
+            RtcpPacket::SourceDescription(vec![SdesChunk::cname(0x1111_2222, "roomcast@box")]),
+        ]),
+    ));
+    datagrams.push((
+        AUDIO_PORT + 1,
+        encode_compound(&[
+            RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 0x5555_6666, reports: vec![block] }),
+            RtcpPacket::SourceDescription(vec![SdesChunk::cname(0x5555_6666, "listener")]),
+            RtcpPacket::Bye(Bye { sources: vec![0x5555_6666], reason: Some(b"left".to_vec()) }),
+        ]),
+    ));
     let file = dir.join("wire.pcap");
     std::fs::write(&file, pcap(&datagrams)).unwrap();
 
     let out = run(Command::new(&tshark).arg("-r").arg(&file).args([
-        "-d", "udp.port==5004,rtp", "-d", "udp.port==5006,rtp", "-d", "udp.port==5005,rtcp", "-d", "udp.port==5007,rtcp",
-        "-d", "rtp.pt==96,h264", "-d", "rtp.pt==111,opus",
-        "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,",
-        "-e", "rtp.seq", "-e", "rtp.marker", "-e", "rtp.p_type", "-e", "rtp.timestamp", "-e", "rtp.ssrc",
-        "-e", "h264.nal_unit_hdr", "-e", "h264.start.bit", "-e", "h264.end.bit", "-e", "opus.TOC.config",
-        "-e", "rtcp.pt", "-e", "rtcp.sender.packetcount", "-e", "rtcp.sender.octetcount", "-e", "rtcp.sdes.text",
-        "-e", "rtcp.ssrc.fraction", "-e", "rtcp.ssrc.cum_nr", "-e", "rtcp.ssrc.jitter", "-e", "rtcp.ssrc.dlsr",
-        "-e", "_ws.expert.severity", "-e", "_ws.malformed", "-e", "_ws.expert.group", "-e", "h264.nal_unit_type",
+        "-d",
+        "udp.port==5004,rtp",
+        "-d",
+        "udp.port==5006,rtp",
+        "-d",
+        "udp.port==5005,rtcp",
+        "-d",
+        "udp.port==5007,rtcp",
+        "-d",
+        "rtp.pt==96,h264",
+        "-d",
+        "rtp.pt==111,opus",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+        "-e",
+        "rtp.seq",
+        "-e",
+        "rtp.marker",
+        "-e",
+        "rtp.p_type",
+        "-e",
+        "rtp.timestamp",
+        "-e",
+        "rtp.ssrc",
+        "-e",
+        "h264.nal_unit_hdr",
+        "-e",
+        "h264.start.bit",
+        "-e",
+        "h264.end.bit",
+        "-e",
+        "opus.TOC.config",
+        "-e",
+        "rtcp.pt",
+        "-e",
+        "rtcp.sender.packetcount",
+        "-e",
+        "rtcp.sender.octetcount",
+        "-e",
+        "rtcp.sdes.text",
+        "-e",
+        "rtcp.ssrc.fraction",
+        "-e",
+        "rtcp.ssrc.cum_nr",
+        "-e",
+        "rtcp.ssrc.jitter",
+        "-e",
+        "rtcp.ssrc.dlsr",
+        "-e",
+        "_ws.expert.severity",
+        "-e",
+        "_ws.malformed",
+        "-e",
+        "_ws.expert.group",
+        "-e",
+        "h264.nal_unit_type",
     ]));
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
@@ -117,14 +199,18 @@ fn tshark_decodes_our_rtp_and_rtcp() {
         let severities: Vec<u32> = r[17].split(',').filter(|s| !s.is_empty()).map(num).collect();
         let groups: Vec<u32> = r[19].split(',').filter(|s| !s.is_empty()).map(num).collect();
         assert_eq!(severities.len(), groups.len(), "row {i}: {r:?}");
-        let acceptable = severities.iter().zip(&groups).all(|(&s, &g)| s < 0x0060_0000 || (g == 0x0500_0000 && s == 0x0060_0000));
+        let acceptable =
+            severities.iter().zip(&groups).all(|(&s, &g)| s < 0x0060_0000 || (g == 0x0500_0000 && s == 0x0060_0000));
         assert!(acceptable && r[18].is_empty(), "tshark warning/malformed on packet {}: {r:?}", i + 1);
     }
     // RTP headers: sequence wraps 65534 -> 1, marker on the last packet of the access unit.
     let seqs: Vec<&str> = rows[..4].iter().map(|r| r[0]).collect();
     assert_eq!(seqs, ["65534", "65535", "0", "1"]);
     let markers: Vec<&str> = rows[..4].iter().map(|r| r[1]).collect();
-    assert!(matches!(markers.as_slice(), [m0, m1, m2, m3] if [m0, m1, m2].iter().all(|m| ["0", "False"].contains(m)) && ["1", "True"].contains(m3)), "{markers:?}");
+    assert!(
+        matches!(markers.as_slice(), [m0, m1, m2, m3] if [m0, m1, m2].iter().all(|m| ["0", "False"].contains(m)) && ["1", "True"].contains(m3)),
+        "{markers:?}"
+    );
     assert!(rows[..4].iter().all(|r| r[2] == "96" && r[3] == "90000" && r[4] == "0x11112222"), "{rows:?}");
     // Payloads: STAP-A (24) holding SPS (7) + PPS (8), then FU-A (28) start/middle/end of an IDR (5).
     assert_eq!(rows[0][5], "24,7,8", "{:?}", rows[0]);

@@ -11,9 +11,7 @@ pub fn under_ci() -> bool {
 /// Finds `tool` on `PATH`.
 pub fn find_tool(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(tool)).find(|candidate| candidate.is_file())
 }
 
 /// Returns the path of `tool`, or `None` when the test should be skipped.
@@ -37,7 +35,5 @@ pub fn require_tool(tool: &str) -> Option<PathBuf> {
 
 /// Like [`require_tool`] for a test that must not be skipped anywhere.
 pub fn must_have_tool(tool: &str) -> PathBuf {
-    find_tool(tool).unwrap_or_else(|| {
-        panic!("`{tool}` is not installed; run tests/setup-host to install it")
-    })
+    find_tool(tool).unwrap_or_else(|| panic!("`{tool}` is not installed; run tests/setup-host to install it"))
 }

@@ -31,15 +31,13 @@ impl AutoProbe {
     pub fn open(&self) -> Result<Box<dyn Backend>, DisplayError> {
         let mut tried = Vec::new();
         match linux_embedded_hal::I2cdev::new(&self.i2c_bus) {
-            Ok(mut bus) => {
-                match SSD1306_ADDRESSES.into_iter().find(|&a| oled::probe(&mut bus, a)) {
-                    Some(address) => {
-                        let label = self.i2c_bus.display().to_string();
-                        return Ok(Box::new(Ssd1306Backend::new(bus, address, label)?));
-                    }
-                    None => tried.push(format!("{}: no ACK at 0x3c/0x3d", self.i2c_bus.display())),
+            Ok(mut bus) => match SSD1306_ADDRESSES.into_iter().find(|&a| oled::probe(&mut bus, a)) {
+                Some(address) => {
+                    let label = self.i2c_bus.display().to_string();
+                    return Ok(Box::new(Ssd1306Backend::new(bus, address, label)?));
                 }
-            }
+                None => tried.push(format!("{}: no ACK at 0x3c/0x3d", self.i2c_bus.display())),
+            },
             Err(e) => tried.push(format!("{}: {e}", self.i2c_bus.display())),
         }
         match FramebufferBackend::open(&self.framebuffer) {
@@ -57,10 +55,7 @@ mod tests {
     #[test]
     fn nothing_found_says_what_was_tried() {
         let dir = tempfile::tempdir().unwrap();
-        let probe = AutoProbe {
-            i2c_bus: dir.path().join("i2c-9"),
-            framebuffer: dir.path().join("fb9"),
-        };
+        let probe = AutoProbe { i2c_bus: dir.path().join("i2c-9"), framebuffer: dir.path().join("fb9") };
         let Err(e) = probe.open() else { panic!("found a display in an empty directory") };
         let e = e.to_string();
         assert!(e.starts_with("no display"), "{e}");

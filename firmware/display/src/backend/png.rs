@@ -39,10 +39,7 @@ impl Backend for PngBackend {
 /// Writes `frame` to `path` as an 8-bit RGB PNG.
 pub fn write_png(frame: &Frame, path: &Path) -> Result<(), DisplayError> {
     let io = |source| DisplayError::Io { what: "writing PNG", path: path.to_owned(), source };
-    let png_err = |e: png::EncodingError| DisplayError::Png {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
+    let png_err = |e: png::EncodingError| DisplayError::Png { path: path.to_owned(), message: e.to_string() };
     let file = File::create(path).map_err(io)?;
     let mut enc = png::Encoder::new(BufWriter::new(file), frame.width(), frame.height());
     enc.set_color(png::ColorType::Rgb);
@@ -55,8 +52,8 @@ pub fn write_png(frame: &Frame, path: &Path) -> Result<(), DisplayError> {
 /// Reads a PNG (8-bit grey, grey+alpha, RGB or RGBA; palettes expanded) into a frame.
 pub fn read_png(path: &Path) -> Result<Frame, DisplayError> {
     let err = |message: String| DisplayError::Png { path: path.to_owned(), message };
-    let file = File::open(path)
-        .map_err(|source| DisplayError::Io { what: "reading PNG", path: path.to_owned(), source })?;
+    let file =
+        File::open(path).map_err(|source| DisplayError::Io { what: "reading PNG", path: path.to_owned(), source })?;
     let mut dec = png::Decoder::new(std::io::BufReader::new(file));
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(|e| err(e.to_string()))?;
@@ -68,9 +65,7 @@ pub fn read_png(path: &Path) -> Result<Frame, DisplayError> {
         png::ColorType::Rgb => bytes.chunks_exact(3).map(|p| Rgb888::new(p[0], p[1], p[2])).collect(),
         png::ColorType::Rgba => bytes.chunks_exact(4).map(|p| Rgb888::new(p[0], p[1], p[2])).collect(),
         png::ColorType::Grayscale => bytes.iter().map(|&g| Rgb888::new(g, g, g)).collect(),
-        png::ColorType::GrayscaleAlpha => {
-            bytes.chunks_exact(2).map(|p| Rgb888::new(p[0], p[0], p[0])).collect()
-        }
+        png::ColorType::GrayscaleAlpha => bytes.chunks_exact(2).map(|p| Rgb888::new(p[0], p[0], p[0])).collect(),
         other => return Err(err(format!("unsupported colour type {other:?}"))),
     };
     Frame::from_pixels(Size::new(info.width, info.height), pixels)

@@ -54,8 +54,7 @@ impl<I: embedded_hal::i2c::I2c> Ssd1306Backend<I> {
     /// dark until the first frame). `bus` names the bus in errors and logs.
     pub fn new(i2c: I, address: u8, bus: String) -> Result<Self, DisplayError> {
         let iface = I2CInterface::new(i2c, address, CONTROL_DATA);
-        let driver = Ssd1306::new(iface, DisplaySize128x64, DisplayRotation::Rotate0)
-            .into_buffered_graphics_mode();
+        let driver = Ssd1306::new(iface, DisplaySize128x64, DisplayRotation::Rotate0).into_buffered_graphics_mode();
         let mut this = Ssd1306Backend { driver, label: bus, address, shown: None };
         this.driver.init().map_err(|e| this.error("init", e))?;
         Ok(this)

@@ -234,10 +234,13 @@ fn generic(
         }
         Phase::ConfigError { file, key, line, problem, fix } => vec![
             ("Key", key.clone()),
-            ("Where", match line {
-                Some(l) => format!("{file}:{l}"),
-                None => file.clone(),
-            }),
+            (
+                "Where",
+                match line {
+                    Some(l) => format!("{file}:{l}"),
+                    None => file.clone(),
+                },
+            ),
             ("Problem", problem.clone()),
             ("Fix", fix.clone()),
         ],
@@ -424,11 +427,7 @@ fn level_meter(t: &mut Frame, r: Rectangle, fraction: f32) {
             BRIGHT_GREEN
         };
         let c = if i < lit { c } else { Rgb888::new(45, 45, 45) };
-        fill(
-            t,
-            Rectangle::new(r.top_left + Point::new(i * seg, 0), Size::new((seg - 1) as u32, r.size.height)),
-            c,
-        );
+        fill(t, Rectangle::new(r.top_left + Point::new(i * seg, 0), Size::new((seg - 1) as u32, r.size.height)), c);
     }
 }
 

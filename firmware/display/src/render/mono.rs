@@ -111,10 +111,9 @@ fn details(phase: &Phase, now: Instant) -> Vec<Detail> {
     use Detail::Text;
     match phase {
         Phase::Booting { step, percent } => vec![Text(step.clone()), Detail::Progress(*percent)],
-        Phase::NoNetwork { interface, problem } => vec![
-            Text(format!("{interface}: {}", problem.describe())),
-            Text(capitalise(problem.fix())),
-        ],
+        Phase::NoNetwork { interface, problem } => {
+            vec![Text(format!("{interface}: {}", problem.describe())), Text(capitalise(problem.fix()))]
+        }
         Phase::FindingRelay { relay, attempt } => {
             vec![Text(relay.clone()), Text(format!("attempt {attempt}"))]
         }

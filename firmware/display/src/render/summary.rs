@@ -33,11 +33,7 @@ pub fn summary(phase: &Phase, _now: Instant) -> Summary {
         Phase::NoNetwork { .. } => ("NO NETWORK", "No network".to_owned(), Severity::Error),
         Phase::FindingRelay { .. } => ("CONNECTING", "Finding relay".to_owned(), Severity::Busy),
         Phase::Joining { .. } => ("CONNECTING", "Joining".to_owned(), Severity::Busy),
-        Phase::InMeeting(m) => (
-            "IN MEETING",
-            if m.muted { "Muted".to_owned() } else { m.name.clone() },
-            Severity::Ok,
-        ),
+        Phase::InMeeting(m) => ("IN MEETING", if m.muted { "Muted".to_owned() } else { m.name.clone() }, Severity::Ok),
         Phase::RelayLost { .. } => ("RECONNECTING", "Relay lost".to_owned(), Severity::Error),
         Phase::ConfigError { .. } => ("CONFIG ERROR", "Config error".to_owned(), Severity::Error),
         Phase::DeviceMissing { device, .. } => ("DEVICE MISSING", device.headline().to_owned(), Severity::Error),

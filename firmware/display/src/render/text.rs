@@ -139,11 +139,7 @@ impl Font {
 /// Picks the first (largest) font in which `s` fits in `max` pixels, else the last (smallest).
 /// The layouts pass non-empty constant lists.
 pub fn largest_fitting<'f>(fonts: &'f [Font], s: &str, max: i32) -> &'f Font {
-    fonts
-        .iter()
-        .find(|f| f.width(s) <= max)
-        .or_else(|| fonts.last())
-        .expect("layouts pass at least one font")
+    fonts.iter().find(|f| f.width(s) <= max).or_else(|| fonts.last()).expect("layouts pass at least one font")
 }
 
 /// `s` with every character outside Latin-1 replaced by '?'.

@@ -37,7 +37,17 @@ impl ReconnectingCamera {
         let format = first.format();
         let description = first.describe();
         let now = clock.now();
-        ReconnectingCamera { current: Some(first), reopen, format, description, clock, next_index: 0, next_retry: now, next_black: None, losses: 0 }
+        ReconnectingCamera {
+            current: Some(first),
+            reopen,
+            format,
+            description,
+            clock,
+            next_index: 0,
+            next_retry: now,
+            next_black: None,
+            losses: 0,
+        }
     }
 
     /// Times the camera was lost so far.
@@ -155,7 +165,8 @@ mod tests {
             if a.fetch_add(1, Ordering::SeqCst) < 2 {
                 Err(MediaError::DeviceGone("/dev/video9".into()))
             } else {
-                Ok(Box::new(Flaky { inner: SyntheticCamera::new(cfg, s.clone()).unwrap(), left: 100 }) as Box<dyn Camera>)
+                Ok(Box::new(Flaky { inner: SyntheticCamera::new(cfg, s.clone()).unwrap(), left: 100 })
+                    as Box<dyn Camera>)
             }
         });
         let mut cam = ReconnectingCamera::new(first, reopen, shared);

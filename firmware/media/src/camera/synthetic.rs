@@ -127,7 +127,11 @@ impl SyntheticCamera {
 
 fn bounce(t: usize, span: usize) -> usize {
     let p = t % (2 * span);
-    if p < span { p } else { 2 * span - p }
+    if p < span {
+        p
+    } else {
+        2 * span - p
+    }
 }
 
 impl Camera for SyntheticCamera {

@@ -68,12 +68,14 @@ pub struct CameraInfo {
 }
 
 fn video_nodes() -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir("/dev")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir("/dev").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     paths.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("video")));
     paths.sort_by_key(|p| {
-        p.file_name().and_then(|n| n.to_str()).and_then(|n| n.trim_start_matches("video").parse::<u32>().ok()).unwrap_or(u32::MAX)
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.trim_start_matches("video").parse::<u32>().ok())
+            .unwrap_or(u32::MAX)
     });
     paths
 }
@@ -115,10 +117,13 @@ pub fn describe_device(path: &Path) -> Option<CameraInfo> {
                 FrameSizeEnum::Discrete(d) => vec![(d.width, d.height)],
                 FrameSizeEnum::Stepwise(s) => {
                     // Common sizes inside the range, plus the extremes.
-                    let mut v: Vec<(u32, u32)> = [(320, 180), (320, 240), (640, 360), (640, 480), (1280, 720), (1920, 1080)]
-                        .into_iter()
-                        .filter(|&(w, h)| w >= s.min_width && w <= s.max_width && h >= s.min_height && h <= s.max_height)
-                        .collect();
+                    let mut v: Vec<(u32, u32)> =
+                        [(320, 180), (320, 240), (640, 360), (640, 480), (1280, 720), (1920, 1080)]
+                            .into_iter()
+                            .filter(|&(w, h)| {
+                                w >= s.min_width && w <= s.max_width && h >= s.min_height && h <= s.max_height
+                            })
+                            .collect();
                     v.push((s.max_width, s.max_height));
                     v
                 }
@@ -127,7 +132,11 @@ pub fn describe_device(path: &Path) -> Option<CameraInfo> {
                 sizes.push(SizeInfo { width: w, height: h, fps: fps_of(&dev, desc.fourcc, w, h) });
             }
         }
-        formats.push(FormatInfo { fourcc: String::from_utf8_lossy(&desc.fourcc.repr).into_owned(), pixel_format, sizes });
+        formats.push(FormatInfo {
+            fourcc: String::from_utf8_lossy(&desc.fourcc.repr).into_owned(),
+            pixel_format,
+            sizes,
+        });
     }
     Some(CameraInfo { path: path.to_path_buf(), card: caps.card, driver: caps.driver, formats })
 }
@@ -194,14 +203,20 @@ fn dev_err<'a>(path: &'a Path, what: &'static str) -> impl Fn(std::io::Error) ->
 fn open_stream(path: &Path, format: &CaptureFormat) -> Result<Open> {
     let dev = Device::with_path(path).map_err(dev_err(path, "open"))?;
     let fourcc = FourCC::new(&format.pixel_format.fourcc());
-    let set = dev
-        .set_format(&Format::new(format.width, format.height, fourcc))
-        .map_err(dev_err(path, "VIDIOC_S_FMT"))?;
+    let set =
+        dev.set_format(&Format::new(format.width, format.height, fourcc)).map_err(dev_err(path, "VIDIOC_S_FMT"))?;
     if set.fourcc != fourcc || set.width != format.width || set.height != format.height {
         return Err(MediaError::Unsupported {
             path: path.to_path_buf(),
-            reason: format!("driver set {} {}x{} instead of {} {}x{}", set.fourcc, set.width, set.height,
-                format.pixel_format.name(), format.width, format.height),
+            reason: format!(
+                "driver set {} {}x{} instead of {} {}x{}",
+                set.fourcc,
+                set.width,
+                set.height,
+                format.pixel_format.name(),
+                format.width,
+                format.height
+            ),
         });
     }
     if let Err(e) = dev.set_params(&Parameters::with_fps(format.fps)) {
@@ -234,7 +249,15 @@ impl V4lDevice {
 
 impl Camera for V4lDevice {
     fn describe(&self) -> String {
-        format!("{} ({}) {} {}x{}@{}", self.card, self.path.display(), self.format.pixel_format.name(), self.format.width, self.format.height, self.format.fps)
+        format!(
+            "{} ({}) {} {}x{}@{}",
+            self.card,
+            self.path.display(),
+            self.format.pixel_format.name(),
+            self.format.width,
+            self.format.height,
+            self.format.fps
+        )
     }
     fn format(&self) -> CaptureFormat {
         self.format

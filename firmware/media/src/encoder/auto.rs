@@ -101,7 +101,11 @@ impl AutoEncoder {
                 Some(p) => match LinuxM2m::open(std::path::Path::new(&p.path)) {
                     Err(e) => Err(format!("{}: {e}", p.path)),
                     Ok(dev) => match M2mEncoder::new(dev, config) {
-                        Ok(enc) => Ok((Box::new(enc) as Box<dyn VideoEncoder>, p.path.clone(), format!("{} passed the probe", p.name))),
+                        Ok(enc) => Ok((
+                            Box::new(enc) as Box<dyn VideoEncoder>,
+                            p.path.clone(),
+                            format!("{} passed the probe", p.name),
+                        )),
                         Err(e) => Err(format!("hardware encoder setup failed: {e}")),
                     },
                 },
@@ -123,9 +127,14 @@ impl AutoEncoder {
             }
             (_, Ok((enc, device, reason))) => (enc, EncoderState::Hardware { device, reason }),
             (EncoderChoice::Hardware, Err(why)) => {
-                return Err(MediaError::encoder("hardware", format!("hardware encoder requested but unavailable: {why}")))
+                return Err(MediaError::encoder(
+                    "hardware",
+                    format!("hardware encoder requested but unavailable: {why}"),
+                ))
             }
-            (EncoderChoice::Auto, Err(why)) => (Box::new(Rav1eEncoder::new(config)?), EncoderState::Software { reason: why }),
+            (EncoderChoice::Auto, Err(why)) => {
+                (Box::new(Rav1eEncoder::new(config)?), EncoderState::Software { reason: why })
+            }
         };
         tracing::info!(encoder = %current.describe(), state = %state, "video encoder chosen");
         Ok(AutoEncoder { choice, config, current, state: Arc::new(Mutex::new(state)), keyframe_pending: false })
@@ -230,7 +239,8 @@ mod tests {
 
     #[test]
     fn auto_without_hardware_uses_software_with_reason() {
-        let enc = AutoEncoder::with_hardware(EncoderChoice::Auto, cfg(), Err("no V4L2 M2M H.264 encoder found".into())).unwrap();
+        let enc = AutoEncoder::with_hardware(EncoderChoice::Auto, cfg(), Err("no V4L2 M2M H.264 encoder found".into()))
+            .unwrap();
         assert_eq!(enc.state().to_string(), "SW AV1 (no V4L2 M2M H.264 encoder found)");
     }
 
@@ -238,7 +248,8 @@ mod tests {
     fn hardware_choice_fails_without_hardware_and_never_falls_back() {
         assert!(AutoEncoder::with_hardware(EncoderChoice::Hardware, cfg(), Err("none".into())).is_err());
         let mut enc = AutoEncoder::with_hardware(EncoderChoice::Hardware, cfg(), fake_hw(Some(1))).unwrap();
-        let r: Result<Vec<_>> = (0..4).map(|i| enc.encode(&SyntheticCamera::render(64, 48, i, Instant::now()))).collect();
+        let r: Result<Vec<_>> =
+            (0..4).map(|i| enc.encode(&SyntheticCamera::render(64, 48, i, Instant::now()))).collect();
         assert!(r.is_err());
         assert_eq!(enc.state().label(), "HW H.264");
     }

@@ -30,10 +30,16 @@ pub struct Rav1eEncoder {
 
 fn rav1e_config(config: &EncoderConfig) -> Result<Config> {
     if config.width < 16 || config.height < 16 || config.width % 2 != 0 || config.height % 2 != 0 {
-        return Err(MediaError::encoder(NAME, format!("size {}x{} must be even and >= 16", config.width, config.height)));
+        return Err(MediaError::encoder(
+            NAME,
+            format!("size {}x{} must be even and >= 16", config.width, config.height),
+        ));
     }
     if config.fps == 0 || config.bitrate_bps < 10_000 {
-        return Err(MediaError::encoder(NAME, format!("fps {} / bitrate {} out of range", config.fps, config.bitrate_bps)));
+        return Err(MediaError::encoder(
+            NAME,
+            format!("fps {} / bitrate {} out of range", config.fps, config.bitrate_bps),
+        ));
     }
     let mut enc = rav1e::config::EncoderConfig::with_speed_preset(config.speed.min(10));
     enc.width = config.width as usize;
@@ -71,7 +77,8 @@ impl Rav1eEncoder {
         loop {
             match self.ctx.receive_packet() {
                 Ok(packet) => {
-                    let (index, captured_at) = self.pending.pop_front().unwrap_or((packet.input_frameno, Instant::now()));
+                    let (index, captured_at) =
+                        self.pending.pop_front().unwrap_or((packet.input_frameno, Instant::now()));
                     out.push(EncodedFrame {
                         codec: VideoCodec::Av1,
                         data: packet.data,
@@ -108,14 +115,22 @@ impl VideoEncoder for Rav1eEncoder {
         VideoCodec::Av1
     }
     fn describe(&self) -> String {
-        format!("rav1e AV1 speed {}, {} thread(s), {} kbit/s", self.config.speed, self.config.threads, self.config.bitrate_bps / 1000)
+        format!(
+            "rav1e AV1 speed {}, {} thread(s), {} kbit/s",
+            self.config.speed,
+            self.config.threads,
+            self.config.bitrate_bps / 1000
+        )
     }
     fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>> {
         if (frame.width, frame.height) != (self.config.width, self.config.height) {
-            return Err(MediaError::encoder(NAME, format!(
-                "frame is {}x{}, encoder configured for {}x{}",
-                frame.width, frame.height, self.config.width, self.config.height
-            )));
+            return Err(MediaError::encoder(
+                NAME,
+                format!(
+                    "frame is {}x{}, encoder configured for {}x{}",
+                    frame.width, frame.height, self.config.width, self.config.height
+                ),
+            ));
         }
         if frame.data.len() < VideoFrame::i420_len(frame.width, frame.height) {
             return Err(MediaError::BadFrame { format: "I420", reason: format!("{} bytes", frame.data.len()) });
@@ -142,9 +157,7 @@ impl VideoEncoder for Rav1eEncoder {
             t35_metadata: Box::new([]),
         };
         self.pending.push_back((frame.index, frame.captured_at));
-        self.ctx
-            .send_frame((f, params))
-            .map_err(|e| MediaError::encoder(NAME, format!("send_frame: {e}")))?;
+        self.ctx.send_frame((f, params)).map_err(|e| MediaError::encoder(NAME, format!("send_frame: {e}")))?;
         self.drain(&mut out)?;
         Ok(out)
     }

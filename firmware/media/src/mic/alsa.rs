@@ -70,14 +70,19 @@ fn open_device(name: &str, want_channels: u8) -> Result<Device> {
         };
         hw.set_channels(channels).map_err(alsa_err(name, "channels"))?;
         hw.set_rate(AUDIO_RATE, ValueOr::Nearest).map_err(alsa_err(name, "48 kHz rate"))?;
-        hw.set_period_size_near(AUDIO_FRAME_SAMPLES as alsa::pcm::Frames, ValueOr::Nearest).map_err(alsa_err(name, "period size"))?;
+        hw.set_period_size_near(AUDIO_FRAME_SAMPLES as alsa::pcm::Frames, ValueOr::Nearest)
+            .map_err(alsa_err(name, "period size"))?;
         hw.set_buffer_size_near(AUDIO_FRAME_SAMPLES as alsa::pcm::Frames * 4).map_err(alsa_err(name, "buffer size"))?;
         pcm.hw_params(&hw).map_err(alsa_err(name, "apply hw params"))?;
         (format, channels)
     };
     let rate = pcm.hw_params_current().and_then(|h| h.get_rate()).map_err(alsa_err(name, "read rate"))?;
     if rate != AUDIO_RATE {
-        return Err(MediaError::Alsa { device: name.into(), what: "rate", message: format!("device runs at {rate} Hz, need 48000 (use plughw:)") });
+        return Err(MediaError::Alsa {
+            device: name.into(),
+            what: "rate",
+            message: format!("device runs at {rate} Hz, need 48000 (use plughw:)"),
+        });
     }
     pcm.start().ok();
     tracing::info!(device = name, ?format, channels, "microphone open");

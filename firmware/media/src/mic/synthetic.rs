@@ -87,7 +87,10 @@ mod tests {
         assert!((8000..=8192).contains(&peak), "peak {peak}");
         // Zero crossings in the first 50 ms (1 kHz beep) vs the next 50 ms (440 Hz).
         let crossings = |r: std::ops::Range<u64>| {
-            r.clone().zip(r.skip(1)).filter(|&(a, b)| (SyntheticMic::sample(a) >= 0) != (SyntheticMic::sample(b) >= 0)).count()
+            r.clone()
+                .zip(r.skip(1))
+                .filter(|&(a, b)| (SyntheticMic::sample(a) >= 0) != (SyntheticMic::sample(b) >= 0))
+                .count()
         };
         let beep = crossings(0..2400);
         let tone = crossings(2400..4800);

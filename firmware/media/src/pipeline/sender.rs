@@ -368,42 +368,46 @@ impl SenderPipeline {
         let keyframe = Arc::new(AtomicBool::new(false));
         let bitrate = Arc::new(Mutex::new(None));
         let (s, k, b, vsink, vstatus) = (stop.clone(), keyframe.clone(), bitrate.clone(), sink.clone(), status.clone());
-        let vt = camera.map(|mut camera| std::thread::Builder::new().name("video-send".into()).spawn(move || {
-            let mut run = |video: &mut VideoChain<E>| -> Result<()> {
-                while !s.load(Ordering::Relaxed) && limits.video_frames.map_or(true, |n| video.stats().frames_in < n) {
-                    let frame = camera.capture()?;
+        let vt = camera.map(|mut camera| {
+            std::thread::Builder::new().name("video-send".into()).spawn(move || {
+                let mut run = |video: &mut VideoChain<E>| -> Result<()> {
+                    while !s.load(Ordering::Relaxed)
+                        && limits.video_frames.map_or(true, |n| video.stats().frames_in < n)
                     {
-                        let mut st = vstatus.lock().unwrap_or_else(|e| e.into_inner());
-                        st.camera_lost = camera.is_lost();
-                        st.video_frames += 1;
+                        let frame = camera.capture()?;
+                        {
+                            let mut st = vstatus.lock().unwrap_or_else(|e| e.into_inner());
+                            st.camera_lost = camera.is_lost();
+                            st.video_frames += 1;
+                        }
+                        if k.swap(false, Ordering::Relaxed) {
+                            video.encoder_mut().request_keyframe();
+                        }
+                        if let Some(bps) = b.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                            video.encoder_mut().set_bitrate(bps)?;
+                        }
+                        for p in video.push(&frame, Instant::now(), SystemTime::now())? {
+                            vsink(p);
+                        }
                     }
-                    if k.swap(false, Ordering::Relaxed) {
-                        video.encoder_mut().request_keyframe();
-                    }
-                    if let Some(bps) = b.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                        video.encoder_mut().set_bitrate(bps)?;
-                    }
-                    for p in video.push(&frame, Instant::now(), SystemTime::now())? {
+                    for p in video.finish(Instant::now(), SystemTime::now())? {
                         vsink(p);
                     }
+                    Ok(())
+                };
+                let result = run(&mut video);
+                let mut st = vstatus.lock().unwrap_or_else(|e| e.into_inner());
+                st.video_running = false;
+                match result {
+                    Ok(()) => Ok(video.stats().clone()),
+                    Err(e) => {
+                        tracing::warn!("video sender stopped: {e}");
+                        st.errors.push(format!("video: {e}"));
+                        Err((video.stats().clone(), e.to_string()))
+                    }
                 }
-                for p in video.finish(Instant::now(), SystemTime::now())? {
-                    vsink(p);
-                }
-                Ok(())
-            };
-            let result = run(&mut video);
-            let mut st = vstatus.lock().unwrap_or_else(|e| e.into_inner());
-            st.video_running = false;
-            match result {
-                Ok(()) => Ok(video.stats().clone()),
-                Err(e) => {
-                    tracing::warn!("video sender stopped: {e}");
-                    st.errors.push(format!("video: {e}"));
-                    Err((video.stats().clone(), e.to_string()))
-                }
-            }
-        }));
+            })
+        });
         let (s, asink, astatus) = (stop.clone(), sink, status.clone());
         let at = std::thread::Builder::new().name("audio-send".into()).spawn(move || {
             let Some(mic) = mic.as_mut() else { return Ok(AudioStats::default()) };

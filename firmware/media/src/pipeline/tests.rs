@@ -57,13 +57,25 @@ fn av1_and_opus_go_through_rtp_and_come_back() {
     deliver(&mut rx, audio.finish(clock.now(), SystemTime::now()), clock.now(), &mut events);
     events.extend(rx.finish());
 
-    let video_frames: Vec<_> = events.iter().filter_map(|e| match e { ReceiverEvent::Video { frame, codec } => Some((frame, *codec)), _ => None }).collect();
+    let video_frames: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ReceiverEvent::Video { frame, codec } => Some((frame, *codec)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(video_frames.len(), 25, "every video frame arrives");
     assert!(video_frames[0].0.keyframe && video_frames.iter().all(|(_, c)| *c == VideoCodec::Av1));
     // RTP timestamps advance by 90000/25 per frame.
     let ts: Vec<u32> = video_frames.iter().map(|(f, _)| f.timestamp).collect();
     assert!(ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == 3600), "{ts:?}");
-    let audio_frames: Vec<_> = events.iter().filter_map(|e| match e { ReceiverEvent::Audio { pcm, timestamp, .. } => Some((pcm.len(), *timestamp)), _ => None }).collect();
+    let audio_frames: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ReceiverEvent::Audio { pcm, timestamp, .. } => Some((pcm.len(), *timestamp)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(audio_frames.len(), 50);
     assert!(audio_frames.iter().all(|(n, _)| *n == 960));
     assert!(audio_frames.windows(2).all(|w| w[1].1.wrapping_sub(w[0].1) == 960));
@@ -76,7 +88,12 @@ fn av1_and_opus_go_through_rtp_and_come_back() {
 fn lost_audio_is_concealed_with_fec() {
     let clock = ManualClock::new();
     let mut mic = SyntheticMic::new(1, Arc::new(clock.clone())).unwrap();
-    let mut audio = AudioChain::new(OpusEncoder::new(OpusConfig { fec: true, expected_loss_percent: 20, ..OpusConfig::default() }).unwrap(), 2, "t", 1200);
+    let mut audio = AudioChain::new(
+        OpusEncoder::new(OpusConfig { fec: true, expected_loss_percent: 20, ..OpusConfig::default() }).unwrap(),
+        2,
+        "t",
+        1200,
+    );
     let mut rx = Receiver::new(1, PT_OPUS, std::time::Duration::from_millis(40)).unwrap();
     let mut events = Vec::new();
     for i in 0..20 {
@@ -86,7 +103,13 @@ fn lost_audio_is_concealed_with_fec() {
         events.extend(rx.poll(clock.now()));
     }
     events.extend(rx.finish());
-    let concealed: Vec<bool> = events.iter().filter_map(|e| match e { ReceiverEvent::AudioConcealed { fec, .. } => Some(*fec), _ => None }).collect();
+    let concealed: Vec<bool> = events
+        .iter()
+        .filter_map(|e| match e {
+            ReceiverEvent::AudioConcealed { fec, .. } => Some(*fec),
+            _ => None,
+        })
+        .collect();
     assert_eq!(concealed, vec![true]);
     assert_eq!(rx.stats().audio_frames, 19);
 }
@@ -97,7 +120,8 @@ fn receiver_follows_a_hardware_to_software_fallback() {
     cfg.bitrate_bps = 200_000;
     let (dev, _) = FakeM2m::new(FakeSpec { fail_after: Some(4), ..FakeSpec::default() });
     let hw: Box<dyn VideoEncoder> = Box::new(M2mEncoder::new(dev, cfg).unwrap());
-    let enc = AutoEncoder::with_hardware(EncoderChoice::Auto, cfg, Ok((hw, "/dev/fake".into(), "fake".into()))).unwrap();
+    let enc =
+        AutoEncoder::with_hardware(EncoderChoice::Auto, cfg, Ok((hw, "/dev/fake".into(), "fake".into()))).unwrap();
     let mut video = VideoChain::new(enc, 7, "t", 1200);
     let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
     let mut events = Vec::new();
@@ -110,7 +134,13 @@ fn receiver_follows_a_hardware_to_software_fallback() {
     let out = video.finish(now, SystemTime::now()).unwrap();
     deliver(&mut rx, out, now, &mut events);
     events.extend(rx.finish());
-    let codecs: Vec<VideoCodec> = events.iter().filter_map(|e| match e { ReceiverEvent::Video { codec, .. } => Some(*codec), _ => None }).collect();
+    let codecs: Vec<VideoCodec> = events
+        .iter()
+        .filter_map(|e| match e {
+            ReceiverEvent::Video { codec, .. } => Some(*codec),
+            _ => None,
+        })
+        .collect();
     assert!(codecs.contains(&VideoCodec::H264) && codecs.contains(&VideoCodec::Av1), "{codecs:?}");
     assert_eq!(video.stats().codec_switches, 1);
     assert_eq!(video.codec(), VideoCodec::Av1);

@@ -83,10 +83,7 @@ impl<'t> Section<'t> {
     /// Span of `key` (or of the section header when the key is absent).
     pub fn span_of(&self, key: &str) -> Option<Range<usize>> {
         let t = self.table?;
-        t.key(key)
-            .and_then(|k| k.span())
-            .or_else(|| t.get(key).and_then(|i| i.span()))
-            .or_else(|| self.span.clone())
+        t.key(key).and_then(|k| k.span()).or_else(|| t.get(key).and_then(|i| i.span())).or_else(|| self.span.clone())
     }
 
     /// Whether the section is present in the file.
@@ -180,16 +177,17 @@ impl<'t> Section<'t> {
     }
 
     /// An optional integer within `range`.
-    pub fn opt_int(&mut self, r: &mut Reader<'_>, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+    pub fn opt_int(
+        &mut self,
+        r: &mut Reader<'_>,
+        key: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
         let (v, span) = self.get(key)?;
         match v.as_integer() {
             Some(i) if range.contains(&i) => Some(i),
             Some(i) => {
-                r.error(
-                    self.full(key),
-                    span,
-                    format!("{i} is out of range ({}..={})", range.start(), range.end()),
-                );
+                r.error(self.full(key), span, format!("{i} is out of range ({}..={})", range.start(), range.end()));
                 None
             }
             None => {
@@ -200,7 +198,13 @@ impl<'t> Section<'t> {
     }
 
     /// An integer with a default.
-    pub fn int_or(&mut self, r: &mut Reader<'_>, key: &'static str, range: std::ops::RangeInclusive<i64>, default: i64) -> i64 {
+    pub fn int_or(
+        &mut self,
+        r: &mut Reader<'_>,
+        key: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+        default: i64,
+    ) -> i64 {
         self.opt_int(r, key, range).unwrap_or(default)
     }
 
@@ -232,7 +236,11 @@ impl<'t> Section<'t> {
         for item in arr.iter() {
             match item.as_str() {
                 Some(s) => out.push(s.to_string()),
-                None => r.error(self.full(key), item.span().or(span.clone()), format!("expected a string, found {}", item.type_name())),
+                None => r.error(
+                    self.full(key),
+                    item.span().or(span.clone()),
+                    format!("expected a string, found {}", item.type_name()),
+                ),
             }
         }
         out

@@ -199,7 +199,11 @@ fn check_hostport(s: &str, port_required: bool) -> Result<(), String> {
 }
 
 fn check_id(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.starts_with('.') || s.len() > 64 || !s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')) {
+    if s.is_empty()
+        || s.starts_with('.')
+        || s.len() > 64
+        || !s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    {
         return Err("use 1 to 64 letters, digits, '-', '_' or '.'".into());
     }
     Ok(())
@@ -324,18 +328,25 @@ impl Config {
         let mute_button = match (chip, line) {
             (Some(chip), Some(line)) => Some(GpioButton { chip, line: line as u32, active_low }),
             (Some(_), None) => {
-                r.error("audio.mute_gpio_line", s.span_of("mute_gpio_chip"), "mute_gpio_chip is set: also set mute_gpio_line (the line offset)");
+                r.error(
+                    "audio.mute_gpio_line",
+                    s.span_of("mute_gpio_chip"),
+                    "mute_gpio_chip is set: also set mute_gpio_line (the line offset)",
+                );
                 None
             }
             (None, Some(_)) => {
-                r.error("audio.mute_gpio_chip", s.span_of("mute_gpio_line"), "mute_gpio_line is set: also set mute_gpio_chip, e.g. \"/dev/gpiochip0\"");
+                r.error(
+                    "audio.mute_gpio_chip",
+                    s.span_of("mute_gpio_line"),
+                    "mute_gpio_line is set: also set mute_gpio_chip, e.g. \"/dev/gpiochip0\"",
+                );
                 None
             }
             (None, None) => None,
         };
         s.finish(&mut r);
-        let audio =
-            AudioConfig { enabled, source, playback, bitrate_kbps, channels, fec, dtx, muted, mute_button };
+        let audio = AudioConfig { enabled, source, playback, bitrate_kbps, channels, fec, dtx, muted, mute_button };
 
         let mut s = r.section(root, "display");
         let kind = s.choice(&mut r, "kind", &["auto", "none", "ssd1306", "framebuffer", "png"], &board.display);

@@ -209,9 +209,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let state_file = Arc::new(std::sync::Mutex::new(args.state_file.clone()));
         let first = Config::load(&args.config, &board).ok();
         let stop_status = Arc::new(AtomicBool::new(false));
-        let status_thread =
-            spawn_status_thread(status.clone(), display_choice(first.as_ref(), &board), state_file.clone(), stop_status.clone())
-                .context("starting the status thread")?;
+        let status_thread = spawn_status_thread(
+            status.clone(),
+            display_choice(first.as_ref(), &board),
+            state_file.clone(),
+            stop_status.clone(),
+        )
+        .context("starting the status thread")?;
 
         let result = match wait_for_config(&args.config, &board, &status, &mut shutdown).await {
             None => Ok(()),

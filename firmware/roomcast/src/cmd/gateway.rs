@@ -33,9 +33,7 @@ impl FromStr for Forward {
         if s == "native" {
             return Ok(Forward::Native);
         }
-        parse_socket_addr(s)
-            .map(Forward::Unicast)
-            .map_err(|e| format!("{e} (or the word `native`)"))
+        parse_socket_addr(s).map(Forward::Unicast).map_err(|e| format!("{e} (or the word `native`)"))
     }
 }
 
@@ -91,8 +89,10 @@ impl Output {
     fn open(args: &Args) -> anyhow::Result<Output> {
         match args.forward {
             Forward::Unicast(to) => {
-                let bind = if to.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
-                let s = std::net::UdpSocket::bind((bind, 0)).with_context(|| format!("--forward {to}: cannot open a UDP socket"))?;
+                let bind =
+                    if to.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
+                let s = std::net::UdpSocket::bind((bind, 0))
+                    .with_context(|| format!("--forward {to}: cannot open a UDP socket"))?;
                 s.set_nonblocking(true)?;
                 let (v4, v6) = if to.is_ipv4() { (Some(s), None) } else { (None, Some(s)) };
                 Ok(Output::Unicast { v4, v6, to })

@@ -76,7 +76,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let text = loop {
         match std::fs::read_to_string(&args.sdp) {
             Ok(t) if !t.trim().is_empty() => break t,
-            Err(e) if Instant::now() >= deadline_sdp => return Err(e).with_context(|| format!("reading SDP {}", args.sdp.display())),
+            Err(e) if Instant::now() >= deadline_sdp => {
+                return Err(e).with_context(|| format!("reading SDP {}", args.sdp.display()))
+            }
             _ if Instant::now() >= deadline_sdp => bail!("SDP {} is empty", args.sdp.display()),
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
@@ -126,71 +128,88 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     drop(tx);
-    eprintln!("recording {} video on port {} and Opus on port {} into {}", video.codec.encoding_name(), video.port, audio.port, args.out.display());
+    eprintln!(
+        "recording {} video on port {} and Opus on port {} into {}",
+        video.codec.encoding_name(),
+        video.port,
+        audio.port,
+        args.out.display()
+    );
 
     let mut video_out: Option<VideoOut> = None;
     let channels = receiver.audio_channels();
     let opus_path = args.out.join("audio.opus");
-    let mut opus = OggOpusWriter::new(BufWriter::new(File::create(&opus_path).with_context(|| format!("creating {}", opus_path.display()))?), 0x726f_6f6d, channels, 312)?;
+    let mut opus = OggOpusWriter::new(
+        BufWriter::new(File::create(&opus_path).with_context(|| format!("creating {}", opus_path.display()))?),
+        0x726f_6f6d,
+        channels,
+        312,
+    )?;
     let mut audio_packets = 0u64;
     let mut byes = (false, false);
     let mut bye_at: Option<Instant> = None;
     let end = Instant::now() + Duration::from_secs_f64(args.seconds.max(0.0));
     let out_dir = args.out.clone();
 
-    let mut handle = |events: Vec<ReceiverEvent>, video_out: &mut Option<VideoOut>, byes: &mut (bool, bool)| -> anyhow::Result<()> {
-        for e in events {
-            match e {
-                ReceiverEvent::Video { codec, frame } => {
-                    if video_out.as_ref().is_some_and(|v| v.codec != codec) {
-                        tracing::warn!("video codec changed to {}; writing a second file", codec.name());
-                        finish_video(video_out.take())?;
-                    }
-                    if video_out.is_none() {
-                        *video_out = Some(match codec {
-                            VideoCodec::Av1 => VideoOut {
-                                codec,
-                                ivf: {
-                                    let (w, h) = av1_dimensions(&frame.data).unwrap_or((0, 0));
-                                    Some(IvfWriter::new(BufWriter::new(File::create(out_dir.join("video.ivf"))?), IvfHeader::av1_90khz(w, h))?)
+    let mut handle =
+        |events: Vec<ReceiverEvent>, video_out: &mut Option<VideoOut>, byes: &mut (bool, bool)| -> anyhow::Result<()> {
+            for e in events {
+                match e {
+                    ReceiverEvent::Video { codec, frame } => {
+                        if video_out.as_ref().is_some_and(|v| v.codec != codec) {
+                            tracing::warn!("video codec changed to {}; writing a second file", codec.name());
+                            finish_video(video_out.take())?;
+                        }
+                        if video_out.is_none() {
+                            *video_out = Some(match codec {
+                                VideoCodec::Av1 => VideoOut {
+                                    codec,
+                                    ivf: {
+                                        let (w, h) = av1_dimensions(&frame.data).unwrap_or((0, 0));
+                                        Some(IvfWriter::new(
+                                            BufWriter::new(File::create(out_dir.join("video.ivf"))?),
+                                            IvfHeader::av1_90khz(w, h),
+                                        )?)
+                                    },
+                                    h264: None,
+                                    first_ts: None,
+                                    frames: 0,
                                 },
-                                h264: None,
-                                first_ts: None,
-                                frames: 0,
-                            },
-                            VideoCodec::H264 => VideoOut {
-                                codec,
-                                ivf: None,
-                                h264: Some(AnnexBWriter::new(BufWriter::new(File::create(out_dir.join("video.h264"))?))),
-                                first_ts: None,
-                                frames: 0,
-                            },
-                        });
-                    }
-                    if let Some(v) = video_out.as_mut() {
-                        let first = *v.first_ts.get_or_insert(frame.timestamp);
-                        let pts = frame.timestamp.wrapping_sub(first) as u64;
-                        if let Some(w) = v.ivf.as_mut() {
-                            w.write_frame(pts, &frame.data)?;
+                                VideoCodec::H264 => VideoOut {
+                                    codec,
+                                    ivf: None,
+                                    h264: Some(AnnexBWriter::new(BufWriter::new(File::create(
+                                        out_dir.join("video.h264"),
+                                    )?))),
+                                    first_ts: None,
+                                    frames: 0,
+                                },
+                            });
                         }
-                        if let Some(w) = v.h264.as_mut() {
-                            w.write_access_unit(&frame.data)?;
+                        if let Some(v) = video_out.as_mut() {
+                            let first = *v.first_ts.get_or_insert(frame.timestamp);
+                            let pts = frame.timestamp.wrapping_sub(first) as u64;
+                            if let Some(w) = v.ivf.as_mut() {
+                                w.write_frame(pts, &frame.data)?;
+                            }
+                            if let Some(w) = v.h264.as_mut() {
+                                w.write_access_unit(&frame.data)?;
+                            }
+                            v.frames += 1;
                         }
-                        v.frames += 1;
                     }
+                    ReceiverEvent::Audio { opus: packet, .. } => {
+                        opus.write_packet(&packet)?;
+                        audio_packets += 1;
+                    }
+                    ReceiverEvent::AudioConcealed { .. } => {}
+                    ReceiverEvent::Bye(StreamKind::Video) => byes.0 = true,
+                    ReceiverEvent::Bye(StreamKind::Audio) => byes.1 = true,
+                    ReceiverEvent::SenderReport(_) => {}
                 }
-                ReceiverEvent::Audio { opus: packet, .. } => {
-                    opus.write_packet(&packet)?;
-                    audio_packets += 1;
-                }
-                ReceiverEvent::AudioConcealed { .. } => {}
-                ReceiverEvent::Bye(StreamKind::Video) => byes.0 = true,
-                ReceiverEvent::Bye(StreamKind::Audio) => byes.1 = true,
-                ReceiverEvent::SenderReport(_) => {}
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
 
     loop {
         let now = Instant::now();
@@ -204,13 +223,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 break;
             }
         }
-        let wait = receiver.next_deadline().map(|d| d.saturating_duration_since(now)).unwrap_or(Duration::from_millis(50)).min(Duration::from_millis(50));
+        let wait = receiver
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(50))
+            .min(Duration::from_millis(50));
         match rx.recv_timeout(wait) {
             Ok((_, data)) if data.is_empty() => {}
-            Ok((Port::VideoRtp, data)) => handle(receiver.push_video_rtp(data, Instant::now()), &mut video_out, &mut byes)?,
-            Ok((Port::AudioRtp, data)) => handle(receiver.push_audio_rtp(data, Instant::now()), &mut video_out, &mut byes)?,
-            Ok((Port::VideoRtcp, data)) => handle(receiver.push_rtcp(StreamKind::Video, &data), &mut video_out, &mut byes)?,
-            Ok((Port::AudioRtcp, data)) => handle(receiver.push_rtcp(StreamKind::Audio, &data), &mut video_out, &mut byes)?,
+            Ok((Port::VideoRtp, data)) => {
+                handle(receiver.push_video_rtp(data, Instant::now()), &mut video_out, &mut byes)?
+            }
+            Ok((Port::AudioRtp, data)) => {
+                handle(receiver.push_audio_rtp(data, Instant::now()), &mut video_out, &mut byes)?
+            }
+            Ok((Port::VideoRtcp, data)) => {
+                handle(receiver.push_rtcp(StreamKind::Video, &data), &mut video_out, &mut byes)?
+            }
+            Ok((Port::AudioRtcp, data)) => {
+                handle(receiver.push_rtcp(StreamKind::Audio, &data), &mut video_out, &mut byes)?
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => handle(receiver.poll(Instant::now()), &mut video_out, &mut byes)?,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }

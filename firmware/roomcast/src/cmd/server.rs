@@ -114,10 +114,7 @@ const LONG_POLL: Duration = Duration::from_secs(10);
 
 /// Runs `roomcast server`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(serve(args))
 }
 
@@ -126,9 +123,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if ports.contains(&0) || args.video_port.abs_diff(args.audio_port) < 2 {
         anyhow::bail!("--video-port and --audio-port need room for RTCP on the next port (e.g. 5004 and 5006)");
     }
-    let http = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding the control API on {}", args.listen))?;
+    let http =
+        TcpListener::bind(args.listen).await.with_context(|| format!("binding the control API on {}", args.listen))?;
     let media = UdpSocket::bind(args.rtp_listen)
         .await
         .with_context(|| format!("binding the media port {}", args.rtp_listen))?;
@@ -182,10 +178,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 }
 
 fn rand_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     t ^ (u64::from(std::process::id()) << 32)
 }
 

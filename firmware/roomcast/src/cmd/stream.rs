@@ -96,7 +96,8 @@ fn resolve(to: &str) -> anyhow::Result<SocketAddr> {
 }
 
 fn local_ip_towards(dest: SocketAddr) -> IpAddr {
-    let bind: SocketAddr = if dest.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let bind: SocketAddr =
+        if dest.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
     UdpSocket::bind(bind)
         .and_then(|s| s.connect(dest).and_then(|_| s.local_addr()))
         .map(|a| a.ip())
@@ -163,7 +164,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     eprintln!("camera: {}\nmicrophone: {}", camera.describe(), mic.describe());
 
-    let bind: SocketAddr = if dest.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let bind: SocketAddr =
+        if dest.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
     let socket = UdpSocket::bind(bind).context("binding the sending socket")?;
     if let IpAddr::V4(a) = dest.ip() {
         if a.is_multicast() {
@@ -231,7 +233,9 @@ fn stop_on_signal() -> Arc<std::sync::atomic::AtomicBool> {
     let started = std::thread::Builder::new().name("signals".into()).spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async {
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

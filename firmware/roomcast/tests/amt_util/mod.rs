@@ -168,7 +168,12 @@ pub fn drain(sock: &UdpSocket, window: Duration) -> Vec<Vec<u8>> {
 
 /// Receives datagrams on `sock` (read timeout set) until `done` is set AND nothing arrived for
 /// `quiet`, or `cap` elapsed: robust to a slow, loaded machine.
-pub fn drain_until_quiet(sock: &UdpSocket, done: &std::sync::atomic::AtomicBool, quiet: Duration, cap: Duration) -> Vec<Vec<u8>> {
+pub fn drain_until_quiet(
+    sock: &UdpSocket,
+    done: &std::sync::atomic::AtomicBool,
+    quiet: Duration,
+    cap: Duration,
+) -> Vec<Vec<u8>> {
     let start = Instant::now();
     let mut last = Instant::now();
     let mut out = Vec::new();

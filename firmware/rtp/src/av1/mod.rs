@@ -81,7 +81,8 @@ impl Packetizer for Av1Packetizer {
                 let n = cur.pieces.len() + 1;
                 let avail = room.saturating_sub(used);
                 // With at most 3 elements W=count and the last element has no length field.
-                let fits = if n <= 3 { rest.len() <= avail } else { rest.len() + leb128_len(rest.len() as u64) <= avail };
+                let fits =
+                    if n <= 3 { rest.len() <= avail } else { rest.len() + leb128_len(rest.len() as u64) <= avail };
                 if fits {
                     cur.pieces.push(rest);
                     break;
@@ -320,11 +321,14 @@ mod tests {
         // header 12 + agg 1 + 3 bytes: forces fragmentation of every OBU.
         let pkts = packetize(&KEY_TU, 16);
         let payloads: Vec<&[u8]> = pkts.iter().map(|p| &p[12..]).collect();
-        assert_eq!(payloads, vec![
-            &[0x18, 0x08, 0x00, 0x00][..], // W=1 N=1: sequence header whole
-            &[0x50, 0x30, 0x10, 1][..],    // W=1 Y=1: frame OBU starts
-            &[0x90, 2, 3, 4][..],          // W=1 Z=1: frame OBU ends
-        ]);
+        assert_eq!(
+            payloads,
+            vec![
+                &[0x18, 0x08, 0x00, 0x00][..], // W=1 N=1: sequence header whole
+                &[0x50, 0x30, 0x10, 1][..],    // W=1 Y=1: frame OBU starts
+                &[0x90, 2, 3, 4][..],          // W=1 Z=1: frame OBU ends
+            ]
+        );
         assert!(pkts[2][1] & 0x80 != 0 && pkts[1][1] & 0x80 == 0);
         let mut d = Av1Depacketizer::new();
         let mut frames = Vec::new();
@@ -356,9 +360,10 @@ mod tests {
     #[test]
     fn rejects_bad_payloads() {
         let mut d = Av1Depacketizer::new();
-        for (seq, payload) in [&[][..], &[0x10][..], &[0x80, 0x30, 1][..], &[0x00, 0x05, 0x30][..], &[0x00, 0xff][..], &[0x10, 0xb0]]
-            .into_iter()
-            .enumerate()
+        for (seq, payload) in
+            [&[][..], &[0x10][..], &[0x80, 0x30, 1][..], &[0x00, 0x05, 0x30][..], &[0x00, 0xff][..], &[0x10, 0xb0]]
+                .into_iter()
+                .enumerate()
         {
             let mut pkt = vec![0x80, 0xe0, 0, seq as u8, 0, 0, 0, 1, 0, 0, 0, 1];
             pkt.extend_from_slice(payload);

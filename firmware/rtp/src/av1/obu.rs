@@ -108,7 +108,8 @@ pub fn parse_obu(data: &[u8]) -> Result<(Obu<'_>, usize)> {
     let has_size = h & 0x02 != 0;
     let mut pos = 1;
     let extension = if has_ext {
-        let e = *data.get(1).ok_or(RtpError::MalformedPayload { codec: CODEC, reason: "OBU extension byte missing" })?;
+        let e =
+            *data.get(1).ok_or(RtpError::MalformedPayload { codec: CODEC, reason: "OBU extension byte missing" })?;
         pos = 2;
         Some(e)
     } else {

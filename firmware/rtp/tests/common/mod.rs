@@ -78,12 +78,7 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let (out, timed_out) = wait_with_limit(child, Duration::from_secs(60));
     assert!(!timed_out, "{cmd:?} timed out");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     out
 }
 

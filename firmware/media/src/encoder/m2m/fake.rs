@@ -28,7 +28,13 @@ pub struct FakeSpec {
 
 impl Default for FakeSpec {
     fn default() -> Self {
-        FakeSpec { coded: vec![*b"H264"], raw: vec![*b"YU12", *b"NV12"], stride_align: 32, height_align: 16, fail_after: None }
+        FakeSpec {
+            coded: vec![*b"H264"],
+            raw: vec![*b"YU12", *b"NV12"],
+            stride_align: 32,
+            height_align: 16,
+            fail_after: None,
+        }
     }
 }
 
@@ -110,7 +116,12 @@ impl FakeM2m {
             let Some(index) = self.capture_free.pop_front() else { break };
             self.pending.pop_front();
             let data = if key {
-                [&[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e][..], &[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80], &[0, 0, 0, 1, 0x65, 0x88, 0x84, (ts & 0xff) as u8]].concat()
+                [
+                    &[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e][..],
+                    &[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80],
+                    &[0, 0, 0, 1, 0x65, 0x88, 0x84, (ts & 0xff) as u8],
+                ]
+                .concat()
             } else {
                 vec![0, 0, 0, 1, 0x41, 0x9a, 0x02, (ts & 0xff) as u8]
             };

@@ -44,7 +44,8 @@ impl LinuxM2m {
     /// Opens the device (non-blocking; waits are done with poll).
     pub fn open(path: &Path) -> io::Result<Self> {
         let fd = v4l2::open(path, libc::O_RDWR | libc::O_NONBLOCK)?;
-        let mut dev = LinuxM2m { path: path.to_path_buf(), fd, mplane: false, output_maps: vec![], capture_maps: vec![] };
+        let mut dev =
+            LinuxM2m { path: path.to_path_buf(), fd, mplane: false, output_maps: vec![], capture_maps: vec![] };
         if let Ok(caps) = dev.raw_caps() {
             let c = if caps.capabilities & V4L2_CAP_DEVICE_CAPS != 0 { caps.device_caps } else { caps.capabilities };
             dev.mplane = c & V4L2_CAP_VIDEO_M2M_MPLANE != 0;
@@ -187,10 +188,22 @@ impl M2mDevice for LinuxM2m {
         unsafe {
             Ok(if self.mplane {
                 let p = &fmt.fmt.pix_mp;
-                QueueFormat { fourcc: p.pixelformat.to_le_bytes(), width: p.width, height: p.height, bytesperline: p.plane_fmt[0].bytesperline, sizeimage: p.plane_fmt[0].sizeimage }
+                QueueFormat {
+                    fourcc: p.pixelformat.to_le_bytes(),
+                    width: p.width,
+                    height: p.height,
+                    bytesperline: p.plane_fmt[0].bytesperline,
+                    sizeimage: p.plane_fmt[0].sizeimage,
+                }
             } else {
                 let p = &fmt.fmt.pix;
-                QueueFormat { fourcc: p.pixelformat.to_le_bytes(), width: p.width, height: p.height, bytesperline: p.bytesperline, sizeimage: p.sizeimage }
+                QueueFormat {
+                    fourcc: p.pixelformat.to_le_bytes(),
+                    width: p.width,
+                    height: p.height,
+                    bytesperline: p.bytesperline,
+                    sizeimage: p.sizeimage,
+                }
             })
         }
     }
@@ -233,10 +246,21 @@ impl M2mDevice for LinuxM2m {
             self.ioctl(vidioc::VIDIOC_QUERYBUF, &mut buf)?;
             // SAFETY: offset/length come from QUERYBUF for this fd.
             let (len, offset) = unsafe {
-                if self.mplane { (planes[0].length as usize, planes[0].m.mem_offset) } else { (buf.length as usize, buf.m.offset) }
+                if self.mplane {
+                    (planes[0].length as usize, planes[0].m.mem_offset)
+                } else {
+                    (buf.length as usize, buf.m.offset)
+                }
             };
             let ptr = unsafe {
-                v4l2::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, self.fd, offset as libc::off_t)?
+                v4l2::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    self.fd,
+                    offset as libc::off_t,
+                )?
             };
             maps.push(Mapping { ptr, len });
         }

@@ -173,7 +173,14 @@ fn fourcc_str(cc: &[u8; 4]) -> String {
 /// Checks one device: is it an M2M encoder with H.264 out and YU12 in?
 pub fn probe_device(dev: &mut dyn M2mDevice) -> M2mProbe {
     let path = dev.path();
-    let mut p = M2mProbe { path: path.clone(), name: String::new(), coded_formats: vec![], raw_formats: vec![], usable: false, reason: String::new() };
+    let mut p = M2mProbe {
+        path: path.clone(),
+        name: String::new(),
+        coded_formats: vec![],
+        raw_formats: vec![],
+        usable: false,
+        reason: String::new(),
+    };
     let caps = match dev.query_caps() {
         Ok(c) => c,
         Err(e) => {
@@ -201,9 +208,8 @@ pub fn probe_device(dev: &mut dyn M2mDevice) -> M2mProbe {
 
 /// Probes every `/dev/video*` on this machine.
 pub fn probe() -> Vec<M2mProbe> {
-    let mut paths: Vec<_> = std::fs::read_dir("/dev")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut paths: Vec<_> =
+        std::fs::read_dir("/dev").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     paths.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("video")));
     paths.sort();
     paths
@@ -251,14 +257,29 @@ impl<D: M2mDevice> M2mEncoder<D> {
             return Err(MediaError::encoder(NAME, format!("{}: {}", probe.path, probe.reason)));
         }
         let (w, h) = (config.width, config.height);
-        let coded = QueueFormat { fourcc: *b"H264", width: w, height: h, bytesperline: 0, sizeimage: (w * h).max(256 * 1024) };
+        let coded =
+            QueueFormat { fourcc: *b"H264", width: w, height: h, bytesperline: 0, sizeimage: (w * h).max(256 * 1024) };
         dev.set_format(Queue::Capture, coded).map_err(|e| err(&dev, "VIDIOC_S_FMT CAPTURE H264", e))?;
-        let want = QueueFormat { fourcc: *b"YU12", width: w, height: h, bytesperline: w, sizeimage: VideoFrame::i420_len(w, h) as u32 };
+        let want = QueueFormat {
+            fourcc: *b"YU12",
+            width: w,
+            height: h,
+            bytesperline: w,
+            sizeimage: VideoFrame::i420_len(w, h) as u32,
+        };
         let raw = dev.set_format(Queue::Output, want).map_err(|e| err(&dev, "VIDIOC_S_FMT OUTPUT YU12", e))?;
         if raw.fourcc != *b"YU12" || raw.width != w || raw.height != h || raw.bytesperline < w {
-            return Err(MediaError::encoder(NAME, format!(
-                "{}: driver changed the raw format to {} {}x{} stride {}", dev.path(), fourcc_str(&raw.fourcc), raw.width, raw.height, raw.bytesperline
-            )));
+            return Err(MediaError::encoder(
+                NAME,
+                format!(
+                    "{}: driver changed the raw format to {} {}x{} stride {}",
+                    dev.path(),
+                    fourcc_str(&raw.fourcc),
+                    raw.width,
+                    raw.height,
+                    raw.bytesperline
+                ),
+            ));
         }
         if let Err(e) = dev.set_frame_rate(config.fps) {
             tracing::warn!(dev = %dev.path(), "VIDIOC_S_PARM frame rate refused: {e}");
@@ -276,7 +297,8 @@ impl<D: M2mDevice> M2mEncoder<D> {
             }
         }
         let output_count = dev.request_buffers(Queue::Output, 4).map_err(|e| err(&dev, "VIDIOC_REQBUFS OUTPUT", e))?;
-        let capture_count = dev.request_buffers(Queue::Capture, 4).map_err(|e| err(&dev, "VIDIOC_REQBUFS CAPTURE", e))?;
+        let capture_count =
+            dev.request_buffers(Queue::Capture, 4).map_err(|e| err(&dev, "VIDIOC_REQBUFS CAPTURE", e))?;
         if output_count == 0 || capture_count == 0 {
             return Err(MediaError::encoder(NAME, format!("{}: driver granted no buffers", dev.path())));
         }
@@ -310,11 +332,19 @@ impl<D: M2mDevice> M2mEncoder<D> {
 
     fn collect(&mut self, out: &mut Vec<EncodedFrame>, timeout: Duration) -> Result<bool> {
         let mut last = false;
-        while let Some(buf) = self.dev.dequeue_capture(timeout).map_err(|e| err(&self.dev, "VIDIOC_DQBUF CAPTURE", e))? {
+        while let Some(buf) =
+            self.dev.dequeue_capture(timeout).map_err(|e| err(&self.dev, "VIDIOC_DQBUF CAPTURE", e))?
+        {
             last |= buf.last;
             if !buf.data.is_empty() {
                 let captured_at = self.in_flight.remove(&buf.timestamp_us).unwrap_or_else(Instant::now);
-                out.push(EncodedFrame { codec: VideoCodec::H264, data: buf.data, keyframe: buf.keyframe, index: buf.timestamp_us, captured_at });
+                out.push(EncodedFrame {
+                    codec: VideoCodec::H264,
+                    data: buf.data,
+                    keyframe: buf.keyframe,
+                    index: buf.timestamp_us,
+                    captured_at,
+                });
             }
             if last {
                 break;
@@ -363,7 +393,13 @@ impl<D: M2mDevice> VideoEncoder for M2mEncoder<D> {
             return Err(MediaError::encoder(NAME, "encoder already flushed"));
         }
         if (frame.width, frame.height) != (self.config.width, self.config.height) {
-            return Err(MediaError::encoder(NAME, format!("frame is {}x{}, encoder {}x{}", frame.width, frame.height, self.config.width, self.config.height)));
+            return Err(MediaError::encoder(
+                NAME,
+                format!(
+                    "frame is {}x{}, encoder {}x{}",
+                    frame.width, frame.height, self.config.width, self.config.height
+                ),
+            ));
         }
         let mut out = Vec::new();
         // Reclaim finished OUTPUT buffers; wait (bounded) when all are in the driver.
@@ -371,15 +407,27 @@ impl<D: M2mDevice> VideoEncoder for M2mEncoder<D> {
             let timeout = if self.free_output.is_empty() { Duration::from_millis(500) } else { Duration::ZERO };
             match self.dev.dequeue_output(timeout).map_err(|e| err(&self.dev, "VIDIOC_DQBUF OUTPUT", e))? {
                 Some(i) if i < self.output_count => self.free_output.push(i),
-                Some(i) => return Err(MediaError::encoder(NAME, format!("driver returned OUTPUT buffer {i} of {}", self.output_count))),
+                Some(i) => {
+                    return Err(MediaError::encoder(
+                        NAME,
+                        format!("driver returned OUTPUT buffer {i} of {}", self.output_count),
+                    ))
+                }
                 None if self.free_output.is_empty() => {
                     // Perhaps CAPTURE is full: drain it and try once more.
                     self.collect(&mut out, Duration::ZERO)?;
-                    if let Some(i) = self.dev.dequeue_output(Duration::from_millis(500)).map_err(|e| err(&self.dev, "VIDIOC_DQBUF OUTPUT", e))? {
+                    if let Some(i) = self
+                        .dev
+                        .dequeue_output(Duration::from_millis(500))
+                        .map_err(|e| err(&self.dev, "VIDIOC_DQBUF OUTPUT", e))?
+                    {
                         self.free_output.push(i);
                         break;
                     }
-                    return Err(MediaError::encoder(NAME, format!("{}: encoder stalled (no OUTPUT buffer back in 1 s)", self.dev.path())));
+                    return Err(MediaError::encoder(
+                        NAME,
+                        format!("{}: encoder stalled (no OUTPUT buffer back in 1 s)", self.dev.path()),
+                    ));
                 }
                 None => break,
             }

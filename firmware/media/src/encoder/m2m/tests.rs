@@ -23,13 +23,26 @@ fn follows_the_documented_ioctl_sequence() {
     out.extend(enc.flush().unwrap());
     let calls = log.lock().unwrap().calls.clone();
     let setup: Vec<&str> = calls.iter().map(|s| s.as_str()).take(15).collect();
-    assert_eq!(setup, vec![
-        "QUERYCAP", "ENUM_FMT CAPTURE", "ENUM_FMT OUTPUT",
-        "S_FMT CAPTURE H264 320x180", "S_FMT OUTPUT YU12 320x180", "S_PARM OUTPUT 1/30",
-        "S_EXT_CTRLS Bitrate=1000000", "S_EXT_CTRLS H264IPeriod=60", "S_EXT_CTRLS GopSize=60",
-        "S_EXT_CTRLS H264Profile=1", "S_EXT_CTRLS H264Level=11", "S_EXT_CTRLS RepeatSeqHeader=1",
-        "REQBUFS OUTPUT 4", "REQBUFS CAPTURE 4", "STREAMON OUTPUT",
-    ]);
+    assert_eq!(
+        setup,
+        vec![
+            "QUERYCAP",
+            "ENUM_FMT CAPTURE",
+            "ENUM_FMT OUTPUT",
+            "S_FMT CAPTURE H264 320x180",
+            "S_FMT OUTPUT YU12 320x180",
+            "S_PARM OUTPUT 1/30",
+            "S_EXT_CTRLS Bitrate=1000000",
+            "S_EXT_CTRLS H264IPeriod=60",
+            "S_EXT_CTRLS GopSize=60",
+            "S_EXT_CTRLS H264Profile=1",
+            "S_EXT_CTRLS H264Level=11",
+            "S_EXT_CTRLS RepeatSeqHeader=1",
+            "REQBUFS OUTPUT 4",
+            "REQBUFS CAPTURE 4",
+            "STREAMON OUTPUT",
+        ]
+    );
     assert!(calls.iter().any(|c| c == "STREAMON CAPTURE"));
     let tail: Vec<&str> = calls.iter().rev().take(3).map(|s| s.as_str()).collect();
     assert_eq!(tail, vec!["STREAMOFF CAPTURE", "STREAMOFF OUTPUT", "ENCODER_CMD STOP"]);

@@ -22,15 +22,11 @@ pub fn open_v4l_camera(source: &str, want: CameraConfig) -> Result<Box<dyn Camer
     } else {
         Path::new(source).to_path_buf()
     };
-    V4lCamera::open(&path, want)
-        .map(|c| Box::new(c) as Box<dyn Camera>)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    V4lCamera::open(&path, want).map(|c| Box::new(c) as Box<dyn Camera>).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Opens the ALSA capture device `source` (`auto` = "default").
 pub fn open_alsa_mic(source: &str, channels: u8) -> Result<Box<dyn Microphone>, String> {
     let name = if source == "auto" { "default" } else { source };
-    AlsaMic::open(name, channels)
-        .map(|m| Box::new(m) as Box<dyn Microphone>)
-        .map_err(|e| format!("ALSA {name}: {e}"))
+    AlsaMic::open(name, channels).map(|m| Box::new(m) as Box<dyn Microphone>).map_err(|e| format!("ALSA {name}: {e}"))
 }

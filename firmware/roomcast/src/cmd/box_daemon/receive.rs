@@ -148,10 +148,8 @@ pub struct Receiving {
 }
 
 fn dir_name(room: &str, id: &str) -> String {
-    let clean: String = room
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .collect();
+    let clean: String =
+        room.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     if clean.is_empty() {
         id.to_string()
     } else {
@@ -161,7 +159,12 @@ fn dir_name(room: &str, id: &str) -> String {
 
 impl Receiving {
     /// Receiving for `family` groups into `mixer`, recording under `record_dir`.
-    pub fn new(family: Family, mixer: Arc<Mutex<Mixer>>, record_dir: Option<PathBuf>, lan: Option<NativeSender>) -> Self {
+    pub fn new(
+        family: Family,
+        mixer: Arc<Mutex<Mixer>>,
+        record_dir: Option<PathBuf>,
+        lan: Option<NativeSender>,
+    ) -> Self {
         Self {
             family,
             remotes: HashMap::new(),
@@ -187,10 +190,18 @@ impl Receiving {
             }
             Recorder::new(dir)
         });
-        let status = OtherStatus { id: info.id.clone(), room: info.room.clone(), channel: sg.to_string(), ..Default::default() };
+        let status =
+            OtherStatus { id: info.id.clone(), room: info.room.clone(), channel: sg.to_string(), ..Default::default() };
         self.remotes.insert(
             sg.group,
-            Remote { info, receiver, recorder, video_loss: LossMeter::default(), audio_loss: LossMeter::default(), status },
+            Remote {
+                info,
+                receiver,
+                recorder,
+                video_loss: LossMeter::default(),
+                audio_loss: LossMeter::default(),
+                status,
+            },
         );
         Ok(())
     }
@@ -250,7 +261,13 @@ impl Receiving {
         Self::handle_events(&self.mixer, r, events, now, &mut self.errors);
     }
 
-    fn handle_events(mixer: &Arc<Mutex<Mixer>>, r: &mut Remote, events: Vec<ReceiverEvent>, now: Instant, errors: &mut Vec<String>) {
+    fn handle_events(
+        mixer: &Arc<Mutex<Mixer>>,
+        r: &mut Remote,
+        events: Vec<ReceiverEvent>,
+        now: Instant,
+        errors: &mut Vec<String>,
+    ) {
         for ev in events {
             match ev {
                 ReceiverEvent::Video { codec, frame } => {
@@ -319,7 +336,11 @@ impl Receiving {
             s.speaking = mixer.speaking(id, now);
             out.push(s);
         }
-        let loss = if expected == 0 { 0.0 } else { (expected.saturating_sub(received) as f32 * 100.0 / expected as f32).min(100.0) };
+        let loss = if expected == 0 {
+            0.0
+        } else {
+            (expected.saturating_sub(received) as f32 * 100.0 / expected as f32).min(100.0)
+        };
         (out, loss)
     }
 }

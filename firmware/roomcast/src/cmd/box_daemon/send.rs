@@ -19,7 +19,9 @@ use roomcast_media::frame::AudioFrame;
 use roomcast_media::mic::synthetic::SyntheticMic;
 use roomcast_media::mic::Microphone;
 use roomcast_media::opus::{OpusConfig, OpusEncoder};
-use roomcast_media::pipeline::sender::{AudioChain, Outgoing, RunLimits, SenderPipeline, SenderStatus, Sink, VideoChain};
+use roomcast_media::pipeline::sender::{
+    AudioChain, Outgoing, RunLimits, SenderPipeline, SenderStatus, Sink, VideoChain,
+};
 use roomcast_media::pipeline::{video_payload_type, PT_OPUS};
 use roomcast_meeting::config::Config;
 use roomcast_meeting::roster::{AudioCaps, Caps, Ssrcs, VideoCaps};
@@ -39,7 +41,10 @@ pub struct MicGate {
 impl MicGate {
     /// A gate, muted or not.
     pub fn new(muted: bool) -> Self {
-        Self { muted: Arc::new(AtomicBool::new(muted)), level: Arc::new(AtomicU32::new(super::playback::SILENCE_DBFS.to_bits())) }
+        Self {
+            muted: Arc::new(AtomicBool::new(muted)),
+            level: Arc::new(AtomicU32::new(super::playback::SILENCE_DBFS.to_bits())),
+        }
     }
     /// Level in dBFS.
     pub fn level_dbfs(&self) -> f32 {
@@ -168,7 +173,8 @@ impl Devices {
         if cfg.audio.enabled {
             match open_mic(cfg, board_mic) {
                 Ok(m) => {
-                    caps.audio = Some(AudioCaps { codec: "opus".into(), payload_type: PT_OPUS, channels: m.channels() });
+                    caps.audio =
+                        Some(AudioCaps { codec: "opus".into(), payload_type: PT_OPUS, channels: m.channels() });
                     mic = Some(Box::new(GatedMic { inner: m, gate: gate.clone() }) as Box<dyn Microphone>);
                 }
                 Err(e) => {
@@ -256,7 +262,8 @@ fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>
 impl Sending {
     /// Starts sending `devices` as `ssrc` to `target` (the service's media port).
     pub fn start(devices: Devices, ssrc: Ssrcs, cname: &str, target: SocketAddr) -> std::io::Result<Self> {
-        let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse().expect("addr") } else { "[::]:0".parse().expect("addr") };
+        let bind: SocketAddr =
+            if target.is_ipv4() { "0.0.0.0:0".parse().expect("addr") } else { "[::]:0".parse().expect("addr") };
         let sock = Arc::new(UdpSocket::bind(bind)?);
         let counters = Arc::new(SendCounters::default());
         let sink = sink_to(sock, target, counters.clone());
@@ -380,7 +387,12 @@ mod tests {
         }
         fn capture(&mut self) -> roomcast_media::Result<AudioFrame> {
             std::thread::sleep(Duration::from_millis(5));
-            Ok(AudioFrame { channels: 1, samples: vec![0; AUDIO_FRAME_SAMPLES], first_sample: 0, captured_at: Instant::now() })
+            Ok(AudioFrame {
+                channels: 1,
+                samples: vec![0; AUDIO_FRAME_SAMPLES],
+                first_sample: 0,
+                captured_at: Instant::now(),
+            })
         }
         fn is_lost(&self) -> bool {
             true

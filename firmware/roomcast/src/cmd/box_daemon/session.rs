@@ -28,11 +28,12 @@ fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
 }
 
 async fn resolve(addr: &str, default_port: u16) -> Result<SocketAddr, String> {
-    let with_port = if addr.parse::<SocketAddr>().is_ok() || addr.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':')) {
-        addr.to_string()
-    } else {
-        format!("{addr}:{default_port}")
-    };
+    let with_port =
+        if addr.parse::<SocketAddr>().is_ok() || addr.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':')) {
+            addr.to_string()
+        } else {
+            format!("{addr}:{default_port}")
+        };
     let mut addrs = tokio::net::lookup_host(with_port.as_str()).await.map_err(|e| format!("{with_port}: {e}"))?;
     addrs.next().ok_or_else(|| format!("{with_port}: no address"))
 }
@@ -51,7 +52,8 @@ fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Optio
 
 /// The box's own address on the way to `to` (installers need it on the screen); no packet is sent.
 fn local_ip_towards(to: SocketAddr) -> Option<std::net::IpAddr> {
-    let bind: SocketAddr = if to.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let bind: SocketAddr =
+        if to.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
     let s = std::net::UdpSocket::bind(bind).ok()?;
     s.connect(to).ok()?;
     s.local_addr().ok().map(|l| l.ip())
@@ -71,7 +73,11 @@ pub async fn run(
     gate: MicGate,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let service = Service { server: cfg.meeting.server.clone(), meeting: cfg.meeting.id.clone(), token: cfg.meeting.token.clone() };
+    let service = Service {
+        server: cfg.meeting.server.clone(),
+        meeting: cfg.meeting.id.clone(),
+        token: cfg.meeting.token.clone(),
+    };
 
     // Playback runs for the whole life of the daemon.
     let mixer = Arc::new(Mutex::new(Mixer::default()));
@@ -256,7 +262,9 @@ async fn in_meeting(
 
     let lan = if cfg.network.lan_multicast {
         let ifname = cfg.network.lan_interface.clone().unwrap_or_else(|| cfg.network.interface.clone());
-        match roomcast_net::socket::interface_index(&ifname).and_then(|i| NativeSender::new(i, u32::from(cfg.network.lan_ttl))) {
+        match roomcast_net::socket::interface_index(&ifname)
+            .and_then(|i| NativeSender::new(i, u32::from(cfg.network.lan_ttl)))
+        {
             Ok(s) => Some(s),
             Err(e) => {
                 lock(status).error(format!("LAN re-send on {ifname}: {e}"));
@@ -403,7 +411,9 @@ async fn in_meeting(
     if matches!(end, End::Shutdown) {
         match service.leave(&me).await {
             Ok(()) => tracing::info!("left the meeting"),
-            Err(CallError::Service(MeetingError::Refused { status: 404, .. })) => tracing::info!("left the meeting (BYE already removed us)"),
+            Err(CallError::Service(MeetingError::Refused { status: 404, .. })) => {
+                tracing::info!("left the meeting (BYE already removed us)")
+            }
             Err(e) => tracing::warn!("leave request: {e}"),
         }
     }
