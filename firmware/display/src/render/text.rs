@@ -80,7 +80,8 @@ impl Font {
     /// `s` shortened with ".." so it fits in `max` pixels (binary search on the length, so a
     /// very long string costs a few measurements, not one per character).
     pub fn fit<'a>(&self, s: &'a str, max: i32) -> Cow<'a, str> {
-        if self.width(s) <= max {
+        // An empty string has nothing to shorten, even where nothing fits (max < 0 on tiny screens).
+        if s.is_empty() || self.width(s) <= max {
             return Cow::Borrowed(s);
         }
         let ends: Vec<usize> = s.char_indices().map(|(i, _)| i).collect();
@@ -163,6 +164,7 @@ mod tests {
         assert_eq!(f.fit("abcd", 24), "abcd");
         assert_eq!(f.fit("abcdefgh", 36), "abcd..");
         assert_eq!(f.fit("abc", 0), "");
+        assert_eq!(f.fit("", -5), "", "nothing to shorten where nothing fits");
     }
 
     #[test]
