@@ -1,13 +1,16 @@
 //! A private apt for Debian's arm64 packages: its own sources.list, lists and cache under
 //! `image/cache/apt`, so the host's apt configuration is never changed. The archive URLs are the
-//! ones the host already uses (read from /etc/apt), with the suites and components the image needs
-//! (bookworm main + non-free-firmware for raspi-firmware). apt checks the archive's signatures with
-//! Debian's keyring; the builder checks every .deb against the sha256 pinned in packages.lock.
+//! ones the host already uses (read from /etc/apt; `ROOMCAST_DEBIAN_MIRROR` on hosts that have no
+//! Debian source), with the suites and components the image needs (bookworm main +
+//! non-free-firmware for raspi-firmware), plus snapshot archives when given. apt checks the
+//! archive's signatures with Debian's keyring; the builder checks every .deb against the sha256
+//! pinned in packages.lock. Which version is used is decided in [`crate::resolve`].
 
 use crate::error::{Error, ErrorContext, IoContext, Result};
 use crate::exec;
 use crate::lockfile::Pin;
 use sha2::{Digest, Sha256};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,6 +28,65 @@ pub struct Mirrors {
 pub struct Apt {
     dir: PathBuf,
     debs: PathBuf,
+    /// The package lists were fetched during this run (see [`Apt::refresh_once`]).
+    refreshed: Cell<bool>,
+}
+
+/// The text of the private apt's sources.list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceList(pub String);
+
+/// Snapshot archives (snapshot.debian.org style: one URL per archive at a timestamp) that still hold
+/// every version ever published, so the pinned versions can always be fetched.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshots {
+    /// The Debian archive at a timestamp, e.g. `https://snapshot.debian.org/archive/debian/20261201T000000Z`.
+    pub archive: Option<String>,
+    /// The security archive at a timestamp (`.../archive/debian-security/...`).
+    pub security: Option<String>,
+}
+
+impl Snapshots {
+    /// `--snapshot`/`--security-snapshot`, else `ROOMCAST_DEBIAN_SNAPSHOT`/`ROOMCAST_DEBIAN_SECURITY_SNAPSHOT`.
+    pub fn from_args_or_env(archive: Option<String>, security: Option<String>) -> Snapshots {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Snapshots {
+            archive: archive.or_else(|| env("ROOMCAST_DEBIAN_SNAPSHOT")),
+            security: security.or_else(|| env("ROOMCAST_DEBIAN_SECURITY_SNAPSHOT")),
+        }
+    }
+}
+
+/// Debian's archive keyring: apt checks every list it fetches from the archive against it.
+pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+impl SourceList {
+    /// The suites and components the images need from the mirrors (bookworm main + non-free-firmware
+    /// for raspi-firmware, its updates, backports and security), plus the snapshots when given
+    /// (searched too, so a version the mirror dropped is still found there).
+    pub fn debian(mirrors: &Mirrors, snapshots: &Snapshots) -> SourceList {
+        let opts = format!("[arch=arm64 signed-by={DEBIAN_KEYRING}]");
+        // A snapshot's Release files are old by design: their Valid-Until has passed.
+        let snap_opts = format!("[arch=arm64 signed-by={DEBIAN_KEYRING} check-valid-until=no]");
+        let comps = "main non-free-firmware";
+        let mut list = String::from("# Written by the roomcast image builder from the host's apt sources.\n");
+        let mut archive = |opts: &str, uri: &str| {
+            for suite in [RELEASE.to_string(), format!("{RELEASE}-updates"), format!("{RELEASE}-backports")] {
+                list.push_str(&format!("deb {opts} {uri} {suite} {comps}\n"));
+            }
+        };
+        archive(&opts, &mirrors.archive);
+        if let Some(snap) = &snapshots.archive {
+            archive(&snap_opts, snap);
+        }
+        if let Some(sec) = &mirrors.security {
+            list.push_str(&format!("deb {opts} {sec} {RELEASE}-security {comps}\n"));
+        }
+        if let Some(snap) = &snapshots.security {
+            list.push_str(&format!("deb {snap_opts} {snap} {RELEASE}-security {comps}\n"));
+        }
+        SourceList(list)
+    }
 }
 
 /// What the archive says about one version of a package.
@@ -38,8 +100,8 @@ pub struct PackageInfo {
 }
 
 impl Apt {
-    /// Sets up the private apt under `cache` (idempotent).
-    pub fn new(cache: &Path) -> Result<Apt> {
+    /// Sets up the private apt under `cache` (idempotent) with the given sources.
+    pub fn new(cache: &Path, sources: &SourceList) -> Result<Apt> {
         let dir = cache.join("apt");
         let debs = cache.join("debs");
         for d in ["lists/partial", "cache/archives/partial", "etc", "download"] {
@@ -51,26 +113,13 @@ impl Apt {
         if !status.exists() {
             std::fs::write(&status, "").with_context_io(|| format!("writing {}", status.display()))?;
         }
-        let mirrors = host_mirrors()?;
-        let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
-        let opts = format!("[arch=arm64 signed-by={keyring}]");
-        let comps = "main non-free-firmware";
-        let mut list = format!(
-            "# Written by the roomcast image builder from the host's apt sources.\n\
-             deb {opts} {a} {RELEASE} {comps}\ndeb {opts} {a} {RELEASE}-updates {comps}\n\
-             deb {opts} {a} {RELEASE}-backports {comps}\n",
-            a = mirrors.archive
-        );
-        if let Some(sec) = &mirrors.security {
-            list.push_str(&format!("deb {opts} {sec} {RELEASE}-security {comps}\n"));
-        }
         let path = dir.join("etc/sources.list");
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(list.as_str()) {
-            std::fs::write(&path, list).with_context_io(|| format!("writing {}", path.display()))?;
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(sources.0.as_str()) {
+            std::fs::write(&path, &sources.0).with_context_io(|| format!("writing {}", path.display()))?;
             // New sources: the old lists no longer match.
             let _ = std::fs::remove_file(dir.join("lists/.updated"));
         }
-        Ok(Apt { dir, debs })
+        Ok(Apt { dir, debs, refreshed: Cell::new(false) })
     }
 
     fn options(&self) -> Vec<String> {
@@ -109,7 +158,47 @@ impl Apt {
         eprintln!("image: fetching Debian {RELEASE} arm64 package lists");
         exec::run(self.apt_get().arg("update"))?;
         std::fs::write(&stamp, "").with_context_io(|| format!("writing {}", stamp.display()))?;
+        self.refreshed.set(true);
         Ok(())
+    }
+
+    /// Fetches the package lists once per run: before anything is looked up or downloaded, so a
+    /// version the archive has dropped since the last run is seen as gone, not as a failed download.
+    pub fn refresh_once(&self) -> Result<()> {
+        if self.refreshed.get() {
+            return Ok(());
+        }
+        self.update(true)
+    }
+
+    /// Whether the archive (the fetched lists) has exactly this pinned version. A record of the
+    /// same version with another sha256 is an error: the archive's file is not the pinned one.
+    pub fn has(&self, pin: &Pin) -> Result<bool> {
+        let mut c = Command::new("apt-cache");
+        c.args(self.options()).args(["show", "--no-all-versions", &format!("{}={}", pin.name, pin.version)]);
+        // apt-cache exits non-zero (or prints nothing) when the version is not in the lists.
+        let Ok(text) = exec::run(&mut c) else { return Ok(false) };
+        let Some(info) = parse_record(&text) else { return Ok(false) };
+        if info.sha256 != pin.sha256 {
+            return Err(Error::Package {
+                package: format!("{} {}", pin.name, pin.version),
+                problem: format!(
+                    "the archive's .deb has sha256 {} but image/packages.lock pins {}: refusing it",
+                    info.sha256, pin.sha256
+                ),
+            });
+        }
+        Ok(true)
+    }
+
+    /// The cached .deb of a pin, when it is there with the pinned sha256 (no network needed).
+    pub fn cached(&self, pin: &Pin) -> Result<Option<PathBuf>> {
+        let file = self.deb_path(pin);
+        Ok((file.exists() && sha256_file(&file)? == pin.sha256).then_some(file))
+    }
+
+    fn deb_path(&self, pin: &Pin) -> PathBuf {
+        self.debs.join(format!("{}_{}_{}.deb", pin.name, pin.version.replace(':', "%3a"), pin.arch))
     }
 
     /// The archive's record of `name` (at `version`, or the candidate when None).
@@ -142,20 +231,18 @@ impl Apt {
 
     /// Downloads the pinned package (or reuses the cached copy) and checks its sha256.
     pub fn fetch(&self, pin: &Pin) -> Result<PathBuf> {
-        let file = self.debs.join(format!("{}_{}_{}.deb", pin.name, pin.version.replace(':', "%3a"), pin.arch));
-        if file.exists() && sha256_file(&file)? == pin.sha256 {
+        if let Some(file) = self.cached(pin)? {
             return Ok(file);
         }
-        // A fresh checkout has the pins but no package lists yet: fetch them once first.
-        self.update(false)?;
+        let file = self.deb_path(pin);
+        self.refresh_once()?;
         let tmp = self.dir.join("download");
         exec::fresh_dir(&tmp)?;
         eprintln!("image: downloading {} {}", pin.name, pin.version);
         exec::run(self.apt_get().current_dir(&tmp).args(["download", &format!("{}={}", pin.name, pin.version)]))
             .with_context(|| {
                 format!(
-                    "{}={} (pinned in image/packages.lock) cannot be downloaded; if the archive dropped it, \
-                 refresh the pins with `cargo image build --board NAME --update-lock`",
+                    "{}={} (pinned in image/packages.lock) cannot be downloaded from the archive",
                     pin.name, pin.version
                 )
             })?;
@@ -238,6 +325,10 @@ pub fn host_mirrors() -> Result<Mirrors> {
     })
 }
 
+/// Debian's release names and aliases, by which a source line is known as Debian's whatever its URL.
+const DEBIAN_SUITES: &[&str] =
+    &["bullseye", "bookworm", "trixie", "forky", "sid", "oldstable", "stable", "testing", "unstable"];
+
 /// Finds the Debian archive and security URLs in apt sources text (deb822 or one-line format).
 pub fn mirrors_from_sources(text: &str) -> Option<Mirrors> {
     let mut pairs: Vec<(String, String)> = Vec::new(); // (uri, suites)
@@ -262,14 +353,18 @@ pub fn mirrors_from_sources(text: &str) -> Option<Mirrors> {
             }
         }
     }
-    let is_debian = |uri: &str| uri.contains("debian");
+    // A Debian source: its URL says so, or it serves a Debian release (a mirror may be named anything).
+    let is_debian = |uri: &str, suites: &str| {
+        uri.contains("debian")
+            || suites.split_whitespace().any(|s| DEBIAN_SUITES.contains(&s.split('-').next().unwrap_or(s)))
+    };
     let security = pairs
         .iter()
-        .find(|(u, s)| is_debian(u) && s.contains("-security"))
+        .find(|(u, s)| is_debian(u, s) && s.contains("-security"))
         .map(|(u, _)| u.trim_end_matches('/').to_string());
     let archive = pairs
         .iter()
-        .find(|(u, s)| is_debian(u) && !u.contains("security") && !s.contains("-security"))
+        .find(|(u, s)| is_debian(u, s) && !u.contains("security") && !s.contains("-security"))
         .map(|(u, _)| u.trim_end_matches('/').to_string())?;
     Some(Mirrors { archive, security })
 }
@@ -294,6 +389,28 @@ mod tests {
         let m = mirrors_from_sources(text).unwrap();
         assert_eq!(m.archive, "http://mirror.example/debian");
         assert_eq!(m.security.as_deref(), Some("http://mirror.example/debian-security"));
+    }
+
+    #[test]
+    fn a_debian_mirror_is_known_by_its_suites_whatever_its_name() {
+        let text =
+            "deb http://deb.example.org/pub bookworm main\ndeb http://sec.example.org/pub bookworm-security main\n";
+        let m = mirrors_from_sources(text).unwrap();
+        assert_eq!(m.archive, "http://deb.example.org/pub");
+        assert_eq!(m.security.as_deref(), Some("http://sec.example.org/pub"));
+    }
+
+    #[test]
+    fn snapshots_are_searched_beside_the_mirror() {
+        let m = Mirrors { archive: "http://m.example/debian".into(), security: None };
+        let plain = SourceList::debian(&m, &Snapshots::default()).0;
+        assert_eq!(plain.lines().filter(|l| l.starts_with("deb ")).count(), 3);
+        let snap =
+            Snapshots { archive: Some("http://snap.example/archive/debian/20261201T000000Z".into()), security: None };
+        let list = SourceList::debian(&m, &snap).0;
+        let snap_lines: Vec<&str> = list.lines().filter(|l| l.contains("snap.example")).collect();
+        assert_eq!(snap_lines.len(), 3, "{list}");
+        assert!(snap_lines.iter().all(|l| l.contains("check-valid-until=no")), "{list}");
     }
 
     #[test]

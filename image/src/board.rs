@@ -45,6 +45,14 @@ pub struct Boot {
     /// The kernel command line; the builder appends where the root and boot partitions are
     /// (by the image's partition UUIDs, so SD card, USB disk and virtio disk all work).
     pub cmdline: String,
+    /// The roomcast.toml put on the boot partition when `--config` is not given, relative to the
+    /// repository (default: the set-up configuration, which names no meeting server).
+    #[serde(default = "default_config")]
+    pub config: String,
+}
+
+fn default_config() -> String {
+    "config/roomcast.setup.toml".to_string()
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -1,6 +1,6 @@
 //! `cargo image build`: the whole pipeline from a board profile to `roomcast-<board>.img`.
 
-use crate::apt::{self, Apt};
+use crate::apt::{self, Apt, Snapshots, SourceList};
 use crate::board::Board;
 use crate::bootfs::{self, ConfigSource};
 use crate::error::{ErrorContext, IoContext, Result};
@@ -8,7 +8,8 @@ use crate::lockfile::{Lock, Pin};
 use crate::manifest::{FileInfo, ImageInfo, Manifest};
 use crate::modules::ModuleTree;
 use crate::paths::Paths;
-use crate::{cross, disk, exec, host, initramfs, rootfs, sysroot};
+use crate::resolve::{self, LockMode, Request};
+use crate::{config_check, cross, disk, exec, host, initramfs, rootfs, sysroot};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,9 +23,13 @@ pub const SYSROOT_PACKAGES: &[&str] =
 pub struct Options {
     pub board: String,
     pub config: Option<PathBuf>,
+    /// Put `config` on the image even when the box would refuse it.
+    pub force: bool,
     pub out: Option<PathBuf>,
-    /// Re-resolve every package to the archive's current version.
-    pub update_lock: bool,
+    /// How image/packages.lock is honoured (`--locked`, `--update-lock`).
+    pub lock: LockMode,
+    /// Snapshot archives that still have the pinned versions (`--snapshot`).
+    pub snapshots: Snapshots,
     /// Use this daemon binary instead of cross-compiling one.
     pub daemon: Option<PathBuf>,
     /// Cross-compile the daemon from this workspace instead of this repository (e.g. a `git archive`
@@ -53,22 +58,37 @@ pub fn build(opts: &Options) -> Result<Built> {
         std::fs::create_dir_all(dir).with_context_io(|| format!("creating {}", dir.display()))?;
     }
 
+    // The room's configuration, checked as the box reads it before anything is downloaded.
+    let config = match &opts.config {
+        Some(c) => ConfigSource::Given(c.clone()),
+        None => ConfigSource::Default(paths.repo.join(&board.boot.config)),
+    };
+    match &config {
+        ConfigSource::Given(c) if !opts.force => config_check::validate(c, Some(&board))?,
+        ConfigSource::Default(c) if c.exists() => config_check::validate(c, Some(&board))
+            .with_context(|| format!("the board's default configuration ({})", board.boot.config))?,
+        _ => {}
+    }
+
     // Packages: pinned in image/packages.lock, downloaded into image/cache.
-    let apt = Apt::new(&paths.cache)?;
+    let apt = Apt::new(&paths.cache, &SourceList::debian(&apt::host_mirrors()?, &opts.snapshots))?;
     let mut lock = Lock::load(&paths.lockfile())?;
-    let mut resolver = Resolver { apt: &apt, lock: &mut lock, update: opts.update_lock, changed: false };
-    let sysroot_pins: Vec<Pin> =
-        SYSROOT_PACKAGES.iter().map(|p| resolver.pin(p, false, None)).collect::<Result<_>>()?;
-    let kernel_pin = resolver.pin(&board.kernel.package, true, board.kernel.suite.as_deref())?;
-    let busybox_pin = resolver.pin("busybox-static", false, None)?;
-    let ntpd_pin = resolver.pin("openntpd", false, None)?;
-    let alsa_data_pin = resolver.pin("libasound2-data", false, None)?;
-    let firmware_pin =
-        if board.boot.firmware.is_empty() { None } else { Some(resolver.pin("raspi-firmware", false, None)?) };
-    if resolver.changed {
+    let mut requests: Vec<Request> = SYSROOT_PACKAGES.iter().map(|p| Request::package(p)).collect();
+    requests.push(Request { name: &board.kernel.package, meta: true, suite: board.kernel.suite.as_deref() });
+    requests.extend(["busybox-static", "openntpd", "libasound2-data"].map(Request::package));
+    if !board.boot.firmware.is_empty() {
+        requests.push(Request::package("raspi-firmware"));
+    }
+    let resolved = resolve::resolve(&apt, &mut lock, opts.lock, &requests)?;
+    if resolved.changed {
         lock.save(&paths.lockfile())?;
         eprintln!("image: updated {}", paths.lockfile().display());
     }
+    let mut pins = resolved.pins.into_iter();
+    let sysroot_pins: Vec<Pin> = pins.by_ref().take(SYSROOT_PACKAGES.len()).collect();
+    let mut next = || pins.next().expect("one pin per request");
+    let (kernel_pin, busybox_pin, ntpd_pin, alsa_data_pin) = (next(), next(), next(), next());
+    let firmware_pin = (!board.boot.firmware.is_empty()).then(next);
     let fetch =
         |pins: &[Pin]| -> Result<Vec<(Pin, PathBuf)>> { pins.iter().map(|p| Ok((p.clone(), apt.fetch(p)?))).collect() };
     let unpacked = |name: &str, pins: &[Pin]| -> Result<PathBuf> {
@@ -122,10 +142,6 @@ pub fn build(opts: &Options) -> Result<Built> {
     // Initramfs and boot partition.
     let initrd = stage.join("initrd.img");
     initramfs::build(&stage.join("initramfs"), &initrd, &board, &busybox_dir, &modules, &paths.repo, epoch)?;
-    let config = match &opts.config {
-        Some(c) => ConfigSource::Given(c.clone()),
-        None => ConfigSource::Default(paths.repo.join("config/roomcast.toml")),
-    };
     let example = paths.repo.join("config/roomcast.example.toml");
     let boot_dir = stage.join("boot");
     bootfs::stage(
@@ -184,51 +200,6 @@ pub fn build(opts: &Options) -> Result<Built> {
 /// The size of a file in bytes.
 fn file_size(path: &Path) -> Result<u64> {
     Ok(std::fs::metadata(path).with_context_io(|| format!("reading the size of {}", path.display()))?.len())
-}
-
-/// Chooses and pins package versions.
-struct Resolver<'a> {
-    apt: &'a Apt,
-    lock: &'a mut Lock,
-    update: bool,
-    changed: bool,
-}
-
-impl Resolver<'_> {
-    /// The pin of `name`; `meta` means `name` is a metapackage standing for its first dependency
-    /// (the kernel).
-    fn pin(&mut self, name: &str, meta: bool, suite: Option<&str>) -> Result<Pin> {
-        // Pins are keyed by name (or metapackage) and, for another suite, "name/suite".
-        let key = match suite {
-            Some(s) => format!("{name}/{s}"),
-            None => name.to_string(),
-        };
-        if !self.update {
-            if let Some(p) = self.lock.get(&key) {
-                return Ok(p.clone());
-            }
-        }
-        self.apt.update(self.update)?;
-        let version = match suite {
-            Some(s) => Some(self.apt.version_in_suite(name, s)?),
-            None => None,
-        };
-        let mut info = self.apt.show(name, version.as_deref())?;
-        let mut via = suite.map(|_| key.clone());
-        if meta {
-            // The metapackage's first dependency is the real kernel package, at the same version.
-            let real = info.depends.split([',', ' ', '|']).find(|s| !s.is_empty()).map(str::to_string);
-            if let Some(real) = real.filter(|r| r != name) {
-                via = Some(key.clone());
-                info = self.apt.show(&real, version.as_deref())?;
-            }
-        }
-        let pin = Pin { name: info.name, via, version: info.version, arch: info.arch, sha256: info.sha256 };
-        eprintln!("image: pinned {} {}", pin.name, pin.version);
-        self.lock.put(pin.clone());
-        self.changed = true;
-        Ok(pin)
-    }
 }
 
 /// SOURCE_DATE_EPOCH from the environment, else the time of the last commit, else a constant.

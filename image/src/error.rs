@@ -43,6 +43,12 @@ pub enum Error {
     /// A Debian package cannot be resolved, downloaded or verified.
     #[error("{package}: {problem}")]
     Package { package: String, problem: String },
+    /// `--locked`: pinned versions the archive no longer has (or packages without a pin).
+    #[error("--locked refuses to change image/packages.lock:{}", Lines(.packages))]
+    Locked { packages: Vec<String> },
+    /// A roomcast.toml the box would refuse (`cargo image build --config`, `cargo image set-config`).
+    #[error("{file} is not a valid roomcast.toml (nothing was written; --force writes it anyway):{}", Lines(.problems))]
+    InvalidConfig { file: String, problems: Vec<String> },
     /// The kernel package lacks something the board needs.
     #[error("{0}")]
     Kernel(String),
@@ -65,6 +71,15 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+}
+
+/// Formats a list one item per indented line.
+struct Lines<'a>(&'a [String]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|l| write!(f, "\n  {l}"))
+    }
 }
 
 /// Formats a command's output after its status line (nothing when it printed nothing).

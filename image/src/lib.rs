@@ -2,7 +2,7 @@
 //! qemu-virt image in QEMU.
 //!
 //! The build is a straight pipeline (see [`build`]): host tools → pinned Debian arm64 packages
-//! ([`apt`], [`lockfile`]) → a sysroot ([`sysroot`]) → the cross-compiled daemon ([`cross`]) →
+//! ([`apt`], [`lockfile`], [`resolve`]) → a sysroot ([`sysroot`]) → the cross-compiled daemon ([`cross`]) →
 //! the root filesystem ([`rootfs`], [`elf`], [`modules`]) → the initramfs ([`initramfs`]) → the
 //! boot partition ([`bootfs`]) → the disk image ([`disk`]) and its manifest ([`manifest`]).
 //! Everything runs unprivileged: no mount, no loop devices, no sudo.
@@ -11,6 +11,7 @@ pub mod apt;
 pub mod board;
 pub mod bootfs;
 pub mod build;
+pub mod config_check;
 pub mod cross;
 pub mod disk;
 pub mod elf;
@@ -23,6 +24,7 @@ pub mod manifest;
 pub mod modules;
 pub mod paths;
 pub mod qemu;
+pub mod resolve;
 pub mod rootfs;
 pub mod sysroot;
 
