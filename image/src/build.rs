@@ -15,9 +15,45 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// Packages of the cross-compilation sysroot (headers and the libraries the daemon links).
+/// Packages of the cross-compilation sysroot (headers and the libraries the daemon links; the root
+/// filesystem takes from it only the libraries the daemon's ELF needs).
 pub const SYSROOT_PACKAGES: &[&str] =
     &["libc6", "libc6-dev", "linux-libc-dev", "libgcc-s1", "libasound2", "libasound2-dev", "libopus0", "libopus-dev"];
+
+/// The names of the package sets (and of their directories under target/image/pkg).
+const SYSROOT: &str = "sysroot";
+const KERNEL: &str = "kernel";
+const BUSYBOX: &str = "busybox";
+const OPENNTPD: &str = "openntpd";
+const ALSA_DATA: &str = "alsa-data";
+const RASPI_FIRMWARE: &str = "raspi-firmware";
+
+/// Debian packages unpacked together into one directory.
+struct PackageSet<'a> {
+    name: &'static str,
+    requests: Vec<Request<'a>>,
+}
+
+/// Every package an image of `board` is made of: adding a package to the image is one line here
+/// (plus its use in rootfs/bootfs).
+fn package_sets(board: &Board) -> Vec<PackageSet<'_>> {
+    let one =
+        |name: &'static str, package: &'static str| PackageSet { name, requests: vec![Request::package(package)] };
+    let mut sets = vec![
+        PackageSet { name: SYSROOT, requests: SYSROOT_PACKAGES.iter().map(|p| Request::package(p)).collect() },
+        PackageSet {
+            name: KERNEL,
+            requests: vec![Request { name: &board.kernel.package, meta: true, suite: board.kernel.suite.as_deref() }],
+        },
+        one(BUSYBOX, "busybox-static"),
+        one(OPENNTPD, "openntpd"),
+        one(ALSA_DATA, "libasound2-data"),
+    ];
+    if !board.boot.firmware.is_empty() {
+        sets.push(one(RASPI_FIRMWARE, "raspi-firmware"));
+    }
+    sets
+}
 
 /// What to build.
 pub struct Options {
@@ -70,44 +106,30 @@ pub fn build(opts: &Options) -> Result<Built> {
         _ => {}
     }
 
-    // Packages: pinned in image/packages.lock, downloaded into image/cache.
+    // Packages: pinned in image/packages.lock, downloaded into image/cache, one directory per set.
     let apt = Apt::new(&paths.cache, &SourceList::debian(&apt::host_mirrors()?, &opts.snapshots))?;
     let mut lock = Lock::load(&paths.lockfile())?;
-    let mut requests: Vec<Request> = SYSROOT_PACKAGES.iter().map(|p| Request::package(p)).collect();
-    requests.push(Request { name: &board.kernel.package, meta: true, suite: board.kernel.suite.as_deref() });
-    requests.extend(["busybox-static", "openntpd", "libasound2-data"].map(Request::package));
-    if !board.boot.firmware.is_empty() {
-        requests.push(Request::package("raspi-firmware"));
-    }
+    let sets = package_sets(&board);
+    let requests: Vec<Request> = sets.iter().flat_map(|s| s.requests.iter().cloned()).collect();
     let resolved = resolve::resolve(&apt, &mut lock, opts.lock, &requests)?;
     if resolved.changed {
         lock.save(&paths.lockfile())?;
         eprintln!("image: updated {}", paths.lockfile().display());
     }
-    let mut pins = resolved.pins.into_iter();
-    let sysroot_pins: Vec<Pin> = pins.by_ref().take(SYSROOT_PACKAGES.len()).collect();
-    let mut next = || pins.next().expect("one pin per request");
-    let (kernel_pin, busybox_pin, ntpd_pin, alsa_data_pin) = (next(), next(), next(), next());
-    let firmware_pin = (!board.boot.firmware.is_empty()).then(next);
-    let fetch =
-        |pins: &[Pin]| -> Result<Vec<(Pin, PathBuf)>> { pins.iter().map(|p| Ok((p.clone(), apt.fetch(p)?))).collect() };
-    let unpacked = |name: &str, pins: &[Pin]| -> Result<PathBuf> {
+    let mut dirs: BTreeMap<&str, PathBuf> = BTreeMap::new();
+    let mut pins = resolved.pins.iter();
+    for set in &sets {
+        let set_pins: Vec<Pin> = pins.by_ref().take(set.requests.len()).cloned().collect();
+        let debs = set_pins.iter().map(|p| Ok((p.clone(), apt.fetch(p)?))).collect::<Result<Vec<_>>>()?;
         // One directory per set of packages, so boards with different kernels never share one.
-        let key: String = pins.iter().map(|p| p.sha256.as_str()).collect();
+        let key: String = set_pins.iter().map(|p| p.sha256.as_str()).collect();
         let digest = apt::hex(&<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
-        let dir = paths.work.join("pkg").join(format!("{name}-{}", &digest[..12]));
-        sysroot::unpack(&dir, &fetch(pins)?)?;
-        Ok(dir)
-    };
-    let sysroot_dir = unpacked("sysroot", &sysroot_pins)?;
-    let kernel_dir = unpacked("kernel", std::slice::from_ref(&kernel_pin))?;
-    let busybox_dir = unpacked("busybox", std::slice::from_ref(&busybox_pin))?;
-    let ntpd_dir = unpacked("openntpd", std::slice::from_ref(&ntpd_pin))?;
-    let alsa_data_dir = unpacked("alsa-data", std::slice::from_ref(&alsa_data_pin))?;
-    let firmware_dir = match &firmware_pin {
-        Some(p) => Some(unpacked("raspi-firmware", std::slice::from_ref(p))?),
-        None => None,
-    };
+        let dir = paths.work.join("pkg").join(format!("{}-{}", set.name, &digest[..12]));
+        sysroot::unpack(&dir, &debs)?;
+        dirs.insert(set.name, dir);
+    }
+    let dir = |name: &str| dirs.get(name).cloned().expect("every package set is unpacked");
+    let (sysroot_dir, kernel_dir) = (dir(SYSROOT), dir(KERNEL));
 
     // The daemon, linked against the sysroot.
     let daemon = match &opts.daemon {
@@ -128,9 +150,9 @@ pub fn build(opts: &Options) -> Result<Built> {
             board: &board,
             daemon: &daemon,
             sysroot: &sysroot_dir,
-            busybox: &busybox_dir,
-            ntpd: &ntpd_dir,
-            alsa_data: &alsa_data_dir,
+            busybox: &dir(BUSYBOX),
+            ntpd: &dir(OPENNTPD),
+            alsa_data: &dir(ALSA_DATA),
             modules: &modules,
             repo: &paths.repo,
         },
@@ -141,7 +163,7 @@ pub fn build(opts: &Options) -> Result<Built> {
 
     // Initramfs and boot partition.
     let initrd = stage.join("initrd.img");
-    initramfs::build(&stage.join("initramfs"), &initrd, &board, &busybox_dir, &modules, &paths.repo, epoch)?;
+    initramfs::build(&stage.join("initramfs"), &initrd, &board, &dir(BUSYBOX), &modules, &paths.repo, epoch)?;
     let example = paths.repo.join("config/roomcast.example.toml");
     let boot_dir = stage.join("boot");
     bootfs::stage(
@@ -150,7 +172,7 @@ pub fn build(opts: &Options) -> Result<Built> {
             board: &board,
             kernel: &kernel_dir,
             kernel_release: &modules.release,
-            firmware: firmware_dir.as_deref(),
+            firmware: dirs.get(RASPI_FIRMWARE).map(PathBuf::as_path),
             initramfs: &initrd,
             config,
             example: example.exists().then_some(example),
@@ -168,9 +190,7 @@ pub fn build(opts: &Options) -> Result<Built> {
         let p = e.with_context_io(reading_boot)?.path();
         boot_files.insert(p.file_name().unwrap_or_default().to_string_lossy().into_owned(), apt::sha256_file(&p)?);
     }
-    let mut packages: Vec<Pin> = sysroot_pins;
-    packages.extend([kernel_pin, busybox_pin, ntpd_pin, alsa_data_pin]);
-    packages.extend(firmware_pin);
+    let mut packages: Vec<Pin> = resolved.pins;
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     let manifest = Manifest {
         image: ImageInfo {
