@@ -8,7 +8,7 @@ pub mod check;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use toml_edit::Document;
+use toml_edit::{Document, Item};
 
 pub use board::BoardDefaults;
 pub use check::ConfigError;
@@ -130,8 +130,11 @@ pub struct NetworkConfig {
     pub gateway: Option<String>,
     /// DNS servers.
     pub dns: Vec<String>,
-    /// NTP servers (init's ntpd uses them).
+    /// NTP servers (init's ntpd uses them when DHCP names none).
     pub ntp: Vec<String>,
+    /// NTP servers used when neither DHCP (option 42) nor `ntp` names any (default:
+    /// [`DEFAULT_NTP`]; an empty list means no NTP then).
+    pub ntp_default: Vec<String>,
     /// Host name.
     pub hostname: Option<String>,
     /// Re-send the meeting's streams as native multicast on the room LAN.
@@ -141,6 +144,23 @@ pub struct NetworkConfig {
     /// TTL of the LAN re-send.
     pub lan_ttl: u8,
 }
+
+/// `[system]`: how the box looks after itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemConfig {
+    /// Hardware watchdog timeout (WDIOC_SETTIMEOUT) in seconds; the daemon feeds it every third.
+    pub watchdog_timeout_s: u32,
+}
+
+/// Default of `[system] watchdog_timeout_s` (also the init's and the largest the Pi's bcm2835 watchdog takes).
+pub const DEFAULT_WATCHDOG_TIMEOUT_S: u32 = 15;
+
+/// Range of `[system] watchdog_timeout_s`.
+pub const WATCHDOG_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 2..=600;
+
+/// Default of `[network] ntp_default`: Debian's NTP pool.
+pub const DEFAULT_NTP: [&str; 4] =
+    ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org", "3.debian.pool.ntp.org"];
 
 /// `[debug]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +188,8 @@ pub struct Config {
     pub display: DisplayConfig,
     /// `[network]`.
     pub network: NetworkConfig,
+    /// `[system]`.
+    pub system: SystemConfig,
     /// `[debug]`.
     pub debug: DebugConfig,
 }
@@ -377,6 +399,17 @@ impl Config {
         }
         let dns = s.str_list(&mut r, "dns");
         let ntp = s.str_list(&mut r, "ntp");
+        let has_ntp_default =
+            root.get("network").and_then(Item::as_table).is_some_and(|t| t.contains_key("ntp_default"));
+        let listed = s.str_list(&mut r, "ntp_default");
+        let ntp_default = if has_ntp_default { listed } else { DEFAULT_NTP.iter().map(|h| h.to_string()).collect() };
+        for (key, list) in [("ntp", &ntp), ("ntp_default", &ntp_default)] {
+            for host in list {
+                if let Err(msg) = check_hostport(host, false) {
+                    r.error(format!("network.{key}"), s.span_of(key), msg);
+                }
+            }
+        }
         let hostname = s.opt_str(&mut r, "hostname");
         let lan_multicast = s.bool_or(&mut r, "lan_multicast", false);
         let lan_interface = s.opt_str(&mut r, "lan_interface");
@@ -389,11 +422,18 @@ impl Config {
             gateway,
             dns,
             ntp,
+            ntp_default,
             hostname,
             lan_multicast,
             lan_interface,
             lan_ttl,
         };
+
+        let mut s = r.section(root, "system");
+        let watchdog_timeout_s =
+            s.int_or(&mut r, "watchdog_timeout_s", WATCHDOG_TIMEOUT_RANGE, DEFAULT_WATCHDOG_TIMEOUT_S.into()) as u32;
+        s.finish(&mut r);
+        let system = SystemConfig { watchdog_timeout_s };
 
         let mut s = r.section(root, "debug");
         let state_file = s.opt_str(&mut r, "state_file").map(PathBuf::from);
@@ -401,7 +441,8 @@ impl Config {
         s.finish(&mut r);
         let debug = DebugConfig { state_file, record_dir };
 
-        const SECTIONS: [&str; 8] = ["room", "meeting", "amt", "video", "audio", "display", "network", "debug"];
+        const SECTIONS: [&str; 9] =
+            ["room", "meeting", "amt", "video", "audio", "display", "network", "system", "debug"];
         for (k, item) in root.iter() {
             if !SECTIONS.contains(&k) {
                 let span = root.key(k).and_then(|key| key.span()).or_else(|| item.span());
@@ -410,7 +451,7 @@ impl Config {
         }
 
         if r.errors.is_empty() {
-            Ok(Config { room, meeting, amt, video, audio, display, network, debug })
+            Ok(Config { room, meeting, amt, video, audio, display, network, system, debug })
         } else {
             r.errors.sort_by_key(|e| e.line);
             Err(r.errors)

@@ -131,3 +131,31 @@ fn shipped_configs_are_valid() {
         assert!(result.is_ok(), "{name}: {:#?}", result.err());
     }
 }
+
+#[test]
+fn system_and_ntp_defaults_and_overrides() {
+    let c = Config::parse(GOOD, &BoardDefaults::default()).unwrap();
+    assert_eq!(c.system.watchdog_timeout_s, 15);
+    assert!(c.network.ntp.is_empty());
+    assert_eq!(c.network.ntp_default, DEFAULT_NTP.map(String::from).to_vec());
+
+    let src = format!(
+        "{GOOD}\n[network]\nntp = ['10.0.0.1', \"ntp.example\"]\nntp_default = []\n\n[system]\nwatchdog_timeout_s = 6\n"
+    );
+    let c = Config::parse(&src, &BoardDefaults::default()).unwrap();
+    assert_eq!(c.system.watchdog_timeout_s, 6);
+    assert_eq!(c.network.ntp, ["10.0.0.1", "ntp.example"]);
+    assert!(c.network.ntp_default.is_empty(), "an explicit empty list means no default servers");
+}
+
+#[test]
+fn bad_watchdog_timeout_and_ntp_hosts_name_key_and_line() {
+    let src = format!("{GOOD}\n[system]\nwatchdog_timeout_s = 1\n\n[network]\nntp_default = [\"bad host!\"]\n");
+    let errs = Config::parse(&src, &BoardDefaults::default()).unwrap_err();
+    let lines = GOOD.lines().count();
+    let keys: Vec<(&str, usize)> = errs.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert!(keys.contains(&("system.watchdog_timeout_s", lines + 3)), "{errs:?}");
+    assert!(keys.contains(&("network.ntp_default", lines + 6)), "{errs:?}");
+    let errs = Config::parse(&format!("{GOOD}\n[system]\nwatchdog = 3\n"), &BoardDefaults::default()).unwrap_err();
+    assert_eq!(errs[0].key, "system.watchdog", "unknown keys of [system] are reported: {errs:?}");
+}

@@ -10,7 +10,9 @@
 //!
 //! Parts: [`box_daemon::status`] (state shown and written), [`box_daemon::http`] (control
 //! client), [`box_daemon::send`], [`box_daemon::receive`], [`box_daemon::playback`],
-//! [`box_daemon::devices`], [`box_daemon::mute_button`], [`box_daemon::session`].
+//! [`box_daemon::devices`], [`box_daemon::mute_button`], [`box_daemon::session`],
+//! [`box_daemon::watchdog`] (the hardware watchdog, fed from the main loop: `[devices] watchdog`
+//! of the board, `[system] watchdog_timeout_s`).
 
 mod devices;
 mod http;
@@ -20,6 +22,7 @@ mod receive;
 mod send;
 mod session;
 mod status;
+mod watchdog;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +34,11 @@ use roomcast_display::{BackendChoice, Display};
 use roomcast_meeting::config::{BoardDefaults, Config};
 
 use status::{lock, BoxPhase, ConfigProblem, SharedStatus, Status};
+use watchdog::Watchdog;
+
+/// The longest one step of the main loop (a join request, a DNS lookup, a pause, the leave
+/// sequence) may take while the watchdog is still fed; longer counts as hung.
+const STEP_LIMIT: Duration = Duration::from_secs(60);
 
 /// Default board file (the image installs it).
 pub const DEFAULT_BOARD: &str = "/etc/roomcast/board.toml";
@@ -138,12 +146,30 @@ fn spawn_status_thread(
     })
 }
 
+/// Takes the board's watchdog over from the init's feeder (which releases it just before the
+/// daemon starts); none when the board names no device or it cannot be opened.
+fn open_watchdog(board: &BoardDefaults, cfg: Option<&Config>) -> (Watchdog, Option<String>) {
+    if board.watchdog.is_empty() {
+        tracing::info!("watchdog: the board names none ([devices] watchdog)");
+        return (Watchdog::none(), None);
+    }
+    let timeout = cfg.map_or(roomcast_meeting::config::DEFAULT_WATCHDOG_TIMEOUT_S, |c| c.system.watchdog_timeout_s);
+    match Watchdog::open(Path::new(&board.watchdog), timeout, Duration::from_secs(3)) {
+        Ok(wd) => (wd, None),
+        Err(e) => {
+            tracing::error!(device = %board.watchdog, "watchdog: cannot open: {e}");
+            (Watchdog::none(), Some(format!("watchdog {}: {e}", board.watchdog)))
+        }
+    }
+}
+
 /// Waits for a valid configuration, showing every error meanwhile; `None` on shutdown.
 async fn wait_for_config(
     path: &Path,
     board: &BoardDefaults,
     status: &SharedStatus,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    wd: &mut Watchdog,
 ) -> Option<Config> {
     let mut last_errors = None;
     loop {
@@ -166,9 +192,16 @@ async fn wait_for_config(
                 }
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = shutdown.changed() => return None,
+        let stop = wd
+            .drive(STEP_LIMIT, async {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => false,
+                    _ = shutdown.changed() => true,
+                }
+            })
+            .await;
+        if stop {
+            return None;
         }
     }
 }
@@ -176,6 +209,9 @@ async fn wait_for_config(
 /// Runs `roomcast box`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let board = load_board(&args);
+    let first = Config::load(&args.config, &board).ok();
+    // Before anything else: the init's feeder has released the device and it is armed.
+    let (mut wd, wd_error) = open_watchdog(&board, first.as_ref());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -206,8 +242,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
 
         let status: SharedStatus = Arc::new(std::sync::Mutex::new(Status::new("roomcast", "")));
+        if let Some(e) = wd_error {
+            lock(&status).error(e);
+        }
         let state_file = Arc::new(std::sync::Mutex::new(args.state_file.clone()));
-        let first = Config::load(&args.config, &board).ok();
         let stop_status = Arc::new(AtomicBool::new(false));
         let status_thread = spawn_status_thread(
             status.clone(),
@@ -217,9 +255,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
         .context("starting the status thread")?;
 
-        let result = match wait_for_config(&args.config, &board, &status, &mut shutdown).await {
+        let result = match wait_for_config(&args.config, &board, &status, &mut shutdown, &mut wd).await {
             None => Ok(()),
             Some(cfg) => {
+                wd.set_timeout(cfg.system.watchdog_timeout_s, tokio::time::Instant::now());
                 if args.state_file.is_none() {
                     *state_file.lock().unwrap_or_else(|e| e.into_inner()) = cfg.debug.state_file.clone();
                 }
@@ -234,9 +273,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         .map_err(|e| lock(&status).error(format!("mute button: {e}")))
                         .ok()
                 });
-                session::run(cfg, board, status.clone(), mute_gate, shutdown).await
+                session::run(cfg, board, status.clone(), mute_gate, shutdown, &mut wd).await
             }
         };
+        // Orderly SIGTERM/SIGINT: the meeting was left; stop the watchdog (see watchdog.rs for
+        // why). An error return drops it without the magic close: it stays armed.
+        if result.is_ok() {
+            wd.disarm();
+        }
         stop_status.store(true, Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || status_thread.join()).await;
         result
