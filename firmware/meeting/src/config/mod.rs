@@ -4,15 +4,14 @@
 
 pub mod board;
 pub mod check;
+pub mod get;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use toml_edit::Document;
-
 pub use board::BoardDefaults;
 pub use check::ConfigError;
-use check::{line_of, Reader};
+use check::Reader;
 
 use crate::roster::Family;
 
@@ -223,14 +222,7 @@ impl Config {
     /// Reads `roomcast.toml` text; board defaults fill what it leaves out. Every problem is
     /// returned, each naming its key and line.
     pub fn parse(src: &str, board: &BoardDefaults) -> Result<Config, Vec<ConfigError>> {
-        let doc = match Document::parse(src) {
-            Ok(d) => d,
-            Err(e) => {
-                let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
-                let key = "toml".to_string();
-                return Err(vec![ConfigError { key, line, message: e.message().trim().to_string() }]);
-            }
-        };
+        let doc = get::parse_document(src).map_err(|e| vec![e])?;
         let root = doc.as_table();
         let mut r = Reader::new(src);
 
