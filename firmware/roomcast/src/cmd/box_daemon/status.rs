@@ -328,6 +328,16 @@ mod tests {
             Phase::ConfigError { key, line, .. } => assert_eq!((key.as_str(), line), ("video.fps", Some(12))),
             other => panic!("{other:?}"),
         }
+        s.phase = BoxPhase::SetUp { file: "/boot/roomcast.toml".into() };
+        s.ip = Some("10.0.2.15".parse().unwrap());
+        let ds = s.display_state(now, Duration::ZERO);
+        assert_eq!(ds.ip, s.ip, "the set-up screen shows the box's address");
+        assert_eq!(ds.phase, Phase::SetUp { file: "roomcast.toml".into(), place: "on the RC-BOOT drive".into() });
+        s.phase = BoxPhase::SetUp { file: "/home/me/room.toml".into() };
+        assert_eq!(
+            s.display_state(now, Duration::ZERO).phase,
+            Phase::SetUp { file: "room.toml".into(), place: "in /home/me".into() }
+        );
         s.phase = BoxPhase::InMeeting;
         s.encoder = "SW AV1".into();
         s.others.push(OtherStatus { room: "Green".into(), speaking: true, ..Default::default() });
