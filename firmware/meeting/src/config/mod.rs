@@ -151,6 +151,10 @@ pub struct NetworkConfig {
 pub struct SystemConfig {
     /// Hardware watchdog timeout (WDIOC_SETTIMEOUT) in seconds; the daemon feeds it every third.
     pub watchdog_timeout_s: u32,
+    /// Size (KiB) at which init rotates /var/log/roomcast.log.
+    pub log_size_kib: u32,
+    /// Rotated logs kept (roomcast.log.1 ..).
+    pub log_files: u8,
 }
 
 /// Default of `[system] watchdog_timeout_s` (also the init's and the largest the Pi's bcm2835 watchdog takes).
@@ -436,8 +440,10 @@ impl Config {
         let mut s = r.section(root, "system");
         let watchdog_timeout_s =
             s.int_or(&mut r, "watchdog_timeout_s", WATCHDOG_TIMEOUT_RANGE, DEFAULT_WATCHDOG_TIMEOUT_S.into()) as u32;
+        let log_size_kib = s.int_or(&mut r, "log_size_kib", 64..=4096, 1024) as u32;
+        let log_files = s.int_or(&mut r, "log_files", 1..=5, 3) as u8;
         s.finish(&mut r);
-        let system = SystemConfig { watchdog_timeout_s };
+        let system = SystemConfig { watchdog_timeout_s, log_size_kib, log_files };
 
         let mut s = r.section(root, "debug");
         let state_file = s.opt_str(&mut r, "state_file").map(PathBuf::from);

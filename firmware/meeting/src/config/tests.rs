@@ -154,14 +154,16 @@ fn shipped_configs_are_valid() {
 fn system_and_ntp_defaults_and_overrides() {
     let c = Config::parse(GOOD, &BoardDefaults::default()).unwrap();
     assert_eq!(c.system.watchdog_timeout_s, 15);
+    assert_eq!((c.system.log_size_kib, c.system.log_files), (1024, 3));
     assert!(c.network.ntp.is_empty());
     assert_eq!(c.network.ntp_default, DEFAULT_NTP.map(String::from).to_vec());
 
     let src = format!(
-        "{GOOD}\n[network]\nntp = ['10.0.0.1', \"ntp.example\"]\nntp_default = []\n\n[system]\nwatchdog_timeout_s = 6\n"
+        "{GOOD}\n[network]\nntp = ['10.0.0.1', \"ntp.example\"]\nntp_default = []\n\n[system]\nwatchdog_timeout_s = 6\nlog_size_kib = 64\nlog_files = 5\n"
     );
     let c = Config::parse(&src, &BoardDefaults::default()).unwrap();
     assert_eq!(c.system.watchdog_timeout_s, 6);
+    assert_eq!((c.system.log_size_kib, c.system.log_files), (64, 5));
     assert_eq!(c.network.ntp, ["10.0.0.1", "ntp.example"]);
     assert!(c.network.ntp_default.is_empty(), "an explicit empty list means no default servers");
 }

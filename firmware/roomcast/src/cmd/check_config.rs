@@ -38,7 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 None => "no meeting server: the box shows the set-up screen".to_owned(),
             };
             println!(
-                "{}: OK (room {:?}, {meeting}, video {} {}x{}@{} {} kbit/s, audio {})",
+                "{}: OK (room {:?}, {meeting}, video {} {}x{}@{} {} kbit/s, audio {}, watchdog timeout {} s)",
                 args.file.display(),
                 cfg.room.name,
                 if cfg.video.enabled { cfg.video.source.as_str() } else { "off" },
@@ -47,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 cfg.video.fps,
                 cfg.video.bitrate_kbps,
                 if cfg.audio.enabled { cfg.audio.source.as_str() } else { "off" },
+                cfg.system.watchdog_timeout_s,
             );
             Ok(())
         }
