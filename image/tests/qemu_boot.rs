@@ -14,6 +14,15 @@
 //!   roomcast.toml put on its boot partition (mtools, like a user editing the SD card): the box
 //!   logs the error with its key and line, shows the config-error screen, and the daemon is still
 //!   running (never restarted) a while later.
+//! - `without_a_meeting_server_the_box_shows_the_set_up_screen`: the same image with the real
+//!   boards' default (config/roomcast.setup.toml, no server): the box joins nothing and its
+//!   screen is exactly the host's rendering of the set-up state it reports (with its address).
+//!
+//! - `a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins`: with `[system] watchdog_timeout_s
+//!   = 6`, the init hands the i6300esb over to the daemon, which feeds it from its main loop (no
+//!   reset while it runs, nor across a killed daemon's respawn, when init feeds it); `kill -STOP`
+//!   of the daemon resets the guest within the timeout plus the i6300esb's second stage, and the
+//!   box boots and joins the meeting again (times printed).
 //!
 //! Both need qemu-system-aarch64 and the image's build tools (skipped outside CI when missing).
 //! The first run cross-compiles the daemon (minutes); later runs reuse it.
@@ -83,12 +92,18 @@ fn test_config(ports: Ports, room: &str) -> String {
          [video]\nsource = \"auto\"\nencoder = \"auto\"\nbitrate_kbps = 150\n\n\
          [audio]\nsource = \"auto\"\nplayback = \"none\"\n\n\
          [display]\nkind = \"auto\"\n\n\
-         [network]\nmode = \"dhcp\"\n",
+         # Single quotes on purpose: init reads this with the daemon's parser (`roomcast config get`).\n\
+         [network]\nmode = 'static'\naddress = '{GUEST_ADDRESS}'\ngateway = '10.0.2.2'\nhostname = '{HOSTNAME}'\n\
+         # NTP: the host (10.0.2.2; nothing answers), so that no test traffic goes to the default pool.\n\
+         ntp = ['10.0.2.2']\n",
         control = ports.control
     )
 }
 
 const ROOM: &str = "QEMU test room";
+/// The guest's static address and host name in the test roomcast.toml (QEMU user networking).
+const GUEST_ADDRESS: &str = "10.0.2.15/24";
+const HOSTNAME: &str = "qemu-box";
 
 /// Builds the host tools and the image once for both tests.
 fn setup() -> Option<&'static Setup> {
@@ -335,7 +350,11 @@ fn boots_joins_streams_and_shows_the_meeting() {
 fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     // Init: the boot partition and its roomcast.toml, modules, network, then the daemon.
     guest.expect("roomcast-init: configuration: /boot/roomcast.toml", 60, "init mounts the boot partition");
-    guest.expect("network: eth0 bound 10.0.2.15", 30, "DHCP through QEMU user networking");
+    guest.expect(
+        &format!("network: eth0 static {GUEST_ADDRESS} gateway 10.0.2.2"),
+        30,
+        "mode = 'static' (single quotes) gives the static address, not DHCP",
+    );
     guest.expect("starting roomcast box (start 1)", 30, "init starts the daemon");
     let console = guest.console.text();
     assert!(!console.contains("cannot load module"), "every board module loads:\n{console}");
@@ -347,22 +366,22 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     assert!(console.contains("Loopback"), "snd-aloop gives the Loopback card:\n{console}");
 
     // The box joins the host's meeting under the room name from the boot partition's roomcast.toml.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let roster = loop {
-        if let Some(body) = http_get(s.ports.control, &format!("/v1/meetings/{MEETING}/roster?token={TOKEN}")) {
-            if body.contains(ROOM) {
-                break body;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the box never joined the meeting as {ROOM:?}. Console:\n{}",
-            guest.console.text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (roster, _) = wait_in_roster(s, guest, 90, &[]);
     let first_join = guest.booted.elapsed();
     eprintln!("boot to join: {:.1} s", first_join.as_secs_f64());
+
+    // The guest is configured as check-config reads the file: the static address, no DHCP client,
+    // the host name without its quotes.
+    let net = guest
+        .console
+        .shell(
+            "echo host=$(hostname); ip -4 addr show dev eth0; pidof udhcpc || echo no-dhcp-client-$((1+1))",
+            Duration::from_secs(30),
+        )
+        .unwrap_or_default();
+    assert!(net.contains(&format!("host={HOSTNAME}")), "hostname '{HOSTNAME}' without quotes: {net:?}");
+    assert!(net.contains(&format!("inet {GUEST_ADDRESS}")), "eth0 has the static {GUEST_ADDRESS}: {net:?}");
+    assert!(net.contains("no-dhcp-client-2"), "no DHCP client in static mode: {net:?}");
 
     // Its software encoder on vivid and snd-aloop (the box's own log).
     guest.expect("video ready", 60, "the box opens the camera and the encoder");
@@ -436,6 +455,33 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     let (alike, state) = compare_screen(s, guest, dir);
     assert!(state.contains("in-meeting"), "the box is in the meeting: {state}");
     assert!(alike >= 0.8, "the screen is the in-meeting screen ({:.1}% like the host's rendering)", alike * 100.0);
+}
+
+/// Waits until the host's meeting service lists the box ([`ROOM`]) under a participant id not in
+/// `not_ids` (a rejoin); returns the roster JSON and that id.
+fn wait_in_roster(s: &Setup, guest: &Guest, secs: u64, not_ids: &[String]) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(body) = http_get(s.ports.control, &format!("/v1/meetings/{MEETING}/roster?token={TOKEN}")) {
+            let ids = room_ids(&body);
+            if let Some(id) = ids.into_iter().find(|id| !not_ids.contains(id)) {
+                return (body, id);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the box never joined the meeting as {ROOM:?} (other than {not_ids:?}). Console:\n{}",
+            guest.console.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The participant ids the roster JSON lists for [`ROOM`].
+fn room_ids(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let Some(ps) = v["participants"].as_array() else { return Vec::new() };
+    ps.iter().filter(|p| p["room"] == ROOM).filter_map(|p| p["id"].as_str().map(str::to_owned)).collect()
 }
 
 /// What the host needs of the box's roster entry.
@@ -540,6 +586,174 @@ fn a_config_error_is_shown_and_the_daemon_keeps_running() {
             "the screen is the config-error screen ({:.1}% like the host's rendering)",
             alike * 100.0
         );
+    }));
+    guest.save_console(&dir.join("console.log"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+// --- A real board's default roomcast.toml (no meeting server): the set-up screen. ---
+
+/// The box's state JSON once the daemon reports `phase` and `needle`, polled over the console.
+fn box_state_once(guest: &mut Guest, phase: &str, needle: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let state = box_state(guest);
+        if state.contains(&format!("\"phase\":\"{phase}\"")) && state.contains(needle) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "no {phase} state with {needle:?} within {secs} s; last: {state}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn without_a_meeting_server_the_box_shows_the_set_up_screen() {
+    let Some(s) = setup() else { return };
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.work.join("set-up");
+    roomcast_image::exec::fresh_dir(&dir).unwrap();
+
+    // The real boards' default config on the boot partition, as a freshly flashed Pi has it.
+    let image = dir.join("roomcast-qemu-virt.img");
+    std::fs::copy(&s.image, &image).unwrap();
+    let setup_toml = paths::repo_root().join("config/roomcast.setup.toml");
+    assert!(!std::fs::read_to_string(&setup_toml).unwrap().lines().any(|l| l.trim_start().starts_with("server")));
+    // Except NTP: the host (nothing answers) instead of the default pool, so no traffic leaves the host.
+    let setup_text =
+        std::fs::read_to_string(&setup_toml).unwrap().replacen("[network]\n", "[network]\nntp = ['10.0.2.2']\n", 1);
+    assert!(setup_text.contains("ntp = ['10.0.2.2']"), "the set-up config has a [network] section");
+    let setup_copy = dir.join("roomcast.setup.toml");
+    std::fs::write(&setup_copy, setup_text).unwrap();
+    disk::write_boot_file(&image, &setup_copy, "roomcast.toml").unwrap();
+
+    let mut guest = boot(&image, &dir);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        guest.expect("starting roomcast box (start 1)", 90, "init starts the daemon");
+        guest.expect("no meeting server in /boot/roomcast.toml", 60, "the daemon says it waits for a server");
+        // DHCP (the setup config's mode) gives 10.0.2.15: the set-up screen shows it.
+        let state = box_state_once(&mut guest, "set-up", "10.0.2.15", 60);
+        assert!(state.contains("RC-BOOT"), "the set-up screen names the RC-BOOT drive: {state}");
+        let console = guest.console.text();
+        assert!(!console.contains("roomcast exited"), "the daemon keeps running:\n{console}");
+        assert!(!console.contains("joined the meeting"), "nothing is joined without a server:\n{console}");
+
+        // The display shows exactly the host's rendering of the set-up state the box reports.
+        let (alike, state) = compare_screen(s, &mut guest, &dir);
+        assert!(state.contains("\"phase\":\"set-up\""), "still the set-up screen: {state}");
+        assert!(alike >= 0.99, "the screen is the set-up screen ({:.1}% like the host's rendering)", alike * 100.0);
+    }));
+    guest.save_console(&dir.join("console.log"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+// --- Liveness: the daemon feeds the watchdog; a stopped daemon resets the board. ---
+
+/// Watchdog timeout of the liveness test's roomcast.toml (short: the i6300esb resets after two stages).
+const WATCHDOG_S: u64 = 6;
+
+/// How many times the guest's init has started so far (its first line, once per boot).
+fn boots(guest: &Guest) -> usize {
+    guest.console.text().matches("roomcast-init: board=").count()
+}
+
+/// Runs `command` on every process of the daemon (not the init script of the same name).
+fn on_daemon(guest: &mut Guest, command: &str) -> String {
+    let line = format!(
+        "for p in $(pidof roomcast); do [ \"$(readlink /proc/$p/exe)\" = /usr/bin/roomcast ] && {command} $p && echo did-$p; done"
+    );
+    guest.console.shell(&line, Duration::from_secs(30)).unwrap_or_default()
+}
+
+#[test]
+fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
+    let Some(s) = setup() else { return };
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.work.join("watchdog");
+    roomcast_image::exec::fresh_dir(&dir).unwrap();
+    let _server = spawn(
+        "roomcast server",
+        Command::new(&s.roomcast)
+            .args(["server", "--advertise", "10.0.2.2", "--meeting", &format!("{MEETING}:{TOKEN}")])
+            .arg(format!("--listen=127.0.0.1:{}", s.ports.control))
+            .arg(format!("--rtp-listen=127.0.0.1:{}", s.ports.rtp))
+            .arg(format!("--relay-listen=127.0.0.1:{}", s.ports.relay)),
+        &dir.join("server.log"),
+    );
+    // The system test's roomcast.toml with a short watchdog timeout.
+    let image = dir.join("roomcast-qemu-virt.img");
+    std::fs::copy(&s.image, &image).unwrap();
+    let config = dir.join("roomcast.toml");
+    std::fs::write(&config, format!("{}\n[system]\nwatchdog_timeout_s = {WATCHDOG_S}\n", test_config(s.ports, ROOM)))
+        .unwrap();
+    disk::write_boot_file(&image, &config, "roomcast.toml").unwrap();
+
+    let mut guest = boot(&image, &dir);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let guest = &mut guest;
+        // The init feeds the watchdog until the daemon starts, then hands it over armed.
+        guest.expect(&format!("watchdog: init feeds /dev/watchdog (timeout {WATCHDOG_S}s"), 90, "init's feeder");
+        guest.expect("watchdog: handed over to the daemon", 60, "handover before the daemon starts");
+        guest.expect(&format!("timeout_s={WATCHDOG_S}"), 60, "the daemon sets the configured timeout");
+        guest.expect("clock: ntpd started with 10.0.2.2 (from roomcast.toml [network] ntp)", 30, "NTP source logged");
+        let (_, first_id) = wait_in_roster(s, guest, 120, &[]);
+        box_state_once(guest, "in-meeting", ROOM, 90);
+
+        // Fed from the main loop: well past the timeout (and its second stage), no reset.
+        std::thread::sleep(Duration::from_secs(3 * WATCHDOG_S));
+        assert_eq!(boots(guest), 1, "no watchdog reset while the daemon runs:\n{}", guest.console.text());
+
+        // Killed: init takes the watchdog back for the respawn gap, no reset; the daemon comes back.
+        assert!(on_daemon(guest, "kill -KILL").contains("did-"), "the daemon was killed");
+        guest.expect("starting roomcast box (start 2)", 60, "init restarts the daemon");
+        let console = guest.console.text();
+        let takeover = console.rsplit("roomcast exited").next().unwrap_or_default();
+        assert!(
+            console.matches("watchdog: init feeds /dev/watchdog").count() >= 2 && takeover.contains("handed over"),
+            "init fed the watchdog in the respawn gap and handed it over again:\n{console}"
+        );
+        let (_, second_id) = wait_in_roster(s, guest, 120, std::slice::from_ref(&first_id));
+        std::thread::sleep(Duration::from_secs(3 * WATCHDOG_S));
+        assert_eq!(boots(guest), 1, "no reset across the respawn:\n{}", guest.console.text());
+
+        // SIGSTOP: the daemon's loop stops feeding; the i6300esb resets the guest after its two stages.
+        let stopped = on_daemon(guest, "kill -STOP");
+        let t_stop = Instant::now();
+        assert!(stopped.contains("did-"), "the daemon was stopped: {stopped:?}");
+        let deadline = t_stop + Duration::from_secs(2 * WATCHDOG_S + 60);
+        while boots(guest) < 2 {
+            assert!(Instant::now() < deadline, "no reset after SIGSTOP:\n{}", guest.console.text());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // When the guest reset: its new kernel's uptime back from now.
+        let up =
+            guest.console.shell("echo up=$(cut -d' ' -f1 /proc/uptime)", Duration::from_secs(60)).unwrap_or_default();
+        let asked = Instant::now();
+        let uptime: f64 = up
+            .split("up=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("guest uptime: {up:?}"));
+        let reset_after = (asked - t_stop).as_secs_f64() - uptime;
+        eprintln!(
+            "watchdog: SIGSTOP to reset {reset_after:.1} s (timeout {WATCHDOG_S} s, i6300esb reset after two stages: {} s)",
+            2 * WATCHDOG_S
+        );
+        assert!(
+            reset_after <= (2 * WATCHDOG_S) as f64 + 3.0,
+            "the reset came within the timeout and the second stage: {reset_after:.1} s"
+        );
+        assert!(reset_after >= WATCHDOG_S as f64 - 3.0, "not before the timeout: {reset_after:.1} s");
+
+        // It boots again and is back in the meeting under a new participant id.
+        let (_, third_id) = wait_in_roster(s, guest, 180, &[first_id.clone(), second_id.clone()]);
+        let rejoin = t_stop.elapsed();
+        box_state_once(guest, "in-meeting", ROOM, 90);
+        eprintln!("watchdog: SIGSTOP to back in the meeting {:.1} s (participant {third_id})", rejoin.as_secs_f64());
     }));
     guest.save_console(&dir.join("console.log"));
     if let Err(e) = result {

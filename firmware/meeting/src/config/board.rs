@@ -46,6 +46,8 @@ pub struct BoardDefaults {
     pub framebuffer: String,
     /// Wired interface init brings up.
     pub network_interface: String,
+    /// Hardware watchdog device the daemon feeds (empty = none).
+    pub watchdog: String,
 }
 
 impl Default for BoardDefaults {
@@ -69,6 +71,7 @@ impl Default for BoardDefaults {
             i2c_address: 0x3c,
             framebuffer: "/dev/fb0".into(),
             network_interface: "eth0".into(),
+            watchdog: String::new(),
         }
     }
 }
@@ -114,6 +117,7 @@ impl BoardDefaults {
         s("i2c_bus", &mut b.i2c_bus);
         s("framebuffer", &mut b.framebuffer);
         s("network_interface", &mut b.network_interface);
+        s("watchdog", &mut b.watchdog);
         let mut n = |key: &str, max: i64| -> Option<i64> {
             let item = dev.get(key)?;
             match item.as_integer() {
@@ -167,6 +171,10 @@ mod tests {
         assert_eq!((b.video_width, b.video_height), (160, 90));
         assert_eq!(b.i2c_address, 0x3d);
         assert_eq!(b.microphone, "auto");
+        assert_eq!(b.watchdog, "", "no watchdog unless the board names one");
+        let (b, errs) = BoardDefaults::parse("[devices]\nwatchdog = \"/dev/watchdog0\"\n");
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(b.watchdog, "/dev/watchdog0");
     }
 
     #[test]

@@ -4,15 +4,16 @@
 
 pub mod board;
 pub mod check;
+pub mod get;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use toml_edit::Document;
+use toml_edit::Item;
 
 pub use board::BoardDefaults;
 pub use check::ConfigError;
-use check::{line_of, Reader};
+use check::Reader;
 
 use crate::roster::Family;
 
@@ -23,7 +24,7 @@ pub struct RoomConfig {
     pub name: String,
 }
 
-/// `[meeting]`.
+/// `[meeting]`, when it names a server (without one the box shows the set-up screen).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeetingConfig {
     /// The meeting service's control address, `HOST:PORT`.
@@ -130,8 +131,11 @@ pub struct NetworkConfig {
     pub gateway: Option<String>,
     /// DNS servers.
     pub dns: Vec<String>,
-    /// NTP servers (init's ntpd uses them).
+    /// NTP servers (init's ntpd uses them when DHCP names none).
     pub ntp: Vec<String>,
+    /// NTP servers used when neither DHCP (option 42) nor `ntp` names any (default:
+    /// [`DEFAULT_NTP`]; an empty list means no NTP then).
+    pub ntp_default: Vec<String>,
     /// Host name.
     pub hostname: Option<String>,
     /// Re-send the meeting's streams as native multicast on the room LAN.
@@ -141,6 +145,27 @@ pub struct NetworkConfig {
     /// TTL of the LAN re-send.
     pub lan_ttl: u8,
 }
+
+/// `[system]`: how the box looks after itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemConfig {
+    /// Hardware watchdog timeout (WDIOC_SETTIMEOUT) in seconds; the daemon feeds it every third.
+    pub watchdog_timeout_s: u32,
+    /// Size (KiB) at which init rotates /var/log/roomcast.log.
+    pub log_size_kib: u32,
+    /// Rotated logs kept (roomcast.log.1 ..).
+    pub log_files: u8,
+}
+
+/// Default of `[system] watchdog_timeout_s` (also the init's and the largest the Pi's bcm2835 watchdog takes).
+pub const DEFAULT_WATCHDOG_TIMEOUT_S: u32 = 15;
+
+/// Range of `[system] watchdog_timeout_s`.
+pub const WATCHDOG_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 2..=600;
+
+/// Default of `[network] ntp_default`: Debian's NTP pool.
+pub const DEFAULT_NTP: [&str; 4] =
+    ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org", "3.debian.pool.ntp.org"];
 
 /// `[debug]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,8 +181,9 @@ pub struct DebugConfig {
 pub struct Config {
     /// `[room]`.
     pub room: RoomConfig,
-    /// `[meeting]`.
-    pub meeting: MeetingConfig,
+    /// `[meeting]`; `None` when no server is set (a fresh board: the box shows the set-up
+    /// screen and waits for the file to name one).
+    pub meeting: Option<MeetingConfig>,
     /// `[amt]`.
     pub amt: AmtConfig,
     /// `[video]`.
@@ -168,6 +194,8 @@ pub struct Config {
     pub display: DisplayConfig,
     /// `[network]`.
     pub network: NetworkConfig,
+    /// `[system]`.
+    pub system: SystemConfig,
     /// `[debug]`.
     pub debug: DebugConfig,
 }
@@ -223,14 +251,7 @@ impl Config {
     /// Reads `roomcast.toml` text; board defaults fill what it leaves out. Every problem is
     /// returned, each naming its key and line.
     pub fn parse(src: &str, board: &BoardDefaults) -> Result<Config, Vec<ConfigError>> {
-        let doc = match Document::parse(src) {
-            Ok(d) => d,
-            Err(e) => {
-                let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
-                let key = "toml".to_string();
-                return Err(vec![ConfigError { key, line, message: e.message().trim().to_string() }]);
-            }
-        };
+        let doc = get::parse_document(src).map_err(|e| vec![e])?;
         let root = doc.as_table();
         let mut r = Reader::new(src);
 
@@ -250,20 +271,29 @@ impl Config {
         let room = RoomConfig { name };
 
         let mut s = r.section(root, "meeting");
-        let server = s.req_str(&mut r, "server", "the meeting service, HOST:PORT");
-        s.checked_str(&mut r, "server", &server, |v| check_hostport(v, true));
-        let id = s.req_str(&mut r, "id", "the meeting's id");
-        s.checked_str(&mut r, "id", &id, check_id);
-        let token = s.req_str(&mut r, "token", "the meeting's access token");
-        s.checked_str(&mut r, "token", &token, |t| {
-            if t.is_empty() || t.len() > 256 || t.chars().any(|c| c.is_control() || c == ' ') {
-                Err("must be 1 to 256 characters without spaces".into())
-            } else {
-                Ok(())
+        // None of server, id and token: a board not set up yet (the box shows the set-up screen).
+        // Any one of them: all three are required.
+        let meeting = if ["server", "id", "token"].iter().any(|k| s.has(k)) {
+            let server = s.req_str(&mut r, "server", "the meeting service, HOST:PORT; or remove id and token");
+            s.checked_str(&mut r, "server", &server, |v| check_hostport(v, true));
+            let id = s.req_str(&mut r, "id", "the meeting's id");
+            s.checked_str(&mut r, "id", &id, check_id);
+            let token = s.req_str(&mut r, "token", "the meeting's access token");
+            s.checked_str(&mut r, "token", &token, |t| {
+                if t.is_empty() || t.len() > 256 || t.chars().any(|c| c.is_control() || c == ' ') {
+                    Err("must be 1 to 256 characters without spaces".into())
+                } else {
+                    Ok(())
+                }
+            });
+            Some(MeetingConfig { server, id, token })
+        } else {
+            for key in ["server", "id", "token"] {
+                s.opt_str(&mut r, key); // absent: only marks them known for `finish`
             }
-        });
+            None
+        };
         s.finish(&mut r);
-        let meeting = MeetingConfig { server, id, token };
 
         let mut s = r.section(root, "amt");
         let relay = s.opt_str(&mut r, "relay");
@@ -377,6 +407,17 @@ impl Config {
         }
         let dns = s.str_list(&mut r, "dns");
         let ntp = s.str_list(&mut r, "ntp");
+        let has_ntp_default =
+            root.get("network").and_then(Item::as_table).is_some_and(|t| t.contains_key("ntp_default"));
+        let listed = s.str_list(&mut r, "ntp_default");
+        let ntp_default = if has_ntp_default { listed } else { DEFAULT_NTP.iter().map(|h| h.to_string()).collect() };
+        for (key, list) in [("ntp", &ntp), ("ntp_default", &ntp_default)] {
+            for host in list {
+                if let Err(msg) = check_hostport(host, false) {
+                    r.error(format!("network.{key}"), s.span_of(key), msg);
+                }
+            }
+        }
         let hostname = s.opt_str(&mut r, "hostname");
         let lan_multicast = s.bool_or(&mut r, "lan_multicast", false);
         let lan_interface = s.opt_str(&mut r, "lan_interface");
@@ -389,11 +430,20 @@ impl Config {
             gateway,
             dns,
             ntp,
+            ntp_default,
             hostname,
             lan_multicast,
             lan_interface,
             lan_ttl,
         };
+
+        let mut s = r.section(root, "system");
+        let watchdog_timeout_s =
+            s.int_or(&mut r, "watchdog_timeout_s", WATCHDOG_TIMEOUT_RANGE, DEFAULT_WATCHDOG_TIMEOUT_S.into()) as u32;
+        let log_size_kib = s.int_or(&mut r, "log_size_kib", 64..=4096, 1024) as u32;
+        let log_files = s.int_or(&mut r, "log_files", 1..=5, 3) as u8;
+        s.finish(&mut r);
+        let system = SystemConfig { watchdog_timeout_s, log_size_kib, log_files };
 
         let mut s = r.section(root, "debug");
         let state_file = s.opt_str(&mut r, "state_file").map(PathBuf::from);
@@ -401,7 +451,8 @@ impl Config {
         s.finish(&mut r);
         let debug = DebugConfig { state_file, record_dir };
 
-        const SECTIONS: [&str; 8] = ["room", "meeting", "amt", "video", "audio", "display", "network", "debug"];
+        const SECTIONS: [&str; 9] =
+            ["room", "meeting", "amt", "video", "audio", "display", "network", "system", "debug"];
         for (k, item) in root.iter() {
             if !SECTIONS.contains(&k) {
                 let span = root.key(k).and_then(|key| key.span()).or_else(|| item.span());
@@ -410,7 +461,7 @@ impl Config {
         }
 
         if r.errors.is_empty() {
-            Ok(Config { room, meeting, amt, video, audio, display, network, debug })
+            Ok(Config { room, meeting, amt, video, audio, display, network, system, debug })
         } else {
             r.errors.sort_by_key(|e| e.line);
             Err(r.errors)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roomcast_amt::GatewayState;
-use roomcast_meeting::config::{BoardDefaults, Config};
+use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
 use roomcast_meeting::participant::RosterTracker;
 use roomcast_meeting::roster::{JoinReply, Roster};
 use roomcast_meeting::{MeetingError, SourceGroup};
@@ -22,6 +22,8 @@ use super::playback::{spawn_playback, AlsaSpeaker, Mixer, NullSpeaker, Speaker};
 use super::receive::Receiving;
 use super::send::{missing_devices, Devices, MicGate, Sending};
 use super::status::{lock, BoxPhase, SharedStatus};
+use super::watchdog::Watchdog;
+use super::STEP_LIMIT;
 
 fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
     roomcast_amt::SourceGroup { source: sg.source, group: sg.group }
@@ -51,7 +53,7 @@ fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Optio
 }
 
 /// The box's own address on the way to `to` (installers need it on the screen); no packet is sent.
-fn local_ip_towards(to: SocketAddr) -> Option<std::net::IpAddr> {
+pub(super) fn local_ip_towards(to: SocketAddr) -> Option<std::net::IpAddr> {
     let bind: SocketAddr =
         if to.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
     let s = std::net::UdpSocket::bind(bind).ok()?;
@@ -66,18 +68,17 @@ enum End {
 }
 
 /// Runs the box in the meeting until shutdown.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     cfg: Config,
+    meeting: MeetingConfig,
     board: BoardDefaults,
     status: SharedStatus,
     gate: MicGate,
     mut shutdown: watch::Receiver<bool>,
+    wd: &mut Watchdog,
 ) -> anyhow::Result<()> {
-    let service = Service {
-        server: cfg.meeting.server.clone(),
-        meeting: cfg.meeting.id.clone(),
-        token: cfg.meeting.token.clone(),
-    };
+    let service = Service { server: meeting.server, meeting: meeting.id, token: meeting.token };
 
     // Playback runs for the whole life of the daemon.
     let mixer = Arc::new(Mutex::new(Mixer::default()));
@@ -95,7 +96,8 @@ pub async fn run(
             break;
         }
         let devices = Devices::open(&cfg, &board.camera, &board.microphone, &gate);
-        let my_ip = match resolve(&cfg.meeting.server, 8470).await {
+        wd.handle_timeout(tokio::time::Instant::now());
+        let my_ip = match wd.drive(STEP_LIMIT, resolve(&service.server, 8470)).await {
             Ok(a) => local_ip_towards(a),
             Err(_) => None,
         };
@@ -122,8 +124,8 @@ pub async fn run(
             }
             s.phase = BoxPhase::Joining;
         }
-        let Some(reply) = join(&service, &cfg, &devices, &status, &mut shutdown).await else { break };
-        match in_meeting(&cfg, &service, reply, devices, &status, &gate, mixer.clone(), &mut shutdown).await {
+        let Some(reply) = join(&service, &cfg, &devices, &status, &mut shutdown, wd).await else { break };
+        match in_meeting(&cfg, &service, reply, devices, &status, &gate, mixer.clone(), &mut shutdown, wd).await {
             End::Shutdown => break,
             End::Rejoin => {
                 tracing::warn!("no longer in the roster: joining again");
@@ -144,9 +146,10 @@ async fn join(
     devices: &Devices,
     status: &SharedStatus,
     shutdown: &mut watch::Receiver<bool>,
+    wd: &mut Watchdog,
 ) -> Option<JoinReply> {
     loop {
-        let wait = match service.join(&cfg.room.name, &devices.caps).await {
+        let wait = match wd.drive(STEP_LIMIT, service.join(&cfg.room.name, &devices.caps)).await {
             Ok(reply) => return Some(reply),
             Err(CallError::Service(MeetingError::Refused { status: code, message })) => {
                 tracing::error!(status = code, "the meeting service refused the join: {message}");
@@ -162,9 +165,16 @@ async fn join(
                 Duration::from_secs(2)
             }
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return None,
+        let stop = wd
+            .drive(STEP_LIMIT, async {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => false,
+                    _ = shutdown.changed() => true,
+                }
+            })
+            .await;
+        if stop {
+            return None;
         }
     }
 }
@@ -201,12 +211,13 @@ async fn in_meeting(
     gate: &MicGate,
     mixer: Arc<Mutex<Mixer>>,
     shutdown: &mut watch::Receiver<bool>,
+    wd: &mut Watchdog,
 ) -> End {
     let me = reply.participant.clone();
     // The media port and the embedded relay live in the service's process: reach them at the
     // address the control API answered on (the advertised one may be a NAT's, e.g. 10.0.2.2
     // for a QEMU guest), with the ports the service named. `[amt] relay` overrides the relay.
-    let server_addr = resolve(&cfg.meeting.server, 8470).await.ok();
+    let server_addr = wd.drive(STEP_LIMIT, resolve(&service.server, 8470)).await.ok();
     let server_ip = server_addr.map(|a| a.ip());
     let my_ip = server_addr.and_then(local_ip_towards);
     let on_server = |advertised: &str| -> String {
@@ -229,7 +240,7 @@ async fn in_meeting(
     // Sender.
     let encoder_state = devices.encoder_state.clone();
     let missing_at_start = devices.missing.clone();
-    let target = match resolve(&send_to, 8472).await {
+    let target = match wd.drive(STEP_LIMIT, resolve(&send_to, 8472)).await {
         Ok(a) => a,
         Err(e) => {
             lock(status).error(format!("send_rtp_to {e}"));
@@ -245,7 +256,7 @@ async fn in_meeting(
     };
 
     // Gateway.
-    let (gateway, mut deliveries) = match resolve(&relay_text, roomcast_net::AMT_PORT).await {
+    let (gateway, mut deliveries) = match wd.drive(STEP_LIMIT, resolve(&relay_text, roomcast_net::AMT_PORT)).await {
         Ok(relay) => match GatewayHandle::spawn(GatewayOptions::new(relay)).await {
             Ok((g, d)) => (Some(g), Some(d)),
             Err(e) => {
@@ -289,9 +300,12 @@ async fn in_meeting(
     let (mut last_bytes, mut last_at) = (0u64, Instant::now());
     let mut sender_end_reported = false;
 
+    // The box's main control loop: it also feeds the hardware watchdog, at the deadline the
+    // watchdog names, so a stalled loop stops feeding it.
     let end = loop {
         tokio::select! {
             _ = shutdown.changed() => break End::Shutdown,
+            _ = wd.due() => wd.handle_timeout(tokio::time::Instant::now()),
             Some(d) = async { match deliveries.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                 receiving.on_delivery(d, Instant::now());
             }
@@ -402,24 +416,28 @@ async fn in_meeting(
         lock(status).phase = BoxPhase::Leaving;
     }
     poller.abort();
-    if let Some(s) = sending {
-        let errors = tokio::task::spawn_blocking(move || s.stop()).await.unwrap_or_default();
-        for e in errors {
-            tracing::warn!("sender: {e}");
-        }
-    }
-    if matches!(end, End::Shutdown) {
-        match service.leave(&me).await {
-            Ok(()) => tracing::info!("left the meeting"),
-            Err(CallError::Service(MeetingError::Refused { status: 404, .. })) => {
-                tracing::info!("left the meeting (BYE already removed us)")
+    // The leave is one step of the loop: the watchdog is fed meanwhile, for STEP_LIMIT at most.
+    wd.drive(STEP_LIMIT, async {
+        if let Some(s) = sending {
+            let errors = tokio::task::spawn_blocking(move || s.stop()).await.unwrap_or_default();
+            for e in errors {
+                tracing::warn!("sender: {e}");
             }
-            Err(e) => tracing::warn!("leave request: {e}"),
         }
-    }
-    if let Some(g) = gateway {
-        g.close().await;
-    }
+        if matches!(end, End::Shutdown) {
+            match service.leave(&me).await {
+                Ok(()) => tracing::info!("left the meeting"),
+                Err(CallError::Service(MeetingError::Refused { status: 404, .. })) => {
+                    tracing::info!("left the meeting (BYE already removed us)")
+                }
+                Err(e) => tracing::warn!("leave request: {e}"),
+            }
+        }
+        if let Some(g) = gateway {
+            g.close().await;
+        }
+    })
+    .await;
     receiving.finish_all();
     end
 }
