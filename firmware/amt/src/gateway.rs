@@ -218,7 +218,7 @@ impl Gateway {
 
     fn send(&mut self, to: SocketAddr, msg: &Message) {
         match msg.to_bytes() {
-            Ok(payload) => self.transmits.push_back(Transmit { destination: to, payload }),
+            Ok(payload) => self.transmits.push_back(Transmit { destination: to, payload, source: None }),
             // Only reachable with absurd group counts; nothing sensible can be sent then.
             Err(e) => debug!(error = %e, "could not encode {}", msg.message_type().name()),
         }

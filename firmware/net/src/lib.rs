@@ -8,6 +8,7 @@
 //!   teardown on close);
 //! - [`native`]: native source-specific multicast receive (relay) and re-send (gateway);
 //! - [`mmsg`]: batched UDP IO (`sendmmsg` fan-out, `recvmmsg` receive) with a plain fallback;
+//! - [`pktinfo`]: the local address of each datagram on wildcard sockets, replies sent from it;
 //! - [`socket`]: socket setup, interfaces, source-specific multicast membership;
 //! - [`spec`]: `SOURCE@GROUP:PORT` and friends, as used on the command line.
 
@@ -15,6 +16,7 @@ pub mod error;
 pub mod gateway;
 pub mod mmsg;
 pub mod native;
+pub mod pktinfo;
 pub mod relay;
 mod sockaddr;
 pub mod socket;

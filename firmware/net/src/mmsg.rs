@@ -21,10 +21,11 @@
 //! socket is not ready, so they slot straight into `tokio::net::UdpSocket::try_io`/`async_io`.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::pktinfo::CONTROL_WORDS;
 use crate::sockaddr::CAddr;
 
 /// Destinations per `sendmmsg` call (the kernel caps one call at `UIO_MAXIOV` = 1024).
@@ -207,6 +208,10 @@ pub struct Datagram<'a> {
     pub data: &'a [u8],
     /// The datagram was larger than the slot and was cut.
     pub truncated: bool,
+    /// The local address it was sent to, if the batch asks for it
+    /// ([`RecvBatch::with_local_addresses`] on a socket with
+    /// [`crate::pktinfo::enable_local_address`]).
+    pub local: Option<IpAddr>,
 }
 
 /// Reusable receive buffers for up to `batch` datagrams per system call.
@@ -216,6 +221,9 @@ pub struct RecvBatch {
     names: Vec<CAddr>,
     lens: Vec<usize>,
     truncated: Vec<bool>,
+    /// Control buffers (one per slot) when local addresses are asked for; else empty.
+    control: Vec<[u64; CONTROL_WORDS]>,
+    locals: Vec<Option<IpAddr>>,
     count: usize,
 }
 
@@ -241,8 +249,18 @@ impl RecvBatch {
             names: vec![CAddr::empty(); batch],
             lens: vec![0; batch],
             truncated: vec![false; batch],
+            control: Vec::new(),
+            locals: vec![None; batch],
             count: 0,
         }
+    }
+
+    /// Like [`RecvBatch::new`], and each datagram also tells the local address it was sent to
+    /// (needs [`crate::pktinfo::enable_local_address`] on the socket).
+    pub fn with_local_addresses(batch: usize, slot: usize) -> RecvBatch {
+        let mut b = RecvBatch::new(batch, slot);
+        b.control = vec![[0; CONTROL_WORDS]; b.names.len()];
+        b
     }
 
     /// Receives as many datagrams as are queued (up to the batch size) without blocking.
@@ -272,6 +290,7 @@ impl RecvBatch {
             .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() })
             .collect();
         let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(batch);
+        let mut control = self.control.iter_mut();
         for (name, iov) in self.names.iter_mut().zip(iovs.iter_mut()) {
             *name = CAddr::empty();
             // SAFETY: POD, zero = no control data.
@@ -280,6 +299,10 @@ impl RecvBatch {
             h.msg_hdr.msg_namelen = name.len;
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
+            if let Some(c) = control.next() {
+                h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = std::mem::size_of_val(c) as _;
+            }
             hdrs.push(h);
         }
         // SAFETY: every header points at a distinct live slot of self.bufs (slot bytes) and a
@@ -296,6 +319,7 @@ impl RecvBatch {
             self.lens[i] = (h.msg_len as usize).min(self.slot);
             self.truncated[i] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.names[i].len = h.msg_hdr.msg_namelen;
+            self.locals[i] = crate::pktinfo::local_address(&h.msg_hdr);
         }
         self.count = n;
         Ok(n)
@@ -324,6 +348,7 @@ impl RecvBatch {
         let n = r as usize;
         self.lens[0] = n.min(slot);
         self.truncated[0] = n > slot;
+        self.locals[0] = None;
         self.count = 1;
         Ok(1)
     }
@@ -335,7 +360,7 @@ impl RecvBatch {
             let from = self.names[i].to_std()?;
             let start = i * self.slot;
             let data = self.bufs.get(start..start + self.lens[i])?;
-            Some(Datagram { from, data, truncated: self.truncated[i] })
+            Some(Datagram { from, data, truncated: self.truncated[i], local: self.locals[i] })
         })
     }
 

@@ -105,6 +105,20 @@ impl RelayHandle {
     pub async fn spawn(opts: RelayOptions) -> Result<RelayHandle> {
         let sock = bind_tokio_udp(opts.listen)?;
         let local_addr = sock.local_addr()?;
+        let mut config = opts.config.clone();
+        // RFC 7450 5.1.2: Advertisements carry the relay's unicast address. A specific listen
+        // address is it (unless configured otherwise); on a wildcard address the relay reads
+        // each datagram's local address and answers from it.
+        let wildcard = local_addr.ip().is_unspecified();
+        if config.advertised.is_unspecified() && !wildcard {
+            config.advertised = local_addr.ip().to_canonical();
+        }
+        if wildcard {
+            crate::pktinfo::enable_local_address(&sock, local_addr.is_ipv6()).map_err(|source| NetError::Socket {
+                what: "asking for the local address of received datagrams (IP_PKTINFO)".into(),
+                source,
+            })?;
+        }
         let native = match &opts.native_interface {
             // A wrong interface name is a configuration error; missing privileges are not:
             // the relay then runs inject-only (best mode available) and says so.
@@ -159,17 +173,23 @@ impl RelayHandle {
         }
         let native_active = native.is_some();
         let counters = Arc::new(RelayCounters::default());
-        let relay = Relay::new(opts.config.clone(), Instant::now());
+        tracing::info!(advertised = %config.advertised, wildcard, "relay address in Advertisements");
+        let relay = Relay::new(config, Instant::now());
         let driver = Driver {
             relay,
             sock,
             native,
             counters: counters.clone(),
             cache: HashMap::new(),
-            batch: RecvBatch::default(),
+            batch: if wildcard {
+                RecvBatch::with_local_addresses(crate::mmsg::RECV_BATCH, crate::mmsg::MAX_DATAGRAM)
+            } else {
+                RecvBatch::default()
+            },
             out: Vec::with_capacity(2048),
             last_tunnels: 0,
             v6: local_addr.is_ipv6(),
+            wildcard,
         };
         tracing::info!(%local_addr, "AMT relay listening");
         let task = tokio::spawn(driver.run(rx));
@@ -256,6 +276,8 @@ struct Driver {
     last_tunnels: usize,
     /// The AMT socket is IPv6 (dual-stack): IPv4 peers must be addressed as mapped IPv6.
     v6: bool,
+    /// The AMT socket is bound to a wildcard address: replies name their source address.
+    wildcard: bool,
 }
 
 impl Driver {
@@ -326,7 +348,7 @@ impl Driver {
                             self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
-                        if let Err(e) = self.relay.handle_datagram(d.from, d.data, now) {
+                        if let Err(e) = self.relay.handle_datagram_on(d.from, d.local, d.data, now) {
                             self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(from = %d.from, "rejected AMT datagram: {e}");
                         }
@@ -345,7 +367,16 @@ impl Driver {
     /// Sends the machine's control datagrams and acts on its events.
     async fn flush(&mut self) {
         while let Some(t) = self.relay.poll_transmit() {
-            if let Err(e) = self.sock.send_to(&t.payload, for_socket(t.destination, self.v6)).await {
+            let to = for_socket(t.destination, self.v6);
+            let sent = match t.source {
+                Some(src) if self.wildcard => {
+                    let (sock, v6) = (&self.sock, self.v6);
+                    sock.async_io(Interest::WRITABLE, || crate::pktinfo::send_from(sock, &t.payload, &to, src, v6))
+                        .await
+                }
+                _ => self.sock.send_to(&t.payload, to).await.map(|_| ()),
+            };
+            if let Err(e) = sent {
                 self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(to = %t.destination, "send failed: {e}");
             }

@@ -4,7 +4,7 @@
 //! SOURCE@GROUP:PORT channel) and/or natively from `--native-interface` (source-specific
 //! joins made when the first gateway joins a channel). SIGINT/SIGTERM stop it cleanly.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,6 +32,11 @@ pub struct Args {
     /// Maximum number of tunnels (gateways).
     #[arg(long, value_name = "N", default_value_t = RelayConfig::default().max_tunnels)]
     pub max_tunnels: usize,
+    /// Relay address put in Relay Advertisements (and the IGMP queries' source), for NAT and
+    /// anycast setups. Default: the `--listen` address, or for a wildcard listen address the
+    /// local address each Discovery was sent to.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<IpAddr>,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -56,6 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let config = RelayConfig {
             query_interval: Duration::from_secs_f64(args.query_interval),
             max_tunnels: args.max_tunnels,
+            advertised: args.advertise.unwrap_or(RelayConfig::default().advertised),
             ..RelayConfig::default()
         };
         let opts = RelayOptions {
