@@ -22,6 +22,9 @@ use crate::mld::MldV2Query;
 use crate::rate::TokenBucket;
 use crate::{AmtError, SourceGroup, Transmit};
 
+mod snapshot;
+pub use snapshot::{MembershipSnapshot, RelaySnapshot, TunnelSnapshot};
+
 /// Relay settings; [`Default`] gives RFC-style timers and conservative limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
@@ -123,6 +126,8 @@ pub struct Relay {
     next_sweep: Instant,
     transmits: VecDeque<Transmit>,
     events: VecDeque<RelayEvent>,
+    /// Bumped whenever the state worth keeping across a restart changed (see [`Relay::generation`]).
+    generation: u64,
 }
 
 impl Relay {
@@ -142,7 +147,15 @@ impl Relay {
             subscribers: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            generation: 0,
         }
+    }
+
+    /// A counter that changes whenever the secrets or the membership table changed (tunnel
+    /// created, refreshed, replaced or removed; membership expired; secret rotated): a driver
+    /// that keeps a [`Relay::snapshot`] on disk writes a new one when it moved.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The configuration.
@@ -301,6 +314,7 @@ impl Relay {
         }
         tunnel.last_seen = now;
         tunnel.groups = groups;
+        self.generation += 1;
         let old_peer = std::mem::replace(&mut tunnel.peer, peer);
         let new_groups: Vec<SourceGroup> = tunnel.groups.keys().copied().collect();
         for sg in &old_groups {
@@ -338,6 +352,7 @@ impl Relay {
 
     fn remove_tunnel(&mut self, gw: SocketAddr) {
         if let Some(tunnel) = self.tunnels.remove(&gw) {
+            self.generation += 1;
             for sg in tunnel.groups.into_keys() {
                 self.unindex(sg, tunnel.peer);
             }
@@ -366,7 +381,9 @@ impl Relay {
 
     /// Runs timers due at `now` (membership expiry, secret rotation).
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.secrets.maybe_rotate(now);
+        if self.secrets.maybe_rotate(now) {
+            self.generation += 1;
+        }
         if now < self.next_sweep {
             return;
         }
@@ -386,6 +403,9 @@ impl Relay {
             if t.groups.is_empty() && t.last_seen + gmi <= now {
                 dead.push(*gw);
             }
+        }
+        if !expired.is_empty() || !dead.is_empty() {
+            self.generation += 1;
         }
         for (sg, gw) in expired {
             debug!(%gw, %sg, "membership expired");
@@ -562,6 +582,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// An Update with one record for `sg` (used by the snapshot tests too).
+    pub(super) fn update_for(mac: ResponseMac, nonce: u32, ty: RecordType, sg: SourceGroup) -> Vec<u8> {
+        let (g, s) = (sg.group.to_string(), sg.source.to_string());
+        update(mac, nonce, &[(ty, &g, &[&s])])
     }
 
     fn update(mac: ResponseMac, nonce: u32, records: &[(RecordType, &str, &[&str])]) -> Vec<u8> {

@@ -15,9 +15,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use roomcast_amt::{Relay, RelayConfig, RelayEvent, SourceGroup};
@@ -35,6 +36,11 @@ use crate::spec::InjectSpec;
 /// How many receive batches one wake-up drains before giving other work a turn.
 const DRAIN_BATCHES: usize = 16;
 
+/// How long after a change of the relay state the state file is written: changes within this
+/// delay (a burst of joins, many refreshes) share one write. A relay killed within this delay
+/// of a change restarts without it (the gateway's next refresh repairs that).
+const STATE_WRITE_DELAY: Duration = Duration::from_millis(200);
+
 /// Everything a relay driver needs.
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
@@ -46,12 +52,22 @@ pub struct RelayOptions {
     pub injects: Vec<InjectSpec>,
     /// Interface to receive native multicast on (none: inject only).
     pub native_interface: Option<String>,
+    /// Keep the MAC secrets and the membership table in this file across restarts
+    /// ([`crate::state_file`]): restored at start, written shortly after every change and at
+    /// shutdown.
+    pub state_file: Option<PathBuf>,
 }
 
 impl RelayOptions {
     /// Default protocol settings, no inject rules, no native multicast.
     pub fn new(listen: SocketAddr) -> RelayOptions {
-        RelayOptions { listen, config: RelayConfig::default(), injects: Vec::new(), native_interface: None }
+        RelayOptions {
+            listen,
+            config: RelayConfig::default(),
+            injects: Vec::new(),
+            native_interface: None,
+            state_file: None,
+        }
     }
 }
 
@@ -174,7 +190,23 @@ impl RelayHandle {
         let native_active = native.is_some();
         let counters = Arc::new(RelayCounters::default());
         tracing::info!(advertised = %config.advertised, wildcard, "relay address in Advertisements");
-        let relay = Relay::new(config, Instant::now());
+        let relay = match &opts.state_file {
+            Some(path) => match crate::state_file::load(path, SystemTime::now()) {
+                Ok(Some((snap, age))) => {
+                    tracing::info!(path = %path.display(), tunnels = snap.tunnels.len(), ?age, "relay state restored");
+                    Relay::restore(config, &snap, age, Instant::now())
+                }
+                Ok(None) => {
+                    tracing::info!(path = %path.display(), "no relay state yet: starting fresh");
+                    Relay::new(config, Instant::now())
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; starting fresh");
+                    Relay::new(config, Instant::now())
+                }
+            },
+            None => Relay::new(config, Instant::now()),
+        };
         let driver = Driver {
             relay,
             sock,
@@ -190,6 +222,9 @@ impl RelayHandle {
             last_tunnels: 0,
             v6: local_addr.is_ipv6(),
             wildcard,
+            saved_generation: None,
+            state_file: opts.state_file.clone(),
+            write_at: None,
         };
         tracing::info!(%local_addr, "AMT relay listening");
         let task = tokio::spawn(driver.run(rx));
@@ -278,14 +313,22 @@ struct Driver {
     v6: bool,
     /// The AMT socket is bound to a wildcard address: replies name their source address.
     wildcard: bool,
+    /// `--state` file, the relay generation last written there, and when the next write is due.
+    state_file: Option<PathBuf>,
+    saved_generation: Option<u64>,
+    write_at: Option<Instant>,
 }
 
 impl Driver {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        // Restored memberships: native joins and counters before the first datagram.
+        self.flush().await;
+        self.saved_generation = Some(self.relay.generation());
         loop {
             let deadline = self.relay.poll_timeout();
             tokio::select! {
                 biased;
+                _ = sleep_until(self.write_at) => self.save_state(),
                 r = self.sock.readable() => {
                     if let Err(e) = r {
                         tracing::error!("AMT socket failed: {e}");
@@ -402,6 +445,7 @@ impl Driver {
                 }
             }
         }
+        self.schedule_save();
         let tunnels = self.relay.tunnel_count();
         if tunnels != self.last_tunnels {
             tracing::info!(tunnels, "tunnel count changed");
@@ -433,7 +477,38 @@ impl Driver {
 
     async fn finish(&mut self) {
         self.flush().await;
+        if self.saved_generation != Some(self.relay.generation()) {
+            self.save_state();
+        }
         tracing::info!("AMT relay stopped");
+    }
+
+    /// Writes the state file now (if there is one) and clears the pending write.
+    fn save_state(&mut self) {
+        self.write_at = None;
+        let Some(path) = &self.state_file else { return };
+        let generation = self.relay.generation();
+        match crate::state_file::save(path, &self.relay.snapshot(Instant::now()), SystemTime::now()) {
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), generation, "relay state written");
+                self.saved_generation = Some(generation);
+            }
+            Err(e) => {
+                // Retry later, not on every datagram (a full or read-only disk stays so a while).
+                tracing::warn!("{e}; retrying in 5 s");
+                self.write_at = Some(Instant::now() + Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// Schedules a state file write when the relay state moved since the last one.
+    fn schedule_save(&mut self) {
+        if self.state_file.is_some()
+            && self.write_at.is_none()
+            && self.saved_generation != Some(self.relay.generation())
+        {
+            self.write_at = Some(Instant::now() + STATE_WRITE_DELAY);
+        }
     }
 }
 

@@ -39,7 +39,7 @@ fn ask(sock: &UdpSocket, to: SocketAddr, msg: &[u8], ty: u8) -> (Vec<u8>, Socket
 
 /// One Discovery/Advertisement and Request/Query exchange with the relay reached at `to`;
 /// returns the advertised address, the IGMP query source and the four datagrams seen.
-fn handshake(to: SocketAddr) -> (IpAddr, Ipv4Addr, Vec<(SocketAddr, SocketAddr, Vec<u8>)>) {
+fn handshake(to: SocketAddr) -> (IpAddr, Ipv4Addr, Vec<Datagram>) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let me = sock.local_addr().unwrap();
     let disc = amt_discovery(0x1234_5678);
@@ -57,7 +57,7 @@ fn handshake(to: SocketAddr) -> (IpAddr, Ipv4Addr, Vec<(SocketAddr, SocketAddr, 
 }
 
 /// tshark over the datagrams: AMT types, the advertised IPv4 address, nothing malformed.
-fn dissect(name: &str, frames: &[(SocketAddr, SocketAddr, Vec<u8>)], advertised: Ipv4Addr) {
+fn dissect(name: &str, frames: &[Datagram], advertised: Ipv4Addr) {
     let Some(tshark) = roomcast_test_support::require_tool("tshark") else { return };
     let dir = std::env::temp_dir().join(format!("roomcast-amt-standard-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -122,4 +122,123 @@ fn specific_listen_and_advertise_options_set_the_advertised_address() {
     assert_eq!(relay, IpAddr::V4(nat), "--advertise wins");
     assert_eq!(source, nat);
     dissect("advertise", &frames, nat);
+}
+
+/// A gateway that behaves like a standard one with a 125 s refresh interval: one Request,
+/// one Update, then it only listens (it never notices a relay restart by itself).
+struct QuietGateway {
+    sock: UdpSocket,
+}
+
+impl QuietGateway {
+    fn join(relay: SocketAddr, source: Ipv4Addr, group: Ipv4Addr) -> QuietGateway {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let nonce = 0x5eed_0001;
+        let (query, _) = ask(&sock, relay, &amt_request(nonce), 0x04);
+        let mac = query_mac(&query).unwrap();
+        sock.send_to(&amt_update(mac, nonce, &igmpv3_report(source, group)), relay).unwrap();
+        QuietGateway { sock }
+    }
+
+    /// Waits (bounded) for the first AMT Multicast Data while `poke` keeps data coming.
+    fn first_data(&self, timeout: Duration, mut poke: impl FnMut()) -> Option<Duration> {
+        let start = std::time::Instant::now();
+        self.sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut buf = [0u8; 2048];
+        while start.elapsed() < timeout {
+            poke();
+            while let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                if n > 0 && buf[0] == 0x06 {
+                    return Some(start.elapsed());
+                }
+            }
+        }
+        None
+    }
+
+    fn drain(&self) {
+        drain(&self.sock, Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn relay_restart_with_state_goes_unnoticed_by_a_gateway_refreshing_every_125_s() {
+    const CHANNEL: &str = "192.0.2.1@232.1.1.1:5004";
+    let dir = std::env::temp_dir().join(format!("roomcast-relay-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("relay.state");
+    let (port, inject) = (free_udp_port(), free_udp_port());
+    let relay_addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
+    let args = |with_state: bool| {
+        let mut a = vec![
+            "--listen".to_string(),
+            relay_addr.to_string(),
+            "--inject".into(),
+            format!("127.0.0.1:{inject}={CHANNEL}"),
+            "--query-interval".into(),
+            "125".into(),
+        ];
+        if with_state {
+            a.extend(["--state".into(), state.display().to_string()]);
+        }
+        a
+    };
+    let start = |with_state: bool| {
+        let a = args(with_state);
+        start_relay(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let src = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seq = 0u32;
+    let mut poke = || {
+        seq += 1;
+        let _ = src.send_to(&payload(1, seq), ("127.0.0.1", inject));
+    };
+    let (s, g) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(232, 1, 1, 1));
+
+    // Control: without --state a restarted relay forgets the gateway, which stays silent.
+    let mut relay = start(false);
+    let gw = QuietGateway::join(relay_addr, s, g);
+    assert!(gw.first_data(Duration::from_secs(5), &mut poke).is_some(), "data flows");
+    relay.signal(libc::SIGKILL);
+    relay.wait_exit(Duration::from_secs(5)).expect("relay killed");
+    gw.drain();
+    let relay = start(false);
+    assert_eq!(gw.first_data(Duration::from_secs(3), &mut poke), None, "without --state nothing comes back");
+    drop(relay);
+
+    // With --state: killed with SIGKILL and restarted 5 times, data resumes each time.
+    let mut relay = start(true);
+    let gw = QuietGateway::join(relay_addr, s, g);
+    assert!(gw.first_data(Duration::from_secs(5), &mut poke).is_some(), "data flows");
+    std::thread::sleep(Duration::from_millis(600)); // past the coalescing delay of the write
+    let mut resumed = Vec::new();
+    for round in 0..5 {
+        relay.signal(libc::SIGKILL);
+        relay.wait_exit(Duration::from_secs(5)).expect("relay killed");
+        let killed = std::time::Instant::now();
+        gw.drain();
+        relay = start(true);
+        let first = gw.first_data(Duration::from_secs(10), &mut poke);
+        let Some(_) = first else {
+            panic!("round {round}: no data within 10 s of the restart; relay log:\n{}", relay.log().join("\n"))
+        };
+        resumed.push(killed.elapsed());
+        assert!(relay.log().iter().any(|l| l.contains("relay state restored")), "round {round}");
+    }
+    resumed.sort();
+    let median = resumed[2];
+    eprintln!(
+        "data resumed after SIGKILL + restart (incl. process start): {resumed:?}, median {median:?} (target < 2 s)"
+    );
+
+    // SIGTERM writes the state too; the file is private and its secret never reaches the log.
+    relay.signal(libc::SIGTERM);
+    assert!(relay.wait_exit(Duration::from_secs(5)).is_some_and(|st| st.success()));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&state).unwrap();
+    let secret = text.split("\"secret\":").nth(1).and_then(|r| r.split(']').next()).expect("a secret in the file");
+    assert!(secret.len() > 60, "{secret}");
+    assert!(relay.log().iter().all(|l| !l.contains(secret)), "the secret must not be logged");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,6 +37,11 @@ pub struct Args {
     /// local address each Discovery was sent to.
     #[arg(long, value_name = "ADDR")]
     pub advertise: Option<IpAddr>,
+    /// Keep the MAC secrets and the membership table in FILE across restarts (written shortly
+    /// after each change and on SIGTERM, atomically, mode 0600; restored at start), so gateways
+    /// that refresh only every query interval keep receiving after a restart.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -69,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             config,
             injects: args.inject.clone(),
             native_interface: args.native_interface.clone(),
+            state_file: args.state.clone(),
         };
         let relay = RelayHandle::spawn(opts).await.context("starting the AMT relay")?;
         wait_for_shutdown().await?;

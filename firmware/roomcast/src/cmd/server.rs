@@ -72,6 +72,11 @@ pub struct Args {
     /// AMT query interval in seconds (gateways refresh their joins this often).
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
     pub query_interval: f64,
+    /// Keep the embedded relay's MAC secrets and membership table in FILE across restarts
+    /// (written shortly after each change and on SIGTERM, atomically, mode 0600; restored at
+    /// start): boxes and standard gateways keep receiving after a restart.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
 }
 
 fn parse_meeting(s: &str) -> Result<MeetingSpec, String> {
@@ -136,9 +141,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         advertised: args.advertise.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4),
         ..Default::default()
     };
-    let relay = RelayHandle::spawn(RelayOptions { config: relay_cfg, ..RelayOptions::new(args.relay_listen) })
-        .await
-        .context("starting the embedded AMT relay")?;
+    let relay = RelayHandle::spawn(RelayOptions {
+        config: relay_cfg,
+        state_file: args.state.clone(),
+        ..RelayOptions::new(args.relay_listen)
+    })
+    .await
+    .context("starting the embedded AMT relay")?;
     let source_v4 = args.advertise.unwrap_or(Ipv4Addr::LOCALHOST);
     let advertise = IpAddr::V4(source_v4);
     let cfg = ServiceConfig {
@@ -175,9 +184,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     super::relay::wait_for_shutdown().await?;
     for t in [control, media_task, timers, stats] {
         t.abort();
+        // Wait until the task is gone, so its handle on the relay is dropped.
+        let _ = t.await;
     }
-    if let Ok(relay) = Arc::try_unwrap(relay) {
-        relay.shutdown().await;
+    match Arc::try_unwrap(relay) {
+        // A clean stop writes the --state file.
+        Ok(relay) => relay.shutdown().await,
+        Err(_) => tracing::warn!("the relay is still in use; stopping without a clean shutdown"),
     }
     Ok(())
 }

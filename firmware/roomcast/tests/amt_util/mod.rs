@@ -285,13 +285,14 @@ pub fn query_igmp_source(q: &[u8]) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::new(q[24], q[25], q[26], q[27]))
 }
 
+/// One UDP datagram seen on the wire: (from, to, payload).
+pub type Datagram = (SocketAddr, SocketAddr, Vec<u8>);
+
 /// A pcap file (link type raw IP) of UDP datagrams (from, to, payload), IPv4 only, UDP
 /// checksum left 0 ("none", valid for IPv4): enough for tshark to dissect the AMT inside.
-pub fn pcap_udp(datagrams: &[(SocketAddr, SocketAddr, Vec<u8>)]) -> Vec<u8> {
+pub fn pcap_udp(datagrams: &[Datagram]) -> Vec<u8> {
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     out.extend_from_slice(&[0; 8]);
