@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::{NetError, Result};
-use crate::mmsg::{fan_out, Destinations, RecvBatch};
+use crate::mmsg::{fan_out, fan_out_each, Destinations, RecvBatch};
 use crate::native::NativeReceiver;
 use crate::socket::{bind_tokio_udp, for_socket, interface_index};
 use crate::spec::InjectSpec;
@@ -111,7 +111,6 @@ pub struct RelayHandle {
     local_addr: SocketAddr,
     counters: Arc<RelayCounters>,
     task: Option<JoinHandle<()>>,
-    inject_tasks: Vec<JoinHandle<()>>,
     native_active: bool,
 }
 
@@ -151,41 +150,11 @@ impl RelayHandle {
             None => None,
         };
         let (tx, rx) = mpsc::channel(1024);
-        let mut inject_tasks = Vec::new();
+        let mut injects = Vec::new();
         for rule in &opts.injects {
-            let isock = bind_tokio_udp(rule.listen)?;
-            let sg = rule.channel.source_group();
-            let dest_port = rule.channel.port;
-            let tx = tx.clone();
+            let sock = bind_tokio_udp(rule.listen)?;
             tracing::info!(listen = %rule.listen, channel = %rule.channel, "injecting UDP datagrams");
-            inject_tasks.push(tokio::spawn(async move {
-                // recvmmsg batches: one system call for up to RECV_BATCH queued datagrams.
-                let mut batch = RecvBatch::default();
-                loop {
-                    if let Err(e) = isock.readable().await {
-                        tracing::warn!("inject socket failed: {e}");
-                        break;
-                    }
-                    loop {
-                        match isock.try_io(Interest::READABLE, || batch.recv(&isock)) {
-                            Ok(_) => {
-                                for d in batch.iter() {
-                                    let payload = Bytes::copy_from_slice(d.data);
-                                    let cmd = Command::Inject { sg, source_port: d.from.port(), dest_port, payload };
-                                    if tx.send(cmd).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                tracing::debug!("inject socket receive error: {e}");
-                                break;
-                            }
-                        }
-                    }
-                }
-            }));
+            injects.push(InjectSocket { sock, sg: rule.channel.source_group(), dest_port: rule.channel.port });
         }
         let native_active = native.is_some();
         let counters = Arc::new(RelayCounters::default());
@@ -222,13 +191,16 @@ impl RelayHandle {
             last_tunnels: 0,
             v6: local_addr.is_ipv6(),
             wildcard,
+            injects,
+            inject_batch: RecvBatch::default(),
+            outs: Vec::new(),
             saved_generation: None,
             state_file: opts.state_file.clone(),
             write_at: None,
         };
         tracing::info!(%local_addr, "AMT relay listening");
         let task = tokio::spawn(driver.run(rx));
-        Ok(RelayHandle { tx, local_addr, counters, task: Some(task), inject_tasks, native_active })
+        Ok(RelayHandle { tx, local_addr, counters, task: Some(task), native_active })
     }
 
     /// Whether native multicast receive is running (asked for AND the raw sockets could be opened).
@@ -282,17 +254,11 @@ impl RelayHandle {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        for t in self.inject_tasks.drain(..) {
-            t.abort();
-        }
     }
 }
 
 impl Drop for RelayHandle {
     fn drop(&mut self) {
-        for t in &self.inject_tasks {
-            t.abort();
-        }
         if let Some(t) = &self.task {
             t.abort();
         }
@@ -313,6 +279,11 @@ struct Driver {
     v6: bool,
     /// The AMT socket is bound to a wildcard address: replies name their source address.
     wildcard: bool,
+    /// `--inject` sockets, owned here: their datagrams are fanned out a whole receive batch at a time.
+    injects: Vec<InjectSocket>,
+    inject_batch: RecvBatch,
+    /// Encapsulated datagrams of one inject batch (buffers reused).
+    outs: Vec<Vec<u8>>,
     /// `--state` file, the relay generation last written there, and when the next write is due.
     state_file: Option<PathBuf>,
     saved_generation: Option<u64>,
@@ -365,6 +336,8 @@ impl Driver {
                     }
                     None => break,
                 },
+                // After control, timers and commands: a saturated inject socket must not starve them.
+                i = inject_ready(&self.injects) => self.receive_inject(i).await,
                 pkt = recv_native(&mut self.native) => match pkt {
                     Ok(p) => {
                         let sg = SourceGroup { source: p.source.ip(), group: p.group.ip() };
@@ -454,6 +427,54 @@ impl Driver {
         }
     }
 
+    /// Reads queued datagrams of inject socket `i` (batched) and fans each batch out with as
+    /// few `sendmmsg` calls as the (datagram, tunnel) pairs need: one call carries a whole
+    /// batch to a single gateway, or one datagram to many.
+    async fn receive_inject(&mut self, i: usize) {
+        let Some(inject) = self.injects.get(i) else { return };
+        let (sg, dest_port) = (inject.sg, inject.dest_port);
+        for _ in 0..DRAIN_BATCHES {
+            let batch = &mut self.inject_batch;
+            let sock = &self.injects[i].sock;
+            match sock.try_io(Interest::READABLE, || batch.recv(sock)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!("inject socket receive error: {e}");
+                    break;
+                }
+            }
+            let k = self.inject_batch.len();
+            self.counters.data_in.fetch_add(k as u64, Ordering::Relaxed);
+            let relay = &self.relay;
+            let v6 = self.v6;
+            let dests = self
+                .cache
+                .entry(sg)
+                .or_insert_with(|| Destinations::new(relay.subscribers(&sg).map(|a| for_socket(a, v6))));
+            if dests.is_empty() {
+                continue;
+            }
+            if self.outs.len() < k {
+                self.outs.resize_with(k, || Vec::with_capacity(2048));
+            }
+            let mut n = 0;
+            for d in self.inject_batch.iter() {
+                if d.truncated {
+                    continue;
+                }
+                match Relay::encapsulate(&sg, d.from.port(), dest_port, d.data, &mut self.outs[n]) {
+                    Ok(()) => n += 1,
+                    Err(e) => tracing::debug!(%sg, "cannot encapsulate: {e}"),
+                }
+            }
+            let payloads: Vec<&[u8]> = self.outs[..n].iter().map(Vec::as_slice).collect();
+            let r = fan_out_each(&self.sock, &payloads, dests).await;
+            self.counters.data_out.fetch_add(r.sent as u64, Ordering::Relaxed);
+            self.counters.send_errors.fetch_add(r.failed as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Encapsulates one payload once and fans it out to the (S,G)'s tunnels.
     async fn forward(&mut self, sg: &SourceGroup, source_port: u16, dest_port: u16, payload: &[u8]) {
         self.counters.data_in.fetch_add(1, Ordering::Relaxed);
@@ -517,6 +538,27 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
     }
+}
+
+/// One `--inject` socket and the channel its datagrams become.
+struct InjectSocket {
+    sock: UdpSocket,
+    sg: SourceGroup,
+    dest_port: u16,
+}
+
+/// Resolves with the index of an inject socket that is readable (never, without any).
+async fn inject_ready(injects: &[InjectSocket]) -> usize {
+    std::future::poll_fn(|cx| {
+        for (i, s) in injects.iter().enumerate() {
+            // An error (socket failed) also wakes us; the receive then reports it.
+            if s.sock.poll_recv_ready(cx).is_ready() {
+                return std::task::Poll::Ready(i);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn recv_native(native: &mut Option<NativeReceiver>) -> std::io::Result<crate::native::NativePacket> {
