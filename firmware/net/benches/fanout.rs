@@ -12,6 +12,11 @@
 //!   sent). Mbit/s are payload bits (1316 B) of the sent datagrams. CPU is the relay thread's
 //!   user+sys time (its pthread CPU clock); on loopback this includes the kernel's receive
 //!   processing of every datagram, which a real NIC would not charge to the relay.
+//! - **The physical reference**, built in the same run: a minimal recvmmsg + sendmmsg
+//!   forwarder (no protocol, no runtime, same datagram size) pinned to the SAME CPU as the
+//!   relay thread, with the same producer and receiver (pinned to the other CPUs). The table
+//!   prints roomcast / reference, by throughput and per CPU-second (the robust one when other
+//!   processes share that CPU). `FANOUT_N=1,10` limits the rows.
 //! - A `sendto`-per-gateway loop vs the `sendmmsg` fan-out on the same sockets, to show what
 //!   batching saves (pure send loop, no relay machine).
 //! - **Gateway decapsulation**: `Gateway::accept_data` (validation + zero-copy decapsulation)
@@ -513,9 +518,17 @@ fn main() {
         "ratio",
         "ratio/CPU-s"
     );
-    for n in [1usize, 10, 100, 1000] {
-        let r = relay_fanout(n);
-        let f = reference_fanout(n);
+    // FANOUT_N=1,10 limits the rows (for profiling one case).
+    let rows: Vec<usize> = std::env::var("FANOUT_N")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 10, 100, 1000]);
+    // Best (highest throughput) of two interleaved runs each: the machine may be shared.
+    let best = |a: FanoutResult, b: FanoutResult| if a.sent as f64 / a.secs >= b.sent as f64 / b.secs { a } else { b };
+    for n in rows {
+        let (r1, f1) = (relay_fanout(n), reference_fanout(n));
+        let (r2, f2) = (relay_fanout(n), reference_fanout(n));
+        let (r, f) = (best(r1, r2), best(f1, f2));
         let pps = r.sent as f64 / r.secs;
         let ref_pps = f.sent as f64 / f.secs;
         let mbit = |pps: f64| pps * PAYLOAD as f64 * 8.0 / 1e6;
@@ -536,7 +549,10 @@ fn main() {
             per_cpu(&r) / per_cpu(&f).max(1e-9),
         );
     }
-    println!("(ratio: roomcast sent pkt/s / reference sent pkt/s; ratio/CPU-s: the same per CPU-second each used)");
+    println!(
+        "(best of 2 interleaved runs each; ratio: roomcast sent pkt/s / reference sent pkt/s; ratio/CPU-s: the same\n\
+         per CPU-second each used, the robust figure when other work shares the CPU)"
+    );
     println!();
     println!("Send loop only (encapsulated datagram to N sockets):");
     println!("{:>9} | {:>16} | {:>16} | {:>7}", "gateways", "sendto pkt/s", "sendmmsg pkt/s", "gain");

@@ -9,7 +9,9 @@
 //!   [`RelayEvent::Unsubscribe`] (see [`crate::native`]).
 //!
 //! Data is encapsulated ONCE per packet and the same bytes are fanned out to every subscribed
-//! tunnel with `sendmmsg` ([`crate::mmsg::fan_out`]). Subscriber lists are cached per (S,G) as
+//! tunnel with `sendmmsg` ([`crate::mmsg::fan_out`]); a `recvmmsg` batch of an inject socket
+//! goes out whole, as (datagram, tunnel) pairs in as few `sendmmsg` calls as they need
+//! ([`crate::mmsg::fan_out_each`]): one call per batch for a single gateway. Subscriber lists are cached per (S,G) as
 //! encoded C addresses and rebuilt only after a control datagram or timer, i.e. when the
 //! membership table can have changed.
 
