@@ -389,8 +389,18 @@ impl Driver {
             let sent = match t.source {
                 Some(src) if self.wildcard => {
                     let (sock, v6) = (&self.sock, self.v6);
-                    sock.async_io(Interest::WRITABLE, || crate::pktinfo::send_from(sock, &t.payload, &to, src, v6))
+                    match sock
+                        .async_io(Interest::WRITABLE, || crate::pktinfo::send_from(sock, &t.payload, &to, src, v6))
                         .await
+                    {
+                        // The kernel refused that source (e.g. a link-local address without its
+                        // interface): let it choose one rather than not answer.
+                        Err(e) => {
+                            tracing::debug!(%src, to = %t.destination, "cannot answer from the local address: {e}");
+                            self.sock.send_to(&t.payload, to).await.map(|_| ())
+                        }
+                        ok => ok,
+                    }
                 }
                 _ => self.sock.send_to(&t.payload, to).await.map(|_| ()),
             };
