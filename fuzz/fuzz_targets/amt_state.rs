@@ -1,6 +1,8 @@
 //! Fuzz target: a Gateway and a Relay driven by arbitrary input — arbitrary datagrams from
 //! arbitrary senders, joins/leaves, clock jumps, and honest exchanges between the two — must
-//! never panic, and the relay's subscriber index must stay consistent with its tunnels.
+//! never panic, and the relay's subscriber index must stay consistent with its tunnels, also
+//! across a snapshot/restore (the `--state` file's restart) and with datagrams that name the
+//! local address they arrived on (wildcard listen).
 #![no_main]
 
 use std::net::SocketAddr;
@@ -35,7 +37,9 @@ fuzz_target!(|data: &[u8]| {
                 let (dgram, tail) = rest.split_at(len);
                 rest = tail;
                 if op % 6 == 0 {
-                    let _ = relay.handle_datagram(senders[usize::from(*arg) % 3], dgram, now);
+                    let local = [None, Some("127.0.0.1".parse().unwrap()), Some("::".parse().unwrap())];
+                    let local = local[usize::from(*arg / 3) % 3];
+                    let _ = relay.handle_datagram_on(senders[usize::from(*arg) % 3], local, dgram, now);
                 } else {
                     let _ = gw.handle_datagram(relay_addr, dgram, now);
                 }
@@ -69,6 +73,11 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 if arg & 1 == 0 {
                     gw.close(now);
+                }
+                if arg & 2 != 0 {
+                    // Relay restart from its snapshot, after a downtime of 0-63 s.
+                    let down = Duration::from_secs(u64::from(arg >> 2));
+                    relay = Relay::restore(relay.config().clone(), &relay.snapshot(now), down, now);
                 }
                 while gw.poll_event().is_some() {}
                 while relay.poll_event().is_some() {}

@@ -12,7 +12,7 @@ use tracing::{debug, info};
 
 use crate::group_record::{GroupRecord, RecordType};
 use crate::igmp::IgmpV3Report;
-use crate::membership::EncapsulatedReport;
+use crate::membership::{EncapsulatedQuery, EncapsulatedReport};
 use crate::message::{MembershipQuery, MembershipUpdate, Message, MessageType, ResponseMac, Teardown};
 use crate::mld::MldV2Report;
 use crate::{decapsulate, AmtError, MulticastData, MulticastDataRef, SourceGroup, Transmit};
@@ -218,7 +218,7 @@ impl Gateway {
 
     fn send(&mut self, to: SocketAddr, msg: &Message) {
         match msg.to_bytes() {
-            Ok(payload) => self.transmits.push_back(Transmit { destination: to, payload }),
+            Ok(payload) => self.transmits.push_back(Transmit { destination: to, payload, source: None }),
             // Only reachable with absurd group counts; nothing sensible can be sent then.
             Err(e) => debug!(error = %e, "could not encode {}", msg.message_type().name()),
         }
@@ -248,14 +248,24 @@ impl Gateway {
         self.set_phase(Phase::Discovering { attempts: 1, next_send });
     }
 
-    /// P flag of our Requests: MLD only when every joined group is IPv6.
-    fn wants_mld(&self) -> bool {
-        !self.groups.is_empty() && self.groups.iter().all(|sg| !sg.is_ipv4())
+    /// P flags of our Requests (RFC 7450 5.1.3.4: the relay answers with the query protocol
+    /// asked for): P=0 (IGMPv3) when an IPv4 (S,G) is joined or none is, P=1 (MLDv2) when an
+    /// IPv6 one is; a gateway with both families sends both Requests, same nonce.
+    fn request_protocols(&self) -> (bool, bool) {
+        let v6 = self.groups.iter().any(|sg| !sg.is_ipv4());
+        let v4 = self.groups.iter().any(SourceGroup::is_ipv4) || !v6;
+        (v4, v6)
     }
 
     fn send_request(&mut self, relay: SocketAddr) {
-        let msg = Message::Request { nonce: self.request_nonce, mld: self.wants_mld() };
-        self.send(relay, &msg);
+        let (v4, v6) = self.request_protocols();
+        let nonce = self.request_nonce;
+        if v4 {
+            self.send(relay, &Message::Request { nonce, mld: false });
+        }
+        if v6 {
+            self.send(relay, &Message::Request { nonce, mld: true });
+        }
     }
 
     /// Starts a new tunnel with `relay`: fresh random nonce, Request sent now.
@@ -490,9 +500,11 @@ impl Gateway {
             refresh: None,
             interval,
         });
-        // Answer the general query with the current state of every joined (S,G).
+        // Answer the general query with the current state of every joined (S,G) of its own
+        // protocol: an IGMPv3 query gets the IPv4 channels, an MLDv2 query the IPv6 ones.
+        let mld = matches!(q.query, EncapsulatedQuery::Mld { .. });
         let records: Vec<(SourceGroup, RecordType)> =
-            self.groups.iter().map(|sg| (*sg, RecordType::ModeIsInclude)).collect();
+            self.groups.iter().filter(|sg| sg.is_ipv4() != mld).map(|sg| (*sg, RecordType::ModeIsInclude)).collect();
         if !records.is_empty() {
             self.send_report(relay, q.mac, &records, now);
         }
@@ -666,7 +678,6 @@ impl Gateway {
 mod tests {
     use super::*;
     use crate::igmp::IgmpV3Query;
-    use crate::membership::EncapsulatedQuery;
     use crate::mld::MldV2Query;
 
     const RELAY: &str = "192.0.2.1:2268";
@@ -732,6 +743,12 @@ mod tests {
         match drain(g).as_slice() {
             [(to, Message::Request { nonce, .. })] => {
                 assert_eq!(*to, relay());
+                *nonce
+            }
+            // Channels of both families: a P=0 and a P=1 request of the same tunnel.
+            [(a, Message::Request { nonce, mld: false }), (b, Message::Request { nonce: n6, mld: true })]
+                if n6 == nonce && *a == relay() && *b == relay() =>
+            {
                 *nonce
             }
             other => panic!("expected a request, got {other:?}"),
@@ -857,35 +874,86 @@ mod tests {
         assert_eq!(g.state(), &GatewayState::Requesting { relay: relay() });
     }
 
+    fn mld_query(nonce: u32, mac: [u8; 6], qqic_secs: u64) -> Vec<u8> {
+        Message::MembershipQuery(MembershipQuery {
+            limit: false,
+            mac: ResponseMac(mac),
+            nonce,
+            query: EncapsulatedQuery::Mld {
+                source: "fe80::1".parse().unwrap(),
+                query: MldV2Query::general(Duration::from_secs(qqic_secs), Duration::from_secs(10), 2),
+            },
+            gateway: Some(ME.parse().unwrap()),
+        })
+        .to_bytes()
+        .unwrap()
+    }
+
     #[test]
-    fn query_joins_and_reports_every_group_by_family() {
+    fn dual_family_gateway_requests_both_protocols_and_answers_each_query_in_its_own() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         g.join(sg("10.0.0.2@232.1.1.1"), t0).unwrap();
         g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
-        let (nonce, msgs) = to_joined(&mut g, t0, 125);
-        assert_eq!(msgs.len(), 2, "{msgs:?}");
-        for (to, m) in &msgs {
-            assert_eq!(*to, relay());
-            let Message::MembershipUpdate(u) = m else { panic!("{m:?}") };
-            assert_eq!(u.mac, ResponseMac([1, 2, 3, 4, 5, 6]));
-            assert_eq!(u.nonce, nonce);
-            match &u.report {
-                EncapsulatedReport::Igmp { report, .. } => {
-                    assert_eq!(report.records.len(), 1);
-                    assert_eq!(report.records[0].record_type, RecordType::ModeIsInclude);
-                    assert_eq!(report.records[0].group, Ipv4Addr::new(232, 1, 1, 1));
-                    assert_eq!(report.records[0].sources, vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
-                }
-                EncapsulatedReport::Mld { report, .. } => {
-                    assert_eq!(report.records.len(), 1);
-                    assert_eq!(report.records[0].group, "ff3e::8000:1".parse::<Ipv6Addr>().unwrap());
-                }
+        let n = discovery_nonce(&drain(&mut g));
+        let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
+        g.handle_datagram(relay(), &adv, t0).unwrap();
+        let nonce = match drain(&mut g).as_slice() {
+            [(a, Message::Request { nonce: n4, mld: false }), (b, Message::Request { nonce: n6, mld: true })] => {
+                assert_eq!((*a, *b), (relay(), relay()));
+                assert_eq!(n4, n6, "one tunnel, one nonce");
+                *n4
             }
+            other => panic!("expected a P=0 and a P=1 request, got {other:?}"),
+        };
+        // The IGMPv3 query is answered with the IPv4 channels only.
+        g.handle_datagram(relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false), t0).unwrap();
+        assert_eq!(g.state(), &GatewayState::Joined { relay: relay() });
+        match drain(&mut g).as_slice() {
+            [(to, Message::MembershipUpdate(u))] => {
+                assert_eq!(*to, relay());
+                assert_eq!(u.mac, ResponseMac([1, 2, 3, 4, 5, 6]));
+                assert_eq!(u.nonce, nonce);
+                let EncapsulatedReport::Igmp { report, .. } = &u.report else { panic!("{u:?}") };
+                assert_eq!(report.records.len(), 1);
+                assert_eq!(report.records[0].record_type, RecordType::ModeIsInclude);
+                assert_eq!(report.records[0].group, Ipv4Addr::new(232, 1, 1, 1));
+                assert_eq!(report.records[0].sources, vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)]);
+            }
+            other => panic!("expected one IGMPv3 report, got {other:?}"),
         }
+        // The MLDv2 query with the IPv6 channels only.
+        g.handle_datagram(relay(), &mld_query(nonce, [1, 2, 3, 4, 5, 6], 125), t0).unwrap();
+        match drain(&mut g).as_slice() {
+            [(_, Message::MembershipUpdate(u))] => {
+                let EncapsulatedReport::Mld { report, .. } = &u.report else { panic!("{u:?}") };
+                assert_eq!(report.records.len(), 1);
+                assert_eq!(report.records[0].group, "ff3e::8000:1".parse::<Ipv6Addr>().unwrap());
+                assert_eq!(report.records[0].sources, vec!["2001:db8::1".parse::<Ipv6Addr>().unwrap()]);
+            }
+            other => panic!("expected one MLDv2 report, got {other:?}"),
+        }
+        // Refreshes ask for both again.
+        let t1 = g.poll_timeout().unwrap();
+        g.handle_timeout(t1);
+        assert!(matches!(
+            drain(&mut g).as_slice(),
+            [(_, Message::Request { mld: false, .. }), (_, Message::Request { mld: true, .. })]
+        ));
         let ev = events(&mut g);
         assert!(ev.contains(&GatewayEvent::StateChanged(GatewayState::Joined { relay: relay() })));
+    }
+
+    #[test]
+    fn a_query_of_a_family_without_channels_gets_no_report() {
+        let t0 = Instant::now();
+        let mut g = Gateway::new(cfg(), t0);
+        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        let nonce = to_requesting(&mut g, t0);
+        g.handle_datagram(relay(), &mld_query(nonce, [3; 6], 125), t0).unwrap();
+        assert!(drain(&mut g).is_empty(), "no IPv6 channel: nothing to report to an MLD query");
+        assert_eq!(g.state(), &GatewayState::Joined { relay: relay() });
     }
 
     #[test]

@@ -69,6 +69,6 @@ pub use data::{
 pub use error::AmtError;
 pub use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayState, AMT_PORT, ANYCAST_RELAY};
 pub use message::{Message, MessageType, ResponseMac};
-pub use relay::{Relay, RelayConfig, RelayEvent, TunnelInfo};
+pub use relay::{MembershipSnapshot, Relay, RelayConfig, RelayEvent, RelaySnapshot, TunnelInfo, TunnelSnapshot};
 pub use source_group::{is_ssm_v4, is_ssm_v6, SourceGroup};
 pub use transmit::Transmit;

@@ -83,13 +83,37 @@ impl Secrets {
         self.rotate_at
     }
 
-    /// Rotates if due.
-    pub(crate) fn maybe_rotate(&mut self, now: Instant) {
+    /// Rotates if due; true if it did.
+    pub(crate) fn maybe_rotate(&mut self, now: Instant) -> bool {
         if now >= self.rotate_at {
             let old = std::mem::replace(&mut self.current, Secret::random());
             self.previous = Some(old);
             self.rotate_at = now + self.rotation;
+            true
+        } else {
+            false
         }
+    }
+
+    /// The raw secrets (current, previous) and the time left until the next rotation, to be
+    /// kept across a restart.
+    pub(crate) fn export(&self, now: Instant) -> ([u8; 32], Option<[u8; 32]>, Duration) {
+        (self.current.0, self.previous.as_ref().map(|p| p.0), self.rotate_at.saturating_duration_since(now))
+    }
+
+    /// Secrets restored from [`Secrets::export`], `elapsed` after it was taken: a rotation that
+    /// fell due meanwhile happens at the first timer.
+    pub(crate) fn import(
+        rotation: Duration,
+        current: [u8; 32],
+        previous: Option<[u8; 32]>,
+        rotate_in: Duration,
+        elapsed: Duration,
+        now: Instant,
+    ) -> Self {
+        let rotation = rotation.max(Duration::from_secs(1));
+        let left = rotate_in.saturating_sub(elapsed).min(rotation);
+        Secrets { current: Secret(current), previous: previous.map(Secret), rotation, rotate_at: now + left }
     }
 }
 

@@ -22,11 +22,16 @@ use crate::mld::MldV2Query;
 use crate::rate::TokenBucket;
 use crate::{AmtError, SourceGroup, Transmit};
 
+mod snapshot;
+pub use snapshot::{MembershipSnapshot, RelaySnapshot, TunnelSnapshot};
+
 /// Relay settings; [`Default`] gives RFC-style timers and conservative limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
-    /// Relay address placed in Relay Advertisements (the unicast address gateways send Requests
-    /// to). If unspecified, gateways of this crate use the address the Advertisement came from.
+    /// Relay address placed in Relay Advertisements (RFC 7450 5.1.2: the unicast address
+    /// gateways send Requests to) and the source of the IGMPv3 queries. Unspecified (the
+    /// default) means "the local address each Discovery or Request was sent to", as the driver
+    /// passes it to [`Relay::handle_datagram_on`]; set it for NAT and anycast setups.
     pub advertised: IpAddr,
     /// Maximum number of tunnels (gateway address + port + nonce).
     pub max_tunnels: usize,
@@ -121,6 +126,8 @@ pub struct Relay {
     next_sweep: Instant,
     transmits: VecDeque<Transmit>,
     events: VecDeque<RelayEvent>,
+    /// Bumped whenever the state worth keeping across a restart changed (see [`Relay::generation`]).
+    generation: u64,
 }
 
 impl Relay {
@@ -140,7 +147,15 @@ impl Relay {
             subscribers: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            generation: 0,
         }
+    }
+
+    /// A counter that changes whenever the secrets or the membership table changed (tunnel
+    /// created, refreshed, replaced or removed; membership expired; secret rotated): a driver
+    /// that keeps a [`Relay::snapshot`] on disk writes a new one when it moved.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The configuration.
@@ -156,19 +171,34 @@ impl Relay {
     /// IPv4-mapped IPv6 senders (dual-stack sockets) are the same gateway as their IPv4 form
     /// for MACs and tunnels; replies and data still go to `from` exactly as given.
     pub fn handle_datagram(&mut self, peer: SocketAddr, datagram: &[u8], now: Instant) -> Result<(), AmtError> {
+        self.handle_datagram_on(peer, None, datagram, now)
+    }
+
+    /// [`Relay::handle_datagram`] for a datagram that was sent to the local address `local`
+    /// (the driver reads it per datagram with `IP_PKTINFO`/`IPV6_RECVPKTINFO` when it listens on
+    /// a wildcard address). Unless [`RelayConfig::advertised`] is set, Advertisements carry that
+    /// address and queries take their IGMP source from it; replies are sent from it.
+    pub fn handle_datagram_on(
+        &mut self,
+        peer: SocketAddr,
+        local: Option<IpAddr>,
+        datagram: &[u8],
+        now: Instant,
+    ) -> Result<(), AmtError> {
         let from = canonical(peer);
+        let local = local.map(|a| a.to_canonical()).filter(|a| !a.is_unspecified());
         match MessageType::of(datagram)? {
             MessageType::RelayDiscovery | MessageType::Request => {
                 let msg = Message::decode(datagram)?;
                 if !self.request_bucket.take(now) {
                     return Err(AmtError::RateLimited(from));
                 }
+                let relay = self.relay_address(local);
                 match msg {
                     Message::RelayDiscovery { nonce } => {
-                        let adv = Message::RelayAdvertisement { nonce, relay: self.config.advertised };
-                        self.send(peer, &adv)
+                        self.send(peer, local, &Message::RelayAdvertisement { nonce, relay })
                     }
-                    Message::Request { nonce, mld } => self.answer_request(peer, from, nonce, mld),
+                    Message::Request { nonce, mld } => self.answer_request(peer, from, local, relay, nonce, mld),
                     _ => Ok(()),
                 }
             }
@@ -184,13 +214,32 @@ impl Relay {
         }
     }
 
-    fn send(&mut self, to: SocketAddr, msg: &Message) -> Result<(), AmtError> {
+    /// The relay's unicast address as told to gateways: the configured one, else the local
+    /// address the datagram arrived on, else unspecified (a driver that cannot tell).
+    fn relay_address(&self, local: Option<IpAddr>) -> IpAddr {
+        if !self.config.advertised.is_unspecified() {
+            return self.config.advertised;
+        }
+        local.unwrap_or(self.config.advertised)
+    }
+
+    fn send(&mut self, to: SocketAddr, source: Option<IpAddr>, msg: &Message) -> Result<(), AmtError> {
         let payload = msg.to_bytes()?;
-        self.transmits.push_back(Transmit { destination: to, payload });
+        self.transmits.push_back(Transmit { destination: to, payload, source });
         Ok(())
     }
 
-    fn answer_request(&mut self, peer: SocketAddr, from: SocketAddr, nonce: u32, mld: bool) -> Result<(), AmtError> {
+    /// Answers a Request with the query protocol its P flag asks for (RFC 7450 5.1.3.4):
+    /// MLDv2 for P=1, IGMPv3 for P=0.
+    fn answer_request(
+        &mut self,
+        peer: SocketAddr,
+        from: SocketAddr,
+        local: Option<IpAddr>,
+        relay: IpAddr,
+        nonce: u32,
+        mld: bool,
+    ) -> Result<(), AmtError> {
         let c = &self.config;
         let query = if mld {
             EncapsulatedQuery::Mld {
@@ -198,9 +247,11 @@ impl Relay {
                 query: MldV2Query::general(c.query_interval, c.query_response_interval, c.robustness),
             }
         } else {
-            let source = match c.advertised {
-                IpAddr::V4(a) => a,
-                IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+            // The relay's IPv4 address; with only an IPv6 one known, the IPv4 address the
+            // Request came to (dual-stack socket), else unspecified.
+            let source = match (relay, local) {
+                (IpAddr::V4(a), _) | (_, Some(IpAddr::V4(a))) => a,
+                _ => Ipv4Addr::UNSPECIFIED,
             };
             EncapsulatedQuery::Igmp {
                 source,
@@ -209,7 +260,7 @@ impl Relay {
         };
         let limit = self.tunnels.len() >= c.max_tunnels && !self.tunnels.contains_key(&from);
         let q = MembershipQuery { limit, mac: self.secrets.mac(from, nonce), nonce, query, gateway: Some(from) };
-        self.send(peer, &Message::MembershipQuery(q))
+        self.send(peer, local, &Message::MembershipQuery(q))
     }
 
     fn handle_update(
@@ -263,6 +314,7 @@ impl Relay {
         }
         tunnel.last_seen = now;
         tunnel.groups = groups;
+        self.generation += 1;
         let old_peer = std::mem::replace(&mut tunnel.peer, peer);
         let new_groups: Vec<SourceGroup> = tunnel.groups.keys().copied().collect();
         for sg in &old_groups {
@@ -300,6 +352,7 @@ impl Relay {
 
     fn remove_tunnel(&mut self, gw: SocketAddr) {
         if let Some(tunnel) = self.tunnels.remove(&gw) {
+            self.generation += 1;
             for sg in tunnel.groups.into_keys() {
                 self.unindex(sg, tunnel.peer);
             }
@@ -328,7 +381,9 @@ impl Relay {
 
     /// Runs timers due at `now` (membership expiry, secret rotation).
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.secrets.maybe_rotate(now);
+        if self.secrets.maybe_rotate(now) {
+            self.generation += 1;
+        }
         if now < self.next_sweep {
             return;
         }
@@ -348,6 +403,9 @@ impl Relay {
             if t.groups.is_empty() && t.last_seen + gmi <= now {
                 dead.push(*gw);
             }
+        }
+        if !expired.is_empty() || !dead.is_empty() {
+            self.generation += 1;
         }
         for (sg, gw) in expired {
             debug!(%gw, %sg, "membership expired");
@@ -526,6 +584,12 @@ mod tests {
         }
     }
 
+    /// An Update with one record for `sg` (used by the snapshot tests too).
+    pub(super) fn update_for(mac: ResponseMac, nonce: u32, ty: RecordType, sg: SourceGroup) -> Vec<u8> {
+        let (g, s) = (sg.group.to_string(), sg.source.to_string());
+        update(mac, nonce, &[(ty, &g, &[&s])])
+    }
+
     fn update(mac: ResponseMac, nonce: u32, records: &[(RecordType, &str, &[&str])]) -> Vec<u8> {
         let v4 = records.first().map(|r| r.1.contains('.')).unwrap_or(true);
         let report = if v4 {
@@ -584,6 +648,56 @@ mod tests {
         let mut r6 = Relay::new(RelayConfig { advertised: "2001:db8::1".parse().unwrap(), ..cfg() }, t0);
         r6.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 1 }.to_bytes().unwrap(), t0).unwrap();
         assert!(matches!(drain(&mut r6).as_slice(), [(_, Message::RelayAdvertisement { relay: IpAddr::V6(_), .. })]));
+    }
+
+    #[test]
+    fn unconfigured_relay_advertises_and_queries_from_the_local_address() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { advertised: Ipv4Addr::UNSPECIFIED.into(), ..cfg() }, t0);
+        let disc = Message::RelayDiscovery { nonce: 5 }.to_bytes().unwrap();
+        for local in ["127.0.0.1", "198.51.100.1", "::ffff:203.0.113.4", "2001:db8::2"] {
+            let local: IpAddr = local.parse().unwrap();
+            r.handle_datagram_on(gw(), Some(local), &disc, t0).unwrap();
+            let t = r.poll_transmit().unwrap();
+            assert_eq!(t.source, Some(local.to_canonical()), "answered from where it was asked");
+            let adv = Message::decode(&t.payload).unwrap();
+            assert_eq!(adv, Message::RelayAdvertisement { nonce: 5, relay: local.to_canonical() });
+        }
+        let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
+        r.handle_datagram_on(gw(), Some("198.51.100.1".parse().unwrap()), &req, t0).unwrap();
+        match drain(&mut r).as_slice() {
+            [(_, Message::MembershipQuery(MembershipQuery { query: EncapsulatedQuery::Igmp { source, .. }, .. }))] => {
+                assert_eq!(*source, Ipv4Addr::new(198, 51, 100, 1))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A wildcard local address (driver could not tell) and no configuration: unspecified.
+        r.handle_datagram_on(gw(), Some(Ipv4Addr::UNSPECIFIED.into()), &disc, t0).unwrap();
+        let t = r.poll_transmit().unwrap();
+        assert_eq!(t.source, None);
+        assert!(
+            matches!(Message::decode(&t.payload).unwrap(), Message::RelayAdvertisement { relay, .. } if relay.is_unspecified())
+        );
+    }
+
+    #[test]
+    fn configured_address_wins_over_the_local_one() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { advertised: "192.0.2.7".parse().unwrap(), ..cfg() }, t0);
+        let disc = Message::RelayDiscovery { nonce: 5 }.to_bytes().unwrap();
+        r.handle_datagram_on(gw(), Some("10.0.0.5".parse().unwrap()), &disc, t0).unwrap();
+        assert_eq!(
+            drain(&mut r),
+            vec![(gw(), Message::RelayAdvertisement { nonce: 5, relay: "192.0.2.7".parse().unwrap() })]
+        );
+        let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
+        r.handle_datagram_on(gw(), Some("10.0.0.5".parse().unwrap()), &req, t0).unwrap();
+        match drain(&mut r).as_slice() {
+            [(_, Message::MembershipQuery(MembershipQuery { query: EncapsulatedQuery::Igmp { source, .. }, .. }))] => {
+                assert_eq!(*source, Ipv4Addr::new(192, 0, 2, 7))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

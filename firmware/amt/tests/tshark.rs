@@ -226,6 +226,18 @@ fn live_messages() -> Vec<(SocketAddr, SocketAddr, Message)> {
     exchange(&mut gw, &mut relay, &mut log);
     gw.join(v4, t0).unwrap();
     exchange(&mut gw, &mut relay, &mut log);
+    // A refresh of a gateway with both families: a P=0 and a P=1 Request, each query answered
+    // in its own protocol.
+    gw.handle_timeout(t0 + Duration::from_secs(2));
+    exchange(&mut gw, &mut relay, &mut log);
+    let requests: Vec<bool> = log
+        .iter()
+        .filter_map(|(_, _, b)| match Message::decode(b) {
+            Ok(Message::Request { mld, .. }) => Some(mld),
+            _ => None,
+        })
+        .collect();
+    assert!(requests.contains(&false) && requests.contains(&true), "P=0 and P=1 Requests: {requests:?}");
     for sg in [v4, v6] {
         let mut buf = Vec::new();
         Relay::encapsulate(&sg, 4000, 5004, b"live payload", &mut buf).unwrap();

@@ -43,6 +43,15 @@ pub enum NetError {
         /// Why it was rejected.
         reason: String,
     },
+    /// The relay state file (`--state`) could not be read or written. The message never
+    /// contains the file's content (it holds secrets).
+    #[error("relay state file {path}: {reason}")]
+    StateFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The driver task has stopped (it was closed or failed), so the command cannot be delivered.
     #[error("the {0} driver has stopped")]
     Stopped(&'static str),

@@ -8,17 +8,21 @@
 //!   teardown on close);
 //! - [`native`]: native source-specific multicast receive (relay) and re-send (gateway);
 //! - [`mmsg`]: batched UDP IO (`sendmmsg` fan-out, `recvmmsg` receive) with a plain fallback;
+//! - [`pktinfo`]: the local address of each datagram on wildcard sockets, replies sent from it;
 //! - [`socket`]: socket setup, interfaces, source-specific multicast membership;
+//! - [`state_file`]: the relay's `--state` file (secrets and memberships across restarts);
 //! - [`spec`]: `SOURCE@GROUP:PORT` and friends, as used on the command line.
 
 pub mod error;
 pub mod gateway;
 pub mod mmsg;
 pub mod native;
+pub mod pktinfo;
 pub mod relay;
 mod sockaddr;
 pub mod socket;
 pub mod spec;
+pub mod state_file;
 
 pub use error::{NetError, Result};
 pub use gateway::{Delivery, GatewayHandle, GatewayOptions, GatewayStats};

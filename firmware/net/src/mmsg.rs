@@ -21,10 +21,11 @@
 //! socket is not ready, so they slot straight into `tokio::net::UdpSocket::try_io`/`async_io`.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::pktinfo::CONTROL_WORDS;
 use crate::sockaddr::CAddr;
 
 /// Destinations per `sendmmsg` call (the kernel caps one call at `UIO_MAXIOV` = 1024).
@@ -116,6 +117,75 @@ pub fn send_same_to_many(fd: &impl AsRawFd, payload: &[u8], dests: &Destinations
     Ok(sent)
 }
 
+/// Sends every payload of `payloads` to every destination, as many (payload, destination)
+/// pairs as one system call takes (at most [`SEND_BATCH`]), starting at pair `start`; pairs
+/// are numbered payload-major (pair `k` is payload `k / dests.len()` to destination
+/// `k % dests.len()`), so the order of each destination's datagrams is the payloads' order.
+/// Returns how many pairs were sent (at least 1), or the error of the FIRST pair tried; the
+/// caller skips a failing pair (`start + 1`) unless it is `WouldBlock`, as with
+/// [`send_same_to_many`]. One call carries a whole receive batch to one gateway, or one
+/// packet to many.
+pub fn send_each_to_many(
+    fd: &impl AsRawFd,
+    payloads: &[&[u8]],
+    dests: &Destinations,
+    start: usize,
+) -> io::Result<usize> {
+    let total = payloads.len() * dests.len();
+    if start >= total {
+        return Ok(0);
+    }
+    let fd = fd.as_raw_fd();
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if !MMSG_UNAVAILABLE.load(Ordering::Relaxed) {
+        match sendmmsg_pairs(fd, payloads, &dests.addrs, start, (total - start).min(SEND_BATCH)) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                MMSG_UNAVAILABLE.store(true, Ordering::Relaxed);
+                tracing::warn!("sendmmsg unavailable (ENOSYS); falling back to one sendto per datagram");
+            }
+            other => return other,
+        }
+    }
+    let mut sent = 0;
+    for k in (start..total).take(SEND_BATCH) {
+        match sendto(fd, payloads[k / dests.len()], &dests.addrs[k % dests.len()]) {
+            Ok(()) => sent += 1,
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(sent)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn sendmmsg_pairs(fd: RawFd, payloads: &[&[u8]], addrs: &[CAddr], start: usize, count: usize) -> io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> =
+        payloads.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
+    let iov_base = iovs.as_mut_ptr();
+    let mut hdrs: Vec<libc::mmsghdr> = (start..start + count)
+        .map(|k| {
+            let name = &addrs[k % addrs.len()];
+            // SAFETY: POD; zero = no control data.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = (&name.raw as *const crate::sockaddr::RawAddr).cast_mut().cast();
+            h.msg_hdr.msg_namelen = name.len;
+            // SAFETY: k / addrs.len() < payloads.len() = iovs.len(), so the pointer stays inside iovs.
+            h.msg_hdr.msg_iov = unsafe { iov_base.add(k / addrs.len()) };
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    // SAFETY: every header points at a live iovec of `iovs` (whose buffers are the caller's
+    // payloads) and a live address of `addrs`; nothing moves during the call; the kernel only
+    // reads them and writes msg_len.
+    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as libc::c_uint, libc::MSG_DONTWAIT) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
 /// Outcome of one [`fan_out`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FanoutResult {
@@ -142,6 +212,31 @@ pub async fn fan_out(sock: &tokio::net::UdpSocket, payload: &[u8], dests: &Desti
             }
             Err(e) => {
                 tracing::debug!(dest = ?dests.addrs().get(i), "send failed: {e}");
+                i += 1;
+                r.failed += 1;
+            }
+        }
+    }
+    r
+}
+
+/// Sends every payload to every destination ([`send_each_to_many`], payload-major: each
+/// destination gets the payloads in order), waiting for socket buffer space when needed. One
+/// failing pair is skipped, never stops the rest.
+pub async fn fan_out_each(sock: &tokio::net::UdpSocket, payloads: &[&[u8]], dests: &Destinations) -> FanoutResult {
+    let mut r = FanoutResult::default();
+    let total = payloads.len() * dests.len();
+    let mut i = 0;
+    while i < total {
+        r.syscalls += 1;
+        match sock.async_io(tokio::io::Interest::WRITABLE, || send_each_to_many(sock, payloads, dests, i)).await {
+            Ok(0) => break,
+            Ok(n) => {
+                i += n;
+                r.sent += n;
+            }
+            Err(e) => {
+                tracing::debug!(dest = ?dests.addrs().get(i % dests.len()), "send failed: {e}");
                 i += 1;
                 r.failed += 1;
             }
@@ -207,6 +302,10 @@ pub struct Datagram<'a> {
     pub data: &'a [u8],
     /// The datagram was larger than the slot and was cut.
     pub truncated: bool,
+    /// The local address it was sent to, if the batch asks for it
+    /// ([`RecvBatch::with_local_addresses`] on a socket with
+    /// [`crate::pktinfo::enable_local_address`]).
+    pub local: Option<IpAddr>,
 }
 
 /// Reusable receive buffers for up to `batch` datagrams per system call.
@@ -216,6 +315,9 @@ pub struct RecvBatch {
     names: Vec<CAddr>,
     lens: Vec<usize>,
     truncated: Vec<bool>,
+    /// Control buffers (one per slot) when local addresses are asked for; else empty.
+    control: Vec<[u64; CONTROL_WORDS]>,
+    locals: Vec<Option<IpAddr>>,
     count: usize,
 }
 
@@ -241,8 +343,18 @@ impl RecvBatch {
             names: vec![CAddr::empty(); batch],
             lens: vec![0; batch],
             truncated: vec![false; batch],
+            control: Vec::new(),
+            locals: vec![None; batch],
             count: 0,
         }
+    }
+
+    /// Like [`RecvBatch::new`], and each datagram also tells the local address it was sent to
+    /// (needs [`crate::pktinfo::enable_local_address`] on the socket).
+    pub fn with_local_addresses(batch: usize, slot: usize) -> RecvBatch {
+        let mut b = RecvBatch::new(batch, slot);
+        b.control = vec![[0; CONTROL_WORDS]; b.names.len()];
+        b
     }
 
     /// Receives as many datagrams as are queued (up to the batch size) without blocking.
@@ -272,6 +384,7 @@ impl RecvBatch {
             .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() })
             .collect();
         let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(batch);
+        let mut control = self.control.iter_mut();
         for (name, iov) in self.names.iter_mut().zip(iovs.iter_mut()) {
             *name = CAddr::empty();
             // SAFETY: POD, zero = no control data.
@@ -280,6 +393,10 @@ impl RecvBatch {
             h.msg_hdr.msg_namelen = name.len;
             h.msg_hdr.msg_iov = iov;
             h.msg_hdr.msg_iovlen = 1;
+            if let Some(c) = control.next() {
+                h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = std::mem::size_of_val(c) as _;
+            }
             hdrs.push(h);
         }
         // SAFETY: every header points at a distinct live slot of self.bufs (slot bytes) and a
@@ -296,6 +413,7 @@ impl RecvBatch {
             self.lens[i] = (h.msg_len as usize).min(self.slot);
             self.truncated[i] = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.names[i].len = h.msg_hdr.msg_namelen;
+            self.locals[i] = crate::pktinfo::local_address(&h.msg_hdr);
         }
         self.count = n;
         Ok(n)
@@ -324,6 +442,7 @@ impl RecvBatch {
         let n = r as usize;
         self.lens[0] = n.min(slot);
         self.truncated[0] = n > slot;
+        self.locals[0] = None;
         self.count = 1;
         Ok(1)
     }
@@ -335,7 +454,7 @@ impl RecvBatch {
             let from = self.names[i].to_std()?;
             let start = i * self.slot;
             let data = self.bufs.get(start..start + self.lens[i])?;
-            Some(Datagram { from, data, truncated: self.truncated[i] })
+            Some(Datagram { from, data, truncated: self.truncated[i], local: self.locals[i] })
         })
     }
 
@@ -402,6 +521,29 @@ mod tests {
         // start offset skips the first destinations
         assert_eq!(send_same_to_many(&tx, b"x", &dests, 3).unwrap(), 2);
         assert_eq!(send_same_to_many(&tx, b"x", &dests, 5).unwrap(), 0);
+    }
+
+    #[test]
+    fn each_payload_reaches_each_destination_in_order() {
+        let tx = nb_socket("127.0.0.1:0");
+        let rxs: Vec<UdpSocket> = (0..3).map(|_| nb_socket("127.0.0.1:0")).collect();
+        let dests = Destinations::new(rxs.iter().map(|s| s.local_addr().unwrap()));
+        let payloads: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 8 + usize::from(i)]).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let mut k = 0;
+        while k < 12 {
+            k += send_each_to_many(&tx, &refs, &dests, k).unwrap();
+        }
+        assert_eq!(send_each_to_many(&tx, &refs, &dests, 12).unwrap(), 0);
+        let mut batch = RecvBatch::new(8, 64);
+        for rx in &rxs {
+            let mut got = Vec::new();
+            while got.len() < 4 {
+                wait_recv(&mut batch, rx);
+                got.extend(batch.iter().map(|d| d.data.to_vec()));
+            }
+            assert_eq!(got, payloads, "every payload once, in order");
+        }
     }
 
     #[test]

@@ -9,15 +9,18 @@
 //!   [`RelayEvent::Unsubscribe`] (see [`crate::native`]).
 //!
 //! Data is encapsulated ONCE per packet and the same bytes are fanned out to every subscribed
-//! tunnel with `sendmmsg` ([`crate::mmsg::fan_out`]). Subscriber lists are cached per (S,G) as
+//! tunnel with `sendmmsg` ([`crate::mmsg::fan_out`]); a `recvmmsg` batch of an inject socket
+//! goes out whole, as (datagram, tunnel) pairs in as few `sendmmsg` calls as they need
+//! ([`crate::mmsg::fan_out_each`]): one call per batch for a single gateway. Subscriber lists are cached per (S,G) as
 //! encoded C addresses and rebuilt only after a control datagram or timer, i.e. when the
 //! membership table can have changed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use roomcast_amt::{Relay, RelayConfig, RelayEvent, SourceGroup};
@@ -27,13 +30,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::{NetError, Result};
-use crate::mmsg::{fan_out, Destinations, RecvBatch};
+use crate::mmsg::{fan_out, fan_out_each, Destinations, RecvBatch};
 use crate::native::NativeReceiver;
 use crate::socket::{bind_tokio_udp, for_socket, interface_index};
 use crate::spec::InjectSpec;
 
 /// How many receive batches one wake-up drains before giving other work a turn.
 const DRAIN_BATCHES: usize = 16;
+
+/// How long after a change of the relay state the state file is written: changes within this
+/// delay (a burst of joins, many refreshes) share one write. A relay killed within this delay
+/// of a change restarts without it (the gateway's next refresh repairs that).
+const STATE_WRITE_DELAY: Duration = Duration::from_millis(200);
 
 /// Everything a relay driver needs.
 #[derive(Debug, Clone)]
@@ -46,12 +54,22 @@ pub struct RelayOptions {
     pub injects: Vec<InjectSpec>,
     /// Interface to receive native multicast on (none: inject only).
     pub native_interface: Option<String>,
+    /// Keep the MAC secrets and the membership table in this file across restarts
+    /// ([`crate::state_file`]): restored at start, written shortly after every change and at
+    /// shutdown.
+    pub state_file: Option<PathBuf>,
 }
 
 impl RelayOptions {
     /// Default protocol settings, no inject rules, no native multicast.
     pub fn new(listen: SocketAddr) -> RelayOptions {
-        RelayOptions { listen, config: RelayConfig::default(), injects: Vec::new(), native_interface: None }
+        RelayOptions {
+            listen,
+            config: RelayConfig::default(),
+            injects: Vec::new(),
+            native_interface: None,
+            state_file: None,
+        }
     }
 }
 
@@ -95,7 +113,6 @@ pub struct RelayHandle {
     local_addr: SocketAddr,
     counters: Arc<RelayCounters>,
     task: Option<JoinHandle<()>>,
-    inject_tasks: Vec<JoinHandle<()>>,
     native_active: bool,
 }
 
@@ -105,6 +122,20 @@ impl RelayHandle {
     pub async fn spawn(opts: RelayOptions) -> Result<RelayHandle> {
         let sock = bind_tokio_udp(opts.listen)?;
         let local_addr = sock.local_addr()?;
+        let mut config = opts.config.clone();
+        // RFC 7450 5.1.2: Advertisements carry the relay's unicast address. A specific listen
+        // address is it (unless configured otherwise); on a wildcard address the relay reads
+        // each datagram's local address and answers from it.
+        let wildcard = local_addr.ip().is_unspecified();
+        if config.advertised.is_unspecified() && !wildcard {
+            config.advertised = local_addr.ip().to_canonical();
+        }
+        if wildcard {
+            crate::pktinfo::enable_local_address(&sock, local_addr.is_ipv6()).map_err(|source| NetError::Socket {
+                what: "asking for the local address of received datagrams (IP_PKTINFO)".into(),
+                source,
+            })?;
+        }
         let native = match &opts.native_interface {
             // A wrong interface name is a configuration error; missing privileges are not:
             // the relay then runs inject-only (best mode available) and says so.
@@ -121,59 +152,57 @@ impl RelayHandle {
             None => None,
         };
         let (tx, rx) = mpsc::channel(1024);
-        let mut inject_tasks = Vec::new();
+        let mut injects = Vec::new();
         for rule in &opts.injects {
-            let isock = bind_tokio_udp(rule.listen)?;
-            let sg = rule.channel.source_group();
-            let dest_port = rule.channel.port;
-            let tx = tx.clone();
+            let sock = bind_tokio_udp(rule.listen)?;
             tracing::info!(listen = %rule.listen, channel = %rule.channel, "injecting UDP datagrams");
-            inject_tasks.push(tokio::spawn(async move {
-                // recvmmsg batches: one system call for up to RECV_BATCH queued datagrams.
-                let mut batch = RecvBatch::default();
-                loop {
-                    if let Err(e) = isock.readable().await {
-                        tracing::warn!("inject socket failed: {e}");
-                        break;
-                    }
-                    loop {
-                        match isock.try_io(Interest::READABLE, || batch.recv(&isock)) {
-                            Ok(_) => {
-                                for d in batch.iter() {
-                                    let payload = Bytes::copy_from_slice(d.data);
-                                    let cmd = Command::Inject { sg, source_port: d.from.port(), dest_port, payload };
-                                    if tx.send(cmd).await.is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                tracing::debug!("inject socket receive error: {e}");
-                                break;
-                            }
-                        }
-                    }
-                }
-            }));
+            injects.push(InjectSocket { sock, sg: rule.channel.source_group(), dest_port: rule.channel.port });
         }
         let native_active = native.is_some();
         let counters = Arc::new(RelayCounters::default());
-        let relay = Relay::new(opts.config.clone(), Instant::now());
+        tracing::info!(advertised = %config.advertised, wildcard, "relay address in Advertisements");
+        let relay = match &opts.state_file {
+            Some(path) => match crate::state_file::load(path, SystemTime::now()) {
+                Ok(Some((snap, age))) => {
+                    tracing::info!(path = %path.display(), tunnels = snap.tunnels.len(), ?age, "relay state restored");
+                    Relay::restore(config, &snap, age, Instant::now())
+                }
+                Ok(None) => {
+                    tracing::info!(path = %path.display(), "no relay state yet: starting fresh");
+                    Relay::new(config, Instant::now())
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; starting fresh");
+                    Relay::new(config, Instant::now())
+                }
+            },
+            None => Relay::new(config, Instant::now()),
+        };
         let driver = Driver {
             relay,
             sock,
             native,
             counters: counters.clone(),
             cache: HashMap::new(),
-            batch: RecvBatch::default(),
+            batch: if wildcard {
+                RecvBatch::with_local_addresses(crate::mmsg::RECV_BATCH, crate::mmsg::MAX_DATAGRAM)
+            } else {
+                RecvBatch::default()
+            },
             out: Vec::with_capacity(2048),
             last_tunnels: 0,
             v6: local_addr.is_ipv6(),
+            wildcard,
+            injects,
+            inject_batch: RecvBatch::default(),
+            outs: Vec::new(),
+            saved_generation: None,
+            state_file: opts.state_file.clone(),
+            write_at: None,
         };
         tracing::info!(%local_addr, "AMT relay listening");
         let task = tokio::spawn(driver.run(rx));
-        Ok(RelayHandle { tx, local_addr, counters, task: Some(task), inject_tasks, native_active })
+        Ok(RelayHandle { tx, local_addr, counters, task: Some(task), native_active })
     }
 
     /// Whether native multicast receive is running (asked for AND the raw sockets could be opened).
@@ -227,17 +256,11 @@ impl RelayHandle {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        for t in self.inject_tasks.drain(..) {
-            t.abort();
-        }
     }
 }
 
 impl Drop for RelayHandle {
     fn drop(&mut self) {
-        for t in &self.inject_tasks {
-            t.abort();
-        }
         if let Some(t) = &self.task {
             t.abort();
         }
@@ -256,14 +279,29 @@ struct Driver {
     last_tunnels: usize,
     /// The AMT socket is IPv6 (dual-stack): IPv4 peers must be addressed as mapped IPv6.
     v6: bool,
+    /// The AMT socket is bound to a wildcard address: replies name their source address.
+    wildcard: bool,
+    /// `--inject` sockets, owned here: their datagrams are fanned out a whole receive batch at a time.
+    injects: Vec<InjectSocket>,
+    inject_batch: RecvBatch,
+    /// Encapsulated datagrams of one inject batch (buffers reused).
+    outs: Vec<Vec<u8>>,
+    /// `--state` file, the relay generation last written there, and when the next write is due.
+    state_file: Option<PathBuf>,
+    saved_generation: Option<u64>,
+    write_at: Option<Instant>,
 }
 
 impl Driver {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        // Restored memberships: native joins and counters before the first datagram.
+        self.flush().await;
+        self.saved_generation = Some(self.relay.generation());
         loop {
             let deadline = self.relay.poll_timeout();
             tokio::select! {
                 biased;
+                _ = sleep_until(self.write_at) => self.save_state(),
                 r = self.sock.readable() => {
                     if let Err(e) = r {
                         tracing::error!("AMT socket failed: {e}");
@@ -300,6 +338,8 @@ impl Driver {
                     }
                     None => break,
                 },
+                // After control, timers and commands: a saturated inject socket must not starve them.
+                i = inject_ready(&self.injects) => self.receive_inject(i).await,
                 pkt = recv_native(&mut self.native) => match pkt {
                     Ok(p) => {
                         let sg = SourceGroup { source: p.source.ip(), group: p.group.ip() };
@@ -326,7 +366,7 @@ impl Driver {
                             self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
-                        if let Err(e) = self.relay.handle_datagram(d.from, d.data, now) {
+                        if let Err(e) = self.relay.handle_datagram_on(d.from, d.local, d.data, now) {
                             self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(from = %d.from, "rejected AMT datagram: {e}");
                         }
@@ -345,7 +385,26 @@ impl Driver {
     /// Sends the machine's control datagrams and acts on its events.
     async fn flush(&mut self) {
         while let Some(t) = self.relay.poll_transmit() {
-            if let Err(e) = self.sock.send_to(&t.payload, for_socket(t.destination, self.v6)).await {
+            let to = for_socket(t.destination, self.v6);
+            let sent = match t.source {
+                Some(src) if self.wildcard => {
+                    let (sock, v6) = (&self.sock, self.v6);
+                    match sock
+                        .async_io(Interest::WRITABLE, || crate::pktinfo::send_from(sock, &t.payload, &to, src, v6))
+                        .await
+                    {
+                        // The kernel refused that source (e.g. a link-local address without its
+                        // interface): let it choose one rather than not answer.
+                        Err(e) => {
+                            tracing::debug!(%src, to = %t.destination, "cannot answer from the local address: {e}");
+                            self.sock.send_to(&t.payload, to).await.map(|_| ())
+                        }
+                        ok => ok,
+                    }
+                }
+                _ => self.sock.send_to(&t.payload, to).await.map(|_| ()),
+            };
+            if let Err(e) = sent {
                 self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(to = %t.destination, "send failed: {e}");
             }
@@ -371,11 +430,60 @@ impl Driver {
                 }
             }
         }
+        self.schedule_save();
         let tunnels = self.relay.tunnel_count();
         if tunnels != self.last_tunnels {
             tracing::info!(tunnels, "tunnel count changed");
             self.last_tunnels = tunnels;
             self.counters.tunnels.store(tunnels, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads queued datagrams of inject socket `i` (batched) and fans each batch out with as
+    /// few `sendmmsg` calls as the (datagram, tunnel) pairs need: one call carries a whole
+    /// batch to a single gateway, or one datagram to many.
+    async fn receive_inject(&mut self, i: usize) {
+        let Some(inject) = self.injects.get(i) else { return };
+        let (sg, dest_port) = (inject.sg, inject.dest_port);
+        for _ in 0..DRAIN_BATCHES {
+            let batch = &mut self.inject_batch;
+            let sock = &self.injects[i].sock;
+            match sock.try_io(Interest::READABLE, || batch.recv(sock)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!("inject socket receive error: {e}");
+                    break;
+                }
+            }
+            let k = self.inject_batch.len();
+            self.counters.data_in.fetch_add(k as u64, Ordering::Relaxed);
+            let relay = &self.relay;
+            let v6 = self.v6;
+            let dests = self
+                .cache
+                .entry(sg)
+                .or_insert_with(|| Destinations::new(relay.subscribers(&sg).map(|a| for_socket(a, v6))));
+            if dests.is_empty() {
+                continue;
+            }
+            if self.outs.len() < k {
+                self.outs.resize_with(k, || Vec::with_capacity(2048));
+            }
+            let mut n = 0;
+            for d in self.inject_batch.iter() {
+                if d.truncated {
+                    continue;
+                }
+                match Relay::encapsulate(&sg, d.from.port(), dest_port, d.data, &mut self.outs[n]) {
+                    Ok(()) => n += 1,
+                    Err(e) => tracing::debug!(%sg, "cannot encapsulate: {e}"),
+                }
+            }
+            let payloads: Vec<&[u8]> = self.outs[..n].iter().map(Vec::as_slice).collect();
+            let r = fan_out_each(&self.sock, &payloads, dests).await;
+            self.counters.data_out.fetch_add(r.sent as u64, Ordering::Relaxed);
+            self.counters.send_errors.fetch_add(r.failed as u64, Ordering::Relaxed);
         }
     }
 
@@ -402,7 +510,38 @@ impl Driver {
 
     async fn finish(&mut self) {
         self.flush().await;
+        if self.saved_generation != Some(self.relay.generation()) {
+            self.save_state();
+        }
         tracing::info!("AMT relay stopped");
+    }
+
+    /// Writes the state file now (if there is one) and clears the pending write.
+    fn save_state(&mut self) {
+        self.write_at = None;
+        let Some(path) = &self.state_file else { return };
+        let generation = self.relay.generation();
+        match crate::state_file::save(path, &self.relay.snapshot(Instant::now()), SystemTime::now()) {
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), generation, "relay state written");
+                self.saved_generation = Some(generation);
+            }
+            Err(e) => {
+                // Retry later, not on every datagram (a full or read-only disk stays so a while).
+                tracing::warn!("{e}; retrying in 5 s");
+                self.write_at = Some(Instant::now() + Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// Schedules a state file write when the relay state moved since the last one.
+    fn schedule_save(&mut self) {
+        if self.state_file.is_some()
+            && self.write_at.is_none()
+            && self.saved_generation != Some(self.relay.generation())
+        {
+            self.write_at = Some(Instant::now() + STATE_WRITE_DELAY);
+        }
     }
 }
 
@@ -411,6 +550,27 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
     }
+}
+
+/// One `--inject` socket and the channel its datagrams become.
+struct InjectSocket {
+    sock: UdpSocket,
+    sg: SourceGroup,
+    dest_port: u16,
+}
+
+/// Resolves with the index of an inject socket that is readable (never, without any).
+async fn inject_ready(injects: &[InjectSocket]) -> usize {
+    std::future::poll_fn(|cx| {
+        for (i, s) in injects.iter().enumerate() {
+            // An error (socket failed) also wakes us; the receive then reports it.
+            if s.sock.poll_recv_ready(cx).is_ready() {
+                return std::task::Poll::Ready(i);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn recv_native(native: &mut Option<NativeReceiver>) -> std::io::Result<crate::native::NativePacket> {

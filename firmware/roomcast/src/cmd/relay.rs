@@ -4,7 +4,7 @@
 //! SOURCE@GROUP:PORT channel) and/or natively from `--native-interface` (source-specific
 //! joins made when the first gateway joins a channel). SIGINT/SIGTERM stop it cleanly.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -32,6 +32,16 @@ pub struct Args {
     /// Maximum number of tunnels (gateways).
     #[arg(long, value_name = "N", default_value_t = RelayConfig::default().max_tunnels)]
     pub max_tunnels: usize,
+    /// Relay address put in Relay Advertisements (and the IGMP queries' source), for NAT and
+    /// anycast setups. Default: the `--listen` address, or for a wildcard listen address the
+    /// local address each Discovery was sent to.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<IpAddr>,
+    /// Keep the MAC secrets and the membership table in FILE across restarts (written shortly
+    /// after each change and on SIGTERM, atomically, mode 0600; restored at start), so gateways
+    /// that refresh only every query interval keep receiving after a restart.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -56,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let config = RelayConfig {
             query_interval: Duration::from_secs_f64(args.query_interval),
             max_tunnels: args.max_tunnels,
+            advertised: args.advertise.unwrap_or(RelayConfig::default().advertised),
             ..RelayConfig::default()
         };
         let opts = RelayOptions {
@@ -63,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             config,
             injects: args.inject.clone(),
             native_interface: args.native_interface.clone(),
+            state_file: args.state.clone(),
         };
         let relay = RelayHandle::spawn(opts).await.context("starting the AMT relay")?;
         wait_for_shutdown().await?;

@@ -40,8 +40,11 @@ pub struct Args {
     /// The address this host is known by: the IPv4 source S of every group, and the address
     /// told to participants for the media port and the relay (roomcast boxes use the address
     /// they reached the control API at, with these ports). E.g. 10.0.2.2 for the QEMU demo.
-    #[arg(long, value_name = "IPV4", default_value = "127.0.0.1")]
-    pub advertise: Ipv4Addr,
+    /// When given, the embedded relay's Advertisements carry it too (NAT, anycast); else they
+    /// carry the `--relay-listen` address, or for a wildcard one the address each Discovery
+    /// was sent to. Default 127.0.0.1.
+    #[arg(long, value_name = "IPV4")]
+    pub advertise: Option<Ipv4Addr>,
     /// IPv6 source S of every IPv6 group.
     #[arg(long, value_name = "IPV6", default_value = "fd00:726f:6f6d::1")]
     pub source_v6: Ipv6Addr,
@@ -69,6 +72,11 @@ pub struct Args {
     /// AMT query interval in seconds (gateways refresh their joins this often).
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
     pub query_interval: f64,
+    /// Keep the embedded relay's MAC secrets and membership table in FILE across restarts
+    /// (written shortly after each change and on SIGTERM, atomically, mode 0600; restored at
+    /// start): boxes and standard gateways keep receiving after a restart.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<std::path::PathBuf>,
 }
 
 fn parse_meeting(s: &str) -> Result<MeetingSpec, String> {
@@ -130,15 +138,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("binding the media port {}", args.rtp_listen))?;
     let relay_cfg = roomcast_amt::RelayConfig {
         query_interval: Duration::from_secs_f64(args.query_interval.clamp(1.0, 3600.0)),
+        advertised: args.advertise.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4),
         ..Default::default()
     };
-    let relay = RelayHandle::spawn(RelayOptions { config: relay_cfg, ..RelayOptions::new(args.relay_listen) })
-        .await
-        .context("starting the embedded AMT relay")?;
-    let advertise = IpAddr::V4(args.advertise);
+    let relay = RelayHandle::spawn(RelayOptions {
+        config: relay_cfg,
+        state_file: args.state.clone(),
+        ..RelayOptions::new(args.relay_listen)
+    })
+    .await
+    .context("starting the embedded AMT relay")?;
+    let source_v4 = args.advertise.unwrap_or(Ipv4Addr::LOCALHOST);
+    let advertise = IpAddr::V4(source_v4);
     let cfg = ServiceConfig {
         meetings: args.meetings.clone(),
-        source_v4: args.advertise,
+        source_v4,
         source_v6: args.source_v6,
         range_v4: args.ipv4_range,
         range_v6: args.ipv6_range,
@@ -170,9 +184,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     super::relay::wait_for_shutdown().await?;
     for t in [control, media_task, timers, stats] {
         t.abort();
+        // Wait until the task is gone, so its handle on the relay is dropped.
+        let _ = t.await;
     }
-    if let Ok(relay) = Arc::try_unwrap(relay) {
-        relay.shutdown().await;
+    match Arc::try_unwrap(relay) {
+        // A clean stop writes the --state file.
+        Ok(relay) => relay.shutdown().await,
+        Err(_) => tracing::warn!("the relay is still in use; stopping without a clean shutdown"),
     }
     Ok(())
 }

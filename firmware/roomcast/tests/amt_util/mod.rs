@@ -255,3 +255,68 @@ pub fn query_mac(q: &[u8]) -> Option<[u8; 6]> {
 pub fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
+
+/// AMT Relay Discovery (RFC 7450 5.1.1) with `nonce`.
+pub fn amt_discovery(nonce: u32) -> Vec<u8> {
+    let mut m = vec![0x01, 0x00, 0x00, 0x00];
+    m.extend_from_slice(&nonce.to_be_bytes());
+    m
+}
+
+/// The (nonce, relay address) of an AMT Relay Advertisement (RFC 7450 5.1.2), if `a` is one.
+pub fn advertisement(a: &[u8]) -> Option<(u32, std::net::IpAddr)> {
+    if a.first() != Some(&0x02) || a.len() < 12 {
+        return None;
+    }
+    let nonce = u32::from_be_bytes(a[4..8].try_into().ok()?);
+    let relay = match a.len() {
+        12 => std::net::IpAddr::from(<[u8; 4]>::try_from(&a[8..12]).ok()?),
+        24 => std::net::IpAddr::from(<[u8; 16]>::try_from(&a[8..24]).ok()?),
+        _ => return None,
+    };
+    Some((nonce, relay))
+}
+
+/// The source address of the IPv4 packet (the IGMPv3 query) inside an AMT Membership Query.
+pub fn query_igmp_source(q: &[u8]) -> Option<Ipv4Addr> {
+    if q.first() != Some(&0x04) || q.len() < 12 + 20 || q[12] >> 4 != 4 {
+        return None;
+    }
+    Some(Ipv4Addr::new(q[24], q[25], q[26], q[27]))
+}
+
+/// One UDP datagram seen on the wire: (from, to, payload).
+pub type Datagram = (SocketAddr, SocketAddr, Vec<u8>);
+
+/// A pcap file (link type raw IP) of UDP datagrams (from, to, payload), IPv4 only, UDP
+/// checksum left 0 ("none", valid for IPv4): enough for tshark to dissect the AMT inside.
+pub fn pcap_udp(datagrams: &[Datagram]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&101u32.to_le_bytes()); // LINKTYPE_RAW
+    for (i, (from, to, payload)) in datagrams.iter().enumerate() {
+        let (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) = (from.ip(), to.ip()) else { panic!("IPv4 only") };
+        let udp_len = 8 + payload.len();
+        let total = 20 + udp_len;
+        let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&s.octets());
+        ip.extend_from_slice(&d.octets());
+        let c = inet_checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        ip.extend_from_slice(&from.port().to_be_bytes());
+        ip.extend_from_slice(&to.port().to_be_bytes());
+        ip.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 0]);
+        ip.extend_from_slice(payload);
+        out.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(ip.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(ip.len() as u32).to_le_bytes());
+        out.extend_from_slice(&ip);
+    }
+    out
+}
