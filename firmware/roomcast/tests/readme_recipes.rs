@@ -10,7 +10,8 @@
 //!    the 5 s ffmpeg recorded through the gateway decode to about 5 s of non-silent audio
 //!    without decoder errors;
 //! 4. stop: nothing the recipe started is left running (no process left in the shell's process
-//!    group), both rooms left the meeting, the service's control port is free again.
+//!    group), both rooms left the meeting (the service logged no warning for it), the service's
+//!    control port is free again.
 //!
 //! Every block has a time limit; whatever happens, the shell's process group is killed at the end.
 
@@ -301,6 +302,9 @@ fn laptop_meeting_recipe_runs_as_written() {
             "the service did not log {room} leaving:\n{server}"
         );
     }
+    // Normal events (joins, leaves after an RTCP BYE) are no warnings.
+    let warnings: Vec<&str> = server.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    assert!(warnings.is_empty(), "the service warned during a normal meeting: {warnings:#?}");
     assert!(std::net::TcpListener::bind(("127.0.0.1", api_port)).is_ok(), "the control port is still taken");
     shell.send("exit\n");
     drop(shell);
