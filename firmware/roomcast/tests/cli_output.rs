@@ -81,6 +81,7 @@ fn start_server() -> (std::process::Child, std::net::SocketAddr, std::sync::mpsc
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("roomcast server did not start within 20 s:\n{seen}");
 }
 
@@ -98,6 +99,7 @@ fn server_logs_without_colour_and_answers_the_root_path() {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("roomcast server did not stop on SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
