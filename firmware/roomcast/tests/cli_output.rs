@@ -1,7 +1,8 @@
 //! What a newcomer sees on the terminal: `roomcast --version` names the git commit; logs
 //! written to a pipe carry no ANSI escape codes (with `NO_COLOR` unset); a failed command prints
 //! its error once, as one line with its causes; `roomcast server` answers `GET /` with a page
-//! naming the meeting API.
+//! naming the meeting API and a room's SDP by name; `roomcast gateway --room` says what is
+//! missing (the token, the room).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -42,8 +43,22 @@ fn a_failed_write_prints_one_error_line_without_colour() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "the cause is said once: {err}");
 }
 
-/// Runs `roomcast server` on free ports until it logs that it runs; returns it and its log lines.
-fn start_server() -> (std::process::Child, std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
+/// A `roomcast server` on free ports, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `roomcast server` (meeting `demo`, token `t`) until it logs that it runs.
+fn start_server() -> Server {
     let mut child = roomcast(&[
         "server",
         "--meeting",
@@ -61,7 +76,7 @@ fn start_server() -> (std::process::Child, std::net::SocketAddr, std::sync::mpsc
     .spawn()
     .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, log) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
@@ -69,46 +84,83 @@ fn start_server() -> (std::process::Child, std::net::SocketAddr, std::sync::mpsc
             }
         }
     });
+    let mut server = Server { child, addr: "127.0.0.1:0".parse().unwrap(), log };
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = String::new();
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+    while let Ok(line) = server.log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         seen.push_str(&line);
         seen.push('\n');
         assert!(!line.contains('\x1b'), "escape codes in a piped log line: {line:?}");
         if let Some(rest) = line.split("control=").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-            return (child, addr, rx);
+            server.addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            return server;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     panic!("roomcast server did not start within 20 s:\n{seen}");
+}
+
+/// One HTTP request to the server; the whole response.
+fn http(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp
 }
 
 #[test]
 fn server_logs_without_colour_and_answers_the_root_path() {
-    let (mut child, addr, rx) = start_server();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
+    let mut server = start_server();
+    let resp = http(server.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     // SAFETY: signals the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("roomcast server did not stop on SIGTERM");
-        }
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "roomcast server did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let rest: Vec<String> = rx.try_iter().collect();
+    let rest: Vec<String> = server.log.try_iter().collect();
     assert!(rest.iter().all(|l| !l.contains('\x1b')), "escape codes in piped logs: {rest:?}");
     assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
     assert!(resp.contains("Content-Type: text/plain"), "{resp}");
     for endpoint in ["/v1/meetings/{m}/roster", "/v1/meetings/{m}/rooms/{name}/sdp", "/v1/health"] {
         assert!(resp.contains(endpoint), "GET / does not name {endpoint}:\n{resp}");
     }
+}
+
+#[test]
+fn gateway_by_room_says_what_is_missing() {
+    let server = start_server();
+    let addr = server.addr.to_string();
+    let gateway = |token: Option<&str>, extra: &[&str]| {
+        let mut args = vec!["gateway", "--meeting-server", &addr, "--meeting", "demo", "--room", "Red"];
+        args.extend_from_slice(&["--forward", "127.0.0.1:9"]);
+        args.extend_from_slice(extra);
+        let mut cmd = roomcast(&args);
+        match token {
+            Some(t) => cmd.env("ROOMCAST_TOKEN", t),
+            None => cmd.env_remove("ROOMCAST_TOKEN"),
+        };
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = gateway(None, &[]);
+    assert!(err.contains("set ROOMCAST_TOKEN") && err.contains("--token-file FILE"), "{err}");
+    let err = gateway(Some("t"), &[]);
+    assert!(err.contains(r#"no room "Red" in meeting "demo" (rooms present: none)"#), "{err}");
+    let err = gateway(Some("wrong"), &[]);
+    assert!(err.contains("403") && err.contains("wrong access token"), "{err}");
+    let dir = std::env::temp_dir().join(format!("roomcast-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "t\n").unwrap();
+    let err = gateway(Some("wrong"), &["--token-file", file.to_str().unwrap()]);
+    assert!(err.contains(r#"no room "Red""#), "--token-file wins over the environment: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    // The service's answer for a room that is not there: 404 naming the rooms present.
+    let resp = http(server.addr, "GET /v1/meetings/demo/rooms/Red%20room/sdp?token=t HTTP/1.1\r\n\r\n");
+    assert!(resp.starts_with("HTTP/1.1 404 "), "{resp}");
+    assert!(resp.ends_with(r#"{"error":"no room \"Red room\" in this meeting (rooms present: none)"}"#), "{resp}");
 }
