@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::control::{ControlRequest, Media, Reply, Who};
 use crate::pool::{GroupPool, Range};
@@ -284,7 +284,8 @@ impl MeetingService {
             Some(_) => Ok(()),
         };
         if let Err(e) = &result {
-            warn!(meeting, error = %e, "control request refused");
+            // The driver logs the refusal with the peer's address.
+            debug!(meeting, error = %e, "control request refused");
             self.events.push(Event::Refused { meeting: meeting.to_string(), error: e.clone() });
         }
         result

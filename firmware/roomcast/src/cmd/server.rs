@@ -240,10 +240,12 @@ async fn handle_conn(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared
         shared.drain_events(&mut svc);
         r
     };
+    // Not found is a normal answer (a room not joined yet); wrong tokens and bad requests warn.
     match &reply {
         Reply::Json { status: 404, body } if is_leave => {
             tracing::debug!(%peer, %body, "leave of a participant already gone")
         }
+        Reply::Json { status: 404, body } => tracing::info!(%peer, %body, "not found"),
         Reply::Json { status: status @ (400..=499), body } => {
             tracing::warn!(%peer, status, %body, "control request refused")
         }
