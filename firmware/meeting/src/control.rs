@@ -12,7 +12,7 @@
 //! | `GET /v1/meetings/{m}/rooms/{name}/sdp[?...]` | the same by room name (URL-encoded), for the room that joined last under that name |
 //! | `GET /` | a short text page naming these endpoints |
 //!
-//! Every request but health carries the meeting's token as `Authorization: Bearer TOKEN` (or
+//! Every request but health and `GET /` carries the meeting's token as `Authorization: Bearer TOKEN` (or
 //! `?token=TOKEN`, for players that fetch an SDP by URL). Parsing takes untrusted bytes and
 //! never panics; requests are bounded (8 KiB of headers, 16 KiB of body).
 
