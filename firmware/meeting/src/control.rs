@@ -24,7 +24,7 @@ use crate::MeetingError;
 /// What `GET /` answers: the endpoints, for someone pointing a browser or curl at the service.
 pub const INDEX_PAGE: &str = "\
 roomcast meeting service: HTTP/1.1 + JSON control API.
-Every request but health carries the meeting's token: `Authorization: Bearer TOKEN` (or ?token=TOKEN).
+Every request but health and this page carries the meeting's token: `Authorization: Bearer TOKEN` (or ?token=TOKEN).
 
 GET    /v1/health                                      liveness
 POST   /v1/meetings/{m}/participants                   join: body {\"room\":NAME,\"caps\":{...}}
