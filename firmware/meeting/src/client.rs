@@ -37,6 +37,26 @@ pub fn roster(host: &str, meeting: &str, token: &str, since: Option<u64>) -> Vec
     request("GET", host, &format!("/v1/meetings/{meeting}/roster{q}"), token, None)
 }
 
+/// A room's SDP by its name, for a player behind `roomcast gateway --forward ADDR:PORT`
+/// (`forward` is `Some((ADDR:PORT, "audio"|"video"))`) or of its (S,G).
+pub fn room_sdp(host: &str, meeting: &str, token: &str, room: &str, forward: Option<(&str, &str)>) -> Vec<u8> {
+    let q = forward.map(|(addr, media)| format!("?forward={addr}&media={media}")).unwrap_or_default();
+    request("GET", host, &format!("/v1/meetings/{meeting}/rooms/{}/sdp{q}", encode_segment(room)), token, None)
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986) of a path segment.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A complete HTTP response: status and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -110,6 +130,12 @@ mod tests {
         assert!(matches!(r, ControlRequest::Leave { .. }));
         let (r, _) = parse_request(&keepalive("h", "demo", "tok", "abc")).unwrap();
         assert!(matches!(r, ControlRequest::Keepalive { .. }));
+        let (r, _) =
+            parse_request(&room_sdp("h", "demo", "tok", "Salle 2/B é", Some(("127.0.0.1:4000", "audio")))).unwrap();
+        assert!(
+            matches!(r, ControlRequest::Sdp { participant: crate::control::Who::Room(ref n), forward: Some(_), .. }
+            if n == "Salle 2/B é")
+        );
     }
 
     #[test]

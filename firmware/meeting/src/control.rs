@@ -9,8 +9,10 @@
 //! | `GET /v1/meetings/{m}/roster[?since=V]` | roster (JSON); with `since`, waits until the version passes V |
 //! | `GET /v1/meetings/{m}/participants/{p}/sdp[?family=ipv6]` | a participant's SDP (`application/sdp`) |
 //! | `GET /v1/meetings/{m}/participants/{p}/sdp?forward=ADDR:PORT&media=audio` | SDP for a player behind `roomcast gateway --forward ADDR:PORT` (one stream) |
+//! | `GET /v1/meetings/{m}/rooms/{name}/sdp[?...]` | the same by room name (URL-encoded), for the room that joined last under that name |
+//! | `GET /` | a short text page naming these endpoints |
 //!
-//! Every request but health carries the meeting's token as `Authorization: Bearer TOKEN` (or
+//! Every request but health and `GET /` carries the meeting's token as `Authorization: Bearer TOKEN` (or
 //! `?token=TOKEN`, for players that fetch an SDP by URL). Parsing takes untrusted bytes and
 //! never panics; requests are bounded (8 KiB of headers, 16 KiB of body).
 
@@ -18,6 +20,23 @@ use serde::Serialize;
 
 use crate::roster::{Family, JoinRequest};
 use crate::MeetingError;
+
+/// What `GET /` answers: the endpoints, for someone pointing a browser or curl at the service.
+pub const INDEX_PAGE: &str = "\
+roomcast meeting service: HTTP/1.1 + JSON control API.
+Every request but health and this page carries the meeting's token: `Authorization: Bearer TOKEN` (or ?token=TOKEN).
+
+GET    /v1/health                                      liveness
+POST   /v1/meetings/{m}/participants                   join: body {\"room\":NAME,\"caps\":{...}}
+DELETE /v1/meetings/{m}/participants/{p}               leave
+POST   /v1/meetings/{m}/participants/{p}/keepalive     I am still here
+GET    /v1/meetings/{m}/roster[?since=V]               the roster (JSON); with since, waits for a newer one
+GET    /v1/meetings/{m}/participants/{p}/sdp           a participant's SDP ([?family=ipv6],
+                                                       [?forward=ADDR:PORT&media=audio|video] for roomcast gateway)
+GET    /v1/meetings/{m}/rooms/{name}/sdp               the same by room name (URL-encoded)
+
+Example: curl -H 'Authorization: Bearer TOKEN' http://HOST:8470/v1/meetings/ID/roster
+";
 
 /// Most bytes of request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -29,6 +48,8 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub enum ControlRequest {
     /// `GET /v1/health`.
     Health,
+    /// `GET /`: a page naming the endpoints.
+    Index,
     /// Join a meeting.
     Join {
         /// Meeting id.
@@ -71,13 +92,22 @@ pub enum ControlRequest {
         meeting: String,
         /// Token presented.
         token: String,
-        /// Participant id.
-        participant: String,
+        /// Whose: a participant id or a room name.
+        participant: Who,
         /// Which family's (S,G).
         family: Family,
         /// A unicast SDP for one stream forwarded to this address instead.
         forward: Option<(std::net::SocketAddr, Media)>,
     },
+}
+
+/// A participant named by its id or by its room's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// The participant id.
+    Id(String),
+    /// The room name (the participant that joined last under that name).
+    Room(String),
 }
 
 /// One of a participant's streams.
@@ -101,6 +131,8 @@ pub enum Reply {
     },
     /// An SDP body (200).
     Sdp(String),
+    /// A plain text body (200).
+    Text(String),
     /// Long poll: the driver waits until the roster version passes `since` (or a timeout),
     /// then asks again without `since`.
     WaitRoster {
@@ -122,6 +154,7 @@ impl Reply {
         match self {
             Reply::Json { status, body } => encode_response(*status, "application/json", body.as_bytes()),
             Reply::Sdp(body) => encode_response(200, "application/sdp", body.as_bytes()),
+            Reply::Text(body) => encode_response(200, "text/plain; charset=utf-8", body.as_bytes()),
             Reply::WaitRoster { .. } => encode_response(204, "application/json", b""),
         }
     }
@@ -167,8 +200,13 @@ fn bad(msg: impl Into<String>) -> MeetingError {
     MeetingError::BadRequest(msg.into())
 }
 
-/// Decodes `%XX` escapes and `+`; invalid escapes are an error.
+/// Decodes `%XX` escapes and `+` (a query value); invalid escapes are an error.
 fn percent_decode(s: &str) -> Result<String, MeetingError> {
+    decode_escapes(s, true)
+}
+
+/// Decodes `%XX` escapes; `plus_is_space` for query values (in a path `+` is itself).
+fn decode_escapes(s: &str, plus_is_space: bool) -> Result<String, MeetingError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -180,7 +218,7 @@ fn percent_decode(s: &str) -> Result<String, MeetingError> {
                 out.push(u8::from_str_radix(hex, 16).map_err(|_| bad("bad % escape"))?);
                 i += 3;
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -190,7 +228,16 @@ fn percent_decode(s: &str) -> Result<String, MeetingError> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| bad("query is not UTF-8"))
+    String::from_utf8(out).map_err(|_| bad("escaped text is not UTF-8"))
+}
+
+/// A room name in a path (URL-encoded, e.g. `Blue%20room`); the service checks its length.
+fn room_segment(s: &str) -> Result<String, MeetingError> {
+    let room = decode_escapes(s, false)?;
+    if room.is_empty() || room.chars().count() > 64 || room.chars().any(char::is_control) {
+        return Err(bad("room name in path must be 1 to 64 printable characters"));
+    }
+    Ok(room)
 }
 
 /// An id in a path: letters, digits, `-`, `_`, `.` (not first); 1 to 64 characters.
@@ -300,10 +347,10 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
         ("GET", ["v1", "meetings", m, "roster"]) => {
             ControlRequest::Roster { meeting: id_segment(m)?, token: token()?, since }
         }
-        ("GET", ["v1", "meetings", m, "participants", p, "sdp"]) => ControlRequest::Sdp {
+        ("GET", ["v1", "meetings", m, kind @ ("participants" | "rooms"), p, "sdp"]) => ControlRequest::Sdp {
             meeting: id_segment(m)?,
             token: token()?,
-            participant: id_segment(p)?,
+            participant: if *kind == "rooms" { Who::Room(room_segment(p)?) } else { Who::Id(id_segment(p)?) },
             family,
             forward: match (forward, media) {
                 (Some(f), Some(m)) => Some((f, m)),
@@ -311,6 +358,7 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
                 _ => return Err(bad("forward and media go together: forward=ADDR:PORT&media=audio|video")),
             },
         },
+        ("GET", []) => ControlRequest::Index,
         _ => return Err(bad(format!("no such request: {method} {}", path.chars().take(100).collect::<String>()))),
     };
     Ok((request, total))
@@ -371,7 +419,7 @@ mod tests {
             ControlRequest::Sdp {
                 meeting: "demo".into(),
                 token: "t".into(),
-                participant: "ab12".into(),
+                participant: Who::Id("ab12".into()),
                 family: Family::Ipv6,
                 forward: None
             }
@@ -385,6 +433,12 @@ mod tests {
             b"GET /v1/meetings/demo/participants/ab12/sdp?token=t&forward=127.0.0.1:4000 HTTP/1.1\r\n\r\n"
         )
         .is_err());
+        let (r, _) = parse_request(b"GET /v1/meetings/demo/rooms/Blue%20room+1/sdp?token=t HTTP/1.1\r\n\r\n").unwrap();
+        assert!(matches!(r, ControlRequest::Sdp { participant: Who::Room(ref n), .. } if n == "Blue room+1"));
+        assert!(parse_request(b"GET /v1/meetings/demo/rooms/%0A/sdp?token=t HTTP/1.1\r\n\r\n").is_err());
+        assert!(parse_request(b"GET /v1/meetings/demo/rooms/%ff/sdp?token=t HTTP/1.1\r\n\r\n").is_err());
+        let (r, _) = parse_request(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(r, ControlRequest::Index);
         let (r, _) =
             parse_request(b"DELETE /v1/meetings/demo/participants/ab12 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n")
                 .unwrap();

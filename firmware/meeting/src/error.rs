@@ -14,6 +14,14 @@ pub enum MeetingError {
     /// The participant id is not (or no longer) in the meeting.
     #[error("no participant {0:?} in this meeting")]
     UnknownParticipant(String),
+    /// No participant of the meeting has this room name.
+    #[error("no room {room:?} in this meeting (rooms present: {present})")]
+    UnknownRoom {
+        /// The name asked for.
+        room: String,
+        /// The rooms in the meeting, comma-separated (or `none`).
+        present: String,
+    },
     /// A configured limit would be exceeded.
     #[error("limit reached: {0}")]
     Limit(String),

@@ -182,8 +182,27 @@ pub struct Roster {
     pub meeting: String,
     /// Change counter.
     pub version: u64,
+    /// The AMT relay carrying the groups, as `ADDR:PORT` (advertised; a client that reached the
+    /// service at another address uses that address with this port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
     /// Participants, in order of joining.
     pub participants: Vec<ParticipantInfo>,
+}
+
+impl Roster {
+    /// The participant that joined last under room name `room`.
+    pub fn by_room(&self, room: &str) -> Option<&ParticipantInfo> {
+        self.participants.iter().rev().find(|p| p.room == room)
+    }
+
+    /// The rooms present, comma-separated, or `none`.
+    pub fn room_names(&self) -> String {
+        if self.participants.is_empty() {
+            return "none".into();
+        }
+        self.participants.iter().map(|p| p.room.as_str()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// The answer to a join.

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::control::{ControlRequest, Media, Reply};
+use crate::control::{ControlRequest, Media, Reply, Who};
 use crate::pool::{GroupPool, Range};
 use crate::roster::{
     Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup, Ssrcs,
@@ -209,7 +209,7 @@ fn check_caps(caps: &Caps) -> Result<(), MeetingError> {
 
 fn error_reply(e: &MeetingError) -> Reply {
     let status = match e {
-        MeetingError::UnknownMeeting(_) | MeetingError::UnknownParticipant(_) => 404,
+        MeetingError::UnknownMeeting(_) | MeetingError::UnknownParticipant(_) | MeetingError::UnknownRoom { .. } => 404,
         MeetingError::WrongToken(_) => 403,
         MeetingError::Limit(_) | MeetingError::PoolExhausted(_) => 503,
         _ => 400,
@@ -267,6 +267,7 @@ impl MeetingService {
         Some(Roster {
             meeting: meeting.to_string(),
             version: m.version,
+            relay: Some(self.cfg.relay.to_string()),
             participants: m.participants.values().map(|p| p.info.clone()).collect(),
         })
     }
@@ -283,7 +284,8 @@ impl MeetingService {
             Some(_) => Ok(()),
         };
         if let Err(e) = &result {
-            warn!(meeting, error = %e, "control request refused");
+            // The driver logs the refusal with the peer's address.
+            debug!(meeting, error = %e, "control request refused");
             self.events.push(Event::Refused { meeting: meeting.to_string(), error: e.clone() });
         }
         result
@@ -300,6 +302,7 @@ impl MeetingService {
     fn control(&mut self, now: Instant, req: ControlRequest) -> Result<Reply, MeetingError> {
         match req {
             ControlRequest::Health => Ok(Reply::json(200, &serde_json::json!({"ok": true}))),
+            ControlRequest::Index => Ok(Reply::Text(crate::control::INDEX_PAGE.to_string())),
             ControlRequest::Join { meeting, token, body } => {
                 self.authorize(&meeting, &token)?;
                 let reply = self.join(now, &meeting, &body.room, body.caps)?;
@@ -335,11 +338,18 @@ impl MeetingService {
             ControlRequest::Sdp { meeting, token, participant, family, forward } => {
                 self.authorize(&meeting, &token)?;
                 let m = self.meetings.get(&meeting).ok_or(MeetingError::UnknownMeeting(meeting.clone()))?;
-                let p = m
-                    .participants
-                    .values()
-                    .find(|p| p.info.id == participant)
-                    .ok_or(MeetingError::UnknownParticipant(participant))?;
+                let p = match participant {
+                    Who::Id(id) => {
+                        m.participants.values().find(|p| p.info.id == id).ok_or(MeetingError::UnknownParticipant(id))?
+                    }
+                    Who::Room(room) => match m.participants.values().rev().find(|p| p.info.room == room) {
+                        Some(p) => p,
+                        None => {
+                            let present = self.roster(&meeting).map(|r| r.room_names()).unwrap_or_default();
+                            return Err(MeetingError::UnknownRoom { room, present });
+                        }
+                    },
+                };
                 let body = match (forward, family) {
                     (Some((addr, media)), _) => {
                         let mut caps = p.info.caps.clone();

@@ -101,6 +101,48 @@ fn control_requests_end_to_end_through_the_parser() {
 }
 
 #[test]
+fn a_rooms_sdp_by_name() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let green = join(&mut s, t0, "Green");
+    let blue = join(&mut s, t0, "Blue room");
+    let get = |s: &mut MeetingService, target: &str| {
+        let raw = format!("GET {target} HTTP/1.1\r\n\r\n");
+        let (req, _) = parse_request(raw.as_bytes()).unwrap();
+        s.handle_control(t0, req)
+    };
+    // By URL-encoded name: the (S,G) of that room, not of the one that joined first.
+    match get(&mut s, "/v1/meetings/demo/rooms/Blue%20room/sdp?token=secret") {
+        Reply::Sdp(sdp) => {
+            let g = blue.groups.ipv4.group.to_string();
+            assert!(sdp.contains(&format!("c=IN IP4 {g}/255")), "{sdp}");
+            assert!(!sdp.contains(&green.groups.ipv4.group.to_string()), "{sdp}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match get(&mut s, "/v1/meetings/demo/rooms/Green/sdp?token=secret&forward=127.0.0.1:40000&media=audio") {
+        Reply::Sdp(sdp) => {
+            assert!(sdp.contains("m=audio 40000 RTP/AVP 111") && !sdp.contains("m=video"), "{sdp}");
+            assert!(sdp.contains(&format!("a=ssrc:{} ", green.ssrc.audio)), "{sdp}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // No such room: 404 naming the rooms present.
+    let (status, body) = reply_json(get(&mut s, "/v1/meetings/demo/rooms/Red/sdp?token=secret"));
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "no room \"Red\" in this meeting (rooms present: Green, Blue room)");
+    // Same authorisation as the SDP by id.
+    let (status, _) = reply_json(get(&mut s, "/v1/meetings/demo/rooms/Green/sdp?token=nope"));
+    assert_eq!(status, 403);
+    // The roster names the relay; `GET /` names the endpoints.
+    assert_eq!(s.roster("demo").unwrap().relay.as_deref(), Some("127.0.0.1:2268"));
+    match get(&mut s, "/") {
+        Reply::Text(page) => assert!(page.contains("/v1/meetings/{m}/rooms/{name}/sdp"), "{page}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn wrong_token_is_refused_and_changes_nothing() {
     let t0 = Instant::now();
     let mut s = service();

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 /// Meeting-room box over multicast, delivered by AMT (RFC 7450).
 #[derive(Parser)]
-#[command(name = "roomcast", version, about)]
+#[command(name = "roomcast", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,14 +40,52 @@ enum Command {
     Config(cmd::config::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+/// `roomcast --version`: the crate version and the git commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ROOMCAST_COMMIT"), ")");
+
+/// Logs to stderr (`RUST_LOG`, default `info`), coloured only on a terminal and without `NO_COLOR`.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
+}
+
+/// An error and its causes on one line, each said once: a cause whose text the message before
+/// already says (a thiserror message that embeds its source) is not repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if msg.is_empty() || out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
+fn main() -> std::process::ExitCode {
+    init_logging();
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Relay(args) => cmd::relay::run(args),

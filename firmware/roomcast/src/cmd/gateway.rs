@@ -4,6 +4,10 @@
 //! received UDP payload of those channels to `--forward ADDR:PORT` (so VLC or ffplay can play
 //! it), or with `--forward native` re-sends it as native multicast to GROUP:PORT on
 //! `--interface`. SIGINT/SIGTERM leave the groups and tear the tunnel down before exiting.
+//! With `--meeting-server HOST:PORT --meeting ID --room NAME` the channel and relay come from
+//! the meeting's roster instead ([`room`]).
+
+mod room;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -40,13 +44,16 @@ impl FromStr for Forward {
 /// Command-line arguments of `roomcast gateway`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The AMT relay, ADDR[:PORT] (port 2268 by default).
-    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_relay)]
-    pub relay: SocketAddr,
+    /// The AMT relay, ADDR[:PORT] (port 2268 by default). With --room: the service's relay.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_relay, required_unless_present = "meeting_server")]
+    pub relay: Option<SocketAddr>,
     /// A channel to receive, SOURCE@GROUP:PORT (repeatable); IPv6 too:
     /// 2001:db8::1@ff3e::8000:1:5004 (the last :PORT is the port).
-    #[arg(long, value_name = "SOURCE@GROUP:PORT", required = true, value_parser = parse_channel)]
+    #[arg(long, value_name = "SOURCE@GROUP:PORT", required_unless_present = "meeting_server", value_parser = parse_channel)]
     pub join: Vec<ChannelSpec>,
+    /// A room of a meeting instead of --join.
+    #[command(flatten)]
+    pub room: room::RoomArgs,
     /// Where to deliver the payloads: ADDR:PORT (plain UDP, e.g. 127.0.0.1:5004 for VLC or
     /// ffplay) or `native` (multicast to GROUP:PORT on --interface).
     #[arg(long, value_name = "ADDR:PORT|native")]
@@ -123,17 +130,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.interface.is_some() && args.forward != Forward::Native {
         tracing::warn!("--interface is only used with --forward native; ignoring it");
     }
+    let (relay, join) = match &args.room.meeting_server {
+        Some(_) => room::resolve(&args.room, args.relay).map(|(r, c)| (r, vec![c]))?,
+        None => (args.relay.context("--relay is required")?, args.join.clone()),
+    };
     let output = Output::open(&args)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async move {
-        let mut config = GatewayConfig { relay: Some(args.relay), ..GatewayConfig::default() };
+        let mut config = GatewayConfig { relay: Some(relay), ..GatewayConfig::default() };
         config.max_refresh_interval = Some(Duration::from_secs_f64(args.max_refresh));
         let opts = GatewayOptions { bind: args.bind, config, delivery_capacity: 4096 };
         let (gateway, mut deliveries) = GatewayHandle::spawn(opts).await.context("starting the AMT gateway")?;
         // (group, port) pairs we deliver; several ports of one (S,G) share one join.
-        let wanted: HashSet<(IpAddr, IpAddr, u16)> = args.join.iter().map(|c| (c.source, c.group, c.port)).collect();
+        let wanted: HashSet<(IpAddr, IpAddr, u16)> = join.iter().map(|c| (c.source, c.group, c.port)).collect();
         let mut joined = HashSet::new();
-        for c in &args.join {
+        for c in &join {
             let sg = c.source_group();
             if joined.insert(sg) {
                 gateway.join(sg).await.with_context(|| format!("--join {c}"))?;

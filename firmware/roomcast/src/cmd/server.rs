@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use roomcast_meeting::control::{error_response, parse_request, Reply};
+use roomcast_meeting::control::{error_response, parse_request, ControlRequest, Reply};
 use roomcast_meeting::pool::Range;
 use roomcast_meeting::roster::Ports;
 use roomcast_meeting::service::{Event, MeetingSpec};
@@ -249,6 +249,8 @@ async fn handle_conn(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared
         }
     };
     tracing::debug!(%peer, ?req, "control request");
+    // A box's leave after its RTCP BYE already removed it is a normal 404.
+    let is_leave = matches!(req, ControlRequest::Leave { .. });
     let mut rx = shared.changed.subscribe();
     let reply = {
         let mut svc = shared.svc.lock().expect("service lock");
@@ -256,8 +258,16 @@ async fn handle_conn(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared
         shared.drain_events(&mut svc);
         r
     };
-    if let Reply::Json { status: status @ (400..=499), body } = &reply {
-        tracing::warn!(%peer, status, %body, "control request refused");
+    // Not found is a normal answer (a room not joined yet); wrong tokens and bad requests warn.
+    match &reply {
+        Reply::Json { status: 404, body } if is_leave => {
+            tracing::debug!(%peer, %body, "leave of a participant already gone")
+        }
+        Reply::Json { status: 404, body } => tracing::info!(%peer, %body, "not found"),
+        Reply::Json { status: status @ (400..=499), body } => {
+            tracing::warn!(%peer, status, %body, "control request refused")
+        }
+        _ => {}
     }
     let bytes = match reply {
         Reply::WaitRoster { meeting, since } => {

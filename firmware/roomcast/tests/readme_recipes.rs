@@ -1,0 +1,316 @@
+//! The README's "Run a meeting on a laptop" recipe, run as written: its shell blocks are taken
+//! from README.md itself (between `<!-- recipe: laptop-meeting -->` and `<!-- /recipe -->`)
+//! and fed, one after the other, to one bash — as a reader pastes them into one terminal — with
+//! the debug `roomcast` first on `PATH` and free loopback ports in the variables the recipe
+//! reads (`D`, `API`, `MEDIA`, `RELAY`, `FWD`). After each block the test checks what the README
+//! says it does:
+//! 1. start: the service and both rooms run (their PID files name live processes);
+//! 2. roster: the JSON printed lists the rooms Blue and Green;
+//! 3. listen: the gateway found Blue's channel in the roster, the SDP written is Blue's, and
+//!    the 5 s ffmpeg recorded through the gateway decode to about 5 s of non-silent audio
+//!    without decoder errors;
+//! 4. stop: nothing the recipe started is left running (no process left in the shell's process
+//!    group), both rooms left the meeting (the service logged no warning for it), the service's
+//!    control port is free again.
+//!
+//! Every block has a time limit; whatever happens, the shell's process group is killed at the end.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use roomcast_test_support::require_tool;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roomcast");
+const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+
+/// The shell blocks (```sh) between the recipe's markers.
+fn recipe_blocks(readme: &str, name: &str) -> Vec<String> {
+    let open = format!("<!-- recipe: {name} -->");
+    let start = readme.find(&open).unwrap_or_else(|| panic!("README.md has no `{open}` marker")) + open.len();
+    let len = readme[start..].find("<!-- /recipe -->").expect("README.md: recipe marker not closed");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme[start..start + len].lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```sh") => current = Some(String::new()),
+            (Some(_), "```") => blocks.push(current.take().expect("open block")),
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "README.md: a ```sh block of the recipe is not closed");
+    blocks
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One bash fed the blocks on its stdin, in its own process group (killed on drop).
+struct Shell {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Shell {
+    fn start(dir: &Path, env: &[(&str, String)]) -> Shell {
+        use std::os::unix::process::CommandExt;
+        let bin_dir = Path::new(BIN).parent().unwrap();
+        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let mut cmd = Command::new("bash");
+        cmd.args(["--noprofile", "--norc", "-s"])
+            .current_dir(dir)
+            .env("PATH", path)
+            .env_remove("ROOMCAST_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting bash");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut shell = Shell { stdin: child.stdin.take(), child, lines };
+        // A failing command ends the shell (the test then fails with the block's output).
+        shell.send("exec 2>&1; set -eo pipefail\n");
+        shell
+    }
+
+    fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("shell stdin");
+        stdin.write_all(text.as_bytes()).and_then(|_| stdin.flush()).expect("writing to bash");
+    }
+
+    /// Runs one block; returns its output. Panics on failure or after `limit`.
+    fn run(&mut self, n: usize, block: &str, limit: Duration) -> String {
+        let done = format!("@@block {n} done");
+        self.send(&format!("{block}\necho '{done}'\n"));
+        let deadline = Instant::now() + limit;
+        let mut out = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line == done => return out,
+                Ok(line) => {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("README recipe block {n} did not finish within {limit:?}:\n{block}\noutput:\n{out}")
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    panic!("README recipe block {n} failed (bash exited: {status:?}):\n{block}\noutput:\n{out}")
+                }
+            }
+        }
+    }
+
+    fn pgid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        // SAFETY: signals our own process group only (bash and what it started).
+        unsafe { libc::kill(-self.pgid(), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Processes (pid, command) of process group `pgid`, zombies excepted, `except` excepted.
+fn live_in_group(pgid: i32, except: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid pgrp ...
+        let Some((comm, rest)) = stat.rsplit_once(") ") else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(state), Some(pgrp)) = (fields.first(), fields.get(2).and_then(|p| p.parse::<i32>().ok())) else {
+            continue;
+        };
+        if pgrp == pgid && pid != except && *state != "Z" {
+            found.push((pid, comm.split_once('(').map_or(comm, |(_, c)| c).to_string()));
+        }
+    }
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn read_pid(dir: &Path, name: &str) -> u32 {
+    let path = dir.join(format!("{name}.pid"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.trim().parse().unwrap_or_else(|_| panic!("{}: not a PID: {text:?}", path.display()))
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn log(dir: &Path, name: &str) -> String {
+    strip_ansi(&std::fs::read_to_string(dir.join(name)).unwrap_or_default())
+}
+
+/// Duration (s) and peak of a 16-bit PCM WAV file.
+fn wav_stats(path: &Path) -> (f64, i32) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(b.len() > 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WAVE", "{}: not a WAV file", path.display());
+    let (mut rate, mut channels, mut bits, mut data) = (0u32, 0u16, 0u16, None);
+    let mut at = 12;
+    while at + 8 <= b.len() {
+        let id = &b[at..at + 4];
+        let len = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = &b[at + 8..(at + 8 + len).min(b.len())];
+        if id == b"fmt " && body.len() >= 16 {
+            channels = u16::from_le_bytes([body[2], body[3]]);
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+            bits = u16::from_le_bytes([body[14], body[15]]);
+        } else if id == b"data" {
+            data = Some(body);
+        }
+        at += 8 + len + (len & 1);
+    }
+    let data = data.expect("WAV without data");
+    assert_eq!(bits, 16, "expected 16-bit PCM");
+    let frames = data.len() / 2 / usize::from(channels.max(1));
+    let peak = data.chunks_exact(2).map(|s| i32::from(i16::from_le_bytes([s[0], s[1]])).abs()).max().unwrap_or(0);
+    (frames as f64 / f64::from(rate.max(1)), peak)
+}
+
+#[test]
+fn laptop_meeting_recipe_runs_as_written() {
+    let (Some(_), Some(_), Some(_)) = (require_tool("bash"), require_tool("curl"), require_tool("ffmpeg")) else {
+        return;
+    };
+    let readme = std::fs::read_to_string(README).expect("reading README.md");
+    let blocks = recipe_blocks(&readme, "laptop-meeting");
+    // The checks below follow the recipe's four steps; a reshaped recipe must reshape them.
+    let steps = ["roomcast server", "/roster", "roomcast gateway", "stop "];
+    assert_eq!(blocks.len(), steps.len(), "the recipe's ```sh blocks changed: {blocks:#?}");
+    for (block, what) in blocks.iter().zip(steps) {
+        assert!(block.contains(what), "expected a block with `{what}`, got:\n{block}");
+    }
+
+    let work: PathBuf = std::env::temp_dir().join(format!("roomcast-readme-{}-{}", std::process::id(), rand_suffix()));
+    let dir = work.join("demo");
+    std::fs::create_dir_all(&work).unwrap();
+    let api_port = free_tcp_port();
+    let env = [
+        ("D", dir.display().to_string()),
+        ("API", format!("127.0.0.1:{api_port}")),
+        ("MEDIA", format!("127.0.0.1:{}", free_udp_port())),
+        ("RELAY", format!("127.0.0.1:{}", free_udp_port())),
+        ("FWD", format!("127.0.0.1:{}", free_udp_port())),
+    ];
+    let mut shell = Shell::start(&work, &env);
+
+    // 1. Start: the service and both rooms are running and have joined.
+    let t = Instant::now();
+    let out = shell.run(1, &blocks[0], Duration::from_secs(90));
+    eprintln!("start block: {:.1} s\n{out}", t.elapsed().as_secs_f64());
+    for name in ["server", "Blue", "Green"] {
+        let pid = read_pid(&dir, name);
+        assert!(alive(pid), "{name} (pid {pid}) is not running after the start block; its log:\n{}", {
+            log(&dir, &format!("{name}.log"))
+        });
+    }
+
+    // 2. The roster lists both rooms.
+    let out = shell.run(2, &blocks[1], Duration::from_secs(20));
+    let json = out.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON roster in:\n{out}"));
+    let roster: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("roster is not JSON ({e}): {json}"));
+    let mut rooms: Vec<&str> =
+        roster["participants"].as_array().expect("participants").iter().filter_map(|p| p["room"].as_str()).collect();
+    rooms.sort_unstable();
+    assert_eq!(rooms, ["Blue", "Green"], "{json}");
+    let blue = roster["participants"].as_array().unwrap().iter().find(|p| p["room"] == "Blue").unwrap();
+    let blue_channel = format!("{}:{}", blue["groups"]["ipv4"].as_str().unwrap(), blue["ports"]["audio"]);
+
+    // 3. Listen: Blue's audio through the gateway, recorded by ffmpeg from the service's SDP.
+    let t = Instant::now();
+    let out = shell.run(3, &blocks[2], Duration::from_secs(60));
+    eprintln!("listen block: {:.1} s\n{out}", t.elapsed().as_secs_f64());
+    let gateway = log(&dir, "gateway.log");
+    assert!(
+        gateway.lines().any(|l| l.contains("room found in the roster") && l.contains(&blue_channel)),
+        "the gateway did not join Blue's channel {blue_channel}:\n{gateway}"
+    );
+    let sdp = std::fs::read_to_string(dir.join("Blue.sdp")).expect("Blue.sdp");
+    assert!(sdp.contains("s=Blue ") && sdp.contains("m=audio "), "not Blue's audio SDP:\n{sdp}");
+    assert!(!out.to_lowercase().contains("error"), "ffmpeg reported errors:\n{out}");
+    let (seconds, peak) = wav_stats(&dir.join("Blue.wav"));
+    eprintln!("Blue.wav: {seconds:.2} s, peak {peak}");
+    assert!((4.5..=5.5).contains(&seconds), "expected ~5 s of audio, got {seconds:.2} s");
+    assert!(peak > 1000, "the recorded audio is silent (peak {peak})");
+
+    // 4. Stop: nothing left running, both rooms left, the port is free.
+    let pids: Vec<u32> = ["server", "Blue", "Green", "gateway"].iter().map(|n| read_pid(&dir, n)).collect();
+    let t = Instant::now();
+    let out = shell.run(4, &blocks[3], Duration::from_secs(30));
+    eprintln!("stop block: {:.1} s\n{out}", t.elapsed().as_secs_f64());
+    let left = live_in_group(shell.pgid(), shell.child.id());
+    assert!(left.is_empty(), "still running after the stop block: {left:?}");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} is still running after the stop block");
+    }
+    let server = log(&dir, "server.log");
+    for room in ["Blue", "Green"] {
+        assert!(
+            server.lines().any(|l| l.contains(" left") && l.contains(&format!("room={room}"))),
+            "the service did not log {room} leaving:\n{server}"
+        );
+    }
+    // Normal events (joins, leaves after an RTCP BYE) are no warnings.
+    let warnings: Vec<&str> = server.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    assert!(warnings.is_empty(), "the service warned during a normal meeting: {warnings:#?}");
+    assert!(std::net::TcpListener::bind(("127.0.0.1", api_port)).is_ok(), "the control port is still taken");
+    shell.send("exit\n");
+    drop(shell);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
