@@ -21,7 +21,7 @@
 //! - `a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins`: with `[system] watchdog_timeout_s
 //!   = 6`, the init hands the i6300esb over to the daemon, which feeds it from its main loop (no
 //!   reset while it runs, nor across a killed daemon's respawn, when init feeds it); `kill -STOP`
-//!   of the daemon resets the guest within the timeout plus the i6300esb's second stage, and the
+//!   of the daemon resets the guest within the timeout (QEMU keeps running: `-no-reboot` dropped), and the
 //!   box boots and joins the meeting again (times printed).
 //!
 //! Both need qemu-system-aarch64 and the image's build tools (skipped outside CI when missing).
@@ -190,6 +190,12 @@ struct Guest {
 }
 
 fn boot(image: &Path, dir: &Path) -> Guest {
+    boot_with(image, dir, false)
+}
+
+/// [`boot`]; with `resets`, a reset (the watchdog's) restarts the guest instead of ending QEMU
+/// (`cargo image run`'s `-no-reboot` is dropped).
+fn boot_with(image: &Path, dir: &Path, resets: bool) -> Guest {
     let board = Board::load(&paths::repo_root().join("board/qemu-virt.toml")).unwrap();
     // Unix socket paths must be short: keep them in /tmp.
     let sock_dir = std::env::temp_dir().join(format!(
@@ -211,6 +217,20 @@ fn boot(image: &Path, dir: &Path) -> Guest {
         },
     )
     .unwrap();
+    if resets {
+        let mut c = Command::new(cmd.get_program());
+        c.args(cmd.get_args().filter(|a| *a != "-no-reboot"));
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            c.current_dir(d);
+        }
+        cmd = c;
+    }
     let booted = Instant::now();
     let qemu = spawn("qemu", &mut cmd, &dir.join("qemu.log"));
     let qmp = Qmp::connect(&qmp_path, Duration::from_secs(20)).expect("QMP");
@@ -700,7 +720,7 @@ fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
         .unwrap();
     disk::write_boot_file(&image, &config, "roomcast.toml").unwrap();
 
-    let mut guest = boot(&image, &dir);
+    let mut guest = boot_with(&image, &dir, true);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let guest = &mut guest;
         // The init feeds the watchdog until the daemon starts, then hands it over armed.
@@ -729,7 +749,7 @@ fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
         std::thread::sleep(Duration::from_secs(3 * WATCHDOG_S));
         assert_eq!(boots(guest), 1, "no reset across the respawn:\n{}", guest.console.text());
 
-        // SIGSTOP: the daemon's loop stops feeding; the i6300esb resets the guest after its two stages.
+        // SIGSTOP: the daemon's loop stops feeding; the i6300esb resets the guest.
         let pid = daemon_pid(guest);
         guest.console.shell(&format!("kill -STOP {pid}"), Duration::from_secs(30)).unwrap();
         let t_stop = Instant::now();
@@ -752,15 +772,17 @@ fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
             })
             .unwrap_or_else(|| panic!("guest uptime: {up:?}"));
         let reset_after = (asked - t_stop).as_secs_f64() - uptime;
+        // Linux's i6300esb driver splits the timeout over the chip's two stages (half each), and the
+        // last feed was up to a third of the timeout before the SIGSTOP.
         eprintln!(
-            "watchdog: SIGSTOP to reset {reset_after:.1} s (timeout {WATCHDOG_S} s, i6300esb reset after two stages: {} s)",
-            2 * WATCHDOG_S
+            "watchdog: SIGSTOP to reset {reset_after:.1} s (timeout {WATCHDOG_S} s, fed every {} s)",
+            WATCHDOG_S / 3
         );
+        assert!(reset_after <= WATCHDOG_S as f64 + 4.0, "the reset came within the timeout: {reset_after:.1} s");
         assert!(
-            reset_after <= (2 * WATCHDOG_S) as f64 + 3.0,
-            "the reset came within the timeout and the second stage: {reset_after:.1} s"
+            reset_after >= (WATCHDOG_S - WATCHDOG_S / 3) as f64 - 1.5,
+            "not before the timeout after the last feed: {reset_after:.1} s"
         );
-        assert!(reset_after >= WATCHDOG_S as f64 - 3.0, "not before the timeout: {reset_after:.1} s");
 
         // It boots again and is back in the meeting under a new participant id.
         let (_, third_id) = wait_in_roster(s, guest, 180, &[first_id.clone(), second_id.clone()]);
