@@ -675,7 +675,7 @@ fn without_a_meeting_server_the_box_shows_the_set_up_screen() {
 
 // --- Liveness: the daemon feeds the watchdog; a stopped daemon resets the board. ---
 
-/// Watchdog timeout of the liveness test's roomcast.toml (short: the i6300esb resets after two stages).
+/// Watchdog timeout of the liveness test's roomcast.toml (short, so the test is quick).
 const WATCHDOG_S: u64 = 6;
 
 /// How many times the guest's init has started so far (its first line, once per boot).
@@ -731,7 +731,7 @@ fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
         let (_, first_id) = wait_in_roster(s, guest, 120, &[]);
         box_state_once(guest, "in-meeting", ROOM, 90);
 
-        // Fed from the main loop: well past the timeout (and its second stage), no reset.
+        // Fed from the main loop: well past the timeout, no reset.
         std::thread::sleep(Duration::from_secs(3 * WATCHDOG_S));
         assert_eq!(boots(guest), 1, "no watchdog reset while the daemon runs:\n{}", guest.console.text());
 
