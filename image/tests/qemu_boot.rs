@@ -21,7 +21,7 @@
 //! - `a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins`: with `[system] watchdog_timeout_s
 //!   = 6`, the init hands the i6300esb over to the daemon, which feeds it from its main loop (no
 //!   reset while it runs, nor across a killed daemon's respawn, when init feeds it); `kill -STOP`
-//!   of the daemon resets the guest within the timeout plus the i6300esb's second stage, and the
+//!   of the daemon resets the guest within the timeout (QEMU keeps running: `-no-reboot` dropped), and the
 //!   box boots and joins the meeting again (times printed).
 //!
 //! Both need qemu-system-aarch64 and the image's build tools (skipped outside CI when missing).
@@ -190,6 +190,12 @@ struct Guest {
 }
 
 fn boot(image: &Path, dir: &Path) -> Guest {
+    boot_with(image, dir, false)
+}
+
+/// [`boot`]; with `resets`, a reset (the watchdog's) restarts the guest instead of ending QEMU
+/// (`cargo image run`'s `-no-reboot` is dropped).
+fn boot_with(image: &Path, dir: &Path, resets: bool) -> Guest {
     let board = Board::load(&paths::repo_root().join("board/qemu-virt.toml")).unwrap();
     // Unix socket paths must be short: keep them in /tmp.
     let sock_dir = std::env::temp_dir().join(format!(
@@ -211,6 +217,20 @@ fn boot(image: &Path, dir: &Path) -> Guest {
         },
     )
     .unwrap();
+    if resets {
+        let mut c = Command::new(cmd.get_program());
+        c.args(cmd.get_args().filter(|a| *a != "-no-reboot"));
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            c.current_dir(d);
+        }
+        cmd = c;
+    }
     let booted = Instant::now();
     let qemu = spawn("qemu", &mut cmd, &dir.join("qemu.log"));
     let qmp = Qmp::connect(&qmp_path, Duration::from_secs(20)).expect("QMP");
@@ -658,7 +678,7 @@ fn without_a_meeting_server_the_box_shows_the_set_up_screen() {
 
 // --- Liveness: the daemon feeds the watchdog; a stopped daemon resets the board. ---
 
-/// Watchdog timeout of the liveness test's roomcast.toml (short: the i6300esb resets after two stages).
+/// Watchdog timeout of the liveness test's roomcast.toml (short, so the test is quick).
 const WATCHDOG_S: u64 = 6;
 
 /// How many times the guest's init has started so far (its first line, once per boot).
@@ -666,12 +686,18 @@ fn boots(guest: &Guest) -> usize {
     guest.console.text().matches("roomcast-init: board=").count()
 }
 
-/// Runs `command` on every process of the daemon (not the init script of the same name).
-fn on_daemon(guest: &mut Guest, command: &str) -> String {
-    let line = format!(
-        "for p in $(pidof roomcast); do [ \"$(readlink /proc/$p/exe)\" = /usr/bin/roomcast ] && {command} $p && echo did-$p; done"
-    );
-    guest.console.shell(&line, Duration::from_secs(30)).unwrap_or_default()
+/// The daemon's pid (pidof also names the init script of the same name). Console commands stay
+/// short: the shell's line editing wraps long lines, and a repeated one must do no harm.
+fn daemon_pid(guest: &mut Guest) -> u32 {
+    let pids = guest.console.shell("pidof roomcast", Duration::from_secs(30)).unwrap_or_default();
+    for pid in pids.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+        let exe =
+            guest.console.shell(&format!("readlink /proc/{pid}/exe"), Duration::from_secs(30)).unwrap_or_default();
+        if exe.contains("/usr/bin/roomcast") {
+            return pid;
+        }
+    }
+    panic!("no daemon process among {pids:?}")
 }
 
 #[test]
@@ -697,7 +723,7 @@ fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
         .unwrap();
     disk::write_boot_file(&image, &config, "roomcast.toml").unwrap();
 
-    let mut guest = boot(&image, &dir);
+    let mut guest = boot_with(&image, &dir, true);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let guest = &mut guest;
         // The init feeds the watchdog until the daemon starts, then hands it over armed.
@@ -708,12 +734,13 @@ fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
         let (_, first_id) = wait_in_roster(s, guest, 120, &[]);
         box_state_once(guest, "in-meeting", ROOM, 90);
 
-        // Fed from the main loop: well past the timeout (and its second stage), no reset.
+        // Fed from the main loop: well past the timeout, no reset.
         std::thread::sleep(Duration::from_secs(3 * WATCHDOG_S));
         assert_eq!(boots(guest), 1, "no watchdog reset while the daemon runs:\n{}", guest.console.text());
 
         // Killed: init takes the watchdog back for the respawn gap, no reset; the daemon comes back.
-        assert!(on_daemon(guest, "kill -KILL").contains("did-"), "the daemon was killed");
+        let pid = daemon_pid(guest);
+        guest.console.shell(&format!("kill -KILL {pid}"), Duration::from_secs(30)).unwrap();
         guest.expect("starting roomcast box (start 2)", 60, "init restarts the daemon");
         let console = guest.console.text();
         let takeover = console.rsplit("roomcast exited").next().unwrap_or_default();
@@ -725,35 +752,40 @@ fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
         std::thread::sleep(Duration::from_secs(3 * WATCHDOG_S));
         assert_eq!(boots(guest), 1, "no reset across the respawn:\n{}", guest.console.text());
 
-        // SIGSTOP: the daemon's loop stops feeding; the i6300esb resets the guest after its two stages.
-        let stopped = on_daemon(guest, "kill -STOP");
+        // SIGSTOP: the daemon's loop stops feeding; the i6300esb resets the guest.
+        let pid = daemon_pid(guest);
+        guest.console.shell(&format!("kill -STOP {pid}"), Duration::from_secs(30)).unwrap();
         let t_stop = Instant::now();
-        assert!(stopped.contains("did-"), "the daemon was stopped: {stopped:?}");
         let deadline = t_stop + Duration::from_secs(2 * WATCHDOG_S + 60);
         while boots(guest) < 2 {
             assert!(Instant::now() < deadline, "no reset after SIGSTOP:\n{}", guest.console.text());
             std::thread::sleep(Duration::from_millis(200));
         }
         // When the guest reset: its new kernel's uptime back from now.
-        let up =
-            guest.console.shell("echo up=$(cut -d' ' -f1 /proc/uptime)", Duration::from_secs(60)).unwrap_or_default();
+        let up = guest.console.shell("cat /proc/uptime", Duration::from_secs(60)).unwrap_or_default();
         let asked = Instant::now();
         let uptime: f64 = up
-            .split("up=")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
+            .lines()
+            .find_map(|l| {
+                let mut it = l.split_whitespace().map(str::parse::<f64>);
+                match (it.next(), it.next(), it.next()) {
+                    (Some(Ok(up)), Some(Ok(_)), None) => Some(up),
+                    _ => None,
+                }
+            })
             .unwrap_or_else(|| panic!("guest uptime: {up:?}"));
         let reset_after = (asked - t_stop).as_secs_f64() - uptime;
+        // Linux's i6300esb driver splits the timeout over the chip's two stages (half each), and the
+        // last feed was up to a third of the timeout before the SIGSTOP.
         eprintln!(
-            "watchdog: SIGSTOP to reset {reset_after:.1} s (timeout {WATCHDOG_S} s, i6300esb reset after two stages: {} s)",
-            2 * WATCHDOG_S
+            "watchdog: SIGSTOP to reset {reset_after:.1} s (timeout {WATCHDOG_S} s, fed every {} s)",
+            WATCHDOG_S / 3
         );
+        assert!(reset_after <= WATCHDOG_S as f64 + 4.0, "the reset came within the timeout: {reset_after:.1} s");
         assert!(
-            reset_after <= (2 * WATCHDOG_S) as f64 + 3.0,
-            "the reset came within the timeout and the second stage: {reset_after:.1} s"
+            reset_after >= (WATCHDOG_S - WATCHDOG_S / 3) as f64 - 1.5,
+            "not before the timeout after the last feed: {reset_after:.1} s"
         );
-        assert!(reset_after >= WATCHDOG_S as f64 - 3.0, "not before the timeout: {reset_after:.1} s");
 
         // It boots again and is back in the meeting under a new participant id.
         let (_, third_id) = wait_in_roster(s, guest, 180, &[first_id.clone(), second_id.clone()]);

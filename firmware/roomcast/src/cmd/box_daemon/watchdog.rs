@@ -130,6 +130,7 @@ impl Watchdog {
     }
 
     /// The device's timeout (zero without a device).
+    #[cfg(test)]
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
