@@ -117,7 +117,14 @@ fn main() -> Result<()> {
             let qmp = qmp.unwrap_or_else(|| paths.work.join("qmp.sock"));
             let mut cmd = qemu::command(
                 &profile,
-                &qemu::Boot { image, work: paths.work.join("run"), serial_log: None, qmp: Some(qmp.clone()), gui },
+                &qemu::Boot {
+                    image,
+                    work: paths.work.join("run"),
+                    serial_log: None,
+                    qmp: Some(qmp.clone()),
+                    gui,
+                    reboot: true,
+                },
             )?;
             eprintln!("image: booting; Ctrl-A X quits. Screen: QMP at {} (screendump)", qmp.display());
             let status = cmd.status()?;

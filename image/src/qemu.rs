@@ -24,6 +24,9 @@ pub struct Boot {
     pub qmp: Option<PathBuf>,
     /// Show a window with the display (needs a desktop session).
     pub gui: bool,
+    /// A guest reset (the watchdog's, `reboot`) restarts the guest as a real board does; when false
+    /// (`-no-reboot`) it ends QEMU, so a test sees a crash instead of a quiet reboot.
+    pub reboot: bool,
 }
 
 /// The QEMU command that boots `boot.image` as described by `board`'s `[qemu]` table.
@@ -45,7 +48,8 @@ pub fn command(board: &Board, boot: &Boot) -> Result<Command> {
     let mut c = Command::new("qemu-system-aarch64");
     c.args(["-M", &q.machine, "-cpu", &q.cpu, "-accel", "tcg,thread=multi"])
         .args(["-m", &q.memory_mib.to_string(), "-smp", &q.smp.to_string()])
-        .args(["-nodefaults", "-no-user-config", "-no-reboot"])
+        .args(["-nodefaults", "-no-user-config"])
+        .args(if boot.reboot { &[][..] } else { &["-no-reboot"][..] })
         .arg("-kernel")
         .arg(&kernel)
         .arg("-initrd")

@@ -193,8 +193,7 @@ fn boot(image: &Path, dir: &Path) -> Guest {
     boot_with(image, dir, false)
 }
 
-/// [`boot`]; with `resets`, a reset (the watchdog's) restarts the guest instead of ending QEMU
-/// (`cargo image run`'s `-no-reboot` is dropped).
+/// [`boot`]; with `resets`, a reset (the watchdog's) restarts the guest instead of ending QEMU.
 fn boot_with(image: &Path, dir: &Path, resets: bool) -> Guest {
     let board = Board::load(&paths::repo_root().join("board/qemu-virt.toml")).unwrap();
     // Unix socket paths must be short: keep them in /tmp.
@@ -214,23 +213,10 @@ fn boot_with(image: &Path, dir: &Path, resets: bool) -> Guest {
             serial_log: Some(serial.clone()),
             qmp: Some(qmp_path.clone()),
             gui: false,
+            reboot: resets,
         },
     )
     .unwrap();
-    if resets {
-        let mut c = Command::new(cmd.get_program());
-        c.args(cmd.get_args().filter(|a| *a != "-no-reboot"));
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        if let Some(d) = cmd.get_current_dir() {
-            c.current_dir(d);
-        }
-        cmd = c;
-    }
     let booted = Instant::now();
     let qemu = spawn("qemu", &mut cmd, &dir.join("qemu.log"));
     let qmp = Qmp::connect(&qmp_path, Duration::from_secs(20)).expect("QMP");
