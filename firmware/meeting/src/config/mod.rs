@@ -48,7 +48,7 @@ pub struct AmtConfig {
 pub struct VideoConfig {
     /// Send video at all.
     pub enabled: bool,
-    /// `auto`, `synthetic`, or a V4L2 device path.
+    /// `auto`, `synthetic`, a V4L2 device path, or `y4m:PATH` (a looping Y4M file).
     pub source: String,
     /// Width in pixels.
     pub width: u32,
@@ -281,10 +281,16 @@ impl Config {
         let enabled = s.bool_or(&mut r, "enabled", true);
         let source = s.str_or(&mut r, "source", &board.camera);
         s.checked_str(&mut r, "source", &source, |v| {
-            if v == "auto" || v == "synthetic" || v.starts_with('/') {
+            if v == "auto"
+                || v == "synthetic"
+                || v.starts_with('/')
+                || v.strip_prefix("y4m:").is_some_and(|p| !p.is_empty())
+            {
                 Ok(())
             } else {
-                Err(format!("{v:?}: use \"auto\", \"synthetic\" or a device path like \"/dev/video0\""))
+                Err(format!(
+                    "{v:?}: use \"auto\", \"synthetic\", a device path like \"/dev/video0\" or \"y4m:FILE.y4m\""
+                ))
             }
         });
         let width = s.int_or(&mut r, "width", 16..=3840, board.video_width.into()) as u32;

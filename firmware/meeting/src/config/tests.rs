@@ -131,3 +131,14 @@ fn shipped_configs_are_valid() {
         assert!(result.is_ok(), "{name}: {:#?}", result.err());
     }
 }
+
+#[test]
+fn video_source_takes_a_y4m_file() {
+    let src = GOOD.replace("source = \"synthetic\"", "source = \"y4m:/data/clip.y4m\"");
+    assert_eq!(Config::parse(&src, &BoardDefaults::default()).unwrap().video.source, "y4m:/data/clip.y4m");
+    for bad in ["y4m:", "clip.y4m"] {
+        let src = GOOD.replace("source = \"synthetic\"", &format!("source = \"{bad}\""));
+        let errs = Config::parse(&src, &BoardDefaults::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.to_string().contains("y4m:FILE.y4m")), "{bad}: {errs:?}");
+    }
+}
