@@ -60,3 +60,12 @@ fn rav1e_holds_the_bitrate_on_camera_like_content() {
     check("rav1e", 640, 360, make);
     check("rav1e", 1280, 720, make);
 }
+
+#[cfg(feature = "aom")]
+#[test]
+fn aom_holds_the_bitrate_on_camera_like_content() {
+    use roomcast_media::encoder::aom::AomEncoder;
+    let make = |c| Box::new(AomEncoder::new(c).unwrap()) as Box<dyn VideoEncoder>;
+    check("libaom", 640, 360, make);
+    check("libaom", 1280, 720, make);
+}

@@ -183,7 +183,7 @@ fn stream_rejects_bad_arguments_clearly() {
         .args(["stream", "--synthetic", "--encoder", "fast", "--to", "127.0.0.1:5004", "--sdp", "/dev/null"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("auto, hardware or software"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auto, hardware, software, rav1e or aom"));
 }
 
 #[test]

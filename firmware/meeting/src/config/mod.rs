@@ -58,7 +58,7 @@ pub struct VideoConfig {
     pub fps: u32,
     /// Target bitrate.
     pub bitrate_kbps: u32,
-    /// `auto`, `hardware`, `software`.
+    /// `auto`, `hardware`, `software` (the default software encoder), `rav1e`, `aom`.
     pub encoder: String,
     /// rav1e speed preset (0..=10).
     pub software_speed: u8,
@@ -297,7 +297,7 @@ impl Config {
         let height = s.int_or(&mut r, "height", 16..=2160, board.video_height.into()) as u32;
         let fps = s.int_or(&mut r, "fps", 1..=60, board.video_fps.into()) as u32;
         let bitrate_kbps = s.int_or(&mut r, "bitrate_kbps", 50..=20_000, board.video_bitrate_kbps.into()) as u32;
-        let encoder = s.choice(&mut r, "encoder", &["auto", "hardware", "software"], &board.encoder);
+        let encoder = s.choice(&mut r, "encoder", &["auto", "hardware", "software", "rav1e", "aom"], &board.encoder);
         let software_speed = s.int_or(&mut r, "software_speed", 0..=10, board.software_speed.into()) as u8;
         let threads = s.int_or(&mut r, "threads", 0..=64, board.encoder_threads.into()) as u8;
         let keyframe_interval_s = s.int_or(&mut r, "keyframe_interval_s", 1..=60, 2) as u32;

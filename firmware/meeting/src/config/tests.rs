@@ -142,3 +142,12 @@ fn video_source_takes_a_y4m_file() {
         assert!(errs.iter().any(|e| e.to_string().contains("y4m:FILE.y4m")), "{bad}: {errs:?}");
     }
 }
+
+#[test]
+fn video_encoder_names_either_software_encoder() {
+    for name in ["auto", "hardware", "software", "rav1e", "aom"] {
+        let src = format!("{GOOD}encoder = \"{name}\"\n");
+        assert_eq!(Config::parse(&src, &BoardDefaults::default()).unwrap().video.encoder, name);
+    }
+    assert!(Config::parse(&format!("{GOOD}encoder = \"x264\"\n"), &BoardDefaults::default()).is_err());
+}

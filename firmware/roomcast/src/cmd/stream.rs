@@ -38,7 +38,8 @@ pub struct Args {
     /// ALSA capture device (e.g. hw:Loopback,1 or plughw:1,0).
     #[arg(long)]
     mic: Option<String>,
-    /// Video encoder: auto (hardware if probed, else software), hardware, software.
+    /// Video encoder: auto (hardware if probed, else software), hardware, software (the default
+    /// software encoder: aom when built in), rav1e, aom.
     #[arg(long, default_value = "auto")]
     encoder: String,
     /// Destination HOST:PORT (unicast receiver or multicast group); audio goes to PORT+2.
@@ -68,10 +69,10 @@ pub struct Args {
     /// Audio channels (1 or 2).
     #[arg(long, default_value_t = 1)]
     channels: u8,
-    /// rav1e speed preset (0-10).
+    /// Software speed preset (0-10; rav1e's preset, libaom's cpu-used is this minus 2, 6..=10).
     #[arg(long, default_value_t = 10)]
     speed: u8,
-    /// rav1e threads.
+    /// Software encoder threads (rav1e and libaom: one tile per thread).
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Keyframe interval in seconds.
