@@ -154,7 +154,16 @@ fn main() {
     println!("VMAF: n/a (this ffmpeg has no libvmaf); PSNR and SSIM from ffmpeg's filters on the libdav1d decode");
     println!(
         "{:<15} {:>9} {:>7} {:>11} {:>13} {:>8} {:>7} {:>5} {:>17} {:>17}",
-        "encoder", "size", "fps", "CPU ms/fr", "kbit/s (x)", "PSNR dB", "SSIM", "held", "lat@15 med/p99", "lat@30 med/p99"
+        "encoder",
+        "size",
+        "fps",
+        "CPU ms/fr",
+        "kbit/s (x)",
+        "PSNR dB",
+        "SSIM",
+        "held",
+        "lat@15 med/p99",
+        "lat@30 med/p99"
     );
     for (w, h, frames) in [(640u32, 360u32, 60u32), (1280, 720, 45)] {
         let Some(raw) = camlike::raw_frames(w, h, 30, frames) else { return };
