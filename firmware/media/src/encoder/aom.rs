@@ -22,8 +22,8 @@ use crate::frame::VideoFrame;
 
 const NAME: &str = "libaom";
 
-/// libaom 3.x's encoder ABI (`AOM_ENCODER_ABI_VERSION`: a macro bindgen cannot evaluate).
-const ENCODER_ABI_VERSION: c_int = 10 + (7 + 9) + 3;
+/// The encoder ABI of the headers the bindings were generated from (29 for libaom 3.6).
+const ENCODER_ABI_VERSION: c_int = sys::AOM_ENCODER_ABI_VERSION as c_int;
 
 /// The libaom real-time AV1 encoder.
 pub struct AomEncoder {
