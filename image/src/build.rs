@@ -17,8 +17,19 @@ use std::time::Instant;
 
 /// Packages of the cross-compilation sysroot (headers and the libraries the daemon links; the root
 /// filesystem takes from it only the libraries the daemon's ELF needs).
-pub const SYSROOT_PACKAGES: &[&str] =
-    &["libc6", "libc6-dev", "linux-libc-dev", "libgcc-s1", "libasound2", "libasound2-dev", "libopus0", "libopus-dev"];
+pub const SYSROOT_PACKAGES: &[&str] = &[
+    "libc6",
+    "libc6-dev",
+    "linux-libc-dev",
+    "libgcc-s1",
+    "libasound2",
+    "libasound2-dev",
+    "libopus0",
+    "libopus-dev",
+    // libaom, the real-time software AV1 encoder (roomcast-media feature "aom").
+    "libaom3",
+    "libaom-dev",
+];
 
 /// The names of the package sets (and of their directories under target/image/pkg).
 const SYSROOT: &str = "sysroot";

@@ -60,6 +60,9 @@ pub enum MediaError {
         /// What went wrong.
         reason: String,
     },
+    /// A Y4M input (file camera) is malformed.
+    #[error("Y4M input: {0}")]
+    Y4m(crate::camera::y4m::Y4mFault),
     /// Opus failed.
     #[error("Opus: {0}")]
     Opus(String),

@@ -1,5 +1,5 @@
 //! Media capture and encoding for roomcast: camera, microphone, clock and video-encoder traits
-//! with Linux implementations (V4L2 capture, ALSA, V4L2 M2M H.264, rav1e AV1, Opus) and
+//! with Linux implementations (V4L2 capture, Y4M files, ALSA, V4L2 M2M H.264, rav1e and libaom AV1, Opus) and
 //! synthetic ones, plus the sender and receiver pipelines the box daemon and the
 //! `roomcast stream|record|probe` commands are built on.
 //!

@@ -183,7 +183,7 @@ fn stream_rejects_bad_arguments_clearly() {
         .args(["stream", "--synthetic", "--encoder", "fast", "--to", "127.0.0.1:5004", "--sdp", "/dev/null"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("auto, hardware or software"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auto, hardware, software, rav1e or aom"));
 }
 
 #[test]
@@ -201,5 +201,49 @@ fn stream_captures_from_an_alsa_device() {
     assert!(out.status.success(), "{log}");
     assert!(log.contains("microphone: ALSA null"), "{log}");
     assert!(log.contains("sent 5 video frames") && log.contains("25 audio frames"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stream_plays_a_y4m_file_at_its_size_and_rate() {
+    let Some(ffmpeg) = require_tool("ffmpeg") else { return };
+    let dir = temp_dir("media-y4m");
+    let clip = dir.join("clip.y4m");
+    let made = Command::new(ffmpeg)
+        .args(["-y", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=12"])
+        .args(["-frames:v", "5", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", clip.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&made.stderr));
+    let sdp = dir.join("s.sdp");
+    let port = free_port_block();
+    // --size and --fps are the file's: 160x90 at 12 fps, looping over its 5 frames.
+    let out = Command::new(BIN)
+        .args(["stream", "--synthetic", "--input", clip.to_str().unwrap(), "--encoder", "software"])
+        .args(["--to", &format!("127.0.0.1:{port}"), "--sdp", sdp.to_str().unwrap(), "--seconds", "1"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("camera: y4m:") && log.contains("160x90@12:1"), "{log}");
+    assert!(log.contains("sent 12 video frames"), "{log}");
+    assert!(std::fs::read_to_string(&sdp).unwrap().contains("a=framerate:12"));
+    let bad = dir.join("bad.y4m");
+    std::fs::write(&bad, b"YUV4MPEG2 W160 H90 C444\n").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "stream",
+            "--synthetic",
+            "--input",
+            bad.to_str().unwrap(),
+            "--to",
+            "127.0.0.1:5004",
+            "--sdp",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4:2:0"), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,11 +1,12 @@
 //! The camera seam: [`Camera`] yields I420 frames paced at the negotiated frame rate.
 //! [`synthetic::SyntheticCamera`] draws a moving test pattern with a frame counter;
 //! [`v4l::V4lCamera`] captures from a Linux V4L2 device (mmap streaming, format pick,
-//! conversion, reconnect after unplug).
+//! conversion, reconnect after unplug); [`y4m::Y4mCamera`] plays a Y4M file in a loop.
 
 pub mod reconnect;
 pub mod synthetic;
 pub mod v4l;
+pub mod y4m;
 
 use crate::convert::PixelFormat;
 use crate::error::Result;

@@ -1,6 +1,8 @@
-//! Encoder selection: `software` (rav1e AV1), `hardware` (V4L2 M2M H.264, error if absent) or
-//! `auto` (hardware when the probe passes, else software; and if the hardware encoder fails
-//! mid-stream, software from the next frame on). Every choice is logged with its reason and
+//! Encoder selection: `software` (the default software AV1 encoder: libaom real-time when built
+//! with the `aom` feature, else rav1e), `rav1e` or `aom` by name, `hardware` (V4L2 M2M H.264,
+//! error if absent) or `auto` (hardware when the probe passes, else the default software
+//! encoder; and if the hardware encoder fails mid-stream, software from the next frame on).
+//! Both software encoders produce AV1 in the same RTP payload format, so the SDP is the same. Every choice is logged with its reason and
 //! kept as [`EncoderState`] for the display ("HW H.264" / "SW AV1" + reason).
 //!
 //! After a fallback the codec changes from H.264 to AV1: callers watch
@@ -23,8 +25,48 @@ pub enum EncoderChoice {
     Auto,
     /// Hardware or fail.
     Hardware,
-    /// Software only.
+    /// The default software encoder ([`SoftwareKind::DEFAULT`]).
     Software,
+    /// rav1e.
+    Rav1e,
+    /// libaom in real-time mode.
+    Aom,
+}
+
+/// The software AV1 encoders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoftwareKind {
+    /// rav1e (holds 4 frames).
+    Rav1e,
+    /// libaom real-time (holds none; far less CPU per frame).
+    Aom,
+}
+
+impl SoftwareKind {
+    /// What `software` and the fallbacks use: libaom when built in, else rav1e.
+    pub const DEFAULT: SoftwareKind = if cfg!(feature = "aom") { SoftwareKind::Aom } else { SoftwareKind::Rav1e };
+
+    /// A new encoder of this kind.
+    pub fn open(self, config: EncoderConfig) -> Result<Box<dyn VideoEncoder>> {
+        match self {
+            SoftwareKind::Rav1e => Ok(Box::new(Rav1eEncoder::new(config)?)),
+            #[cfg(feature = "aom")]
+            SoftwareKind::Aom => Ok(Box::new(super::aom::AomEncoder::new(config)?)),
+            #[cfg(not(feature = "aom"))]
+            SoftwareKind::Aom => Err(MediaError::encoder("libaom", "this build has no libaom (cargo feature `aom`)")),
+        }
+    }
+}
+
+impl EncoderChoice {
+    /// The software encoder this choice runs when it runs one.
+    pub fn software_kind(self) -> SoftwareKind {
+        match self {
+            EncoderChoice::Rav1e => SoftwareKind::Rav1e,
+            EncoderChoice::Aom => SoftwareKind::Aom,
+            EncoderChoice::Auto | EncoderChoice::Hardware | EncoderChoice::Software => SoftwareKind::DEFAULT,
+        }
+    }
 }
 
 impl std::str::FromStr for EncoderChoice {
@@ -34,7 +76,11 @@ impl std::str::FromStr for EncoderChoice {
             "auto" => Ok(EncoderChoice::Auto),
             "hardware" | "hw" => Ok(EncoderChoice::Hardware),
             "software" | "sw" => Ok(EncoderChoice::Software),
-            other => Err(MediaError::Config(format!("encoder `{other}`: expected auto, hardware or software"))),
+            "rav1e" => Ok(EncoderChoice::Rav1e),
+            "aom" | "libaom" => Ok(EncoderChoice::Aom),
+            other => {
+                Err(MediaError::Config(format!("encoder `{other}`: expected auto, hardware, software, rav1e or aom")))
+            }
         }
     }
 }
@@ -93,7 +139,7 @@ pub struct AutoEncoder {
 impl AutoEncoder {
     /// Resolves `choice` on this machine (probing `/dev/video*` for hardware).
     pub fn new(choice: EncoderChoice, config: EncoderConfig) -> Result<Self> {
-        let hardware = if choice == EncoderChoice::Software {
+        let hardware = if !matches!(choice, EncoderChoice::Auto | EncoderChoice::Hardware) {
             Err("software requested".to_string())
         } else {
             match m2m::find_encoder() {
@@ -121,9 +167,13 @@ impl AutoEncoder {
         config: EncoderConfig,
         hardware: std::result::Result<(Box<dyn VideoEncoder>, String, String), String>,
     ) -> Result<Self> {
+        let software = choice.software_kind();
         let (current, state): (Box<dyn VideoEncoder>, EncoderState) = match (choice, hardware) {
             (EncoderChoice::Software, _) => {
-                (Box::new(Rav1eEncoder::new(config)?), EncoderState::Software { reason: "software requested".into() })
+                (software.open(config)?, EncoderState::Software { reason: "software requested".into() })
+            }
+            (EncoderChoice::Rav1e | EncoderChoice::Aom, _) => {
+                (software.open(config)?, EncoderState::Software { reason: format!("{software:?} requested") })
             }
             (_, Ok((enc, device, reason))) => (enc, EncoderState::Hardware { device, reason }),
             (EncoderChoice::Hardware, Err(why)) => {
@@ -132,9 +182,7 @@ impl AutoEncoder {
                     format!("hardware encoder requested but unavailable: {why}"),
                 ))
             }
-            (EncoderChoice::Auto, Err(why)) => {
-                (Box::new(Rav1eEncoder::new(config)?), EncoderState::Software { reason: why })
-            }
+            (EncoderChoice::Auto, Err(why)) => (software.open(config)?, EncoderState::Software { reason: why }),
         };
         tracing::info!(encoder = %current.describe(), state = %state, "video encoder chosen");
         Ok(AutoEncoder { choice, config, current, state: Arc::new(Mutex::new(state)), keyframe_pending: false })
@@ -153,7 +201,7 @@ impl AutoEncoder {
     fn fall_back(&mut self, error: &MediaError) -> Result<()> {
         let reason = format!("hardware failed: {error}");
         tracing::warn!(%reason, "falling back to the software encoder");
-        self.current = Box::new(Rav1eEncoder::new(self.config)?);
+        self.current = self.choice.software_kind().open(self.config)?;
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = EncoderState::Software { reason };
         Ok(())
     }
@@ -260,5 +308,25 @@ mod tests {
         assert_eq!(enc.state(), EncoderState::Software { reason: "software requested".into() });
         assert_eq!("sw".parse::<EncoderChoice>().unwrap(), EncoderChoice::Software);
         assert!("fast".parse::<EncoderChoice>().is_err());
+    }
+
+    #[test]
+    fn software_encoders_by_name_give_the_same_codec() {
+        let sw = AutoEncoder::with_hardware(EncoderChoice::Software, cfg(), fake_hw(None)).unwrap();
+        assert_eq!(sw.describe().starts_with("libaom"), cfg!(feature = "aom"), "{}", sw.describe());
+        let rav1e = AutoEncoder::with_hardware("rav1e".parse().unwrap(), cfg(), fake_hw(None)).unwrap();
+        assert!(rav1e.describe().starts_with("rav1e"), "{}", rav1e.describe());
+        assert_eq!(rav1e.state().reason(), "Rav1e requested");
+        let aom = AutoEncoder::with_hardware("aom".parse().unwrap(), cfg(), fake_hw(None));
+        if cfg!(feature = "aom") {
+            let aom = aom.unwrap();
+            assert!(aom.describe().starts_with("libaom"), "{}", aom.describe());
+            // Same codec, so the same SDP and RTP payload format for either.
+            assert_eq!(aom.codec(), rav1e.codec());
+        } else {
+            assert!(aom.is_err());
+        }
+        let fallback = AutoEncoder::with_hardware(EncoderChoice::Auto, cfg(), Err("none".into())).unwrap();
+        assert_eq!(fallback.describe().starts_with("libaom"), cfg!(feature = "aom"));
     }
 }

@@ -2,11 +2,14 @@
 //! frames (H.264 Annex B access units or AV1 temporal units), makes a keyframe on request and
 //! changes bitrate while running.
 //!
-//! Implementations: [`rav1e::Rav1eEncoder`] (software AV1), [`m2m::M2mEncoder`] (V4L2
+//! Implementations: [`rav1e::Rav1eEncoder`] and `aom::AomEncoder` (software AV1; libaom in
+//! real-time mode, cargo feature `aom`), [`m2m::M2mEncoder`] (V4L2
 //! memory-to-memory hardware H.264, probed, never assumed) and [`auto::AutoEncoder`] (hardware
 //! when the probe passes, software fallback mid-stream, its choice exposed as
 //! [`auto::EncoderState`]).
 
+#[cfg(feature = "aom")]
+pub mod aom;
 pub mod auto;
 pub mod m2m;
 pub mod rav1e;

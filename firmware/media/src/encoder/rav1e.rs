@@ -1,7 +1,8 @@
 //! Software AV1 encoding with rav1e, tuned for real time: low-latency mode (no frame
 //! reordering), one frame of RDO lookahead (the encoder then holds 4 frames: its minimum), scene detection off, a speed preset per board
 //! (10 on a Pi, see `board/`), a thread count (with one tile per thread, which is what rav1e
-//! parallelises), and single-pass bitrate control.
+//! parallelises), and single-pass bitrate control with the quantizer range fully open (rav1e's
+//! default `quantizer` 100 is a hard maximum in bitrate mode) and a one-second reservoir.
 //!
 //! A keyframe on request is a per-frame type override. rav1e cannot change the bitrate of a
 //! running context, so [`Rav1eEncoder::set_bitrate`] drains the current context and starts a
@@ -46,6 +47,14 @@ fn rav1e_config(config: &EncoderConfig) -> Result<Config> {
     enc.height = config.height as usize;
     enc.time_base = Rational::new(1, config.fps as u64);
     enc.bitrate = config.bitrate_bps.min(i32::MAX as u32) as i32;
+    // In bitrate mode rav1e reads `quantizer` as the *maximum* base quantizer (default 100):
+    // camera content at 720p then cannot get below ~8x the target. 255 lifts the cap; the
+    // minimum stays 0 (rav1e's default) so static scenes may spend less than the target.
+    enc.quantizer = 255;
+    enc.min_quantizer = 0;
+    // The rate-control buffer: one second of frames (rav1e's minimum is 12), instead of 1.5
+    // keyframe intervals, so the rate holds over the span a network path buffers.
+    enc.reservoir_frame_delay = Some(config.fps.clamp(12, 240) as i32);
     enc.low_latency = true;
     enc.set_key_frame_interval(0, config.keyframe_interval.max(1) as u64);
     enc.speed_settings.rdo_lookahead_frames = 1;

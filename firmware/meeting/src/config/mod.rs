@@ -49,7 +49,7 @@ pub struct AmtConfig {
 pub struct VideoConfig {
     /// Send video at all.
     pub enabled: bool,
-    /// `auto`, `synthetic`, or a V4L2 device path.
+    /// `auto`, `synthetic`, a V4L2 device path, or `y4m:PATH` (a looping Y4M file).
     pub source: String,
     /// Width in pixels.
     pub width: u32,
@@ -59,7 +59,7 @@ pub struct VideoConfig {
     pub fps: u32,
     /// Target bitrate.
     pub bitrate_kbps: u32,
-    /// `auto`, `hardware`, `software`.
+    /// `auto`, `hardware`, `software` (the default software encoder), `rav1e`, `aom`.
     pub encoder: String,
     /// rav1e speed preset (0..=10).
     pub software_speed: u8,
@@ -311,17 +311,23 @@ impl Config {
         let enabled = s.bool_or(&mut r, "enabled", true);
         let source = s.str_or(&mut r, "source", &board.camera);
         s.checked_str(&mut r, "source", &source, |v| {
-            if v == "auto" || v == "synthetic" || v.starts_with('/') {
+            if v == "auto"
+                || v == "synthetic"
+                || v.starts_with('/')
+                || v.strip_prefix("y4m:").is_some_and(|p| !p.is_empty())
+            {
                 Ok(())
             } else {
-                Err(format!("{v:?}: use \"auto\", \"synthetic\" or a device path like \"/dev/video0\""))
+                Err(format!(
+                    "{v:?}: use \"auto\", \"synthetic\", a device path like \"/dev/video0\" or \"y4m:FILE.y4m\""
+                ))
             }
         });
         let width = s.int_or(&mut r, "width", 16..=3840, board.video_width.into()) as u32;
         let height = s.int_or(&mut r, "height", 16..=2160, board.video_height.into()) as u32;
         let fps = s.int_or(&mut r, "fps", 1..=60, board.video_fps.into()) as u32;
         let bitrate_kbps = s.int_or(&mut r, "bitrate_kbps", 50..=20_000, board.video_bitrate_kbps.into()) as u32;
-        let encoder = s.choice(&mut r, "encoder", &["auto", "hardware", "software"], &board.encoder);
+        let encoder = s.choice(&mut r, "encoder", &["auto", "hardware", "software", "rav1e", "aom"], &board.encoder);
         let software_speed = s.int_or(&mut r, "software_speed", 0..=10, board.software_speed.into()) as u8;
         let threads = s.int_or(&mut r, "threads", 0..=64, board.encoder_threads.into()) as u8;
         let keyframe_interval_s = s.int_or(&mut r, "keyframe_interval_s", 1..=60, 2) as u32;

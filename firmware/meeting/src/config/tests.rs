@@ -179,3 +179,23 @@ fn bad_watchdog_timeout_and_ntp_hosts_name_key_and_line() {
     let errs = Config::parse(&format!("{GOOD}\n[system]\nwatchdog = 3\n"), &BoardDefaults::default()).unwrap_err();
     assert_eq!(errs[0].key, "system.watchdog", "unknown keys of [system] are reported: {errs:?}");
 }
+
+#[test]
+fn video_source_takes_a_y4m_file() {
+    let src = GOOD.replace("source = \"synthetic\"", "source = \"y4m:/data/clip.y4m\"");
+    assert_eq!(Config::parse(&src, &BoardDefaults::default()).unwrap().video.source, "y4m:/data/clip.y4m");
+    for bad in ["y4m:", "clip.y4m"] {
+        let src = GOOD.replace("source = \"synthetic\"", &format!("source = \"{bad}\""));
+        let errs = Config::parse(&src, &BoardDefaults::default()).unwrap_err();
+        assert!(errs.iter().any(|e| e.to_string().contains("y4m:FILE.y4m")), "{bad}: {errs:?}");
+    }
+}
+
+#[test]
+fn video_encoder_names_either_software_encoder() {
+    for name in ["auto", "hardware", "software", "rav1e", "aom"] {
+        let src = format!("{GOOD}encoder = \"{name}\"\n");
+        assert_eq!(Config::parse(&src, &BoardDefaults::default()).unwrap().video.encoder, name);
+    }
+    assert!(Config::parse(&format!("{GOOD}encoder = \"x264\"\n"), &BoardDefaults::default()).is_err());
+}

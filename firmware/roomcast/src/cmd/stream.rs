@@ -1,6 +1,6 @@
-//! `roomcast stream`: sends the camera's and microphone's (or a synthetic) picture and sound
-//! as RTP to HOST:PORT (video on PORT, audio on PORT+2, RTCP on the odd ports), and writes the
-//! SDP a receiver (`roomcast record`, ffmpeg, GStreamer) needs.
+//! `roomcast stream`: sends the camera's (or a looping Y4M file's, `--input`) and microphone's
+//! (or a synthetic) picture and sound as RTP to HOST:PORT (video on PORT, audio on PORT+2, RTCP
+//! on the odd ports), and writes the SDP a receiver (`roomcast record`, ffmpeg, GStreamer) needs.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use roomcast_media::camera::synthetic::SyntheticCamera;
 use roomcast_media::camera::v4l::V4lCamera;
+use roomcast_media::camera::y4m::Y4mCamera;
 use roomcast_media::camera::{Camera, CameraConfig};
 use roomcast_media::clock::{Clock, SystemClock};
 use roomcast_media::encoder::auto::{AutoEncoder, EncoderChoice};
@@ -31,10 +32,14 @@ pub struct Args {
     /// V4L2 camera device (e.g. /dev/video0).
     #[arg(long)]
     camera: Option<PathBuf>,
+    /// Play a Y4M file (8-bit 4:2:0) as the camera, looping, at the file's frame rate and size.
+    #[arg(long, conflicts_with = "camera")]
+    input: Option<PathBuf>,
     /// ALSA capture device (e.g. hw:Loopback,1 or plughw:1,0).
     #[arg(long)]
     mic: Option<String>,
-    /// Video encoder: auto (hardware if probed, else software), hardware, software.
+    /// Video encoder: auto (hardware if probed, else software), hardware, software (the default
+    /// software encoder: aom when built in), rav1e, aom.
     #[arg(long, default_value = "auto")]
     encoder: String,
     /// Destination HOST:PORT (unicast receiver or multicast group); audio goes to PORT+2.
@@ -64,10 +69,10 @@ pub struct Args {
     /// Audio channels (1 or 2).
     #[arg(long, default_value_t = 1)]
     channels: u8,
-    /// rav1e speed preset (0-10).
+    /// Software speed preset (0-10; rav1e's preset, libaom's cpu-used is this minus 2, 6..=10).
     #[arg(long, default_value_t = 10)]
     speed: u8,
-    /// rav1e threads.
+    /// Software encoder threads (rav1e and libaom: one tile per thread).
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Keyframe interval in seconds.
@@ -115,16 +120,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if dest.port() == 0 || dest.port() > 65532 {
         bail!("--to port {}: need room for PORT..PORT+3", dest.port());
     }
-    if args.camera.is_none() && !args.synthetic {
-        bail!("give --camera DEV (and --mic DEV) or --synthetic");
+    if args.camera.is_none() && args.input.is_none() && !args.synthetic {
+        bail!("give --camera DEV or --input FILE.y4m (and --mic DEV) or --synthetic");
     }
     if args.mic.is_none() && !args.synthetic {
         bail!("give --mic DEV (ALSA capture device) or --synthetic for a test tone");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let want = CameraConfig { width, height, fps: args.fps };
-    let camera: Box<dyn Camera> = match &args.camera {
-        Some(path) if !args.sdp_only => Box::new(V4lCamera::open(path, want)?),
+    let camera: Box<dyn Camera> = match (&args.camera, &args.input) {
+        (Some(path), _) if !args.sdp_only => Box::new(V4lCamera::open(path, want)?),
+        (_, Some(file)) => {
+            Box::new(Y4mCamera::open(file, clock.clone()).with_context(|| format!("--input {}", file.display()))?)
+        }
         _ => Box::new(SyntheticCamera::new(want, clock.clone())?),
     };
     let format = camera.format();

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use roomcast_media::camera::synthetic::SyntheticCamera;
+use roomcast_media::camera::y4m::Y4mCamera;
 use roomcast_media::camera::{Camera, CameraConfig};
 use roomcast_media::clock::SystemClock;
 use roomcast_media::encoder::auto::{AutoEncoder, EncoderChoice, SharedEncoderState};
@@ -100,6 +101,9 @@ fn open_camera(cfg: &Config, board_camera: &str) -> Result<Box<dyn Camera>, Stri
         "synthetic" => SyntheticCamera::new(cc, Arc::new(SystemClock))
             .map(|c| Box::new(c) as Box<dyn Camera>)
             .map_err(|e| e.to_string()),
+        y4m if y4m.starts_with("y4m:") => Y4mCamera::open(std::path::Path::new(&y4m[4..]), Arc::new(SystemClock))
+            .map(|c| Box::new(c) as Box<dyn Camera>)
+            .map_err(|e| format!("{y4m}: {e}")),
         other => super::devices::open_v4l_camera(other, cc),
     }
 }
