@@ -14,6 +14,9 @@
 //!   roomcast.toml put on its boot partition (mtools, like a user editing the SD card): the box
 //!   logs the error with its key and line, shows the config-error screen, and the daemon is still
 //!   running (never restarted) a while later.
+//! - `without_a_meeting_server_the_box_shows_the_set_up_screen`: the same image with the real
+//!   boards' default (config/roomcast.setup.toml, no server): the box joins nothing and its
+//!   screen is exactly the host's rendering of the set-up state it reports (with its address).
 //!
 //! Both need qemu-system-aarch64 and the image's build tools (skipped outside CI when missing).
 //! The first run cross-compiles the daemon (minutes); later runs reuse it.
@@ -83,12 +86,16 @@ fn test_config(ports: Ports, room: &str) -> String {
          [video]\nsource = \"auto\"\nencoder = \"auto\"\nbitrate_kbps = 150\n\n\
          [audio]\nsource = \"auto\"\nplayback = \"none\"\n\n\
          [display]\nkind = \"auto\"\n\n\
-         [network]\nmode = \"dhcp\"\n",
+         # Single quotes on purpose: init reads this with the daemon's parser (`roomcast config get`).\n\
+         [network]\nmode = 'static'\naddress = '{GUEST_ADDRESS}'\ngateway = '10.0.2.2'\nhostname = '{HOSTNAME}'\n",
         control = ports.control
     )
 }
 
 const ROOM: &str = "QEMU test room";
+/// The guest's static address and host name in the test roomcast.toml (QEMU user networking).
+const GUEST_ADDRESS: &str = "10.0.2.15/24";
+const HOSTNAME: &str = "qemu-box";
 
 /// Builds the host tools and the image once for both tests.
 fn setup() -> Option<&'static Setup> {
@@ -335,7 +342,11 @@ fn boots_joins_streams_and_shows_the_meeting() {
 fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     // Init: the boot partition and its roomcast.toml, modules, network, then the daemon.
     guest.expect("roomcast-init: configuration: /boot/roomcast.toml", 60, "init mounts the boot partition");
-    guest.expect("network: eth0 bound 10.0.2.15", 30, "DHCP through QEMU user networking");
+    guest.expect(
+        &format!("network: eth0 static {GUEST_ADDRESS} gateway 10.0.2.2"),
+        30,
+        "mode = 'static' (single quotes) gives the static address, not DHCP",
+    );
     guest.expect("starting roomcast box (start 1)", 30, "init starts the daemon");
     let console = guest.console.text();
     assert!(!console.contains("cannot load module"), "every board module loads:\n{console}");
@@ -363,6 +374,19 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     };
     let first_join = guest.booted.elapsed();
     eprintln!("boot to join: {:.1} s", first_join.as_secs_f64());
+
+    // The guest is configured as check-config reads the file: the static address, no DHCP client,
+    // the host name without its quotes.
+    let net = guest
+        .console
+        .shell(
+            "echo host=$(hostname); ip -4 addr show dev eth0; pidof udhcpc || echo no-dhcp-client-$((1+1))",
+            Duration::from_secs(30),
+        )
+        .unwrap_or_default();
+    assert!(net.contains(&format!("host={HOSTNAME}")), "hostname '{HOSTNAME}' without quotes: {net:?}");
+    assert!(net.contains(&format!("inet {GUEST_ADDRESS}")), "eth0 has the static {GUEST_ADDRESS}: {net:?}");
+    assert!(net.contains("no-dhcp-client-2"), "no DHCP client in static mode: {net:?}");
 
     // Its software encoder on vivid and snd-aloop (the box's own log).
     guest.expect("video ready", 60, "the box opens the camera and the encoder");
@@ -540,6 +564,63 @@ fn a_config_error_is_shown_and_the_daemon_keeps_running() {
             "the screen is the config-error screen ({:.1}% like the host's rendering)",
             alike * 100.0
         );
+    }));
+    guest.save_console(&dir.join("console.log"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+// --- A real board's default roomcast.toml (no meeting server): the set-up screen. ---
+
+/// The display phase in the box's state JSON (`display.phase.phase`).
+fn display_phase(state: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    v["display"]["phase"]["phase"].as_str().unwrap_or_default().to_string()
+}
+
+/// The box's state JSON once the daemon reports `phase` and `needle`, polled over the console.
+fn box_state_once(guest: &mut Guest, phase: &str, needle: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let state = box_state(guest);
+        if display_phase(&state) == phase && state.contains(needle) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "no {phase} state with {needle:?} within {secs} s; last: {state}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn without_a_meeting_server_the_box_shows_the_set_up_screen() {
+    let Some(s) = setup() else { return };
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.work.join("set-up");
+    roomcast_image::exec::fresh_dir(&dir).unwrap();
+
+    // The real boards' default config on the boot partition, as a freshly flashed Pi has it.
+    let image = dir.join("roomcast-qemu-virt.img");
+    std::fs::copy(&s.image, &image).unwrap();
+    let setup_toml = paths::repo_root().join("config/roomcast.setup.toml");
+    assert!(!std::fs::read_to_string(&setup_toml).unwrap().lines().any(|l| l.trim_start().starts_with("server")));
+    disk::write_boot_file(&image, &setup_toml, "roomcast.toml").unwrap();
+
+    let mut guest = boot(&image, &dir);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        guest.expect("starting roomcast box (start 1)", 90, "init starts the daemon");
+        guest.expect("no meeting server in /boot/roomcast.toml", 60, "the daemon says it waits for a server");
+        // DHCP (the setup config's mode) gives 10.0.2.15: the set-up screen shows it.
+        let state = box_state_once(&mut guest, "set-up", "10.0.2.15", 60);
+        assert!(state.contains("RC-BOOT"), "the set-up screen names the RC-BOOT drive: {state}");
+        let console = guest.console.text();
+        assert!(!console.contains("roomcast exited"), "the daemon keeps running:\n{console}");
+        assert!(!console.contains("joined the meeting"), "nothing is joined without a server:\n{console}");
+
+        // The display shows exactly the host's rendering of the set-up state the box reports.
+        let (alike, state) = compare_screen(s, &mut guest, &dir);
+        assert_eq!(display_phase(&state), "set-up", "still the set-up screen: {state}");
+        assert!(alike >= 0.99, "the screen is the set-up screen ({:.1}% like the host's rendering)", alike * 100.0);
     }));
     guest.save_console(&dir.join("console.log"));
     if let Err(e) = result {

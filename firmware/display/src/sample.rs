@@ -86,12 +86,15 @@ impl Phase {
                 retry_at: Deadline::after(now, Duration::from_secs(SAMPLE_RETRY_SECS)),
             },
             PhaseName::ConfigError => Phase::ConfigError {
-                file: "/etc/roomcast.toml".to_owned(),
-                key: "meeting.relay".to_owned(),
+                file: "/boot/roomcast.toml".to_owned(),
+                key: "amt.relay".to_owned(),
                 line: Some(7),
                 problem: "not a host:port".to_owned(),
                 fix: "write host:2268".to_owned(),
             },
+            PhaseName::SetUp => {
+                Phase::SetUp { file: "roomcast.toml".to_owned(), place: "on the RC-BOOT drive".to_owned() }
+            }
             PhaseName::NoCamera => Phase::DeviceMissing {
                 device: Device::Camera,
                 expected: "/dev/video0".to_owned(),

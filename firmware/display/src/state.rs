@@ -64,11 +64,19 @@ pub enum Phase {
         /// When the next try happens; the screen counts down to it.
         retry_at: Deadline,
     },
+    /// No meeting server is configured (a fresh board): the box waits for roomcast.toml to name
+    /// one and shows how to set it up, with its own address (the footer's, repeated large).
+    SetUp {
+        /// The file to edit, as the user sees it, e.g. "roomcast.toml".
+        file: String,
+        /// Where it is, as a phrase, e.g. "on the RC-BOOT drive" (the boot partition's label).
+        place: String,
+    },
     /// roomcast.toml has an error; the box runs with defaults or not at all until it is fixed.
     ConfigError {
-        /// The config file, e.g. "/etc/roomcast.toml".
+        /// The config file, e.g. "/boot/roomcast.toml".
         file: String,
-        /// The offending key, e.g. "meeting.relay".
+        /// The offending key, e.g. "amt.relay".
         key: String,
         /// The 1-based line of the key, when known.
         line: Option<u32>,
@@ -267,11 +275,13 @@ pub enum PhaseName {
     ConfigError,
     /// `no-camera`
     NoCamera,
+    /// `set-up`
+    SetUp,
 }
 
 impl PhaseName {
     /// Every phase name, in the order the README shows them.
-    pub const ALL: [PhaseName; 8] = [
+    pub const ALL: [PhaseName; 9] = [
         PhaseName::Booting,
         PhaseName::NoNetwork,
         PhaseName::FindingRelay,
@@ -280,6 +290,7 @@ impl PhaseName {
         PhaseName::RelayLost,
         PhaseName::ConfigError,
         PhaseName::NoCamera,
+        PhaseName::SetUp,
     ];
 
     /// The command-line name, e.g. "in-meeting".
@@ -293,6 +304,7 @@ impl PhaseName {
             PhaseName::RelayLost => "relay-lost",
             PhaseName::ConfigError => "config-error",
             PhaseName::NoCamera => "no-camera",
+            PhaseName::SetUp => "set-up",
         }
     }
 }
@@ -325,6 +337,7 @@ impl Phase {
             Phase::RelayLost { .. } => PhaseName::RelayLost,
             Phase::ConfigError { .. } => PhaseName::ConfigError,
             Phase::DeviceMissing { .. } => PhaseName::NoCamera,
+            Phase::SetUp { .. } => PhaseName::SetUp,
         }
     }
 }

@@ -56,6 +56,7 @@ fn phase(now: Instant) -> impl Strategy<Value = Phase> {
             expected,
             fix
         }),
+        (text(), text()).prop_map(|(file, place)| Phase::SetUp { file, place }),
     ]
 }
 

@@ -36,6 +36,8 @@ enum Command {
     Server(cmd::server::Args),
     /// Check a roomcast.toml and report every error with its key and line.
     CheckConfig(cmd::check_config::Args),
+    /// Read one value of a roomcast.toml (or board file) as the daemon does: `config get KEY`.
+    Config(cmd::config::Args),
 }
 
 /// `roomcast --version`: the crate version and the git commit it was built from.
@@ -95,5 +97,6 @@ fn run() -> anyhow::Result<()> {
         Command::Box(args) => cmd::box_daemon::run(args),
         Command::Server(args) => cmd::server::run(args),
         Command::CheckConfig(args) => cmd::check_config::run(args),
+        Command::Config(args) => cmd::config::run(args),
     }
 }

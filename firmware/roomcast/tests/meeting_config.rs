@@ -100,3 +100,65 @@ fn box_with_a_bad_config_keeps_running_and_recovers() {
     assert_eq!(code, Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn box_without_a_meeting_server_shows_set_up_then_joins_once_one_is_set() {
+    let dir = tmpdir("box-set-up");
+    let cfg = dir.join("roomcast.toml");
+    let state = dir.join("state.json");
+    // The real boards' default, with the display off (a developer's /dev/fb0 stays untouched).
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/roomcast.setup.toml");
+    let setup = std::fs::read_to_string(shipped).unwrap();
+    assert!(setup.contains("kind = \"auto\""));
+    std::fs::write(&cfg, setup.replace("kind = \"auto\"", "kind = \"none\"")).unwrap();
+    let out = Command::new(BIN).arg("check-config").arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no meeting server: the box shows the set-up screen"));
+
+    let mut child = Command::new(BIN)
+        .args(["box", "--board", "/nonexistent", "--config"])
+        .arg(&cfg)
+        .arg("--state-file")
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_phase(&state, "set-up", Duration::from_secs(10));
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(doc["display"]["phase"]["phase"], "set-up", "{doc}");
+    assert_eq!(doc["display"]["phase"]["file"], "roomcast.toml", "{doc}");
+    assert_eq!(doc["display"]["phase"]["place"], format!("in {}", dir.display()), "{doc}");
+    assert_eq!(doc["display"]["name"], "Meeting room", "{doc}");
+    // Nothing is joined meanwhile: still set-up a while later.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(phase(&state)["name"], "set-up");
+    assert!(child.try_wait().unwrap().is_none(), "the box keeps running without a server");
+
+    // A server is set (one that is not there): the box tries to join it without a restart.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let with_server = std::fs::read_to_string(&cfg).unwrap().replace(
+        "# server = \"meet.example.net:8470\"",
+        &format!("server = \"127.0.0.1:{port}\"\nid = \"demo\"\ntoken = \"t\"\n"),
+    );
+    let with_server = with_server
+        .replace(
+            "source = \"auto\"          # the board's camera",
+            "source = \"synthetic\"\nwidth = 64\nheight = 36\nfps = 5",
+        )
+        .replace("source = \"auto\"\nplayback = \"auto\"", "source = \"synthetic\"\nplayback = \"null\"");
+    std::fs::write(&cfg, with_server).unwrap();
+    wait_phase(&state, "service-unreachable", Duration::from_secs(15));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

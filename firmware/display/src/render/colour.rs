@@ -247,6 +247,11 @@ fn generic(
         Phase::DeviceMissing { expected, fix, .. } => {
             vec![("Expected", expected.clone()), ("Fix", fix.clone())]
         }
+        Phase::SetUp { file, place } => vec![
+            ("Edit", format!("{file} {place}")),
+            ("Set", "[meeting] server, id and token".to_owned()),
+            ("Address", state.ip.map_or_else(|| "none yet".to_owned(), |ip| ip.to_string())),
+        ],
     };
     let label_w = rows.iter().map(|(l, _)| th.small.width(l)).max().unwrap_or(0) + th.pad;
     let pitch = th.body.height() + th.pad / 2;

@@ -58,7 +58,7 @@ pub fn draw(state: &DisplayState, now: Instant, t: &mut Frame) {
     };
     font.draw(t, &text, Point::new(w / 2, 15 - (14 - font.ascent()) / 2), Align::Center, colour);
 
-    let lines = details(&state.phase, now);
+    let lines = details(state, now);
     let body = body();
     let mut y = 30;
     for (i, line) in lines.iter().enumerate() {
@@ -107,9 +107,9 @@ enum Detail {
     Progress(u8),
 }
 
-fn details(phase: &Phase, now: Instant) -> Vec<Detail> {
+fn details(state: &DisplayState, now: Instant) -> Vec<Detail> {
     use Detail::Text;
-    match phase {
+    match &state.phase {
         Phase::Booting { step, percent } => vec![Text(step.clone()), Detail::Progress(*percent)],
         Phase::NoNetwork { interface, problem } => {
             vec![Text(format!("{interface}: {}", problem.describe())), Text(capitalise(problem.fix()))]
@@ -135,6 +135,11 @@ fn details(phase: &Phase, now: Instant) -> Vec<Detail> {
         Phase::DeviceMissing { expected, fix, .. } => {
             vec![Text(expected.clone()), Text(capitalise(fix))]
         }
+        Phase::SetUp { file, place } => vec![
+            Text(format!("Edit {file}")),
+            Text(place.clone()),
+            Text(state.ip.map_or_else(|| "Waiting for an address".to_owned(), |ip| format!("IP {ip}"))),
+        ],
     }
 }
 

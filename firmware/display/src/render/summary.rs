@@ -37,6 +37,7 @@ pub fn summary(phase: &Phase, _now: Instant) -> Summary {
         Phase::RelayLost { .. } => ("RECONNECTING", "Relay lost".to_owned(), Severity::Error),
         Phase::ConfigError { .. } => ("CONFIG ERROR", "Config error".to_owned(), Severity::Error),
         Phase::DeviceMissing { device, .. } => ("DEVICE MISSING", device.headline().to_owned(), Severity::Error),
+        Phase::SetUp { .. } => ("SET-UP", "Set up".to_owned(), Severity::Busy),
     };
     Summary { label, headline, severity }
 }

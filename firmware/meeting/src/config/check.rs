@@ -86,6 +86,11 @@ impl<'t> Section<'t> {
         t.key(key).and_then(|k| k.span()).or_else(|| t.get(key).and_then(|i| i.span())).or_else(|| self.span.clone())
     }
 
+    /// Whether `key` is in the section (of any type).
+    pub fn has(&self, key: &str) -> bool {
+        self.table.is_some_and(|t| t.contains_key(key))
+    }
+
     /// Whether the section is present in the file.
     pub fn present(&self) -> bool {
         self.table.is_some()

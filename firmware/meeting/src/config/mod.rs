@@ -4,15 +4,14 @@
 
 pub mod board;
 pub mod check;
+pub mod get;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use toml_edit::Document;
-
 pub use board::BoardDefaults;
 pub use check::ConfigError;
-use check::{line_of, Reader};
+use check::Reader;
 
 use crate::roster::Family;
 
@@ -23,7 +22,7 @@ pub struct RoomConfig {
     pub name: String,
 }
 
-/// `[meeting]`.
+/// `[meeting]`, when it names a server (without one the box shows the set-up screen).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeetingConfig {
     /// The meeting service's control address, `HOST:PORT`.
@@ -156,8 +155,9 @@ pub struct DebugConfig {
 pub struct Config {
     /// `[room]`.
     pub room: RoomConfig,
-    /// `[meeting]`.
-    pub meeting: MeetingConfig,
+    /// `[meeting]`; `None` when no server is set (a fresh board: the box shows the set-up
+    /// screen and waits for the file to name one).
+    pub meeting: Option<MeetingConfig>,
     /// `[amt]`.
     pub amt: AmtConfig,
     /// `[video]`.
@@ -223,14 +223,7 @@ impl Config {
     /// Reads `roomcast.toml` text; board defaults fill what it leaves out. Every problem is
     /// returned, each naming its key and line.
     pub fn parse(src: &str, board: &BoardDefaults) -> Result<Config, Vec<ConfigError>> {
-        let doc = match Document::parse(src) {
-            Ok(d) => d,
-            Err(e) => {
-                let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
-                let key = "toml".to_string();
-                return Err(vec![ConfigError { key, line, message: e.message().trim().to_string() }]);
-            }
-        };
+        let doc = get::parse_document(src).map_err(|e| vec![e])?;
         let root = doc.as_table();
         let mut r = Reader::new(src);
 
@@ -250,20 +243,29 @@ impl Config {
         let room = RoomConfig { name };
 
         let mut s = r.section(root, "meeting");
-        let server = s.req_str(&mut r, "server", "the meeting service, HOST:PORT");
-        s.checked_str(&mut r, "server", &server, |v| check_hostport(v, true));
-        let id = s.req_str(&mut r, "id", "the meeting's id");
-        s.checked_str(&mut r, "id", &id, check_id);
-        let token = s.req_str(&mut r, "token", "the meeting's access token");
-        s.checked_str(&mut r, "token", &token, |t| {
-            if t.is_empty() || t.len() > 256 || t.chars().any(|c| c.is_control() || c == ' ') {
-                Err("must be 1 to 256 characters without spaces".into())
-            } else {
-                Ok(())
+        // None of server, id and token: a board not set up yet (the box shows the set-up screen).
+        // Any one of them: all three are required.
+        let meeting = if ["server", "id", "token"].iter().any(|k| s.has(k)) {
+            let server = s.req_str(&mut r, "server", "the meeting service, HOST:PORT; or remove id and token");
+            s.checked_str(&mut r, "server", &server, |v| check_hostport(v, true));
+            let id = s.req_str(&mut r, "id", "the meeting's id");
+            s.checked_str(&mut r, "id", &id, check_id);
+            let token = s.req_str(&mut r, "token", "the meeting's access token");
+            s.checked_str(&mut r, "token", &token, |t| {
+                if t.is_empty() || t.len() > 256 || t.chars().any(|c| c.is_control() || c == ' ') {
+                    Err("must be 1 to 256 characters without spaces".into())
+                } else {
+                    Ok(())
+                }
+            });
+            Some(MeetingConfig { server, id, token })
+        } else {
+            for key in ["server", "id", "token"] {
+                s.opt_str(&mut r, key); // absent: only marks them known for `finish`
             }
-        });
+            None
+        };
         s.finish(&mut r);
-        let meeting = MeetingConfig { server, id, token };
 
         let mut s = r.section(root, "amt");
         let relay = s.opt_str(&mut r, "relay");

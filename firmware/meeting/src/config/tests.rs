@@ -22,7 +22,7 @@ bitrate_kbps = 400
 fn good_config_reads_with_defaults() {
     let c = Config::parse(GOOD, &BoardDefaults::default()).unwrap();
     assert_eq!(c.room.name, "Blue room");
-    assert_eq!(c.meeting.server, "10.0.2.2:8470");
+    assert_eq!(c.meeting.unwrap().server, "10.0.2.2:8470");
     assert_eq!(c.video.source, "synthetic");
     assert_eq!((c.video.width, c.video.height, c.video.fps), (320, 180, 15));
     assert_eq!(c.video.bitrate_kbps, 400);
@@ -98,6 +98,24 @@ fn missing_required_keys_are_reported() {
 }
 
 #[test]
+fn a_board_without_a_meeting_server_is_valid_and_not_set_up() {
+    let c = Config::parse("[room]\nname = \"x\"\n", &BoardDefaults::default()).unwrap();
+    assert_eq!(c.meeting, None);
+    let c = Config::parse("[room]\nname = \"x\"\n[meeting]\n# server = \"h:1\"\n", &BoardDefaults::default()).unwrap();
+    assert_eq!(c.meeting, None);
+    // Half a meeting is an error, not the set-up screen.
+    let errs = errors("[room]\nname = \"x\"\n[meeting]\ntoken = \"t\"\n");
+    let keys: Vec<(&str, usize)> = errs.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(keys, vec![("meeting.server", 3), ("meeting.id", 3)], "{errs:#?}");
+    let errs = errors("[room]\nname = \"x\"\n[meeting]\nserver = \"h\"\nid = \"d\"\ntoken = \"t\"\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].key, "meeting.server");
+    let errs = errors("[room]\nname = \"x\"\n[meeting]\nservr = \"h:1\"\n");
+    assert_eq!(errs[0].key, "meeting.servr");
+    assert!(errs[0].message.contains("server"), "{errs:#?}");
+}
+
+#[test]
 fn syntax_errors_have_a_line() {
     let errs = errors("[room]\nname = \"x\"\n[meeting\n");
     assert_eq!(errs.len(), 1);
@@ -125,7 +143,7 @@ fn choices_sections_and_dependencies() {
 #[test]
 fn shipped_configs_are_valid() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/");
-    for name in ["roomcast.toml", "roomcast.example.toml"] {
+    for name in ["roomcast.toml", "roomcast.example.toml", "roomcast.setup.toml"] {
         let path = std::path::Path::new(root).join(name);
         let result = Config::load(&path, &BoardDefaults::default());
         assert!(result.is_ok(), "{name}: {:#?}", result.err());

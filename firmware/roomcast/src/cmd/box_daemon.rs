@@ -1,7 +1,7 @@
 //! `roomcast box`: the meeting-room box daemon.
 //!
 //! It reads `roomcast.toml` (a bad file keeps it running and showing the error until the file
-//! is fixed), opens the camera, microphone and encoder, joins the meeting at the meeting
+//! is fixed; a file without a meeting server shows the set-up screen until one is set), opens the camera, microphone and encoder, joins the meeting at the meeting
 //! service, sends its streams there, subscribes through its AMT gateway to every other
 //! participant's (S,G) as the roster changes, decodes and mixes their audio to the playback
 //! device, optionally re-sends everything as native multicast on the room LAN, keeps the
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use roomcast_display::{BackendChoice, Display};
-use roomcast_meeting::config::{BoardDefaults, Config};
+use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
 
 use status::{lock, BoxPhase, ConfigProblem, SharedStatus, Status};
 
@@ -138,23 +138,69 @@ fn spawn_status_thread(
     })
 }
 
-/// Waits for a valid configuration, showing every error meanwhile; `None` on shutdown.
+/// How often a bad or not-set-up configuration is read again (and the set-up screen's address
+/// refreshed).
+const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// The box's own address while it has no meeting server to ask the way: the source address of
+/// the default route (no packet is sent), else a static `[network] address`.
+fn own_ip(cfg: &Config) -> Option<std::net::IpAddr> {
+    let probe_v4: std::net::SocketAddr = ([192, 0, 2, 1], 9).into();
+    let probe_v6: std::net::SocketAddr = ("2001:db8::1".parse::<std::net::Ipv6Addr>().ok()?, 9).into();
+    session::local_ip_towards(probe_v4)
+        .or_else(|| session::local_ip_towards(probe_v6))
+        .or_else(|| cfg.network.address.as_deref()?.split('/').next()?.parse().ok())
+}
+
+/// Waits for a valid configuration that names a meeting server, showing every error or the
+/// set-up screen meanwhile; `None` on shutdown.
 async fn wait_for_config(
     path: &Path,
     board: &BoardDefaults,
     status: &SharedStatus,
+    state_file: &std::sync::Mutex<Option<PathBuf>>,
+    state_file_fixed: bool,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<Config> {
+) -> Option<(Config, MeetingConfig)> {
     let mut last_errors = None;
+    let mut announced = false;
     loop {
         match Config::load(path, board) {
-            Ok(cfg) => return Some(cfg),
+            Ok(cfg) if cfg.meeting.is_some() => {
+                let meeting = cfg.meeting.clone()?;
+                return Some((cfg, meeting));
+            }
+            Ok(cfg) => {
+                last_errors = None;
+                if !announced {
+                    tracing::warn!(
+                        "no meeting server in {}: showing the set-up screen; set [meeting] server, id and \
+                         token there (read again every {} s)",
+                        path.display(),
+                        CONFIG_POLL.as_secs()
+                    );
+                    announced = true;
+                }
+                if !state_file_fixed {
+                    *state_file.lock().unwrap_or_else(|e| e.into_inner()) = cfg.debug.state_file.clone();
+                }
+                let ip = own_ip(&cfg);
+                let mut s = lock(status);
+                s.room = cfg.room.name.clone();
+                s.ip = ip;
+                s.phase = BoxPhase::SetUp { file: path.display().to_string() };
+            }
             Err(errors) => {
+                announced = false;
                 if last_errors.as_ref() != Some(&errors) {
                     for e in &errors {
                         tracing::error!(file = %path.display(), "configuration: {e}");
                     }
-                    tracing::error!("the box keeps running and reads {} again every 5 s", path.display());
+                    tracing::error!(
+                        "the box keeps running and reads {} again every {} s",
+                        path.display(),
+                        CONFIG_POLL.as_secs()
+                    );
                     lock(status).phase = BoxPhase::ConfigError {
                         file: path.display().to_string(),
                         errors: errors
@@ -167,7 +213,7 @@ async fn wait_for_config(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(CONFIG_POLL) => {}
             _ = shutdown.changed() => return None,
         }
     }
@@ -217,15 +263,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
         .context("starting the status thread")?;
 
-        let result = match wait_for_config(&args.config, &board, &status, &mut shutdown).await {
+        let fixed = args.state_file.is_some();
+        let result = match wait_for_config(&args.config, &board, &status, &state_file, fixed, &mut shutdown).await {
             None => Ok(()),
-            Some(cfg) => {
+            Some((cfg, meeting)) => {
                 if args.state_file.is_none() {
                     *state_file.lock().unwrap_or_else(|e| e.into_inner()) = cfg.debug.state_file.clone();
                 }
                 {
                     let mut s = lock(&status);
-                    *s = Status::new(&cfg.room.name, &cfg.meeting.id);
+                    *s = Status::new(&cfg.room.name, &meeting.id);
                     s.muted = cfg.audio.muted;
                 }
                 mute_gate.muted.store(cfg.audio.muted, Ordering::Relaxed);
@@ -234,7 +281,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         .map_err(|e| lock(&status).error(format!("mute button: {e}")))
                         .ok()
                 });
-                session::run(cfg, board, status.clone(), mute_gate, shutdown).await
+                session::run(cfg, meeting, board, status.clone(), mute_gate, shutdown).await
             }
         };
         stop_status.store(true, Ordering::Relaxed);

@@ -33,12 +33,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     match Config::load(&args.file, &board) {
         Ok(cfg) => {
+            let meeting = match &cfg.meeting {
+                Some(m) => format!("meeting {:?} at {}", m.id, m.server),
+                None => "no meeting server: the box shows the set-up screen".to_owned(),
+            };
             println!(
-                "{}: OK (room {:?}, meeting {:?} at {}, video {} {}x{}@{} {} kbit/s, audio {})",
+                "{}: OK (room {:?}, {meeting}, video {} {}x{}@{} {} kbit/s, audio {})",
                 args.file.display(),
                 cfg.room.name,
-                cfg.meeting.id,
-                cfg.meeting.server,
                 if cfg.video.enabled { cfg.video.source.as_str() } else { "off" },
                 cfg.video.width,
                 cfg.video.height,

@@ -16,7 +16,7 @@ use std::time::Instant;
 pub struct Args {
     /// The state to show, with sample data.
     #[arg(long, value_parser = parse_state, required_unless_present = "from_json", conflicts_with = "from_json",
-          help = "booting | no-network | finding-relay | joining | in-meeting | relay-lost | config-error | no-camera")]
+          help = "booting | no-network | finding-relay | joining | in-meeting | relay-lost | config-error | no-camera | set-up")]
     state: Option<PhaseName>,
     /// Show the state in this JSON file instead of sample data: a serialized DisplayState, or
     /// the box's `[debug] state_file` (its "display" member).

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roomcast_amt::GatewayState;
-use roomcast_meeting::config::{BoardDefaults, Config};
+use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
 use roomcast_meeting::participant::RosterTracker;
 use roomcast_meeting::roster::{JoinReply, Roster};
 use roomcast_meeting::{MeetingError, SourceGroup};
@@ -51,7 +51,7 @@ fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Optio
 }
 
 /// The box's own address on the way to `to` (installers need it on the screen); no packet is sent.
-fn local_ip_towards(to: SocketAddr) -> Option<std::net::IpAddr> {
+pub(super) fn local_ip_towards(to: SocketAddr) -> Option<std::net::IpAddr> {
     let bind: SocketAddr =
         if to.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
     let s = std::net::UdpSocket::bind(bind).ok()?;
@@ -68,16 +68,13 @@ enum End {
 /// Runs the box in the meeting until shutdown.
 pub async fn run(
     cfg: Config,
+    meeting: MeetingConfig,
     board: BoardDefaults,
     status: SharedStatus,
     gate: MicGate,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let service = Service {
-        server: cfg.meeting.server.clone(),
-        meeting: cfg.meeting.id.clone(),
-        token: cfg.meeting.token.clone(),
-    };
+    let service = Service { server: meeting.server, meeting: meeting.id, token: meeting.token };
 
     // Playback runs for the whole life of the daemon.
     let mixer = Arc::new(Mutex::new(Mixer::default()));
@@ -95,7 +92,7 @@ pub async fn run(
             break;
         }
         let devices = Devices::open(&cfg, &board.camera, &board.microphone, &gate);
-        let my_ip = match resolve(&cfg.meeting.server, 8470).await {
+        let my_ip = match resolve(&service.server, 8470).await {
             Ok(a) => local_ip_towards(a),
             Err(_) => None,
         };
@@ -206,7 +203,7 @@ async fn in_meeting(
     // The media port and the embedded relay live in the service's process: reach them at the
     // address the control API answered on (the advertised one may be a NAT's, e.g. 10.0.2.2
     // for a QEMU guest), with the ports the service named. `[amt] relay` overrides the relay.
-    let server_addr = resolve(&cfg.meeting.server, 8470).await.ok();
+    let server_addr = resolve(&service.server, 8470).await.ok();
     let server_ip = server_addr.map(|a| a.ip());
     let my_ip = server_addr.and_then(local_ip_towards);
     let on_server = |advertised: &str| -> String {

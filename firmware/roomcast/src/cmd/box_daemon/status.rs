@@ -26,6 +26,11 @@ pub enum BoxPhase {
         /// Every problem, `line N: key: message`.
         errors: Vec<ConfigProblem>,
     },
+    /// No meeting server configured: the set-up screen, until roomcast.toml names one.
+    SetUp {
+        /// The file to edit.
+        file: String,
+    },
     /// Asking the meeting service to join.
     Joining,
     /// The meeting service refused the join (e.g. a wrong token); retrying slowly.
@@ -146,6 +151,17 @@ pub struct Status {
     pub ip: Option<IpAddr>,
 }
 
+/// The set-up screen for the config file `file`: on a box it is on the boot partition, which a
+/// laptop shows as the RC-BOOT drive; elsewhere the screen names its directory.
+fn set_up_phase(file: &str) -> Phase {
+    let path = Path::new(file);
+    let name = path.file_name().map_or_else(|| file.to_owned(), |n| n.to_string_lossy().into_owned());
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let place =
+        if dir == Path::new("/boot") { "on the RC-BOOT drive".to_owned() } else { format!("in {}", dir.display()) };
+    Phase::SetUp { file: name, place }
+}
+
 impl Status {
     /// The starting status.
     pub fn new(room: &str, meeting: &str) -> Self {
@@ -206,6 +222,7 @@ impl Status {
                     },
                 }
             }
+            BoxPhase::SetUp { file } => set_up_phase(file),
             BoxPhase::Refused { reason, status } => Phase::ConfigError {
                 file: "roomcast.toml".into(),
                 key: if *status == 403 { "meeting.token".into() } else { "meeting.id".into() },
@@ -311,6 +328,16 @@ mod tests {
             Phase::ConfigError { key, line, .. } => assert_eq!((key.as_str(), line), ("video.fps", Some(12))),
             other => panic!("{other:?}"),
         }
+        s.phase = BoxPhase::SetUp { file: "/boot/roomcast.toml".into() };
+        s.ip = Some("10.0.2.15".parse().unwrap());
+        let ds = s.display_state(now, Duration::ZERO);
+        assert_eq!(ds.ip, s.ip, "the set-up screen shows the box's address");
+        assert_eq!(ds.phase, Phase::SetUp { file: "roomcast.toml".into(), place: "on the RC-BOOT drive".into() });
+        s.phase = BoxPhase::SetUp { file: "/home/me/room.toml".into() };
+        assert_eq!(
+            s.display_state(now, Duration::ZERO).phase,
+            Phase::SetUp { file: "room.toml".into(), place: "in /home/me".into() }
+        );
         s.phase = BoxPhase::InMeeting;
         s.encoder = "SW AV1".into();
         s.others.push(OtherStatus { room: "Green".into(), speaking: true, ..Default::default() });

@@ -1,0 +1,92 @@
+//! `roomcast config get` (the init scripts' TOML reader) answers as check-config reads the
+//! file, for the three files the old awk reader got wrong: `mode = 'static'`,
+//! `hostname = 'blue'` and a multi-line `ntp = [...]`; missing keys exit 1 with one line,
+//! a file that is not TOML exits 2 with check-config's key-and-line message.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use roomcast_meeting::config::{BoardDefaults, Config};
+
+const BIN: &str = env!("CARGO_BIN_EXE_roomcast");
+
+fn file(name: &str, text: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("roomcast-config-get-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// (exit code, stdout lines, stderr).
+fn config_get(key: &str, path: &Path) -> (i32, Vec<String>, String) {
+    let out = Command::new(BIN).args(["config", "get", key, "--config"]).arg(path).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        stdout.lines().map(String::from).collect(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+const HEAD: &str = "[room]\nname = 'Blue'\n\n[meeting]\nserver = \"127.0.0.1:8470\"\nid = \"demo\"\ntoken = \"t\"\n\n";
+
+#[test]
+fn static_mode_in_single_quotes_reads_as_check_config_reads_it() {
+    let text = format!("{HEAD}[network]\nmode = 'static'\naddress = '10.0.2.15/24'\ngateway = '10.0.2.2'\n");
+    let path = file("static.toml", &text);
+    let cfg = Config::parse(&text, &BoardDefaults::default()).unwrap();
+    assert_eq!(cfg.network.mode, "static");
+    assert_eq!(config_get("network.mode", &path), (0, vec![cfg.network.mode], String::new()));
+    assert_eq!(config_get("network.address", &path).1, vec![cfg.network.address.unwrap()]);
+    assert_eq!(config_get("network.gateway", &path).1, vec![cfg.network.gateway.unwrap()]);
+}
+
+#[test]
+fn hostname_in_single_quotes_loses_its_quotes() {
+    let text = format!("{HEAD}[network]\nhostname = 'blue' # the room\n");
+    let path = file("hostname.toml", &text);
+    let cfg = Config::parse(&text, &BoardDefaults::default()).unwrap();
+    assert_eq!(cfg.network.hostname.as_deref(), Some("blue"));
+    assert_eq!(config_get("network.hostname", &path), (0, vec!["blue".to_string()], String::new()));
+}
+
+#[test]
+fn multi_line_ntp_array_gives_one_server_per_line() {
+    let text = format!("{HEAD}[network]\nntp = [\n \"a\",\n \"b\",\n]\n");
+    let path = file("ntp.toml", &text);
+    let cfg = Config::parse(&text, &BoardDefaults::default()).unwrap();
+    assert_eq!(cfg.network.ntp, ["a", "b"]);
+    assert_eq!(config_get("network.ntp", &path), (0, cfg.network.ntp, String::new()));
+}
+
+#[test]
+fn missing_key_section_or_file_exits_1_with_one_line() {
+    let text = format!("{HEAD}[network]\nmode = \"dhcp\"\n");
+    let path = file("missing.toml", &text);
+    let (code, out, err) = config_get("network.address", &path);
+    assert_eq!((code, out.len()), (1, 0));
+    assert_eq!(err, format!("network.address: not set in {}\n", path.display()));
+    let board = file("board.toml", "[board]\nname = \"qemu-virt\"\n[devices]\nwatchdog = \"/dev/watchdog\"\n");
+    assert_eq!(config_get("devices.watchdog", &board).1, ["/dev/watchdog"]);
+    let (code, _, err) = config_get("devices.watchdog", &path);
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, _, err) = config_get("network.mode", &path.with_extension("absent"));
+    assert_eq!(code, 1);
+    assert!(err.contains("network.mode") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn a_toml_syntax_error_exits_2_with_check_configs_message() {
+    let text = format!("{HEAD}[network]\nhostname = blue\n");
+    let path = file("syntax.toml", &text);
+    let (code, out, err) = config_get("network.mode", &path);
+    assert_eq!((code, out.len()), (2, 0));
+    let check = Command::new(BIN).arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    let first = check_err.lines().next().unwrap();
+    assert!(first.contains("line 10: toml:"), "{check_err}");
+    assert_eq!(err.trim_end(), first);
+}
