@@ -212,7 +212,14 @@ impl Status {
                 let first = errors.first();
                 Phase::ConfigError {
                     file: file.clone(),
-                    key: first.map(|e| e.key.clone()).unwrap_or_default(),
+                    // A problem of the whole file (not UTF-8, unreadable) has no key: name the file.
+                    key: match first {
+                        Some(e) if e.key.is_empty() => {
+                            Path::new(file).file_name().map_or(file.clone(), |n| n.to_string_lossy().into_owned())
+                        }
+                        Some(e) => e.key.clone(),
+                        None => String::new(),
+                    },
                     line: first.and_then(|e| u32::try_from(e.line).ok()).filter(|l| *l > 0),
                     problem: first.map(|e| e.message.clone()).unwrap_or_default(),
                     fix: if errors.len() > 1 {
