@@ -340,7 +340,6 @@ async fn in_meeting(
                         GatewayState::RelayLost { retry_at } => BoxPhase::RelayLost { relay: relay_text.clone(), retry_at: Some(roomcast_display::Deadline(retry_at)) },
                         _ => BoxPhase::FindingRelay { relay: relay_text.clone() },
                     };
-                    tracing::info!(gateway = ?state, "AMT gateway state");
                 }
             }
             _ = keepalive.tick() => {
@@ -416,6 +415,7 @@ async fn in_meeting(
     }
     if let Some(g) = gateway {
         g.close().await;
+        lock(status).gateway = super::status::GatewayStatus::Closed;
     }
     receiving.finish_all();
     end

@@ -296,9 +296,9 @@ impl Status {
                 interface: "meeting service".into(),
                 problem: roomcast_display::NetworkProblem::Other(reason.clone()),
             },
-            BoxPhase::Joining | BoxPhase::Leaving | BoxPhase::Left => {
-                Phase::Joining { meeting: self.meeting.clone(), relay: self.relay.clone() }
-            }
+            BoxPhase::Joining => Phase::Joining { meeting: self.meeting.clone(), relay: self.relay.clone() },
+            BoxPhase::Leaving => Phase::Leaving { meeting: self.meeting.clone(), done: false },
+            BoxPhase::Left => Phase::Leaving { meeting: self.meeting.clone(), done: true },
             BoxPhase::FindingRelay { relay } => Phase::FindingRelay { relay: relay.clone(), attempt: 1 },
             BoxPhase::RelayLost { relay, retry_at } => Phase::RelayLost {
                 relay: relay.clone(),
@@ -410,6 +410,10 @@ mod tests {
             s.display_state(now, Duration::ZERO).phase,
             Phase::SetUp { file: "room.toml".into(), place: "in /home/me".into() }
         );
+        s.phase = BoxPhase::Leaving;
+        assert_eq!(s.display_state(now, Duration::ZERO).phase, Phase::Leaving { meeting: "demo".into(), done: false });
+        s.phase = BoxPhase::Left;
+        assert_eq!(s.display_state(now, Duration::ZERO).phase, Phase::Leaving { meeting: "demo".into(), done: true });
         s.phase = BoxPhase::InMeeting;
         s.encoder = "SW AV1".into();
         s.others.push(OtherStatus { room: "Green".into(), speaking: true, ..Default::default() });
