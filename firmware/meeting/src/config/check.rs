@@ -32,10 +32,10 @@ impl fmt::Display for ConfigError {
 }
 
 /// The closest of `known` to a mistyped `word` (case, a swapped or missing letter, a prefix),
-/// for "did you mean".
+/// for "did you mean"; `None` when nothing is close or two are equally close.
 pub fn did_you_mean<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     let word = word.to_lowercase();
-    known
+    let mut close: Vec<(usize, &'k str)> = known
         .iter()
         .map(|k| {
             let d = strsim::damerau_levenshtein(&word, k);
@@ -43,8 +43,12 @@ pub fn did_you_mean<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
             (if prefix { d.min(1) } else { d }, *k)
         })
         .filter(|&(d, k)| d <= (k.len().max(word.len()) / 3).max(1))
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, k)| k)
+        .collect();
+    close.sort_by_key(|&(d, _)| d);
+    match close.as_slice() {
+        [(d, k), rest @ ..] if rest.first().map_or(true, |(d2, _)| d2 > d) => Some(k),
+        _ => None,
+    }
 }
 
 /// 1-based line of a byte offset.
