@@ -27,6 +27,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         ("unclosed-string", b"[room]\nname = \"Blue room\n\n[video]\nwidth = 320\n".to_vec()),
         ("unclosed-multi-line-string", b"[room]\nname = \"\"\"Blue\n\n[video]\nwidth = 320\n".to_vec()),
         ("unquoted-string", b"[room]\nname = Blue room\n".to_vec()),
+        ("duplicate-key", format!("{ROOM}[video]\nwidth = 320\nwidth = 640\n").into_bytes()),
+        ("no-value", b"[room]\nname =\n".to_vec()),
         ("bad-value", format!("{ROOM}[video]\nwidth = \"wide\"\nfps = \"15\"\nbitrate_kbps = 9\n").into_bytes()),
         ("ok-set-up", ROOM.as_bytes().to_vec()),
     ]

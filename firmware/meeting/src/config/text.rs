@@ -65,16 +65,24 @@ pub fn syntax_error(src: &str, message: &str, offset: Option<usize>) -> ConfigEr
     } else if message.starts_with("invalid literal string") {
         "unclosed string: end it with ' on this line".into()
     } else if message.starts_with("string values must be quoted") {
+        let value = |v: &str| v.split('#').next().unwrap_or("").trim().to_string();
         match text.split_once('=') {
-            Some((k, v)) => {
-                format!("text must be in quotes: write {} = \"{}\"", k.trim(), v.split('#').next().unwrap_or("").trim())
-            }
+            Some((k, v)) if value(v).is_empty() => format!("no value after =: give {} a value", k.trim()),
+            Some((k, v)) => format!("text must be in quotes: write {} = \"{}\"", k.trim(), value(v)),
             None => "text must be in quotes, e.g. name = \"Blue room\"".into(),
         }
     } else if message.starts_with("unclosed table") {
         "unclosed section header: end it with ], e.g. [room]".into()
     } else if message.starts_with("duplicate key") {
-        "set twice: this key (or [section]) is already set above; keep one".into()
+        match text.trim().split_once('=') {
+            _ if text.trim_start().starts_with('[') => {
+                format!("{} appears twice: put its settings under the first one", text.trim())
+            }
+            Some((k, _)) => format!("{} is set twice in this section: keep one", k.trim()),
+            None => "set twice: keep one".into(),
+        }
+    } else if message.starts_with("unexpected key or value") {
+        "one key = value per line: remove what follows the value, or start a comment with #".into()
     } else if message.starts_with("key with no value") {
         "expected key = value: write = between the key and its value, e.g. name = \"Blue room\"".into()
     } else if message.contains("unicode") || message.contains("escape") {
