@@ -3,7 +3,7 @@
 use crate::apt::{self, Apt, Snapshots, SourceList};
 use crate::board::Board;
 use crate::bootfs::{self, ConfigSource};
-use crate::error::{ErrorContext, IoContext, Result};
+use crate::error::{Error, ErrorContext, IoContext, Result};
 use crate::lockfile::{Lock, Pin};
 use crate::manifest::{FileInfo, ImageInfo, Manifest};
 use crate::modules::ModuleTree;
@@ -96,8 +96,8 @@ pub struct Built {
 pub fn build(opts: &Options) -> Result<Built> {
     let started = Instant::now();
     let paths = Paths::new(opts.out.clone());
-    let board = Board::load(&paths.board_profile(&opts.board))
-        .with_context(|| format!("unknown board `{}`? profiles are in board/", opts.board))?;
+    paths.known_board(&opts.board).map_err(Error::Config)?;
+    let board = Board::load(&paths.board_profile(&opts.board))?;
     let epoch = source_date_epoch(&paths.repo);
     std::env::set_var("SOURCE_DATE_EPOCH", epoch.to_string());
     host::prepare()?;

@@ -5,35 +5,20 @@
 
 use crate::board::Board;
 use crate::error::{Error, IoContext, Result};
-use roomcast_meeting::config::{BoardDefaults, Config};
+use roomcast_meeting::config::{text, BoardDefaults, Config};
 use std::path::Path;
 
 /// Checks `path` as a roomcast.toml for `board` (the built-in defaults when None).
 pub fn validate(path: &Path, board: Option<&Board>) -> Result<()> {
     let bytes = std::fs::read(path).with_context_io(|| format!("reading {}", path.display()))?;
     let invalid = |problems: Vec<String>| Error::InvalidConfig { file: path.display().to_string(), problems };
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-            let what = if e.as_bytes().starts_with(&[0xFF, 0xFE]) || e.as_bytes().starts_with(&[0xFE, 0xFF]) {
-                "the file is UTF-16 text: save it as UTF-8"
-            } else if e.as_bytes().contains(&0) {
-                "the file is binary, not a text file: give the roomcast.toml text file"
-            } else {
-                "the file is not UTF-8 text: save it as UTF-8"
-            };
-            return Err(invalid(vec![format!("line {line}: {what}")]));
-        }
-    };
+    // The box's own reading: UTF-16, binary and other encodings named as such, with what to do.
+    let text = text::decode(&bytes).map_err(|e| invalid(vec![e.to_string()]))?;
     let defaults = match board {
         Some(b) => BoardDefaults::parse(&b.runtime_toml()).0,
         None => BoardDefaults::default(),
     };
-    Config::parse(&text, &defaults)
-        .map(|_| ())
-        .map_err(|errors| invalid(errors.iter().map(|e| e.to_string()).collect()))
+    Config::parse(text, &defaults).map(|_| ()).map_err(|errors| invalid(errors.iter().map(|e| e.to_string()).collect()))
 }
 
 #[cfg(test)]

@@ -22,12 +22,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build roomcast-<board>.img (boards: pi4, pi5, pi3, zero2w, qemu-virt).
+    /// Build roomcast-<board>.img for one of the boards in board/ (see --board).
     ///
     /// Debian packages come in the versions pinned in image/packages.lock while the archive has them;
     /// a pinned version the archive dropped is replaced by the current one, printed and re-pinned.
     Build {
-        #[arg(long, value_name = "BOARD")]
+        #[arg(long, value_name = "BOARD", value_parser = known_board, help = board_help("The board"))]
         board: String,
         /// The room's roomcast.toml to put on the boot partition (default: the board's, see board/README.md).
         #[arg(long, value_name = "FILE")]
@@ -60,7 +60,7 @@ enum Cmd {
     },
     /// Boot a qemu-virt image in QEMU, console on this terminal (Ctrl-A X quits).
     Run {
-        #[arg(long, default_value = "qemu-virt")]
+        #[arg(long, default_value = "qemu-virt", value_name = "BOARD", value_parser = known_board)]
         board: String,
         /// The image (default: target/image/roomcast-<board>.img).
         #[arg(long)]
@@ -80,12 +80,22 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// The image's board, for its defaults (default: read from the manifest beside the image).
-        #[arg(long, value_name = "BOARD")]
+        #[arg(long, value_name = "BOARD", value_parser = known_board)]
         board: Option<String>,
         /// Write the file even if the box would refuse it.
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `--board`'s help: `what`, then the boards board/*.toml has.
+fn board_help(what: &str) -> String {
+    format!("{what}: {} (board/*.toml)", Paths::new(None).boards().join(", "))
+}
+
+/// `--board`'s parser: a board of board/*.toml, or the error listing them.
+fn known_board(name: &str) -> std::result::Result<String, String> {
+    Paths::new(None).known_board(name)
 }
 
 fn main() -> Result<()> {

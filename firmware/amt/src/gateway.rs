@@ -234,7 +234,7 @@ impl Gateway {
         };
         self.phase = phase;
         if state != self.state {
-            info!(?state, "AMT gateway state");
+            // Logged once, by the driver that polls the event (roomcast_net).
             self.state = state.clone();
             self.events.push_back(GatewayEvent::StateChanged(state));
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DisplayError {
     /// A state name that is not one of [`crate::PhaseName::ALL`].
-    #[error("unknown state {0:?}; expected one of booting, no-network, finding-relay, joining, in-meeting, relay-lost, config-error, no-camera, set-up")]
+    #[error("unknown state {0:?}; expected one of booting, no-network, finding-relay, joining, in-meeting, relay-lost, config-error, no-camera, set-up, leaving")]
     UnknownState(String),
     /// A size that is not WIDTHxHEIGHT.
     #[error("bad display size {0:?}; expected WIDTHxHEIGHT, e.g. 128x64 or 320x240")]

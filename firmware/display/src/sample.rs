@@ -92,6 +92,7 @@ impl Phase {
                 problem: "not a host:port".to_owned(),
                 fix: "write host:2268".to_owned(),
             },
+            PhaseName::Leaving => Phase::Leaving { meeting: "Weekly planning".to_owned(), done: false },
             PhaseName::SetUp => {
                 Phase::SetUp { file: "roomcast.toml".to_owned(), place: "on the RC-BOOT drive".to_owned() }
             }

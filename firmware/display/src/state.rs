@@ -72,6 +72,13 @@ pub enum Phase {
         /// Where it is, as a phrase, e.g. "on the RC-BOOT drive" (the boot partition's label).
         place: String,
     },
+    /// The box is leaving the meeting (SIGTERM, power-off), or has left it.
+    Leaving {
+        /// The meeting's name.
+        meeting: String,
+        /// The leave is finished: the box has left and is stopping.
+        done: bool,
+    },
     /// roomcast.toml has an error; the box runs with defaults or not at all until it is fixed.
     ConfigError {
         /// The config file, e.g. "/boot/roomcast.toml".
@@ -277,11 +284,13 @@ pub enum PhaseName {
     NoCamera,
     /// `set-up`
     SetUp,
+    /// `leaving`
+    Leaving,
 }
 
 impl PhaseName {
     /// Every phase name, in the order the README shows them.
-    pub const ALL: [PhaseName; 9] = [
+    pub const ALL: [PhaseName; 10] = [
         PhaseName::Booting,
         PhaseName::NoNetwork,
         PhaseName::FindingRelay,
@@ -291,6 +300,7 @@ impl PhaseName {
         PhaseName::ConfigError,
         PhaseName::NoCamera,
         PhaseName::SetUp,
+        PhaseName::Leaving,
     ];
 
     /// The command-line name, e.g. "in-meeting".
@@ -305,6 +315,7 @@ impl PhaseName {
             PhaseName::ConfigError => "config-error",
             PhaseName::NoCamera => "no-camera",
             PhaseName::SetUp => "set-up",
+            PhaseName::Leaving => "leaving",
         }
     }
 }
@@ -338,6 +349,7 @@ impl Phase {
             Phase::ConfigError { .. } => PhaseName::ConfigError,
             Phase::DeviceMissing { .. } => PhaseName::NoCamera,
             Phase::SetUp { .. } => PhaseName::SetUp,
+            Phase::Leaving { .. } => PhaseName::Leaving,
         }
     }
 }

@@ -57,6 +57,7 @@ fn phase(now: Instant) -> impl Strategy<Value = Phase> {
             fix
         }),
         (text(), text()).prop_map(|(file, place)| Phase::SetUp { file, place }),
+        (text(), any::<bool>()).prop_map(|(meeting, done)| Phase::Leaving { meeting, done }),
     ]
 }
 

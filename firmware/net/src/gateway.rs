@@ -306,7 +306,8 @@ impl Driver {
                     self.deliver(Delivery { source: d.source, group: d.group, payload: Bytes::from(d.payload) });
                 }
                 GatewayEvent::StateChanged(s) => {
-                    tracing::info!(state = ?s, "gateway state");
+                    // The one log line per state change (the core and the box only forward it).
+                    tracing::info!(state = ?s, "AMT gateway state");
                     self.state_tx.send_replace(s);
                 }
             }

@@ -90,3 +90,17 @@ fn a_toml_syntax_error_exits_2_with_check_configs_message() {
     assert!(first.contains("line 10: toml:"), "{check_err}");
     assert_eq!(err.trim_end(), first);
 }
+
+#[test]
+fn a_utf16_file_exits_2_with_check_configs_message_not_not_set() {
+    let d = std::env::temp_dir().join(format!("roomcast-config-get-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let path = d.join("utf16.toml");
+    let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain(HEAD.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    std::fs::write(&path, utf16).unwrap();
+    let (code, out, err) = config_get("room.name", &path);
+    assert_eq!((code, out.len()), (2, 0), "{err}");
+    let check = Command::new(BIN).arg("check-config").arg(&path).output().unwrap();
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert!(err.contains("UTF-16") && err.trim_end() == check_err.lines().next().unwrap(), "{err} / {check_err}");
+}

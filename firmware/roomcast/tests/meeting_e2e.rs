@@ -357,6 +357,13 @@ fn three_boxes_meet_through_the_service_and_amt() {
     eprintln!("rosters updated {took:?} after C's SIGTERM");
     assert!(took < Duration::from_secs(2), "rosters took {took:?} to update");
     assert_eq!(c.wait(Duration::from_secs(10)), Some(0), "C exits 0 after an orderly leave");
+    let last: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("state-C.json")).unwrap()).unwrap();
+    let (st, screen) = (&last["status"]["phase"]["name"], &last["display"]["phase"]);
+    assert_eq!(
+        (st.as_str(), screen["phase"].as_str(), screen["done"].as_bool()),
+        (Some("left"), Some("leaving"), Some(true)),
+        "C's last state: left, and its screen says so (not Joining): {last}"
+    );
     let log = std::fs::read_to_string(&server_log).unwrap();
     assert!(log.contains("RtcpBye") || log.contains("reason=Request"), "C left by BYE or leave request");
 

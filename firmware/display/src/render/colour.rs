@@ -252,6 +252,10 @@ fn generic(
             ("Set", "[meeting] server, id and token".to_owned()),
             ("Address", state.ip.map_or_else(|| "none yet".to_owned(), |ip| ip.to_string())),
         ],
+        Phase::Leaving { meeting, done } => vec![
+            ("Meeting", meeting.clone()),
+            ("Status", if *done { "left; stopping" } else { "saying goodbye" }.to_owned()),
+        ],
     };
     let label_w = rows.iter().map(|(l, _)| th.small.width(l)).max().unwrap_or(0) + th.pad;
     let pitch = th.body.height() + th.pad / 2;

@@ -140,6 +140,9 @@ fn details(state: &DisplayState, now: Instant) -> Vec<Detail> {
             Text(place.clone()),
             Text(state.ip.map_or_else(|| "Waiting for an address".to_owned(), |ip| format!("IP {ip}"))),
         ],
+        Phase::Leaving { meeting, done } => {
+            vec![Text(meeting.clone()), Text(if *done { "Left; stopping" } else { "Saying goodbye" }.to_owned())]
+        }
     }
 }
 

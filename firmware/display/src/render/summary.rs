@@ -38,6 +38,8 @@ pub fn summary(phase: &Phase, _now: Instant) -> Summary {
         Phase::ConfigError { .. } => ("CONFIG ERROR", "Config error".to_owned(), Severity::Error),
         Phase::DeviceMissing { device, .. } => ("DEVICE MISSING", device.headline().to_owned(), Severity::Error),
         Phase::SetUp { .. } => ("SET-UP", "Set up".to_owned(), Severity::Busy),
+        Phase::Leaving { done: false, .. } => ("LEAVING", "Leaving".to_owned(), Severity::Busy),
+        Phase::Leaving { done: true, .. } => ("LEFT", "Left".to_owned(), Severity::Busy),
     };
     Summary { label, headline, severity }
 }

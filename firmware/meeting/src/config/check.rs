@@ -11,7 +11,7 @@ use toml_edit::{Item, Table, Value};
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The key, as `section.key` (or `section` for a whole section).
+    /// The key, as `section.key` (or `section` for a whole section; empty for the whole file).
     pub key: String,
     /// 1-based line in the file (0 when the file itself is the problem).
     pub line: usize,
@@ -21,11 +21,33 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.key, self.message)
-        } else {
-            write!(f, "line {}: {}: {}", self.line, self.key, self.message)
+        if self.line != 0 {
+            write!(f, "line {}: ", self.line)?;
         }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// The closest of `known` to a mistyped `word` (case, a swapped or missing letter, a prefix),
+/// for "did you mean"; `None` when nothing is close or two are equally close.
+pub fn did_you_mean<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    let word = word.to_lowercase();
+    let mut close: Vec<(usize, &'k str)> = known
+        .iter()
+        .map(|k| {
+            let d = strsim::damerau_levenshtein(&word, k);
+            let prefix = word.len() >= 3 && (k.starts_with(word.as_str()) || word.starts_with(k));
+            (if prefix { d.min(1) } else { d }, *k)
+        })
+        .filter(|&(d, k)| d <= (k.len().max(word.len()) / 3).max(1))
+        .collect();
+    close.sort_by_key(|&(d, _)| d);
+    match close.as_slice() {
+        [(d, k), rest @ ..] if rest.first().map_or(true, |(d2, _)| d2 > d) => Some(k),
+        _ => None,
     }
 }
 
@@ -48,7 +70,7 @@ impl<'a> Reader<'a> {
     }
 
     fn line(&self, span: Option<Range<usize>>) -> usize {
-        span.map(|s| line_of(self.src, s.start)).unwrap_or(1)
+        span.map(|s| line_of(self.src, s.start)).unwrap_or(0)
     }
 
     /// Records a problem at `span`.
@@ -101,7 +123,9 @@ impl<'t> Section<'t> {
     }
 
     fn get(&mut self, key: &'static str) -> Option<(&'t Value, Option<Range<usize>>)> {
-        self.used.push(key);
+        if !self.used.contains(&key) {
+            self.used.push(key);
+        }
         let table = self.table?;
         let item = table.get(key)?;
         let span = item.span().or_else(|| table.key(key).and_then(|k| k.span()));
@@ -112,7 +136,21 @@ impl<'t> Section<'t> {
     }
 
     fn wrong_type(&self, r: &mut Reader<'_>, key: &'static str, want: &str, v: &Value, span: Option<Range<usize>>) {
-        r.error(self.full(key), span, format!("expected {want}, found {}", v.type_name()));
+        let fix = match (want, v.as_str()) {
+            ("an integer", Some(s)) if s.trim().parse::<i64>().is_ok() => {
+                format!("write it without quotes, {key} = {s}")
+            }
+            ("an integer", _) => "write a whole number, without quotes".to_string(),
+            ("true or false", _) => format!("write {key} = true or {key} = false, without quotes"),
+            ("a string", _) => format!("put it in quotes, {key} = \"{}\"", v.to_string().trim()),
+            _ => String::new(),
+        };
+        let found = match v.as_str() {
+            Some(s) => format!("{s:?}"),
+            None => v.type_name().to_string(),
+        };
+        let fix = if fix.is_empty() { fix } else { format!(": {fix}") };
+        r.error(self.full(key), span, format!("expected {want}, found {found}{fix}"));
     }
 
     /// A required string.
@@ -123,9 +161,9 @@ impl<'t> Section<'t> {
                 if !self.table.is_some_and(|t| t.contains_key(key)) {
                     let span = self.span.clone();
                     let msg = if self.table.is_some() {
-                        format!("missing; add `{key} = ...` ({hint})")
+                        format!("missing, add it under [{}]: {key} = ... ({hint})", self.name)
                     } else {
-                        format!("missing; add a [{}] section with `{key} = ...` ({hint})", self.name)
+                        format!("no [{}] section: add one, with {key} = ... ({hint})", self.name)
                     };
                     r.error(self.full(key), span, msg);
                 }
@@ -258,7 +296,11 @@ impl<'t> Section<'t> {
             if !self.used.contains(&k) {
                 let span = t.key(k).and_then(|key| key.span()).or_else(|| item.span());
                 let known = self.used.join(", ");
-                r.error(format!("{}.{k}", self.name), span, format!("unknown setting (known here: {known})"));
+                let message = match did_you_mean(k, &self.used) {
+                    Some(m) => format!("unknown setting: did you mean {m}? (known here: {known})"),
+                    None => format!("unknown setting (known here: {known})"),
+                };
+                r.error(format!("{}.{k}", self.name), span, message);
             }
         }
     }

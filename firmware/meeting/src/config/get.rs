@@ -8,7 +8,7 @@
 
 use toml_edit::{Document, Item, Key, Value};
 
-use super::check::{line_of, ConfigError};
+use super::check::ConfigError;
 
 /// What [`get`] found at a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +24,7 @@ pub enum Lookup {
 /// Parses `src` as TOML; a syntax error is one [`ConfigError`] with key `toml` and its line
 /// (what `check-config` prints).
 pub fn parse_document(src: &str) -> Result<Document<&str>, ConfigError> {
-    Document::parse(src).map_err(|e| {
-        let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
-        ConfigError { key: "toml".to_string(), line, message: e.message().trim().to_string() }
-    })
+    Document::parse(src).map_err(|e| super::text::syntax_error(src, e.message().trim(), e.span().map(|s| s.start)))
 }
 
 /// Looks up `key` (`section.key`, any TOML dotted key) in `src`. `Err` is a TOML syntax error

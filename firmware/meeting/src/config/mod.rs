@@ -5,6 +5,7 @@
 pub mod board;
 pub mod check;
 pub mod get;
+pub mod text;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -462,7 +463,13 @@ impl Config {
         for (k, item) in root.iter() {
             if !SECTIONS.contains(&k) {
                 let span = root.key(k).and_then(|key| key.span()).or_else(|| item.span());
-                r.error(k, span, format!("unknown section or key (sections: {})", SECTIONS.join(", ")));
+                let sections = SECTIONS.join(", ");
+                let message = match (item.is_table_like(), check::did_you_mean(k, &SECTIONS)) {
+                    (true, Some(m)) => format!("unknown section: did you mean [{m}]? (sections: {sections})"),
+                    (true, None) => format!("unknown section (sections: {sections})"),
+                    (false, _) => format!("a key before the first [section]: move it under its section ({sections})"),
+                };
+                r.error(k, span, message);
             }
         }
 
@@ -474,16 +481,13 @@ impl Config {
         }
     }
 
-    /// Reads a file; a read error is one [`ConfigError`] with line 0.
+    /// Reads a file; a read error, or a file that is not UTF-8 text, is one [`ConfigError`]
+    /// with an empty key (see [`text::decode`]).
     pub fn load(path: &std::path::Path, board: &BoardDefaults) -> Result<Config, Vec<ConfigError>> {
-        match std::fs::read_to_string(path) {
-            Ok(src) => Self::parse(&src, board),
-            Err(e) => Err(vec![ConfigError {
-                key: path.display().to_string(),
-                line: 0,
-                message: format!("cannot read: {e}"),
-            }]),
-        }
+        let bytes = std::fs::read(path).map_err(|e| {
+            vec![ConfigError { key: String::new(), line: 0, message: format!("cannot read the file: {e}") }]
+        })?;
+        Self::parse(text::decode(&bytes).map_err(|e| vec![e])?, board)
     }
 }
 

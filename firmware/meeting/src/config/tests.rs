@@ -85,7 +85,10 @@ muted = "yes"
     assert!(errs[1].message.contains("expected an integer"), "{}", errs[1]);
     assert!(errs[2].message.contains("out of range"), "{}", errs[2]);
     assert!(errs[3].message.contains("unknown setting"), "{}", errs[3]);
-    assert_eq!(errs[4].to_string(), "line 15: audio.muted: expected true or false, found string");
+    assert_eq!(
+        errs[4].to_string(),
+        "line 15: audio.muted: expected true or false, found \"yes\": write muted = true or muted = false, without quotes"
+    );
 }
 
 #[test]
@@ -198,4 +201,21 @@ fn video_encoder_names_either_software_encoder() {
         assert_eq!(Config::parse(&src, &BoardDefaults::default()).unwrap().video.encoder, name);
     }
     assert!(Config::parse(&format!("{GOOD}encoder = \"x264\"\n"), &BoardDefaults::default()).is_err());
+}
+
+#[test]
+fn typos_get_a_did_you_mean_and_a_missing_section_has_no_line() {
+    let errs = errors("[room]\nname = \"x\"\n[vidoe]\n[video]\nwdith = 320\n");
+    assert_eq!(
+        errs[0].to_string().split(" (").next().unwrap(),
+        "line 3: vidoe: unknown section: did you mean [video]?"
+    );
+    assert_eq!(
+        errs[1].to_string().split(" (").next().unwrap(),
+        "line 5: video.wdith: unknown setting: did you mean width?"
+    );
+    let errs = errors("[video]\nwidth = 320\n");
+    assert_eq!((errs[0].key.as_str(), errs[0].line), ("room.name", 0), "{errs:#?}");
+    assert!(errs[0].to_string().starts_with("room.name: no [room] section: add one"), "{}", errs[0]);
+    assert_eq!(check::did_you_mean("colour", &["enabled", "source"]), None);
 }

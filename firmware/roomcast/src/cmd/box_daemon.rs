@@ -149,7 +149,7 @@ fn spawn_status_thread(
                 last_write = Some(now);
                 let path = state_file.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 if let Some(path) = path {
-                    let doc = serde_json::json!({ "status": snapshot, "display": ds });
+                    let doc = status::StateFile { status: &snapshot, display: &ds };
                     if let Err(e) = status::write_json(&path, &doc) {
                         tracing::debug!(file = %path.display(), "state file: {e}");
                     }

@@ -15,15 +15,15 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub struct Args {
     /// The state to show, with sample data.
-    #[arg(long, value_parser = parse_state, required_unless_present = "from_json", conflicts_with = "from_json",
-          help = "booting | no-network | finding-relay | joining | in-meeting | relay-lost | config-error | no-camera | set-up")]
+    #[arg(long, value_name = "NAME", value_parser = parse_state, required_unless_present = "from_json", conflicts_with = "from_json",
+          help = "booting | no-network | finding-relay | joining | in-meeting | relay-lost | config-error | no-camera | set-up | leaving")]
     state: Option<PhaseName>,
     /// Show the state in this JSON file instead of sample data: a serialized DisplayState, or
     /// the box's `[debug] state_file` (its "display" member).
     #[arg(long, value_name = "FILE")]
     from_json: Option<PathBuf>,
     /// Size of the PNG: 128x64 (monochrome OLED layout) or 320x240, 480x320, ... (colour layout).
-    #[arg(long, default_value = "320x240", value_parser = parse_size)]
+    #[arg(long, value_name = "WxH", default_value = "320x240", value_parser = parse_size)]
     size: roomcast_display::FrameSize,
     /// Write the screen to this PNG file.
     #[arg(long, value_name = "FILE")]
@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long, value_name = "BUS")]
     i2c: Option<PathBuf>,
     /// The OLED's I2C address (0x3c or 0x3d).
-    #[arg(long, default_value = "0x3c", value_parser = parse_address)]
+    #[arg(long, value_name = "ADDR", default_value = "0x3c", value_parser = parse_address)]
     address: u8,
     /// The OLED on --i2c is an SH1106 (most 1.3" modules) rather than an SSD1306.
     #[arg(long, requires = "i2c")]

@@ -21,19 +21,19 @@ use roomcast_rtp::sdp::SessionDescription;
 #[derive(clap::Args)]
 pub struct Args {
     /// The SDP of the stream.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     sdp: PathBuf,
     /// Longest recording time.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     seconds: f64,
     /// Output directory (created).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Jitter-buffer latency in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_name = "MS", default_value_t = 100)]
     latency_ms: u64,
     /// Wait this long for the SDP file to appear.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
     wait_sdp: f64,
 }
 

@@ -30,56 +30,57 @@ pub struct Args {
     #[arg(long)]
     synthetic: bool,
     /// V4L2 camera device (e.g. /dev/video0).
-    #[arg(long)]
+    #[arg(long, value_name = "DEVICE")]
     camera: Option<PathBuf>,
     /// Play a Y4M file (8-bit 4:2:0) as the camera, looping, at the file's frame rate and size.
     #[arg(long, conflicts_with = "camera")]
     input: Option<PathBuf>,
     /// ALSA capture device (e.g. hw:Loopback,1 or plughw:1,0).
-    #[arg(long)]
+    #[arg(long, value_name = "PCM")]
     mic: Option<String>,
     /// Video encoder: auto (hardware if probed, else software), hardware, software (the default
     /// software encoder: aom when built in), rav1e, aom.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_name = "auto|hardware|software|rav1e|aom", default_value = "auto")]
     encoder: String,
-    /// Destination HOST:PORT (unicast receiver or multicast group); audio goes to PORT+2.
-    #[arg(long)]
+    /// Destination ADDR:PORT (a unicast receiver or a multicast group; a host name works too); audio goes
+    /// to PORT+2.
+    #[arg(long, value_name = "ADDR:PORT")]
     to: String,
     /// Where to write the SDP describing the stream.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     sdp: PathBuf,
     /// How long to stream (counted in captured frames); without it, until killed.
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS")]
     seconds: Option<f64>,
     /// Only write the SDP (for the encoder `auto` resolves to) and exit.
     #[arg(long)]
     sdp_only: bool,
     /// Picture size WxH.
-    #[arg(long, default_value = "640x360")]
+    #[arg(long, value_name = "WxH", default_value = "640x360")]
     size: String,
     /// Frames per second.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, value_name = "N", default_value_t = 30)]
     fps: u32,
     /// Video bitrate in kbit/s.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "KBPS", default_value_t = 1000)]
     bitrate_kbps: u32,
     /// Opus bitrate in kbit/s.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, value_name = "KBPS", default_value_t = 32)]
     audio_kbps: u32,
     /// Audio channels (1 or 2).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "1|2", default_value_t = 1)]
     channels: u8,
     /// Software speed preset (0-10; rav1e's preset, libaom's cpu-used is this minus 2, 6..=10).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_name = "0-10", default_value_t = 10)]
     speed: u8,
     /// Software encoder threads (rav1e and libaom: one tile per thread).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2)]
     threads: usize,
     /// Keyframe interval in seconds.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     keyframe_seconds: f64,
     /// Largest RTP packet in bytes (default fits an AMT tunnel in a 1500-byte MTU).
-    #[arg(long, default_value_t = AMT_MAX_RTP_PACKET_SIZE)]
+    #[arg(long, value_name = "BYTES", default_value_t = AMT_MAX_RTP_PACKET_SIZE)]
     max_packet: usize,
 }
 
@@ -95,7 +96,7 @@ pub fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
 
 fn resolve(to: &str) -> anyhow::Result<SocketAddr> {
     to.to_socket_addrs()
-        .with_context(|| format!("--to `{to}`: expected HOST:PORT"))?
+        .with_context(|| format!("--to `{to}`: expected ADDR:PORT"))?
         .next()
         .with_context(|| format!("--to `{to}` resolves to nothing"))
 }

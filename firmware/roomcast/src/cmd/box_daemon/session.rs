@@ -351,13 +351,12 @@ async fn in_meeting(
                 let state = gw_state.as_ref().map(|w| w.borrow().clone());
                 if let Some(state) = state {
                     let mut s = lock(status);
-                    s.gateway = format!("{state:?}");
+                    s.gateway = (&state).into();
                     s.phase = match state {
                         GatewayState::Joined { .. } => BoxPhase::InMeeting,
-                        GatewayState::RelayLost { retry_at } => BoxPhase::RelayLost { relay: relay_text.clone(), retry_at: Some(retry_at) },
+                        GatewayState::RelayLost { retry_at } => BoxPhase::RelayLost { relay: relay_text.clone(), retry_at: Some(roomcast_display::Deadline(retry_at)) },
                         _ => BoxPhase::FindingRelay { relay: relay_text.clone() },
                     };
-                    tracing::info!(gateway = ?state, "AMT gateway state");
                 }
             }
             _ = keepalive.tick() => {
@@ -397,7 +396,7 @@ async fn in_meeting(
                         last_bytes = bytes;
                         last_at = now;
                     }
-                    s.packets_sent = (snd.counters.video_packets.load(Ordering::Relaxed), snd.counters.audio_packets.load(Ordering::Relaxed));
+                    s.packets_sent = super::status::PacketCounts { video: snd.counters.video_packets.load(Ordering::Relaxed), audio: snd.counters.audio_packets.load(Ordering::Relaxed) };
                     s.video_frames_sent = snd.counters.video_frames.load(Ordering::Relaxed);
                     if snd.ended() && !sender_end_reported {
                         sender_end_reported = true;
@@ -435,6 +434,7 @@ async fn in_meeting(
         }
         if let Some(g) = gateway {
             g.close().await;
+            lock(status).gateway = super::status::GatewayStatus::Closed;
         }
     })
     .await;

@@ -2,7 +2,7 @@
 //! encoder, bitrates, loss, errors), turned into the display's state
 //! ([`roomcast_display::DisplayState`]) and written as JSON to `[debug] state_file`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,14 +56,68 @@ pub enum BoxPhase {
     RelayLost {
         /// The relay.
         relay: String,
-        /// When the next attempt starts (seconds from the snapshot).
-        #[serde(skip)]
-        retry_at: Option<Instant>,
+        /// When the next attempt starts (in the JSON: `retry_in_ms`, from the snapshot).
+        #[serde(rename = "retry_in_ms")]
+        retry_at: Option<Deadline>,
     },
     /// Leaving (SIGTERM).
     Leaving,
     /// Left the meeting.
     Left,
+}
+
+/// The AMT gateway's state, in the state file as `"gateway": "joined"` with its fields beside it
+/// (`gateway_relay`, `gateway_retry_in_ms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(tag = "gateway", rename_all = "kebab-case")]
+pub enum GatewayStatus {
+    /// Not started (not joined to a meeting yet).
+    #[default]
+    NotStarted,
+    /// Looking for the relay.
+    Discovering,
+    /// Relay found, waiting for its query.
+    Requesting {
+        /// The relay.
+        #[serde(rename = "gateway_relay")]
+        relay: SocketAddr,
+    },
+    /// The tunnel is up.
+    Joined {
+        /// The relay.
+        #[serde(rename = "gateway_relay")]
+        relay: SocketAddr,
+    },
+    /// The relay stopped answering.
+    RelayLost {
+        /// When discovery starts again (milliseconds from the snapshot).
+        #[serde(rename = "gateway_retry_in_ms")]
+        retry_at: Deadline,
+    },
+    /// Closed (the box left the meeting).
+    Closed,
+}
+
+impl From<&roomcast_amt::GatewayState> for GatewayStatus {
+    fn from(s: &roomcast_amt::GatewayState) -> Self {
+        use roomcast_amt::GatewayState as G;
+        match *s {
+            G::Discovering => Self::Discovering,
+            G::Requesting { relay } => Self::Requesting { relay },
+            G::Joined { relay } => Self::Joined { relay },
+            G::RelayLost { retry_at } => Self::RelayLost { retry_at: Deadline(retry_at) },
+            G::Closed => Self::Closed,
+        }
+    }
+}
+
+/// RTP packets sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PacketCounts {
+    /// Video packets.
+    pub video: u64,
+    /// Audio packets.
+    pub audio: u64,
 }
 
 /// One configuration problem.
@@ -141,10 +195,11 @@ pub struct Status {
     pub errors: Vec<String>,
     /// AMT relay in use.
     pub relay: String,
-    /// AMT gateway state.
-    pub gateway: String,
-    /// RTP packets sent (video, audio).
-    pub packets_sent: (u64, u64),
+    /// AMT gateway state (flattened: `gateway`, `gateway_relay`, `gateway_retry_in_ms`).
+    #[serde(flatten)]
+    pub gateway: GatewayStatus,
+    /// RTP packets sent.
+    pub packets_sent: PacketCounts,
     /// Video frames sent.
     pub video_frames_sent: u64,
     /// The box's IP address as seen on the way to the meeting service.
@@ -183,8 +238,8 @@ impl Status {
             missing: Vec::new(),
             errors: Vec::new(),
             relay: String::new(),
-            gateway: String::new(),
-            packets_sent: (0, 0),
+            gateway: GatewayStatus::NotStarted,
+            packets_sent: PacketCounts::default(),
             video_frames_sent: 0,
             ip: None,
         }
@@ -212,7 +267,14 @@ impl Status {
                 let first = errors.first();
                 Phase::ConfigError {
                     file: file.clone(),
-                    key: first.map(|e| e.key.clone()).unwrap_or_default(),
+                    // A problem of the whole file (not UTF-8, unreadable) has no key: name the file.
+                    key: match first {
+                        Some(e) if e.key.is_empty() => {
+                            Path::new(file).file_name().map_or(file.clone(), |n| n.to_string_lossy().into_owned())
+                        }
+                        Some(e) => e.key.clone(),
+                        None => String::new(),
+                    },
                     line: first.and_then(|e| u32::try_from(e.line).ok()).filter(|l| *l > 0),
                     problem: first.map(|e| e.message.clone()).unwrap_or_default(),
                     fix: if errors.len() > 1 {
@@ -234,15 +296,15 @@ impl Status {
                 interface: "meeting service".into(),
                 problem: roomcast_display::NetworkProblem::Other(reason.clone()),
             },
-            BoxPhase::Joining | BoxPhase::Leaving | BoxPhase::Left => {
-                Phase::Joining { meeting: self.meeting.clone(), relay: self.relay.clone() }
-            }
+            BoxPhase::Joining => Phase::Joining { meeting: self.meeting.clone(), relay: self.relay.clone() },
+            BoxPhase::Leaving => Phase::Leaving { meeting: self.meeting.clone(), done: false },
+            BoxPhase::Left => Phase::Leaving { meeting: self.meeting.clone(), done: true },
             BoxPhase::FindingRelay { relay } => Phase::FindingRelay { relay: relay.clone(), attempt: 1 },
             BoxPhase::RelayLost { relay, retry_at } => Phase::RelayLost {
                 relay: relay.clone(),
                 reason: "relay not answering".into(),
                 attempt: 1,
-                retry_at: Deadline(retry_at.unwrap_or(now)),
+                retry_at: retry_at.unwrap_or(Deadline(now)),
             },
             BoxPhase::InMeeting => {
                 let show_missing = !self.missing.is_empty() && since_start.as_secs() % 10 < 3;
@@ -293,6 +355,16 @@ pub fn lock(s: &SharedStatus) -> std::sync::MutexGuard<'_, Status> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The `[debug] state_file` document: the status and the screen's state (README, "The box
+/// daemon", lists the fields).
+#[derive(Serialize)]
+pub struct StateFile<'a> {
+    /// The box's status.
+    pub status: &'a Status,
+    /// What the display shows (a [`DisplayState`]: `roomcast display --from-json` reads it).
+    pub display: &'a DisplayState,
+}
+
 /// Writes `value` as JSON to `path` atomically (temp file + rename).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let tmp: PathBuf = path.with_extension("json.tmp");
@@ -338,6 +410,10 @@ mod tests {
             s.display_state(now, Duration::ZERO).phase,
             Phase::SetUp { file: "room.toml".into(), place: "in /home/me".into() }
         );
+        s.phase = BoxPhase::Leaving;
+        assert_eq!(s.display_state(now, Duration::ZERO).phase, Phase::Leaving { meeting: "demo".into(), done: false });
+        s.phase = BoxPhase::Left;
+        assert_eq!(s.display_state(now, Duration::ZERO).phase, Phase::Leaving { meeting: "demo".into(), done: true });
         s.phase = BoxPhase::InMeeting;
         s.encoder = "SW AV1".into();
         s.others.push(OtherStatus { room: "Green".into(), speaking: true, ..Default::default() });
@@ -356,6 +432,36 @@ mod tests {
             Phase::DeviceMissing { device: Device::Camera, .. }
         ));
         assert!(matches!(s.display_state(now, Duration::from_secs(25)).phase, Phase::InMeeting(_)));
+    }
+
+    #[test]
+    fn the_state_file_holds_data_not_debug_strings() {
+        let now = Instant::now();
+        let mut s = Status::new("Blue", "demo");
+        s.gateway = GatewayStatus::Joined { relay: "10.0.2.2:2268".parse().unwrap() };
+        s.packets_sent = PacketCounts { video: 88, audio: 287 };
+        s.mic_level_dbfs = -15.1;
+        s.phase =
+            BoxPhase::RelayLost { relay: "r:2268".into(), retry_at: Some(Deadline(now + Duration::from_secs(60))) };
+        let ds = s.display_state(now, Duration::ZERO);
+        let v = serde_json::to_value(StateFile { status: &s, display: &ds }).unwrap();
+        let st = &v["status"];
+        assert_eq!(st["gateway"], "joined", "{v:#}");
+        assert_eq!(st["gateway_relay"], "10.0.2.2:2268", "{v:#}");
+        assert_eq!(st["packets_sent"], serde_json::json!({ "video": 88, "audio": 287 }));
+        let text = serde_json::to_string(&StateFile { status: &s, display: &ds }).unwrap();
+        assert!(text.contains("\"mic_level_dbfs\":-15.1,"), "an f32 as written, not widened: {text}");
+        assert_eq!(st["phase"]["name"], "relay-lost");
+        let ms = st["phase"]["retry_in_ms"].as_u64().unwrap();
+        assert!((59_000..=60_000).contains(&ms), "{ms}");
+        assert_eq!(v["display"]["phase"]["phase"], "relay-lost");
+        s.gateway = GatewayStatus::RelayLost { retry_at: Deadline(now + Duration::from_secs(5)) };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["gateway"], "relay-lost");
+        assert!(v["gateway_retry_in_ms"].as_u64().unwrap() <= 5000, "{v:#}");
+        // The display member is a DisplayState: what `roomcast display --from-json` reads back.
+        let back: DisplayState = serde_json::from_value(serde_json::to_value(&ds).unwrap()).unwrap();
+        assert_eq!(back.name, "Blue");
     }
 
     #[test]
