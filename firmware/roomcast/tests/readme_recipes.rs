@@ -1,17 +1,30 @@
-//! The README's "Run a meeting on a laptop" recipe, run as written: its shell blocks are taken
-//! from README.md itself (between `<!-- recipe: laptop-meeting -->` and `<!-- /recipe -->`)
-//! and fed, one after the other, to one bash — as a reader pastes them into one terminal — with
-//! the debug `roomcast` first on `PATH` and free loopback ports in the variables the recipe
-//! reads (`D`, `API`, `MEDIA`, `RELAY`, `FWD`). After each block the test checks what the README
-//! says it does:
+//! The README's shell recipes, run as written: each recipe's shell blocks are taken from
+//! README.md itself (between `<!-- recipe: NAME -->` and `<!-- /recipe -->`) and fed, one after
+//! the other, to one bash — as a reader pastes them into one terminal — with the debug
+//! `roomcast` first on `PATH` and free loopback ports in the variables the recipe reads. A line
+//! marked with a `# player:` comment (`ffplay [OPTIONS] INPUT   # player: ...`) needs a screen: the
+//! test runs it as a headless `ffmpeg` decode of the same input instead (a few seconds, decoded
+//! frames written as `framecrc`) and checks what was decoded.
+//!
+//! "Run a meeting on a laptop" (`laptop-meeting`, variables `D`, `API`, `MEDIA`, `RELAY`, `FWD`);
+//! after each block the test checks what the README says it does:
 //! 1. start: the service and both rooms run (their PID files name live processes);
-//! 2. roster: the JSON printed lists the rooms Blue and Green;
+//! 2. roster: the JSON printed lists the rooms Blue and Green; the control API's indented roster
+//!    (`roster-pretty`, run in the same shell) is the same roster;
 //! 3. listen: the gateway found Blue's channel in the roster, the SDP written is Blue's, and
 //!    the 5 s ffmpeg recorded through the gateway decode to about 5 s of non-silent audio
 //!    without decoder errors;
 //! 4. stop: nothing the recipe started is left running (no process left in the shell's process
 //!    group), both rooms left the meeting (the service logged no warning for it), the service's
 //!    control port is free again.
+//!
+//! The AMT examples' loopback recipe (`amt-loopback`, variables `DIR`, `AMT`, `INJECT`, `PLAY`):
+//! 1. start: relay, ffmpeg source and gateway run, the gateway's tunnel is up and the relay has
+//!    the gateway's channel joined;
+//! 2. play: the player line, decoded headless, gives seconds of changing video and audio frames
+//!    and no decoder message;
+//! 3. stop: nothing left running, the gateway forwarded data without errors and tore its tunnel
+//!    down (the relay saw the channel left), the relay's port is free again.
 //!
 //! Every block has a time limit; whatever happens, the shell's process group is killed at the end.
 
@@ -47,6 +60,112 @@ fn recipe_blocks(readme: &str, name: &str) -> Vec<String> {
     }
     assert!(current.is_none(), "README.md: a ```sh block of the recipe is not closed");
     blocks
+}
+
+/// How long the test decodes a `# player:` line's input.
+const PLAYER_SECONDS: u32 = 4;
+
+/// `block` with every `# player:` line (`ffplay [OPTIONS] INPUT  # player: ...`) replaced by a
+/// headless ffmpeg decode of INPUT with the same input options, for `PLAYER_SECONDS`, its
+/// decoded frames written to `out` as framecrc; and how many lines were replaced.
+fn headless_players(block: &str, out: &Path) -> (String, usize) {
+    let mut replaced = 0;
+    let mut text = String::new();
+    for line in block.lines() {
+        match line.split_once("# player:") {
+            Some((command, _)) => {
+                let words: Vec<&str> = command.split_whitespace().collect();
+                let [player, options @ .., input] = words.as_slice() else {
+                    panic!("a `# player:` line must be `ffplay [OPTIONS] INPUT`, got: {line}")
+                };
+                assert_eq!(*player, "ffplay", "a `# player:` line must start with ffplay: {line}");
+                let options: String = options.iter().map(|o| format!("{o} ")).collect();
+                text.push_str(&format!(
+                    "ffmpeg -nostdin -v error {options}-i {input} -t {PLAYER_SECONDS} -y -f framecrc '{}'\n",
+                    out.display()
+                ));
+                replaced += 1;
+            }
+            None => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    (text, replaced)
+}
+
+/// One stream of a framecrc file: its media type and the frames decoded.
+#[derive(Debug, Default)]
+struct CrcStream {
+    media_type: String,
+    time_base: (u64, u64),
+    frames: usize,
+    distinct: usize,
+    /// First pts to the end of the last frame, in seconds.
+    seconds: f64,
+}
+
+/// Parses ffmpeg's framecrc output (`#tb N: A/B`, `#media_type N: T`, then
+/// `stream, dts, pts, duration, size, crc` per frame).
+fn framecrc_streams(path: &Path) -> Vec<CrcStream> {
+    #[derive(Default)]
+    struct Acc {
+        stream: CrcStream,
+        first_pts: Option<i64>,
+        end_pts: i64,
+        crcs: std::collections::HashSet<String>,
+    }
+    fn at(all: &mut Vec<Acc>, i: usize) -> &mut Acc {
+        if all.len() <= i {
+            all.resize_with(i + 1, Acc::default);
+        }
+        &mut all[i]
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut all: Vec<Acc> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            let Some((key, value)) = rest.split_once(": ") else { continue };
+            let Some((key, Ok(i))) = key.split_once(' ').map(|(k, i)| (k, i.parse::<usize>())) else { continue };
+            let acc = at(&mut all, i);
+            match key {
+                "tb" => {
+                    let (a, b) = value.split_once('/').unwrap_or_else(|| panic!("time base not A/B: {line}"));
+                    acc.stream.time_base = (a.trim().parse().unwrap(), b.trim().parse().unwrap());
+                }
+                "media_type" => acc.stream.media_type = value.trim().to_string(),
+                _ => {}
+            }
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let parsed = match fields.as_slice() {
+            [i, _dts, pts, duration, _size, crc] => {
+                (i.parse::<usize>(), pts.parse::<i64>(), duration.parse::<i64>(), crc.to_string())
+            }
+            _ => panic!("{}: not a framecrc line: {line}", path.display()),
+        };
+        let (Ok(i), Ok(pts), Ok(duration), crc) = parsed else {
+            panic!("{}: not a framecrc line: {line}", path.display())
+        };
+        let acc = at(&mut all, i);
+        acc.stream.frames += 1;
+        acc.crcs.insert(crc);
+        acc.first_pts = Some(acc.first_pts.map_or(pts, |first| first.min(pts)));
+        acc.end_pts = acc.end_pts.max(pts + duration);
+    }
+    all.into_iter()
+        .map(|acc| {
+            let mut s = acc.stream;
+            s.distinct = acc.crcs.len();
+            if let Some(first) = acc.first_pts {
+                let (num, den) = s.time_base;
+                s.seconds = (acc.end_pts - first) as f64 * num as f64 / den.max(1) as f64;
+            }
+            s
+        })
+        .collect()
 }
 
 fn free_tcp_port() -> u16 {
@@ -268,6 +387,23 @@ fn laptop_meeting_recipe_runs_as_written() {
     let blue = roster["participants"].as_array().unwrap().iter().find(|p| p["room"] == "Blue").unwrap();
     let blue_channel = format!("{}:{}", blue["groups"]["ipv4"].as_str().unwrap(), blue["ports"]["audio"]);
 
+    // 2b. The control API's indented roster (its own recipe), against this service.
+    if require_tool("python3").is_some() {
+        let pretty = recipe_blocks(&readme, "roster-pretty");
+        assert_eq!(pretty.len(), 1, "the roster-pretty recipe changed: {pretty:#?}");
+        assert!(pretty[0].contains("python3 -m json.tool"), "{}", pretty[0]);
+        let out = shell.run(20, &pretty[0], Duration::from_secs(20));
+        let indented: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+        assert!(out.lines().count() > 10, "not indented:\n{out}");
+        let ids = |r: &Value| -> Vec<String> {
+            let mut ids: Vec<String> =
+                r["participants"].as_array().expect("participants").iter().map(|p| p["id"].to_string()).collect();
+            ids.sort_unstable();
+            ids
+        };
+        assert_eq!(ids(&indented), ids(&roster), "the indented roster is not this meeting's:\n{out}");
+    }
+
     // 3. Listen: Blue's audio through the gateway, recorded by ffmpeg from the service's SDP.
     let t = Instant::now();
     let out = shell.run(3, &blocks[2], Duration::from_secs(60));
@@ -306,6 +442,120 @@ fn laptop_meeting_recipe_runs_as_written() {
     let warnings: Vec<&str> = server.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
     assert!(warnings.is_empty(), "the service warned during a normal meeting: {warnings:#?}");
     assert!(std::net::TcpListener::bind(("127.0.0.1", api_port)).is_ok(), "the control port is still taken");
+    shell.send("exit\n");
+    drop(shell);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn amt_loopback_recipe_runs_as_written() {
+    let (Some(_), Some(_)) = (require_tool("bash"), require_tool("ffmpeg")) else {
+        return;
+    };
+    let readme = std::fs::read_to_string(README).expect("reading README.md");
+    let blocks = recipe_blocks(&readme, "amt-loopback");
+    // The checks below follow the recipe's three steps; a reshaped recipe must reshape them.
+    let steps = ["roomcast relay", "# player:", "stop "];
+    assert_eq!(blocks.len(), steps.len(), "the recipe's ```sh blocks changed: {blocks:#?}");
+    for (block, what) in blocks.iter().zip(steps) {
+        assert!(block.contains(what), "expected a block with `{what}`, got:\n{block}");
+    }
+
+    let work: PathBuf =
+        std::env::temp_dir().join(format!("roomcast-readme-amt-{}-{}", std::process::id(), rand_suffix()));
+    let dir = work.join("amt");
+    std::fs::create_dir_all(&work).unwrap();
+    let amt_port = free_udp_port();
+    let env = [
+        ("DIR", dir.display().to_string()),
+        ("AMT", format!("127.0.0.1:{amt_port}")),
+        ("INJECT", format!("127.0.0.1:{}", free_udp_port())),
+        ("PLAY", format!("127.0.0.1:{}", free_udp_port())),
+    ];
+    let mut shell = Shell::start(&work, &env);
+
+    // 1. Start: relay, source and gateway run; the tunnel is up and the relay has the channel joined.
+    let t = Instant::now();
+    let out = shell.run(1, &blocks[0], Duration::from_secs(30));
+    eprintln!("start block: {:.1} s\n{out}", t.elapsed().as_secs_f64());
+    for name in ["relay", "source", "gateway"] {
+        let pid = read_pid(&dir, name);
+        assert!(alive(pid), "{name} (pid {pid}) is not running after the start block; its log:\n{}", {
+            log(&dir, &format!("{name}.log"))
+        });
+    }
+    assert!(out.contains("state=Joined"), "the start block did not show the tunnel up:\n{out}");
+    let gateway = log(&dir, "gateway.log");
+    let sg = gateway
+        .lines()
+        .find_map(|l| l.split_once(" joined sg=").map(|(_, sg)| sg.trim().to_string()))
+        .unwrap_or_else(|| panic!("the gateway joined no channel:\n{gateway}"));
+    // The relay logs the first join when the gateway's membership report arrives: shortly after.
+    let relay_joined =
+        |relay: &str| relay.lines().any(|l| l.contains("first tunnel joined") && l.ends_with(&format!("sg={sg}")));
+    let until = Instant::now() + Duration::from_secs(5);
+    while !relay_joined(&log(&dir, "relay.log")) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        relay_joined(&log(&dir, "relay.log")),
+        "the relay has no tunnel joined to {sg}:\n{}",
+        log(&dir, "relay.log")
+    );
+
+    // 2. Play: the player line, decoded headless, gives seconds of changing video and audio.
+    let decoded = work.join("player.framecrc");
+    let (play, players) = headless_players(&blocks[1], &decoded);
+    assert_eq!(players, 1, "expected one `# player:` line in:\n{}", blocks[1]);
+    let t = Instant::now();
+    let out = shell.run(2, &play, Duration::from_secs(30));
+    eprintln!("player block (headless): {:.1} s\n{play}", t.elapsed().as_secs_f64());
+    assert!(out.trim().is_empty(), "the decoder reported errors (ffmpeg -v error):\n{out}");
+    let streams = framecrc_streams(&decoded);
+    for kind in ["video", "audio"] {
+        let s = streams
+            .iter()
+            .find(|s| s.media_type == kind)
+            .unwrap_or_else(|| panic!("no {kind} stream decoded: {streams:#?}"));
+        eprintln!("{kind}: {} frames ({} distinct) over {:.2} s", s.frames, s.distinct, s.seconds);
+        let want = f64::from(PLAYER_SECONDS);
+        assert!(
+            (want - 1.0..=want + 0.5).contains(&s.seconds),
+            "{kind}: {:.2} s decoded, expected ~{want} s",
+            s.seconds
+        );
+        // A test picture with a running counter and a tone: frames differ from each other.
+        assert!(s.frames >= 20 && s.distinct * 10 >= s.frames * 9, "{kind}: frames do not change: {s:?}");
+    }
+
+    // 3. Stop: nothing left; the gateway forwarded without errors and tore down; the port is free.
+    let pids: Vec<u32> = ["relay", "source", "gateway"].iter().map(|n| read_pid(&dir, n)).collect();
+    let t = Instant::now();
+    let out = shell.run(3, &blocks[2], Duration::from_secs(20));
+    eprintln!("stop block: {:.1} s\n{out}", t.elapsed().as_secs_f64());
+    let left = live_in_group(shell.pgid(), shell.child.id());
+    assert!(left.is_empty(), "still running after the stop block: {left:?}");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} is still running after the stop block");
+    }
+    let gateway = log(&dir, "gateway.log");
+    let forwarded = gateway
+        .lines()
+        .find_map(|l| {
+            l.split_once("tearing down forwarded=").and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or_else(|| panic!("the gateway did not log its teardown:\n{gateway}"));
+    assert!(forwarded > 100, "the gateway forwarded only {forwarded} datagrams:\n{gateway}");
+    assert!(gateway.contains(" errors=0 "), "the gateway had forwarding errors:\n{gateway}");
+    let relay = log(&dir, "relay.log");
+    assert!(
+        relay.lines().any(|l| l.contains("last tunnel left") && l.ends_with(&format!("sg={sg}"))),
+        "the relay did not see the gateway leave {sg}:\n{relay}"
+    );
+    let warnings: Vec<&str> =
+        relay.lines().chain(gateway.lines()).filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    assert!(warnings.is_empty(), "relay or gateway warned: {warnings:#?}");
+    assert!(std::net::UdpSocket::bind(("127.0.0.1", amt_port)).is_ok(), "the relay's port is still taken");
     shell.send("exit\n");
     drop(shell);
     let _ = std::fs::remove_dir_all(&work);
