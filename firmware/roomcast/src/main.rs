@@ -38,6 +38,8 @@ enum Command {
     CheckConfig(cmd::check_config::Args),
     /// Read one value of a roomcast.toml (or board file) as the daemon does: `config get KEY`.
     Config(cmd::config::Args),
+    /// Join one source-specific channel on an interface and print each datagram (diagnostics).
+    Listen(cmd::listen::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Command::Display(args) => cmd::display::run(args),
         Command::Box(args) => cmd::box_daemon::run(args),
         Command::Server(args) => cmd::server::run(args),
+        Command::Listen(args) => cmd::listen::run(args),
         Command::CheckConfig(args) => cmd::check_config::run(args),
         Command::Config(args) => cmd::config::run(args),
     }
