@@ -54,6 +54,12 @@ pub struct RelayConfig {
     pub sweep_interval: Duration,
     /// Link-local source address of the MLDv2 queries inside the tunnel.
     pub mld_source: Ipv6Addr,
+    /// Put the gateway's address and port as the relay sees them in Membership Queries (G flag,
+    /// RFC 7450 5.1.4), which a gateway behind a NAT needs for its Teardown. Off by default: the
+    /// Linux kernel's AMT gateway (drivers/net/amt.c) reads the RFC's G and L bits as reserved
+    /// bits and drops every query that has them set, so it could never join. Without G, a
+    /// gateway leaves with its leave report and the tunnel expires.
+    pub query_gateway_address: bool,
 }
 
 impl Default for RelayConfig {
@@ -70,6 +76,7 @@ impl Default for RelayConfig {
             secret_rotation: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(1),
             mld_source: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+            query_gateway_address: false,
         }
     }
 }
@@ -259,7 +266,8 @@ impl Relay {
             }
         };
         let limit = self.tunnels.len() >= c.max_tunnels && !self.tunnels.contains_key(&from);
-        let q = MembershipQuery { limit, mac: self.secrets.mac(from, nonce), nonce, query, gateway: Some(from) };
+        let gateway = c.query_gateway_address.then_some(from);
+        let q = MembershipQuery { limit, mac: self.secrets.mac(from, nonce), nonce, query, gateway };
         self.send(peer, local, &Message::MembershipQuery(q))
     }
 
@@ -554,6 +562,7 @@ mod tests {
     fn cfg() -> RelayConfig {
         RelayConfig {
             advertised: "192.0.2.1".parse().unwrap(),
+            query_gateway_address: true,
             query_interval: Duration::from_secs(10),
             query_response_interval: Duration::from_secs(2),
             robustness: 2,
@@ -698,6 +707,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn queries_carry_no_gateway_address_by_default() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { query_gateway_address: false, ..cfg() }, t0);
+        let q = request(&mut r, gw(), 7, false, t0);
+        assert_eq!(q.gateway, None);
+        let bytes = Message::MembershipQuery(q).to_bytes().unwrap();
+        assert_eq!(bytes[1], 0, "no G or L bit: the kernel's gateway drops queries with either");
+        assert!(!RelayConfig::default().query_gateway_address);
     }
 
     #[test]
