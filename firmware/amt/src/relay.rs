@@ -294,10 +294,15 @@ impl Relay {
                 return Err(AmtError::StaleNonce { from, nonce: u.nonce });
             }
             Some(t) => {
-                // The gateway started a new tunnel (new nonce) from the same endpoint: the new
-                // tunnel replaces the old one; memberships start from this update.
-                debug!(%from, old = t.nonce, new = u.nonce, "tunnel replaced by a new nonce");
-                (t.groups.keys().copied().collect(), HashMap::new())
+                // The gateway started a new tunnel (new nonce) from the same endpoint. The new
+                // tunnel replaces the old one and inherits its memberships, with their timers:
+                // the old tunnel's would live on until they expire (RFC 7450 keys a tunnel by
+                // address, port and nonce), and both deliver to this same endpoint. The Linux
+                // kernel's gateway takes a new nonce every few seconds and reports IGMP and MLD
+                // state in separate Updates: starting empty would drop its other family's
+                // channels until its next report.
+                debug!(%from, old = t.nonce, new = u.nonce, "tunnel renewed with a new nonce");
+                (t.groups.keys().copied().collect(), t.groups.clone())
             }
             None => {
                 if self.tunnels.len() >= self.config.max_tunnels {
@@ -812,9 +817,15 @@ mod tests {
         let old = update(q1.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.9", &["10.0.0.1"])]);
         assert_eq!(r.handle_datagram(gw(), &old, t0), Err(AmtError::StaleNonce { from: gw(), nonce: 1 }));
         assert_eq!(r.subscribers(&a).count(), 1);
-        // A new tunnel that joins something else drops the old memberships.
+        // A new tunnel that joins something else keeps the old memberships (same endpoint; the
+        // kernel's gateway reports IGMP and MLD state in separate Updates) until they expire.
         join(&mut r, gw(), 3, "232.1.1.2", "10.0.0.1", t0).unwrap();
-        assert_eq!(events(&mut r), vec![RelayEvent::Unsubscribe(a), RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.2"))]);
+        assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.2"))]);
+        assert_eq!(r.subscribers(&a).count(), 1);
+        r.handle_timeout(t0 + cfg().membership_interval() + Duration::from_secs(2));
+        let mut gone = events(&mut r);
+        gone.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(gone, vec![RelayEvent::Unsubscribe(a), RelayEvent::Unsubscribe(sg("10.0.0.1@232.1.1.2"))]);
     }
 
     #[test]
