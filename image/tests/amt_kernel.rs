@@ -145,6 +145,7 @@ fn payload(work: &Path, scripts: &[(&str, String)]) -> Payload {
     let series: String = kernel.version.split('.').take(2).collect::<Vec<_>>().join(".");
     let cache = paths::repo_root().join("target/amt-kernel").join(&kernel.version);
     let apt = Apt::new(&p.cache, &SourceList::debian(&apt::host_mirrors().unwrap(), &Snapshots::default())).unwrap();
+    apt.update(false).unwrap(); // the lists, once (a fresh checkout has none)
 
     // Kernel headers (arm64) + host scripts (amd64 kbuild) + amt.c of the same version.
     let root = cache.join("root");
