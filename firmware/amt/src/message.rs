@@ -278,7 +278,9 @@ impl Message {
                 r.take(2)?;
                 let nonce = r.u32()?;
                 expect_end(&r, ty)?;
-                Ok(Message::Request { nonce, mld: flags & 0x01 != 0 })
+                // P is the low bit of the second octet (RFC 7450 5.1.3); the Linux kernel's gateway sets
+                // the high bit instead (a reserved bit, zero from RFC gateways): read either as P.
+                Ok(Message::Request { nonce, mld: flags & 0x81 != 0 })
             }
             MessageType::MembershipQuery => {
                 let flags = r.u8()?;
@@ -380,9 +382,11 @@ mod tests {
         assert_eq!(roundtrip(&Message::Request { nonce: 1, mld: true }), [0x03, 0x01, 0, 0, 0, 0, 0, 1]);
         // Reserved bits around P are ignored.
         assert_eq!(
-            Message::decode(&[0x03, 0xfe, 0xff, 0xff, 0, 0, 0, 1]),
+            Message::decode(&[0x03, 0x7e, 0xff, 0xff, 0, 0, 0, 1]),
             Ok(Message::Request { nonce: 1, mld: false })
         );
+        // The Linux kernel's gateway (drivers/net/amt.c) puts P in the high bit of the octet.
+        assert_eq!(Message::decode(&[0x03, 0x80, 0, 0, 0, 0, 0, 1]), Ok(Message::Request { nonce: 1, mld: true }));
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub struct RelayConfig {
     pub sweep_interval: Duration,
     /// Link-local source address of the MLDv2 queries inside the tunnel.
     pub mld_source: Ipv6Addr,
+    /// Put the gateway's address and port as the relay sees them in Membership Queries (G flag,
+    /// RFC 7450 5.1.4), which a gateway behind a NAT needs for its Teardown. Off by default: the
+    /// Linux kernel's AMT gateway (drivers/net/amt.c) reads the RFC's G and L bits as reserved
+    /// bits and drops every query that has them set, so it could never join. Without G, a
+    /// gateway leaves with its leave report and the tunnel expires.
+    pub query_gateway_address: bool,
 }
 
 impl Default for RelayConfig {
@@ -70,6 +76,7 @@ impl Default for RelayConfig {
             secret_rotation: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(1),
             mld_source: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+            query_gateway_address: false,
         }
     }
 }
@@ -259,7 +266,8 @@ impl Relay {
             }
         };
         let limit = self.tunnels.len() >= c.max_tunnels && !self.tunnels.contains_key(&from);
-        let q = MembershipQuery { limit, mac: self.secrets.mac(from, nonce), nonce, query, gateway: Some(from) };
+        let gateway = c.query_gateway_address.then_some(from);
+        let q = MembershipQuery { limit, mac: self.secrets.mac(from, nonce), nonce, query, gateway };
         self.send(peer, local, &Message::MembershipQuery(q))
     }
 
@@ -286,10 +294,15 @@ impl Relay {
                 return Err(AmtError::StaleNonce { from, nonce: u.nonce });
             }
             Some(t) => {
-                // The gateway started a new tunnel (new nonce) from the same endpoint: the new
-                // tunnel replaces the old one; memberships start from this update.
-                debug!(%from, old = t.nonce, new = u.nonce, "tunnel replaced by a new nonce");
-                (t.groups.keys().copied().collect(), HashMap::new())
+                // The gateway started a new tunnel (new nonce) from the same endpoint. The new
+                // tunnel replaces the old one and inherits its memberships, with their timers:
+                // the old tunnel's would live on until they expire (RFC 7450 keys a tunnel by
+                // address, port and nonce), and both deliver to this same endpoint. The Linux
+                // kernel's gateway takes a new nonce every few seconds and reports IGMP and MLD
+                // state in separate Updates: starting empty would drop its other family's
+                // channels until its next report.
+                debug!(%from, old = t.nonce, new = u.nonce, "tunnel renewed with a new nonce");
+                (t.groups.keys().copied().collect(), t.groups.clone())
             }
             None => {
                 if self.tunnels.len() >= self.config.max_tunnels {
@@ -554,6 +567,7 @@ mod tests {
     fn cfg() -> RelayConfig {
         RelayConfig {
             advertised: "192.0.2.1".parse().unwrap(),
+            query_gateway_address: true,
             query_interval: Duration::from_secs(10),
             query_response_interval: Duration::from_secs(2),
             robustness: 2,
@@ -701,6 +715,17 @@ mod tests {
     }
 
     #[test]
+    fn queries_carry_no_gateway_address_by_default() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { query_gateway_address: false, ..cfg() }, t0);
+        let q = request(&mut r, gw(), 7, false, t0);
+        assert_eq!(q.gateway, None);
+        let bytes = Message::MembershipQuery(q).to_bytes().unwrap();
+        assert_eq!(bytes[1], 0, "no G or L bit: the kernel's gateway drops queries with either");
+        assert!(!RelayConfig::default().query_gateway_address);
+    }
+
+    #[test]
     fn request_gets_a_query_with_mac_g_flag_and_the_asked_protocol() {
         let t0 = Instant::now();
         let mut r = Relay::new(cfg(), t0);
@@ -792,9 +817,15 @@ mod tests {
         let old = update(q1.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.9", &["10.0.0.1"])]);
         assert_eq!(r.handle_datagram(gw(), &old, t0), Err(AmtError::StaleNonce { from: gw(), nonce: 1 }));
         assert_eq!(r.subscribers(&a).count(), 1);
-        // A new tunnel that joins something else drops the old memberships.
+        // A new tunnel that joins something else keeps the old memberships (same endpoint; the
+        // kernel's gateway reports IGMP and MLD state in separate Updates) until they expire.
         join(&mut r, gw(), 3, "232.1.1.2", "10.0.0.1", t0).unwrap();
-        assert_eq!(events(&mut r), vec![RelayEvent::Unsubscribe(a), RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.2"))]);
+        assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.2"))]);
+        assert_eq!(r.subscribers(&a).count(), 1);
+        r.handle_timeout(t0 + cfg().membership_interval() + Duration::from_secs(2));
+        let mut gone = events(&mut r);
+        gone.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(gone, vec![RelayEvent::Unsubscribe(a), RelayEvent::Unsubscribe(sg("10.0.0.1@232.1.1.2"))]);
     }
 
     #[test]

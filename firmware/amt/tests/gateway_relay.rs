@@ -21,6 +21,8 @@ fn relay_config() -> RelayConfig {
         advertised: "192.0.2.1".parse().unwrap(),
         query_interval: Duration::from_secs(2),
         query_response_interval: Duration::from_secs(1),
+        // The G flag (off by default) lets the gateways send Teardown, which these tests check.
+        query_gateway_address: true,
         ..RelayConfig::default()
     }
 }

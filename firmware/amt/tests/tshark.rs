@@ -205,7 +205,9 @@ fn golden_messages() -> Vec<(SocketAddr, SocketAddr, Message, Expect)> {
 /// Messages recorded from a real Gateway ↔ Relay exchange (random nonces and MACs).
 fn live_messages() -> Vec<(SocketAddr, SocketAddr, Message)> {
     let t0 = Instant::now();
-    let mut relay = Relay::new(RelayConfig { advertised: RELAY.ip(), ..RelayConfig::default() }, t0);
+    // G flag on (off by default), so the live exchange includes the Teardown.
+    let mut relay =
+        Relay::new(RelayConfig { advertised: RELAY.ip(), query_gateway_address: true, ..RelayConfig::default() }, t0);
     let mut gw = Gateway::new(GatewayConfig { relay: Some(RELAY), ..GatewayConfig::default() }, t0);
     let v4: SourceGroup = "10.0.0.1@232.1.1.1".parse().unwrap();
     let v6: SourceGroup = "2001:db8::1@ff3e::8000:1".parse().unwrap();

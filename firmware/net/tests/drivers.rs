@@ -152,7 +152,10 @@ async fn dual_stack_relay_serves_ipv4_and_ipv6_gateways() {
 
 #[tokio::test]
 async fn state_watch_leave_and_close_teardown() {
-    let relay = RelayHandle::spawn(relay_opts("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    // Teardown needs the gateway's address as the relay sees it (G flag, off by default).
+    let mut opts = relay_opts("127.0.0.1:0".parse().unwrap());
+    opts.config.query_gateway_address = true;
+    let relay = RelayHandle::spawn(opts).await.unwrap();
     let (gw, mut rx) = GatewayHandle::spawn(gateway_opts(relay.local_addr())).await.unwrap();
     let mut states = gw.state();
     let mut seen = vec![states.borrow().clone()];

@@ -5,6 +5,7 @@ pub mod check_config;
 pub mod config;
 pub mod display;
 pub mod gateway;
+pub mod listen;
 pub mod probe;
 pub mod record;
 pub mod relay;

@@ -38,6 +38,8 @@ enum Command {
     CheckConfig(cmd::check_config::Args),
     /// Read one value of a roomcast.toml (or board file) as the daemon does: `config get KEY`.
     Config(cmd::config::Args),
+    /// Join one source-specific channel on an interface and print each datagram (diagnostics).
+    Listen(cmd::listen::Args),
 }
 
 /// `roomcast --version`: the crate version and the git commit it was built from.
@@ -96,6 +98,7 @@ fn run() -> anyhow::Result<()> {
         Command::Display(args) => cmd::display::run(args),
         Command::Box(args) => cmd::box_daemon::run(args),
         Command::Server(args) => cmd::server::run(args),
+        Command::Listen(args) => cmd::listen::run(args),
         Command::CheckConfig(args) => cmd::check_config::run(args),
         Command::Config(args) => cmd::config::run(args),
     }

@@ -41,6 +41,8 @@ impl Relay {
             "--listen".into(),
             // Dual-stack: gw1/gw2 reach it over IPv4, gw3 over IPv6.
             format!("[::]:{}", self.port),
+            // The G flag (off by default, for the kernel's gateway) lets gateways send Teardown.
+            "--query-gateway-address".into(),
             "--inject".into(),
             format!("127.0.0.1:{}={V4_CHANNEL}", self.inject_v4),
             "--inject".into(),

@@ -42,6 +42,11 @@ pub struct Args {
     /// that refresh only every query interval keep receiving after a restart.
     #[arg(long, value_name = "FILE")]
     pub state: Option<std::path::PathBuf>,
+    /// Put each gateway's address and port, as the relay sees them, in its Membership Queries
+    /// (RFC 7450 G flag) so gateways behind a NAT can send Teardown. Off by default: the Linux
+    /// kernel's AMT gateway drops queries with the G flag set (see the README's AMT interop table).
+    #[arg(long)]
+    pub query_gateway_address: bool,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -67,6 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             query_interval: Duration::from_secs_f64(args.query_interval),
             max_tunnels: args.max_tunnels,
             advertised: args.advertise.unwrap_or(RelayConfig::default().advertised),
+            query_gateway_address: args.query_gateway_address,
             ..RelayConfig::default()
         };
         let opts = RelayOptions {

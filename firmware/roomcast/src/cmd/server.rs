@@ -45,6 +45,11 @@ pub struct Args {
     /// was sent to. Default 127.0.0.1.
     #[arg(long, value_name = "IPV4")]
     pub advertise: Option<Ipv4Addr>,
+    /// Put each gateway's address and port, as the relay sees them, in its Membership Queries
+    /// (RFC 7450 G flag) so gateways behind a NAT can send Teardown. Off by default: the Linux
+    /// kernel's AMT gateway drops queries with the G flag set (see the README's AMT interop table).
+    #[arg(long)]
+    pub query_gateway_address: bool,
     /// IPv6 source S of every IPv6 group.
     #[arg(long, value_name = "IPV6", default_value = "fd00:726f:6f6d::1")]
     pub source_v6: Ipv6Addr,
@@ -139,6 +144,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let relay_cfg = roomcast_amt::RelayConfig {
         query_interval: Duration::from_secs_f64(args.query_interval.clamp(1.0, 3600.0)),
         advertised: args.advertise.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4),
+        query_gateway_address: args.query_gateway_address,
         ..Default::default()
     };
     let relay = RelayHandle::spawn(RelayOptions {
