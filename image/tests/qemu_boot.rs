@@ -407,6 +407,8 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
         "gateway (video)",
         Command::new(&s.roomcast).args([
             "gateway",
+            // The service advertises its relay as 10.0.2.2, the guest's name for this host.
+            "--ignore-advertised-address",
             "--relay",
             &relay,
             "--join",
@@ -420,6 +422,8 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
         "gateway (audio)",
         Command::new(&s.roomcast).args([
             "gateway",
+            // The service advertises its relay as 10.0.2.2, the guest's name for this host.
+            "--ignore-advertised-address",
             "--relay",
             &relay,
             "--join",

@@ -51,6 +51,10 @@ pub struct GatewayConfig {
     pub igmp_source: Ipv4Addr,
     /// Link-local source address of the MLDv2 reports inside the tunnel.
     pub mld_source: Ipv6Addr,
+    /// Send Requests to the address the Relay Advertisement names (RFC 7450 §5.1.2; the
+    /// default). When false, to the address it came from: for a relay behind NAT that advertises
+    /// the address its other clients reach it by (the QEMU demo host, `--advertise 10.0.2.2`).
+    pub follow_advertised_address: bool,
 }
 
 impl Default for GatewayConfig {
@@ -67,6 +71,7 @@ impl Default for GatewayConfig {
             silence_probe: Some(Duration::from_secs(1)),
             igmp_source: Ipv4Addr::UNSPECIFIED,
             mld_source: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+            follow_advertised_address: true,
         }
     }
 }
@@ -431,7 +436,11 @@ impl Gateway {
         if nonce != self.discovery_nonce {
             return Err(AmtError::NonceMismatch { expected: self.discovery_nonce, got: nonce });
         }
-        let ip = if relay.is_unspecified() { from.ip() } else { relay.to_canonical() };
+        let ip = if relay.is_unspecified() || !self.config.follow_advertised_address {
+            from.ip()
+        } else {
+            relay.to_canonical()
+        };
         // Talk to the relay in the address family of the socket the advertisement came in on.
         let ip = match (ip, from.ip()) {
             (IpAddr::V4(v4), IpAddr::V6(_)) => IpAddr::V6(v4.to_ipv6_mapped()),
@@ -872,6 +881,19 @@ mod tests {
         let adv = Message::RelayAdvertisement { nonce: n, relay: Ipv4Addr::UNSPECIFIED.into() }.to_bytes().unwrap();
         g.handle_datagram(relay(), &adv, t0).unwrap();
         assert_eq!(g.state(), &GatewayState::Requesting { relay: relay() });
+    }
+
+    #[test]
+    fn the_advertised_address_is_followed_unless_told_not_to() {
+        let t0 = Instant::now();
+        let elsewhere: IpAddr = Ipv4Addr::new(192, 0, 2, 7).into();
+        for (follow, expected) in [(true, SocketAddr::new(elsewhere, relay().port())), (false, relay())] {
+            let mut g = Gateway::new(GatewayConfig { follow_advertised_address: follow, ..cfg() }, t0);
+            let n = discovery_nonce(&drain(&mut g));
+            let adv = Message::RelayAdvertisement { nonce: n, relay: elsewhere }.to_bytes().unwrap();
+            g.handle_datagram(relay(), &adv, t0).unwrap();
+            assert_eq!(g.state(), &GatewayState::Requesting { relay: expected }, "follow = {follow}");
+        }
     }
 
     fn mld_query(nonce: u32, mac: [u8; 6], qqic_secs: u64) -> Vec<u8> {

@@ -73,6 +73,11 @@ pub struct Args {
     /// control packets per refresh.
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0, value_parser = super::relay::parse_seconds)]
     pub max_refresh: f64,
+    /// Send Requests to the address the relay's Advertisement came from instead of the one it
+    /// names: for a relay behind NAT that advertises the address its other clients reach it by
+    /// (e.g. a `roomcast server --advertise 10.0.2.2` serving QEMU guests, used from its own host).
+    #[arg(long)]
+    pub ignore_advertised_address: bool,
 }
 
 fn parse_relay(s: &str) -> Result<SocketAddr, String> {
@@ -139,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(async move {
         let mut config = GatewayConfig { relay: Some(relay), ..GatewayConfig::default() };
         config.max_refresh_interval = Some(Duration::from_secs_f64(args.max_refresh));
+        config.follow_advertised_address = !args.ignore_advertised_address;
         let opts = GatewayOptions { bind: args.bind, config, delivery_capacity: 4096 };
         let (gateway, mut deliveries) = GatewayHandle::spawn(opts).await.context("starting the AMT gateway")?;
         // (group, port) pairs we deliver; several ports of one (S,G) share one join.
