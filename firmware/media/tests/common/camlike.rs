@@ -30,7 +30,7 @@ pub fn clip(width: u32, height: u32, fps: u32, frames: u32, format: Format) -> O
     }
     let still = dir.join("still_2560x1440.png");
     if !still.exists() {
-        let tmp = dir.join(format!("still.{}.png", std::process::id()));
+        let tmp = dir.join(format!("still.{}.png", unique()));
         let src = "mandelbrot=size=2560x1440:rate=1:maxiter=600:start_scale=0.004:start_x=-0.743643887:\
                    start_y=0.131825904:inner=period:outer=normalized_iteration_count";
         run(ffmpeg_cmd(&ffmpeg).args(["-f", "lavfi", "-i", src, "-frames:v", "1"]).arg(&tmp));
@@ -41,7 +41,7 @@ pub fn clip(width: u32, height: u32, fps: u32, frames: u32, format: Format) -> O
         "zoompan=z='1.25+0.003*on':x='iw/2-(iw/zoom/2)+on*3':y='ih/2-(ih/zoom/2)+on':d=1:s={width}x{height}:fps={fps},\
          noise=alls=6:allf=t,format=yuv420p"
     );
-    let tmp = dir.join(format!("clip.{}.{ext}", std::process::id()));
+    let tmp = dir.join(format!("clip.{}.{ext}", unique()));
     let container = if format == Format::Y4m { "yuv4mpegpipe" } else { "rawvideo" };
     run(ffmpeg_cmd(&ffmpeg)
         .args(["-loop", "1", "-i"])
@@ -70,4 +70,11 @@ fn ffmpeg_cmd(ffmpeg: &std::path::Path) -> Command {
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("running ffmpeg");
     assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A name part no other test (thread or process) uses at the same time: tests that share a clip
+/// make it side by side, each in its own temporary file, and the last rename wins.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }

@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, value_name = "DEVICE")]
     camera: Option<PathBuf>,
     /// Play a Y4M file (8-bit 4:2:0) as the camera, looping, at the file's frame rate and size.
-    #[arg(long, conflicts_with = "camera")]
+    #[arg(long, value_name = "FILE.y4m", conflicts_with = "camera")]
     input: Option<PathBuf>,
     /// ALSA capture device (e.g. hw:Loopback,1 or plughw:1,0).
     #[arg(long, value_name = "PCM")]
