@@ -327,15 +327,9 @@ fn compare_screen(s: &Setup, guest: &mut Guest, dir: &Path) -> (f64, String) {
     (alike, state)
 }
 
-#[test]
-fn boots_joins_streams_and_shows_the_meeting() {
-    let Some(s) = setup() else { return };
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = s.work.join("meeting");
-    roomcast_image::exec::fresh_dir(&dir).unwrap();
-
-    // The host side: the meeting service with its AMT relay, told that boxes reach it as 10.0.2.2.
-    let _server = spawn(
+/// The host side: the meeting service with its AMT relay, told that boxes reach it as 10.0.2.2.
+fn meeting_server(s: &Setup, dir: &Path) -> Proc {
+    spawn(
         "roomcast server",
         Command::new(&s.roomcast)
             .args(["server", "--advertise", "10.0.2.2", "--meeting", &format!("{MEETING}:{TOKEN}")])
@@ -343,7 +337,17 @@ fn boots_joins_streams_and_shows_the_meeting() {
             .arg(format!("--rtp-listen=127.0.0.1:{}", s.ports.rtp))
             .arg(format!("--relay-listen=127.0.0.1:{}", s.ports.relay)),
         &dir.join("server.log"),
-    );
+    )
+}
+
+#[test]
+fn boots_joins_streams_and_shows_the_meeting() {
+    let Some(s) = setup() else { return };
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = s.work.join("meeting");
+    roomcast_image::exec::fresh_dir(&dir).unwrap();
+
+    let _server = meeting_server(s, &dir);
 
     let mut guest = boot(&s.image, &dir);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| meeting_checks(s, &mut guest, &dir)));
@@ -696,15 +700,7 @@ fn a_stopped_daemon_trips_the_watchdog_and_the_box_rejoins() {
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let dir = s.work.join("watchdog");
     roomcast_image::exec::fresh_dir(&dir).unwrap();
-    let _server = spawn(
-        "roomcast server",
-        Command::new(&s.roomcast)
-            .args(["server", "--advertise", "10.0.2.2", "--meeting", &format!("{MEETING}:{TOKEN}")])
-            .arg(format!("--listen=127.0.0.1:{}", s.ports.control))
-            .arg(format!("--rtp-listen=127.0.0.1:{}", s.ports.rtp))
-            .arg(format!("--relay-listen=127.0.0.1:{}", s.ports.relay)),
-        &dir.join("server.log"),
-    );
+    let _server = meeting_server(s, &dir);
     // The system test's roomcast.toml with a short watchdog timeout.
     let image = dir.join("roomcast-qemu-virt.img");
     std::fs::copy(&s.image, &image).unwrap();
