@@ -83,8 +83,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     if let Some(path) = &args.png {
         let frame = render(&state, args.size, now);
-        write_png(&frame, path).with_context(|| format!("writing {}", path.display()))?;
-        tracing::info!(state = %label, size = ?args.size, file = %path.display(), "screen written");
+        // The display crate's error names the file already.
+        write_png(&frame, path)?;
+        let size = format!("{}x{}", args.size.width, args.size.height);
+        tracing::info!(state = %label, %size, file = %path.display(), "screen written");
     }
     let mut backends: Vec<Box<dyn Backend>> = Vec::new();
     if let Some(dev) = &args.fb {
