@@ -204,18 +204,7 @@ impl VideoEncoder for AomEncoder {
         )
     }
     fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>> {
-        if (frame.width, frame.height) != (self.config.width, self.config.height) {
-            return Err(MediaError::encoder(
-                NAME,
-                format!(
-                    "frame is {}x{}, encoder configured for {}x{}",
-                    frame.width, frame.height, self.config.width, self.config.height
-                ),
-            ));
-        }
-        if frame.data.len() < VideoFrame::i420_len(frame.width, frame.height) {
-            return Err(MediaError::BadFrame { format: "I420", reason: format!("{} bytes", frame.data.len()) });
-        }
+        self.config.check_i420_frame(NAME, frame)?;
         // SAFETY: aom_img_wrap only records pointers into `frame.data` (tightly packed I420, the
         // layout it computes with alignment 1); libaom reads them during aom_codec_encode only.
         let mut img: sys::aom_image_t = unsafe { std::mem::zeroed() };

@@ -56,6 +56,27 @@ pub struct EncoderConfig {
 }
 
 impl EncoderConfig {
+    /// Checks that `frame` is an I420 frame of the configured size (the software encoders'
+    /// input contract); `encoder` names the encoder in the error.
+    pub fn check_i420_frame(&self, encoder: &'static str, frame: &VideoFrame) -> Result<()> {
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(crate::error::MediaError::encoder(
+                encoder,
+                format!(
+                    "frame is {}x{}, encoder configured for {}x{}",
+                    frame.width, frame.height, self.width, self.height
+                ),
+            ));
+        }
+        if frame.data.len() < VideoFrame::i420_len(frame.width, frame.height) {
+            return Err(crate::error::MediaError::BadFrame {
+                format: "I420",
+                reason: format!("{} bytes", frame.data.len()),
+            });
+        }
+        Ok(())
+    }
+
     /// Sensible defaults for a size and rate: ~1 Mbit/s, keyframe every 2 s, speed 10, 2 threads.
     pub fn new(width: u32, height: u32, fps: u32) -> Self {
         EncoderConfig {

@@ -132,18 +132,7 @@ impl VideoEncoder for Rav1eEncoder {
         )
     }
     fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>> {
-        if (frame.width, frame.height) != (self.config.width, self.config.height) {
-            return Err(MediaError::encoder(
-                NAME,
-                format!(
-                    "frame is {}x{}, encoder configured for {}x{}",
-                    frame.width, frame.height, self.config.width, self.config.height
-                ),
-            ));
-        }
-        if frame.data.len() < VideoFrame::i420_len(frame.width, frame.height) {
-            return Err(MediaError::BadFrame { format: "I420", reason: format!("{} bytes", frame.data.len()) });
-        }
+        self.config.check_i420_frame(NAME, frame)?;
         let mut out = Vec::new();
         if let Some(bitrate) = self.new_bitrate.take() {
             self.restart_with_bitrate(bitrate, &mut out)?;
