@@ -279,19 +279,9 @@ fn image(work: &Path) -> PathBuf {
     work.join("roomcast-qemu-virt.img")
 }
 
-/// Builds (if needed) the host's `roomcast` in the target directory this test was built in.
+/// The host's `roomcast` (meeting service, relay, gateway, recorder), built for this test.
 fn host_roomcast() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap();
-    let profile = profile_dir.file_name().unwrap().to_string_lossy().into_owned();
-    let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    cmd.current_dir(paths::repo_root()).args(["build", "-p", "roomcast"]).env("CARGO_TARGET_DIR", target_dir);
-    if profile == "release" {
-        cmd.arg("--release");
-    }
-    assert!(cmd.status().expect("cargo build -p roomcast").success(), "building the host's roomcast failed");
-    profile_dir.join("roomcast")
+    roomcast_test_support::workspace_binary(&paths::repo_root(), "roomcast")
 }
 
 /// A child process killed when dropped.

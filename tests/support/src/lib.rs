@@ -1,5 +1,6 @@
 //! Helpers shared by roomcast's tests: finding the external tools that tests check against
-//! (tshark, ffmpeg, dav1d, qemu), failing loudly under `CI=true` when one is missing.
+//! (tshark, ffmpeg, dav1d, qemu), failing loudly under `CI=true` when one is missing, and
+//! building a workspace binary for a test of another package ([`workspace_binary`]).
 
 use std::path::PathBuf;
 
@@ -36,4 +37,23 @@ pub fn require_tool(tool: &str) -> Option<PathBuf> {
 /// Like [`require_tool`] for a test that must not be skipped anywhere.
 pub fn must_have_tool(tool: &str) -> PathBuf {
     find_tool(tool).unwrap_or_else(|| panic!("`{tool}` is not installed; run tests/setup-host to install it"))
+}
+
+/// Builds (if needed) the binary of workspace package `package` in the target directory and
+/// profile the calling test was built in, and returns its path (for tests of another package,
+/// which have no `CARGO_BIN_EXE_` for it). `repo` is the workspace root.
+pub fn workspace_binary(repo: &std::path::Path, package: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test>-HASH
+    let profile_dir = exe.parent().and_then(std::path::Path::parent).expect("target/<profile>").to_path_buf();
+    let target_dir = profile_dir.parent().expect("the target directory");
+    let profile = profile_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let mut cmd = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    cmd.current_dir(repo).args(["build", "-p", package]).env("CARGO_TARGET_DIR", target_dir);
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("cargo build -p {package}: {e}"));
+    assert!(status.success(), "building {package} for the test failed");
+    profile_dir.join(package)
 }
