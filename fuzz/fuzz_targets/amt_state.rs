@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use roomcast_amt::{Gateway, GatewayConfig, Relay, RelayConfig, SourceGroup};
 
 const GROUPS: [&str; 3] = ["10.0.0.1@232.1.1.1", "10.0.0.2@232.1.1.1", "2001:db8::1@ff3e::8000:1"];
@@ -24,9 +26,10 @@ fuzz_target!(|data: &[u8]| {
     ];
     let mut relay = Relay::new(
         RelayConfig { advertised: relay_addr.ip(), max_tunnels: 2, max_groups_per_tunnel: 2, ..RelayConfig::default() },
+        StdRng::seed_from_u64(1),
         t0,
     );
-    let mut gw = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, t0);
+    let mut gw = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, StdRng::seed_from_u64(2), t0);
     let groups: Vec<SourceGroup> = GROUPS.iter().map(|s| s.parse().unwrap()).collect();
     let mut rest = data;
     while let [op, arg, tail @ ..] = rest {
@@ -77,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
                 if arg & 2 != 0 {
                     // Relay restart from its snapshot, after a downtime of 0-63 s.
                     let down = Duration::from_secs(u64::from(arg >> 2));
-                    relay = Relay::restore(relay.config().clone(), &relay.snapshot(now), down, now);
+                    relay = Relay::restore(relay.config().clone(), &relay.snapshot(now), down, StdRng::seed_from_u64(3), now);
                 }
                 while gw.poll_event().is_some() {}
                 while relay.poll_event().is_some() {}

@@ -7,6 +7,10 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+fn seeded(seed: u64) -> rand::rngs::StdRng {
+    rand::SeedableRng::seed_from_u64(seed)
+}
+
 use roomcast_amt::{decapsulate, encapsulate, Gateway, GatewayConfig, Message, Relay, RelayConfig, SourceGroup};
 
 const PAYLOAD: usize = 1316;
@@ -58,8 +62,8 @@ fn main() {
     let t0 = Instant::now();
     let relay_addr: SocketAddr = "192.0.2.1:2268".parse().unwrap();
     let gw_addr: SocketAddr = "198.51.100.9:40000".parse().unwrap();
-    let mut relay = Relay::new(RelayConfig { advertised: relay_addr.ip(), ..RelayConfig::default() }, t0);
-    let mut gw = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, t0);
+    let mut relay = Relay::new(RelayConfig { advertised: relay_addr.ip(), ..RelayConfig::default() }, seeded(1), t0);
+    let mut gw = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, seeded(2), t0);
     let sg: SourceGroup = "10.0.0.1@232.1.1.1".parse().unwrap();
     gw.join(sg, t0).unwrap();
     for _ in 0..4 {
@@ -81,7 +85,15 @@ fn main() {
 
     // Relay control plane.
     let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
-    let mut relay2 = Relay::new(RelayConfig { requests_per_second: u32::MAX / 4, ..RelayConfig::default() }, t0);
+    let mut relay2 = Relay::new(
+        RelayConfig {
+            requests_per_second: u32::MAX / 4,
+            requests_per_second_per_address: u32::MAX / 4,
+            ..RelayConfig::default()
+        },
+        seeded(3),
+        t0,
+    );
     let rps = rate(d, || {
         relay2.handle_datagram(gw_addr, black_box(&req), t0).unwrap();
         black_box(relay2.poll_transmit());

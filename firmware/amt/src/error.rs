@@ -95,6 +95,14 @@ pub enum AmtError {
     /// The relay already serves its maximum number of tunnels.
     #[error("tunnel limit reached ({0} tunnels)")]
     TunnelLimit(usize),
+    /// The gateway's address already holds its maximum number of tunnels.
+    #[error("tunnel limit reached for the address of {from} ({limit} tunnels per address)")]
+    AddressTunnelLimit {
+        /// The gateway.
+        from: SocketAddr,
+        /// The configured limit.
+        limit: usize,
+    },
     /// A tunnel tried to join more groups than allowed.
     #[error("group limit reached for {from} ({limit} groups per tunnel)")]
     GroupLimit {

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::Rng;
+
 use tracing::{debug, info};
 
 use crate::group_record::{GroupRecord, RecordType};
@@ -179,12 +182,15 @@ pub struct Gateway {
     probe_gap: Duration,
     transmits: VecDeque<Transmit>,
     events: VecDeque<GatewayEvent>,
+    /// Draws the discovery and request nonces.
+    rng: StdRng,
 }
 
 impl Gateway {
-    /// Creates a gateway; the first Relay Discovery is queued immediately.
-    /// Retransmission delays are clamped to at least 10 ms.
-    pub fn new(mut config: GatewayConfig, now: Instant) -> Self {
+    /// Creates a gateway whose nonces `rng` draws: drivers seed it from the operating system
+    /// (`StdRng::from_os_rng()`), tests from a fixed seed. The first Relay Discovery is queued
+    /// immediately. Retransmission delays are clamped to at least 10 ms.
+    pub fn new(mut config: GatewayConfig, rng: StdRng, now: Instant) -> Self {
         config.initial_retransmit = config.initial_retransmit.max(Duration::from_millis(10));
         config.max_retransmit = config.max_retransmit.max(config.initial_retransmit);
         let mut g = Gateway {
@@ -201,6 +207,7 @@ impl Gateway {
             probe_gap: Duration::ZERO,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            rng,
         };
         g.start_discovery(now);
         g
@@ -246,7 +253,7 @@ impl Gateway {
     }
 
     fn start_discovery(&mut self, now: Instant) {
-        self.discovery_nonce = rand::random();
+        self.discovery_nonce = self.rng.random();
         let target = self.discovery_target();
         self.send(target, &Message::RelayDiscovery { nonce: self.discovery_nonce });
         let next_send = now + self.backoff(0);
@@ -275,7 +282,7 @@ impl Gateway {
 
     /// Starts a new tunnel with `relay`: fresh random nonce, Request sent now.
     fn start_request(&mut self, relay: SocketAddr, now: Instant) {
-        self.request_nonce = rand::random();
+        self.request_nonce = self.rng.random();
         self.pending.clear();
         self.next_report = None;
         self.send_request(relay);
@@ -700,6 +707,11 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A fixed seed: every run draws the same nonces.
+    fn rng() -> StdRng {
+        rand::SeedableRng::seed_from_u64(7)
+    }
+
     fn cfg() -> GatewayConfig {
         GatewayConfig {
             relay: Some(relay()),
@@ -774,7 +786,7 @@ mod tests {
     #[test]
     fn discovery_goes_to_anycast_by_default() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(GatewayConfig::default(), t0);
+        let mut g = Gateway::new(GatewayConfig::default(), rng(), t0);
         let msgs = drain(&mut g);
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].0, "192.52.193.1:2268".parse().unwrap());
@@ -784,7 +796,7 @@ mod tests {
     #[test]
     fn discovery_retransmits_with_exponential_backoff() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         let n = discovery_nonce(&drain(&mut g));
         let mut t = t0;
         for expected_gap in [1u64, 2, 4, 8, 8, 8] {
@@ -802,7 +814,7 @@ mod tests {
     #[test]
     fn silence_probes_back_off_and_data_resets_them() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(GatewayConfig { silence_probe: Some(Duration::from_secs(1)), ..cfg() }, t0);
+        let mut g = Gateway::new(GatewayConfig { silence_probe: Some(Duration::from_secs(1)), ..cfg() }, rng(), t0);
         let a = sg("10.0.0.1@232.1.1.1");
         g.join(a, t0).unwrap();
         let (nonce, _) = to_joined(&mut g, t0, 125);
@@ -832,7 +844,7 @@ mod tests {
     #[test]
     fn no_silence_probe_without_groups() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(GatewayConfig { silence_probe: Some(Duration::from_secs(1)), ..cfg() }, t0);
+        let mut g = Gateway::new(GatewayConfig { silence_probe: Some(Duration::from_secs(1)), ..cfg() }, rng(), t0);
         to_joined(&mut g, t0, 125);
         for s in 1..10 {
             g.handle_timeout(t0 + Duration::from_secs(s));
@@ -845,6 +857,7 @@ mod tests {
         let t0 = Instant::now();
         let g = Gateway::new(
             GatewayConfig { initial_retransmit: Duration::ZERO, max_retransmit: Duration::ZERO, ..cfg() },
+            rng(),
             t0,
         );
         assert_eq!(g.poll_timeout(), Some(t0 + Duration::from_millis(10)));
@@ -853,7 +866,7 @@ mod tests {
     #[test]
     fn advertisement_with_wrong_nonce_is_ignored() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n.wrapping_add(1), relay: relay().ip() }.to_bytes().unwrap();
         assert!(matches!(g.handle_datagram(relay(), &adv, t0), Err(AmtError::NonceMismatch { .. })));
@@ -864,11 +877,13 @@ mod tests {
     #[test]
     fn advertisement_starts_request_with_random_nonce() {
         let t0 = Instant::now();
-        let mut a = Gateway::new(cfg(), t0);
-        let mut b = Gateway::new(cfg(), t0);
+        let mut a = Gateway::new(cfg(), rand::SeedableRng::seed_from_u64(1), t0);
+        let mut b = Gateway::new(cfg(), rand::SeedableRng::seed_from_u64(2), t0);
         let na = to_requesting(&mut a, t0);
         let nb = to_requesting(&mut b, t0);
-        assert_ne!(na, nb, "nonces are random");
+        assert_ne!(na, nb, "nonces come from the RNG");
+        let mut c = Gateway::new(cfg(), rand::SeedableRng::seed_from_u64(1), t0);
+        assert_eq!(to_requesting(&mut c, t0), na, "the same seed draws the same nonces");
         assert_eq!(a.state(), &GatewayState::Requesting { relay: relay() });
         assert_eq!(a.request_nonce(), na);
     }
@@ -876,7 +891,7 @@ mod tests {
     #[test]
     fn unspecified_advertised_address_means_sender() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n, relay: Ipv4Addr::UNSPECIFIED.into() }.to_bytes().unwrap();
         g.handle_datagram(relay(), &adv, t0).unwrap();
@@ -888,7 +903,7 @@ mod tests {
         let t0 = Instant::now();
         let elsewhere: IpAddr = Ipv4Addr::new(192, 0, 2, 7).into();
         for (follow, expected) in [(true, SocketAddr::new(elsewhere, relay().port())), (false, relay())] {
-            let mut g = Gateway::new(GatewayConfig { follow_advertised_address: follow, ..cfg() }, t0);
+            let mut g = Gateway::new(GatewayConfig { follow_advertised_address: follow, ..cfg() }, rng(), t0);
             let n = discovery_nonce(&drain(&mut g));
             let adv = Message::RelayAdvertisement { nonce: n, relay: elsewhere }.to_bytes().unwrap();
             g.handle_datagram(relay(), &adv, t0).unwrap();
@@ -914,7 +929,7 @@ mod tests {
     #[test]
     fn dual_family_gateway_requests_both_protocols_and_answers_each_query_in_its_own() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         g.join(sg("10.0.0.2@232.1.1.1"), t0).unwrap();
         g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
@@ -970,7 +985,7 @@ mod tests {
     #[test]
     fn a_query_of_a_family_without_channels_gets_no_report() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         let nonce = to_requesting(&mut g, t0);
         g.handle_datagram(relay(), &mld_query(nonce, [3; 6], 125), t0).unwrap();
@@ -981,7 +996,7 @@ mod tests {
     #[test]
     fn ipv6_only_gateway_requests_mld_query() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
@@ -992,7 +1007,7 @@ mod tests {
     #[test]
     fn request_retransmits_then_relay_lost_then_rediscovers() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         let nonce = to_requesting(&mut g, t0);
         let t1 = g.poll_timeout().unwrap();
         assert_eq!(t1 - t0, Duration::from_secs(1));
@@ -1018,7 +1033,7 @@ mod tests {
     #[test]
     fn refreshes_on_the_querier_interval_and_follows_a_new_mac() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         let (nonce, _) = to_joined(&mut g, t0, 10);
         let t1 = g.poll_timeout().unwrap();
@@ -1037,7 +1052,7 @@ mod tests {
     #[test]
     fn silent_relay_during_refresh_is_lost() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         to_joined(&mut g, t0, 10);
         let mut sent = 0;
@@ -1056,7 +1071,8 @@ mod tests {
     #[test]
     fn max_refresh_interval_caps_qqic() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(GatewayConfig { max_refresh_interval: Some(Duration::from_secs(3)), ..cfg() }, t0);
+        let mut g =
+            Gateway::new(GatewayConfig { max_refresh_interval: Some(Duration::from_secs(3)), ..cfg() }, rng(), t0);
         to_joined(&mut g, t0, 125);
         assert_eq!(g.poll_timeout().unwrap() - t0, Duration::from_secs(3));
     }
@@ -1064,7 +1080,7 @@ mod tests {
     #[test]
     fn stale_nonce_or_foreign_query_changes_nothing() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         let nonce = to_requesting(&mut g, t0);
         let stale = query(nonce.wrapping_add(1), [1; 6], 10, false);
         assert!(matches!(g.handle_datagram(relay(), &stale, t0), Err(AmtError::NonceMismatch { .. })));
@@ -1080,7 +1096,7 @@ mod tests {
     #[test]
     fn join_while_joined_sends_state_change_robustness_times() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         to_joined(&mut g, t0, 125);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         let first = drain(&mut g);
@@ -1109,7 +1125,7 @@ mod tests {
     #[test]
     fn leaving_one_group_blocks_it_leaving_the_last_tears_down() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         let a = sg("10.0.0.1@232.1.1.1");
         let b = sg("2001:db8::1@ff3e::8000:1");
         g.join(a, t0).unwrap();
@@ -1155,7 +1171,7 @@ mod tests {
     #[test]
     fn close_leaves_and_tears_down() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         let (nonce, _) = to_joined(&mut g, t0, 125);
         g.close(t0);
@@ -1171,7 +1187,7 @@ mod tests {
     #[test]
     fn data_is_delivered_only_from_the_relay_for_joined_groups() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         let a = sg("10.0.0.1@232.1.1.1");
         g.join(a, t0).unwrap();
         to_joined(&mut g, t0, 125);
@@ -1204,7 +1220,7 @@ mod tests {
     fn dual_stack_socket_keeps_talking_ipv6_mapped() {
         let t0 = Instant::now();
         let mapped: SocketAddr = "[::ffff:192.0.2.1]:2268".parse().unwrap();
-        let mut g = Gateway::new(GatewayConfig { relay: Some(mapped), ..cfg() }, t0);
+        let mut g = Gateway::new(GatewayConfig { relay: Some(mapped), ..cfg() }, rng(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
@@ -1223,7 +1239,7 @@ mod tests {
     #[test]
     fn limit_flag_makes_a_new_gateway_back_off() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         let nonce = to_requesting(&mut g, t0);
         g.handle_datagram(relay(), &query(nonce, [1; 6], 125, true), t0).unwrap();
@@ -1234,7 +1250,7 @@ mod tests {
     #[test]
     fn advertisement_of_another_relay_moves_the_tunnel() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
         let n = discovery_nonce(&drain(&mut g));
         let (first_nonce, _) = {
@@ -1257,7 +1273,7 @@ mod tests {
     #[test]
     fn mld_query_is_accepted() {
         let t0 = Instant::now();
-        let mut g = Gateway::new(cfg(), t0);
+        let mut g = Gateway::new(cfg(), rng(), t0);
         g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
         let nonce = to_requesting(&mut g, t0);
         let q = Message::MembershipQuery(MembershipQuery {

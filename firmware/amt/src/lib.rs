@@ -14,13 +14,15 @@
 //!
 //! ```
 //! use std::time::Instant;
+//! use rand::{rngs::StdRng, SeedableRng};
 //! use roomcast_amt::{Gateway, GatewayConfig, Relay, RelayConfig, RelayEvent, SourceGroup};
 //!
 //! let now = Instant::now();
 //! let relay_addr: std::net::SocketAddr = "192.0.2.1:2268".parse().unwrap();
 //! let gw_addr: std::net::SocketAddr = "198.51.100.9:40000".parse().unwrap();
-//! let mut relay = Relay::new(RelayConfig { advertised: relay_addr.ip(), ..RelayConfig::default() }, now);
-//! let mut gateway = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, now);
+//! // Randomness is passed in: drivers seed from the OS (`StdRng::from_os_rng()`), tests use a fixed seed.
+//! let mut relay = Relay::new(RelayConfig { advertised: relay_addr.ip(), ..RelayConfig::default() }, StdRng::seed_from_u64(1), now);
+//! let mut gateway = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, StdRng::seed_from_u64(2), now);
 //! let channel: SourceGroup = "10.1.2.3@232.1.1.1".parse().unwrap();
 //! gateway.join(channel, now).unwrap();
 //! // Discovery, Advertisement, Request, Query, Update:

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
+use rand::rngs::StdRng;
+use rand::Rng;
 use sha2::Sha256;
 
 use crate::message::{gateway_addr_bytes, ResponseMac};
@@ -23,8 +25,8 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
-    pub(crate) fn random() -> Self {
-        Secret(rand::random())
+    pub(crate) fn random(rng: &mut StdRng) -> Self {
+        Secret(rng.random())
     }
 
     fn hmac(&self, gateway: SocketAddr, nonce: u32) -> HmacSha256 {
@@ -63,9 +65,9 @@ pub(crate) struct Secrets {
 }
 
 impl Secrets {
-    pub(crate) fn new(rotation: Duration, now: Instant) -> Self {
+    pub(crate) fn new(rotation: Duration, rng: &mut StdRng, now: Instant) -> Self {
         let rotation = rotation.max(Duration::from_secs(1));
-        Secrets { current: Secret::random(), previous: None, rotation, rotate_at: now + rotation }
+        Secrets { current: Secret::random(rng), previous: None, rotation, rotate_at: now + rotation }
     }
 
     /// The MAC a query sent now carries.
@@ -84,9 +86,9 @@ impl Secrets {
     }
 
     /// Rotates if due; true if it did.
-    pub(crate) fn maybe_rotate(&mut self, now: Instant) -> bool {
+    pub(crate) fn maybe_rotate(&mut self, now: Instant, rng: &mut StdRng) -> bool {
         if now >= self.rotate_at {
-            let old = std::mem::replace(&mut self.current, Secret::random());
+            let old = std::mem::replace(&mut self.current, Secret::random(rng));
             self.previous = Some(old);
             self.rotate_at = now + self.rotation;
             true
@@ -120,6 +122,7 @@ impl Secrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn hmac_sha256_truncated_known_vector() {
@@ -140,15 +143,16 @@ mod tests {
     #[test]
     fn rotation_keeps_previous_secret_valid_for_one_period() {
         let t0 = Instant::now();
-        let mut s = Secrets::new(Duration::from_secs(10), t0);
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut s = Secrets::new(Duration::from_secs(10), &mut rng, t0);
         let gw: SocketAddr = "192.0.2.9:4000".parse().unwrap();
         let m0 = s.mac(gw, 42);
-        s.maybe_rotate(t0 + Duration::from_secs(5));
+        s.maybe_rotate(t0 + Duration::from_secs(5), &mut rng);
         assert_eq!(s.mac(gw, 42), m0, "no rotation before the period");
-        s.maybe_rotate(t0 + Duration::from_secs(10));
+        s.maybe_rotate(t0 + Duration::from_secs(10), &mut rng);
         assert_ne!(s.mac(gw, 42), m0);
         assert!(s.verify(gw, 42, &m0), "previous secret still accepted");
-        s.maybe_rotate(t0 + Duration::from_secs(20));
+        s.maybe_rotate(t0 + Duration::from_secs(20), &mut rng);
         assert!(!s.verify(gw, 42, &m0), "two rotations later the old MAC is rejected");
         assert_eq!(s.rotate_at(), t0 + Duration::from_secs(30));
     }

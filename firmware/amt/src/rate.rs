@@ -1,4 +1,4 @@
-//! A token bucket used by the relay to limit Requests (globally) and Updates (per tunnel).
+//! A token bucket used by the relay to limit Requests (per address and globally) and Updates (per tunnel).
 
 use std::time::Instant;
 

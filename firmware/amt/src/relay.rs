@@ -4,13 +4,19 @@
 //! the driver which (S,G) to receive natively (Subscribe/Unsubscribe).
 //!
 //! Requests are answered statelessly (the MAC is recomputed when an Update arrives), so a
-//! flood of Requests with spoofed sources creates no state. A tunnel is created only by an
-//! Update whose MAC proves the sender received the Query at its address and port.
+//! flood of Requests with spoofed sources creates no tunnel state. A tunnel is created only by
+//! an Update whose MAC proves the sender received the Query at its address and port.
+//!
+//! Access limits ([`limits`]): gateways that already have a tunnel are served first (their
+//! Requests and Updates use the tunnel's own buckets); Requests and Discoveries that may open
+//! a new tunnel pass a token bucket of their source address (bounded LRU table), then a global
+//! one; each address holds at most [`RelayConfig::max_tunnels_per_address`] tunnels.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
 use tracing::debug;
 
 use crate::group_record::{GroupRecord, RecordType};
@@ -22,7 +28,9 @@ use crate::mld::MldV2Query;
 use crate::rate::TokenBucket;
 use crate::{AmtError, SourceGroup, Transmit};
 
+mod limits;
 mod snapshot;
+use limits::{RequestLimiter, TunnelCounts};
 pub use snapshot::{MembershipSnapshot, RelaySnapshot, TunnelSnapshot};
 
 /// Relay settings; [`Default`] gives RFC-style timers and conservative limits.
@@ -35,12 +43,22 @@ pub struct RelayConfig {
     pub advertised: IpAddr,
     /// Maximum number of tunnels (gateway address + port + nonce).
     pub max_tunnels: usize,
+    /// Maximum number of tunnels one address holds (an IPv4 address or an IPv6 /64): one
+    /// address cannot take every tunnel. Many boxes behind one NAT share its limit.
+    pub max_tunnels_per_address: usize,
     /// Maximum number of (S,G) one tunnel may join.
     pub max_groups_per_tunnel: usize,
     /// Membership Updates accepted per second per tunnel (burst of twice that).
     pub updates_per_second: u32,
-    /// Requests and Discoveries answered per second in total (burst of twice that).
+    /// Requests and Discoveries of gateways without a tunnel answered per second in total
+    /// (burst of twice that). Gateways with a tunnel are not counted.
     pub requests_per_second: u32,
+    /// Requests and Discoveries of gateways without a tunnel answered per second per address
+    /// (burst of twice that), checked before the global limit.
+    pub requests_per_second_per_address: u32,
+    /// How many addresses the per-address request buckets remember (least recently seen
+    /// forgotten first): bounds the memory a flood from spoofed addresses can take.
+    pub tracked_addresses: usize,
     /// Query interval announced in QQIC: gateways refresh this often.
     pub query_interval: Duration,
     /// Maximum response time announced in queries.
@@ -67,9 +85,12 @@ impl Default for RelayConfig {
         RelayConfig {
             advertised: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             max_tunnels: 4096,
+            max_tunnels_per_address: 64,
             max_groups_per_tunnel: 64,
             updates_per_second: 20,
             requests_per_second: 10_000,
+            requests_per_second_per_address: 20,
+            tracked_addresses: 4096,
             query_interval: Duration::from_secs(125),
             query_response_interval: Duration::from_secs(10),
             robustness: 2,
@@ -106,8 +127,26 @@ struct Tunnel {
     nonce: u32,
     previous_nonce: Option<u32>,
     groups: HashMap<SourceGroup, Instant>,
+    /// Membership Updates of this tunnel.
     bucket: TokenBucket,
+    /// Requests and Discoveries from this tunnel's endpoint (served before new gateways).
+    request_bucket: TokenBucket,
     last_seen: Instant,
+}
+
+impl Tunnel {
+    fn new(peer: SocketAddr, nonce: u32, config: &RelayConfig, now: Instant) -> Tunnel {
+        let ups = config.updates_per_second.max(1);
+        Tunnel {
+            peer,
+            nonce,
+            previous_nonce: None,
+            groups: HashMap::new(),
+            bucket: TokenBucket::new(ups, ups.saturating_mul(2), now),
+            request_bucket: TokenBucket::new(ups, ups.saturating_mul(2), now),
+            last_seen: now,
+        }
+    }
 }
 
 /// A read-only view of one tunnel, for status displays.
@@ -127,9 +166,12 @@ pub struct TunnelInfo {
 pub struct Relay {
     config: RelayConfig,
     secrets: Secrets,
+    /// Draws the MAC secrets (seeded from the OS by drivers, from a fixed seed in tests).
+    rng: StdRng,
     tunnels: HashMap<SocketAddr, Tunnel>,
     subscribers: HashMap<SourceGroup, Vec<SocketAddr>>,
-    request_bucket: TokenBucket,
+    requests: RequestLimiter,
+    tunnels_per_address: TunnelCounts,
     next_sweep: Instant,
     transmits: VecDeque<Transmit>,
     events: VecDeque<RelayEvent>,
@@ -138,16 +180,23 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Creates a relay with a fresh random secret.
+    /// Creates a relay whose MAC secrets `rng` draws (now and at every rotation): drivers
+    /// seed it from the operating system (`StdRng::from_os_rng()`), tests from a fixed seed.
     /// Out-of-range settings are clamped: the sweep interval to at least 10 ms and the secret
     /// rotation to at least the query interval (a MAC must outlive one refresh cycle).
-    pub fn new(mut config: RelayConfig, now: Instant) -> Self {
+    pub fn new(mut config: RelayConfig, mut rng: StdRng, now: Instant) -> Self {
         config.sweep_interval = config.sweep_interval.max(Duration::from_millis(10));
         config.secret_rotation = config.secret_rotation.max(config.query_interval);
-        let rps = config.requests_per_second.max(1);
         Relay {
-            secrets: Secrets::new(config.secret_rotation, now),
-            request_bucket: TokenBucket::new(rps, rps.saturating_mul(2), now),
+            secrets: Secrets::new(config.secret_rotation, &mut rng, now),
+            rng,
+            requests: RequestLimiter::new(
+                config.requests_per_second_per_address,
+                config.tracked_addresses,
+                config.requests_per_second,
+                now,
+            ),
+            tunnels_per_address: TunnelCounts::default(),
             next_sweep: now + config.sweep_interval,
             config,
             tunnels: HashMap::new(),
@@ -197,9 +246,7 @@ impl Relay {
         match MessageType::of(datagram)? {
             MessageType::RelayDiscovery | MessageType::Request => {
                 let msg = Message::decode(datagram)?;
-                if !self.request_bucket.take(now) {
-                    return Err(AmtError::RateLimited(from));
-                }
+                self.admit_request(from, now)?;
                 let relay = self.relay_address(local);
                 match msg {
                     Message::RelayDiscovery { nonce } => {
@@ -219,6 +266,27 @@ impl Relay {
             },
             t => Err(AmtError::UnexpectedMessage { message: t.name(), from }),
         }
+    }
+
+    /// Existing tunnels first: a Request or Discovery from a tunnel's endpoint takes a token
+    /// of that tunnel; any other passes its address's bucket, then the global one.
+    fn admit_request(&mut self, from: SocketAddr, now: Instant) -> Result<(), AmtError> {
+        let admitted = match self.tunnels.get_mut(&from) {
+            Some(t) => t.request_bucket.take(now),
+            None => self.requests.admit(from.ip(), now).is_ok(),
+        };
+        if admitted {
+            Ok(())
+        } else {
+            Err(AmtError::RateLimited(from))
+        }
+    }
+
+    /// True if a new tunnel from `from` would be refused (L flag in its queries).
+    fn refuses_new_tunnel(&self, from: SocketAddr) -> bool {
+        !self.tunnels.contains_key(&from)
+            && (self.tunnels.len() >= self.config.max_tunnels
+                || self.tunnels_per_address.get(from.ip()) >= self.config.max_tunnels_per_address)
     }
 
     /// The relay's unicast address as told to gateways: the configured one, else the local
@@ -265,7 +333,7 @@ impl Relay {
                 query: IgmpV3Query::general(c.query_interval, c.query_response_interval, c.robustness),
             }
         };
-        let limit = self.tunnels.len() >= c.max_tunnels && !self.tunnels.contains_key(&from);
+        let limit = self.refuses_new_tunnel(from);
         let gateway = c.query_gateway_address.then_some(from);
         let q = MembershipQuery { limit, mac: self.secrets.mac(from, nonce), nonce, query, gateway };
         self.send(peer, local, &Message::MembershipQuery(q))
@@ -308,19 +376,19 @@ impl Relay {
                 if self.tunnels.len() >= self.config.max_tunnels {
                     return Err(AmtError::TunnelLimit(self.config.max_tunnels));
                 }
+                let limit = self.config.max_tunnels_per_address;
+                if self.tunnels_per_address.get(from.ip()) >= limit {
+                    return Err(AmtError::AddressTunnelLimit { from, limit });
+                }
                 (Vec::new(), HashMap::new())
             }
         };
         let over_limit = apply_report(&mut groups, &u.report, now + gmi, max_groups);
-        let ups = self.config.updates_per_second.max(1);
-        let tunnel = self.tunnels.entry(from).or_insert_with(|| Tunnel {
-            peer,
-            nonce: u.nonce,
-            previous_nonce: None,
-            groups: HashMap::new(),
-            bucket: TokenBucket::new(ups, ups.saturating_mul(2), now),
-            last_seen: now,
-        });
+        if !self.tunnels.contains_key(&from) {
+            self.tunnels_per_address.add(from.ip());
+        }
+        let config = &self.config;
+        let tunnel = self.tunnels.entry(from).or_insert_with(|| Tunnel::new(peer, u.nonce, config, now));
         if tunnel.nonce != u.nonce {
             tunnel.previous_nonce = Some(tunnel.nonce);
             tunnel.nonce = u.nonce;
@@ -365,6 +433,7 @@ impl Relay {
 
     fn remove_tunnel(&mut self, gw: SocketAddr) {
         if let Some(tunnel) = self.tunnels.remove(&gw) {
+            self.tunnels_per_address.remove(gw.ip());
             self.generation += 1;
             for sg in tunnel.groups.into_keys() {
                 self.unindex(sg, tunnel.peer);
@@ -394,7 +463,7 @@ impl Relay {
 
     /// Runs timers due at `now` (membership expiry, secret rotation).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.secrets.maybe_rotate(now) {
+        if self.secrets.maybe_rotate(now, &mut self.rng) {
             self.generation += 1;
         }
         if now < self.next_sweep {
@@ -427,6 +496,7 @@ impl Relay {
         for gw in dead {
             debug!(%gw, "idle tunnel removed");
             self.tunnels.remove(&gw);
+            self.tunnels_per_address.remove(gw.ip());
         }
     }
 
@@ -564,6 +634,11 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A fixed seed: every run draws the same secrets.
+    pub(super) fn rng() -> StdRng {
+        rand::SeedableRng::seed_from_u64(7)
+    }
+
     fn cfg() -> RelayConfig {
         RelayConfig {
             advertised: "192.0.2.1".parse().unwrap(),
@@ -653,13 +728,13 @@ mod tests {
     #[test]
     fn discovery_is_answered_with_the_advertised_address() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         r.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 99 }.to_bytes().unwrap(), t0).unwrap();
         assert_eq!(
             drain(&mut r),
             vec![(gw(), Message::RelayAdvertisement { nonce: 99, relay: "192.0.2.1".parse().unwrap() })]
         );
-        let mut r6 = Relay::new(RelayConfig { advertised: "2001:db8::1".parse().unwrap(), ..cfg() }, t0);
+        let mut r6 = Relay::new(RelayConfig { advertised: "2001:db8::1".parse().unwrap(), ..cfg() }, rng(), t0);
         r6.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 1 }.to_bytes().unwrap(), t0).unwrap();
         assert!(matches!(drain(&mut r6).as_slice(), [(_, Message::RelayAdvertisement { relay: IpAddr::V6(_), .. })]));
     }
@@ -667,7 +742,7 @@ mod tests {
     #[test]
     fn unconfigured_relay_advertises_and_queries_from_the_local_address() {
         let t0 = Instant::now();
-        let mut r = Relay::new(RelayConfig { advertised: Ipv4Addr::UNSPECIFIED.into(), ..cfg() }, t0);
+        let mut r = Relay::new(RelayConfig { advertised: Ipv4Addr::UNSPECIFIED.into(), ..cfg() }, rng(), t0);
         let disc = Message::RelayDiscovery { nonce: 5 }.to_bytes().unwrap();
         for local in ["127.0.0.1", "198.51.100.1", "::ffff:203.0.113.4", "2001:db8::2"] {
             let local: IpAddr = local.parse().unwrap();
@@ -697,7 +772,7 @@ mod tests {
     #[test]
     fn configured_address_wins_over_the_local_one() {
         let t0 = Instant::now();
-        let mut r = Relay::new(RelayConfig { advertised: "192.0.2.7".parse().unwrap(), ..cfg() }, t0);
+        let mut r = Relay::new(RelayConfig { advertised: "192.0.2.7".parse().unwrap(), ..cfg() }, rng(), t0);
         let disc = Message::RelayDiscovery { nonce: 5 }.to_bytes().unwrap();
         r.handle_datagram_on(gw(), Some("10.0.0.5".parse().unwrap()), &disc, t0).unwrap();
         assert_eq!(
@@ -717,7 +792,7 @@ mod tests {
     #[test]
     fn queries_carry_no_gateway_address_by_default() {
         let t0 = Instant::now();
-        let mut r = Relay::new(RelayConfig { query_gateway_address: false, ..cfg() }, t0);
+        let mut r = Relay::new(RelayConfig { query_gateway_address: false, ..cfg() }, rng(), t0);
         let q = request(&mut r, gw(), 7, false, t0);
         assert_eq!(q.gateway, None);
         let bytes = Message::MembershipQuery(q).to_bytes().unwrap();
@@ -728,7 +803,7 @@ mod tests {
     #[test]
     fn request_gets_a_query_with_mac_g_flag_and_the_asked_protocol() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let q4 = request(&mut r, gw(), 7, false, t0);
         assert_eq!(q4.nonce, 7);
         assert_eq!(q4.gateway, Some(gw()));
@@ -754,7 +829,7 @@ mod tests {
     #[test]
     fn verified_updates_build_the_table_and_subscribe_events() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let a = sg("10.0.0.1@232.1.1.1");
         join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
         assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(a)]);
@@ -784,7 +859,7 @@ mod tests {
     #[test]
     fn wrong_or_copied_mac_changes_nothing() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let q = request(&mut r, gw(), 1, false, t0);
         let mut bad = q.mac;
         bad.0[5] ^= 1;
@@ -803,7 +878,7 @@ mod tests {
     #[test]
     fn a_new_nonce_replaces_the_tunnel_and_the_old_nonce_is_stale() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let a = sg("10.0.0.1@232.1.1.1");
         let q1 = request(&mut r, gw(), 1, false, t0);
         join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
@@ -831,7 +906,7 @@ mod tests {
     #[test]
     fn memberships_expire_without_refresh_and_refresh_extends_them() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let gmi = cfg().membership_interval();
         assert_eq!(gmi, Duration::from_secs(22));
         join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
@@ -861,7 +936,7 @@ mod tests {
     #[test]
     fn teardown_removes_the_tunnel_even_from_a_new_nat_address() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let q = request(&mut r, gw(), 5, false, t0);
         join(&mut r, gw(), 5, "232.1.1.1", "10.0.0.1", t0).unwrap();
         events(&mut r);
@@ -879,7 +954,7 @@ mod tests {
     #[test]
     fn tunnel_limit_sets_l_flag_and_refuses_new_tunnels() {
         let t0 = Instant::now();
-        let mut r = Relay::new(RelayConfig { max_tunnels: 2, ..cfg() }, t0);
+        let mut r = Relay::new(RelayConfig { max_tunnels: 2, ..cfg() }, rng(), t0);
         for port in 1..=2u16 {
             join(&mut r, SocketAddr::new(gw().ip(), port), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
         }
@@ -895,7 +970,7 @@ mod tests {
     #[test]
     fn group_limit_applies_what_fits() {
         let t0 = Instant::now();
-        let mut r = Relay::new(RelayConfig { max_groups_per_tunnel: 2, ..cfg() }, t0);
+        let mut r = Relay::new(RelayConfig { max_groups_per_tunnel: 2, ..cfg() }, rng(), t0);
         let q = request(&mut r, gw(), 1, false, t0);
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1", "10.0.0.2", "10.0.0.3"])]);
         assert_eq!(r.handle_datagram(gw(), &u, t0), Err(AmtError::GroupLimit { from: gw(), limit: 2 }));
@@ -906,7 +981,7 @@ mod tests {
     #[test]
     fn update_rate_is_limited_per_tunnel() {
         let t0 = Instant::now();
-        let mut r = Relay::new(RelayConfig { updates_per_second: 2, ..cfg() }, t0);
+        let mut r = Relay::new(RelayConfig { updates_per_second: 2, ..cfg() }, rng(), t0);
         let q = request(&mut r, gw(), 1, false, t0);
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
         // First update creates the tunnel; burst of 4 more allowed; then limited.
@@ -919,9 +994,9 @@ mod tests {
     }
 
     #[test]
-    fn request_rate_is_limited_globally() {
+    fn new_gateway_requests_are_limited_globally() {
         let t0 = Instant::now();
-        let mut r = Relay::new(RelayConfig { requests_per_second: 1, ..cfg() }, t0);
+        let mut r = Relay::new(RelayConfig { requests_per_second: 1, ..cfg() }, rng(), t0);
         let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
         assert!(r.handle_datagram(gw(), &req, t0).is_ok());
         assert!(r.handle_datagram(gw(), &req, t0).is_ok());
@@ -930,10 +1005,90 @@ mod tests {
     }
 
     #[test]
+    fn one_address_holds_at_most_its_tunnel_share() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { max_tunnels_per_address: 3, ..cfg() }, rng(), t0);
+        let at = |ip: &str, port: u16| SocketAddr::new(ip.parse().unwrap(), port);
+        for port in 1..=3 {
+            join(&mut r, at("203.0.113.66", port), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        }
+        let q = request(&mut r, at("203.0.113.66", 4), 1, false, t0);
+        assert!(q.limit, "L flag for the address that is full");
+        let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        let fourth = at("203.0.113.66", 4);
+        assert_eq!(r.handle_datagram(fourth, &u, t0), Err(AmtError::AddressTunnelLimit { from: fourth, limit: 3 }));
+        // The same address through a dual-stack socket is the same address.
+        let mapped = at("::ffff:203.0.113.66", 5);
+        let q = request(&mut r, mapped, 1, false, t0);
+        let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
+        assert!(matches!(r.handle_datagram(mapped, &u, t0), Err(AmtError::AddressTunnelLimit { .. })));
+        // Existing tunnels of the full address refresh; other addresses are not affected.
+        assert!(!request(&mut r, at("203.0.113.66", 2), 1, false, t0).limit);
+        join(&mut r, at("198.51.100.20", 1), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        assert_eq!(r.tunnel_count(), 4);
+        // A teardown frees one place for that address.
+        let q1 = request(&mut r, at("203.0.113.66", 1), 1, false, t0);
+        let t = Teardown { mac: q1.mac, nonce: 1, gateway: at("203.0.113.66", 1) };
+        r.handle_datagram(at("203.0.113.66", 1), &Message::Teardown(t).to_bytes().unwrap(), t0).unwrap();
+        join(&mut r, fourth, 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        // So does expiry.
+        let later = t0 + cfg().membership_interval() * 3;
+        r.handle_timeout(later);
+        assert_eq!(r.tunnel_count(), 0);
+        for port in 10..13 {
+            join(&mut r, at("203.0.113.66", port), 1, "232.1.1.1", "10.0.0.1", later).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_request_flood_from_one_address_leaves_the_others_served() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { requests_per_second_per_address: 10, ..cfg() }, rng(), t0);
+        let attacker: SocketAddr = "203.0.113.66:40000".parse().unwrap();
+        let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
+        let disc = Message::RelayDiscovery { nonce: 1 }.to_bytes().unwrap();
+        let mut answered = 0;
+        for i in 0..10_000u32 {
+            let from = SocketAddr::new(attacker.ip(), 1024 + (i % 60_000) as u16);
+            let msg = if i % 2 == 0 { &req } else { &disc };
+            answered += usize::from(r.handle_datagram(from, msg, t0).is_ok());
+        }
+        assert_eq!(answered, 20, "one burst for the address, whatever the ports");
+        assert_eq!(drain(&mut r).len(), 20);
+        // A new gateway elsewhere opens its tunnel in the middle of the flood.
+        join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.1"))]);
+        assert_eq!(r.handle_datagram(attacker, &req, t0), Err(AmtError::RateLimited(attacker)));
+        // The attacker's address gets its rate back, not more.
+        let t1 = t0 + Duration::from_secs(1);
+        let after = (0..100).filter(|_| r.handle_datagram(attacker, &req, t1).is_ok()).count();
+        assert_eq!(after, 10);
+    }
+
+    #[test]
+    fn existing_tunnels_are_served_when_new_gateways_are_refused() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(RelayConfig { requests_per_second: 2, ..cfg() }, rng(), t0);
+        join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        // Spoofed sources use up the global budget for new gateways.
+        let req = Message::Request { nonce: 9, mld: false }.to_bytes().unwrap();
+        for i in 0..100u32 {
+            let _ = r.handle_datagram(SocketAddr::new(IpAddr::from((0x0a00_0000 + i).to_be_bytes()), 1), &req, t0);
+        }
+        drain(&mut r);
+        let newcomer: SocketAddr = "198.51.100.77:1".parse().unwrap();
+        assert_eq!(r.handle_datagram(newcomer, &req, t0), Err(AmtError::RateLimited(newcomer)));
+        // The gateway with a tunnel still refreshes (Request, Query, Update) at the same instant.
+        join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
+        join(&mut r, gw(), 2, "232.1.1.2", "10.0.0.1", t0).unwrap();
+        assert_eq!(r.tunnels()[0].groups.len(), 2);
+    }
+
+    #[test]
     fn secret_rotation_accepts_the_previous_secret_only() {
         let t0 = Instant::now();
         let rot = Duration::from_secs(100);
-        let mut r = Relay::new(RelayConfig { secret_rotation: rot, ..cfg() }, t0);
+        let mut r = Relay::new(RelayConfig { secret_rotation: rot, ..cfg() }, rng(), t0);
         let q = request(&mut r, gw(), 1, false, t0);
         assert_eq!(r.poll_timeout(), Some(t0 + rot));
         r.handle_timeout(t0 + rot);
@@ -949,8 +1104,11 @@ mod tests {
     #[test]
     fn rotation_never_shorter_than_the_query_interval() {
         let t0 = Instant::now();
-        let r =
-            Relay::new(RelayConfig { secret_rotation: Duration::ZERO, sweep_interval: Duration::ZERO, ..cfg() }, t0);
+        let r = Relay::new(
+            RelayConfig { secret_rotation: Duration::ZERO, sweep_interval: Duration::ZERO, ..cfg() },
+            rng(),
+            t0,
+        );
         assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(10)));
         assert_eq!(r.config().sweep_interval, Duration::from_millis(10));
     }
@@ -958,7 +1116,7 @@ mod tests {
     #[test]
     fn any_source_and_non_ssm_records_are_ignored() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let q = request(&mut r, gw(), 1, false, t0);
         let u = update(
             q.mac,
@@ -978,7 +1136,7 @@ mod tests {
     #[test]
     fn dual_stack_peers_are_answered_as_received() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let mapped: SocketAddr = "[::ffff:198.51.100.9]:40000".parse().unwrap();
         let q = request(&mut r, mapped, 1, false, t0);
         assert_eq!(q.gateway, Some(gw()), "G flag carries the IPv4 form");
@@ -995,7 +1153,7 @@ mod tests {
     #[test]
     fn relay_bound_messages_only() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), rng(), t0);
         let adv = Message::RelayAdvertisement { nonce: 1, relay: "192.0.2.1".parse().unwrap() }.to_bytes().unwrap();
         assert!(matches!(r.handle_datagram(gw(), &adv, t0), Err(AmtError::UnexpectedMessage { .. })));
         let mut data = Vec::new();

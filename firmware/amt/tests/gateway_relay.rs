@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
 use roomcast_amt::{
     Gateway, GatewayConfig, GatewayEvent, GatewayState, Message, Relay, RelayConfig, RelayEvent, SourceGroup,
 };
@@ -53,13 +56,13 @@ impl Net {
         let gateways = (0..n)
             .map(|i| {
                 let addr: SocketAddr = format!("198.51.100.{}:{}", i + 1, 40000 + i).parse().unwrap();
-                (addr, Gateway::new(gateway_config(), now))
+                (addr, Gateway::new(gateway_config(), StdRng::seed_from_u64(i as u64), now))
             })
             .collect();
         Net {
             now,
             relay_addr: RELAY.parse().unwrap(),
-            relay: Some(Relay::new(relay_config(), now)),
+            relay: Some(Relay::new(relay_config(), StdRng::seed_from_u64(100), now)),
             gateways,
             received: HashMap::new(),
             subscribed: Vec::new(),
@@ -245,7 +248,7 @@ fn restarted_relay_is_rejoined_and_data_resumes_within_5s() {
     // with a new secret and an empty table starts at the same address.
     net.kill_relay();
     net.advance(Duration::from_millis(1500));
-    net.relay = Some(Relay::new(relay_config(), net.now));
+    net.relay = Some(Relay::new(relay_config(), StdRng::seed_from_u64(101), net.now));
     let restarted = net.now;
     let mut resumed = None;
     while net.now < restarted + Duration::from_secs(10) {
@@ -273,11 +276,11 @@ fn restarted_relay_with_default_timers_is_rejoined_within_5s() {
     for outage in [Duration::ZERO, Duration::from_secs(3), Duration::from_secs(20)] {
         let mut net = Net::new(2);
         let defaults = RelayConfig { advertised: "192.0.2.1".parse().unwrap(), ..RelayConfig::default() };
-        net.relay = Some(Relay::new(defaults.clone(), net.now));
+        net.relay = Some(Relay::new(defaults.clone(), StdRng::seed_from_u64(102), net.now));
         for i in 0..2 {
             let now = net.now;
             let config = GatewayConfig { relay: Some(RELAY.parse().unwrap()), ..GatewayConfig::default() };
-            net.gateways[i].1 = Gateway::new(config, now);
+            net.gateways[i].1 = Gateway::new(config, StdRng::seed_from_u64(i as u64), now);
             net.join(i, s);
         }
         for _ in 0..30 {
@@ -287,7 +290,8 @@ fn restarted_relay_with_default_timers_is_rejoined_within_5s() {
         assert!(!net.take(0).is_empty() && !net.take(1).is_empty());
         net.kill_relay();
         net.advance(outage);
-        net.relay = Some(Relay::new(defaults, net.now));
+        // A restarted relay draws a new secret.
+        net.relay = Some(Relay::new(defaults, StdRng::seed_from_u64(103), net.now));
         let restarted = net.now;
         let mut resumed = None;
         while net.now < restarted + Duration::from_secs(20) {
@@ -314,7 +318,7 @@ fn long_outage_leads_to_rediscovery() {
     net.advance(Duration::from_secs(10));
     let state = net.gateways[0].1.state().clone();
     assert!(matches!(state, GatewayState::Discovering | GatewayState::RelayLost { .. }), "{state:?}");
-    net.relay = Some(Relay::new(relay_config(), net.now));
+    net.relay = Some(Relay::new(relay_config(), StdRng::seed_from_u64(101), net.now));
     net.advance(Duration::from_secs(3));
     assert_eq!(net.gateways[0].1.state(), &GatewayState::Joined { relay: RELAY.parse().unwrap() });
     net.send_data(&v4, b"back");

@@ -206,9 +206,16 @@ fn golden_messages() -> Vec<(SocketAddr, SocketAddr, Message, Expect)> {
 fn live_messages() -> Vec<(SocketAddr, SocketAddr, Message)> {
     let t0 = Instant::now();
     // G flag on (off by default), so the live exchange includes the Teardown.
-    let mut relay =
-        Relay::new(RelayConfig { advertised: RELAY.ip(), query_gateway_address: true, ..RelayConfig::default() }, t0);
-    let mut gw = Gateway::new(GatewayConfig { relay: Some(RELAY), ..GatewayConfig::default() }, t0);
+    let mut relay = Relay::new(
+        RelayConfig { advertised: RELAY.ip(), query_gateway_address: true, ..RelayConfig::default() },
+        rand::SeedableRng::seed_from_u64(1),
+        t0,
+    );
+    let mut gw = Gateway::new(
+        GatewayConfig { relay: Some(RELAY), ..GatewayConfig::default() },
+        rand::SeedableRng::seed_from_u64(2),
+        t0,
+    );
     let v4: SourceGroup = "10.0.0.1@232.1.1.1".parse().unwrap();
     let v6: SourceGroup = "2001:db8::1@ff3e::8000:1".parse().unwrap();
     gw.join(v6, t0).unwrap();

@@ -119,7 +119,7 @@ impl GatewayHandle {
         let sock = bind_tokio_udp(bind)?;
         let local_addr = sock.local_addr()?;
         let now = Instant::now();
-        let gateway = Gateway::new(opts.config.clone(), now);
+        let gateway = Gateway::new(opts.config.clone(), rand::SeedableRng::from_os_rng(), now);
         let (state_tx, state_rx) = watch::channel(gateway.state().clone());
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (data_tx, data_rx) = mpsc::channel(opts.delivery_capacity.max(1));

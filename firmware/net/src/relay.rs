@@ -23,6 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use roomcast_amt::{Relay, RelayConfig, RelayEvent, SourceGroup};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -165,18 +167,18 @@ impl RelayHandle {
             Some(path) => match crate::state_file::load(path, SystemTime::now()) {
                 Ok(Some((snap, age))) => {
                     tracing::info!(path = %path.display(), tunnels = snap.tunnels.len(), ?age, "relay state restored");
-                    Relay::restore(config, &snap, age, Instant::now())
+                    Relay::restore(config, &snap, age, StdRng::from_os_rng(), Instant::now())
                 }
                 Ok(None) => {
                     tracing::info!(path = %path.display(), "no relay state yet: starting fresh");
-                    Relay::new(config, Instant::now())
+                    Relay::new(config, StdRng::from_os_rng(), Instant::now())
                 }
                 Err(e) => {
                     tracing::warn!("{e}; starting fresh");
-                    Relay::new(config, Instant::now())
+                    Relay::new(config, StdRng::from_os_rng(), Instant::now())
                 }
             },
-            None => Relay::new(config, Instant::now()),
+            None => Relay::new(config, StdRng::from_os_rng(), Instant::now()),
         };
         let driver = Driver {
             relay,
@@ -299,8 +301,10 @@ impl Driver {
         self.saved_generation = Some(self.relay.generation());
         loop {
             let deadline = self.relay.poll_timeout();
+            // Not biased: under a flood of control datagrams the socket is always readable, and
+            // a fixed order would starve the timers and the injected media (or, the other way
+            // round, a saturated inject stream the control socket). Each branch does bounded work.
             tokio::select! {
-                biased;
                 _ = sleep_until(self.write_at) => self.save_state(),
                 r = self.sock.readable() => {
                     if let Err(e) = r {
@@ -338,7 +342,6 @@ impl Driver {
                     }
                     None => break,
                 },
-                // After control, timers and commands: a saturated inject socket must not starve them.
                 i = inject_ready(&self.injects) => self.receive_inject(i).await,
                 pkt = recv_native(&mut self.native) => match pkt {
                     Ok(p) => {

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use super::{canonical, Relay, RelayConfig, Tunnel};
 use crate::mac::Secrets;
-use crate::rate::TokenBucket;
 use crate::SourceGroup;
 
 /// The state of a [`Relay`] worth keeping across a restart.
@@ -96,9 +95,16 @@ impl Relay {
     /// [`super::RelayEvent::Subscribe`] is queued per joined (S,G), as if they had just been
     /// joined. Entries that make no sense (non-SSM (S,G), more tunnels or groups than the
     /// limits) are skipped; the snapshot comes from a file.
-    pub fn restore(config: RelayConfig, snapshot: &RelaySnapshot, elapsed: Duration, now: Instant) -> Relay {
-        let mut r = Relay::new(config, now);
-        let c = &r.config;
+    /// `rng` draws the secrets of later rotations (see [`Relay::new`]).
+    pub fn restore(
+        config: RelayConfig,
+        snapshot: &RelaySnapshot,
+        elapsed: Duration,
+        rng: rand::rngs::StdRng,
+        now: Instant,
+    ) -> Relay {
+        let mut r = Relay::new(config, rng, now);
+        let c = &r.config.clone();
         r.secrets = Secrets::import(
             c.secret_rotation,
             snapshot.secret,
@@ -107,12 +113,15 @@ impl Relay {
             elapsed,
             now,
         );
-        let ups = c.updates_per_second.max(1);
         let gmi = c.membership_interval();
         let mut tunnels = HashMap::new();
         for t in &snapshot.tunnels {
             if tunnels.len() >= c.max_tunnels {
                 break;
+            }
+            let key = canonical(t.gateway);
+            if tunnels.contains_key(&key) || r.tunnels_per_address.get(key.ip()) >= c.max_tunnels_per_address {
+                continue;
             }
             let mut groups = HashMap::new();
             for m in &t.groups {
@@ -122,15 +131,9 @@ impl Relay {
                     groups.insert(sg, now + left);
                 }
             }
-            let tunnel = Tunnel {
-                peer: t.gateway,
-                nonce: t.nonce,
-                previous_nonce: t.previous_nonce,
-                groups,
-                bucket: TokenBucket::new(ups, ups.saturating_mul(2), now),
-                last_seen: now,
-            };
-            tunnels.insert(canonical(t.gateway), tunnel);
+            let tunnel = Tunnel { previous_nonce: t.previous_nonce, groups, ..Tunnel::new(t.gateway, t.nonce, c, now) };
+            r.tunnels_per_address.add(key.ip());
+            tunnels.insert(key, tunnel);
         }
         let index: Vec<(SourceGroup, SocketAddr)> =
             tunnels.values().flat_map(|t: &Tunnel| t.groups.keys().map(move |sg| (*sg, t.peer))).collect();
@@ -181,7 +184,7 @@ mod tests {
         let t0 = Instant::now();
         let a: SocketAddr = "198.51.100.9:40000".parse().unwrap();
         let b: SocketAddr = "[::ffff:203.0.113.7]:5000".parse().unwrap();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), super::super::tests::rng(), t0);
         let g0 = r.generation();
         let mac_a = join(&mut r, a, 1, "10.0.0.1@232.1.1.1", t0);
         join(&mut r, b, 2, "2001:db8::1@ff3e::8000:1", t0);
@@ -194,7 +197,7 @@ mod tests {
 
         // Restart 5 s later (a new process: a new clock origin).
         let t2 = t1 + Duration::from_secs(100);
-        let mut r2 = Relay::restore(cfg(), &snap, Duration::from_secs(5), t2);
+        let mut r2 = Relay::restore(cfg(), &snap, Duration::from_secs(5), super::super::tests::rng(), t2);
         let mut ev: Vec<RelayEvent> = std::iter::from_fn(|| r2.poll_event()).collect();
         ev.sort_by_key(|e| format!("{e:?}"));
         assert_eq!(ev.len(), 2, "{ev:?}");
@@ -221,13 +224,19 @@ mod tests {
     #[test]
     fn a_snapshot_older_than_the_memberships_restores_nothing_joined() {
         let t0 = Instant::now();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), super::super::tests::rng(), t0);
         join(&mut r, "198.51.100.9:40000".parse().unwrap(), 1, "10.0.0.1@232.1.1.1", t0);
         let snap = r.snapshot(t0);
-        let r2 = Relay::restore(cfg(), &snap, cfg().membership_interval(), t0);
+        let r2 = Relay::restore(cfg(), &snap, cfg().membership_interval(), super::super::tests::rng(), t0);
         assert_eq!(r2.subscribed().count(), 0);
         // Limits of the new configuration apply to what is restored.
-        let r3 = Relay::restore(RelayConfig { max_tunnels: 0, ..cfg() }, &snap, Duration::ZERO, t0);
+        let r3 = Relay::restore(
+            RelayConfig { max_tunnels: 0, ..cfg() },
+            &snap,
+            Duration::ZERO,
+            super::super::tests::rng(),
+            t0,
+        );
         assert_eq!(r3.tunnel_count(), 0);
     }
 
@@ -235,12 +244,12 @@ mod tests {
     fn secret_rotation_across_a_restart_keeps_joined_gateways_valid() {
         let t0 = Instant::now();
         let gw: SocketAddr = "198.51.100.9:40000".parse().unwrap();
-        let mut r = Relay::new(cfg(), t0);
+        let mut r = Relay::new(cfg(), super::super::tests::rng(), t0);
         let mac = join(&mut r, gw, 1, "10.0.0.1@232.1.1.1", t0);
         let snap = r.snapshot(t0 + Duration::from_secs(590));
         // Down for 20 s: the rotation fell due meanwhile and happens at the first timer.
         let t1 = t0 + Duration::from_secs(1000);
-        let mut r2 = Relay::restore(cfg(), &snap, Duration::from_secs(20), t1);
+        let mut r2 = Relay::restore(cfg(), &snap, Duration::from_secs(20), super::super::tests::rng(), t1);
         assert_eq!(r2.poll_timeout(), Some(t1));
         let g = r2.generation();
         r2.handle_timeout(t1);

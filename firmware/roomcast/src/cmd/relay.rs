@@ -32,6 +32,18 @@ pub struct Args {
     /// Maximum number of tunnels (gateways).
     #[arg(long, value_name = "N", default_value_t = RelayConfig::default().max_tunnels)]
     pub max_tunnels: usize,
+    /// Maximum number of tunnels one address holds (an IPv4 address or an IPv6 /64), so one
+    /// address cannot take every tunnel; boxes behind one NAT share it.
+    #[arg(long, value_name = "N", default_value_t = RelayConfig::default().max_tunnels_per_address)]
+    pub max_tunnels_per_address: usize,
+    /// Requests and Discoveries answered per second per address (burst of twice that) for
+    /// gateways without a tunnel; gateways with a tunnel are served first, on their own budget.
+    #[arg(long, value_name = "N", default_value_t = RelayConfig::default().requests_per_second_per_address)]
+    pub requests_per_address: u32,
+    /// Requests and Discoveries answered per second in all (burst of twice that) for gateways
+    /// without a tunnel.
+    #[arg(long, value_name = "N", default_value_t = RelayConfig::default().requests_per_second)]
+    pub requests_per_second: u32,
     /// Relay address put in Relay Advertisements (and the IGMP queries' source), for NAT and
     /// anycast setups. Default: the `--listen` address, or for a wildcard listen address the
     /// local address each Discovery was sent to.
@@ -71,6 +83,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let config = RelayConfig {
             query_interval: Duration::from_secs_f64(args.query_interval),
             max_tunnels: args.max_tunnels,
+            max_tunnels_per_address: args.max_tunnels_per_address,
+            requests_per_second_per_address: args.requests_per_address,
+            requests_per_second: args.requests_per_second,
             advertised: args.advertise.unwrap_or(RelayConfig::default().advertised),
             query_gateway_address: args.query_gateway_address,
             ..RelayConfig::default()
