@@ -13,11 +13,11 @@ use rand::Rng;
 
 use tracing::{debug, info};
 
-use crate::group_record::{GroupRecord, RecordType};
-use crate::igmp::IgmpV3Report;
-use crate::membership::{EncapsulatedQuery, EncapsulatedReport};
-use crate::message::{MembershipQuery, MembershipUpdate, Message, MessageType, ResponseMac, Teardown};
-use crate::mld::MldV2Report;
+use crate::wire::group_record::{GroupRecord, RecordType};
+use crate::wire::igmp::IgmpV3Report;
+use crate::wire::membership::{EncapsulatedQuery, EncapsulatedReport};
+use crate::wire::message::{MembershipQuery, MembershipUpdate, Message, MessageType, ResponseMac, Teardown};
+use crate::wire::mld::MldV2Report;
 use crate::{decapsulate, AmtError, MulticastData, MulticastDataRef, SourceGroup, Transmit};
 
 /// The RFC 7450 relay discovery anycast address (192.52.193.1) and the AMT port (2268).
@@ -693,8 +693,8 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::igmp::IgmpV3Query;
-    use crate::mld::MldV2Query;
+    use crate::wire::igmp::IgmpV3Query;
+    use crate::wire::mld::MldV2Query;
 
     const RELAY: &str = "192.0.2.1:2268";
     const ME: &str = "198.51.100.9:40000";

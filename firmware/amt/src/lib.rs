@@ -8,7 +8,8 @@
 //! - [`Relay`]: serves many gateways, verifies their MACs, keeps their memberships, and tells
 //!   the driver which (S,G) to receive ([`RelayEvent`]) and whom to send it to
 //!   ([`Relay::subscribers`] + [`encapsulate`]).
-//! - [`message`]: every AMT message with its encapsulated IGMPv3/MLDv2 and IP/UDP packets.
+//! - [`wire`]: the message formats (every AMT message with its encapsulated IGMPv3/MLDv2 and
+//!   IP/UDP packets), beside the state machines (gateway, relay, MAC secrets, rate limits).
 //!
 //! A gateway and a relay talking without sockets (a driver does the same with UDP):
 //!
@@ -47,30 +48,24 @@
 
 #![warn(missing_docs)]
 
-mod checksum;
-mod data;
 mod error;
 mod gateway;
-pub mod group_record;
-pub mod igmp;
-mod ip;
 mod mac;
-pub mod membership;
-pub mod message;
-pub mod mld;
 mod rate;
-mod reader;
 mod relay;
 mod source_group;
-pub mod timecode;
 mod transmit;
+pub mod wire;
 
-pub use data::{
-    decapsulate, encapsulate, MulticastData, MulticastDataRef, DATA_TTL, IPV4_DATA_OVERHEAD, IPV6_DATA_OVERHEAD,
-};
+// The wire formats under their earlier paths (`roomcast_amt::message`, ...).
+pub use wire::{group_record, igmp, membership, message, mld, timecode};
+
 pub use error::AmtError;
 pub use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayState, AMT_PORT, ANYCAST_RELAY};
-pub use message::{Message, MessageType, ResponseMac};
 pub use relay::{MembershipSnapshot, Relay, RelayConfig, RelayEvent, RelaySnapshot, TunnelInfo, TunnelSnapshot};
 pub use source_group::{is_ssm_v4, is_ssm_v6, SourceGroup};
 pub use transmit::Transmit;
+pub use wire::data::{
+    decapsulate, encapsulate, MulticastData, MulticastDataRef, DATA_TTL, IPV4_DATA_OVERHEAD, IPV6_DATA_OVERHEAD,
+};
+pub use wire::message::{Message, MessageType, ResponseMac};

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use sha2::Sha256;
 
-use crate::message::{gateway_addr_bytes, ResponseMac};
+use crate::wire::message::{gateway_addr_bytes, ResponseMac};
 
 type HmacSha256 = Hmac<Sha256>;
 

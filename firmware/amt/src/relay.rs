@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use tracing::debug;
 
-use crate::group_record::{GroupRecord, RecordType};
-use crate::igmp::IgmpV3Query;
 use crate::mac::Secrets;
-use crate::membership::{EncapsulatedQuery, EncapsulatedReport};
-use crate::message::{MembershipQuery, MembershipUpdate, Message, MessageType, Teardown};
-use crate::mld::MldV2Query;
 use crate::rate::TokenBucket;
+use crate::wire::group_record::{GroupRecord, RecordType};
+use crate::wire::igmp::IgmpV3Query;
+use crate::wire::membership::{EncapsulatedQuery, EncapsulatedReport};
+use crate::wire::message::{MembershipQuery, MembershipUpdate, Message, MessageType, Teardown};
+use crate::wire::mld::MldV2Query;
 use crate::{AmtError, SourceGroup, Transmit};
 
 mod limits;
@@ -620,9 +620,9 @@ fn apply_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::igmp::IgmpV3Report;
-    use crate::message::ResponseMac;
-    use crate::mld::MldV2Report;
+    use crate::wire::igmp::IgmpV3Report;
+    use crate::wire::message::ResponseMac;
+    use crate::wire::mld::MldV2Report;
 
     const GW: &str = "198.51.100.9:40000";
 

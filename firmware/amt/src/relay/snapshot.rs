@@ -149,8 +149,8 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group_record::RecordType;
-    use crate::message::{MembershipQuery, Message};
+    use crate::wire::group_record::RecordType;
+    use crate::wire::message::{MembershipQuery, Message};
     use crate::RelayEvent;
 
     fn cfg() -> RelayConfig {

@@ -7,9 +7,9 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::data::{parse_ip_udp, write_ip_udp};
-use crate::membership::{EncapsulatedQuery, EncapsulatedReport};
-use crate::reader::Reader;
+use crate::wire::data::{parse_ip_udp, write_ip_udp};
+use crate::wire::membership::{EncapsulatedQuery, EncapsulatedReport};
+use crate::wire::reader::Reader;
 use crate::{AmtError, MulticastData};
 
 /// The 48-bit Response MAC a relay puts in a Membership Query and a gateway echoes in its
@@ -340,9 +340,9 @@ fn expect_end(r: &Reader<'_>, ty: MessageType) -> Result<(), AmtError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group_record::{GroupRecord, RecordType};
-    use crate::igmp::{IgmpV3Query, IgmpV3Report};
-    use crate::mld::{MldV2Query, MldV2Report};
+    use crate::wire::group_record::{GroupRecord, RecordType};
+    use crate::wire::igmp::{IgmpV3Query, IgmpV3Report};
+    use crate::wire::mld::{MldV2Query, MldV2Report};
     use std::time::Duration;
 
     fn roundtrip(m: &Message) -> Vec<u8> {

@@ -5,9 +5,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::igmp::{IgmpMessage, IgmpV3Query, IgmpV3Report};
-use crate::ip::{self, Ipv4Info, Ipv6Info, PROTO_ICMPV6, PROTO_IGMP};
-use crate::mld::{MldMessage, MldV2Query, MldV2Report};
+use crate::wire::igmp::{IgmpMessage, IgmpV3Query, IgmpV3Report};
+use crate::wire::ip::{self, Ipv4Info, Ipv6Info, PROTO_ICMPV6, PROTO_IGMP};
+use crate::wire::mld::{MldMessage, MldV2Query, MldV2Report};
 use crate::AmtError;
 
 /// 224.0.0.1, all systems: destination of IGMP general queries.
@@ -186,7 +186,7 @@ fn decode_packet(buf: &[u8]) -> Result<(Inner, &[u8]), AmtError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group_record::{GroupRecord, RecordType};
+    use crate::wire::group_record::{GroupRecord, RecordType};
     use std::time::Duration;
 
     #[test]

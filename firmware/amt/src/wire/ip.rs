@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::checksum::internet_checksum;
+use crate::wire::checksum::internet_checksum;
 use crate::AmtError;
 
 /// IP protocol number of IGMP.

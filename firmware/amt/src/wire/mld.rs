@@ -5,11 +5,11 @@
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
-use crate::checksum::Checksum;
-use crate::group_record::{GroupRecord, RecordType};
-use crate::ip::PROTO_ICMPV6;
-use crate::reader::Reader;
-use crate::timecode::{decode_code16, decode_code8, encode_code16, encode_code8};
+use crate::wire::checksum::Checksum;
+use crate::wire::group_record::{GroupRecord, RecordType};
+use crate::wire::ip::PROTO_ICMPV6;
+use crate::wire::reader::Reader;
+use crate::wire::timecode::{decode_code16, decode_code8, encode_code16, encode_code8};
 use crate::AmtError;
 
 /// ICMPv6 type of a Multicast Listener Query.

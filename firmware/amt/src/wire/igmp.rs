@@ -4,10 +4,10 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::checksum::internet_checksum;
-use crate::group_record::{GroupRecord, RecordType};
-use crate::reader::Reader;
-use crate::timecode::{decode_code8, encode_code8};
+use crate::wire::checksum::internet_checksum;
+use crate::wire::group_record::{GroupRecord, RecordType};
+use crate::wire::reader::Reader;
+use crate::wire::timecode::{decode_code8, encode_code8};
 use crate::AmtError;
 
 /// IGMP type of a Membership Query.

@@ -4,8 +4,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::checksum::Checksum;
-use crate::ip::{self, Ipv4Info, Ipv6Info, PROTO_UDP};
+use crate::wire::checksum::Checksum;
+use crate::wire::ip::{self, Ipv4Info, Ipv6Info, PROTO_UDP};
 use crate::{AmtError, SourceGroup};
 
 /// AMT message type number of Multicast Data.
