@@ -1,5 +1,7 @@
 //! [`SourceGroup`]: one source-specific multicast channel (S,G), the unit a gateway joins and
-//! a relay forwards, with SSM range validation and the `SOURCE@GROUP` text form.
+//! a relay forwards, with SSM range validation and the `SOURCE@GROUP` text form. It is the one
+//! (S,G) type of roomcast: the meeting crate re-exports it. With the `serde` feature it
+//! (de)serialises as that text, validated on the way in.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -86,6 +88,21 @@ impl FromStr for SourceGroup {
         let source: IpAddr = src.trim().parse().map_err(|_| bad("source is not an IP address"))?;
         let group: IpAddr = grp.trim().parse().map_err(|_| bad("group is not an IP address"))?;
         SourceGroup::new(source, group)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for SourceGroup {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for SourceGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

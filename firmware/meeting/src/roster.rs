@@ -2,62 +2,11 @@
 //! its SSRCs, its (S,G) per address family, its ports and the SDP of its streams. These types
 //! are the JSON bodies of the control protocol (see [`crate::control`]).
 
-use std::fmt;
-use std::net::IpAddr;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::MeetingError;
-
-/// A source-specific multicast channel (S,G), written `S@G` like roomcast's AMT tools do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SourceGroup {
-    /// The source address S.
-    pub source: IpAddr,
-    /// The group address G.
-    pub group: IpAddr,
-}
-
-impl SourceGroup {
-    /// Builds an (S,G); both addresses must be of the same family.
-    pub fn new(source: IpAddr, group: IpAddr) -> Self {
-        Self { source, group }
-    }
-}
-
-impl fmt::Display for SourceGroup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.source, self.group)
-    }
-}
-
-impl FromStr for SourceGroup {
-    type Err = MeetingError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (src, grp) =
-            s.split_once('@').ok_or_else(|| MeetingError::Invalid(format!("{s:?} is not SOURCE@GROUP")))?;
-        let source: IpAddr = src.parse().map_err(|_| MeetingError::Invalid(format!("{src:?} is not an IP address")))?;
-        let group: IpAddr = grp.parse().map_err(|_| MeetingError::Invalid(format!("{grp:?} is not an IP address")))?;
-        if source.is_ipv4() != group.is_ipv4() {
-            return Err(MeetingError::Invalid(format!("{s:?} mixes IPv4 and IPv6")));
-        }
-        Ok(Self { source, group })
-    }
-}
-
-impl Serialize for SourceGroup {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for SourceGroup {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+/// The (S,G) of the roster is the AMT crate's validated [`roomcast_amt::SourceGroup`]
+/// (unicast source, SSM group of the same family), written `S@G` in the JSON bodies.
+pub use roomcast_amt::SourceGroup;
 
 /// A participant's channels: one IPv4 and one IPv6 (S,G) carrying the same streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +206,7 @@ mod tests {
         assert_eq!(sg6.to_string(), "2001:db8::1@ff3e::8000:1");
         assert!("10.0.2.2@ff3e::1".parse::<SourceGroup>().is_err());
         assert!("nonsense".parse::<SourceGroup>().is_err());
+        assert!(serde_json::from_str::<SourceGroup>("\"10.0.2.2@239.1.1.1\"").is_err(), "validated: SSM only");
         let json = serde_json::to_string(&sg).unwrap();
         assert_eq!(json, "\"10.0.2.2@232.10.0.1\"");
         assert_eq!(serde_json::from_str::<SourceGroup>(&json).unwrap(), sg);

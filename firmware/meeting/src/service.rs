@@ -414,8 +414,8 @@ impl MeetingService {
             }
         };
         let groups = GroupPair {
-            ipv4: SourceGroup::new(IpAddr::V4(self.cfg.source_v4), g4),
-            ipv6: SourceGroup::new(IpAddr::V6(self.cfg.source_v6), g6),
+            ipv4: SourceGroup { source: IpAddr::V4(self.cfg.source_v4), group: g4 },
+            ipv6: SourceGroup { source: IpAddr::V6(self.cfg.source_v6), group: g6 },
         };
         let ssrc = Ssrcs { video: self.fresh_ssrc(), audio: 0 };
         self.by_ssrc.insert(ssrc.video, (String::new(), 0)); // reserve while drawing the next

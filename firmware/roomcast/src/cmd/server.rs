@@ -19,7 +19,7 @@ use roomcast_meeting::control::{error_response, parse_request, ControlRequest, R
 use roomcast_meeting::pool::Range;
 use roomcast_meeting::roster::Ports;
 use roomcast_meeting::service::{Event, MeetingSpec};
-use roomcast_meeting::{MeetingError, MeetingService, ServiceConfig, SourceGroup};
+use roomcast_meeting::{MeetingError, MeetingService, ServiceConfig};
 use roomcast_net::{RelayHandle, RelayOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -116,10 +116,6 @@ impl Shared {
             self.changed.send_modify(|v| *v += 1);
         }
     }
-}
-
-fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
-    roomcast_amt::SourceGroup { source: sg.source, group: sg.group }
 }
 
 /// How long a roster long poll is held.
@@ -320,7 +316,7 @@ async fn media_loop(sock: UdpSocket, shared: Arc<Shared>, relay: Arc<RelayHandle
         let Some(fwd) = fwd else { continue };
         let payload = Bytes::copy_from_slice(data);
         for sg in [fwd.groups.ipv4, fwd.groups.ipv6] {
-            match relay.try_inject(amt_sg(sg), fwd.sport, fwd.dport, payload.clone()) {
+            match relay.try_inject(sg, fwd.sport, fwd.dport, payload.clone()) {
                 Ok(true) => {}
                 Ok(false) => {
                     dropped += 1;

@@ -12,7 +12,7 @@ use roomcast_amt::GatewayState;
 use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
 use roomcast_meeting::participant::RosterTracker;
 use roomcast_meeting::roster::{JoinReply, Roster};
-use roomcast_meeting::{MeetingError, SourceGroup};
+use roomcast_meeting::MeetingError;
 use roomcast_net::native::NativeSender;
 use roomcast_net::{GatewayHandle, GatewayOptions};
 use tokio::sync::{mpsc, watch};
@@ -24,10 +24,6 @@ use super::send::{missing_devices, Devices, MicGate, Sending};
 use super::status::{lock, BoxPhase, SharedStatus};
 use super::watchdog::Watchdog;
 use super::STEP_LIMIT;
-
-fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
-    roomcast_amt::SourceGroup { source: sg.source, group: sg.group }
-}
 
 async fn resolve(addr: &str, default_port: u16) -> Result<SocketAddr, String> {
     let with_port =
@@ -314,7 +310,7 @@ async fn in_meeting(
                 for (id, sg) in diff.leave {
                     tracing::info!(participant = %id, channel = %sg, "participant left: leaving its channel");
                     if let Some(g) = &gateway {
-                        if let Err(e) = g.leave(amt_sg(sg)).await {
+                        if let Err(e) = g.leave(sg).await {
                             tracing::warn!("leaving {sg}: {e}");
                         }
                     }
@@ -328,7 +324,7 @@ async fn in_meeting(
                         lock(status).error(format!("receiver: {e}"));
                     }
                     if let Some(g) = &gateway {
-                        if let Err(e) = g.join(amt_sg(sg)).await {
+                        if let Err(e) = g.join(sg).await {
                             lock(status).error(format!("joining {sg}: {e}"));
                         }
                     }
