@@ -5,9 +5,15 @@
 //! - Tunnel exhaustion: the attacker opens real tunnels (Request, Query, Update with a valid
 //!   MAC) from 200 ports, more than the relay's 100 tunnels. A control run without the
 //!   per-address cap shows the same attack locks the legitimate gateway out.
-//! - Request flood: one address sends Requests and Discoveries as fast as it can.
+//! - Request flood: one address sends Requests and Discoveries at 50,000 packets/s, 25 times
+//!   the relay's global rate (set to 2,000/s here; the issue's flood was 23 times the default
+//!   10,000/s) and 2,500 times its per-address one; the gateway starts after 1 s of it. Without
+//!   per-address buckets the flood takes about 24 of every 25 answers. (The issue measured 232,600/s against a release build; on
+//!   this shared 2-core machine a debug-build relay cannot always drain that, and then the
+//!   kernel drops the gateway's datagrams from the full socket queue before the relay sees
+//!   them, whatever its admission rules. Pacing keeps the test about those rules.)
 //!
-//! The issue measured 20 s floods; these last 3-4 s: the relay keeps no state that grows with
+//! The issue measured 20 s floods; these last 3-6 s: the relay keeps no state that grows with
 //! the flood's length (the tunnel count is capped, the request buckets refill at a fixed
 //! rate), so the property is the same. Every loop is bounded in time and count.
 
@@ -23,6 +29,9 @@ use roomcast_net::{Delivery, GatewayHandle, GatewayOptions, RelayHandle, RelayOp
 use tokio::sync::mpsc::Receiver;
 
 const CHANNEL: &str = "192.0.2.1@232.1.1.1";
+
+/// Packets per second of the Request flood.
+const FLOOD_RATE: f64 = 50_000.0;
 
 fn relay_opts() -> RelayOptions {
     let mut o = RelayOptions::new("127.0.0.1:0".parse().unwrap());
@@ -151,7 +160,9 @@ async fn one_address_cannot_take_every_tunnel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_flood_from_one_address_does_not_delay_a_new_gateway() {
-    let relay = RelayHandle::spawn(relay_opts()).await.unwrap();
+    let mut opts = relay_opts();
+    opts.config.requests_per_second = 2_000;
+    let relay = RelayHandle::spawn(opts).await.unwrap();
     let target = relay.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
     let flood = {
@@ -164,18 +175,22 @@ async fn a_request_flood_from_one_address_does_not_delay_a_new_gateway() {
             ];
             let start = Instant::now();
             let mut sent = 0u64;
-            while sent < 20_000_000 && !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(6) {
-                for _ in 0..256 {
+            while sent < 1_000_000 && !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(6) {
+                for _ in 0..250 {
                     let i = sent as usize;
-                    if socks[i % socks.len()].send_to(&msgs[(i / 8) % 2], target).is_ok() {
-                        sent += 1;
-                    }
+                    let _ = socks[i % socks.len()].send_to(&msgs[(i / 8) % 2], target);
+                    sent += 1;
+                }
+                // Paced at FLOOD_RATE: sleep until this many packets are due.
+                let due = start + Duration::from_secs_f64(sent as f64 / FLOOD_RATE);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
                 }
             }
             sent as f64 / start.elapsed().as_secs_f64()
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (gw, mut rx) = legitimate_gateway(target).await;
     let waited = time_to_data(&relay, &mut rx, Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
@@ -185,5 +200,9 @@ async fn a_request_flood_from_one_address_does_not_delay_a_new_gateway() {
     relay.shutdown().await;
     eprintln!("Request flood of {rate:.0} packets/s from one address: {rejected} refused, data after {waited:?}");
     assert!(rejected > 1000, "the flood reached the relay ({rejected} refused)");
-    waited.expect("the legitimate gateway received nothing within 2 s of starting during the flood");
+    let waited = waited.expect("the legitimate gateway received nothing within 2 s of starting during the flood");
+    // Stricter than the issue's 2 s: none of its Discovery/Request answers was refused, or it
+    // would have waited for its 1 s retransmission. (Without per-address buckets, this flood
+    // delayed it 1.04 s, 1.04 s and > 2 s in three runs.)
+    assert!(waited < Duration::from_secs(1), "data only after {waited:?}: an answer was lost to the flood");
 }
