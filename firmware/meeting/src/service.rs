@@ -58,6 +58,9 @@ pub struct ServiceConfig {
     pub ports: Ports,
     /// Seed of the id and SSRC generator.
     pub seed: u64,
+    /// This instance's epoch (drawn from the OS random source at start by the driver), sent
+    /// in every roster and join reply so boxes notice a restart.
+    pub epoch: u64,
 }
 
 impl ServiceConfig {
@@ -77,6 +80,7 @@ impl ServiceConfig {
             relay: "127.0.0.1:2268".parse().expect("valid address"),
             ports: Ports { video: 5004, audio: 5006 },
             seed: 1,
+            epoch: 1,
         }
     }
 }
@@ -267,6 +271,7 @@ impl MeetingService {
         Some(Roster {
             meeting: meeting.to_string(),
             version: m.version,
+            epoch: self.cfg.epoch,
             relay: Some(self.cfg.relay.to_string()),
             participants: m.participants.values().map(|p| p.info.clone()).collect(),
         })
@@ -447,6 +452,7 @@ impl MeetingService {
         self.events.push(Event::Joined { meeting: meeting.to_string(), info: Box::new(info) });
         Ok(JoinReply {
             participant: id,
+            epoch: self.cfg.epoch,
             ssrc,
             send_rtp_to: self.cfg.rtp_target.to_string(),
             relay: self.cfg.relay.to_string(),

@@ -283,3 +283,21 @@ fn roster_tracker_joins_and_leaves_others() {
     assert_eq!(t.update(stale), Default::default());
     assert!(t.am_listed());
 }
+
+#[test]
+fn join_replies_and_rosters_carry_the_instance_epoch() {
+    let t0 = Instant::now();
+    let mut cfg = ServiceConfig::loopback("demo", "secret");
+    cfg.epoch = 0x5eed_0f_e90c;
+    let mut s = MeetingService::new(cfg);
+    let a = join(&mut s, t0, "A");
+    assert_eq!(a.epoch, 0x5eed_0f_e90c);
+    assert_eq!(a.roster.epoch, 0x5eed_0f_e90c);
+    assert_eq!(s.roster("demo").unwrap().epoch, 0x5eed_0f_e90c);
+    let json = serde_json::to_value(s.roster("demo").unwrap()).unwrap();
+    assert_eq!(json["epoch"], 0x5eed_0f_e90c_u64);
+    // A roster from a service older than the field reads as epoch 0.
+    let mut old = json.clone();
+    old.as_object_mut().unwrap().remove("epoch");
+    assert_eq!(serde_json::from_value::<Roster>(old).unwrap().epoch, 0);
+}

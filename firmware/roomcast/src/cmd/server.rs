@@ -170,12 +170,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         relay: SocketAddr::new(advertise, relay.local_addr().port()),
         ports: Ports { video: args.video_port, audio: args.audio_port },
         seed: rand_seed(),
+        epoch: os_random_u64().context("reading the OS random source for the instance epoch")?,
     };
     tracing::info!(
         control = %http.local_addr()?,
         media = %media.local_addr()?,
         relay = %relay.local_addr(),
         meetings = ?args.meetings.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        epoch = cfg.epoch,
         "meeting service running"
     );
     let (changed, _) = watch::channel(0u64);
@@ -199,6 +201,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("the relay is still in use; stopping without a clean shutdown"),
     }
     Ok(())
+}
+
+/// A u64 from the operating system's random source (getrandom(2)).
+fn os_random_u64() -> anyhow::Result<u64> {
+    getrandom::u64().map_err(|e| anyhow::anyhow!("getrandom: {e}"))
 }
 
 fn rand_seed() -> u64 {
