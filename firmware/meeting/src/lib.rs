@@ -21,7 +21,9 @@ pub mod roster;
 pub mod rtp_peek;
 pub mod sdp;
 pub mod service;
+pub mod throttle;
 pub mod tls;
+pub mod token;
 
 pub use error::MeetingError;
 pub use roster::{Caps, GroupPair, ParticipantInfo, Roster, SourceGroup};

@@ -215,6 +215,10 @@ impl Roster {
 pub struct JoinReply {
     /// The new participant's id (used to leave and keep alive).
     pub participant: String,
+    /// The participant's secret (32 hex digits, from the OS random source): send it as
+    /// `X-Roomcast-Secret` with leave and keepalive. Only the participant learns it.
+    #[serde(default)]
+    pub secret: String,
     /// The service instance that admitted it (see [`Roster::epoch`]).
     #[serde(default)]
     pub epoch: u64,

@@ -248,8 +248,7 @@ mod tests {
         let text = fp.to_string();
         assert!(text.starts_with("sha256:") && text.len() == 7 + 64, "{text}");
         assert_eq!(text.parse::<Fingerprint>().unwrap(), fp);
-        let colons: String = text[7..]
-            .as_bytes()
+        let colons: String = text.as_bytes()[7..]
             .chunks(2)
             .map(|c| std::str::from_utf8(c).unwrap().to_uppercase())
             .collect::<Vec<_>>()
