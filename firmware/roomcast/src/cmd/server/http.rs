@@ -163,6 +163,7 @@ async fn http<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(head_time)
         .keep_alive(false)
+        .title_case_headers(true)
         .max_buf_size(16 * 1024)
         .max_header_size(MAX_HEAD)
         .max_headers(32)
