@@ -350,7 +350,9 @@ pub fn route(head: &Head<'_>, body: &[u8]) -> Result<ControlRequest, MeetingErro
     }
     let method = head.method;
     let target = head.target;
-    let mut token = head.authorization.map(bearer).transpose()?;
+    // A bad Authorization only matters to the requests that need a token.
+    let header_token = head.authorization.map(bearer);
+    let mut query_token = None;
     let secret = match head.secret {
         Some(v) => Some(Token::new(std::str::from_utf8(v).map_err(|_| bad("bad X-Roomcast-Secret"))?.trim())),
         None => None,
@@ -364,7 +366,7 @@ pub fn route(head: &Head<'_>, body: &[u8]) -> Result<ControlRequest, MeetingErro
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_decode(v)?;
         match k {
-            "token" => token = token.or(Some(Token::new(v))),
+            "token" => query_token = Some(Token::new(v)),
             "since" => since = Some(v.parse::<u64>().map_err(|_| bad("since must be a number"))?),
             "forward" => {
                 forward = Some(v.parse::<std::net::SocketAddr>().map_err(|_| bad("forward must be ADDR:PORT"))?)
@@ -386,7 +388,10 @@ pub fn route(head: &Head<'_>, body: &[u8]) -> Result<ControlRequest, MeetingErro
             _ => {}
         }
     }
-    let token = || token.clone().ok_or_else(|| bad("missing token (Authorization: Bearer TOKEN)"));
+    let token = || match &header_token {
+        Some(t) => t.clone(),
+        None => query_token.clone().ok_or_else(|| bad("missing token (Authorization: Bearer TOKEN)")),
+    };
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let request = match (method, segs.as_slice()) {
         ("GET", ["v1", "health"]) => ControlRequest::Health,
@@ -479,6 +484,9 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(r, ControlRequest::Keepalive { secret: Some(ref s), .. } if s.expose() == "00ff"));
+        let (r, _) = parse_request(b"GET /v1/health HTTP/1.1\r\nAuthorization: Basic xyz\r\n\r\n").unwrap();
+        assert_eq!(r, ControlRequest::Health, "health needs no token, a bad one is no error");
+        assert!(parse_request(b"GET /v1/meetings/d/roster?token=t HTTP/1.1\r\nAuthorization: Basic x\r\n\r\n").is_err());
         let (r, _) = parse_request(
             b"GET /v1/meetings/demo/participants/ab12/sdp?family=ipv6 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n",
         )

@@ -26,8 +26,9 @@ pub struct RoomConfig {
     pub name: String,
 }
 
-/// `[meeting]`, when it names a server (without one the box shows the set-up screen).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[meeting]`, when it names a server (without one the box shows the set-up screen). Its
+/// `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MeetingConfig {
     /// The meeting service's control address: `https://HOST[:PORT]`, `http://HOST[:PORT]` or
     /// `HOST:PORT` (plain HTTP); see [`crate::endpoint::Endpoint`].
@@ -43,6 +44,19 @@ pub struct MeetingConfig {
     /// Plain http to a host that is not this machine's loopback (e.g. the QEMU demo's 10.0.2.2,
     /// the host's loopback through QEMU's user network): the token crosses the path in clear.
     pub allow_plain_http: bool,
+}
+
+impl std::fmt::Debug for MeetingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeetingConfig")
+            .field("server", &self.server)
+            .field("id", &self.id)
+            .field("token", &"<redacted>")
+            .field("fingerprint", &self.fingerprint)
+            .field("ca_file", &self.ca_file)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish()
+    }
 }
 
 /// `[amt]`.

@@ -231,6 +231,7 @@ fn meeting_over_https_needs_a_pin_or_a_ca() {
     .unwrap();
     let m = c.meeting.unwrap();
     assert_eq!(m.fingerprint.as_deref(), Some(fp.as_str()));
+    assert!(!format!("{m:?}").contains("token: \"t\""), "the token is not in Debug: {m:?}");
     assert!(!m.allow_plain_http);
     let c =
         Config::parse(&src("server = \"https://m\"\nca_file = \"/etc/ca.pem\"\n"), &BoardDefaults::default()).unwrap();

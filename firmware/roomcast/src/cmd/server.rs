@@ -199,8 +199,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let meetings = credentials::gather(args.meetings_file.as_deref(), env, &args.meetings)?;
     let tls = control_tls(&args)?.map(|id| tokio_rustls::TlsAcceptor::from(Arc::new(id.config)));
     raise_fd_limit();
-    let http =
-        TcpListener::bind(args.listen).await.with_context(|| format!("binding the control API on {}", args.listen))?;
+    let http = bind_control(args.listen).with_context(|| format!("binding the control API on {}", args.listen))?;
     let media = UdpSocket::bind(args.rtp_listen)
         .await
         .with_context(|| format!("binding the media port {}", args.rtp_listen))?;
@@ -263,6 +262,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("the relay is still in use; stopping without a clean shutdown"),
     }
     Ok(())
+}
+
+/// The control API's listener, with a long accept queue (4096, as the kernel allows) so a burst
+/// of connections does not push honest SYNs into retransmission.
+fn bind_control(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(4096)
 }
 
 /// A u64 from the operating system's random source (getrandom(2)).
