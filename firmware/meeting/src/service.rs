@@ -371,7 +371,9 @@ impl MeetingService {
                 self.authorize(&meeting, &token)?;
                 let version = self.roster_version(&meeting).unwrap_or(0);
                 match since {
-                    Some(v) if v >= version => Ok(Reply::WaitRoster { meeting, since: v }),
+                    // A version past ours was seen from another instance (we restarted): answer
+                    // at once, so the client sees the new epoch without waiting out the poll.
+                    Some(v) if v == version => Ok(Reply::WaitRoster { meeting, since: v }),
                     _ => {
                         let roster = self.roster(&meeting).ok_or(MeetingError::UnknownMeeting(meeting))?;
                         Ok(Reply::json(200, &roster))

@@ -83,6 +83,9 @@ fn control_requests_end_to_end_through_the_parser() {
     // A long poll at the current version waits.
     let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", Some(version))).unwrap();
     assert_eq!(s.handle_control(t0, req), Reply::WaitRoster { meeting: "demo".into(), since: version });
+    // A version this instance never had (the client knew the one before a restart): at once.
+    let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", Some(version + 40))).unwrap();
+    assert_eq!(reply_json(s.handle_control(t0, req)).0, 200);
     // The SDP of a participant.
     let sdp_req = format!("GET /v1/meetings/demo/participants/{id}/sdp?token=secret HTTP/1.1\r\n\r\n");
     let (req, _) = parse_request(sdp_req.as_bytes()).unwrap();
