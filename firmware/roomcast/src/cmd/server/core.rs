@@ -232,3 +232,67 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomcast_meeting::control::parse_request;
+    use roomcast_meeting::roster::{AudioCaps, Caps};
+    use roomcast_meeting::{client, ServiceConfig};
+    use roomcast_net::RelayOptions;
+
+    fn req(raw: &[u8]) -> ControlRequest {
+        parse_request(raw).unwrap().0
+    }
+
+    fn status(r: &Reply) -> u16 {
+        match r {
+            Reply::Json { status, .. } => *status,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_core_answers_long_polls_on_change_and_slows_guessers() {
+        let relay = Arc::new(RelayHandle::spawn(RelayOptions::new("127.0.0.1:0".parse().unwrap())).await.unwrap());
+        let media = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let svc = MeetingService::new(ServiceConfig::loopback("demo", "secret"));
+        let (core, commands) = channel();
+        let task = tokio::spawn(run(svc, commands, media, relay));
+        let peer: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let caps =
+            Caps { video: None, audio: Some(AudioCaps { codec: "opus".into(), payload_type: 111, channels: 1 }) };
+
+        let (r, _) = core.control(peer, req(&client::join("h", "demo", "secret", "A", &caps))).await.unwrap();
+        assert_eq!(status(&r), 200);
+        let (r, _) = core.control(peer, req(&client::roster("h", "demo", "secret", None))).await.unwrap();
+        let Reply::Json { body, .. } = r else { panic!() };
+        let version = serde_json::from_str::<serde_json::Value>(&body).unwrap()["version"].as_u64().unwrap();
+
+        // A long poll at the current version is held until the roster moves on.
+        let poll = {
+            let core = core.clone();
+            tokio::spawn(
+                async move { core.control(peer, req(&client::roster("h", "demo", "secret", Some(version)))).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!poll.is_finished(), "the long poll waits");
+        let (r, _) = core.control(peer, req(&client::join("h", "demo", "secret", "B", &caps))).await.unwrap();
+        assert_eq!(status(&r), 200);
+        let (r, _) = tokio::time::timeout(Duration::from_secs(2), poll).await.unwrap().unwrap().unwrap();
+        let Reply::Json { status: 200, body } = r else { panic!("{r:?}") };
+        assert!(body.contains("\"room\":\"B\""), "{body}");
+
+        // Ten failures are free, the eleventh is held back; another address is not.
+        for i in 0..11 {
+            let (r, delay) = core.control(peer, req(&client::roster("h", "demo", "wrong", None))).await.unwrap();
+            assert_eq!(status(&r), 401);
+            assert_eq!(delay.is_zero(), i < 10, "failure {}: {delay:?}", i + 1);
+        }
+        let other: SocketAddr = "192.0.2.8:5000".parse().unwrap();
+        let (_, delay) = core.control(other, req(&client::roster("h", "demo", "secret", None))).await.unwrap();
+        assert!(delay.is_zero());
+        task.abort();
+    }
+}
