@@ -171,5 +171,7 @@ fn a_box_joins_over_https_with_a_pinned_certificate_and_the_token_never_shows() 
     assert!(!server_log.contains(TOKEN), "no token in the service's log");
     let box_log = std::fs::read_to_string(dir.join("box-A.log")).unwrap();
     assert!(!box_log.contains(TOKEN), "no token in the box's log");
+    let state = std::fs::read_to_string(dir.join("state-A.json")).unwrap();
+    assert!(!state.contains(TOKEN), "no token in the box's state file");
     let _ = std::fs::remove_dir_all(&dir);
 }
