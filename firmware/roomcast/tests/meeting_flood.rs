@@ -2,7 +2,8 @@
 //! 2,000 connections from one address and 2,000 spread over 20 addresses, each sending half a
 //! request head and reconnecting whenever the service closes it, while 20 rooms join from
 //! another address: every join succeeds, each in under 1 s (the per-address and global caps and
-//! the request-head deadline keep the attackers from filling the service).
+//! the request-head deadline keep the attackers from filling the service). On the way: a repeated
+//! Content-Length (400), a body over 16 KiB (413) and a head over 8 KiB (431) are refused.
 
 mod meeting_util;
 
@@ -95,6 +96,20 @@ async fn joins_succeed_under_a_half_open_connection_flood() {
         &[("ROOMCAST_MEETINGS", &format!("{MEETING} {TOKEN}"))],
     );
     wait_for("the control API", Duration::from_secs(10), || (http_get(http, "/v1/health", "").0 == 200, ()));
+
+    // Framing limits, on the way: a repeated Content-Length, a body over 16 KiB, a head over 8 KiB.
+    let raw = |req: String| async move {
+        let mut s = connect_from(Ipv4Addr::LOCALHOST, http).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        client::parse_response(&buf).map(|r| r.status).unwrap_or(0)
+    };
+    let join_head =
+        format!("POST /v1/meetings/{MEETING}/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n");
+    assert_eq!(raw(format!("{join_head}Content-Length: 2\r\nContent-Length: 2\r\n\r\n{{}}")).await, 400);
+    assert_eq!(raw(format!("{join_head}Content-Length: 20000\r\n\r\n{}", "x".repeat(20000))).await, 413);
+    assert_eq!(raw(format!("{join_head}X-Pad: {}\r\nContent-Length: 2\r\n\r\n{{}}", "p".repeat(9000))).await, 431);
 
     let stop = Arc::new(AtomicBool::new(false));
     let held = Arc::new(AtomicU64::new(0));
