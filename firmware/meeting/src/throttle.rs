@@ -17,6 +17,18 @@ pub const MAX_DELAY: Duration = Duration::from_secs(5);
 /// Addresses tracked at once (the quietest are forgotten first beyond that).
 pub const MAX_TRACKED: usize = 4096;
 
+/// The unit limits are counted per: an IPv4 address, or an IPv6 /64 (one host usually has a
+/// whole /64 to pick addresses from); IPv4-mapped IPv6 counts as the IPv4 address.
+pub fn address_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
@@ -45,6 +57,7 @@ impl Backoff {
 
     /// Records a failed token (or participant secret) from `addr`.
     pub fn handle_failure(&mut self, now: Instant, addr: IpAddr) {
+        let addr = address_bucket(addr);
         if self.by_addr.len() >= MAX_TRACKED && !self.by_addr.contains_key(&addr) {
             self.by_addr.retain(|_, e| e.current(now) > 0);
             if self.by_addr.len() >= MAX_TRACKED {
@@ -60,7 +73,7 @@ impl Backoff {
 
     /// How long to hold the answer to a request from `addr` before sending it.
     pub fn delay(&self, now: Instant, addr: IpAddr) -> Duration {
-        let failures = self.by_addr.get(&addr).map_or(0, |e| e.current(now));
+        let failures = self.by_addr.get(&address_bucket(addr)).map_or(0, |e| e.current(now));
         match failures.checked_sub(FREE_FAILURES + 1) {
             None => Duration::ZERO,
             Some(extra) => FIRST_DELAY.saturating_mul(1u32 << extra.min(16)).min(MAX_DELAY),
@@ -143,6 +156,18 @@ mod tests {
         assert_eq!(b.delay(t0, other), Duration::ZERO, "other addresses are not slowed");
         // Quiet for long enough, the address is forgiven.
         assert_eq!(b.delay(t0 + FORGET_EVERY * 60, a), Duration::ZERO);
+    }
+
+    #[test]
+    fn ipv6_counts_per_64() {
+        let t0 = Instant::now();
+        let mut b = Backoff::new();
+        for i in 0..(FREE_FAILURES + 1) {
+            b.handle_failure(t0, format!("2001:db8:1:2::{i:x}").parse().unwrap());
+        }
+        assert_eq!(b.delay(t0, "2001:db8:1:2::ffff".parse().unwrap()), FIRST_DELAY, "one /64");
+        assert_eq!(b.delay(t0, "2001:db8:1:3::1".parse().unwrap()), Duration::ZERO, "another /64");
+        assert_eq!(address_bucket("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use roomcast_meeting::control::{route, Head, Reply, MAX_BODY, MAX_HEAD, SECRET_HEADER};
-use roomcast_meeting::throttle::{Allow, LogLimiter};
+use roomcast_meeting::throttle::{address_bucket, Allow, LogLimiter};
 use roomcast_meeting::MeetingError;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,7 +29,7 @@ use super::core::{CoreHandle, LONG_POLL};
 pub struct Limits {
     /// Connections open at once, over all peers.
     pub max_connections: usize,
-    /// Connections open at once from one address.
+    /// Connections open at once from one address (an IPv6 /64 counts as one).
     pub max_per_address: usize,
     /// Deadline for the TLS handshake and the whole request head.
     pub head_deadline: Duration,
@@ -102,15 +102,16 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, limits: Limi
             continue; // dropping the stream closes it
         };
         let slot = {
+            let ip = address_bucket(peer.ip());
             let mut t = per_address.0.lock().unwrap_or_else(|e| e.into_inner());
-            let n = t.entry(peer.ip()).or_insert(0);
+            let n = t.entry(ip).or_insert(0);
             if *n >= limits.max_per_address {
                 drop(t);
                 noise.log(peer, "refused: too many connections from this address");
                 continue;
             }
             *n += 1;
-            Slot { table: per_address.clone(), ip: peer.ip(), _global: permit }
+            Slot { table: per_address.clone(), ip, _global: permit }
         };
         let (tls, core, noise) = (tls.clone(), core.clone(), noise.clone());
         tokio::spawn(async move {
