@@ -74,7 +74,20 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     wd: &mut Watchdog,
 ) -> anyhow::Result<()> {
-    let service = Service { server: meeting.server, meeting: meeting.id, token: meeting.token };
+    let service = match Service::new(&meeting) {
+        Ok(s) => s,
+        Err(e) => {
+            // A [meeting] the client cannot use (plain http to another host...): shown until shutdown.
+            tracing::error!("{e}");
+            {
+                let mut s = lock(&status);
+                s.phase = BoxPhase::Refused { reason: e.to_string(), status: 0 };
+                s.error(e.to_string());
+            }
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            return Ok(());
+        }
+    };
 
     // Playback runs for the whole life of the daemon.
     let mixer = Arc::new(Mutex::new(Mixer::default()));
@@ -152,6 +165,13 @@ async fn join(
                 let mut s = lock(status);
                 s.phase = BoxPhase::Refused { reason: message.clone(), status: code };
                 s.error(format!("join refused ({code}): {message}"));
+                Duration::from_secs(10)
+            }
+            Err(e @ (CallError::Fingerprint { .. } | CallError::Config(_))) => {
+                tracing::error!("{e}");
+                let mut s = lock(status);
+                s.phase = BoxPhase::Refused { reason: e.to_string(), status: 0 };
+                s.error(e.to_string());
                 Duration::from_secs(10)
             }
             Err(e) => {
