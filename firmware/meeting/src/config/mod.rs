@@ -62,6 +62,10 @@ pub struct VideoConfig {
     pub bitrate_kbps: u32,
     /// `auto`, `hardware`, `software` (the default software encoder), `rav1e`, `aom`.
     pub encoder: String,
+    /// The software AV1 encoder behind `software`/`auto`: `aom` or `rav1e` (board default).
+    pub software_encoder: String,
+    /// Test hook: the software encoder is slowed by this many ms per frame (0 = off).
+    pub debug_slow_encoder_ms: u32,
     /// rav1e speed preset (0..=10).
     pub software_speed: u8,
     /// Encoder threads (0 = encoder decides).
@@ -329,6 +333,8 @@ impl Config {
         let fps = s.int_or(&mut r, "fps", 1..=60, board.video_fps.into()) as u32;
         let bitrate_kbps = s.int_or(&mut r, "bitrate_kbps", 50..=20_000, board.video_bitrate_kbps.into()) as u32;
         let encoder = s.choice(&mut r, "encoder", &["auto", "hardware", "software", "rav1e", "aom"], &board.encoder);
+        let software_encoder = s.choice(&mut r, "software_encoder", &["aom", "rav1e"], &board.software_encoder);
+        let debug_slow_encoder_ms = s.int_or(&mut r, "debug_slow_encoder_ms", 0..=10_000, 0) as u32;
         let software_speed = s.int_or(&mut r, "software_speed", 0..=10, board.software_speed.into()) as u8;
         let threads = s.int_or(&mut r, "threads", 0..=64, board.encoder_threads.into()) as u8;
         let keyframe_interval_s = s.int_or(&mut r, "keyframe_interval_s", 1..=60, 2) as u32;
@@ -345,6 +351,8 @@ impl Config {
             fps,
             bitrate_kbps,
             encoder,
+            software_encoder,
+            debug_slow_encoder_ms,
             software_speed,
             threads,
             keyframe_interval_s,

@@ -204,6 +204,21 @@ fn video_encoder_names_either_software_encoder() {
 }
 
 #[test]
+fn software_encoder_comes_from_the_board_and_is_checked() {
+    let (board, errs) = BoardDefaults::parse("[devices]\nsoftware_encoder = \"rav1e\"\n");
+    assert!(errs.is_empty(), "{errs:?}");
+    let c = Config::parse(GOOD, &board).unwrap();
+    assert_eq!(c.video.software_encoder, "rav1e");
+    assert_eq!(c.video.debug_slow_encoder_ms, 0);
+    assert_eq!(Config::parse(GOOD, &BoardDefaults::default()).unwrap().video.software_encoder, "aom");
+    let src = format!("{GOOD}software_encoder = \"aom\"\ndebug_slow_encoder_ms = 80\n");
+    let c = Config::parse(&src, &board).unwrap();
+    assert_eq!((c.video.software_encoder.as_str(), c.video.debug_slow_encoder_ms), ("aom", 80));
+    let errs = Config::parse(&format!("{GOOD}software_encoder = \"svt\"\n"), &board).unwrap_err();
+    assert_eq!(errs[0].key, "video.software_encoder", "{errs:?}");
+}
+
+#[test]
 fn typos_get_a_did_you_mean_and_a_missing_section_has_no_line() {
     let errs = errors("[room]\nname = \"x\"\n[vidoe]\n[video]\nwdith = 320\n");
     assert_eq!(
