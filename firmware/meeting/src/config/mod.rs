@@ -172,6 +172,17 @@ pub const WATCHDOG_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 2..=600;
 pub const DEFAULT_NTP: [&str; 4] =
     ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org", "3.debian.pool.ntp.org"];
 
+/// `[screen]`: the far end on the room's screen (HDMI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenConfig {
+    /// `auto`, `framebuffer`, `drm`, `none` or `png:PATH` (the composed screen about once a second).
+    pub output: String,
+    /// `auto` (follows the number of rooms), `1x1`, `2x1`, `2x2`, `3x3`.
+    pub layout: String,
+    /// Show this room's own camera in a corner.
+    pub self_view: bool,
+}
+
 /// `[debug]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DebugConfig {
@@ -201,6 +212,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// `[system]`.
     pub system: SystemConfig,
+    /// `[screen]`.
+    pub screen: ScreenConfig,
     /// `[debug]`.
     pub debug: DebugConfig,
 }
@@ -460,14 +473,26 @@ impl Config {
         s.finish(&mut r);
         let system = SystemConfig { watchdog_timeout_s, log_size_kib, log_files };
 
+        let mut s = r.section(root, "screen");
+        let output = s.str_or(&mut r, "output", "auto");
+        s.checked_str(&mut r, "output", &output, |v| match v {
+            "auto" | "framebuffer" | "drm" | "none" => Ok(()),
+            _ if v.strip_prefix("png:").is_some_and(|p| !p.is_empty()) => Ok(()),
+            _ => Err(format!("{v:?}: use \"auto\", \"framebuffer\", \"drm\", \"none\" or \"png:/path/screen.png\"")),
+        });
+        let layout = s.choice(&mut r, "layout", &["auto", "1x1", "2x1", "2x2", "3x3"], "auto");
+        let self_view = s.bool_or(&mut r, "self_view", false);
+        s.finish(&mut r);
+        let screen = ScreenConfig { output, layout, self_view };
+
         let mut s = r.section(root, "debug");
         let state_file = s.opt_str(&mut r, "state_file").map(PathBuf::from);
         let record_dir = s.opt_str(&mut r, "record_dir").map(PathBuf::from);
         s.finish(&mut r);
         let debug = DebugConfig { state_file, record_dir };
 
-        const SECTIONS: [&str; 9] =
-            ["room", "meeting", "amt", "video", "audio", "display", "network", "system", "debug"];
+        const SECTIONS: [&str; 10] =
+            ["room", "meeting", "amt", "video", "audio", "display", "network", "system", "screen", "debug"];
         for (k, item) in root.iter() {
             if !SECTIONS.contains(&k) {
                 let span = root.key(k).and_then(|key| key.span()).or_else(|| item.span());
@@ -482,7 +507,7 @@ impl Config {
         }
 
         if r.errors.is_empty() {
-            Ok(Config { room, meeting, amt, video, audio, display, network, system, debug })
+            Ok(Config { room, meeting, amt, video, audio, display, network, system, screen, debug })
         } else {
             r.errors.sort_by_key(|e| e.line);
             Err(r.errors)

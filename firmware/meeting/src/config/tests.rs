@@ -219,6 +219,22 @@ fn software_encoder_comes_from_the_board_and_is_checked() {
 }
 
 #[test]
+fn screen_section_is_parsed_and_checked() {
+    let c = Config::parse(GOOD, &BoardDefaults::default()).unwrap();
+    assert_eq!(c.screen, ScreenConfig { output: "auto".into(), layout: "auto".into(), self_view: false });
+    let src = "[room]\nname = \"r\"\n[screen]\noutput = \"png:/tmp/screen.png\"\nlayout = \"2x2\"\nself_view = true\n";
+    let c = Config::parse(src, &BoardDefaults::default()).unwrap();
+    assert_eq!(c.screen, ScreenConfig { output: "png:/tmp/screen.png".into(), layout: "2x2".into(), self_view: true });
+    for output in ["framebuffer", "drm", "none"] {
+        let src = format!("[room]\nname = \"r\"\n[screen]\noutput = \"{output}\"\n");
+        assert_eq!(Config::parse(&src, &BoardDefaults::default()).unwrap().screen.output, output);
+    }
+    let errs = errors("[room]\nname = \"r\"\n[screen]\noutput = \"png:\"\nlayout = \"4x4\"\nselfview = 1\n");
+    let keys: Vec<(&str, usize)> = errs.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(keys, vec![("screen.output", 4), ("screen.layout", 5), ("screen.selfview", 6)], "{errs:#?}");
+}
+
+#[test]
 fn typos_get_a_did_you_mean_and_a_missing_section_has_no_line() {
     let errs = errors("[room]\nname = \"x\"\n[vidoe]\n[video]\nwdith = 320\n");
     assert_eq!(
