@@ -156,7 +156,7 @@ fn equal_quality(w: u32, h: u32, rav1e_ms: f64, rav1e_psnr: f64, raw: &[Vec<u8>]
         );
         let closer = best
             .as_ref()
-            .is_none_or(|(_, b)| (psnr - rav1e_psnr).abs() < (b.psnr.unwrap_or(f64::MAX) - rav1e_psnr).abs());
+            .map_or(true, |(_, b)| (psnr - rav1e_psnr).abs() < (b.psnr.unwrap_or(f64::MAX) - rav1e_psnr).abs());
         if (psnr - rav1e_psnr).abs() <= 1.0 && closer {
             best = Some((bps, o));
         } else if psnr < rav1e_psnr - 1.0 {

@@ -121,8 +121,8 @@ impl Compositor {
     /// Where a `width` x `height` picture goes inside `tile` (aspect kept, centred).
     pub fn picture_rect(tile: Rectangle, width: u32, height: u32) -> Rectangle {
         let (w, h) = fit(width, height, tile.size.width, tile.size.height);
-        let x = tile.top_left.x + ((tile.size.width - w) / 2) as i32 & !1;
-        let y = tile.top_left.y + ((tile.size.height - h) / 2) as i32 & !1;
+        let x = (tile.top_left.x + ((tile.size.width - w) / 2) as i32) & !1;
+        let y = (tile.top_left.y + ((tile.size.height - h) / 2) as i32) & !1;
         Rectangle::new(Point::new(x, y), Size::new(w, h))
     }
 

@@ -130,7 +130,7 @@ impl ScreenSink {
     pub fn wants_frame(&self, now: Instant) -> bool {
         match &self.sink {
             Sink::Framebuffer(_) => true,
-            Sink::Png { last, .. } => last.is_none_or(|t| now.saturating_duration_since(t) >= PNG_INTERVAL),
+            Sink::Png { last, .. } => last.map_or(true, |t| now.saturating_duration_since(t) >= PNG_INTERVAL),
             Sink::None => false,
         }
     }
