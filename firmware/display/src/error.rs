@@ -49,6 +49,9 @@ pub enum DisplayError {
         /// The encoder's or decoder's message.
         message: String,
     },
+    /// A `[screen]` setting or picture is unusable.
+    #[error("screen: {0}")]
+    BadScreen(String),
     /// No display was found by `auto`, or the backend is `none`.
     #[error("no display: {0}")]
     NoDisplay(String),

@@ -27,6 +27,16 @@ impl Frame {
         (pixels.len() == n).then_some(Frame { width: size.width, height: size.height, pixels })
     }
 
+    /// A frame from packed 8-bit RGB bytes; `None` when the length does not match the size.
+    pub fn from_rgb_bytes(size: Size, rgb: &[u8]) -> Option<Self> {
+        let n = (size.width as usize).checked_mul(size.height as usize)?;
+        (rgb.len() == n.checked_mul(3)?).then(|| Frame {
+            width: size.width,
+            height: size.height,
+            pixels: rgb.chunks_exact(3).map(|p| Rgb888::new(p[0], p[1], p[2])).collect(),
+        })
+    }
+
     /// Width in pixels.
     pub fn width(&self) -> u32 {
         self.width

@@ -6,6 +6,8 @@
 //!   monochrome layout and a colour layout that adapts to the size (320x240, 480x320, ...).
 //! - [`backend`]: the [`Backend`] trait and its SSD1306 (I2C), Linux framebuffer and PNG
 //!   implementations, and `auto` probing.
+//! - [`screen`]: the room's big screen: remote rooms' video composed in a layout, captions,
+//!   active speaker, status strip, self-view; framebuffer / PNG / none outputs.
 //! - [`Display`]: the sans-IO-style driver the daemon calls with the state and `now`: it redraws
 //!   only on change, at most a few times a second, and survives a missing or failing display.
 
@@ -15,6 +17,7 @@ mod error;
 mod frame;
 pub mod render;
 pub mod sample;
+pub mod screen;
 pub mod state;
 
 pub use backend::{open, parse_size, Backend, BackendChoice};

@@ -6,8 +6,8 @@
 
 pub mod colour;
 pub mod mono;
-mod summary;
-mod text;
+pub(crate) mod summary;
+pub(crate) mod text;
 
 use crate::{DisplayState, Frame};
 use embedded_graphics::pixelcolor::Rgb888;

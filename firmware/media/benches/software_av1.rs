@@ -10,8 +10,10 @@
 //! - capture-to-RTP latency median and p99 at 15 and 30 fps, in real time: the Y4M camera
 //!   paces the clip and the RTP video chain (packetizer included) sends it.
 //!
-//! Then the CPU-per-frame ratio of the two encoders at the same target (with the PSNR gap), the
-//! reference measured in the same run on the same machine.
+//! Then the CPU-per-frame ratio of the two encoders at the same target (with the PSNR gap), and
+//! at equal quality: libaom run again at 85/70/55/40 % of the target until its PSNR is within 1 dB
+//! of rav1e's at the target (VMAF ±1 where ffmpeg had libvmaf), the closest such point taken. The
+//! reference is measured in the same run on the same machine.
 
 #[path = "../tests/common/camlike.rs"]
 mod camlike;
@@ -42,8 +44,12 @@ fn cpu_time() -> Duration {
 }
 
 fn config(w: u32, h: u32, fps: u32) -> EncoderConfig {
+    config_at(w, h, fps, TARGET_BPS)
+}
+
+fn config_at(w: u32, h: u32, fps: u32, bps: u32) -> EncoderConfig {
     let mut c = EncoderConfig::new(w, h, fps);
-    c.bitrate_bps = TARGET_BPS;
+    c.bitrate_bps = bps;
     c.speed = 10;
     c.threads = THREADS;
     c
@@ -60,7 +66,12 @@ struct Offline {
 
 /// Encodes the clip as fast as possible.
 fn offline(kind: SoftwareKind, w: u32, h: u32, frames: &[Vec<u8>], y4m: &Path) -> Offline {
-    let mut enc = kind.open(config(w, h, 30)).expect("encoder");
+    offline_at(kind, w, h, TARGET_BPS, frames, y4m)
+}
+
+/// [`offline`] at `bps` instead of the target.
+fn offline_at(kind: SoftwareKind, w: u32, h: u32, bps: u32, frames: &[Vec<u8>], y4m: &Path) -> Offline {
+    let mut enc = kind.open(config_at(w, h, 30, bps)).expect("encoder");
     let mut out = Vec::new();
     let mut held = 0;
     let (t0, cpu0) = (Instant::now(), cpu_time());
@@ -128,6 +139,42 @@ fn latency(kind: SoftwareKind, y4m: &Path, frames: usize) -> (Duration, Duration
     (pick(0.5), pick(0.99), lat.len())
 }
 
+/// The CPU ratio at equal quality: libaom at lower bitrates until one point's PSNR is within
+/// 1 dB of rav1e's at the target (the closest such point), then rav1e's CPU per frame over it.
+fn equal_quality(w: u32, h: u32, rav1e_ms: f64, rav1e_psnr: f64, raw: &[Vec<u8>], y4m: &Path) {
+    let mut best: Option<(u32, Offline)> = None;
+    for percent in [100u32, 85, 70, 55, 40] {
+        let bps = TARGET_BPS / 100 * percent;
+        let o = offline_at(SoftwareKind::Aom, w, h, bps, raw, y4m);
+        let Some(psnr) = o.psnr else { return };
+        println!(
+            "  {w}x{h} libaom at {:>4} kbit/s target: {:.0} kbit/s, PSNR {psnr:.2} dB ({:+.2} against rav1e's), {:.1} CPU-ms/frame",
+            bps / 1000,
+            o.kbps,
+            psnr - rav1e_psnr,
+            o.cpu_ms
+        );
+        let closer = best
+            .as_ref()
+            .map_or(true, |(_, b)| (psnr - rav1e_psnr).abs() < (b.psnr.unwrap_or(f64::MAX) - rav1e_psnr).abs());
+        if (psnr - rav1e_psnr).abs() <= 1.0 && closer {
+            best = Some((bps, o));
+        } else if psnr < rav1e_psnr - 1.0 {
+            break;
+        }
+    }
+    match best {
+        Some((bps, o)) => println!(
+            "  {w}x{h} equal quality (PSNR within 1 dB): rav1e at {} kbit/s {rav1e_psnr:.2} dB vs libaom at {} kbit/s {:.2} dB: rav1e needs {:.2}x libaom's CPU per frame",
+            TARGET_BPS / 1000,
+            bps / 1000,
+            o.psnr.unwrap_or_default(),
+            rav1e_ms / o.cpu_ms
+        ),
+        None => println!("  {w}x{h} equal quality: no libaom point within 1 dB of rav1e's PSNR"),
+    }
+}
+
 fn name(kind: SoftwareKind) -> &'static str {
     match kind {
         SoftwareKind::Rav1e => "rav1e s10",
@@ -192,6 +239,9 @@ fn main() {
                 ms(p30)
             );
             cpu.push((kind, o.cpu_ms, o.psnr));
+        }
+        if let [(_, rav1e_ms, Some(rav1e_psnr)), (_, _, Some(_))] = cpu[..] {
+            equal_quality(w, h, rav1e_ms, rav1e_psnr, &raw, &y4m30);
         }
         if let [(_, rav1e_ms, rav1e_psnr), (_, aom_ms, aom_psnr)] = cpu[..] {
             let gap = match (rav1e_psnr, aom_psnr) {

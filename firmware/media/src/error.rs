@@ -60,6 +60,14 @@ pub enum MediaError {
         /// What went wrong.
         reason: String,
     },
+    /// A video decoder failed (bad or unsupported stream; the decoder keeps going).
+    #[error("{decoder} decoder: {reason}")]
+    Decoder {
+        /// Which decoder ("dav1d").
+        decoder: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// A Y4M input (file camera) is malformed.
     #[error("Y4M input: {0}")]
     Y4m(crate::camera::y4m::Y4mFault),

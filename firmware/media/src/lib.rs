@@ -4,12 +4,14 @@
 //! `roomcast stream|record|probe` commands are built on.
 //!
 //! Layout: [`frame`] raw media types, [`convert`] pixel formats to I420, [`camera`], [`mic`],
-//! [`clock`], [`encoder`] (trait, rav1e, M2M, auto fallback), [`opus`], [`pipeline`]
+//! [`clock`], [`encoder`] (trait, rav1e, M2M, auto fallback), [`decode`] (remote rooms' video,
+//! dav1d), [`opus`], [`pipeline`]
 //! (sender/receiver), [`probe`] (what hardware is there).
 
 pub mod camera;
 pub mod clock;
 pub mod convert;
+pub mod decode;
 pub mod encoder;
 pub mod error;
 pub mod frame;

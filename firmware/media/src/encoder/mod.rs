@@ -6,13 +6,16 @@
 //! real-time mode, cargo feature `aom`), [`m2m::M2mEncoder`] (V4L2
 //! memory-to-memory hardware H.264, probed, never assumed) and [`auto::AutoEncoder`] (hardware
 //! when the probe passes, software fallback mid-stream, its choice exposed as
-//! [`auto::EncoderState`]).
+//! [`auto::EncoderState`]; it steps from rav1e to libaom when frames go over budget, measured
+//! by [`budget::BudgetWatch`]). [`slow::SlowEncoder`] is the test hook that slows one down.
 
 #[cfg(feature = "aom")]
 pub mod aom;
 pub mod auto;
+pub mod budget;
 pub mod m2m;
 pub mod rav1e;
+pub mod slow;
 
 use crate::error::Result;
 use crate::frame::VideoFrame;

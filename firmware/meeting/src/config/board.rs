@@ -20,6 +20,9 @@ pub struct BoardDefaults {
     pub playback: String,
     /// Encoder choice: `auto`, `hardware`, `software`.
     pub encoder: String,
+    /// The software AV1 encoder `software`, `auto` without hardware and the fallback run:
+    /// `aom` (libaom real-time) or `rav1e`.
+    pub software_encoder: String,
     /// What `auto` should end up with on this board (a hint).
     pub expected_encoder: String,
     /// V4L2 M2M encoder node to try first (empty = probe).
@@ -58,6 +61,7 @@ impl Default for BoardDefaults {
             microphone: "auto".into(),
             playback: "auto".into(),
             encoder: "auto".into(),
+            software_encoder: "aom".into(),
             expected_encoder: String::new(),
             encoder_device: String::new(),
             software_speed: 10,
@@ -112,12 +116,23 @@ impl BoardDefaults {
         s("playback", &mut b.playback);
         s("encoder", &mut b.encoder);
         s("expected_encoder", &mut b.expected_encoder);
+        let mut software_encoder = String::new();
+        s("software_encoder", &mut software_encoder);
         s("encoder_device", &mut b.encoder_device);
         s("display", &mut b.display);
         s("i2c_bus", &mut b.i2c_bus);
         s("framebuffer", &mut b.framebuffer);
         s("network_interface", &mut b.network_interface);
         s("watchdog", &mut b.watchdog);
+        match software_encoder.as_str() {
+            "" => {}
+            "aom" | "rav1e" => b.software_encoder = software_encoder,
+            other => errors.push(ConfigError {
+                key: "devices.software_encoder".into(),
+                line: dev.get("software_encoder").and_then(|i| i.span()).map(|sp| line_of(src, sp.start)).unwrap_or(0),
+                message: format!("{other:?}: expected \"aom\" or \"rav1e\""),
+            }),
+        }
         let mut n = |key: &str, max: i64| -> Option<i64> {
             let item = dev.get(key)?;
             match item.as_integer() {
@@ -175,6 +190,18 @@ mod tests {
         let (b, errs) = BoardDefaults::parse("[devices]\nwatchdog = \"/dev/watchdog0\"\n");
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(b.watchdog, "/dev/watchdog0");
+        assert_eq!(b.software_encoder, "aom", "libaom unless the board names rav1e");
+        let (b, errs) = BoardDefaults::parse("[devices]\nsoftware_encoder = \"rav1e\"\n");
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(b.software_encoder, "rav1e");
+    }
+
+    #[test]
+    fn unknown_software_encoder_is_reported() {
+        let (b, errs) = BoardDefaults::parse("[devices]\n\nsoftware_encoder = \"x264\"\n");
+        assert_eq!(b.software_encoder, "aom");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].key.as_str(), errs[0].line), ("devices.software_encoder", 3));
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub struct VideoConfig {
     pub bitrate_kbps: u32,
     /// `auto`, `hardware`, `software` (the default software encoder), `rav1e`, `aom`.
     pub encoder: String,
+    /// The software AV1 encoder behind `software`/`auto`: `aom` or `rav1e` (board default).
+    pub software_encoder: String,
+    /// Test hook: the software encoder is slowed by this many ms per frame (0 = off).
+    pub debug_slow_encoder_ms: u32,
     /// rav1e speed preset (0..=10).
     pub software_speed: u8,
     /// Encoder threads (0 = encoder decides).
@@ -191,6 +195,17 @@ pub const WATCHDOG_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 2..=600;
 pub const DEFAULT_NTP: [&str; 4] =
     ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org", "2.debian.pool.ntp.org", "3.debian.pool.ntp.org"];
 
+/// `[screen]`: the far end on the room's screen (HDMI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenConfig {
+    /// `auto`, `framebuffer`, `drm`, `none` or `png:PATH` (the composed screen about once a second).
+    pub output: String,
+    /// `auto` (follows the number of rooms), `1x1`, `2x1`, `2x2`, `3x3`.
+    pub layout: String,
+    /// Show this room's own camera in a corner.
+    pub self_view: bool,
+}
+
 /// `[debug]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DebugConfig {
@@ -220,6 +235,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// `[system]`.
     pub system: SystemConfig,
+    /// `[screen]`.
+    pub screen: ScreenConfig,
     /// `[debug]`.
     pub debug: DebugConfig,
 }
@@ -386,6 +403,8 @@ impl Config {
         let fps = s.int_or(&mut r, "fps", 1..=60, board.video_fps.into()) as u32;
         let bitrate_kbps = s.int_or(&mut r, "bitrate_kbps", 50..=20_000, board.video_bitrate_kbps.into()) as u32;
         let encoder = s.choice(&mut r, "encoder", &["auto", "hardware", "software", "rav1e", "aom"], &board.encoder);
+        let software_encoder = s.choice(&mut r, "software_encoder", &["aom", "rav1e"], &board.software_encoder);
+        let debug_slow_encoder_ms = s.int_or(&mut r, "debug_slow_encoder_ms", 0..=10_000, 0) as u32;
         let software_speed = s.int_or(&mut r, "software_speed", 0..=10, board.software_speed.into()) as u8;
         let threads = s.int_or(&mut r, "threads", 0..=64, board.encoder_threads.into()) as u8;
         let keyframe_interval_s = s.int_or(&mut r, "keyframe_interval_s", 1..=60, 2) as u32;
@@ -402,6 +421,8 @@ impl Config {
             fps,
             bitrate_kbps,
             encoder,
+            software_encoder,
+            debug_slow_encoder_ms,
             software_speed,
             threads,
             keyframe_interval_s,
@@ -509,14 +530,26 @@ impl Config {
         s.finish(&mut r);
         let system = SystemConfig { watchdog_timeout_s, log_size_kib, log_files };
 
+        let mut s = r.section(root, "screen");
+        let output = s.str_or(&mut r, "output", "auto");
+        s.checked_str(&mut r, "output", &output, |v| match v {
+            "auto" | "framebuffer" | "drm" | "none" => Ok(()),
+            _ if v.strip_prefix("png:").is_some_and(|p| !p.is_empty()) => Ok(()),
+            _ => Err(format!("{v:?}: use \"auto\", \"framebuffer\", \"drm\", \"none\" or \"png:/path/screen.png\"")),
+        });
+        let layout = s.choice(&mut r, "layout", &["auto", "1x1", "2x1", "2x2", "3x3"], "auto");
+        let self_view = s.bool_or(&mut r, "self_view", false);
+        s.finish(&mut r);
+        let screen = ScreenConfig { output, layout, self_view };
+
         let mut s = r.section(root, "debug");
         let state_file = s.opt_str(&mut r, "state_file").map(PathBuf::from);
         let record_dir = s.opt_str(&mut r, "record_dir").map(PathBuf::from);
         s.finish(&mut r);
         let debug = DebugConfig { state_file, record_dir };
 
-        const SECTIONS: [&str; 9] =
-            ["room", "meeting", "amt", "video", "audio", "display", "network", "system", "debug"];
+        const SECTIONS: [&str; 10] =
+            ["room", "meeting", "amt", "video", "audio", "display", "network", "system", "screen", "debug"];
         for (k, item) in root.iter() {
             if !SECTIONS.contains(&k) {
                 let span = root.key(k).and_then(|key| key.span()).or_else(|| item.span());
@@ -531,7 +564,7 @@ impl Config {
         }
 
         if r.errors.is_empty() {
-            Ok(Config { room, meeting, amt, video, audio, display, network, system, debug })
+            Ok(Config { room, meeting, amt, video, audio, display, network, system, screen, debug })
         } else {
             r.errors.sort_by_key(|e| e.line);
             Err(r.errors)

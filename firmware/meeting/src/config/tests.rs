@@ -204,6 +204,37 @@ fn video_encoder_names_either_software_encoder() {
 }
 
 #[test]
+fn software_encoder_comes_from_the_board_and_is_checked() {
+    let (board, errs) = BoardDefaults::parse("[devices]\nsoftware_encoder = \"rav1e\"\n");
+    assert!(errs.is_empty(), "{errs:?}");
+    let c = Config::parse(GOOD, &board).unwrap();
+    assert_eq!(c.video.software_encoder, "rav1e");
+    assert_eq!(c.video.debug_slow_encoder_ms, 0);
+    assert_eq!(Config::parse(GOOD, &BoardDefaults::default()).unwrap().video.software_encoder, "aom");
+    let src = format!("{GOOD}software_encoder = \"aom\"\ndebug_slow_encoder_ms = 80\n");
+    let c = Config::parse(&src, &board).unwrap();
+    assert_eq!((c.video.software_encoder.as_str(), c.video.debug_slow_encoder_ms), ("aom", 80));
+    let errs = Config::parse(&format!("{GOOD}software_encoder = \"svt\"\n"), &board).unwrap_err();
+    assert_eq!(errs[0].key, "video.software_encoder", "{errs:?}");
+}
+
+#[test]
+fn screen_section_is_parsed_and_checked() {
+    let c = Config::parse(GOOD, &BoardDefaults::default()).unwrap();
+    assert_eq!(c.screen, ScreenConfig { output: "auto".into(), layout: "auto".into(), self_view: false });
+    let src = "[room]\nname = \"r\"\n[screen]\noutput = \"png:/tmp/screen.png\"\nlayout = \"2x2\"\nself_view = true\n";
+    let c = Config::parse(src, &BoardDefaults::default()).unwrap();
+    assert_eq!(c.screen, ScreenConfig { output: "png:/tmp/screen.png".into(), layout: "2x2".into(), self_view: true });
+    for output in ["framebuffer", "drm", "none"] {
+        let src = format!("[room]\nname = \"r\"\n[screen]\noutput = \"{output}\"\n");
+        assert_eq!(Config::parse(&src, &BoardDefaults::default()).unwrap().screen.output, output);
+    }
+    let errs = errors("[room]\nname = \"r\"\n[screen]\noutput = \"png:\"\nlayout = \"4x4\"\nselfview = 1\n");
+    let keys: Vec<(&str, usize)> = errs.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(keys, vec![("screen.output", 4), ("screen.layout", 5), ("screen.selfview", 6)], "{errs:#?}");
+}
+
+#[test]
 fn typos_get_a_did_you_mean_and_a_missing_section_has_no_line() {
     let errs = errors("[room]\nname = \"x\"\n[vidoe]\n[video]\nwdith = 320\n");
     assert_eq!(

@@ -1,0 +1,42 @@
+//! Decoding the other rooms' video, sans-IO: a decoder is fed one received frame at a time
+//! with `handle_frame(now, timestamp, bytes)` (an AV1 temporal unit as the depacketizer hands
+//! it over) and decoded pictures are polled with `poll_picture()`. Bad bytes are an error for
+//! that frame, never a panic; the decoder goes on with the next one (a keyframe heals it).
+//!
+//! [`av1::Av1Decoder`] (cargo feature `dav1d`): libdav1d through the dav1d crate.
+
+#[cfg(feature = "dav1d")]
+pub mod av1;
+
+/// An 8-bit 4:2:0 picture's planes, borrowed (what the compositor scales into a tile).
+#[derive(Debug, Clone, Copy)]
+pub struct I420Planes<'a> {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Luma, `y_stride * height` bytes.
+    pub y: &'a [u8],
+    /// Cb, `uv_stride * ceil(height / 2)` bytes.
+    pub u: &'a [u8],
+    /// Cr, like `u`.
+    pub v: &'a [u8],
+    /// Bytes per luma row.
+    pub y_stride: usize,
+    /// Bytes per chroma row.
+    pub uv_stride: usize,
+}
+
+impl<'a> I420Planes<'a> {
+    /// The planes of a packed I420 buffer (`VideoFrame::data`): `None` when it is too short.
+    pub fn packed(width: u32, height: u32, data: &'a [u8]) -> Option<Self> {
+        let (w, h) = (width as usize, height as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let y_len = w.checked_mul(h)?;
+        let c_len = cw.checked_mul(ch)?;
+        let y = data.get(..y_len)?;
+        let u = data.get(y_len..y_len + c_len)?;
+        let v = data.get(y_len + c_len..y_len + 2 * c_len)?;
+        Some(I420Planes { width, height, y, u, v, y_stride: w, uv_stride: cw })
+    }
+}
