@@ -1,14 +1,14 @@
 //! The optional GPIO mute button (`[audio] mute_gpio_chip` + `mute_gpio_line`): a thread polls
 //! the line through linux-embedded-hal's gpio-cdev every 20 ms, debounces it, and toggles the
-//! microphone gate on each press. A missing chip or line is reported, never fatal.
+//! microphone mute on each press (a press goes to the daemon's driver, which tells the
+//! session). A missing chip or line is reported, never fatal.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use linux_embedded_hal::gpio_cdev::{Chip, LineRequestFlags};
 use roomcast_meeting::config::GpioButton;
 
-use super::send::MicGate;
+use tokio::sync::mpsc::UnboundedSender;
 
 /// Presses shorter than this are bounces.
 const DEBOUNCE: u32 = 3; // polls of 20 ms
@@ -38,7 +38,7 @@ impl Debouncer {
 }
 
 /// Opens the line and starts the polling thread.
-pub fn spawn(button: &GpioButton, gate: MicGate) -> Result<std::thread::JoinHandle<()>, String> {
+pub fn spawn(button: &GpioButton, presses: UnboundedSender<()>) -> Result<std::thread::JoinHandle<()>, String> {
     let mut chip = Chip::new(&button.chip).map_err(|e| format!("{}: {e}", button.chip))?;
     let line = chip.get_line(button.line).map_err(|e| format!("{} line {}: {e}", button.chip, button.line))?;
     let handle = line
@@ -57,8 +57,10 @@ pub fn spawn(button: &GpioButton, gate: MicGate) -> Result<std::thread::JoinHand
                         failed = false;
                         let pressed = (v != 0) != active_low;
                         if deb.sample(pressed) {
-                            let muted = !gate.muted.fetch_xor(true, Ordering::Relaxed);
-                            tracing::info!(muted, "mute button pressed");
+                            tracing::info!("mute button pressed");
+                            if presses.send(()).is_err() {
+                                return;
+                            }
                         }
                     }
                     Err(e) if !failed => {

@@ -301,6 +301,11 @@ impl Receiving {
         }
     }
 
+    /// When [`Receiving::poll`] should run next: the earliest jitter-buffer deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.remotes.values().filter_map(|r| r.receiver.next_deadline()).min()
+    }
+
     /// Releases what the jitter buffers hold past their latency.
     pub fn poll(&mut self, now: Instant) {
         for r in self.remotes.values_mut() {
