@@ -9,15 +9,15 @@
 //! leave request, AMT teardown). SIGUSR1 toggles mute, as a configured GPIO button does.
 //!
 //! Parts: [`box_daemon::status`] (state shown and written), [`box_daemon::http`] (control
-//! client), [`box_daemon::send`], [`box_daemon::receive`], [`box_daemon::playback`],
-//! [`box_daemon::devices`], [`box_daemon::mute_button`], [`box_daemon::session`],
+//! client), [`box_daemon::send`], [`box_daemon::receive`],
+//! [`box_daemon::devices`], [`box_daemon::mute_button`], [`box_daemon::session`] (the driver
+//! of `roomcast_session::BoxSession`),
 //! [`box_daemon::watchdog`] (the hardware watchdog, fed from the main loop: `[devices] watchdog`
 //! of the board, `[system] watchdog_timeout_s`).
 
 mod devices;
 mod http;
 mod mute_button;
-mod playback;
 mod receive;
 mod send;
 mod session;

@@ -20,8 +20,8 @@ use roomcast_meeting::roster::{Family, ParticipantInfo};
 use roomcast_net::native::NativeSender;
 use roomcast_net::Delivery;
 
-use super::playback::Mixer;
 use super::status::OtherStatus;
+use roomcast_media::mixer::Mixer;
 
 /// One other participant being received.
 struct Remote {

@@ -9,11 +9,14 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use roomcast_amt::GatewayState;
+use roomcast_media::mixer::Mixer;
+use roomcast_media::speaker::alsa::AlsaSpeaker;
+use roomcast_media::speaker::{NullSpeaker, Playback, Speaker};
 use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
 use roomcast_meeting::roster::{JoinReply, Roster};
 use roomcast_meeting::{MeetingError, SourceGroup};
@@ -23,7 +26,6 @@ use roomcast_session::{BoxSession, Call, CallFailure, Event, Joined, SenderCount
 use tokio::sync::{mpsc, watch};
 
 use super::http::{CallError, Service};
-use super::playback::{spawn_playback, AlsaSpeaker, Mixer, NullSpeaker, Speaker};
 use super::receive::Receiving;
 use super::send::{missing_devices, Devices, MicGate, Sending};
 use super::status::{Status, StatusTx};
@@ -56,7 +58,7 @@ async fn resolve(addr: &str, default_port: u16) -> Result<SocketAddr, String> {
     addrs.next().ok_or_else(|| format!("{with_port}: no address"))
 }
 
-fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Option<String>) {
+fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Option<roomcast_media::MediaError>) {
     let name = if cfg.audio.playback == "auto" { board.playback.as_str() } else { cfg.audio.playback.as_str() };
     let name = if name == "auto" { "default" } else { name };
     match name {
@@ -154,15 +156,14 @@ pub async fn run(
 
     // Playback runs for the whole life of the daemon.
     let mixer = Arc::new(Mutex::new(Mixer::default()));
-    let stop_playback = Arc::new(AtomicBool::new(false));
     let (speaker, speaker_err) = open_speaker(&cfg, &board);
     if let Some(e) = speaker_err {
         let _ = problem_tx.send(format!("playback: {e}; playing nothing"));
     }
     tracing::info!(speaker = %speaker.describe(), "playback");
     let tx = problem_tx.clone();
-    let playback = spawn_playback(mixer.clone(), speaker, stop_playback.clone(), move |e| {
-        let _ = tx.send(e);
+    let playback = Playback::spawn(mixer.clone(), speaker, move |e| {
+        let _ = tx.send(e.to_string());
     })?;
     // Presses from before the configuration was read do not count: it says muted or not.
     while mute_presses.try_recv().is_ok() {}
@@ -270,8 +271,7 @@ pub async fn run(
     }
     d.publish();
     drop(d);
-    stop_playback.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || playback.join()).await;
+    let _ = tokio::task::spawn_blocking(move || playback.stop()).await;
     Ok(())
 }
 

@@ -252,7 +252,7 @@ impl Status {
             recv_kbps: 0,
             loss_percent: 0.0,
             muted: false,
-            mic_level_dbfs: super::playback::SILENCE_DBFS,
+            mic_level_dbfs: roomcast_media::mixer::SILENCE_DBFS,
             missing: Vec::new(),
             errors: Vec::new(),
             relay: String::new(),
