@@ -446,9 +446,23 @@ impl BoxSession {
         }
     }
 
-    /// A keepalive was answered.
+    /// A keepalive was answered (a refusal shown meanwhile is over).
     pub fn handle_keepalive_ok(&mut self, _now: Instant) {
         self.keepalive.in_flight = false;
+        if self.stage == Stage::InMeeting && matches!(self.status.phase, SessionPhase::Refused { .. }) {
+            self.status.phase = self.meeting_phase();
+            self.status_dirty = true;
+        }
+    }
+
+    /// The phase the gateway's state gives while in the meeting.
+    fn meeting_phase(&self) -> SessionPhase {
+        let relay = self.status.relay.clone();
+        match self.status.gateway {
+            Some(GatewayState::Joined { .. }) => SessionPhase::InMeeting,
+            Some(GatewayState::RelayLost { retry_at }) => SessionPhase::RelayLost { relay, retry_at },
+            _ => SessionPhase::FindingRelay { relay },
+        }
     }
 
     /// The leave request was answered.
@@ -497,7 +511,10 @@ impl BoxSession {
                 match failure {
                     CallFailure::Refused { status: 404, .. } => self.rejoin(now, RejoinReason::Unknown, Duration::ZERO),
                     CallFailure::Refused { status: 401, message } => {
-                        self.status.error(format!("meeting service refused ({}): {message}", 401));
+                        // Bad credentials, not a restart: shown like a refused join, no rejoin.
+                        self.status.error(format!("meeting service refused (401): {message}"));
+                        self.status.phase = SessionPhase::Refused { reason: message, status: 401 };
+                        self.status_dirty = true;
                     }
                     other => tracing::debug!("{call:?}: {other}"),
                 }
@@ -518,16 +535,14 @@ impl BoxSession {
 
     /// The AMT gateway's state changed.
     pub fn handle_gateway_state(&mut self, _now: Instant, state: GatewayState) {
-        if self.stage == Stage::InMeeting {
-            let relay = self.status.relay.clone();
-            self.status.phase = match state {
-                GatewayState::Joined { .. } => SessionPhase::InMeeting,
-                GatewayState::RelayLost { retry_at } => SessionPhase::RelayLost { relay, retry_at },
-                GatewayState::Closed => self.status.phase.clone(),
-                GatewayState::Discovering | GatewayState::Requesting { .. } => SessionPhase::FindingRelay { relay },
-            };
+        if state == GatewayState::Closed {
+            self.status.gateway = Some(state);
+        } else {
+            self.status.gateway = Some(state);
+            if self.stage == Stage::InMeeting {
+                self.status.phase = self.meeting_phase();
+            }
         }
-        self.status.gateway = Some(state);
         self.status_dirty = true;
     }
 

@@ -462,6 +462,31 @@ fn rejoins_at_once_on_a_keepalive_404() {
 }
 
 #[test]
+fn a_keepalive_401_is_shown_as_a_refusal_not_a_rejoin() {
+    let mut h = joined();
+    // Past the next keepalive (every 2 s).
+    h.now += Duration::from_secs(2);
+    h.s.handle_timeout(h.now);
+    let mut keepalive = None;
+    while let Some(tx) = h.s.poll_transmit() {
+        if matches!(tx, Transmit::Keepalive { .. }) {
+            keepalive = Some(tx);
+        } else {
+            h.answer(tx);
+        }
+    }
+    assert!(keepalive.is_some());
+    let f = CallFailure::Refused { status: 401, message: "unknown meeting or wrong token".into() };
+    h.s.handle_call_failed(h.now, Call::Keepalive, f);
+    h.pump();
+    assert_eq!(h.phase(), SessionPhase::Refused { reason: "unknown meeting or wrong token".into(), status: 401 });
+    assert!(h.rejoins().is_empty());
+    // The next keepalive is answered: back in the meeting.
+    h.advance(Duration::from_millis(2100));
+    assert_eq!(h.phase(), SessionPhase::InMeeting);
+}
+
+#[test]
 fn dropped_from_the_roster_rejoins_after_a_pause() {
     let mut h = joined();
     let me = h.s.status().participant.clone().unwrap();
