@@ -58,6 +58,12 @@ async fn resolve(addr: &str, default_port: u16) -> Result<SocketAddr, String> {
     addrs.next().ok_or_else(|| format!("{with_port}: no address"))
 }
 
+/// `HOST[:PORT]` of `[meeting] server`, with or without a `http://` / `https://` scheme and a path.
+fn server_authority(server: &str) -> &str {
+    let rest = server.split_once("://").map_or(server, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Option<roomcast_media::MediaError>) {
     let name = if cfg.audio.playback == "auto" { board.playback.as_str() } else { cfg.audio.playback.as_str() };
     let name = if name == "auto" { "default" } else { name };
@@ -116,6 +122,8 @@ impl<T> InFlight<T> {
 struct Driver<'a> {
     cfg: &'a Config,
     board: &'a BoardDefaults,
+    /// `[meeting] server` as `HOST[:PORT]`, to find the address the service is reached at.
+    server: String,
     service: Service,
     session: BoxSession,
     status_tx: StatusTx,
@@ -151,6 +159,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     wd: &mut Watchdog,
 ) -> anyhow::Result<()> {
+    let server = server_authority(&meeting.server).to_string();
     let service = Service { server: meeting.server, meeting: meeting.id, token: meeting.token };
     let (problem_tx, mut problems) = mpsc::unbounded_channel::<String>();
 
@@ -179,6 +188,7 @@ pub async fn run(
     let mut d = Driver {
         cfg: &cfg,
         board: &board,
+        server,
         service,
         session: BoxSession::new(config, now),
         status_tx,
@@ -338,7 +348,7 @@ impl Driver<'_> {
     async fn open_devices(&mut self, wd: &mut Watchdog) {
         let devices = Devices::open(self.cfg, &self.board.camera, &self.board.microphone, &self.gate);
         wd.handle_timeout(tokio::time::Instant::now());
-        let server = wd.drive(STEP_LIMIT, resolve(&self.service.server, 8470)).await.ok();
+        let server = wd.drive(STEP_LIMIT, resolve(&self.server, 8470)).await.ok();
         self.server_ip = server.map(|a| a.ip());
         self.base.ip = server.and_then(local_ip_towards);
         self.missing_at_start = devices.missing.clone();
@@ -514,5 +524,18 @@ impl Drop for Driver<'_> {
         if let Some(mut r) = self.receiving.take() {
             r.finish_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_authority;
+
+    #[test]
+    fn the_server_address_is_found_with_or_without_a_scheme() {
+        assert_eq!(server_authority("10.0.2.2:8470"), "10.0.2.2:8470");
+        assert_eq!(server_authority("https://meet.example:8443/"), "meet.example:8443");
+        assert_eq!(server_authority("http://[::1]:8470/v1"), "[::1]:8470");
+        assert_eq!(server_authority("meet.example"), "meet.example");
     }
 }
