@@ -14,4 +14,4 @@ mod session;
 mod status;
 
 pub use session::{BoxSession, Call, CallFailure, Event, Joined, RejoinReason, SessionConfig, Transmit};
-pub use status::{SenderCounters, SessionPhase, SessionStatus};
+pub use status::{ReceiveCounters, RemoteCounters, RemoteStatus, SenderCounters, SessionPhase, SessionStatus};

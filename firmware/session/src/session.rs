@@ -18,7 +18,7 @@ use roomcast_meeting::participant::RosterTracker;
 use roomcast_meeting::roster::{Family, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, Ssrcs};
 use roomcast_meeting::SourceGroup;
 
-use crate::status::{SenderCounters, SessionPhase, SessionStatus};
+use crate::status::{loss_percent, ReceiveCounters, RemoteStatus, SenderCounters, SessionPhase, SessionStatus};
 
 /// Timers and choices of a session.
 #[derive(Debug, Clone)]
@@ -251,6 +251,8 @@ pub struct BoxSession {
     epoch: u64,
     /// Bytes sent and when, at the start of the send-rate window.
     send_window: Option<(Instant, u64)>,
+    /// Bytes received and when, at the start of the receive-rate window.
+    recv_window: Option<(Instant, u64)>,
     sender_end_reported: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -280,6 +282,7 @@ impl BoxSession {
             tracker: None,
             epoch: 0,
             send_window: None,
+            recv_window: None,
             sender_end_reported: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -386,6 +389,7 @@ impl BoxSession {
         self.roster = Slot { at: Some(now), in_flight: false };
         self.sample_at = Some(now + self.config.sample_every);
         self.send_window = Some((now, 0));
+        self.recv_window = Some((now, 0));
         self.sender_end_reported = false;
         self.status.participant = Some(me.clone());
         self.status.relay = relay.clone();
@@ -570,6 +574,37 @@ impl BoxSession {
         self.status_dirty = true;
     }
 
+    /// The receivers' totals (after [`Event::SampleMedia`]): the per-participant figures in
+    /// roster order, the overall loss and the receive bitrate.
+    pub fn handle_media(&mut self, now: Instant, c: ReceiveCounters) {
+        if let Some((since, bytes)) = self.recv_window {
+            let dt = now.saturating_duration_since(since);
+            if dt >= Duration::from_secs(1) {
+                let kbps = c.bytes.saturating_sub(bytes) * 8 / (dt.as_millis().max(1) as u64);
+                self.status.recv_kbps = u32::try_from(kbps).unwrap_or(u32::MAX);
+                self.recv_window = Some((now, c.bytes));
+            }
+        }
+        let (mut expected, mut received) = (0, 0);
+        let mut others = Vec::new();
+        for info in self.others() {
+            let Some(r) = c.remotes.iter().find(|r| r.id == info.id) else { continue };
+            let (e, got) = r.expected_received;
+            expected += e;
+            received += got;
+            others.push(RemoteStatus {
+                id: info.id.clone(),
+                room: info.room.clone(),
+                channel: info.groups.get(self.config.family).to_string(),
+                counters: r.clone(),
+                loss_percent: loss_percent(e, got),
+            });
+        }
+        self.status.others = others;
+        self.status.loss_percent = loss_percent(expected, received);
+        self.status_dirty = true;
+    }
+
     /// The mute button (or SIGUSR1) was pressed.
     pub fn handle_mute_toggle(&mut self, _now: Instant) {
         let muted = !self.status.muted;
@@ -641,10 +676,13 @@ impl BoxSession {
         self.keepalive = Slot::default();
         self.sample_at = None;
         self.send_window = None;
+        self.recv_window = None;
         self.transmits.clear();
         let s = &mut self.status;
         s.participant = None;
         s.phase = SessionPhase::Joining;
+        s.others.clear();
+        (s.recv_kbps, s.loss_percent) = (0, 0.0);
         if s.gateway.is_some() {
             s.gateway = Some(GatewayState::Closed);
         }

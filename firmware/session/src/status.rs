@@ -1,5 +1,6 @@
 //! What the session shows: [`SessionStatus`], a plain value the driver publishes (the box's
-//! display and state file read it), and [`SenderCounters`], the sender's totals fed back in.
+//! display and state file read it); [`SenderCounters`] and [`ReceiveCounters`], the media's
+//! totals fed back in.
 
 use std::time::Instant;
 
@@ -61,6 +62,53 @@ pub struct SenderCounters {
     pub encoder: Option<(String, String)>,
 }
 
+/// One other participant's receive totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteCounters {
+    /// Participant id.
+    pub id: String,
+    /// RTP packets received.
+    pub packets: u64,
+    /// RTP packets expected (from sequence numbers) and received, over its streams.
+    pub expected_received: (u64, u64),
+    /// Video frames reassembled.
+    pub video_frames: u64,
+    /// Video codec last seen.
+    pub video_codec: Option<String>,
+    /// Audio packets decoded.
+    pub audio_frames: u64,
+    /// Audio frames concealed.
+    pub audio_concealed: u64,
+    /// Speaking now (the mixer's level).
+    pub speaking: bool,
+    /// It said BYE.
+    pub said_bye: bool,
+}
+
+/// Everything received so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiveCounters {
+    /// Bytes received through the tunnel.
+    pub bytes: u64,
+    /// Per participant.
+    pub remotes: Vec<RemoteCounters>,
+}
+
+/// One other participant as this box receives it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteStatus {
+    /// Participant id.
+    pub id: String,
+    /// Room name.
+    pub room: String,
+    /// The (S,G) joined for it.
+    pub channel: String,
+    /// Its totals.
+    pub counters: RemoteCounters,
+    /// Loss in percent.
+    pub loss_percent: f32,
+}
+
 /// The session's status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionStatus {
@@ -90,6 +138,12 @@ pub struct SessionStatus {
     pub missing: Vec<String>,
     /// Encoder label and reason.
     pub encoder: Option<(String, String)>,
+    /// The other participants being received, in roster order.
+    pub others: Vec<RemoteStatus>,
+    /// Receive bitrate over the last second or more.
+    pub recv_kbps: u32,
+    /// Loss over every stream received.
+    pub loss_percent: f32,
 }
 
 impl SessionStatus {
@@ -108,6 +162,9 @@ impl SessionStatus {
             video_frames_sent: 0,
             missing: Vec::new(),
             encoder: None,
+            others: Vec::new(),
+            recv_kbps: 0,
+            loss_percent: 0.0,
         }
     }
 
@@ -120,5 +177,14 @@ impl SessionStatus {
         if self.errors.len() > 10 {
             self.errors.remove(0);
         }
+    }
+}
+
+/// `expected - received` in percent of `expected` (0 when nothing was expected).
+pub(crate) fn loss_percent(expected: u64, received: u64) -> f32 {
+    if expected == 0 {
+        0.0
+    } else {
+        (expected.saturating_sub(received) as f32 * 100.0 / expected as f32).min(100.0)
     }
 }

@@ -11,7 +11,8 @@ use roomcast_amt::GatewayState;
 use roomcast_meeting::roster::{Caps, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, Ssrcs};
 use roomcast_meeting::SourceGroup;
 use roomcast_session::{
-    BoxSession, Call, CallFailure, Event, RejoinReason, SenderCounters, SessionConfig, SessionPhase, Transmit,
+    BoxSession, Call, CallFailure, Event, ReceiveCounters, RejoinReason, RemoteCounters, SenderCounters, SessionConfig,
+    SessionPhase, Transmit,
 };
 
 const SERVER: &str = "192.0.2.10";
@@ -552,6 +553,40 @@ fn sender_counters_give_the_send_rate_and_one_capture_error() {
     assert_eq!(h.s.status().send_kbps, 0);
     let n = h.s.status().errors.iter().filter(|e| e.contains("capture thread")).count();
     assert_eq!(n, 1);
+}
+
+#[test]
+fn receive_counters_give_roster_ordered_figures_loss_and_rate() {
+    let mut h = joined();
+    let red = h.svc.add("Red");
+    h.advance(Duration::from_millis(10));
+    let t0 = h.now - Duration::from_millis(20);
+    let remote = |id: &str, e, r| RemoteCounters {
+        id: id.into(),
+        packets: r,
+        expected_received: (e, r),
+        speaking: id == "p01",
+        ..Default::default()
+    };
+    // Reported out of order, plus one the roster no longer lists.
+    let c = ReceiveCounters {
+        bytes: 500_000,
+        remotes: vec![remote(&red, 100, 90), remote("p01", 300, 300), remote("gone", 5, 0)],
+    };
+    h.s.handle_media(t0 + Duration::from_secs(2), c);
+    let st = h.s.status();
+    let rooms: Vec<&str> = st.others.iter().map(|o| o.room.as_str()).collect();
+    assert_eq!(rooms, ["Green", "Red"], "roster order, known participants only");
+    assert_eq!(st.others[0].channel, participant(1, "Green").groups.ipv4.to_string());
+    assert!(st.others[0].counters.speaking);
+    assert_eq!(st.others[1].loss_percent, 10.0);
+    assert_eq!(st.loss_percent, 2.5, "10 lost of 400 expected");
+    assert_eq!(st.recv_kbps, 2000);
+    // A rejoin forgets them.
+    let me = st.participant.clone().unwrap();
+    h.svc.remove(&me);
+    h.advance(Duration::from_millis(10));
+    assert!(h.s.status().others.is_empty());
 }
 
 #[test]

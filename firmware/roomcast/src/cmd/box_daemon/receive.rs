@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use roomcast_media::pipeline::receiver::{Receiver, ReceiverEvent, StreamKind, DEFAULT_LATENCY};
 use roomcast_media::pipeline::recorder::Recorder;
@@ -19,8 +19,8 @@ use roomcast_media::pipeline::PT_OPUS;
 use roomcast_meeting::roster::{Family, ParticipantInfo};
 use roomcast_net::native::NativeSender;
 use roomcast_net::Delivery;
+use roomcast_session::{ReceiveCounters, RemoteCounters};
 
-use super::status::OtherStatus;
 use roomcast_media::mixer::Mixer;
 
 /// One other participant being received.
@@ -29,7 +29,7 @@ struct Remote {
     receiver: Receiver,
     /// The recorder, until it fails.
     recorder: Option<Recorder>,
-    status: OtherStatus,
+    status: RemoteCounters,
 }
 
 /// Everything received.
@@ -39,10 +39,8 @@ pub struct Receiving {
     mixer: Arc<Mutex<Mixer>>,
     record_dir: Option<PathBuf>,
     lan: Option<NativeSender>,
-    window_bytes: u64,
-    window_start: Instant,
-    /// Receive bitrate over the last window.
-    pub recv_kbps: u32,
+    /// Bytes received through the tunnel.
+    bytes: u64,
     errors: Vec<String>,
 }
 
@@ -64,17 +62,7 @@ impl Receiving {
         record_dir: Option<PathBuf>,
         lan: Option<NativeSender>,
     ) -> Self {
-        Self {
-            family,
-            remotes: HashMap::new(),
-            mixer,
-            record_dir,
-            lan,
-            window_bytes: 0,
-            window_start: Instant::now(),
-            recv_kbps: 0,
-            errors: Vec::new(),
-        }
+        Self { family, remotes: HashMap::new(), mixer, record_dir, lan, bytes: 0, errors: Vec::new() }
     }
 
     /// Starts receiving `info`.
@@ -90,8 +78,7 @@ impl Receiving {
             let (w, h) = info.caps.video.as_ref().map_or((0, 0), |v| (v.width, v.height));
             Recorder::new(dir, info.ssrc.audio, 1).with_video_size(w, h)
         });
-        let status =
-            OtherStatus { id: info.id.clone(), room: info.room.clone(), channel: sg.to_string(), ..Default::default() };
+        let status = RemoteCounters { id: info.id.clone(), ..Default::default() };
         self.remotes.insert(sg.group, Remote { info, receiver, recorder, status });
         Ok(())
     }
@@ -126,7 +113,7 @@ impl Receiving {
 
     /// Takes one datagram from the tunnel.
     pub fn on_delivery(&mut self, d: Delivery, now: Instant) {
-        self.window_bytes += d.payload.len() as u64;
+        self.bytes += d.payload.len() as u64;
         if let Some(lan) = &self.lan {
             if let Err(e) = lan.send(d.group, &d.payload) {
                 tracing::debug!("LAN re-send to {}: {e}", d.group);
@@ -195,12 +182,6 @@ impl Receiving {
             let events = r.receiver.poll(now);
             Self::handle_events(&self.mixer, r, events, now, &mut self.errors);
         }
-        let elapsed = now.saturating_duration_since(self.window_start);
-        if elapsed >= Duration::from_secs(1) {
-            self.recv_kbps = (self.window_bytes * 8 / elapsed.as_millis().max(1) as u64) as u32;
-            self.window_bytes = 0;
-            self.window_start = now;
-        }
     }
 
     /// Problems since the last call.
@@ -208,30 +189,21 @@ impl Receiving {
         std::mem::take(&mut self.errors)
     }
 
-    /// Per-participant status, in `order` (roster order), and the overall loss.
-    pub fn statuses(&self, order: &[String], now: Instant) -> (Vec<OtherStatus>, f32) {
+    /// The totals so far, for the session (which orders them and derives loss and bitrate).
+    pub fn counters(&self, now: Instant) -> ReceiveCounters {
         let mixer = self.mixer.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut expected, mut received) = (0u64, 0u64);
-        let mut out = Vec::new();
-        for id in order {
-            let Some(r) = self.remotes.values().find(|r| &r.info.id == id) else { continue };
-            let (e, got) = [StreamKind::Video, StreamKind::Audio]
-                .into_iter()
-                .filter_map(|k| r.receiver.reception(k).map(|s| s.expected_and_received()))
-                .fold((0, 0), |(e, g), (e1, g1)| (e + e1, g + g1));
-            expected += e;
-            received += got;
-            let mut s = r.status.clone();
-            s.loss_percent = if e == 0 { 0.0 } else { (e.saturating_sub(got) as f32 * 100.0 / e as f32).min(100.0) };
-            s.speaking = mixer.speaking(id, now);
-            out.push(s);
-        }
-        let loss = if expected == 0 {
-            0.0
-        } else {
-            (expected.saturating_sub(received) as f32 * 100.0 / expected as f32).min(100.0)
-        };
-        (out, loss)
+        let remotes = self
+            .remotes
+            .values()
+            .map(|r| {
+                let expected_received = [StreamKind::Video, StreamKind::Audio]
+                    .into_iter()
+                    .filter_map(|k| r.receiver.reception(k).map(|s| s.expected_and_received()))
+                    .fold((0, 0), |(e, g), (e1, g1)| (e + e1, g + g1));
+                RemoteCounters { expected_received, speaking: mixer.speaking(&r.info.id, now), ..r.status.clone() }
+            })
+            .collect();
+        ReceiveCounters { bytes: self.bytes, remotes }
     }
 }
 

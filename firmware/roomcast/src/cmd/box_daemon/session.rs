@@ -127,7 +127,7 @@ struct Driver<'a> {
     service: Service,
     session: BoxSession,
     status_tx: StatusTx,
-    /// The box's own part of the status (room, address, receive figures, mic level).
+    /// The box's own part of the status (room, address, mic level).
     base: Status,
     early_errors: Vec<String>,
     gate: MicGate,
@@ -437,7 +437,6 @@ impl Driver<'_> {
                 self.join = InFlight::none();
                 self.roster = InFlight::none();
                 self.keepalive = InFlight::none();
-                self.base.others.clear();
             }
             Event::StatusChanged => self.publish(),
             Event::Closed => {}
@@ -491,14 +490,10 @@ impl Driver<'_> {
         let now = Instant::now();
         if let Some(r) = self.receiving.as_mut() {
             r.poll(now);
-            let order: Vec<String> = self.session.others().iter().map(|p| p.id.clone()).collect();
-            let (others, loss) = r.statuses(&order, now);
-            self.base.others = others;
-            self.base.loss_percent = loss;
-            self.base.recv_kbps = r.recv_kbps;
             for e in r.take_errors() {
                 self.session.handle_problem(now, e);
             }
+            self.session.handle_media(now, r.counters(now));
         }
         self.base.mic_level_dbfs = self.gate.level_dbfs();
         let sender_status = self.sending.as_ref().map(Sending::status).unwrap_or_default();

@@ -1,5 +1,5 @@
 //! The box's status: one value the daemon's driver publishes on a `tokio::sync::watch`
-//! (the session's [`SessionStatus`] with the receive figures and the box's own fields),
+//! (the session's [`SessionStatus`] and the box's own fields: room, address, mic level),
 //! turned into the display's state ([`roomcast_display::DisplayState`]) and written as JSON
 //! to `[debug] state_file`.
 
@@ -289,6 +289,25 @@ impl Status {
         self.packets_sent = PacketCounts { video: s.packets_sent.0, audio: s.packets_sent.1 };
         self.video_frames_sent = s.video_frames_sent;
         self.missing = s.missing.clone();
+        self.recv_kbps = s.recv_kbps;
+        self.loss_percent = s.loss_percent;
+        self.others = s
+            .others
+            .iter()
+            .map(|o| OtherStatus {
+                id: o.id.clone(),
+                room: o.room.clone(),
+                channel: o.channel.clone(),
+                video_frames: o.counters.video_frames,
+                video_codec: o.counters.video_codec.clone(),
+                audio_frames: o.counters.audio_frames,
+                audio_concealed: o.counters.audio_concealed,
+                packets: o.counters.packets,
+                loss_percent: o.loss_percent,
+                speaking: o.counters.speaking,
+                said_bye: o.counters.said_bye,
+            })
+            .collect();
         if let Some((label, reason)) = &s.encoder {
             self.encoder = label.clone();
             self.encoder_reason = reason.clone();
