@@ -359,7 +359,13 @@ impl Status {
             BoxPhase::SetUp { file } => set_up_phase(file),
             BoxPhase::Refused { reason, status } => Phase::ConfigError {
                 file: "roomcast.toml".into(),
-                key: if *status == 403 { "meeting.token".into() } else { "meeting.id".into() },
+                // 401 (the TLS service: wrong token or unknown meeting, one answer) and 403 (older
+                // services) name the token; a certificate that does not match (status 0) the pin.
+                key: match status {
+                    401 | 403 => "meeting.token".into(),
+                    0 if reason.contains("fingerprint") => "meeting.fingerprint".into(),
+                    _ => "meeting.id".into(),
+                },
                 line: None,
                 problem: reason.clone(),
                 fix: "check [meeting] id and token".into(),
@@ -459,6 +465,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        s.phase = BoxPhase::Refused { reason: "unknown meeting or wrong token".into(), status: 401 };
+        assert!(
+            matches!(s.display_state(now, Duration::ZERO).phase, Phase::ConfigError { key, .. } if key == "meeting.token")
+        );
+        s.phase = BoxPhase::Refused {
+            reason: "the certificate is sha256:AB, not the configured fingerprint sha256:CD".into(),
+            status: 0,
+        };
+        assert!(
+            matches!(s.display_state(now, Duration::ZERO).phase, Phase::ConfigError { key, .. } if key == "meeting.fingerprint")
+        );
+        s.phase = BoxPhase::Refused { reason: "no such meeting".into(), status: 404 };
+        assert!(
+            matches!(s.display_state(now, Duration::ZERO).phase, Phase::ConfigError { key, .. } if key == "meeting.id")
+        );
         s.phase = BoxPhase::ConfigError {
             file: "/boot/roomcast.toml".into(),
             errors: vec![ConfigProblem { key: "video.fps".into(), line: 12, message: "500 is out of range".into() }],
