@@ -1,12 +1,14 @@
 //! Where the mixed audio goes: a [`Speaker`] plays 48 kHz mono S16 frames, the ALSA playback
 //! device ([`alsa::AlsaSpeaker`], with xrun recovery and reopen after device loss) or a
 //! [`NullSpeaker`] that keeps the pace and plays nothing; [`Playback`] is the thread (ALSA
-//! writes block) that takes 20 ms of the [`Mixer`] at a time to it, until stopped.
+//! writes block) that owns the [`Mixer`], takes the decoded audio from a channel
+//! ([`PlaybackTx`]) and plays 20 ms of the mix at a time, until stopped.
 
 pub mod alsa;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,44 @@ impl Default for NullSpeaker {
     }
 }
 
+/// Decoded audio frames queued for the playback thread (about 2.5 s of one room's audio).
+const QUEUE: usize = 128;
+
+enum Input {
+    Pcm(String, Vec<i16>),
+    Remove(String),
+}
+
+/// Hands decoded audio to the [`Playback`] thread.
+#[derive(Clone)]
+pub struct PlaybackTx(SyncSender<Input>);
+
+impl PlaybackTx {
+    /// Queues one decoded frame of participant `id`; false (the frame dropped) when the thread
+    /// is behind or gone.
+    pub fn pcm(&self, id: &str, pcm: Vec<i16>) -> bool {
+        self.0.try_send(Input::Pcm(id.to_string(), pcm)).is_ok()
+    }
+
+    /// Forgets participant `id` (what it had queued is not played).
+    pub fn remove(&self, id: &str) {
+        if let Err(TrySendError::Full(i)) = self.0.try_send(Input::Remove(id.to_string())) {
+            let _ = self.0.send(i);
+        }
+    }
+}
+
+fn take_inputs(rx: &Receiver<Input>, mixer: &mut Mixer) -> bool {
+    loop {
+        match rx.try_recv() {
+            Ok(Input::Pcm(id, pcm)) => mixer.push(&id, &pcm),
+            Ok(Input::Remove(id)) => mixer.remove(&id),
+            Err(TryRecvError::Empty) => return true,
+            Err(TryRecvError::Disconnected) => return false,
+        }
+    }
+}
+
 /// The playback thread; stopping it (or dropping it) ends it after the frame being played.
 pub struct Playback {
     stop: Arc<AtomicBool>,
@@ -61,21 +101,26 @@ pub struct Playback {
 }
 
 impl Playback {
-    /// Starts playing `mixer` to `speaker`, 20 ms at a time; `on_error` hears each new problem
-    /// (a repeat of the last one is not reported again).
+    /// Starts playing the mix of what arrives on the returned [`PlaybackTx`] to `speaker`, 20 ms
+    /// at a time; `on_error` hears each new problem (a repeat of the last one is not reported
+    /// again). The thread also ends when every `PlaybackTx` is gone.
     pub fn spawn(
-        mixer: Arc<Mutex<Mixer>>,
         mut speaker: Box<dyn Speaker>,
         on_error: impl Fn(MediaError) + Send + 'static,
-    ) -> Result<Self> {
+    ) -> Result<(Self, PlaybackTx)> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let (tx, rx) = sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("playback".into())
             .spawn(move || {
+                let mut mixer = Mixer::default();
                 let mut last_error = None::<String>;
                 while !stopped.load(Ordering::Relaxed) {
-                    let frame = mixer.lock().unwrap_or_else(|e| e.into_inner()).mix();
+                    if !take_inputs(&rx, &mut mixer) {
+                        return;
+                    }
+                    let frame = mixer.mix();
                     if let Err(e) = speaker.play(&frame) {
                         let text = e.to_string();
                         if last_error.as_ref() != Some(&text) {
@@ -86,7 +131,7 @@ impl Playback {
                 }
             })
             .map_err(|e| MediaError::io("starting the playback thread", e))?;
-        Ok(Self { stop, thread: Some(thread) })
+        Ok((Self { stop, thread: Some(thread) }, PlaybackTx(tx)))
     }
 
     /// Stops the thread and waits for it.
@@ -123,6 +168,8 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(80), "{:?}", start.elapsed());
     }
 
+    use std::sync::Mutex;
+
     struct Counting(Arc<Mutex<Vec<i16>>>);
     impl Speaker for Counting {
         fn describe(&self) -> String {
@@ -137,12 +184,11 @@ mod tests {
 
     #[test]
     fn playback_plays_the_mix_reports_a_problem_once_and_stops() {
-        let mixer = Arc::new(Mutex::new(Mixer::default()));
-        mixer.lock().unwrap().push("a", &[7; FRAME], Instant::now());
         let played = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::new(Mutex::new(0));
         let e = errors.clone();
-        let p = Playback::spawn(mixer, Box::new(Counting(played.clone())), move |_| *e.lock().unwrap() += 1).unwrap();
+        let (p, tx) = Playback::spawn(Box::new(Counting(played.clone())), move |_| *e.lock().unwrap() += 1).unwrap();
+        assert!(tx.pcm("a", vec![7; FRAME]));
         let until = Instant::now() + Duration::from_secs(2);
         while played.lock().unwrap().len() < 3 && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
@@ -150,10 +196,11 @@ mod tests {
         p.stop();
         let played = played.lock().unwrap().clone();
         assert!(played.len() >= 3, "{played:?}");
-        assert_eq!(played[0], 7, "the mix reached the speaker");
+        assert!(played.contains(&7), "the mix reached the speaker: {played:?}");
         assert_eq!(*errors.lock().unwrap(), 1, "a repeated problem is reported once");
         let n = played.len();
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(n, played.len(), "nothing plays after stop");
+        assert!(!tx.pcm("a", vec![1; FRAME]), "a stopped thread takes nothing");
     }
 }

@@ -2,7 +2,7 @@
 //! group address and to its stream by UDP port (video RTP/RTCP on the video port and the next,
 //! audio on the audio port and the next), fed to that sender's `roomcast_media` receiver
 //! (jitter buffer, depacketizer, Opus decoder, loss from its reception statistics: the packet
-//! is not parsed here); decoded audio goes to the mixer, and with
+//! is not parsed here); decoded audio goes to the playback thread's mixer, and with
 //! `[debug] record_dir` every stream is also written to files (`video.ivf`/`video.h264`,
 //! `audio.opus`) that standard tools decode. With `[network] lan_multicast` each delivery is
 //! also re-sent as native multicast on the room LAN.
@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use roomcast_media::pipeline::receiver::{Receiver, ReceiverEvent, StreamKind, DEFAULT_LATENCY};
@@ -21,7 +20,8 @@ use roomcast_net::native::NativeSender;
 use roomcast_net::Delivery;
 use roomcast_session::{ReceiveCounters, RemoteCounters};
 
-use roomcast_media::mixer::Mixer;
+use roomcast_media::mixer::SpeakingMeter;
+use roomcast_media::speaker::PlaybackTx;
 
 /// One other participant being received.
 struct Remote {
@@ -36,7 +36,8 @@ struct Remote {
 pub struct Receiving {
     family: Family,
     remotes: HashMap<IpAddr, Remote>,
-    mixer: Arc<Mutex<Mixer>>,
+    playback: PlaybackTx,
+    speaking: SpeakingMeter,
     record_dir: Option<PathBuf>,
     lan: Option<NativeSender>,
     /// Bytes received through the tunnel.
@@ -55,14 +56,18 @@ fn dir_name(room: &str, id: &str) -> String {
 }
 
 impl Receiving {
-    /// Receiving for `family` groups into `mixer`, recording under `record_dir`.
-    pub fn new(
-        family: Family,
-        mixer: Arc<Mutex<Mixer>>,
-        record_dir: Option<PathBuf>,
-        lan: Option<NativeSender>,
-    ) -> Self {
-        Self { family, remotes: HashMap::new(), mixer, record_dir, lan, bytes: 0, errors: Vec::new() }
+    /// Receiving for `family` groups, playing through `playback`, recording under `record_dir`.
+    pub fn new(family: Family, playback: PlaybackTx, record_dir: Option<PathBuf>, lan: Option<NativeSender>) -> Self {
+        Self {
+            family,
+            remotes: HashMap::new(),
+            playback,
+            speaking: SpeakingMeter::default(),
+            record_dir,
+            lan,
+            bytes: 0,
+            errors: Vec::new(),
+        }
     }
 
     /// Starts receiving `info`.
@@ -88,14 +93,15 @@ impl Receiving {
         let key = self.remotes.iter().find(|(_, r)| r.info.id == id).map(|(k, _)| *k);
         if let Some(mut r) = key.and_then(|k| self.remotes.remove(&k)) {
             self.finish_remote(&mut r);
-            self.mixer.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            self.playback.remove(id);
+            self.speaking.remove(id);
         }
     }
 
     fn finish_remote(&mut self, r: &mut Remote) {
         let now = Instant::now();
         let events = r.receiver.finish();
-        Self::handle_events(&self.mixer, r, events, now, &mut self.errors);
+        Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
         if let Some(rec) = r.recorder.as_mut() {
             if let Err(e) = rec.finish() {
                 tracing::warn!(dir = %rec.dir().display(), "finishing the recording: {e}");
@@ -135,11 +141,12 @@ impl Receiving {
         } else {
             return;
         };
-        Self::handle_events(&self.mixer, r, events, now, &mut self.errors);
+        Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
     }
 
     fn handle_events(
-        mixer: &Arc<Mutex<Mixer>>,
+        playback: &PlaybackTx,
+        speaking: &mut SpeakingMeter,
         r: &mut Remote,
         events: Vec<ReceiverEvent>,
         now: Instant,
@@ -159,11 +166,13 @@ impl Receiving {
                 }
                 ReceiverEvent::Audio { pcm, .. } => {
                     r.status.audio_frames += 1;
-                    mixer.lock().unwrap_or_else(|e| e.into_inner()).push(&r.info.id, &pcm, now);
+                    speaking.handle_pcm(now, &r.info.id, &pcm);
+                    playback.pcm(&r.info.id, pcm);
                 }
                 ReceiverEvent::AudioConcealed { pcm, .. } => {
                     r.status.audio_concealed += 1;
-                    mixer.lock().unwrap_or_else(|e| e.into_inner()).push(&r.info.id, &pcm, now);
+                    speaking.handle_pcm(now, &r.info.id, &pcm);
+                    playback.pcm(&r.info.id, pcm);
                 }
                 ReceiverEvent::Bye(_) => r.status.said_bye = true,
                 ReceiverEvent::SenderReport(_) => {}
@@ -180,7 +189,7 @@ impl Receiving {
     pub fn poll(&mut self, now: Instant) {
         for r in self.remotes.values_mut() {
             let events = r.receiver.poll(now);
-            Self::handle_events(&self.mixer, r, events, now, &mut self.errors);
+            Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
         }
     }
 
@@ -191,7 +200,6 @@ impl Receiving {
 
     /// The totals so far, for the session (which orders them and derives loss and bitrate).
     pub fn counters(&self, now: Instant) -> ReceiveCounters {
-        let mixer = self.mixer.lock().unwrap_or_else(|e| e.into_inner());
         let remotes = self
             .remotes
             .values()
@@ -200,7 +208,11 @@ impl Receiving {
                     .into_iter()
                     .filter_map(|k| r.receiver.reception(k).map(|s| s.expected_and_received()))
                     .fold((0, 0), |(e, g), (e1, g1)| (e + e1, g + g1));
-                RemoteCounters { expected_received, speaking: mixer.speaking(&r.info.id, now), ..r.status.clone() }
+                RemoteCounters {
+                    expected_received,
+                    speaking: self.speaking.speaking(&r.info.id, now),
+                    ..r.status.clone()
+                }
             })
             .collect();
         ReceiveCounters { bytes: self.bytes, remotes }

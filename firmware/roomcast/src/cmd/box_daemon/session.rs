@@ -10,13 +10,11 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use roomcast_amt::GatewayState;
-use roomcast_media::mixer::Mixer;
 use roomcast_media::speaker::alsa::AlsaSpeaker;
-use roomcast_media::speaker::{NullSpeaker, Playback, Speaker};
+use roomcast_media::speaker::{NullSpeaker, Playback, PlaybackTx, Speaker};
 use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
 use roomcast_meeting::roster::{JoinReply, Roster};
 use roomcast_meeting::{MeetingError, SourceGroup};
@@ -131,7 +129,7 @@ struct Driver<'a> {
     base: Status,
     early_errors: Vec<String>,
     gate: MicGate,
-    mixer: Arc<Mutex<Mixer>>,
+    playback: PlaybackTx,
     devices: Option<Devices>,
     missing_at_start: Vec<String>,
     encoder_state: Option<roomcast_media::encoder::auto::SharedEncoderState>,
@@ -164,14 +162,13 @@ pub async fn run(
     let (problem_tx, mut problems) = mpsc::unbounded_channel::<String>();
 
     // Playback runs for the whole life of the daemon.
-    let mixer = Arc::new(Mutex::new(Mixer::default()));
     let (speaker, speaker_err) = open_speaker(&cfg, &board);
     if let Some(e) = speaker_err {
         let _ = problem_tx.send(format!("playback: {e}; playing nothing"));
     }
     tracing::info!(speaker = %speaker.describe(), "playback");
     let tx = problem_tx.clone();
-    let playback = Playback::spawn(mixer.clone(), speaker, move |e| {
+    let (playback, playback_tx) = Playback::spawn(speaker, move |e| {
         let _ = tx.send(e.to_string());
     })?;
     // Presses from before the configuration was read do not count: it says muted or not.
@@ -195,7 +192,7 @@ pub async fn run(
         early_errors: base.errors.clone(),
         base,
         gate,
-        mixer,
+        playback: playback_tx,
         devices: None,
         missing_at_start: Vec::new(),
         encoder_state: None,
@@ -482,7 +479,7 @@ impl Driver<'_> {
             None
         };
         let record = self.cfg.debug.record_dir.clone();
-        self.receiving = Some(Receiving::new(self.cfg.amt.family, self.mixer.clone(), record, lan));
+        self.receiving = Some(Receiving::new(self.cfg.amt.family, self.playback.clone(), record, lan));
     }
 
     /// Reads the media counters into the session and the status.
