@@ -87,7 +87,7 @@ fn test_config(ports: Ports, room: &str) -> String {
     format!(
         "# roomcast.toml of the QEMU system test.\n\
          [room]\nname = \"{room}\"\n\n\
-         [meeting]\nserver = \"10.0.2.2:{control}\"\nid = \"{MEETING}\"\ntoken = \"{TOKEN}\"\n\n\
+         [meeting]\nserver = \"10.0.2.2:{control}\"\nid = \"{MEETING}\"\ntoken = \"{TOKEN}\"\nallow_plain_http = true\n\n\
          [amt]\nfamily = \"ipv4\"\n\n\
          [video]\nsource = \"auto\"\nencoder = \"auto\"\nbitrate_kbps = 150\n\n\
          [audio]\nsource = \"auto\"\nplayback = \"none\"\n\n\

@@ -6,42 +6,94 @@ use serde::de::DeserializeOwned;
 use crate::roster::{Caps, ErrorBody, JoinReply, JoinRequest, Roster};
 use crate::MeetingError;
 
-fn request(method: &str, host: &str, path: &str, token: &str, body: Option<&str>) -> Vec<u8> {
-    let body = body.unwrap_or("");
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+/// One control request, before the transport: the box's client sends it with hyper, the
+/// tools below encode it as HTTP/1.1 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path and query.
+    pub path: String,
+    /// JSON body.
+    pub body: Option<String>,
+}
+
+impl Call {
+    /// A join request.
+    pub fn join(meeting: &str, room: &str, caps: &Caps) -> Self {
+        let body =
+            serde_json::to_string(&JoinRequest { room: room.to_string(), caps: caps.clone() }).unwrap_or_default();
+        Self { method: "POST", path: format!("/v1/meetings/{meeting}/participants"), body: Some(body) }
+    }
+
+    /// A leave request (send the participant's secret with it).
+    pub fn leave(meeting: &str, participant: &str) -> Self {
+        Self { method: "DELETE", path: format!("/v1/meetings/{meeting}/participants/{participant}"), body: None }
+    }
+
+    /// A keepalive (send the participant's secret with it).
+    pub fn keepalive(meeting: &str, participant: &str) -> Self {
+        Self {
+            method: "POST",
+            path: format!("/v1/meetings/{meeting}/participants/{participant}/keepalive"),
+            body: None,
+        }
+    }
+
+    /// A roster request; with `since`, the service holds it until the version passes `since`.
+    pub fn roster(meeting: &str, since: Option<u64>) -> Self {
+        let q = since.map(|v| format!("?since={v}")).unwrap_or_default();
+        Self { method: "GET", path: format!("/v1/meetings/{meeting}/roster{q}"), body: None }
+    }
+
+    /// A room's SDP by its name (see [`room_sdp`]).
+    pub fn room_sdp(meeting: &str, room: &str, forward: Option<(&str, &str)>) -> Self {
+        let q = forward.map(|(addr, media)| format!("?forward={addr}&media={media}")).unwrap_or_default();
+        Self {
+            method: "GET",
+            path: format!("/v1/meetings/{meeting}/rooms/{}/sdp{q}", encode_segment(room)),
+            body: None,
+        }
+    }
+
+    /// The HTTP/1.1 request bytes (`Connection: close`).
+    pub fn encode(&self, host: &str, token: &str, secret: Option<&str>) -> Vec<u8> {
+        let body = self.body.as_deref().unwrap_or("");
+        let secret = secret.map(|s| format!("X-Roomcast-Secret: {s}\r\n")).unwrap_or_default();
+        format!(
+            "{} {} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n{secret}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.method,
+            self.path,
+            body.len()
+        )
+        .into_bytes()
+    }
 }
 
 /// A join request.
 pub fn join(host: &str, meeting: &str, token: &str, room: &str, caps: &Caps) -> Vec<u8> {
-    let body = serde_json::to_string(&JoinRequest { room: room.to_string(), caps: caps.clone() }).unwrap_or_default();
-    request("POST", host, &format!("/v1/meetings/{meeting}/participants"), token, Some(&body))
+    Call::join(meeting, room, caps).encode(host, token, None)
 }
 
-/// A leave request.
-pub fn leave(host: &str, meeting: &str, token: &str, participant: &str) -> Vec<u8> {
-    request("DELETE", host, &format!("/v1/meetings/{meeting}/participants/{participant}"), token, None)
+/// A leave request with the participant's secret.
+pub fn leave(host: &str, meeting: &str, token: &str, participant: &str, secret: &str) -> Vec<u8> {
+    Call::leave(meeting, participant).encode(host, token, Some(secret))
 }
 
-/// A keepalive.
-pub fn keepalive(host: &str, meeting: &str, token: &str, participant: &str) -> Vec<u8> {
-    request("POST", host, &format!("/v1/meetings/{meeting}/participants/{participant}/keepalive"), token, None)
+/// A keepalive with the participant's secret.
+pub fn keepalive(host: &str, meeting: &str, token: &str, participant: &str, secret: &str) -> Vec<u8> {
+    Call::keepalive(meeting, participant).encode(host, token, Some(secret))
 }
 
 /// A roster request; with `since`, the service holds it until the version passes `since`.
 pub fn roster(host: &str, meeting: &str, token: &str, since: Option<u64>) -> Vec<u8> {
-    let q = since.map(|v| format!("?since={v}")).unwrap_or_default();
-    request("GET", host, &format!("/v1/meetings/{meeting}/roster{q}"), token, None)
+    Call::roster(meeting, since).encode(host, token, None)
 }
 
 /// A room's SDP by its name, for a player behind `roomcast gateway --forward ADDR:PORT`
 /// (`forward` is `Some((ADDR:PORT, "audio"|"video"))`) or of its (S,G).
 pub fn room_sdp(host: &str, meeting: &str, token: &str, room: &str, forward: Option<(&str, &str)>) -> Vec<u8> {
-    let q = forward.map(|(addr, media)| format!("?forward={addr}&media={media}")).unwrap_or_default();
-    request("GET", host, &format!("/v1/meetings/{meeting}/rooms/{}/sdp{q}", encode_segment(room)), token, None)
+    Call::room_sdp(meeting, room, forward).encode(host, token, None)
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986) of a path segment.
@@ -123,13 +175,13 @@ mod tests {
     fn client_requests_parse_on_the_service_side() {
         let caps = Caps::default();
         let (r, _) = parse_request(&join("h", "demo", "tok", "Room", &caps)).unwrap();
-        assert!(matches!(r, ControlRequest::Join { ref token, .. } if token == "tok"));
+        assert!(matches!(r, ControlRequest::Join { ref token, .. } if token.expose() == "tok"));
         let (r, _) = parse_request(&roster("h", "demo", "tok", Some(3))).unwrap();
         assert_eq!(r, ControlRequest::Roster { meeting: "demo".into(), token: "tok".into(), since: Some(3) });
-        let (r, _) = parse_request(&leave("h", "demo", "tok", "abc")).unwrap();
-        assert!(matches!(r, ControlRequest::Leave { .. }));
-        let (r, _) = parse_request(&keepalive("h", "demo", "tok", "abc")).unwrap();
-        assert!(matches!(r, ControlRequest::Keepalive { .. }));
+        let (r, _) = parse_request(&leave("h", "demo", "tok", "abc", "5ec")).unwrap();
+        assert!(matches!(r, ControlRequest::Leave { secret: Some(ref s), .. } if s.expose() == "5ec"));
+        let (r, _) = parse_request(&keepalive("h", "demo", "tok", "abc", "5ec")).unwrap();
+        assert!(matches!(r, ControlRequest::Keepalive { secret: Some(_), .. }));
         let (r, _) =
             parse_request(&room_sdp("h", "demo", "tok", "Salle 2/B é", Some(("127.0.0.1:4000", "audio")))).unwrap();
         assert!(

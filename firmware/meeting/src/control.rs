@@ -1,4 +1,7 @@
-//! The meeting control protocol: HTTP/1.1 with JSON bodies, one request per connection.
+//! The meeting control protocol: HTTP/1.1 (over TLS, or plain on loopback) with JSON bodies, one
+//! request per connection. The `roomcast server` driver leaves the HTTP framing to hyper and
+//! hands each request's method, target, credentials and body to [`route`]; [`parse_request`]
+//! does the same from raw bytes (tests, fuzzing, benches).
 //!
 //! | request | meaning |
 //! | --- | --- |
@@ -13,18 +16,21 @@
 //! | `GET /` | a short text page naming these endpoints |
 //!
 //! Every request but health and `GET /` carries the meeting's token as `Authorization: Bearer TOKEN` (or
-//! `?token=TOKEN`, for players that fetch an SDP by URL). Parsing takes untrusted bytes and
-//! never panics; requests are bounded (8 KiB of headers, 16 KiB of body).
+//! `?token=TOKEN`, for players that fetch an SDP by URL); leave and keepalive also carry the
+//! participant's secret from the join reply as `X-Roomcast-Secret: SECRET`. Parsing takes
+//! untrusted bytes and never panics; requests are bounded (8 KiB of headers, 16 KiB of body).
 
 use serde::Serialize;
 
 use crate::roster::{Family, JoinRequest};
+use crate::token::Token;
 use crate::MeetingError;
 
 /// What `GET /` answers: the endpoints, for someone pointing a browser or curl at the service.
 pub const INDEX_PAGE: &str = "\
 roomcast meeting service: HTTP/1.1 + JSON control API.
-Every request but health and this page carries the meeting's token: `Authorization: Bearer TOKEN` (or ?token=TOKEN).
+Every request but health and this page carries the meeting's token: `Authorization: Bearer TOKEN` (or ?token=TOKEN);
+leave and keepalive also the participant's secret from the join reply: `X-Roomcast-Secret: SECRET`.
 
 GET    /v1/health                                      liveness
 POST   /v1/meetings/{m}/participants                   join: body {\"room\":NAME,\"caps\":{...}}
@@ -35,7 +41,7 @@ GET    /v1/meetings/{m}/participants/{p}/sdp           a participant's SDP ([?fa
                                                        [?forward=ADDR:PORT&media=audio|video] for roomcast gateway)
 GET    /v1/meetings/{m}/rooms/{name}/sdp               the same by room name (URL-encoded)
 
-Example: curl -H 'Authorization: Bearer TOKEN' http://HOST:8470/v1/meetings/ID/roster
+Example: curl --cacert CERT.pem -H 'Authorization: Bearer TOKEN' https://HOST:8470/v1/meetings/ID/roster
 ";
 
 /// Most bytes of request head accepted.
@@ -55,7 +61,7 @@ pub enum ControlRequest {
         /// Meeting id.
         meeting: String,
         /// Token presented.
-        token: String,
+        token: Token,
         /// Room and capabilities.
         body: JoinRequest,
     },
@@ -64,25 +70,29 @@ pub enum ControlRequest {
         /// Meeting id.
         meeting: String,
         /// Token presented.
-        token: String,
+        token: Token,
         /// Participant id.
         participant: String,
+        /// The participant's secret (`X-Roomcast-Secret`).
+        secret: Option<Token>,
     },
     /// Keep a participant alive.
     Keepalive {
         /// Meeting id.
         meeting: String,
         /// Token presented.
-        token: String,
+        token: Token,
         /// Participant id.
         participant: String,
+        /// The participant's secret (`X-Roomcast-Secret`).
+        secret: Option<Token>,
     },
     /// Fetch the roster, optionally waiting for a version newer than `since`.
     Roster {
         /// Meeting id.
         meeting: String,
         /// Token presented.
-        token: String,
+        token: Token,
         /// Wait for a version past this one.
         since: Option<u64>,
     },
@@ -91,7 +101,7 @@ pub enum ControlRequest {
         /// Meeting id.
         meeting: String,
         /// Token presented.
-        token: String,
+        token: Token,
         /// Whose: a participant id or a room name.
         participant: Who,
         /// Which family's (S,G).
@@ -165,6 +175,7 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -252,6 +263,22 @@ fn id_segment(s: &str) -> Result<String, MeetingError> {
     Ok(s.to_string())
 }
 
+/// The parts of an HTTP request the control protocol reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Head<'a> {
+    /// `GET`, `POST`, `DELETE`.
+    pub method: &'a str,
+    /// Path and query, e.g. `/v1/meetings/demo/roster?since=3`.
+    pub target: &'a str,
+    /// The `Authorization` header's value.
+    pub authorization: Option<&'a [u8]>,
+    /// The `X-Roomcast-Secret` header's value.
+    pub secret: Option<&'a [u8]>,
+}
+
+/// The header carrying a participant's secret.
+pub const SECRET_HEADER: &str = "x-roomcast-secret";
+
 /// Parses one request from the start of `buf`. Returns the request and the bytes it used;
 /// [`MeetingError::Incomplete`] when more bytes are needed.
 pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError> {
@@ -271,25 +298,28 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
     if head_len > MAX_HEAD {
         return Err(MeetingError::Limit("request head too large".into()));
     }
-    let method = req.method.ok_or_else(|| bad("no method"))?;
-    let target = req.path.ok_or_else(|| bad("no path"))?;
-    let mut content_length = 0usize;
-    let mut token = None;
+    let mut head = Head {
+        method: req.method.ok_or_else(|| bad("no method"))?,
+        target: req.path.ok_or_else(|| bad("no path"))?,
+        ..Head::default()
+    };
+    let mut content_length = None;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
+            if content_length.is_some() {
+                return Err(bad("more than one Content-Length"));
+            }
             let v = std::str::from_utf8(h.value).map_err(|_| bad("bad Content-Length"))?;
-            content_length = v.trim().parse().map_err(|_| bad("bad Content-Length"))?;
+            content_length = Some(v.trim().parse::<usize>().map_err(|_| bad("bad Content-Length"))?);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(bad("Transfer-Encoding is not supported; send Content-Length"));
         } else if h.name.eq_ignore_ascii_case("authorization") {
-            let v = std::str::from_utf8(h.value).map_err(|_| bad("bad Authorization"))?;
-            let t = v
-                .strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .ok_or_else(|| bad("Authorization must be `Bearer TOKEN`"))?;
-            token = Some(t.trim().to_string());
+            head.authorization = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case(SECRET_HEADER) {
+            head.secret = Some(h.value);
         }
     }
+    let content_length = content_length.unwrap_or(0);
     if content_length > MAX_BODY {
         return Err(MeetingError::Limit("request body too large".into()));
     }
@@ -298,7 +328,35 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
         Some(b) => b,
         None => return Err(MeetingError::Incomplete),
     };
+    Ok((route(&head, body)?, total))
+}
 
+/// `Bearer TOKEN` of an `Authorization` header.
+fn bearer(value: &[u8]) -> Result<Token, MeetingError> {
+    let v = std::str::from_utf8(value).map_err(|_| bad("bad Authorization"))?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .ok_or_else(|| bad("Authorization must be `Bearer TOKEN`"))?;
+    Ok(Token::new(t.trim()))
+}
+
+/// Turns one request (its head and its whole body, at most [`MAX_BODY`]) into a
+/// [`ControlRequest`]: the routes of the table above, with their path and query values
+/// checked. Never panics.
+pub fn route(head: &Head<'_>, body: &[u8]) -> Result<ControlRequest, MeetingError> {
+    if body.len() > MAX_BODY {
+        return Err(MeetingError::Limit("request body too large".into()));
+    }
+    let method = head.method;
+    let target = head.target;
+    // A bad Authorization only matters to the requests that need a token.
+    let header_token = head.authorization.map(bearer);
+    let mut query_token = None;
+    let secret = match head.secret {
+        Some(v) => Some(Token::new(std::str::from_utf8(v).map_err(|_| bad("bad X-Roomcast-Secret"))?.trim())),
+        None => None,
+    };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut since = None;
     let mut family = Family::Ipv4;
@@ -308,7 +366,7 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_decode(v)?;
         match k {
-            "token" => token = token.or(Some(v)),
+            "token" => query_token = Some(Token::new(v)),
             "since" => since = Some(v.parse::<u64>().map_err(|_| bad("since must be a number"))?),
             "forward" => {
                 forward = Some(v.parse::<std::net::SocketAddr>().map_err(|_| bad("forward must be ADDR:PORT"))?)
@@ -330,7 +388,10 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
             _ => {}
         }
     }
-    let token = || token.clone().ok_or_else(|| bad("missing token (Authorization: Bearer TOKEN)"));
+    let token = || match &header_token {
+        Some(t) => t.clone(),
+        None => query_token.clone().ok_or_else(|| bad("missing token (Authorization: Bearer TOKEN)")),
+    };
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let request = match (method, segs.as_slice()) {
         ("GET", ["v1", "health"]) => ControlRequest::Health,
@@ -338,12 +399,18 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
             let body: JoinRequest = serde_json::from_slice(body).map_err(|e| bad(format!("join body: {e}")))?;
             ControlRequest::Join { meeting: id_segment(m)?, token: token()?, body }
         }
-        ("DELETE", ["v1", "meetings", m, "participants", p]) => {
-            ControlRequest::Leave { meeting: id_segment(m)?, token: token()?, participant: id_segment(p)? }
-        }
-        ("POST", ["v1", "meetings", m, "participants", p, "keepalive"]) => {
-            ControlRequest::Keepalive { meeting: id_segment(m)?, token: token()?, participant: id_segment(p)? }
-        }
+        ("DELETE", ["v1", "meetings", m, "participants", p]) => ControlRequest::Leave {
+            meeting: id_segment(m)?,
+            token: token()?,
+            participant: id_segment(p)?,
+            secret: secret.clone(),
+        },
+        ("POST", ["v1", "meetings", m, "participants", p, "keepalive"]) => ControlRequest::Keepalive {
+            meeting: id_segment(m)?,
+            token: token()?,
+            participant: id_segment(p)?,
+            secret: secret.clone(),
+        },
         ("GET", ["v1", "meetings", m, "roster"]) => {
             ControlRequest::Roster { meeting: id_segment(m)?, token: token()?, since }
         }
@@ -361,7 +428,7 @@ pub fn parse_request(buf: &[u8]) -> Result<(ControlRequest, usize), MeetingError
         ("GET", []) => ControlRequest::Index,
         _ => return Err(bad(format!("no such request: {method} {}", path.chars().take(100).collect::<String>()))),
     };
-    Ok((request, total))
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -380,7 +447,7 @@ mod tests {
         match req {
             ControlRequest::Join { meeting, token, body } => {
                 assert_eq!(meeting, "demo");
-                assert_eq!(token, "s3cret");
+                assert_eq!(token.expose(), "s3cret");
                 assert_eq!(body.room, "Blue room");
                 assert_eq!(body.caps.audio.unwrap().payload_type, 111);
             }
@@ -410,6 +477,16 @@ mod tests {
     fn parses_roster_sdp_leave_with_query_tokens() {
         let (r, _) = parse_request(b"GET /v1/meetings/demo/roster?since=4&token=a%20b HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(r, ControlRequest::Roster { meeting: "demo".into(), token: "a b".into(), since: Some(4) });
+        let dup = b"GET /v1/health HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(parse_request(dup), Err(MeetingError::BadRequest(m)) if m.contains("Content-Length")));
+        let (r, _) = parse_request(
+            b"POST /v1/meetings/demo/participants/ab12/keepalive HTTP/1.1\r\nAuthorization: Bearer t\r\nX-Roomcast-Secret: 00ff\r\n\r\n",
+        )
+        .unwrap();
+        assert!(matches!(r, ControlRequest::Keepalive { secret: Some(ref s), .. } if s.expose() == "00ff"));
+        let (r, _) = parse_request(b"GET /v1/health HTTP/1.1\r\nAuthorization: Basic xyz\r\n\r\n").unwrap();
+        assert_eq!(r, ControlRequest::Health, "health needs no token, a bad one is no error");
+        assert!(parse_request(b"GET /v1/meetings/d/roster?token=t HTTP/1.1\r\nAuthorization: Basic x\r\n\r\n").is_err());
         let (r, _) = parse_request(
             b"GET /v1/meetings/demo/participants/ab12/sdp?family=ipv6 HTTP/1.1\r\nAuthorization: Bearer t\r\n\r\n",
         )

@@ -45,6 +45,17 @@ pub enum MeetingError {
         /// The service's explanation.
         message: String,
     },
+    /// The meeting service's certificate is not the pinned one.
+    #[error("the meeting service's certificate is {got}, not the configured fingerprint {expected}")]
+    FingerprintMismatch {
+        /// The configured fingerprint, `sha256:HEX`.
+        expected: String,
+        /// The certificate the service presented, `sha256:HEX`.
+        got: String,
+    },
+    /// Making or loading a TLS certificate or configuration failed.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A configuration value is invalid (used outside the line-aware config checker).
     #[error("invalid setting: {0}")]
     Invalid(String),

@@ -13,6 +13,7 @@
 pub mod client;
 pub mod config;
 pub mod control;
+pub mod endpoint;
 pub mod error;
 pub mod participant;
 pub mod pool;
@@ -20,6 +21,9 @@ pub mod roster;
 pub mod rtp_peek;
 pub mod sdp;
 pub mod service;
+pub mod throttle;
+pub mod tls;
+pub mod token;
 
 pub use error::MeetingError;
 pub use roster::{Caps, GroupPair, ParticipantInfo, Roster, SourceGroup};

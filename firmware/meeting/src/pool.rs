@@ -1,9 +1,13 @@
 //! Allocation of multicast groups from the configured SSM ranges (IPv4 232.0.0.0/8, IPv6
-//! ff3x::/32): each participant gets the lowest free group of each range; leaving frees it.
+//! ff3x::/32): each participant gets a free group drawn at random from each range (so knowing
+//! one room's group tells nothing about another's, and a few tunnels cannot cover every room by
+//! joining the start of the range); leaving frees it.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+
+use rand::Rng;
 
 use crate::MeetingError;
 
@@ -122,17 +126,21 @@ impl GroupPool {
         self.used.len()
     }
 
-    /// Takes the lowest free group.
-    pub fn allocate(&mut self) -> Result<IpAddr, MeetingError> {
-        let mut candidate = 1u64;
-        for &u in &self.used {
+    /// Takes a free group drawn uniformly from `rng` (the next free one after the draw when
+    /// the drawn one is taken).
+    pub fn allocate(&mut self, rng: &mut impl Rng) -> Result<IpAddr, MeetingError> {
+        let cap = self.range.capacity();
+        if self.used.len() as u64 >= cap {
+            return Err(MeetingError::PoolExhausted(self.range.to_string()));
+        }
+        let start = rng.random_range(1..=cap);
+        // The first free index at or after `start`, wrapping: the gap after `start` in `used`.
+        let mut candidate = start;
+        for &u in self.used.range(start..).chain(self.used.range(..start)) {
             if u != candidate {
                 break;
             }
-            candidate += 1;
-        }
-        if candidate > self.range.capacity() {
-            return Err(MeetingError::PoolExhausted(self.range.to_string()));
+            candidate = if candidate == cap { 1 } else { candidate + 1 };
         }
         self.used.insert(candidate);
         Ok(self.range.nth(candidate))
@@ -162,18 +170,31 @@ mod tests {
     }
 
     #[test]
-    fn allocates_lowest_free_and_reuses() {
+    fn allocates_every_group_once_then_reuses() {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
         let mut p = GroupPool::new("232.10.0.0/30".parse().unwrap());
-        let a = p.allocate().unwrap();
-        let b = p.allocate().unwrap();
-        let c = p.allocate().unwrap();
-        assert_eq!(a.to_string(), "232.10.0.1");
-        assert_eq!(b.to_string(), "232.10.0.2");
-        assert_eq!(c.to_string(), "232.10.0.3");
-        assert!(matches!(p.allocate(), Err(MeetingError::PoolExhausted(_))));
+        let mut got: Vec<String> = (0..3).map(|_| p.allocate(&mut rng).unwrap().to_string()).collect();
+        got.sort();
+        assert_eq!(got, ["232.10.0.1", "232.10.0.2", "232.10.0.3"]);
+        assert!(matches!(p.allocate(&mut rng), Err(MeetingError::PoolExhausted(_))));
+        let b: IpAddr = "232.10.0.2".parse().unwrap();
         p.release(b);
-        assert_eq!(p.allocate().unwrap(), b);
+        assert_eq!(p.allocate(&mut rng).unwrap(), b);
         let mut p6 = GroupPool::new("ff3e::8000:0/112".parse().unwrap());
-        assert_eq!(p6.allocate().unwrap().to_string(), "ff3e::8000:1");
+        assert!(p6.allocate(&mut rng).unwrap().to_string().starts_with("ff3e::8000:"));
+    }
+
+    #[test]
+    fn groups_are_spread_over_the_range() {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(99);
+        let mut p = GroupPool::new("232.10.0.0/16".parse().unwrap());
+        let range = p.range();
+        let idx: Vec<u64> = (0..16).map(|_| range.index_of(p.allocate(&mut rng).unwrap()).unwrap()).collect();
+        // Handed out in order from the start, 16 groups would all be below 17.
+        assert!(idx.iter().filter(|&&i| i > 1024).count() >= 12, "{idx:?}");
+        let mut sorted = idx.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 16);
     }
 }

@@ -180,8 +180,13 @@ pub struct ParticipantInfo {
 pub struct Roster {
     /// The meeting's id.
     pub meeting: String,
-    /// Change counter.
+    /// Change counter (starts again at 1 when the service restarts: compare `epoch` first).
     pub version: u64,
+    /// The service instance: a random number drawn at service start. A roster or join reply
+    /// with another epoch than the one a box joined under means the service restarted and
+    /// forgot the box: rejoin. 0 from a service older than the field.
+    #[serde(default)]
+    pub epoch: u64,
     /// The AMT relay carrying the groups, as `ADDR:PORT` (advertised; a client that reached the
     /// service at another address uses that address with this port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +215,13 @@ impl Roster {
 pub struct JoinReply {
     /// The new participant's id (used to leave and keep alive).
     pub participant: String,
+    /// The participant's secret (32 hex digits, from the OS random source): send it as
+    /// `X-Roomcast-Secret` with leave and keepalive. Only the participant learns it.
+    #[serde(default)]
+    pub secret: String,
+    /// The service instance that admitted it (see [`Roster::epoch`]).
+    #[serde(default)]
+    pub epoch: u64,
     /// SSRCs to put in its RTP.
     pub ssrc: Ssrcs,
     /// Where to send all its RTP and RTCP (one port; the service tells streams apart by SSRC), as `ADDR:PORT`.

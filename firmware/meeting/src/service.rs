@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use tracing::{debug, info, warn};
+use rand::{Rng, RngCore, SeedableRng};
+use tracing::{info, warn};
 
 use crate::control::{ControlRequest, Media, Reply, Who};
 use crate::pool::{GroupPool, Range};
@@ -18,6 +18,7 @@ use crate::roster::{
     Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup, Ssrcs,
 };
 use crate::rtp_peek::{peek, Peek};
+use crate::token::{Digest, Token};
 use crate::{sdp, MeetingError};
 
 /// One meeting the service holds.
@@ -25,8 +26,8 @@ use crate::{sdp, MeetingError};
 pub struct MeetingSpec {
     /// The meeting's id (letters, digits, `-`, `_`, `.`).
     pub id: String,
-    /// Its access token.
-    pub token: String,
+    /// Its access token (redacted in `Debug`).
+    pub token: Token,
 }
 
 /// The service's settings.
@@ -56,15 +57,19 @@ pub struct ServiceConfig {
     pub relay: SocketAddr,
     /// Ports of the streams inside each group.
     pub ports: Ports,
-    /// Seed of the id and SSRC generator.
+    /// Seed of the id, secret, SSRC and group generator of [`MeetingService::new`] (tests);
+    /// the driver uses [`MeetingService::with_rng`] with the OS random source instead.
     pub seed: u64,
+    /// This instance's epoch (drawn from the OS random source at start by the driver), sent
+    /// in every roster and join reply so boxes notice a restart.
+    pub epoch: u64,
 }
 
 impl ServiceConfig {
     /// A configuration for tests and the loopback demo: one meeting, all on 127.0.0.1.
     pub fn loopback(meeting: &str, token: &str) -> Self {
         Self {
-            meetings: vec![MeetingSpec { id: meeting.into(), token: token.into() }],
+            meetings: vec![MeetingSpec { id: meeting.into(), token: Token::new(token) }],
             source_v4: Ipv4Addr::LOCALHOST,
             source_v6: Ipv6Addr::LOCALHOST,
             range_v4: "232.10.0.0/24".parse().expect("valid range"),
@@ -77,6 +82,7 @@ impl ServiceConfig {
             relay: "127.0.0.1:2268".parse().expect("valid address"),
             ports: Ports { video: 5004, audio: 5006 },
             seed: 1,
+            epoch: 1,
         }
     }
 }
@@ -136,13 +142,15 @@ pub struct Forward {
 #[derive(Debug, Clone)]
 struct Participant {
     info: ParticipantInfo,
+    /// Digest of its secret (leave and keepalive must present the secret).
+    secret: Digest,
     last_seen: Instant,
     latched: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
 struct Meeting {
-    token: String,
+    token: Digest,
     version: u64,
     participants: BTreeMap<u64, Participant>, // keyed by join order
     next_order: u64,
@@ -156,19 +164,24 @@ pub struct MeetingService {
     by_ssrc: HashMap<u32, (String, u64)>,
     pool_v4: GroupPool,
     pool_v6: GroupPool,
-    rng: StdRng,
+    rng: Rand,
     events: Vec<Event>,
     total: usize,
+    /// Compared with when the meeting is unknown, so that costs what a wrong token costs.
+    dummy: Digest,
 }
 
-/// Constant-time comparison of tokens.
-fn token_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
+/// The random source of ids, secrets, SSRCs and groups.
+struct Rand(Box<dyn RngCore + Send>);
+
+impl std::fmt::Debug for Rand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rand")
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// What an unknown meeting and a wrong token both answer (401): nothing tells them apart.
+pub const UNAUTHORIZED: &str = "unknown meeting or wrong token";
 
 fn check_room(room: &str) -> Result<(), MeetingError> {
     let n = room.chars().count();
@@ -208,9 +221,11 @@ fn check_caps(caps: &Caps) -> Result<(), MeetingError> {
 }
 
 fn error_reply(e: &MeetingError) -> Reply {
+    if matches!(e, MeetingError::UnknownMeeting(_) | MeetingError::WrongToken(_)) {
+        return Reply::json(401, &ErrorBody { error: UNAUTHORIZED.into() });
+    }
     let status = match e {
-        MeetingError::UnknownMeeting(_) | MeetingError::UnknownParticipant(_) | MeetingError::UnknownRoom { .. } => 404,
-        MeetingError::WrongToken(_) => 403,
+        MeetingError::UnknownParticipant(_) | MeetingError::UnknownRoom { .. } => 404,
         MeetingError::Limit(_) | MeetingError::PoolExhausted(_) => 503,
         _ => 400,
     };
@@ -218,22 +233,30 @@ fn error_reply(e: &MeetingError) -> Reply {
 }
 
 impl MeetingService {
-    /// A service holding `cfg.meetings`, all empty.
+    /// A service holding `cfg.meetings`, all empty, drawing ids, secrets, SSRCs and groups
+    /// from a generator seeded with `cfg.seed` (deterministic: for tests and benches).
     pub fn new(cfg: ServiceConfig) -> Self {
+        let rng = StdRng::seed_from_u64(cfg.seed);
+        Self::with_rng(cfg, rng)
+    }
+
+    /// A service drawing from `rng` (the driver passes the OS random source).
+    pub fn with_rng(cfg: ServiceConfig, rng: impl RngCore + Send + 'static) -> Self {
         let meetings = cfg
             .meetings
             .iter()
             .map(|m| {
                 (
                     m.id.clone(),
-                    Meeting { token: m.token.clone(), version: 1, participants: BTreeMap::new(), next_order: 0 },
+                    Meeting { token: m.token.digest(), version: 1, participants: BTreeMap::new(), next_order: 0 },
                 )
             })
             .collect();
         Self {
             pool_v4: GroupPool::new(cfg.range_v4),
             pool_v6: GroupPool::new(cfg.range_v6),
-            rng: StdRng::seed_from_u64(cfg.seed),
+            rng: Rand(Box::new(rng)),
+            dummy: Token::new("no meeting has this token").digest(),
             meetings,
             by_ssrc: HashMap::new(),
             events: Vec::new(),
@@ -267,6 +290,7 @@ impl MeetingService {
         Some(Roster {
             meeting: meeting.to_string(),
             version: m.version,
+            epoch: self.cfg.epoch,
             relay: Some(self.cfg.relay.to_string()),
             participants: m.participants.values().map(|p| p.info.clone()).collect(),
         })
@@ -277,18 +301,38 @@ impl MeetingService {
         self.meetings.get(meeting).map(|m| m.version)
     }
 
-    fn authorize(&mut self, meeting: &str, token: &str) -> Result<(), MeetingError> {
-        let result = match self.meetings.get(meeting) {
+    /// Checks the token: digests compared in constant time, the same work for an unknown
+    /// meeting. The driver logs refusals (rate-limited) with the peer's address.
+    fn authorize(&mut self, meeting: &str, token: &Token) -> Result<(), MeetingError> {
+        let presented = token.digest();
+        let known = self.meetings.get(meeting).map(|m| m.token);
+        let matches = presented.matches(&known.unwrap_or(self.dummy));
+        let result = match known {
             None => Err(MeetingError::UnknownMeeting(meeting.to_string())),
-            Some(m) if !token_eq(&m.token, token) => Err(MeetingError::WrongToken(meeting.to_string())),
+            Some(_) if !matches => Err(MeetingError::WrongToken(meeting.to_string())),
             Some(_) => Ok(()),
         };
         if let Err(e) = &result {
-            // The driver logs the refusal with the peer's address.
-            debug!(meeting, error = %e, "control request refused");
             self.events.push(Event::Refused { meeting: meeting.to_string(), error: e.clone() });
         }
         result
+    }
+
+    /// The participant `id` of `meeting` if `secret` is its secret; a wrong secret answers
+    /// like an unknown participant.
+    fn member(&mut self, meeting: &str, id: &str, secret: Option<&Token>) -> Result<(&mut Meeting, u64), MeetingError> {
+        let secret = secret.ok_or_else(|| {
+            MeetingError::BadRequest("missing X-Roomcast-Secret (the participant's secret from the join reply)".into())
+        })?;
+        let digest = secret.digest();
+        let m = self.meetings.get_mut(meeting).ok_or_else(|| MeetingError::UnknownMeeting(meeting.to_string()))?;
+        let order = m
+            .participants
+            .iter()
+            .find(|(_, p)| p.info.id == id && p.secret.matches(&digest))
+            .map(|(o, _)| *o)
+            .ok_or_else(|| MeetingError::UnknownParticipant(id.to_string()))?;
+        Ok((m, order))
     }
 
     /// Handles one control request at `now`.
@@ -308,27 +352,28 @@ impl MeetingService {
                 let reply = self.join(now, &meeting, &body.room, body.caps)?;
                 Ok(Reply::json(200, &reply))
             }
-            ControlRequest::Leave { meeting, token, participant } => {
+            ControlRequest::Leave { meeting, token, participant, secret } => {
                 self.authorize(&meeting, &token)?;
-                self.leave(&meeting, &participant, LeaveReason::Request)?;
+                let (_, order) = self.member(&meeting, &participant, secret.as_ref())?;
+                self.remove(&meeting, order, LeaveReason::Request);
                 Ok(Reply::json(200, &serde_json::json!({"left": participant})))
             }
-            ControlRequest::Keepalive { meeting, token, participant } => {
+            ControlRequest::Keepalive { meeting, token, participant, secret } => {
                 self.authorize(&meeting, &token)?;
-                let m = self.meetings.get_mut(&meeting).ok_or(MeetingError::UnknownMeeting(meeting.clone()))?;
-                let p = m
-                    .participants
-                    .values_mut()
-                    .find(|p| p.info.id == participant)
-                    .ok_or(MeetingError::UnknownParticipant(participant.clone()))?;
-                p.last_seen = now;
-                Ok(Reply::json(200, &serde_json::json!({"version": m.version})))
+                let epoch = self.cfg.epoch;
+                let (m, order) = self.member(&meeting, &participant, secret.as_ref())?;
+                if let Some(p) = m.participants.get_mut(&order) {
+                    p.last_seen = now;
+                }
+                Ok(Reply::json(200, &serde_json::json!({"version": m.version, "epoch": epoch})))
             }
             ControlRequest::Roster { meeting, token, since } => {
                 self.authorize(&meeting, &token)?;
                 let version = self.roster_version(&meeting).unwrap_or(0);
                 match since {
-                    Some(v) if v >= version => Ok(Reply::WaitRoster { meeting, since: v }),
+                    // A version past ours was seen from another instance (we restarted): answer
+                    // at once, so the client sees the new epoch without waiting out the poll.
+                    Some(v) if v == version => Ok(Reply::WaitRoster { meeting, since: v }),
                     _ => {
                         let roster = self.roster(&meeting).ok_or(MeetingError::UnknownMeeting(meeting))?;
                         Ok(Reply::json(200, &roster))
@@ -370,7 +415,7 @@ impl MeetingService {
 
     fn fresh_ssrc(&mut self) -> u32 {
         loop {
-            let s: u32 = self.rng.random();
+            let s: u32 = self.rng.0.random();
             if s != 0 && !self.by_ssrc.contains_key(&s) {
                 return s;
             }
@@ -402,11 +447,11 @@ impl MeetingService {
                 MeetingError::Limit(format!("service is full ({} participants)", self.cfg.max_participants_total)),
             );
         }
-        let g4 = match self.pool_v4.allocate() {
+        let g4 = match self.pool_v4.allocate(&mut self.rng.0) {
             Ok(g) => g,
             Err(e) => return refuse(self, e),
         };
-        let g6 = match self.pool_v6.allocate() {
+        let g6 = match self.pool_v6.allocate(&mut self.rng.0) {
             Ok(g) => g,
             Err(e) => {
                 self.pool_v4.release(g4);
@@ -420,8 +465,9 @@ impl MeetingService {
         let ssrc = Ssrcs { video: self.fresh_ssrc(), audio: 0 };
         self.by_ssrc.insert(ssrc.video, (String::new(), 0)); // reserve while drawing the next
         let ssrc = Ssrcs { audio: self.fresh_ssrc(), ..ssrc };
-        let id = format!("{:016x}", self.rng.random::<u64>());
-        let session: u64 = self.rng.random::<u32>().into();
+        let id = format!("{:016x}", self.rng.0.random::<u64>());
+        let secret = Token::from_random(&self.rng.0.random::<[u8; 16]>());
+        let session: u64 = self.rng.0.random::<u32>().into();
         let ports = self.cfg.ports;
         let info = ParticipantInfo {
             id: id.clone(),
@@ -439,7 +485,8 @@ impl MeetingService {
         let order = m.next_order;
         m.next_order += 1;
         m.version += 1;
-        m.participants.insert(order, Participant { info: info.clone(), last_seen: now, latched: None });
+        m.participants
+            .insert(order, Participant { info: info.clone(), secret: secret.digest(), last_seen: now, latched: None });
         self.by_ssrc.insert(ssrc.video, (meeting.to_string(), order));
         self.by_ssrc.insert(ssrc.audio, (meeting.to_string(), order));
         self.total += 1;
@@ -447,6 +494,8 @@ impl MeetingService {
         self.events.push(Event::Joined { meeting: meeting.to_string(), info: Box::new(info) });
         Ok(JoinReply {
             participant: id,
+            secret: secret.expose().to_string(),
+            epoch: self.cfg.epoch,
             ssrc,
             send_rtp_to: self.cfg.rtp_target.to_string(),
             relay: self.cfg.relay.to_string(),

@@ -45,15 +45,24 @@ fn join_gives_distinct_ssrcs_groups_and_a_roster() {
     for (i, x) in ssrcs.iter().enumerate() {
         assert!(ssrcs[i + 1..].iter().all(|y| y != x), "ssrcs unique: {ssrcs:?}");
     }
-    assert_eq!(a.groups.ipv4.to_string(), "127.0.0.1@232.10.0.1");
-    assert_eq!(b.groups.ipv4.to_string(), "127.0.0.1@232.10.0.2");
-    assert_eq!(a.groups.ipv6.to_string(), "::1@ff3e::8000:1");
+    assert_ne!(a.groups, b.groups);
+    let range: crate::pool::Range = "232.10.0.0/24".parse().unwrap();
+    for g in [a.groups, b.groups] {
+        assert_eq!(g.ipv4.source.to_string(), "127.0.0.1");
+        assert!(g.ipv4.to_string().starts_with("127.0.0.1@232.10.0."), "{}", g.ipv4);
+        assert!(g.ipv6.to_string().starts_with("::1@ff3e::8000:"), "{}", g.ipv6);
+        assert_ne!(g.ipv4.group, range.base(), "the range's base address is not handed out");
+    }
+    assert_eq!(a.secret.len(), 32, "a 128-bit secret in hex");
+    assert_ne!(a.secret, b.secret);
     assert_eq!(a.send_rtp_to, "127.0.0.1:8472");
     let roster = s.roster("demo").unwrap();
     assert_eq!(roster.participants.iter().map(|p| p.room.as_str()).collect::<Vec<_>>(), ["A", "B"]);
     assert_eq!(roster.version, b.roster.version);
     assert!(roster.version > a.roster.version);
-    assert!(roster.participants[0].sdp.ipv4.contains("a=source-filter: incl IN IP4 232.10.0.1 127.0.0.1"));
+    let filter = format!("a=source-filter: incl IN IP4 {} 127.0.0.1", a.groups.ipv4.group);
+    assert!(roster.participants[0].sdp.ipv4.contains(&filter));
+    assert!(!serde_json::to_string(&roster).unwrap().contains(&a.secret), "the roster does not show secrets");
 }
 
 #[test]
@@ -65,6 +74,7 @@ fn control_requests_end_to_end_through_the_parser() {
     let (status, body) = reply_json(s.handle_control(t0, req));
     assert_eq!(status, 200, "{body}");
     let id = body["participant"].as_str().unwrap().to_string();
+    let secret = body["secret"].as_str().unwrap().to_string();
     let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", None)).unwrap();
     let (status, roster) = reply_json(s.handle_control(t0, req));
     assert_eq!(status, 200);
@@ -73,6 +83,9 @@ fn control_requests_end_to_end_through_the_parser() {
     // A long poll at the current version waits.
     let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", Some(version))).unwrap();
     assert_eq!(s.handle_control(t0, req), Reply::WaitRoster { meeting: "demo".into(), since: version });
+    // A version this instance never had (the client knew the one before a restart): at once.
+    let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", Some(version + 40))).unwrap();
+    assert_eq!(reply_json(s.handle_control(t0, req)).0, 200);
     // The SDP of a participant.
     let sdp_req = format!("GET /v1/meetings/demo/participants/{id}/sdp?token=secret HTTP/1.1\r\n\r\n");
     let (req, _) = parse_request(sdp_req.as_bytes()).unwrap();
@@ -93,7 +106,14 @@ fn control_requests_end_to_end_through_the_parser() {
         }
         other => panic!("{other:?}"),
     }
-    let (req, _) = parse_request(&crate::client::leave("h", "demo", "secret", &id)).unwrap();
+    // Leave needs the participant's secret: without it 400, with another one 404 (like an unknown id).
+    let no_secret = crate::client::Call::leave("demo", &id).encode("h", "secret", None);
+    let (req, _) = parse_request(&no_secret).unwrap();
+    assert_eq!(reply_json(s.handle_control(t0, req)).0, 400);
+    let (req, _) = parse_request(&crate::client::leave("h", "demo", "secret", &id, "00112233")).unwrap();
+    assert_eq!(reply_json(s.handle_control(t0, req)).0, 404);
+    assert_eq!(s.roster("demo").unwrap().participants.len(), 1, "a wrong secret removes nobody");
+    let (req, _) = parse_request(&crate::client::leave("h", "demo", "secret", &id, &secret)).unwrap();
     let (status, _) = reply_json(s.handle_control(t0, req));
     assert_eq!(status, 200);
     assert!(s.roster("demo").unwrap().participants.is_empty());
@@ -133,7 +153,7 @@ fn a_rooms_sdp_by_name() {
     assert_eq!(body["error"], "no room \"Red\" in this meeting (rooms present: Green, Blue room)");
     // Same authorisation as the SDP by id.
     let (status, _) = reply_json(get(&mut s, "/v1/meetings/demo/rooms/Green/sdp?token=nope"));
-    assert_eq!(status, 403);
+    assert_eq!(status, 401);
     // The roster names the relay; `GET /` names the endpoints.
     assert_eq!(s.roster("demo").unwrap().relay.as_deref(), Some("127.0.0.1:2268"));
     match get(&mut s, "/") {
@@ -151,24 +171,28 @@ fn wrong_token_is_refused_and_changes_nothing() {
     while s.poll_event().is_some() {}
     for raw in [
         crate::client::join("h", "demo", "wrong", "Intruder", &caps()),
-        crate::client::leave("h", "demo", "wrong", &a.participant),
+        crate::client::leave("h", "demo", "wrong", &a.participant, &a.secret),
         crate::client::roster("h", "demo", "wrong", None),
-        crate::client::keepalive("h", "demo", "secre", &a.participant),
+        crate::client::keepalive("h", "demo", "secre", &a.participant, &a.secret),
+        crate::client::keepalive("h", "demo", "secretsecret", &a.participant, &a.secret),
     ] {
         let (req, _) = parse_request(&raw).unwrap();
         let (status, body) = reply_json(s.handle_control(t0, req));
-        assert_eq!(status, 403, "{body}");
-        assert!(body["error"].as_str().unwrap().contains("wrong access token"));
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], UNAUTHORIZED);
         assert!(matches!(s.poll_event(), Some(Event::Refused { error: MeetingError::WrongToken(_), .. })));
     }
     assert_eq!(s.roster("demo").unwrap(), before, "roster unchanged");
     assert_eq!(s.participant_count(), 1);
-    // The next join gets the next group: nothing was allocated for the intruder.
+    // Nothing was allocated for the intruder.
     let b = join(&mut s, t0, "B");
-    assert_eq!(b.groups.ipv4.to_string(), "127.0.0.1@232.10.0.2");
-    // Unknown meeting.
+    assert_ne!(b.groups, a.groups);
+    // An unknown meeting gets exactly the answer a wrong token gets.
     let (req, _) = parse_request(&crate::client::roster("h", "other", "secret", None)).unwrap();
-    assert_eq!(reply_json(s.handle_control(t0, req)).0, 404);
+    let unknown = s.handle_control(t0, req);
+    let (req, _) = parse_request(&crate::client::roster("h", "demo", "wrong", None)).unwrap();
+    assert_eq!(unknown, s.handle_control(t0, req));
+    assert_eq!(reply_json(unknown).0, 401);
 }
 
 #[test]
@@ -197,8 +221,12 @@ fn silence_timeout_removes_quiet_participants_only() {
     assert_eq!(s.handle_packet(t0 + Duration::from_secs(13), from, &rtp(b.ssrc.video)), None);
     // A keepalive also counts as life.
     let now = t0 + Duration::from_secs(13);
-    let (req, _) = parse_request(&crate::client::keepalive("h", "demo", "secret", &a.participant)).unwrap();
-    assert_eq!(reply_json(s.handle_control(now, req)).0, 200);
+    let (req, _) = parse_request(&crate::client::keepalive("h", "demo", "secret", &a.participant, "bad")).unwrap();
+    assert_eq!(reply_json(s.handle_control(now, req)).0, 404, "a keepalive with another secret");
+    let (req, _) = parse_request(&crate::client::keepalive("h", "demo", "secret", &a.participant, &a.secret)).unwrap();
+    let (status, body) = reply_json(s.handle_control(now, req));
+    assert_eq!(status, 200);
+    assert_eq!(body["epoch"], 1);
     s.handle_timeout(now + Duration::from_secs(9));
     assert_eq!(s.participant_count(), 1);
     s.handle_timeout(now + Duration::from_secs(10));
@@ -282,4 +310,22 @@ fn roster_tracker_joins_and_leaves_others() {
     // An older roster is ignored.
     assert_eq!(t.update(stale), Default::default());
     assert!(t.am_listed());
+}
+
+#[test]
+fn join_replies_and_rosters_carry_the_instance_epoch() {
+    let t0 = Instant::now();
+    let mut cfg = ServiceConfig::loopback("demo", "secret");
+    cfg.epoch = 0x005e_ed0f_e90c;
+    let mut s = MeetingService::new(cfg);
+    let a = join(&mut s, t0, "A");
+    assert_eq!(a.epoch, 0x005e_ed0f_e90c);
+    assert_eq!(a.roster.epoch, 0x005e_ed0f_e90c);
+    assert_eq!(s.roster("demo").unwrap().epoch, 0x005e_ed0f_e90c);
+    let json = serde_json::to_value(s.roster("demo").unwrap()).unwrap();
+    assert_eq!(json["epoch"], 0x005e_ed0f_e90c_u64);
+    // A roster from a service older than the field reads as epoch 0.
+    let mut old = json.clone();
+    old.as_object_mut().unwrap().remove("epoch");
+    assert_eq!(serde_json::from_value::<Roster>(old).unwrap().epoch, 0);
 }

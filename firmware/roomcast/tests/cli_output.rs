@@ -151,7 +151,7 @@ fn gateway_by_room_says_what_is_missing() {
     let err = gateway(Some("t"), &[]);
     assert!(err.contains(r#"no room "Red" in meeting "demo" (rooms present: none)"#), "{err}");
     let err = gateway(Some("wrong"), &[]);
-    assert!(err.contains("403") && err.contains("wrong access token"), "{err}");
+    assert!(err.contains("401") && err.contains("unknown meeting or wrong token"), "{err}");
     let dir = std::env::temp_dir().join(format!("roomcast-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("token");

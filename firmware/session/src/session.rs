@@ -363,10 +363,11 @@ impl BoxSession {
         }
     }
 
-    /// The service admitted us. `epoch` is the service instance's (0: a service without one);
+    /// The service admitted us (under its instance `reply.epoch`; 0: a service without one).
     /// `reached_at` is the address its control API answered on: the media port and the relay
     /// are taken there (the advertised address may be a NAT's), with the ports it named.
-    pub fn handle_join_reply(&mut self, now: Instant, reply: JoinReply, epoch: u64, reached_at: Option<IpAddr>) {
+    pub fn handle_join_reply(&mut self, now: Instant, reply: JoinReply, reached_at: Option<IpAddr>) {
+        let epoch = reply.epoch;
         self.join.in_flight = false;
         match self.stage {
             Stage::Joining => {}
@@ -403,23 +404,25 @@ impl BoxSession {
             groups: reply.groups,
             ports: reply.ports,
         }));
-        self.apply_roster(now, reply.roster, epoch);
+        self.apply_roster(now, reply.roster);
     }
 
-    /// A roster poll ended: `None` when the long poll timed out unchanged. `epoch` is the
-    /// instance that wrote it (0: unknown).
-    pub fn handle_roster(&mut self, now: Instant, roster: Option<Roster>, epoch: u64) {
+    /// A roster poll ended: `None` when the long poll timed out unchanged. A roster of another
+    /// instance (`roster.epoch`, 0: unknown) than the one we joined, or with a lower version
+    /// than seen, means the service restarted: join again at once.
+    pub fn handle_roster(&mut self, now: Instant, roster: Option<Roster>) {
         if self.stage != Stage::InMeeting {
             return;
         }
         self.roster = Slot { at: Some(now), in_flight: false };
         if let Some(r) = roster {
-            self.apply_roster(now, r, epoch);
+            self.apply_roster(now, r);
         }
     }
 
-    fn apply_roster(&mut self, now: Instant, roster: Roster, epoch: u64) {
+    fn apply_roster(&mut self, now: Instant, roster: Roster) {
         let Some(tracker) = self.tracker.as_mut() else { return };
+        let epoch = roster.epoch;
         if self.epoch != 0 && epoch != 0 && epoch != self.epoch {
             let reason = RejoinReason::EpochChanged { joined: self.epoch, now: epoch };
             return self.rejoin(now, reason, Duration::ZERO);

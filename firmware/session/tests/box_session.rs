@@ -65,7 +65,13 @@ impl FakeService {
         }
     }
     fn roster(&self) -> Roster {
-        Roster { meeting: "demo".into(), version: self.version, relay: None, participants: self.participants.clone() }
+        Roster {
+            meeting: "demo".into(),
+            version: self.version,
+            epoch: self.epoch,
+            relay: None,
+            participants: self.participants.clone(),
+        }
     }
     fn add(&mut self, room: &str) -> String {
         let p = participant(self.next_id, room);
@@ -134,7 +140,7 @@ impl Harness {
                 if self.svc.up && self.svc.version != since {
                     self.pending_poll = None;
                     let r = self.svc.roster();
-                    self.s.handle_roster(self.now, Some(r), self.svc.epoch);
+                    self.s.handle_roster(self.now, Some(r));
                     moved = true;
                 }
             }
@@ -169,6 +175,8 @@ impl Harness {
                 let me = self.svc.participants.last().unwrap().clone();
                 let reply = JoinReply {
                     participant: id,
+                    secret: "00".repeat(16),
+                    epoch: self.svc.epoch,
                     ssrc: me.ssrc,
                     send_rtp_to: "203.0.113.1:8472".into(),
                     relay: "203.0.113.1:2268".into(),
@@ -178,8 +186,7 @@ impl Harness {
                     silence_timeout_ms: 10_000,
                     roster: self.svc.roster(),
                 };
-                let epoch = self.svc.epoch;
-                self.s.handle_join_reply(now, reply, epoch, Some(SERVER.parse().unwrap()));
+                self.s.handle_join_reply(now, reply, Some(SERVER.parse().unwrap()));
             }
             Transmit::PollRoster { since } => {
                 if !self.svc.up {
@@ -431,8 +438,9 @@ fn rejoins_at_once_when_the_roster_version_goes_back() {
     let seen = h.s.status().roster_version;
     let mut old = h.svc.roster();
     old.version = 1;
+    old.epoch = 0;
     h.pending_poll = None;
-    h.s.handle_roster(h.now, Some(old), 0);
+    h.s.handle_roster(h.now, Some(old));
     h.advance(Duration::ZERO);
     assert_eq!(h.rejoins(), [RejoinReason::VersionWentBack { seen, got: 1 }]);
     assert_eq!(h.svc.joins, 2);
@@ -444,7 +452,7 @@ fn the_same_version_again_changes_nothing() {
     let r = h.svc.roster();
     h.pending_poll = None;
     let n = h.events.len();
-    h.s.handle_roster(h.now, Some(r), 7);
+    h.s.handle_roster(h.now, Some(r));
     h.pump();
     assert!(h.rejoins().is_empty());
     assert!(!h.events[n..].iter().any(|e| matches!(e, Event::JoinSg { .. } | Event::LeaveSg { .. })));

@@ -17,6 +17,7 @@ pub use check::ConfigError;
 use check::Reader;
 
 use crate::roster::Family;
+use crate::MeetingError;
 
 /// `[room]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +26,37 @@ pub struct RoomConfig {
     pub name: String,
 }
 
-/// `[meeting]`, when it names a server (without one the box shows the set-up screen).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[meeting]`, when it names a server (without one the box shows the set-up screen). Its
+/// `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MeetingConfig {
-    /// The meeting service's control address, `HOST:PORT`.
+    /// The meeting service's control address: `https://HOST[:PORT]`, `http://HOST[:PORT]` or
+    /// `HOST:PORT` (plain HTTP); see [`crate::endpoint::Endpoint`].
     pub server: String,
     /// Meeting id.
     pub id: String,
     /// Access token.
     pub token: String,
+    /// With https: the service certificate's SHA-256, `sha256:HEX` (what `roomcast server` prints).
+    pub fingerprint: Option<String>,
+    /// With https: a PEM file of CA certificates to trust instead of a pinned fingerprint.
+    pub ca_file: Option<String>,
+    /// Plain http to a host that is not this machine's loopback (e.g. the QEMU demo's 10.0.2.2,
+    /// the host's loopback through QEMU's user network): the token crosses the path in clear.
+    pub allow_plain_http: bool,
+}
+
+impl std::fmt::Debug for MeetingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeetingConfig")
+            .field("server", &self.server)
+            .field("id", &self.id)
+            .field("token", &"<redacted>")
+            .field("fingerprint", &self.fingerprint)
+            .field("ca_file", &self.ca_file)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish()
+    }
 }
 
 /// `[amt]`.
@@ -275,8 +298,17 @@ impl Config {
         // None of server, id and token: a board not set up yet (the box shows the set-up screen).
         // Any one of them: all three are required.
         let meeting = if ["server", "id", "token"].iter().any(|k| s.has(k)) {
-            let server = s.req_str(&mut r, "server", "the meeting service, HOST:PORT; or remove id and token");
-            s.checked_str(&mut r, "server", &server, |v| check_hostport(v, true));
+            let server = s.req_str(
+                &mut r,
+                "server",
+                "the meeting service, https://HOST:PORT (or HOST:PORT); or remove id and token",
+            );
+            s.checked_str(&mut r, "server", &server, |v| {
+                v.parse::<crate::endpoint::Endpoint>().map(|_| ()).map_err(|e| match e {
+                    MeetingError::Invalid(m) => m,
+                    e => e.to_string(),
+                })
+            });
             let id = s.req_str(&mut r, "id", "the meeting's id");
             s.checked_str(&mut r, "id", &id, check_id);
             let token = s.req_str(&mut r, "token", "the meeting's access token");
@@ -287,9 +319,34 @@ impl Config {
                     Ok(())
                 }
             });
-            Some(MeetingConfig { server, id, token })
+            let fingerprint = s.opt_str(&mut r, "fingerprint");
+            if let Some(f) = &fingerprint {
+                s.checked_str(&mut r, "fingerprint", f, |f| {
+                    f.parse::<crate::tls::Fingerprint>()
+                        .map(|_| ())
+                        .map_err(|_| "must be sha256: and 64 hex digits, as `roomcast server` prints it".to_string())
+                });
+            }
+            let ca_file = s.opt_str(&mut r, "ca_file");
+            let allow_plain_http = s.bool_or(&mut r, "allow_plain_http", false);
+            let tls = server.parse::<crate::endpoint::Endpoint>().is_ok_and(|e| e.tls);
+            let pinned = fingerprint.is_some() || ca_file.is_some();
+            if tls && !pinned {
+                let span = s.span_of("server");
+                r.error(
+                    "meeting.server",
+                    span,
+                    "https needs `fingerprint = \"sha256:...\"` (printed by `roomcast server`) or `ca_file = PATH`",
+                );
+            }
+            if !tls && pinned && server.parse::<crate::endpoint::Endpoint>().is_ok() {
+                let key = if fingerprint.is_some() { "fingerprint" } else { "ca_file" };
+                let span = s.span_of(key);
+                r.error(format!("meeting.{key}"), span, "only used with an https:// server");
+            }
+            Some(MeetingConfig { server, id, token, fingerprint, ca_file, allow_plain_http })
         } else {
-            for key in ["server", "id", "token"] {
+            for key in ["server", "id", "token", "fingerprint", "ca_file", "allow_plain_http"] {
                 s.opt_str(&mut r, key); // absent: only marks them known for `finish`
             }
             None

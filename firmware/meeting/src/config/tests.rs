@@ -219,3 +219,36 @@ fn typos_get_a_did_you_mean_and_a_missing_section_has_no_line() {
     assert!(errs[0].to_string().starts_with("room.name: no [room] section: add one"), "{}", errs[0]);
     assert_eq!(check::did_you_mean("colour", &["enabled", "source"]), None);
 }
+
+#[test]
+fn meeting_over_https_needs_a_pin_or_a_ca() {
+    let fp = format!("sha256:{}", "ab".repeat(32));
+    let src = |meeting: &str| format!("[room]\nname = \"R\"\n\n[meeting]\nid = \"demo\"\ntoken = \"t\"\n{meeting}");
+    let c = Config::parse(
+        &src(&format!("server = \"https://meet.example:8470\"\nfingerprint = \"{fp}\"\n")),
+        &BoardDefaults::default(),
+    )
+    .unwrap();
+    let m = c.meeting.unwrap();
+    assert_eq!(m.fingerprint.as_deref(), Some(fp.as_str()));
+    assert!(!format!("{m:?}").contains("token: \"t\""), "the token is not in Debug: {m:?}");
+    assert!(!m.allow_plain_http);
+    let c =
+        Config::parse(&src("server = \"https://m\"\nca_file = \"/etc/ca.pem\"\n"), &BoardDefaults::default()).unwrap();
+    assert_eq!(c.meeting.unwrap().ca_file.as_deref(), Some("/etc/ca.pem"));
+    let c = Config::parse(&src("server = \"10.0.2.2:8470\"\nallow_plain_http = true\n"), &BoardDefaults::default())
+        .unwrap();
+    assert!(c.meeting.unwrap().allow_plain_http);
+
+    let errs = errors(&src("server = \"https://m:8470\"\n"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!((errs[0].key.as_str(), errs[0].line), ("meeting.server", 7));
+    assert!(errs[0].message.contains("fingerprint"), "{}", errs[0]);
+    let errs = errors(&src("server = \"https://m\"\nfingerprint = \"sha256:12\"\n"));
+    assert_eq!(errs[0].key, "meeting.fingerprint", "{errs:#?}");
+    let errs = errors(&src(&format!("server = \"127.0.0.1:8470\"\nfingerprint = \"{fp}\"\n")));
+    assert_eq!(errs[0].key, "meeting.fingerprint", "{errs:#?}");
+    assert!(errs[0].message.contains("https"), "{}", errs[0]);
+    let errs = errors(&src("server = \"ftp://m:1\"\n"));
+    assert_eq!(errs[0].key, "meeting.server", "{errs:#?}");
+}

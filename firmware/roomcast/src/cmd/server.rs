@@ -1,36 +1,53 @@
 //! `roomcast server`: the meeting service. It drives the sans-IO
 //! [`roomcast_meeting::MeetingService`] with three sockets and an embedded AMT relay:
 //! - the HTTP/JSON control API on `--listen` (join, leave, keepalive, roster with long poll,
-//!   SDP; see `roomcast_meeting::control`), one request per TCP connection;
+//!   SDP; see `roomcast_meeting::control`) over TLS with a certificate kept in `--tls-dir`
+//!   (plain HTTP only on a loopback address), one request per connection ([`http`]);
 //! - the media port `--rtp-listen`, where participants send RTP and RTCP (rtcp-mux); each
 //!   packet from a known SSRC is injected into its sender's IPv4 and IPv6 (S,G);
 //! - the AMT relay on `--relay-listen` ([`roomcast_net::RelayHandle`]) through which boxes and
 //!   standard players receive the groups.
 //!
-//! Silence timeouts run off the core's `poll_timeout`. SIGINT/SIGTERM stop it.
+//! One task ([`core`]) owns the service, the media socket and the timers (it sleeps until the
+//! core's `poll_timeout`); the HTTP connections send it commands. SIGINT/SIGTERM stop it.
+
+mod core;
+mod credentials;
+mod http;
+mod tls_dir;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
-use roomcast_meeting::control::{error_response, parse_request, ControlRequest, Reply};
+use rand::TryRngCore;
 use roomcast_meeting::pool::Range;
 use roomcast_meeting::roster::Ports;
-use roomcast_meeting::service::{Event, MeetingSpec};
-use roomcast_meeting::{MeetingError, MeetingService, ServiceConfig, SourceGroup};
+use roomcast_meeting::service::MeetingSpec;
+use roomcast_meeting::{MeetingError, MeetingService, ServiceConfig};
 use roomcast_net::{RelayHandle, RelayOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::watch;
+use tokio::net::{TcpListener, UdpSocket};
 
 /// Command-line arguments of `roomcast server`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Address of the HTTP/JSON control API.
+    /// Address of the HTTP/JSON control API: HTTPS, or plain HTTP on a loopback address
+    /// (127.0.0.1, ::1) when no --tls-dir is given.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8470")]
     pub listen: SocketAddr,
+    /// Keep the control API's TLS certificate and key here (cert.pem, key.pem mode 0600),
+    /// made self-signed on first start; its fingerprint (`fingerprint sha256:...`) is logged at
+    /// every start, for the boxes' `[meeting] fingerprint`. Default: $STATE_DIRECTORY/tls,
+    /// else $XDG_STATE_HOME/roomcast/tls, else ~/.local/state/roomcast/tls. Given with a loopback
+    /// --listen, it turns TLS on there too.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Print the certificate's fingerprint (making the certificate if there is none yet in
+    /// --tls-dir) and exit.
+    #[arg(long)]
+    pub print_fingerprint: bool,
     /// Address participants send their RTP/RTCP to.
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8472")]
     pub rtp_listen: SocketAddr,
@@ -53,8 +70,13 @@ pub struct Args {
     /// IPv6 source S of every IPv6 group.
     #[arg(long, value_name = "IPV6", default_value = "fd00:726f:6f6d::1")]
     pub source_v6: Ipv6Addr,
-    /// A meeting as ID:TOKEN (repeatable).
-    #[arg(long = "meeting", value_name = "ID:TOKEN", required = true, value_parser = parse_meeting)]
+    /// The meetings: a file of `ID TOKEN` lines (`#` comments), not readable by group or
+    /// others. $ROOMCAST_MEETINGS may hold the same lines (or entries separated by `;`).
+    #[arg(long = "meetings", value_name = "FILE")]
+    pub meetings_file: Option<PathBuf>,
+    /// A meeting as ID:TOKEN (repeatable). Kept for demos; it warns, since every user sees a
+    /// command line (ps): prefer --meetings FILE or $ROOMCAST_MEETINGS.
+    #[arg(long = "meeting", value_name = "ID:TOKEN", value_parser = credentials::parse_flag)]
     pub meetings: Vec<MeetingSpec>,
     /// IPv4 SSM range participants' groups are taken from.
     #[arg(long, value_name = "232.X.X.X/N", default_value = "232.10.0.0/24", value_parser = parse_range)]
@@ -84,46 +106,9 @@ pub struct Args {
     pub state: Option<std::path::PathBuf>,
 }
 
-fn parse_meeting(s: &str) -> Result<MeetingSpec, String> {
-    let (id, token) = s.split_once(':').ok_or("expected ID:TOKEN")?;
-    if id.is_empty() || token.is_empty() {
-        return Err("expected ID:TOKEN with both parts non-empty".into());
-    }
-    Ok(MeetingSpec { id: id.into(), token: token.into() })
-}
-
 fn parse_range(s: &str) -> Result<Range, String> {
     s.parse().map_err(|e: MeetingError| e.to_string())
 }
-
-struct Shared {
-    svc: Mutex<MeetingService>,
-    /// Bumped at every roster change (long polls wait on it).
-    changed: watch::Sender<u64>,
-}
-
-impl Shared {
-    /// Logs the core's events and wakes long polls when a roster changed.
-    fn drain_events(&self, svc: &mut MeetingService) {
-        let mut changed = false;
-        while let Some(ev) = svc.poll_event() {
-            match ev {
-                Event::Joined { .. } | Event::Left { .. } => changed = true,
-                Event::Refused { meeting, error } => tracing::debug!(%meeting, %error, "refused"),
-            }
-        }
-        if changed {
-            self.changed.send_modify(|v| *v += 1);
-        }
-    }
-}
-
-fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
-    roomcast_amt::SourceGroup { source: sg.source, group: sg.group }
-}
-
-/// How long a roster long poll is held.
-const LONG_POLL: Duration = Duration::from_secs(10);
 
 /// Runs `roomcast server`.
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -131,13 +116,90 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(serve(args))
 }
 
+/// The default `--tls-dir`.
+fn default_tls_dir() -> anyhow::Result<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(d) = var("STATE_DIRECTORY") {
+        return Ok(d.join("tls"));
+    }
+    if let Some(d) = var("XDG_STATE_HOME") {
+        return Ok(d.join("roomcast/tls"));
+    }
+    match var("HOME") {
+        Some(h) => Ok(h.join(".local/state/roomcast/tls")),
+        None => anyhow::bail!("no $HOME for the default --tls-dir: give --tls-dir DIR"),
+    }
+}
+
+/// The names the self-signed certificate is made for (boxes pin its fingerprint, so these
+/// only matter to clients that check names, e.g. curl with --cacert).
+fn certificate_names(args: &Args) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if !args.listen.ip().is_unspecified() {
+        names.push(args.listen.ip().to_string());
+    }
+    if let Some(a) = args.advertise {
+        names.push(a.to_string());
+    }
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let h = h.trim();
+        if !h.is_empty() && h.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.') {
+            names.push(h.to_string());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// TLS for the control API, or `None` for plain HTTP (loopback only, with a warning).
+fn control_tls(args: &Args) -> anyhow::Result<Option<tls_dir::Identity>> {
+    if args.tls_dir.is_none() && args.listen.ip().is_loopback() && !args.print_fingerprint {
+        tracing::warn!(
+            listen = %args.listen,
+            "control API in plain HTTP (loopback only): tokens cross the loopback in clear; give --tls-dir DIR for TLS"
+        );
+        return Ok(None);
+    }
+    let dir = match &args.tls_dir {
+        Some(d) => d.clone(),
+        None => default_tls_dir()?,
+    };
+    let id = tls_dir::load_or_create(&dir, certificate_names(args))?;
+    if id.created {
+        tracing::info!(dir = %dir.display(), "made a new self-signed certificate for the control API");
+    }
+    tracing::info!(cert = %id.cert_path.display(), "control API certificate: fingerprint {}", id.fingerprint);
+    Ok(Some(id))
+}
+
+/// Raises the soft open-file limit to the hard one: the connection cap needs the descriptors.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 async fn serve(args: Args) -> anyhow::Result<()> {
+    if args.print_fingerprint {
+        let id = control_tls(&args)?.context("no TLS")?;
+        println!("fingerprint {}", id.fingerprint);
+        return Ok(());
+    }
     let ports = [args.video_port, args.video_port.wrapping_add(1), args.audio_port, args.audio_port.wrapping_add(1)];
     if ports.contains(&0) || args.video_port.abs_diff(args.audio_port) < 2 {
         anyhow::bail!("--video-port and --audio-port need room for RTCP on the next port (e.g. 5004 and 5006)");
     }
-    let http =
-        TcpListener::bind(args.listen).await.with_context(|| format!("binding the control API on {}", args.listen))?;
+    let env = std::env::var(credentials::ENV).ok();
+    let meetings = credentials::gather(args.meetings_file.as_deref(), env, &args.meetings)?;
+    let tls = control_tls(&args)?.map(|id| tokio_rustls::TlsAcceptor::from(Arc::new(id.config)));
+    raise_fd_limit();
+    let http = bind_control(args.listen).with_context(|| format!("binding the control API on {}", args.listen))?;
     let media = UdpSocket::bind(args.rtp_listen)
         .await
         .with_context(|| format!("binding the media port {}", args.rtp_listen))?;
@@ -157,7 +219,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let source_v4 = args.advertise.unwrap_or(Ipv4Addr::LOCALHOST);
     let advertise = IpAddr::V4(source_v4);
     let cfg = ServiceConfig {
-        meetings: args.meetings.clone(),
+        max_participants_total: args.max_participants.saturating_mul(meetings.len()),
+        meetings,
         source_v4,
         source_v6: args.source_v6,
         range_v4: args.ipv4_range,
@@ -165,30 +228,30 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         silence_timeout: Duration::from_secs_f64(args.silence_timeout.clamp(1.0, 3600.0)),
         keepalive: Duration::from_secs_f64((args.silence_timeout / 4.0).clamp(0.5, 60.0)),
         max_participants_per_meeting: args.max_participants,
-        max_participants_total: args.max_participants.saturating_mul(args.meetings.len()),
         rtp_target: SocketAddr::new(advertise, media.local_addr()?.port()),
         relay: SocketAddr::new(advertise, relay.local_addr().port()),
         ports: Ports { video: args.video_port, audio: args.audio_port },
-        seed: rand_seed(),
+        seed: 0,
+        epoch: os_random_u64().context("reading the OS random source for the instance epoch")?,
     };
     tracing::info!(
         control = %http.local_addr()?,
+        tls = tls.is_some(),
         media = %media.local_addr()?,
         relay = %relay.local_addr(),
-        meetings = ?args.meetings.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        meetings = ?cfg.meetings.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        epoch = cfg.epoch,
         "meeting service running"
     );
-    let (changed, _) = watch::channel(0u64);
-    let shared = Arc::new(Shared { svc: Mutex::new(MeetingService::new(cfg)), changed });
+    // Ids, secrets, SSRCs and groups from the OS random source.
+    let svc = MeetingService::with_rng(cfg, rand::rngs::OsRng.unwrap_err());
     let relay = Arc::new(relay);
-
-    let control = tokio::spawn(control_loop(http, shared.clone()));
-    let media_task = tokio::spawn(media_loop(media, shared.clone(), relay.clone()));
-    let timers = tokio::spawn(timer_loop(shared.clone()));
-    let stats = tokio::spawn(stats_loop(shared.clone(), relay.clone()));
+    let (handle, commands) = core::channel();
+    let core_task = tokio::spawn(core::run(svc, commands, media, relay.clone()));
+    let control = tokio::spawn(http::serve(http, tls, http::Limits::default(), handle));
 
     super::relay::wait_for_shutdown().await?;
-    for t in [control, media_task, timers, stats] {
+    for t in [control, core_task] {
         t.abort();
         // Wait until the task is gone, so its handle on the relay is dropped.
         let _ = t.await;
@@ -201,162 +264,16 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rand_seed() -> u64 {
-    let t =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    t ^ (u64::from(std::process::id()) << 32)
+/// The control API's listener, with a long accept queue (4096, as the kernel allows) so a burst
+/// of connections does not push honest SYNs into retransmission.
+fn bind_control(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(4096)
 }
 
-/// Most control connections handled at once (a flood waits in the listen backlog).
-const MAX_CONNECTIONS: usize = 256;
-
-async fn control_loop(http: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        match http.accept().await {
-            Ok((stream, peer)) => {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) = tokio::time::timeout(LONG_POLL * 2, handle_conn(stream, peer, shared)).await {
-                        tracing::debug!(%peer, "control connection timed out: {e}");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn handle_conn(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 4096];
-    let req = loop {
-        let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await {
-            Ok(r) => r?,
-            Err(_) => return Ok(()),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        match parse_request(&buf) {
-            Ok((req, _)) => break req,
-            Err(MeetingError::Incomplete) => continue,
-            Err(e) => {
-                tracing::info!(%peer, error = %e, "bad control request");
-                stream.write_all(&error_response(&e)).await?;
-                return stream.shutdown().await;
-            }
-        }
-    };
-    tracing::debug!(%peer, ?req, "control request");
-    // A box's leave after its RTCP BYE already removed it is a normal 404.
-    let is_leave = matches!(req, ControlRequest::Leave { .. });
-    let mut rx = shared.changed.subscribe();
-    let reply = {
-        let mut svc = shared.svc.lock().expect("service lock");
-        let r = svc.handle_control(Instant::now(), req);
-        shared.drain_events(&mut svc);
-        r
-    };
-    // Not found is a normal answer (a room not joined yet); wrong tokens and bad requests warn.
-    match &reply {
-        Reply::Json { status: 404, body } if is_leave => {
-            tracing::debug!(%peer, %body, "leave of a participant already gone")
-        }
-        Reply::Json { status: 404, body } => tracing::info!(%peer, %body, "not found"),
-        Reply::Json { status: status @ (400..=499), body } => {
-            tracing::warn!(%peer, status, %body, "control request refused")
-        }
-        _ => {}
-    }
-    let bytes = match reply {
-        Reply::WaitRoster { meeting, since } => {
-            let deadline = tokio::time::Instant::now() + LONG_POLL;
-            loop {
-                let version = shared.svc.lock().expect("service lock").roster_version(&meeting);
-                if version.map_or(true, |v| v > since) {
-                    break;
-                }
-                if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-                    break;
-                }
-            }
-            let svc = shared.svc.lock().expect("service lock");
-            match svc.roster(&meeting) {
-                Some(r) => Reply::json(200, &r).encode(),
-                None => Reply::json(404, &serde_json::json!({"error": "meeting gone"})).encode(),
-            }
-        }
-        other => other.encode(),
-    };
-    stream.write_all(&bytes).await?;
-    stream.shutdown().await
-}
-
-async fn media_loop(sock: UdpSocket, shared: Arc<Shared>, relay: Arc<RelayHandle>) {
-    let mut buf = vec![0u8; 65536];
-    let mut dropped = 0u64;
-    loop {
-        let (n, from) = match sock.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!("media receive error: {e}");
-                continue;
-            }
-        };
-        let data = &buf[..n];
-        let fwd = {
-            let mut svc = shared.svc.lock().expect("service lock");
-            let f = svc.handle_packet(Instant::now(), from, data);
-            shared.drain_events(&mut svc);
-            f
-        };
-        let Some(fwd) = fwd else { continue };
-        let payload = Bytes::copy_from_slice(data);
-        for sg in [fwd.groups.ipv4, fwd.groups.ipv6] {
-            match relay.try_inject(amt_sg(sg), fwd.sport, fwd.dport, payload.clone()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    dropped += 1;
-                    if dropped.is_power_of_two() {
-                        tracing::warn!(dropped, "relay queue full: packets dropped");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("relay stopped: {e}");
-                    return;
-                }
-            }
-        }
-    }
-}
-
-async fn timer_loop(shared: Arc<Shared>) {
-    loop {
-        let next = shared.svc.lock().expect("service lock").poll_timeout();
-        let wake = next
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1))
-            .min(tokio::time::Instant::now() + Duration::from_secs(1));
-        tokio::time::sleep_until(wake).await;
-        let mut svc = shared.svc.lock().expect("service lock");
-        svc.handle_timeout(Instant::now());
-        shared.drain_events(&mut svc);
-    }
-}
-
-async fn stats_loop(shared: Arc<Shared>, relay: Arc<RelayHandle>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let participants = shared.svc.lock().expect("service lock").participant_count();
-        tracing::info!(participants, relay = ?relay.stats(), "stats");
-    }
+/// A u64 from the operating system's random source (getrandom(2)).
+fn os_random_u64() -> anyhow::Result<u64> {
+    getrandom::u64().map_err(|e| anyhow::anyhow!("getrandom: {e}"))
 }

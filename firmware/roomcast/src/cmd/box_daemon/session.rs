@@ -26,20 +26,9 @@ use tokio::sync::{mpsc, watch};
 use super::http::{CallError, Service};
 use super::receive::Receiving;
 use super::send::{missing_devices, Devices, MicGate, Sending};
-use super::status::{Status, StatusTx};
+use super::status::{BoxPhase, Status, StatusTx};
 use super::watchdog::Watchdog;
 use super::STEP_LIMIT;
-
-/// The service instance's epoch of a join reply or roster (issue 13 item 6). The `epoch`
-/// fields arrive with the secure branch (`JoinReply.epoch`, `Roster.epoch`); until then 0,
-/// "a service without one", which the session does not compare.
-fn reply_epoch(_reply: &JoinReply) -> u64 {
-    0
-}
-
-fn roster_epoch(_roster: &Roster) -> u64 {
-    0
-}
 
 fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
     roomcast_amt::SourceGroup { source: sg.source, group: sg.group }
@@ -86,6 +75,12 @@ pub(super) fn local_ip_towards(to: SocketAddr) -> Option<std::net::IpAddr> {
 fn failure(e: CallError) -> CallFailure {
     match e {
         CallError::Service(MeetingError::Refused { status, message }) => CallFailure::Refused { status, message },
+        // A certificate that does not match the pin, a [meeting] the client cannot use: shown
+        // like a refusal (retried slowly), status 0.
+        e @ (CallError::Fingerprint { .. } | CallError::Config(_)) => {
+            tracing::error!("{e}");
+            CallFailure::Refused { status: 0, message: e.to_string() }
+        }
         other => CallFailure::Unreachable(other.to_string()),
     }
 }
@@ -158,7 +153,24 @@ pub async fn run(
     wd: &mut Watchdog,
 ) -> anyhow::Result<()> {
     let server = server_authority(&meeting.server).to_string();
-    let service = Service { server: meeting.server, meeting: meeting.id, token: meeting.token };
+    let service = match Service::new(&meeting) {
+        Ok(s) => s,
+        Err(e) => {
+            // A [meeting] the client cannot use (plain http to another host...): shown until
+            // shutdown, the watchdog fed meanwhile.
+            tracing::error!("{e}");
+            status_tx.send_modify(|s| {
+                s.phase = BoxPhase::Refused { reason: e.to_string(), status: 0 };
+                s.error(e.to_string());
+            });
+            loop {
+                tokio::select! {
+                    r = shutdown.wait_for(|stop| *stop) => { let _ = r; return Ok(()); }
+                    _ = wd.due() => wd.handle_timeout(tokio::time::Instant::now()),
+                }
+            }
+        }
+    };
     let (problem_tx, mut problems) = mpsc::unbounded_channel::<String>();
 
     // Playback runs for the whole life of the daemon.
@@ -248,17 +260,11 @@ pub async fn run(
                 }
             }
             r = d.join.done() => match r {
-                Ok((reply, reached_at)) => {
-                    let epoch = reply_epoch(&reply);
-                    d.session.handle_join_reply(Instant::now(), reply, epoch, reached_at);
-                }
+                Ok((reply, reached_at)) => d.session.handle_join_reply(Instant::now(), reply, reached_at),
                 Err(e) => d.session.handle_call_failed(Instant::now(), Call::Join, failure(e)),
             },
             r = d.roster.done() => match r {
-                Ok(roster) => {
-                    let epoch = roster.as_ref().map_or(0, roster_epoch);
-                    d.session.handle_roster(Instant::now(), roster, epoch);
-                }
+                Ok(roster) => d.session.handle_roster(Instant::now(), roster),
                 Err(e) => d.session.handle_call_failed(Instant::now(), Call::Roster, failure(e)),
             },
             r = d.keepalive.done() => match r {

@@ -1,0 +1,298 @@
+//! The one task that owns the sans-IO [`MeetingService`]: it takes control requests as commands
+//! with a oneshot reply channel, reads the media socket and injects into the relay, answers long
+//! polls when the roster passes their version (or at their deadline), and sleeps until the
+//! earliest of the core's `poll_timeout`, the long polls' deadlines and the stats log. Refusals
+//! are counted per address (answers slow down after 10) and logged at most a few lines a second.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use roomcast_meeting::control::{ControlRequest, Reply};
+use roomcast_meeting::service::Event;
+use roomcast_meeting::throttle::{Allow, Backoff, LogLimiter};
+use roomcast_meeting::{MeetingService, SourceGroup};
+use roomcast_net::RelayHandle;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a roster long poll is held.
+pub const LONG_POLL: Duration = Duration::from_secs(10);
+/// Most long polls held at once (the HTTP layer's connection cap keeps it lower in practice).
+const MAX_WAITERS: usize = 4096;
+/// The stats line's interval.
+const STATS_EVERY: Duration = Duration::from_secs(30);
+
+/// A control request and where its answer goes.
+pub struct Command {
+    /// The peer's address (for back-off and logs).
+    pub peer: SocketAddr,
+    /// The parsed request.
+    pub req: ControlRequest,
+    /// The reply and how long the HTTP layer holds it before sending (back-off).
+    pub reply: oneshot::Sender<(Reply, Duration)>,
+}
+
+/// The HTTP layer's handle on the core.
+#[derive(Clone)]
+pub struct CoreHandle(mpsc::Sender<Command>);
+
+impl CoreHandle {
+    /// Sends a request to the core and waits for its answer (`None`: the core stopped).
+    pub async fn control(&self, peer: SocketAddr, req: ControlRequest) -> Option<(Reply, Duration)> {
+        let (tx, rx) = oneshot::channel();
+        self.0.send(Command { peer, req, reply: tx }).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// A command channel: the handle for the HTTP layer, the receiver for [`run`].
+pub fn channel() -> (CoreHandle, mpsc::Receiver<Command>) {
+    let (tx, rx) = mpsc::channel(256);
+    (CoreHandle(tx), rx)
+}
+
+struct Waiter {
+    meeting: String,
+    since: u64,
+    deadline: Instant,
+    delay: Duration,
+    reply: oneshot::Sender<(Reply, Duration)>,
+}
+
+struct Core {
+    svc: MeetingService,
+    relay: Arc<RelayHandle>,
+    waiters: Vec<Waiter>,
+    backoff: Backoff,
+    refusal_log: LogLimiter,
+    dropped: u64,
+    next_stats: Instant,
+}
+
+fn amt_sg(sg: SourceGroup) -> roomcast_amt::SourceGroup {
+    roomcast_amt::SourceGroup { source: sg.source, group: sg.group }
+}
+
+/// Runs the core until the command channel closes or the relay stops.
+pub async fn run(
+    svc: MeetingService,
+    mut commands: mpsc::Receiver<Command>,
+    media: UdpSocket,
+    relay: Arc<RelayHandle>,
+) {
+    let mut core = Core {
+        svc,
+        relay,
+        waiters: Vec::new(),
+        backoff: Backoff::new(),
+        refusal_log: LogLimiter::new(5, Duration::from_secs(1)),
+        dropped: 0,
+        next_stats: Instant::now() + STATS_EVERY,
+    };
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let wake = core.next_deadline();
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(cmd) => core.handle_command(Instant::now(), cmd),
+                None => return,
+            },
+            r = media.recv_from(&mut buf) => match r {
+                Ok((n, from)) => {
+                    if !core.handle_packet(Instant::now(), from, &buf[..n]) {
+                        return;
+                    }
+                }
+                Err(e) => tracing::debug!("media receive error: {e}"),
+            },
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => core.handle_timeout(Instant::now()),
+        }
+        core.drain_events(Instant::now());
+    }
+}
+
+impl Core {
+    /// The earliest of the service's timer, the long polls' deadlines and the stats line.
+    fn next_deadline(&self) -> Instant {
+        let waiters = self.waiters.iter().map(|w| w.deadline).min();
+        [self.svc.poll_timeout(), waiters, Some(self.next_stats)].into_iter().flatten().min().unwrap_or(self.next_stats)
+    }
+
+    fn handle_command(&mut self, now: Instant, Command { peer, req, reply }: Command) {
+        tracing::trace!(%peer, ?req, "control request");
+        let is_leave = matches!(req, ControlRequest::Leave { .. });
+        let answer = self.svc.handle_control(now, req);
+        if let Reply::Json { status: 401, .. } = answer {
+            self.backoff.handle_failure(now, peer.ip());
+        }
+        let delay = self.backoff.delay(now, peer.ip());
+        self.log_reply(now, peer, is_leave, &answer);
+        match answer {
+            Reply::WaitRoster { meeting, since } => {
+                if self.waiters.len() >= MAX_WAITERS {
+                    self.waiters.retain(|w| !w.reply.is_closed());
+                }
+                if self.waiters.len() >= MAX_WAITERS {
+                    let busy = Reply::json(503, &serde_json::json!({"error": "too many long polls; retry"}));
+                    let _ = reply.send((busy, delay));
+                } else {
+                    self.waiters.push(Waiter { meeting, since, deadline: now + LONG_POLL, delay, reply });
+                }
+            }
+            other => {
+                let _ = reply.send((other, delay));
+            }
+        }
+    }
+
+    /// Not found is a normal answer (a room not joined yet); refusals are counted and logged
+    /// a few lines a second at most, never with the token.
+    fn log_reply(&mut self, now: Instant, peer: SocketAddr, is_leave: bool, reply: &Reply) {
+        let Reply::Json { status, body } = reply else { return };
+        match status {
+            404 if is_leave => tracing::debug!(%peer, "leave of a participant already gone"),
+            404 => tracing::debug!(%peer, %body, "not found"),
+            400..=499 => match self.refusal_log.allow(now) {
+                Allow::Log { suppressed } => {
+                    let body: String = body.chars().take(200).collect();
+                    tracing::warn!(%peer, status, %body, suppressed, "control request refused");
+                }
+                Allow::Drop => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// Returns false when the relay stopped.
+    fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
+        let Some(fwd) = self.svc.handle_packet(now, from, data) else { return true };
+        let payload = Bytes::copy_from_slice(data);
+        for sg in [fwd.groups.ipv4, fwd.groups.ipv6] {
+            match self.relay.try_inject(amt_sg(sg), fwd.sport, fwd.dport, payload.clone()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.dropped += 1;
+                    if self.dropped.is_power_of_two() {
+                        tracing::warn!(dropped = self.dropped, "relay queue full: packets dropped");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("relay stopped: {e}");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.svc.handle_timeout(now);
+        // Long polls at their deadline get the roster as it is.
+        let (due, held): (Vec<Waiter>, Vec<Waiter>) =
+            std::mem::take(&mut self.waiters).into_iter().partition(|w| now >= w.deadline || w.reply.is_closed());
+        self.waiters = held;
+        for w in due {
+            self.answer(w);
+        }
+        if now >= self.next_stats {
+            self.next_stats = now + STATS_EVERY;
+            tracing::info!(participants = self.svc.participant_count(), relay = ?self.relay.stats(), "stats");
+        }
+    }
+
+    fn answer(&self, w: Waiter) {
+        let reply = match self.svc.roster(&w.meeting) {
+            Some(r) => Reply::json(200, &r),
+            None => Reply::json(404, &serde_json::json!({"error": "meeting gone"})),
+        };
+        let _ = w.reply.send((reply, w.delay));
+    }
+
+    /// Logs the core's events and answers the long polls whose roster moved on.
+    fn drain_events(&mut self, _now: Instant) {
+        let mut changed = false;
+        while let Some(ev) = self.svc.poll_event() {
+            match ev {
+                Event::Joined { .. } | Event::Left { .. } => changed = true,
+                Event::Refused { .. } => {} // logged with the peer in log_reply
+            }
+        }
+        if !changed || self.waiters.is_empty() {
+            return;
+        }
+        let svc = &self.svc;
+        let (ready, held): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| svc.roster_version(&w.meeting).map_or(true, |v| v > w.since));
+        self.waiters = held;
+        for w in ready {
+            self.answer(w);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomcast_meeting::control::parse_request;
+    use roomcast_meeting::roster::{AudioCaps, Caps};
+    use roomcast_meeting::{client, ServiceConfig};
+    use roomcast_net::RelayOptions;
+
+    fn req(raw: &[u8]) -> ControlRequest {
+        parse_request(raw).unwrap().0
+    }
+
+    fn status(r: &Reply) -> u16 {
+        match r {
+            Reply::Json { status, .. } => *status,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_core_answers_long_polls_on_change_and_slows_guessers() {
+        let relay = Arc::new(RelayHandle::spawn(RelayOptions::new("127.0.0.1:0".parse().unwrap())).await.unwrap());
+        let media = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let svc = MeetingService::new(ServiceConfig::loopback("demo", "secret"));
+        let (core, commands) = channel();
+        let task = tokio::spawn(run(svc, commands, media, relay));
+        let peer: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let caps =
+            Caps { video: None, audio: Some(AudioCaps { codec: "opus".into(), payload_type: 111, channels: 1 }) };
+
+        let (r, _) = core.control(peer, req(&client::join("h", "demo", "secret", "A", &caps))).await.unwrap();
+        assert_eq!(status(&r), 200);
+        let (r, _) = core.control(peer, req(&client::roster("h", "demo", "secret", None))).await.unwrap();
+        let Reply::Json { body, .. } = r else { panic!() };
+        let version = serde_json::from_str::<serde_json::Value>(&body).unwrap()["version"].as_u64().unwrap();
+
+        // A long poll at the current version is held until the roster moves on.
+        let poll = {
+            let core = core.clone();
+            tokio::spawn(
+                async move { core.control(peer, req(&client::roster("h", "demo", "secret", Some(version)))).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!poll.is_finished(), "the long poll waits");
+        let (r, _) = core.control(peer, req(&client::join("h", "demo", "secret", "B", &caps))).await.unwrap();
+        assert_eq!(status(&r), 200);
+        let (r, _) = tokio::time::timeout(Duration::from_secs(2), poll).await.unwrap().unwrap().unwrap();
+        let Reply::Json { status: 200, body } = r else { panic!("{r:?}") };
+        assert!(body.contains("\"room\":\"B\""), "{body}");
+
+        // Ten failures are free, the eleventh is held back; another address is not.
+        for i in 0..11 {
+            let (r, delay) = core.control(peer, req(&client::roster("h", "demo", "wrong", None))).await.unwrap();
+            assert_eq!(status(&r), 401);
+            assert_eq!(delay.is_zero(), i < 10, "failure {}: {delay:?}", i + 1);
+        }
+        let other: SocketAddr = "192.0.2.8:5000".parse().unwrap();
+        let (_, delay) = core.control(other, req(&client::roster("h", "demo", "secret", None))).await.unwrap();
+        assert!(delay.is_zero());
+        task.abort();
+    }
+}
