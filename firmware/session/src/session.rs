@@ -6,7 +6,7 @@
 //!
 //! The driver runs at most one request of each [`Call`] kind at a time and reports its end
 //! (`handle_join_reply`, `handle_roster`, `handle_keepalive_ok`, `handle_left` or
-//! `handle_call_failed`); on [`Event::Rejoin`] it drops the requests in flight.
+//! `handle_call_failed`); on [`Event::Rejoin`] it drops the roster poll and keepalive in flight.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -199,7 +199,8 @@ pub enum Event {
     StopSending,
     /// Close the AMT gateway (Teardown) and finish every receiver and recording.
     StopReceiving,
-    /// The session starts over with a new join; drop the requests in flight.
+    /// The session starts over with a new join; drop the old participant's roster poll and
+    /// keepalive in flight (no join is in flight while in the meeting).
     Rejoin(RejoinReason),
     /// [`BoxSession::status`] changed.
     StatusChanged,

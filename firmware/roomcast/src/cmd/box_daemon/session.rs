@@ -437,7 +437,8 @@ impl Driver<'_> {
                 }
             }
             Event::Rejoin(_) => {
-                self.join = InFlight::none();
+                // The old participant's requests; the new join (already started when its
+                // timer was due at once) stays.
                 self.roster = InFlight::none();
                 self.keepalive = InFlight::none();
             }
