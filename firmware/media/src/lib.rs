@@ -4,10 +4,12 @@
 //! `roomcast stream|record|probe` commands are built on.
 //!
 //! Layout: [`frame`] raw media types, [`convert`] pixel formats to I420, [`camera`], [`mic`],
-//! [`clock`], [`encoder`] (trait, rav1e, M2M, auto fallback), [`decode`] (remote rooms' video,
-//! dav1d), [`opus`], [`pipeline`]
-//! (sender/receiver), [`probe`] (what hardware is there).
+//! [`clock`], [`encoder`] (trait, rav1e, libaom, M2M, auto fallback), [`decode`] (remote rooms'
+//! video, dav1d), [`opus`], [`pipeline`] (sender/receiver/recorder), [`probe`] (what hardware is
+//! there), [`mixer`] and [`speaker`] (playback of the other rooms), [`button`] (the mute button,
+//! any embedded-hal input pin).
 
+pub mod button;
 pub mod camera;
 pub mod clock;
 pub mod convert;
@@ -16,8 +18,10 @@ pub mod encoder;
 pub mod error;
 pub mod frame;
 pub mod mic;
+pub mod mixer;
 pub mod opus;
 pub mod pipeline;
 pub mod probe;
+pub mod speaker;
 
 pub use error::{MediaError, Result};

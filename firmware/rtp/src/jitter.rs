@@ -84,6 +84,13 @@ impl JitterBuffer {
     /// Adds a received packet. Errors (and drops it) when it is not a valid RTP packet.
     pub fn push(&mut self, packet: Vec<u8>, now: Instant) -> Result<()> {
         let seq = parse_rtp(&packet)?.header.sequence_number;
+        self.push_parsed(seq, packet, now);
+        Ok(())
+    }
+
+    /// Adds a packet the caller already parsed (its sequence number `seq`), so a receiver
+    /// that also counts it ([`crate::rtcp::ReceptionStats`]) parses it once on arrival.
+    pub fn push_parsed(&mut self, seq: u16, packet: Vec<u8>, now: Instant) {
         let ext = self.extender.extend(seq);
         if self.next.is_some_and(|n| ext < n) {
             self.stats.late += 1;
@@ -93,15 +100,14 @@ impl JitterBuffer {
                 let ext = self.extender.extend(seq);
                 self.insert(ext, packet, now);
             }
-            return Ok(());
+            return;
         }
         self.consecutive_late = 0;
         if self.held.contains_key(&ext) {
             self.stats.duplicates += 1;
-            return Ok(());
+            return;
         }
         self.insert(ext, packet, now);
-        Ok(())
     }
 
     fn insert(&mut self, ext: u64, data: Vec<u8>, arrival: Instant) {

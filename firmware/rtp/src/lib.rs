@@ -4,27 +4,27 @@
 //! recorder needs (IVF, Annex B, Ogg Opus). No sockets, no clocks: callers feed bytes and
 //! `Instant`s and get packets, frames and deadlines back.
 //!
+//! Layout: [`wire`] (RTP header, RTCP, sequence numbers, SDP), [`payload`] (packetizers and
+//! depacketizers per codec), [`file`] (IVF, Annex B, Ogg Opus), [`jitter`], [`clock`].
+//!
 //! Sending: create a [`Packetizer`] per stream (`H264Packetizer::new(ssrc, pt, AMT_MAX_RTP_PACKET_SIZE)`),
 //! call `packetize(frame, rtp_timestamp, &mut out)` per encoded frame and send each `out` entry
 //! as one UDP datagram. Receiving: [`jitter::JitterBuffer`] -> [`parse_rtp`] -> a [`Depacketizer`].
 
 #![warn(missing_docs)]
 
-pub mod annexb;
-pub mod av1;
 pub mod clock;
 mod error;
-pub mod h264;
-pub mod header;
-pub mod ivf;
+pub mod file;
 pub mod jitter;
-pub mod ogg_opus;
-pub mod opus;
-pub mod packetizer;
-mod reassembly;
-pub mod rtcp;
-pub mod sdp;
-pub mod seq;
+pub mod payload;
+pub mod wire;
+
+// The modules at their former paths (`roomcast_rtp::rtcp`, `roomcast_rtp::ivf`, ...).
+pub use file::{annexb, ivf, ogg_opus};
+use payload::reassembly;
+pub use payload::{av1, h264, opus, packetizer};
+pub use wire::{header, rtcp, sdp, seq};
 
 pub use av1::{Av1Depacketizer, Av1Packetizer};
 pub use clock::{MediaClock, AMT_MAX_RTP_PACKET_SIZE, AMT_TUNNEL_OVERHEAD, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE};

@@ -1,13 +1,14 @@
 //! Pipelines the box daemon and the `stream`/`record` commands run:
 //! [`sender`] (camera + mic -> encoders -> RTP/RTCP packets handed to a sink) and
 //! [`receiver`] (RTP/RTCP packets in -> jitter buffer -> depacketizers -> Opus PCM and
-//! encoded video frames out). Both cores are sans-IO (fed packets and `Instant`s); the
+//! encoded video frames out), and [`recorder`] (the receiver's output into files). Both cores are sans-IO (fed packets and `Instant`s); the
 //! threaded [`sender::SenderPipeline`] drives capture devices, which block.
 //!
 //! Port layout (like RTP/AVP with RTCP on port+1): video RTP on `port`, video RTCP `port+1`,
 //! audio RTP `port+2`, audio RTCP `port+3`. Payload types: [`PT_H264`], [`PT_AV1`], [`PT_OPUS`].
 
 pub mod receiver;
+pub mod recorder;
 pub mod sender;
 
 use std::net::IpAddr;

@@ -3,7 +3,9 @@
 //! video frames (H.264 access units or AV1 temporal units, to count, record or decode) and
 //! decoded Opus PCM for the box's mixer (lost audio frames concealed, recovered from in-band
 //! FEC when the next packet carries it). Each stream has a jitter buffer; call
-//! [`Receiver::poll`] at [`Receiver::next_deadline`].
+//! [`Receiver::poll`] at [`Receiver::next_deadline`]. Each RTP packet is parsed once on
+//! arrival (for the jitter buffer and the stream's [`ReceptionStats`]: loss, jitter) and once
+//! when the jitter buffer releases it.
 //!
 //! The video payload type may change mid-stream from H.264 ([`super::PT_H264`]) to AV1
 //! ([`super::PT_AV1`]) when the sender's hardware encoder fails; the receiver follows.
@@ -11,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use roomcast_rtp::jitter::{JitterBuffer, Released};
-use roomcast_rtp::rtcp::{parse_compound, RtcpPacket};
+use roomcast_rtp::rtcp::{parse_compound, ReceptionStats, RtcpPacket};
 use roomcast_rtp::sdp::{Codec, SessionDescription};
 use roomcast_rtp::{parse_rtp, Av1Depacketizer, Depacketizer, Frame, H264Depacketizer, OpusDepacketizer};
 
@@ -90,6 +92,9 @@ pub struct Receiver {
     decoder: OpusDecoder,
     audio_pt: u8,
     stats: ReceiverStats,
+    /// Reception statistics of the video and the audio stream (from their first packet; a
+    /// new SSRC starts them again).
+    reception: [Option<ReceptionStats>; 2],
 }
 
 impl Receiver {
@@ -113,6 +118,7 @@ impl Receiver {
             decoder: OpusDecoder::new(channels)?,
             audio_pt,
             stats: ReceiverStats::default(),
+            reception: [None, None],
         })
     }
 
@@ -133,18 +139,46 @@ impl Receiver {
 
     /// A video RTP packet arrived.
     pub fn push_video_rtp(&mut self, data: Vec<u8>, now: Instant) -> Vec<ReceiverEvent> {
-        if self.video_jb.push(data, now).is_err() {
-            self.stats.rejected += 1;
-        }
+        self.arrived(StreamKind::Video, data, now);
         self.poll(now)
     }
 
     /// An audio RTP packet arrived.
     pub fn push_audio_rtp(&mut self, data: Vec<u8>, now: Instant) -> Vec<ReceiverEvent> {
-        if self.audio_jb.push(data, now).is_err() {
-            self.stats.rejected += 1;
-        }
+        self.arrived(StreamKind::Audio, data, now);
         self.poll(now)
+    }
+
+    /// Reception statistics of a stream (loss from sequence numbers, interarrival jitter);
+    /// `None` before its first packet.
+    pub fn reception(&self, kind: StreamKind) -> Option<&ReceptionStats> {
+        self.reception[kind as usize].as_ref()
+    }
+
+    fn arrived(&mut self, kind: StreamKind, data: Vec<u8>, now: Instant) {
+        let (seq, ts, ssrc) = match parse_rtp(&data) {
+            Ok(p) => (p.header.sequence_number, p.header.timestamp, p.header.ssrc),
+            Err(_) => {
+                self.stats.rejected += 1;
+                return;
+            }
+        };
+        let clock_rate = match kind {
+            StreamKind::Video => 90_000,
+            StreamKind::Audio => 48_000,
+        };
+        let stats = &mut self.reception[kind as usize];
+        if stats.as_ref().map_or(true, |s| s.ssrc() != ssrc) {
+            *stats = Some(ReceptionStats::new(ssrc, clock_rate));
+        }
+        if let Some(s) = stats.as_mut() {
+            s.on_packet(seq, ts, now);
+        }
+        let jb = match kind {
+            StreamKind::Video => &mut self.video_jb,
+            StreamKind::Audio => &mut self.audio_jb,
+        };
+        jb.push_parsed(seq, data, now);
     }
 
     /// An RTCP packet arrived on the video or audio RTCP port.

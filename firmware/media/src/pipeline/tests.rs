@@ -112,6 +112,32 @@ fn lost_audio_is_concealed_with_fec() {
         .collect();
     assert_eq!(concealed, vec![true]);
     assert_eq!(rx.stats().audio_frames, 19);
+    let reception = rx.reception(StreamKind::Audio).expect("audio arrived");
+    assert_eq!(reception.expected_and_received(), (20, 19), "the dropped packet counts as lost");
+    assert!(rx.reception(StreamKind::Video).is_none());
+}
+
+#[test]
+fn reception_counts_sequence_gaps_across_wraparound() {
+    fn rtp(seq: u16, ssrc: u8) -> Vec<u8> {
+        let mut p = vec![0x80, PT_OPUS];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, ssrc, 0xf8]);
+        p
+    }
+    let now = Instant::now();
+    let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
+    for seq in [65530u16, 65531, 65533, 65534, 0, 1, 3] {
+        rx.push_audio_rtp(rtp(seq, 1), now);
+    }
+    assert_eq!(rx.reception(StreamKind::Audio).unwrap().expected_and_received(), (10, 7));
+    rx.push_audio_rtp(b"garbage".to_vec(), now);
+    assert_eq!(rx.reception(StreamKind::Audio).unwrap().expected_and_received(), (10, 7));
+    assert_eq!(rx.stats().rejected, 1);
+    // A new SSRC (the sender restarted) starts the count again.
+    rx.push_audio_rtp(rtp(100, 2), now);
+    let r = rx.reception(StreamKind::Audio).unwrap();
+    assert_eq!((r.ssrc(), r.expected_and_received()), (2, (1, 1)));
 }
 
 #[test]

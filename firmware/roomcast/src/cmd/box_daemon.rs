@@ -9,15 +9,15 @@
 //! leave request, AMT teardown). SIGUSR1 toggles mute, as a configured GPIO button does.
 //!
 //! Parts: [`box_daemon::status`] (state shown and written), [`box_daemon::http`] (control
-//! client), [`box_daemon::send`], [`box_daemon::receive`], [`box_daemon::playback`],
-//! [`box_daemon::devices`], [`box_daemon::mute_button`], [`box_daemon::session`],
+//! client), [`box_daemon::send`], [`box_daemon::receive`],
+//! [`box_daemon::devices`], [`box_daemon::mute_button`], [`box_daemon::session`] (the driver
+//! of `roomcast_session::BoxSession`),
 //! [`box_daemon::watchdog`] (the hardware watchdog, fed from the main loop: `[devices] watchdog`
 //! of the board, `[system] watchdog_timeout_s`).
 
 mod devices;
 mod http;
 mod mute_button;
-mod playback;
 mod receive;
 mod send;
 mod session;
@@ -25,15 +25,15 @@ mod status;
 mod watchdog;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use roomcast_display::{BackendChoice, Display};
 use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
+use tokio::sync::{mpsc, watch};
 
-use status::{lock, BoxPhase, ConfigProblem, SharedStatus, Status};
+use status::{BoxPhase, ConfigProblem, Status, StatusTx};
 use watchdog::Watchdog;
 
 /// The longest one step of the main loop (a join request, a DNS lookup, a pause, the leave
@@ -127,40 +127,70 @@ fn display_choice(cfg: Option<&Config>, board: &BoardDefaults) -> BackendChoice 
     }
 }
 
-/// Shows the status on the display and writes the state file, a few times a second, until
-/// `stop` (then once more).
-fn spawn_status_thread(
-    status: SharedStatus,
+/// How often the state file is rewritten at most while the status changes.
+const STATE_FILE_EVERY: Duration = Duration::from_millis(250);
+
+/// Shows the status on the display and writes the state file (`None`: none) whenever the
+/// status changes, at most every [`STATE_FILE_EVERY`], and when the screen changes by itself
+/// (the display's countdown, the missing-device notice); once more when the status channel
+/// closes. The display's writes are short (an I2C frame, a framebuffer copy): done in place.
+async fn show_status(
+    mut status: watch::Receiver<Status>,
     choice: BackendChoice,
-    state_file: Arc<std::sync::Mutex<Option<PathBuf>>>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("status".into()).spawn(move || {
-        let start = Instant::now();
-        let mut display = Display::new(choice);
-        let mut last_write = None::<Instant>;
-        loop {
-            let stopping = stop.load(Ordering::Relaxed);
-            let now = Instant::now();
-            let snapshot = lock(&status).clone();
-            let ds = snapshot.display_state(now, now - start);
-            display.update(&ds, now);
-            if stopping || last_write.map_or(true, |t| now - t >= Duration::from_millis(250)) {
-                last_write = Some(now);
-                let path = state_file.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                if let Some(path) = path {
-                    let doc = status::StateFile { status: &snapshot, display: &ds };
-                    if let Err(e) = status::write_json(&path, &doc) {
-                        tracing::debug!(file = %path.display(), "state file: {e}");
-                    }
+    mut state_file: watch::Receiver<Option<PathBuf>>,
+) {
+    let start = Instant::now();
+    let mut display = Display::new(choice);
+    let mut last_write = None::<Instant>;
+    let mut unwritten = true;
+    let mut open = true;
+    loop {
+        let now = Instant::now();
+        let snapshot = status.borrow_and_update().clone();
+        let ds = snapshot.display_state(now, now - start);
+        tokio::task::block_in_place(|| display.update(&ds, now));
+        let write_at = last_write.map_or(now, |t| t + STATE_FILE_EVERY);
+        if unwritten && (write_at <= now || !open) {
+            unwritten = false;
+            last_write = Some(now);
+            if let Some(path) = state_file.borrow_and_update().clone() {
+                let doc = status::StateFile { status: &snapshot, display: &ds };
+                if let Err(e) = tokio::task::block_in_place(|| status::write_json(&path, &doc)) {
+                    tracing::debug!(file = %path.display(), "state file: {e}");
                 }
             }
-            if stopping {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
-    })
+        if !open {
+            return;
+        }
+        let deadline = [
+            display.next_deadline(&ds, now),
+            snapshot.next_change(now, now - start),
+            unwritten.then_some(write_at),
+            // The state file's `retry_in_ms` counts down.
+            matches!(snapshot.phase, BoxPhase::RelayLost { .. }).then(|| now + STATE_FILE_EVERY),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        tokio::select! {
+            r = status.changed() => {
+                unwritten = true;
+                open = r.is_ok();
+            }
+            Ok(()) = state_file.changed() => unwritten = true,
+            _ = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if matches!(snapshot.phase, BoxPhase::RelayLost { .. }) {
+                    unwritten = true;
+                }
+            }
+        }
+    }
 }
 
 /// How often a bad or not-set-up configuration is read again (and the set-up screen's address
@@ -169,6 +199,12 @@ const CONFIG_POLL: Duration = Duration::from_secs(2);
 
 /// The box's own address while it has no meeting server to ask the way: the source address of
 /// the default route (no packet is sent), else a static `[network] address`.
+fn replace_if_changed<T: PartialEq>(slot: &mut T, value: T) -> bool {
+    let changed = *slot != value;
+    *slot = value;
+    changed
+}
+
 fn own_ip(cfg: &Config) -> Option<std::net::IpAddr> {
     let probe_v4: std::net::SocketAddr = ([192, 0, 2, 1], 9).into();
     let probe_v6: std::net::SocketAddr = ("2001:db8::1".parse::<std::net::Ipv6Addr>().ok()?, 9).into();
@@ -182,10 +218,10 @@ fn own_ip(cfg: &Config) -> Option<std::net::IpAddr> {
 async fn wait_for_config(
     path: &Path,
     board: &BoardDefaults,
-    status: &SharedStatus,
-    state_file: &std::sync::Mutex<Option<PathBuf>>,
+    status: &StatusTx,
+    state_file: &watch::Sender<Option<PathBuf>>,
     state_file_fixed: bool,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    shutdown: &mut watch::Receiver<bool>,
     wd: &mut Watchdog,
 ) -> Option<(Config, MeetingConfig)> {
     let mut last_errors = None;
@@ -208,13 +244,17 @@ async fn wait_for_config(
                     announced = true;
                 }
                 if !state_file_fixed {
-                    *state_file.lock().unwrap_or_else(|e| e.into_inner()) = cfg.debug.state_file.clone();
+                    state_file.send_if_modified(|f| replace_if_changed(f, cfg.debug.state_file.clone()));
                 }
                 let ip = own_ip(&cfg);
-                let mut s = lock(status);
-                s.room = cfg.room.name.clone();
-                s.ip = ip;
-                s.phase = BoxPhase::SetUp { file: path.display().to_string() };
+                let phase = BoxPhase::SetUp { file: path.display().to_string() };
+                status.send_if_modified(|s| {
+                    let changed = s.room != cfg.room.name || s.ip != ip || s.phase != phase;
+                    s.room = cfg.room.name.clone();
+                    s.ip = ip;
+                    s.phase = phase;
+                    changed
+                });
             }
             Err(errors) => {
                 announced = false;
@@ -227,13 +267,15 @@ async fn wait_for_config(
                         path.display(),
                         CONFIG_POLL.as_secs()
                     );
-                    lock(status).phase = BoxPhase::ConfigError {
-                        file: path.display().to_string(),
-                        errors: errors
-                            .iter()
-                            .map(|e| ConfigProblem { key: e.key.clone(), line: e.line, message: e.message.clone() })
-                            .collect(),
-                    };
+                    status.send_modify(|s| {
+                        s.phase = BoxPhase::ConfigError {
+                            file: path.display().to_string(),
+                            errors: errors
+                                .iter()
+                                .map(|e| ConfigProblem { key: e.key.clone(), line: e.line, message: e.message.clone() })
+                                .collect(),
+                        }
+                    });
                     last_errors = Some(errors);
                 }
             }
@@ -266,20 +308,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(async move {
         let (shutdown_tx, mut shutdown) = tokio::sync::watch::channel(false);
         let mute_gate = send::MicGate::new(false);
+        let (press_tx, presses) = mpsc::unbounded_channel::<()>();
         {
             use tokio::signal::unix::{signal, SignalKind};
             let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
             let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
             let mut usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
-            let gate = mute_gate.clone();
+            let press = press_tx.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = term.recv() => { tracing::info!("SIGTERM: leaving the meeting"); break; }
                         _ = int.recv() => { tracing::info!("SIGINT: leaving the meeting"); break; }
                         _ = usr1.recv() => {
-                            let now_muted = !gate.muted.fetch_xor(true, Ordering::Relaxed);
-                            tracing::info!(muted = now_muted, "SIGUSR1: mute toggled");
+                            tracing::info!("SIGUSR1: toggling mute");
+                            let _ = press.send(());
                         }
                     }
                 }
@@ -287,50 +330,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             });
         }
 
-        let status: SharedStatus = Arc::new(std::sync::Mutex::new(Status::new("roomcast", "")));
+        let (status, status_rx) = watch::channel(Status::new("roomcast", ""));
         if let Some(e) = wd_error {
-            lock(&status).error(e);
+            status.send_modify(|s| s.error(e));
         }
-        let state_file = Arc::new(std::sync::Mutex::new(args.state_file.clone()));
-        let stop_status = Arc::new(AtomicBool::new(false));
-        let status_thread = spawn_status_thread(
-            status.clone(),
-            display_choice(first.as_ref(), &board),
-            state_file.clone(),
-            stop_status.clone(),
-        )
-        .context("starting the status thread")?;
+        let (state_file, state_file_rx) = watch::channel(args.state_file.clone());
+        let display = tokio::spawn(show_status(status_rx, display_choice(first.as_ref(), &board), state_file_rx));
 
         let fixed = args.state_file.is_some();
-        let result =
-            match wait_for_config(&args.config, &board, &status, &state_file, fixed, &mut shutdown, &mut wd).await {
-                None => Ok(()),
-                Some((cfg, meeting)) => {
-                    wd.set_timeout(cfg.system.watchdog_timeout_s, tokio::time::Instant::now());
-                    if args.state_file.is_none() {
-                        *state_file.lock().unwrap_or_else(|e| e.into_inner()) = cfg.debug.state_file.clone();
-                    }
-                    {
-                        let mut s = lock(&status);
-                        *s = Status::new(&cfg.room.name, &meeting.id);
-                        s.muted = cfg.audio.muted;
-                    }
-                    mute_gate.muted.store(cfg.audio.muted, Ordering::Relaxed);
-                    let _button = cfg.audio.mute_button.as_ref().and_then(|b| {
-                        mute_button::spawn(b, mute_gate.clone())
-                            .map_err(|e| lock(&status).error(format!("mute button: {e}")))
-                            .ok()
-                    });
-                    session::run(cfg, meeting, board, status.clone(), mute_gate, shutdown, &mut wd).await
+        let configured =
+            wait_for_config(&args.config, &board, &status, &state_file, fixed, &mut shutdown, &mut wd).await;
+        let result = match configured {
+            None => {
+                drop(status);
+                Ok(())
+            }
+            Some((cfg, meeting)) => {
+                wd.set_timeout(cfg.system.watchdog_timeout_s, tokio::time::Instant::now());
+                if args.state_file.is_none() {
+                    state_file.send_replace(cfg.debug.state_file.clone());
                 }
-            };
+                status.send_modify(|s| {
+                    let (errors, ip) = (std::mem::take(&mut s.errors), s.ip);
+                    *s = Status::new(&cfg.room.name, &meeting.id);
+                    s.errors = errors;
+                    s.ip = ip;
+                    s.muted = cfg.audio.muted;
+                });
+                mute_gate.muted.store(cfg.audio.muted, Ordering::Relaxed);
+                let _button = cfg.audio.mute_button.as_ref().and_then(|b| {
+                    mute_button::spawn(b, press_tx.clone())
+                        .map_err(|e| status.send_modify(|s| s.error(format!("mute button: {e}"))))
+                        .ok()
+                });
+                session::run(cfg, meeting, board, status, mute_gate, presses, shutdown, &mut wd).await
+            }
+        };
         // Orderly SIGTERM/SIGINT: the meeting was left; stop the watchdog (see watchdog.rs for
         // why). An error return drops it without the magic close: it stays armed.
         if result.is_ok() {
             wd.disarm();
         }
-        stop_status.store(true, Ordering::Relaxed);
-        let _ = tokio::task::spawn_blocking(move || status_thread.join()).await;
+        // The status sender is gone (moved into the session and dropped, or dropped here):
+        // the display shows the last status and writes the state file once more.
+        let _ = display.await;
         result
     })
 }

@@ -1,20 +1,16 @@
 //! `roomcast record`: receives the stream an SDP describes (from `roomcast stream` or a box)
 //! and writes it to files a laptop can play: `video.ivf` (AV1) or `video.h264` (Annex B), and
-//! `audio.opus` (Ogg Opus). Stops after --seconds, or soon after both streams said BYE.
+//! `audio.opus` (Ogg Opus), with the recorder the box's `[debug] record_dir` uses. Stops
+//! after --seconds, or soon after both streams said BYE.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use roomcast_media::encoder::VideoCodec;
 use roomcast_media::pipeline::receiver::{Receiver, ReceiverEvent, StreamKind};
-use roomcast_rtp::annexb::AnnexBWriter;
-use roomcast_rtp::ivf::{IvfHeader, IvfWriter};
-use roomcast_rtp::ogg_opus::OggOpusWriter;
+use roomcast_media::pipeline::recorder::Recorder;
 use roomcast_rtp::sdp::SessionDescription;
 
 /// Command-line arguments of `roomcast record`.
@@ -60,14 +56,6 @@ fn bind(addr: IpAddr, port: u16) -> anyhow::Result<UdpSocket> {
             .with_context(|| format!("binding {addr}:{port}"))?
     };
     Ok(socket)
-}
-
-struct VideoOut {
-    codec: VideoCodec,
-    ivf: Option<IvfWriter<BufWriter<File>>>,
-    h264: Option<AnnexBWriter<BufWriter<File>>>,
-    first_ts: Option<u32>,
-    frames: u64,
 }
 
 /// Runs `roomcast record`.
@@ -136,80 +124,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.out.display()
     );
 
-    let mut video_out: Option<VideoOut> = None;
-    let channels = receiver.audio_channels();
-    let opus_path = args.out.join("audio.opus");
-    let mut opus = OggOpusWriter::new(
-        BufWriter::new(File::create(&opus_path).with_context(|| format!("creating {}", opus_path.display()))?),
-        0x726f_6f6d,
-        channels,
-        312,
-    )?;
-    let mut audio_packets = 0u64;
+    let mut recorder = Recorder::new(&args.out, 0x726f_6f6d, receiver.audio_channels());
+    recorder.open_audio()?;
     let mut byes = (false, false);
     let mut bye_at: Option<Instant> = None;
     let end = Instant::now() + Duration::from_secs_f64(args.seconds.max(0.0));
-    let out_dir = args.out.clone();
 
-    let mut handle =
-        |events: Vec<ReceiverEvent>, video_out: &mut Option<VideoOut>, byes: &mut (bool, bool)| -> anyhow::Result<()> {
-            for e in events {
-                match e {
-                    ReceiverEvent::Video { codec, frame } => {
-                        if video_out.as_ref().is_some_and(|v| v.codec != codec) {
-                            tracing::warn!("video codec changed to {}; writing a second file", codec.name());
-                            finish_video(video_out.take())?;
-                        }
-                        if video_out.is_none() {
-                            *video_out = Some(match codec {
-                                VideoCodec::Av1 => VideoOut {
-                                    codec,
-                                    ivf: {
-                                        let (w, h) = av1_dimensions(&frame.data).unwrap_or((0, 0));
-                                        Some(IvfWriter::new(
-                                            BufWriter::new(File::create(out_dir.join("video.ivf"))?),
-                                            IvfHeader::av1_90khz(w, h),
-                                        )?)
-                                    },
-                                    h264: None,
-                                    first_ts: None,
-                                    frames: 0,
-                                },
-                                VideoCodec::H264 => VideoOut {
-                                    codec,
-                                    ivf: None,
-                                    h264: Some(AnnexBWriter::new(BufWriter::new(File::create(
-                                        out_dir.join("video.h264"),
-                                    )?))),
-                                    first_ts: None,
-                                    frames: 0,
-                                },
-                            });
-                        }
-                        if let Some(v) = video_out.as_mut() {
-                            let first = *v.first_ts.get_or_insert(frame.timestamp);
-                            let pts = frame.timestamp.wrapping_sub(first) as u64;
-                            if let Some(w) = v.ivf.as_mut() {
-                                w.write_frame(pts, &frame.data)?;
-                            }
-                            if let Some(w) = v.h264.as_mut() {
-                                w.write_access_unit(&frame.data)?;
-                            }
-                            v.frames += 1;
-                        }
-                    }
-                    ReceiverEvent::Audio { opus: packet, .. } => {
-                        opus.write_packet(&packet)?;
-                        audio_packets += 1;
-                    }
-                    ReceiverEvent::AudioConcealed { .. } => {}
-                    ReceiverEvent::Bye(StreamKind::Video) => byes.0 = true,
-                    ReceiverEvent::Bye(StreamKind::Audio) => byes.1 = true,
-                    ReceiverEvent::SenderReport(_) => {}
-                }
+    let mut handle = |events: Vec<ReceiverEvent>, byes: &mut (bool, bool)| -> anyhow::Result<()> {
+        for e in events {
+            recorder.record(&e)?;
+            match e {
+                ReceiverEvent::Bye(StreamKind::Video) => byes.0 = true,
+                ReceiverEvent::Bye(StreamKind::Audio) => byes.1 = true,
+                _ => {}
             }
-            Ok(())
-        };
+        }
+        Ok(())
+    };
 
     loop {
         let now = Instant::now();
@@ -230,28 +161,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .min(Duration::from_millis(50));
         match rx.recv_timeout(wait) {
             Ok((_, data)) if data.is_empty() => {}
-            Ok((Port::VideoRtp, data)) => {
-                handle(receiver.push_video_rtp(data, Instant::now()), &mut video_out, &mut byes)?
-            }
-            Ok((Port::AudioRtp, data)) => {
-                handle(receiver.push_audio_rtp(data, Instant::now()), &mut video_out, &mut byes)?
-            }
-            Ok((Port::VideoRtcp, data)) => {
-                handle(receiver.push_rtcp(StreamKind::Video, &data), &mut video_out, &mut byes)?
-            }
-            Ok((Port::AudioRtcp, data)) => {
-                handle(receiver.push_rtcp(StreamKind::Audio, &data), &mut video_out, &mut byes)?
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => handle(receiver.poll(Instant::now()), &mut video_out, &mut byes)?,
+            Ok((Port::VideoRtp, data)) => handle(receiver.push_video_rtp(data, Instant::now()), &mut byes)?,
+            Ok((Port::AudioRtp, data)) => handle(receiver.push_audio_rtp(data, Instant::now()), &mut byes)?,
+            Ok((Port::VideoRtcp, data)) => handle(receiver.push_rtcp(StreamKind::Video, &data), &mut byes)?,
+            Ok((Port::AudioRtcp, data)) => handle(receiver.push_rtcp(StreamKind::Audio, &data), &mut byes)?,
+            Err(mpsc::RecvTimeoutError::Timeout) => handle(receiver.poll(Instant::now()), &mut byes)?,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     let remaining = receiver.finish();
-    handle(remaining, &mut video_out, &mut byes)?;
-    let video_frames = video_out.as_ref().map(|v| v.frames).unwrap_or(0);
-    let codec = video_out.as_ref().map(|v| v.codec.name()).unwrap_or("none");
-    finish_video(video_out)?;
-    opus.finish()?;
+    handle(remaining, &mut byes)?;
+    let video_frames = recorder.video_frames();
+    let audio_packets = recorder.audio_packets();
+    let codec = recorder.video_codec().map_or("none", |c| c.name());
+    recorder.finish()?;
     let stats = receiver.stats();
     eprintln!(
         "recorded {video_frames} {codec} video frames and {audio_packets} Opus packets ({} concealed) into {}",
@@ -260,27 +183,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if video_frames == 0 && audio_packets == 0 {
         bail!("nothing was received (is the sender running and sending to this host?)");
-    }
-    Ok(())
-}
-
-/// Width and height from the sequence header of an AV1 temporal unit (for the IVF header).
-fn av1_dimensions(temporal_unit: &[u8]) -> Option<(u16, u16)> {
-    use roomcast_rtp::av1::obu::{parse_temporal_unit, sequence_header_dimensions, OBU_SEQUENCE_HEADER};
-    let obus = parse_temporal_unit(temporal_unit).ok()?;
-    let seq = obus.iter().find(|o| o.obu_type == OBU_SEQUENCE_HEADER)?;
-    let (w, h) = sequence_header_dimensions(seq.payload)?;
-    Some((u16::try_from(w).ok()?, u16::try_from(h).ok()?))
-}
-
-fn finish_video(v: Option<VideoOut>) -> anyhow::Result<()> {
-    if let Some(v) = v {
-        if let Some(w) = v.ivf {
-            w.finish_seekable().map(drop)?;
-        }
-        if let Some(w) = v.h264 {
-            w.finish().map(drop)?;
-        }
     }
     Ok(())
 }

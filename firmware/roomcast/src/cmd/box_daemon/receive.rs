@@ -1,149 +1,47 @@
 //! Receiving the other rooms: every delivery from the AMT gateway is matched to its sender by
 //! group address and to its stream by UDP port (video RTP/RTCP on the video port and the next,
 //! audio on the audio port and the next), fed to that sender's `roomcast_media` receiver
-//! (jitter buffer, depacketizer, Opus decoder); decoded audio goes to the mixer, and with
+//! (jitter buffer, depacketizer, Opus decoder, loss from its reception statistics: the packet
+//! is not parsed here); decoded audio goes to the playback thread's mixer, and with
 //! `[debug] record_dir` every stream is also written to files (`video.ivf`/`video.h264`,
 //! `audio.opus`) that standard tools decode. With `[network] lan_multicast` each delivery is
 //! also re-sent as native multicast on the room LAN.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use roomcast_media::encoder::VideoCodec;
 use roomcast_media::pipeline::receiver::{Receiver, ReceiverEvent, StreamKind, DEFAULT_LATENCY};
+use roomcast_media::pipeline::recorder::Recorder;
 use roomcast_media::pipeline::PT_OPUS;
 use roomcast_meeting::roster::{Family, ParticipantInfo};
 use roomcast_net::native::NativeSender;
 use roomcast_net::Delivery;
-use roomcast_rtp::ivf::{IvfHeader, IvfWriter};
-use roomcast_rtp::ogg_opus::OggOpusWriter;
-use roomcast_rtp::SeqExtender;
+use roomcast_session::{ReceiveCounters, RemoteCounters};
 
-use super::playback::Mixer;
-use super::status::OtherStatus;
-
-/// Loss from sequence numbers.
-#[derive(Default)]
-struct LossMeter {
-    seq: SeqExtender,
-    first: Option<u64>,
-    received: u64,
-}
-
-impl LossMeter {
-    fn packet(&mut self, rtp: &[u8]) {
-        if let Ok(p) = roomcast_rtp::parse_rtp(rtp) {
-            let ext = self.seq.extend(p.header.sequence_number);
-            self.first = Some(self.first.map_or(ext, |f| f.min(ext)));
-            self.received += 1;
-        }
-    }
-    fn expected(&self) -> u64 {
-        match (self.first, self.seq.highest()) {
-            (Some(f), Some(h)) => h.saturating_sub(f) + 1,
-            _ => 0,
-        }
-    }
-}
-
-enum VideoFile {
-    Ivf(IvfWriter<BufWriter<File>>, Option<u32>),
-    AnnexB(BufWriter<File>),
-}
-
-/// Files one sender's streams are written to.
-struct Recorder {
-    dir: PathBuf,
-    video: Option<VideoFile>,
-    audio: Option<OggOpusWriter<BufWriter<File>>>,
-    failed: bool,
-}
-
-impl Recorder {
-    fn new(dir: PathBuf) -> Self {
-        Self { dir, video: None, audio: None, failed: false }
-    }
-
-    fn video(&mut self, codec: VideoCodec, info: &ParticipantInfo, frame: &roomcast_rtp::Frame) -> std::io::Result<()> {
-        if self.video.is_none() {
-            std::fs::create_dir_all(&self.dir)?;
-            self.video = Some(match codec {
-                VideoCodec::Av1 => {
-                    let (w, h) = info.caps.video.as_ref().map_or((0, 0), |v| (v.width, v.height));
-                    let f = BufWriter::new(File::create(self.dir.join("video.ivf"))?);
-                    let header = IvfHeader::av1_90khz(w, h);
-                    VideoFile::Ivf(IvfWriter::new(f, header).map_err(std::io::Error::other)?, None)
-                }
-                VideoCodec::H264 => VideoFile::AnnexB(BufWriter::new(File::create(self.dir.join("video.h264"))?)),
-            });
-        }
-        match self.video.as_mut().expect("set above") {
-            VideoFile::Ivf(w, first) => {
-                let base = *first.get_or_insert(frame.timestamp);
-                let pts = u64::from(frame.timestamp.wrapping_sub(base));
-                w.write_frame(pts, &frame.data).map_err(std::io::Error::other)?;
-            }
-            VideoFile::AnnexB(w) => {
-                w.write_all(&frame.data)?;
-                w.flush()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn audio(&mut self, serial: u32, opus: &[u8]) -> std::io::Result<()> {
-        if self.audio.is_none() {
-            std::fs::create_dir_all(&self.dir)?;
-            let f = BufWriter::new(File::create(self.dir.join("audio.opus"))?);
-            self.audio = Some(OggOpusWriter::new(f, serial, 1, 312).map_err(std::io::Error::other)?);
-        }
-        self.audio.as_mut().expect("set above").write_packet(opus).map_err(std::io::Error::other)
-    }
-
-    fn finish(&mut self) {
-        if let Some(v) = self.video.take() {
-            let r = match v {
-                VideoFile::Ivf(w, _) => w.finish_seekable().map(|_| ()).map_err(|e| e.to_string()),
-                VideoFile::AnnexB(mut w) => w.flush().map_err(|e| e.to_string()),
-            };
-            if let Err(e) = r {
-                tracing::warn!(dir = %self.dir.display(), "finishing video file: {e}");
-            }
-        }
-        if let Some(a) = self.audio.take() {
-            if let Err(e) = a.finish() {
-                tracing::warn!(dir = %self.dir.display(), "finishing audio file: {e}");
-            }
-        }
-    }
-}
+use roomcast_media::mixer::SpeakingMeter;
+use roomcast_media::speaker::PlaybackTx;
 
 /// One other participant being received.
 struct Remote {
     info: ParticipantInfo,
     receiver: Receiver,
+    /// The recorder, until it fails.
     recorder: Option<Recorder>,
-    video_loss: LossMeter,
-    audio_loss: LossMeter,
-    status: OtherStatus,
+    status: RemoteCounters,
 }
 
 /// Everything received.
 pub struct Receiving {
     family: Family,
     remotes: HashMap<IpAddr, Remote>,
-    mixer: Arc<Mutex<Mixer>>,
+    playback: PlaybackTx,
+    speaking: SpeakingMeter,
     record_dir: Option<PathBuf>,
     lan: Option<NativeSender>,
-    window_bytes: u64,
-    window_start: Instant,
-    /// Receive bitrate over the last window.
-    pub recv_kbps: u32,
+    /// Bytes received through the tunnel.
+    bytes: u64,
     errors: Vec<String>,
 }
 
@@ -158,22 +56,16 @@ fn dir_name(room: &str, id: &str) -> String {
 }
 
 impl Receiving {
-    /// Receiving for `family` groups into `mixer`, recording under `record_dir`.
-    pub fn new(
-        family: Family,
-        mixer: Arc<Mutex<Mixer>>,
-        record_dir: Option<PathBuf>,
-        lan: Option<NativeSender>,
-    ) -> Self {
+    /// Receiving for `family` groups, playing through `playback`, recording under `record_dir`.
+    pub fn new(family: Family, playback: PlaybackTx, record_dir: Option<PathBuf>, lan: Option<NativeSender>) -> Self {
         Self {
             family,
             remotes: HashMap::new(),
-            mixer,
+            playback,
+            speaking: SpeakingMeter::default(),
             record_dir,
             lan,
-            window_bytes: 0,
-            window_start: Instant::now(),
-            recv_kbps: 0,
+            bytes: 0,
             errors: Vec::new(),
         }
     }
@@ -188,21 +80,11 @@ impl Receiving {
             if dir.exists() {
                 dir = d.join(format!("{}-{}", dir_name(&info.room, &info.id), info.id));
             }
-            Recorder::new(dir)
+            let (w, h) = info.caps.video.as_ref().map_or((0, 0), |v| (v.width, v.height));
+            Recorder::new(dir, info.ssrc.audio, 1).with_video_size(w, h)
         });
-        let status =
-            OtherStatus { id: info.id.clone(), room: info.room.clone(), channel: sg.to_string(), ..Default::default() };
-        self.remotes.insert(
-            sg.group,
-            Remote {
-                info,
-                receiver,
-                recorder,
-                video_loss: LossMeter::default(),
-                audio_loss: LossMeter::default(),
-                status,
-            },
-        );
+        let status = RemoteCounters { id: info.id.clone(), ..Default::default() };
+        self.remotes.insert(sg.group, Remote { info, receiver, recorder, status });
         Ok(())
     }
 
@@ -211,16 +93,19 @@ impl Receiving {
         let key = self.remotes.iter().find(|(_, r)| r.info.id == id).map(|(k, _)| *k);
         if let Some(mut r) = key.and_then(|k| self.remotes.remove(&k)) {
             self.finish_remote(&mut r);
-            self.mixer.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            self.playback.remove(id);
+            self.speaking.remove(id);
         }
     }
 
     fn finish_remote(&mut self, r: &mut Remote) {
         let now = Instant::now();
         let events = r.receiver.finish();
-        Self::handle_events(&self.mixer, r, events, now, &mut self.errors);
+        Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
         if let Some(rec) = r.recorder.as_mut() {
-            rec.finish();
+            if let Err(e) = rec.finish() {
+                tracing::warn!(dir = %rec.dir().display(), "finishing the recording: {e}");
+            }
         }
     }
 
@@ -234,7 +119,7 @@ impl Receiving {
 
     /// Takes one datagram from the tunnel.
     pub fn on_delivery(&mut self, d: Delivery, now: Instant) {
-        self.window_bytes += d.payload.len() as u64;
+        self.bytes += d.payload.len() as u64;
         if let Some(lan) = &self.lan {
             if let Err(e) = lan.send(d.group, &d.payload) {
                 tracing::debug!("LAN re-send to {}: {e}", d.group);
@@ -244,11 +129,9 @@ impl Receiving {
         let port = d.group.port();
         let (vp, ap) = (r.info.ports.video, r.info.ports.audio);
         let events = if port == vp {
-            r.video_loss.packet(&d.payload);
             r.status.packets += 1;
             r.receiver.push_video_rtp(d.payload.to_vec(), now)
         } else if port == ap {
-            r.audio_loss.packet(&d.payload);
             r.status.packets += 1;
             r.receiver.push_audio_rtp(d.payload.to_vec(), now)
         } else if port == vp.wrapping_add(1) {
@@ -258,42 +141,38 @@ impl Receiving {
         } else {
             return;
         };
-        Self::handle_events(&self.mixer, r, events, now, &mut self.errors);
+        Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
     }
 
     fn handle_events(
-        mixer: &Arc<Mutex<Mixer>>,
+        playback: &PlaybackTx,
+        speaking: &mut SpeakingMeter,
         r: &mut Remote,
         events: Vec<ReceiverEvent>,
         now: Instant,
         errors: &mut Vec<String>,
     ) {
         for ev in events {
+            if let Some(rec) = r.recorder.as_mut() {
+                if let Err(e) = rec.record(&ev) {
+                    errors.push(format!("recording {}: {e}", r.info.room));
+                    r.recorder = None;
+                }
+            }
             match ev {
-                ReceiverEvent::Video { codec, frame } => {
+                ReceiverEvent::Video { codec, .. } => {
                     r.status.video_frames += 1;
                     r.status.video_codec = Some(codec.name().to_string());
-                    if let Some(rec) = r.recorder.as_mut().filter(|rec| !rec.failed) {
-                        if let Err(e) = rec.video(codec, &r.info, &frame) {
-                            rec.failed = true;
-                            errors.push(format!("recording {}: {e}", r.info.room));
-                        }
-                    }
                 }
-                ReceiverEvent::Audio { opus, pcm, .. } => {
+                ReceiverEvent::Audio { pcm, .. } => {
                     r.status.audio_frames += 1;
-                    mixer.lock().unwrap_or_else(|e| e.into_inner()).push(&r.info.id, &pcm, now);
-                    let serial = r.info.ssrc.audio;
-                    if let Some(rec) = r.recorder.as_mut().filter(|rec| !rec.failed) {
-                        if let Err(e) = rec.audio(serial, &opus) {
-                            rec.failed = true;
-                            errors.push(format!("recording {}: {e}", r.info.room));
-                        }
-                    }
+                    speaking.handle_pcm(now, &r.info.id, &pcm);
+                    playback.pcm(&r.info.id, pcm);
                 }
                 ReceiverEvent::AudioConcealed { pcm, .. } => {
                     r.status.audio_concealed += 1;
-                    mixer.lock().unwrap_or_else(|e| e.into_inner()).push(&r.info.id, &pcm, now);
+                    speaking.handle_pcm(now, &r.info.id, &pcm);
+                    playback.pcm(&r.info.id, pcm);
                 }
                 ReceiverEvent::Bye(_) => r.status.said_bye = true,
                 ReceiverEvent::SenderReport(_) => {}
@@ -301,17 +180,16 @@ impl Receiving {
         }
     }
 
+    /// When [`Receiving::poll`] should run next: the earliest jitter-buffer deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.remotes.values().filter_map(|r| r.receiver.next_deadline()).min()
+    }
+
     /// Releases what the jitter buffers hold past their latency.
     pub fn poll(&mut self, now: Instant) {
         for r in self.remotes.values_mut() {
             let events = r.receiver.poll(now);
-            Self::handle_events(&self.mixer, r, events, now, &mut self.errors);
-        }
-        let elapsed = now.saturating_duration_since(self.window_start);
-        if elapsed >= Duration::from_secs(1) {
-            self.recv_kbps = (self.window_bytes * 8 / elapsed.as_millis().max(1) as u64) as u32;
-            self.window_bytes = 0;
-            self.window_start = now;
+            Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
         }
     }
 
@@ -320,53 +198,30 @@ impl Receiving {
         std::mem::take(&mut self.errors)
     }
 
-    /// Per-participant status, in `order` (roster order), and the overall loss.
-    pub fn statuses(&self, order: &[String], now: Instant) -> (Vec<OtherStatus>, f32) {
-        let mixer = self.mixer.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut expected, mut received) = (0u64, 0u64);
-        let mut out = Vec::new();
-        for id in order {
-            let Some(r) = self.remotes.values().find(|r| &r.info.id == id) else { continue };
-            let e = r.video_loss.expected() + r.audio_loss.expected();
-            let got = r.video_loss.received + r.audio_loss.received;
-            expected += e;
-            received += got;
-            let mut s = r.status.clone();
-            s.loss_percent = if e == 0 { 0.0 } else { (e.saturating_sub(got) as f32 * 100.0 / e as f32).min(100.0) };
-            s.speaking = mixer.speaking(id, now);
-            out.push(s);
-        }
-        let loss = if expected == 0 {
-            0.0
-        } else {
-            (expected.saturating_sub(received) as f32 * 100.0 / expected as f32).min(100.0)
-        };
-        (out, loss)
+    /// The totals so far, for the session (which orders them and derives loss and bitrate).
+    pub fn counters(&self, now: Instant) -> ReceiveCounters {
+        let remotes = self
+            .remotes
+            .values()
+            .map(|r| {
+                let expected_received = [StreamKind::Video, StreamKind::Audio]
+                    .into_iter()
+                    .filter_map(|k| r.receiver.reception(k).map(|s| s.expected_and_received()))
+                    .fold((0, 0), |(e, g), (e1, g1)| (e + e1, g + g1));
+                RemoteCounters {
+                    expected_received,
+                    speaking: self.speaking.speaking(&r.info.id, now),
+                    ..r.status.clone()
+                }
+            })
+            .collect();
+        ReceiveCounters { bytes: self.bytes, remotes }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rtp(seq: u16) -> Vec<u8> {
-        let mut p = vec![0x80, 111];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0xf8]);
-        p
-    }
-
-    #[test]
-    fn loss_counts_sequence_gaps_across_wraparound() {
-        let mut m = LossMeter::default();
-        for seq in [65530u16, 65531, 65533, 65534, 0, 1, 3] {
-            m.packet(&rtp(seq));
-        }
-        assert_eq!(m.expected(), 10);
-        assert_eq!(m.received, 7);
-        m.packet(b"garbage");
-        assert_eq!(m.received, 7);
-    }
 
     #[test]
     fn record_directories_are_safe_names() {

@@ -28,7 +28,7 @@ use roomcast_meeting::config::Config;
 use roomcast_meeting::roster::{AudioCaps, Caps, Ssrcs, VideoCaps};
 use roomcast_rtp::AMT_MAX_RTP_PACKET_SIZE;
 
-use super::playback::level_dbfs;
+use roomcast_media::mixer::{level_dbfs, SILENCE_DBFS};
 
 /// Mute switch and level meter between the microphone and the encoder.
 #[derive(Clone)]
@@ -42,10 +42,7 @@ pub struct MicGate {
 impl MicGate {
     /// A gate, muted or not.
     pub fn new(muted: bool) -> Self {
-        Self {
-            muted: Arc::new(AtomicBool::new(muted)),
-            level: Arc::new(AtomicU32::new(super::playback::SILENCE_DBFS.to_bits())),
-        }
+        Self { muted: Arc::new(AtomicBool::new(muted)), level: Arc::new(AtomicU32::new(SILENCE_DBFS.to_bits())) }
     }
     /// Level in dBFS.
     pub fn level_dbfs(&self) -> f32 {

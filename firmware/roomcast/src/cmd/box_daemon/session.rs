@@ -1,27 +1,32 @@
-//! One meeting session of the box: join (retrying while refused or unreachable), then run
-//! until SIGTERM: the sender, the AMT gateway with a join per other participant, the roster
-//! long poll, keepalives, receiving and playback, and the status; then leave in order. A box
-//! the service dropped (silence timeout) joins again.
+//! The tokio driver of the box's [`BoxSession`] (roomcast-session), shaped like
+//! roomcast-net's gateway driver: one task owns the session, the sender, the AMT gateway
+//! handle and the receivers. It runs the requests the session asks for (at most one of each
+//! kind in flight, polled inside this task: no task per request), acts on its events (start
+//! the media, join and leave (S,G)s, keyframes, mute, stop), feeds it the gateway's state and
+//! the media counters, and publishes the status on a `watch`. It sleeps until the earliest of
+//! the session's deadline, the jitter buffers' and the watchdog's.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use roomcast_amt::GatewayState;
+use roomcast_media::speaker::alsa::AlsaSpeaker;
+use roomcast_media::speaker::{NullSpeaker, Playback, PlaybackTx, Speaker};
 use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
-use roomcast_meeting::participant::RosterTracker;
 use roomcast_meeting::roster::{JoinReply, Roster};
 use roomcast_meeting::MeetingError;
 use roomcast_net::native::NativeSender;
-use roomcast_net::{GatewayHandle, GatewayOptions};
+use roomcast_net::{Delivery, GatewayHandle, GatewayOptions};
+use roomcast_session::{BoxSession, Call, CallFailure, Event, Joined, SenderCounters, SessionConfig, Transmit};
 use tokio::sync::{mpsc, watch};
 
 use super::http::{CallError, Service};
-use super::playback::{spawn_playback, AlsaSpeaker, Mixer, NullSpeaker, Speaker};
 use super::receive::Receiving;
 use super::send::{missing_devices, Devices, MicGate, Sending};
-use super::status::{lock, BoxPhase, SharedStatus};
+use super::status::{BoxPhase, Status, StatusTx};
 use super::watchdog::Watchdog;
 use super::STEP_LIMIT;
 
@@ -36,7 +41,13 @@ async fn resolve(addr: &str, default_port: u16) -> Result<SocketAddr, String> {
     addrs.next().ok_or_else(|| format!("{with_port}: no address"))
 }
 
-fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Option<String>) {
+/// `HOST[:PORT]` of `[meeting] server`, with or without a `http://` / `https://` scheme and a path.
+fn server_authority(server: &str) -> &str {
+    let rest = server.split_once("://").map_or(server, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+fn open_speaker(cfg: &Config, board: &BoardDefaults) -> (Box<dyn Speaker>, Option<roomcast_media::MediaError>) {
     let name = if cfg.audio.playback == "auto" { board.playback.as_str() } else { cfg.audio.playback.as_str() };
     let name = if name == "auto" { "default" } else { name };
     match name {
@@ -57,10 +68,72 @@ pub(super) fn local_ip_towards(to: SocketAddr) -> Option<std::net::IpAddr> {
     s.local_addr().ok().map(|l| l.ip())
 }
 
-/// Why a session ended.
-enum End {
-    Shutdown,
-    Rejoin,
+fn failure(e: CallError) -> CallFailure {
+    match e {
+        CallError::Service(MeetingError::Refused { status, message }) => CallFailure::Refused { status, message },
+        // A certificate that does not match the pin, a [meeting] the client cannot use: shown
+        // like a refusal (retried slowly), status 0.
+        e @ (CallError::Fingerprint { .. } | CallError::Config(_)) => {
+            tracing::error!("{e}");
+            CallFailure::Refused { status: 0, message: e.to_string() }
+        }
+        other => CallFailure::Unreachable(other.to_string()),
+    }
+}
+
+type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, CallError>> + Send>>;
+
+/// One request in flight, polled by the driver's `select!` (the boxed future survives the
+/// other branches winning).
+struct InFlight<T>(Option<CallFuture<T>>);
+
+impl<T> InFlight<T> {
+    fn none() -> Self {
+        Self(None)
+    }
+    fn start(&mut self, f: impl Future<Output = Result<T, CallError>> + Send + 'static) {
+        self.0 = Some(Box::pin(f));
+    }
+    /// Resolves when the request ends; pending forever when there is none.
+    async fn done(&mut self) -> Result<T, CallError> {
+        match self.0.as_mut() {
+            Some(f) => {
+                let r = f.await;
+                self.0 = None;
+                r
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Everything one box runs in the meeting, owned by the driver task.
+struct Driver<'a> {
+    cfg: &'a Config,
+    board: &'a BoardDefaults,
+    /// `[meeting] server` as `HOST[:PORT]`, to find the address the service is reached at.
+    server: String,
+    service: Service,
+    session: BoxSession,
+    status_tx: StatusTx,
+    /// The box's own part of the status (room, address, mic level).
+    base: Status,
+    early_errors: Vec<String>,
+    gate: MicGate,
+    playback: PlaybackTx,
+    devices: Option<Devices>,
+    missing_at_start: Vec<String>,
+    encoder_state: Option<roomcast_media::encoder::auto::SharedEncoderState>,
+    server_ip: Option<IpAddr>,
+    sending: Option<Sending>,
+    gateway: Option<GatewayHandle>,
+    deliveries: Option<mpsc::Receiver<Delivery>>,
+    gw_state: Option<watch::Receiver<GatewayState>>,
+    receiving: Option<Receiving>,
+    join: InFlight<(JoinReply, Option<IpAddr>)>,
+    roster: InFlight<Option<Roster>>,
+    keepalive: InFlight<()>,
+    leave: InFlight<()>,
 }
 
 /// Runs the box in the meeting until shutdown.
@@ -69,391 +142,395 @@ pub async fn run(
     cfg: Config,
     meeting: MeetingConfig,
     board: BoardDefaults,
-    status: SharedStatus,
+    status_tx: StatusTx,
     gate: MicGate,
+    mut mute_presses: mpsc::UnboundedReceiver<()>,
     mut shutdown: watch::Receiver<bool>,
     wd: &mut Watchdog,
 ) -> anyhow::Result<()> {
+    let server = server_authority(&meeting.server).to_string();
     let service = match Service::new(&meeting) {
         Ok(s) => s,
         Err(e) => {
-            // A [meeting] the client cannot use (plain http to another host...): shown until shutdown.
+            // A [meeting] the client cannot use (plain http to another host...): shown until
+            // shutdown, the watchdog fed meanwhile.
             tracing::error!("{e}");
-            {
-                let mut s = lock(&status);
+            status_tx.send_modify(|s| {
                 s.phase = BoxPhase::Refused { reason: e.to_string(), status: 0 };
                 s.error(e.to_string());
-            }
-            let _ = shutdown.wait_for(|stop| *stop).await;
-            return Ok(());
-        }
-    };
-
-    // Playback runs for the whole life of the daemon.
-    let mixer = Arc::new(Mutex::new(Mixer::default()));
-    let stop_playback = Arc::new(AtomicBool::new(false));
-    let (speaker, speaker_err) = open_speaker(&cfg, &board);
-    if let Some(e) = speaker_err {
-        lock(&status).error(format!("playback: {e}; playing nothing"));
-    }
-    tracing::info!(speaker = %speaker.describe(), "playback");
-    let st = status.clone();
-    let playback = spawn_playback(mixer.clone(), speaker, stop_playback.clone(), move |e| lock(&st).error(e))?;
-
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let devices = Devices::open(&cfg, &board.camera, &board.microphone, &gate);
-        wd.handle_timeout(tokio::time::Instant::now());
-        let my_ip = match wd.drive(STEP_LIMIT, resolve(&service.server, 8470)).await {
-            Ok(a) => local_ip_towards(a),
-            Err(_) => None,
-        };
-        {
-            let mut s = lock(&status);
-            s.ip = my_ip;
-            s.missing = devices.missing.clone();
-            for p in &devices.problems {
-                s.error(p.clone());
-            }
-            // The board says which encoder `auto` should end up with: a mismatch is shown, not fatal.
-            if let (Some(es), false) = (&devices.encoder_state, board.expected_encoder.is_empty()) {
-                let es = es.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let hardware = es.label().starts_with("HW");
-                if (board.expected_encoder == "hardware") != hardware {
-                    s.error(format!(
-                        "encoder: board {} expects {} but runs {} ({})",
-                        board.name,
-                        board.expected_encoder,
-                        es.label(),
-                        es.reason()
-                    ));
+            });
+            loop {
+                tokio::select! {
+                    r = shutdown.wait_for(|stop| *stop) => { let _ = r; return Ok(()); }
+                    _ = wd.due() => wd.handle_timeout(tokio::time::Instant::now()),
                 }
             }
-            s.phase = BoxPhase::Joining;
         }
-        let Some(reply) = join(&service, &cfg, &devices, &status, &mut shutdown, wd).await else { break };
-        match in_meeting(&cfg, &service, reply, devices, &status, &gate, mixer.clone(), &mut shutdown, wd).await {
-            End::Shutdown => break,
-            End::Rejoin => {
-                tracing::warn!("no longer in the roster: joining again");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (problem_tx, mut problems) = mpsc::unbounded_channel::<String>();
+
+    // Playback runs for the whole life of the daemon.
+    let (speaker, speaker_err) = open_speaker(&cfg, &board);
+    if let Some(e) = speaker_err {
+        let _ = problem_tx.send(format!("playback: {e}; playing nothing"));
+    }
+    tracing::info!(speaker = %speaker.describe(), "playback");
+    let tx = problem_tx.clone();
+    let (playback, playback_tx) = Playback::spawn(speaker, move |e| {
+        let _ = tx.send(e.to_string());
+    })?;
+    // Presses from before the configuration was read do not count: it says muted or not.
+    while mute_presses.try_recv().is_ok() {}
+
+    let now = Instant::now();
+    let config = SessionConfig {
+        family: cfg.amt.family,
+        relay_override: cfg.amt.relay.clone(),
+        muted: cfg.audio.muted,
+        ..SessionConfig::default()
+    };
+    let base = status_tx.borrow().clone();
+    let mut d = Driver {
+        cfg: &cfg,
+        board: &board,
+        server,
+        service,
+        session: BoxSession::new(config, now),
+        status_tx,
+        early_errors: base.errors.clone(),
+        base,
+        gate,
+        playback: playback_tx,
+        devices: None,
+        missing_at_start: Vec::new(),
+        encoder_state: None,
+        server_ip: None,
+        sending: None,
+        gateway: None,
+        deliveries: None,
+        gw_state: None,
+        receiving: None,
+        join: InFlight::none(),
+        roster: InFlight::none(),
+        keepalive: InFlight::none(),
+        leave: InFlight::none(),
+    };
+    let mut shutting_down = *shutdown.borrow();
+    if shutting_down {
+        d.session.handle_shutdown(now);
+    }
+
+    // The box's main loop: it also feeds the hardware watchdog, at the deadline the watchdog
+    // names, so a stalled loop stops feeding it.
+    loop {
+        let now = Instant::now();
+        if d.session.poll_timeout().is_some_and(|t| t <= now) {
+            d.session.handle_timeout(now);
+        }
+        d.work(wd).await;
+        if d.session.is_closed() {
+            break;
+        }
+        let deadline = [d.session.poll_timeout(), d.receiving.as_ref().and_then(Receiving::next_deadline)]
+            .into_iter()
+            .flatten()
+            .min();
+        tokio::select! {
+            r = shutdown.changed(), if !shutting_down => {
+                if r.is_err() || *shutdown.borrow() {
+                    shutting_down = true;
+                    d.session.handle_shutdown(Instant::now());
+                }
+            }
+            _ = wd.due() => wd.handle_timeout(tokio::time::Instant::now()),
+            Some(()) = mute_presses.recv() => d.session.handle_mute_toggle(Instant::now()),
+            Some(p) = problems.recv() => d.session.handle_problem(Instant::now(), p),
+            Some(delivery) = async { match d.deliveries.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                if let Some(r) = d.receiving.as_mut() {
+                    r.on_delivery(delivery, Instant::now());
+                }
+            }
+            Ok(()) = async { match d.gw_state.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => {
+                if let Some(state) = d.gw_state.as_ref().map(|w| w.borrow().clone()) {
+                    d.session.handle_gateway_state(Instant::now(), state);
+                }
+            }
+            r = d.join.done() => match r {
+                Ok((reply, reached_at)) => d.session.handle_join_reply(Instant::now(), reply, reached_at),
+                Err(e) => d.session.handle_call_failed(Instant::now(), Call::Join, failure(e)),
+            },
+            r = d.roster.done() => match r {
+                Ok(roster) => d.session.handle_roster(Instant::now(), roster),
+                Err(e) => d.session.handle_call_failed(Instant::now(), Call::Roster, failure(e)),
+            },
+            r = d.keepalive.done() => match r {
+                Ok(()) => d.session.handle_keepalive_ok(Instant::now()),
+                Err(e) => d.session.handle_call_failed(Instant::now(), Call::Keepalive, failure(e)),
+            },
+            r = d.leave.done() => match r {
+                Ok(()) => d.session.handle_left(Instant::now()),
+                Err(e) => d.session.handle_call_failed(Instant::now(), Call::Leave, failure(e)),
+            },
+            _ = sleep_until(deadline) => {
+                if let Some(r) = d.receiving.as_mut() {
+                    r.poll(Instant::now());
+                }
             }
         }
     }
-    lock(&status).phase = BoxPhase::Left;
-    stop_playback.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || playback.join()).await;
+    d.publish();
+    drop(d);
+    let _ = tokio::task::spawn_blocking(move || playback.stop()).await;
     Ok(())
 }
 
-/// Joins, retrying; `None` on shutdown.
-async fn join(
-    service: &Service,
-    cfg: &Config,
-    devices: &Devices,
-    status: &SharedStatus,
-    shutdown: &mut watch::Receiver<bool>,
-    wd: &mut Watchdog,
-) -> Option<JoinReply> {
-    loop {
-        let wait = match wd.drive(STEP_LIMIT, service.join(&cfg.room.name, &devices.caps)).await {
-            Ok(reply) => return Some(reply),
-            Err(CallError::Service(MeetingError::Refused { status: code, message })) => {
-                tracing::error!(status = code, "the meeting service refused the join: {message}");
-                let mut s = lock(status);
-                s.phase = BoxPhase::Refused { reason: message.clone(), status: code };
-                s.error(format!("join refused ({code}): {message}"));
-                Duration::from_secs(10)
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver<'_> {
+    /// Runs what the session asks for until it asks for nothing more.
+    async fn work(&mut self, wd: &mut Watchdog) {
+        for _ in 0..64 {
+            let mut moved = false;
+            while let Some(t) = self.session.poll_transmit() {
+                moved = true;
+                self.transmit(t, wd).await;
             }
-            Err(e @ (CallError::Fingerprint { .. } | CallError::Config(_))) => {
-                tracing::error!("{e}");
-                let mut s = lock(status);
-                s.phase = BoxPhase::Refused { reason: e.to_string(), status: 0 };
-                s.error(e.to_string());
-                Duration::from_secs(10)
+            while let Some(e) = self.session.poll_event() {
+                moved = true;
+                self.act(e, wd).await;
             }
-            Err(e) => {
-                let mut s = lock(status);
-                s.phase = BoxPhase::ServiceUnreachable { reason: e.to_string() };
-                s.error(e.to_string());
-                Duration::from_secs(2)
+            if !moved {
+                return;
             }
+        }
+    }
+
+    fn publish(&mut self) {
+        let mut s = self.base.clone();
+        s.apply_session(self.session.status(), &self.early_errors);
+        self.status_tx.send_replace(s);
+    }
+
+    async fn transmit(&mut self, t: Transmit, wd: &mut Watchdog) {
+        match t {
+            Transmit::Join => {
+                if self.devices.is_none() {
+                    self.open_devices(wd).await;
+                }
+                let caps = self.devices.as_ref().map(|d| d.caps.clone()).unwrap_or_default();
+                let (svc, room) = (self.service.clone(), self.cfg.room.name.clone());
+                let server_ip = self.server_ip;
+                self.join.start(async move { svc.join(&room, &caps).await.map(|r| (r, server_ip)) });
+            }
+            Transmit::PollRoster { since } => {
+                let svc = self.service.clone();
+                self.roster.start(async move { svc.roster(Some(since)).await });
+            }
+            Transmit::Keepalive { participant } => {
+                let svc = self.service.clone();
+                self.keepalive.start(async move { svc.keepalive(&participant).await });
+            }
+            Transmit::Leave { participant } => {
+                let svc = self.service.clone();
+                self.leave.start(async move { svc.leave(&participant).await });
+            }
+        }
+    }
+
+    /// Opens the devices and encoder for the next join (its capabilities go in the request)
+    /// and finds the box's address on the way to the service.
+    async fn open_devices(&mut self, wd: &mut Watchdog) {
+        let devices = Devices::open(self.cfg, &self.board.camera, &self.board.microphone, &self.gate);
+        wd.handle_timeout(tokio::time::Instant::now());
+        let server = wd.drive(STEP_LIMIT, resolve(&self.server, 8470)).await.ok();
+        self.server_ip = server.map(|a| a.ip());
+        self.base.ip = server.and_then(local_ip_towards);
+        self.missing_at_start = devices.missing.clone();
+        self.encoder_state = devices.encoder_state.clone();
+        let now = Instant::now();
+        for p in &devices.problems {
+            self.session.handle_problem(now, p.clone());
+        }
+        let mut counters = SenderCounters { missing: devices.missing.clone(), ..Default::default() };
+        if let Some(es) = &devices.encoder_state {
+            let es = es.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            counters.encoder = Some((es.label().to_string(), es.reason().to_string()));
+            // The board says which encoder `auto` should end up with: a mismatch is shown, not fatal.
+            let hardware = es.label().starts_with("HW");
+            if !self.board.expected_encoder.is_empty() && (self.board.expected_encoder == "hardware") != hardware {
+                self.session.handle_problem(
+                    now,
+                    format!(
+                        "encoder: board {} expects {} but runs {} ({})",
+                        self.board.name,
+                        self.board.expected_encoder,
+                        es.label(),
+                        es.reason()
+                    ),
+                );
+            }
+        }
+        self.session.handle_sender_status(now, counters);
+        self.devices = Some(devices);
+    }
+
+    async fn act(&mut self, e: Event, wd: &mut Watchdog) {
+        match e {
+            Event::Joined(j) => self.start_media(j, wd).await,
+            Event::JoinSg { info, sg } => {
+                if let Some(r) = self.receiving.as_mut() {
+                    if let Err(e) = r.add(*info) {
+                        self.session.handle_problem(Instant::now(), format!("receiver: {e}"));
+                    }
+                }
+                if let Some(g) = &self.gateway {
+                    if let Err(e) = g.join(sg).await {
+                        self.session.handle_problem(Instant::now(), format!("joining {sg}: {e}"));
+                    }
+                }
+            }
+            Event::LeaveSg { id, sg } => {
+                if let Some(g) = &self.gateway {
+                    if let Err(e) = g.leave(sg).await {
+                        tracing::warn!("leaving {sg}: {e}");
+                    }
+                }
+                if let Some(r) = self.receiving.as_mut() {
+                    r.remove(&id);
+                }
+            }
+            Event::RequestKeyframe => {
+                if let Some(s) = &self.sending {
+                    s.request_keyframe();
+                }
+            }
+            Event::SetMuted(m) => self.gate.muted.store(m, Ordering::Relaxed),
+            Event::SampleMedia => self.sample(),
+            Event::StopSending => {
+                if let Some(s) = self.sending.take() {
+                    let errors = wd
+                        .drive(STEP_LIMIT, async { tokio::task::spawn_blocking(move || s.stop()).await })
+                        .await
+                        .unwrap_or_default();
+                    for e in errors {
+                        tracing::warn!("sender: {e}");
+                    }
+                }
+            }
+            Event::StopReceiving => {
+                self.deliveries = None;
+                self.gw_state = None;
+                if let Some(g) = self.gateway.take() {
+                    wd.drive(STEP_LIMIT, g.close()).await;
+                }
+                if let Some(mut r) = self.receiving.take() {
+                    r.finish_all();
+                }
+            }
+            Event::Rejoin(_) => {
+                // The old participant's requests; the new join (already started when its
+                // timer was due at once) stays.
+                self.roster = InFlight::none();
+                self.keepalive = InFlight::none();
+            }
+            Event::StatusChanged => self.publish(),
+            Event::Closed => {}
+        }
+    }
+
+    /// The sender, the gateway and the receivers for the meeting just joined.
+    async fn start_media(&mut self, j: Joined, wd: &mut Watchdog) {
+        let target = match wd.drive(STEP_LIMIT, resolve(&j.send_rtp_to, 8472)).await {
+            Ok(a) => a,
+            Err(e) => return self.session.handle_media_failed(Instant::now(), format!("send_rtp_to {e}")),
         };
-        let stop = wd
-            .drive(STEP_LIMIT, async {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => false,
-                    _ = shutdown.changed() => true,
-                }
-            })
-            .await;
-        if stop {
-            return None;
-        }
-    }
-}
-
-/// Long-polls the roster into `tx` until the channel closes.
-async fn roster_poller(service: Service, mut version: u64, tx: mpsc::Sender<Roster>) {
-    loop {
-        match service.roster(Some(version)).await {
-            Ok(Some(r)) => {
-                version = r.version;
-                if tx.send(r).await.is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::debug!("roster poll: {e}");
-                if tx.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Some(devices) = self.devices.take() {
+            match Sending::start(devices, j.ssrc, &self.cfg.room.name, target) {
+                Ok(s) => self.sending = Some(s),
+                Err(e) => self.session.handle_problem(Instant::now(), format!("sender: {e}")),
             }
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn in_meeting(
-    cfg: &Config,
-    service: &Service,
-    reply: JoinReply,
-    devices: Devices,
-    status: &SharedStatus,
-    gate: &MicGate,
-    mixer: Arc<Mutex<Mixer>>,
-    shutdown: &mut watch::Receiver<bool>,
-    wd: &mut Watchdog,
-) -> End {
-    let me = reply.participant.clone();
-    // The media port and the embedded relay live in the service's process: reach them at the
-    // address the control API answered on (the advertised one may be a NAT's, e.g. 10.0.2.2
-    // for a QEMU guest), with the ports the service named. `[amt] relay` overrides the relay.
-    let server_addr = wd.drive(STEP_LIMIT, resolve(&service.server, 8470)).await.ok();
-    let server_ip = server_addr.map(|a| a.ip());
-    let my_ip = server_addr.and_then(local_ip_towards);
-    let on_server = |advertised: &str| -> String {
-        match (server_ip, advertised.parse::<SocketAddr>()) {
-            (Some(ip), Ok(a)) => SocketAddr::new(ip, a.port()).to_string(),
-            _ => advertised.to_string(),
+        match wd.drive(STEP_LIMIT, resolve(&j.relay, roomcast_net::AMT_PORT)).await {
+            Ok(relay) => match GatewayHandle::spawn(GatewayOptions::new(relay)).await {
+                Ok((g, rx)) => {
+                    self.gw_state = Some(g.state());
+                    self.gateway = Some(g);
+                    self.deliveries = Some(rx);
+                }
+                Err(e) => self.session.handle_problem(Instant::now(), format!("AMT gateway: {e}")),
+            },
+            Err(e) => self.session.handle_problem(Instant::now(), format!("AMT relay {e}")),
         }
-    };
-    let relay_text = cfg.amt.relay.clone().unwrap_or_else(|| on_server(&reply.relay));
-    let send_to = on_server(&reply.send_rtp_to);
-    tracing::info!(participant = %me, v4 = %reply.groups.ipv4, v6 = %reply.groups.ipv6, relay = %relay_text, %send_to, "joined the meeting");
-    {
-        let mut s = lock(status);
-        s.participant = Some(me.clone());
-        s.ip = my_ip;
-        s.relay = relay_text.clone();
-        s.phase = BoxPhase::FindingRelay { relay: relay_text.clone() };
-    }
-
-    // Sender.
-    let encoder_state = devices.encoder_state.clone();
-    let missing_at_start = devices.missing.clone();
-    let target = match wd.drive(STEP_LIMIT, resolve(&send_to, 8472)).await {
-        Ok(a) => a,
-        Err(e) => {
-            lock(status).error(format!("send_rtp_to {e}"));
-            return End::Rejoin;
-        }
-    };
-    let sending = match Sending::start(devices, reply.ssrc, &cfg.room.name, target) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            lock(status).error(format!("sender: {e}"));
+        let net = &self.cfg.network;
+        let lan = if net.lan_multicast {
+            let ifname = net.lan_interface.clone().unwrap_or_else(|| net.interface.clone());
+            match roomcast_net::socket::interface_index(&ifname)
+                .and_then(|i| NativeSender::new(i, u32::from(net.lan_ttl)))
+            {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    self.session.handle_problem(Instant::now(), format!("LAN re-send on {ifname}: {e}"));
+                    None
+                }
+            }
+        } else {
             None
-        }
-    };
-
-    // Gateway.
-    let (gateway, mut deliveries) = match wd.drive(STEP_LIMIT, resolve(&relay_text, roomcast_net::AMT_PORT)).await {
-        Ok(relay) => match GatewayHandle::spawn(GatewayOptions::new(relay)).await {
-            Ok((g, d)) => (Some(g), Some(d)),
-            Err(e) => {
-                lock(status).error(format!("AMT gateway: {e}"));
-                (None, None)
-            }
-        },
-        Err(e) => {
-            lock(status).error(format!("AMT relay {e}"));
-            (None, None)
-        }
-    };
-    let mut gw_state = gateway.as_ref().map(|g| g.state());
-
-    let lan = if cfg.network.lan_multicast {
-        let ifname = cfg.network.lan_interface.clone().unwrap_or_else(|| cfg.network.interface.clone());
-        match roomcast_net::socket::interface_index(&ifname)
-            .and_then(|i| NativeSender::new(i, u32::from(cfg.network.lan_ttl)))
-        {
-            Ok(s) => Some(s),
-            Err(e) => {
-                lock(status).error(format!("LAN re-send on {ifname}: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let mut receiving = Receiving::new(cfg.amt.family, mixer, cfg.debug.record_dir.clone(), lan);
-    let mut tracker = RosterTracker::new(me.clone(), cfg.amt.family);
-
-    let (roster_tx, mut roster_rx) = mpsc::channel::<Roster>(8);
-    let poller = tokio::spawn(roster_poller(service.clone(), reply.roster.version, roster_tx.clone()));
-    let _ = roster_tx.send(reply.roster.clone()).await;
-    drop(roster_tx);
-
-    let keepalive_every = Duration::from_millis(reply.keepalive_ms.clamp(500, 60_000));
-    let mut keepalive = tokio::time::interval(keepalive_every);
-    let mut status_tick = tokio::time::interval(Duration::from_millis(250));
-    let mut poll_tick = tokio::time::interval(Duration::from_millis(10));
-    let (mut last_bytes, mut last_at) = (0u64, Instant::now());
-    let mut sender_end_reported = false;
-
-    // The box's main control loop: it also feeds the hardware watchdog, at the deadline the
-    // watchdog names, so a stalled loop stops feeding it.
-    let end = loop {
-        tokio::select! {
-            _ = shutdown.changed() => break End::Shutdown,
-            _ = wd.due() => wd.handle_timeout(tokio::time::Instant::now()),
-            Some(d) = async { match deliveries.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
-                receiving.on_delivery(d, Instant::now());
-            }
-            Some(roster) = roster_rx.recv() => {
-                let diff = tracker.update(roster);
-                for (id, sg) in diff.leave {
-                    tracing::info!(participant = %id, channel = %sg, "participant left: leaving its channel");
-                    if let Some(g) = &gateway {
-                        if let Err(e) = g.leave(sg).await {
-                            tracing::warn!("leaving {sg}: {e}");
-                        }
-                    }
-                    receiving.remove(&id);
-                }
-                let joined_someone = !diff.join.is_empty();
-                for info in diff.join {
-                    let sg = info.groups.get(cfg.amt.family);
-                    tracing::info!(room = %info.room, channel = %sg, "participant present: joining its channel");
-                    if let Err(e) = receiving.add(info) {
-                        lock(status).error(format!("receiver: {e}"));
-                    }
-                    if let Some(g) = &gateway {
-                        if let Err(e) = g.join(sg).await {
-                            lock(status).error(format!("joining {sg}: {e}"));
-                        }
-                    }
-                }
-                if joined_someone {
-                    if let Some(s) = &sending {
-                        s.request_keyframe();
-                    }
-                }
-                {
-                    let mut s = lock(status);
-                    s.roster = tracker.rooms();
-                    s.roster_version = tracker.version();
-                }
-                if !tracker.am_listed() {
-                    break End::Rejoin;
-                }
-            }
-            Ok(()) = async { match gw_state.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => {
-                let state = gw_state.as_ref().map(|w| w.borrow().clone());
-                if let Some(state) = state {
-                    let mut s = lock(status);
-                    s.gateway = (&state).into();
-                    s.phase = match state {
-                        GatewayState::Joined { .. } => BoxPhase::InMeeting,
-                        GatewayState::RelayLost { retry_at } => BoxPhase::RelayLost { relay: relay_text.clone(), retry_at: Some(roomcast_display::Deadline(retry_at)) },
-                        _ => BoxPhase::FindingRelay { relay: relay_text.clone() },
-                    };
-                }
-            }
-            _ = keepalive.tick() => {
-                let svc = service.clone();
-                let id = me.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = svc.keepalive(&id).await {
-                        tracing::debug!("keepalive: {e}");
-                    }
-                });
-            }
-            _ = poll_tick.tick() => {
-                receiving.poll(Instant::now());
-            }
-            _ = status_tick.tick() => {
-                let now = Instant::now();
-                let order: Vec<String> = tracker.others().iter().map(|p| p.id.clone()).collect();
-                let (others, loss) = receiving.statuses(&order, now);
-                let mut s = lock(status);
-                s.others = others;
-                s.loss_percent = loss;
-                s.recv_kbps = receiving.recv_kbps;
-                s.muted = gate.muted.load(Ordering::Relaxed);
-                s.mic_level_dbfs = gate.level_dbfs();
-                let sender_status = sending.as_ref().map(Sending::status).unwrap_or_default();
-                s.missing = missing_devices(&missing_at_start, &sender_status);
-                if let Some(es) = &encoder_state {
-                    let es = es.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    s.encoder = es.label().to_string();
-                    s.encoder_reason = es.reason().to_string();
-                }
-                if let Some(snd) = &sending {
-                    let bytes = snd.counters.bytes.load(Ordering::Relaxed);
-                    let dt = now.saturating_duration_since(last_at);
-                    if dt >= Duration::from_secs(1) {
-                        s.send_kbps = ((bytes - last_bytes) * 8 / dt.as_millis().max(1) as u64) as u32;
-                        last_bytes = bytes;
-                        last_at = now;
-                    }
-                    s.packets_sent = super::status::PacketCounts { video: snd.counters.video_packets.load(Ordering::Relaxed), audio: snd.counters.audio_packets.load(Ordering::Relaxed) };
-                    s.video_frames_sent = snd.counters.video_frames.load(Ordering::Relaxed);
-                    if snd.ended() && !sender_end_reported {
-                        sender_end_reported = true;
-                        s.error("a capture thread stopped (device lost or encoder failed); receiving continues".to_string());
-                    }
-                }
-                for e in receiving.take_errors() {
-                    s.error(e);
-                }
-            }
-        }
-    };
-
-    // Orderly leave: BYE (from the sender's last packets), leave request, AMT teardown.
-    if matches!(end, End::Shutdown) {
-        lock(status).phase = BoxPhase::Leaving;
+        };
+        let record = self.cfg.debug.record_dir.clone();
+        self.receiving = Some(Receiving::new(self.cfg.amt.family, self.playback.clone(), record, lan));
     }
-    poller.abort();
-    // The leave is one step of the loop: the watchdog is fed meanwhile, for STEP_LIMIT at most.
-    wd.drive(STEP_LIMIT, async {
-        if let Some(s) = sending {
-            let errors = tokio::task::spawn_blocking(move || s.stop()).await.unwrap_or_default();
-            for e in errors {
-                tracing::warn!("sender: {e}");
+
+    /// Reads the media counters into the session and the status.
+    fn sample(&mut self) {
+        let now = Instant::now();
+        if let Some(r) = self.receiving.as_mut() {
+            r.poll(now);
+            for e in r.take_errors() {
+                self.session.handle_problem(now, e);
             }
+            self.session.handle_media(now, r.counters(now));
         }
-        if matches!(end, End::Shutdown) {
-            match service.leave(&me).await {
-                Ok(()) => tracing::info!("left the meeting"),
-                Err(CallError::Service(MeetingError::Refused { status: 404, .. })) => {
-                    tracing::info!("left the meeting (BYE already removed us)")
-                }
-                Err(e) => tracing::warn!("leave request: {e}"),
-            }
+        self.base.mic_level_dbfs = self.gate.level_dbfs();
+        let sender_status = self.sending.as_ref().map(Sending::status).unwrap_or_default();
+        let mut c =
+            SenderCounters { missing: missing_devices(&self.missing_at_start, &sender_status), ..Default::default() };
+        if let Some(es) = &self.encoder_state {
+            let es = es.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            c.encoder = Some((es.label().to_string(), es.reason().to_string()));
         }
-        if let Some(g) = gateway {
-            g.close().await;
-            lock(status).gateway = super::status::GatewayStatus::Closed;
+        if let Some(snd) = &self.sending {
+            c.bytes = snd.counters.bytes.load(Ordering::Relaxed);
+            c.video_packets = snd.counters.video_packets.load(Ordering::Relaxed);
+            c.audio_packets = snd.counters.audio_packets.load(Ordering::Relaxed);
+            c.video_frames = snd.counters.video_frames.load(Ordering::Relaxed);
+            c.ended = snd.ended();
         }
-    })
-    .await;
-    receiving.finish_all();
-    end
+        self.session.handle_sender_status(now, c);
+    }
+}
+
+impl Drop for Driver<'_> {
+    fn drop(&mut self) {
+        if let Some(mut r) = self.receiving.take() {
+            r.finish_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_authority;
+
+    #[test]
+    fn the_server_address_is_found_with_or_without_a_scheme() {
+        assert_eq!(server_authority("10.0.2.2:8470"), "10.0.2.2:8470");
+        assert_eq!(server_authority("https://meet.example:8443/"), "meet.example:8443");
+        assert_eq!(server_authority("http://[::1]:8470/v1"), "[::1]:8470");
+        assert_eq!(server_authority("meet.example"), "meet.example");
+    }
 }

@@ -1,13 +1,14 @@
-//! The box's status: one shared value every part of the daemon updates (meeting phase, roster,
-//! encoder, bitrates, loss, errors), turned into the display's state
-//! ([`roomcast_display::DisplayState`]) and written as JSON to `[debug] state_file`.
+//! The box's status: one value the daemon's driver publishes on a `tokio::sync::watch`
+//! (the session's [`SessionStatus`] and the box's own fields: room, address, mic level),
+//! turned into the display's state ([`roomcast_display::DisplayState`]) and written as JSON
+//! to `[debug] state_file`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roomcast_display::{Deadline, Device, DisplayState, Encoder, Meeting, Participant, Phase};
+use roomcast_session::{SessionPhase, SessionStatus};
 use serde::Serialize;
 
 /// What the box is doing.
@@ -96,6 +97,23 @@ pub enum GatewayStatus {
     },
     /// Closed (the box left the meeting).
     Closed,
+}
+
+impl From<&SessionPhase> for BoxPhase {
+    fn from(p: &SessionPhase) -> Self {
+        match p {
+            SessionPhase::Joining => BoxPhase::Joining,
+            SessionPhase::Refused { reason, status } => BoxPhase::Refused { reason: reason.clone(), status: *status },
+            SessionPhase::ServiceUnreachable { reason } => BoxPhase::ServiceUnreachable { reason: reason.clone() },
+            SessionPhase::FindingRelay { relay } => BoxPhase::FindingRelay { relay: relay.clone() },
+            SessionPhase::InMeeting => BoxPhase::InMeeting,
+            SessionPhase::RelayLost { relay, retry_at } => {
+                BoxPhase::RelayLost { relay: relay.clone(), retry_at: Some(Deadline(*retry_at)) }
+            }
+            SessionPhase::Leaving => BoxPhase::Leaving,
+            SessionPhase::Left => BoxPhase::Left,
+        }
+    }
 }
 
 impl From<&roomcast_amt::GatewayState> for GatewayStatus {
@@ -234,7 +252,7 @@ impl Status {
             recv_kbps: 0,
             loss_percent: 0.0,
             muted: false,
-            mic_level_dbfs: super::playback::SILENCE_DBFS,
+            mic_level_dbfs: roomcast_media::mixer::SILENCE_DBFS,
             missing: Vec::new(),
             errors: Vec::new(),
             relay: String::new(),
@@ -255,6 +273,60 @@ impl Status {
         if self.errors.len() > 10 {
             self.errors.remove(0);
         }
+    }
+
+    /// Takes the session's part of the status; `early_errors` (problems from before the
+    /// session, e.g. the watchdog's) stay listed ahead of the session's.
+    pub fn apply_session(&mut self, s: &SessionStatus, early_errors: &[String]) {
+        self.phase = (&s.phase).into();
+        self.participant = s.participant.clone();
+        self.roster = s.roster.clone();
+        self.roster_version = s.roster_version;
+        self.relay = s.relay.clone();
+        self.gateway = s.gateway.as_ref().map_or(GatewayStatus::NotStarted, GatewayStatus::from);
+        self.muted = s.muted;
+        self.send_kbps = s.send_kbps;
+        self.packets_sent = PacketCounts { video: s.packets_sent.0, audio: s.packets_sent.1 };
+        self.video_frames_sent = s.video_frames_sent;
+        self.missing = s.missing.clone();
+        self.recv_kbps = s.recv_kbps;
+        self.loss_percent = s.loss_percent;
+        self.others = s
+            .others
+            .iter()
+            .map(|o| OtherStatus {
+                id: o.id.clone(),
+                room: o.room.clone(),
+                channel: o.channel.clone(),
+                video_frames: o.counters.video_frames,
+                video_codec: o.counters.video_codec.clone(),
+                audio_frames: o.counters.audio_frames,
+                audio_concealed: o.counters.audio_concealed,
+                packets: o.counters.packets,
+                loss_percent: o.loss_percent,
+                speaking: o.counters.speaking,
+                said_bye: o.counters.said_bye,
+            })
+            .collect();
+        if let Some((label, reason)) = &s.encoder {
+            self.encoder = label.clone();
+            self.encoder_reason = reason.clone();
+        }
+        let mut errors: Vec<String> = early_errors.iter().chain(&s.errors).cloned().collect();
+        let drop = errors.len().saturating_sub(10);
+        errors.drain(..drop);
+        self.errors = errors;
+    }
+
+    /// When the screen for this status changes by itself (the missing-device notice comes and
+    /// goes), `since_start` being the time since the display started.
+    pub fn next_change(&self, now: Instant, since_start: Duration) -> Option<Instant> {
+        if self.phase != BoxPhase::InMeeting || self.missing.is_empty() {
+            return None;
+        }
+        let into = Duration::from_millis((since_start.as_millis() % 10_000) as u64);
+        let next = if into < Duration::from_secs(3) { Duration::from_secs(3) } else { Duration::from_secs(10) };
+        Some(now + (next - into))
     }
 
     /// The screen for this status at `now`. A missing device is shown for 3 s of every 10 s
@@ -287,7 +359,13 @@ impl Status {
             BoxPhase::SetUp { file } => set_up_phase(file),
             BoxPhase::Refused { reason, status } => Phase::ConfigError {
                 file: "roomcast.toml".into(),
-                key: if *status == 403 { "meeting.token".into() } else { "meeting.id".into() },
+                // 401 (the TLS service: wrong token or unknown meeting, one answer) and 403 (older
+                // services) name the token; a certificate that does not match (status 0) the pin.
+                key: match status {
+                    401 | 403 => "meeting.token".into(),
+                    0 if reason.contains("fingerprint") => "meeting.fingerprint".into(),
+                    _ => "meeting.id".into(),
+                },
                 line: None,
                 problem: reason.clone(),
                 fix: "check [meeting] id and token".into(),
@@ -347,13 +425,8 @@ impl Status {
     }
 }
 
-/// The status shared between the daemon's tasks and threads.
-pub type SharedStatus = Arc<Mutex<Status>>;
-
-/// Locks the status (a poisoned lock is still used: the status is plain data).
-pub fn lock(s: &SharedStatus) -> std::sync::MutexGuard<'_, Status> {
-    s.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// The status as the driver publishes it.
+pub type StatusTx = tokio::sync::watch::Sender<Status>;
 
 /// The `[debug] state_file` document: the status and the screen's state (README, "The box
 /// daemon", lists the fields).
@@ -392,6 +465,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        s.phase = BoxPhase::Refused { reason: "unknown meeting or wrong token".into(), status: 401 };
+        assert!(
+            matches!(s.display_state(now, Duration::ZERO).phase, Phase::ConfigError { key, .. } if key == "meeting.token")
+        );
+        s.phase = BoxPhase::Refused {
+            reason: "the certificate is sha256:AB, not the configured fingerprint sha256:CD".into(),
+            status: 0,
+        };
+        assert!(
+            matches!(s.display_state(now, Duration::ZERO).phase, Phase::ConfigError { key, .. } if key == "meeting.fingerprint")
+        );
+        s.phase = BoxPhase::Refused { reason: "no such meeting".into(), status: 404 };
+        assert!(
+            matches!(s.display_state(now, Duration::ZERO).phase, Phase::ConfigError { key, .. } if key == "meeting.id")
+        );
         s.phase = BoxPhase::ConfigError {
             file: "/boot/roomcast.toml".into(),
             errors: vec![ConfigProblem { key: "video.fps".into(), line: 12, message: "500 is out of range".into() }],
@@ -462,6 +550,31 @@ mod tests {
         // The display member is a DisplayState: what `roomcast display --from-json` reads back.
         let back: DisplayState = serde_json::from_value(serde_json::to_value(&ds).unwrap()).unwrap();
         assert_eq!(back.name, "Blue");
+    }
+
+    #[test]
+    fn the_missing_device_notice_has_deadlines() {
+        let now = Instant::now();
+        let mut s = Status::new("Blue", "demo");
+        s.phase = BoxPhase::InMeeting;
+        assert_eq!(s.next_change(now, Duration::from_secs(1)), None, "nothing missing: no deadline");
+        s.missing = vec!["camera".into()];
+        assert_eq!(s.next_change(now, Duration::from_millis(21_500)), Some(now + Duration::from_millis(1500)));
+        assert_eq!(s.next_change(now, Duration::from_secs(25)), Some(now + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_session_part_is_taken_over() {
+        let mut s = Status::new("Blue", "demo");
+        let session = roomcast_session::BoxSession::new(Default::default(), Instant::now());
+        let mut st = session.status().clone();
+        st.errors = (0..10).map(|i| format!("s{i}")).collect();
+        st.encoder = Some(("SW AV1".into(), "no hardware".into()));
+        s.apply_session(&st, &["watchdog".to_string()]);
+        assert_eq!(s.phase, BoxPhase::Joining);
+        assert_eq!(s.encoder, "SW AV1");
+        assert_eq!(s.errors.len(), 10);
+        assert_eq!(s.errors.first().map(String::as_str), Some("s0"), "the oldest dropped first");
     }
 
     #[test]

@@ -155,6 +155,11 @@ impl ReceptionStats {
         self.last_sr = Some((sr.ntp_time.middle32(), arrival));
     }
 
+    /// The source these statistics are of.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
     /// Interarrival jitter estimate in clock ticks.
     pub fn jitter(&self) -> u32 {
         self.jitter as u32
