@@ -1,11 +1,12 @@
 //! `cargo image build`: the whole pipeline from a board profile to `roomcast-<board>.img`.
 
 use crate::apt::{self, Apt, Snapshots, SourceList};
-use crate::board::Board;
+use crate::board::{Board, KernelSource};
 use crate::bootfs::{self, ConfigSource};
 use crate::error::{Error, ErrorContext, IoContext, Result};
+use crate::local_deb::LocalDeb;
 use crate::lockfile::{Lock, Pin};
-use crate::manifest::{FileInfo, ImageInfo, Manifest};
+use crate::manifest::{FileInfo, ImageInfo, Manifest, Package};
 use crate::modules::ModuleTree;
 use crate::paths::Paths;
 use crate::resolve::{self, LockMode, Request};
@@ -43,19 +44,18 @@ const RASPI_FIRMWARE: &str = "raspi-firmware";
 struct PackageSet<'a> {
     name: &'static str,
     requests: Vec<Request<'a>>,
+    /// Packages given as files (`--kernel-deb`, `[kernel.source] debs`).
+    given: Vec<LocalDeb>,
 }
 
 /// Every package an image of `board` is made of: adding a package to the image is one line here
 /// (plus its use in rootfs/bootfs).
-fn package_sets(board: &Board) -> Vec<PackageSet<'_>> {
-    let one =
-        |name: &'static str, package: &'static str| PackageSet { name, requests: vec![Request::package(package)] };
+fn package_sets<'a>(board: &'a Board) -> Vec<PackageSet<'a>> {
+    let set = |name: &'static str, requests: Vec<Request<'a>>| PackageSet { name, requests, given: Vec::new() };
+    let one = |name: &'static str, package: &'static str| set(name, vec![Request::package(package)]);
     let mut sets = vec![
-        PackageSet { name: SYSROOT, requests: SYSROOT_PACKAGES.iter().map(|p| Request::package(p)).collect() },
-        PackageSet {
-            name: KERNEL,
-            requests: vec![Request { name: &board.kernel.package, meta: true, suite: board.kernel.suite.as_deref() }],
-        },
+        set(SYSROOT, SYSROOT_PACKAGES.iter().map(|p| Request::package(p)).collect()),
+        set(KERNEL, vec![Request { name: &board.kernel.package, meta: true, suite: board.kernel.suite.as_deref() }]),
         one(BUSYBOX, "busybox-static"),
         one(OPENNTPD, "openntpd"),
         one(ALSA_DATA, "libasound2-data"),
@@ -64,6 +64,38 @@ fn package_sets(board: &Board) -> Vec<PackageSet<'_>> {
         sets.push(one(RASPI_FIRMWARE, "raspi-firmware"));
     }
     sets
+}
+
+/// Puts the packages given as files in place of the archive's: a file named like a package of
+/// another set (e.g. raspi-firmware) replaces that package; all the others make the kernel set.
+fn use_given(sets: &mut [PackageSet], given: Vec<LocalDeb>) {
+    if given.is_empty() {
+        return;
+    }
+    let mut kernel = Vec::new();
+    for deb in given {
+        let set = sets.iter_mut().find(|s| s.name != KERNEL && s.requests.iter().any(|r| r.name == deb.pin.name));
+        match set {
+            Some(set) => {
+                set.requests.retain(|r| r.name != deb.pin.name);
+                set.given.push(deb);
+            }
+            None => kernel.push(deb),
+        }
+    }
+    if let Some(set) = sets.iter_mut().find(|s| s.name == KERNEL).filter(|_| !kernel.is_empty()) {
+        set.requests.clear();
+        set.given = kernel;
+    }
+}
+
+/// The packages given as files: `--kernel-deb`, else the board's `[kernel.source] debs`.
+fn given_debs(opts: &Options, board: &Board, repo: &Path) -> Result<Vec<LocalDeb>> {
+    let files: Vec<PathBuf> = match (&opts.kernel_debs[..], &board.kernel.source) {
+        ([], Some(source)) => source.debs.iter().map(|d| repo.join(d)).collect(),
+        (given, _) => given.to_vec(),
+    };
+    files.iter().map(|f| LocalDeb::read(f)).collect()
 }
 
 /// What to build.
@@ -82,6 +114,8 @@ pub struct Options {
     /// Cross-compile the daemon from this workspace instead of this repository (e.g. a `git archive`
     /// snapshot of a commit while the working tree is being edited).
     pub source: Option<PathBuf>,
+    /// Take the kernel (and its device trees and firmware) from these .deb files (`--kernel-deb`).
+    pub kernel_debs: Vec<PathBuf>,
 }
 
 /// What was built.
@@ -118,9 +152,14 @@ pub fn build(opts: &Options) -> Result<Built> {
     }
 
     // Packages: pinned in image/packages.lock, downloaded into image/cache, one directory per set.
-    let apt = Apt::new(&paths.cache, &SourceList::debian(&apt::host_mirrors()?, &opts.snapshots))?;
+    let mut sources = SourceList::debian(&apt::host_mirrors()?, &opts.snapshots);
+    if let Some(KernelSource { apt: Some(line), key: Some(key), .. }) = &board.kernel.source {
+        sources.add(line, &paths.repo.join(key))?;
+    }
+    let apt = Apt::new(&paths.cache, &sources)?;
     let mut lock = Lock::load(&paths.lockfile())?;
-    let sets = package_sets(&board);
+    let mut sets = package_sets(&board);
+    use_given(&mut sets, given_debs(opts, &board, &paths.repo)?);
     let requests: Vec<Request> = sets.iter().flat_map(|s| s.requests.iter().cloned()).collect();
     let resolved = resolve::resolve(&apt, &mut lock, opts.lock, &requests)?;
     if resolved.changed {
@@ -131,9 +170,10 @@ pub fn build(opts: &Options) -> Result<Built> {
     let mut pins = resolved.pins.iter();
     for set in &sets {
         let set_pins: Vec<Pin> = pins.by_ref().take(set.requests.len()).cloned().collect();
-        let debs = set_pins.iter().map(|p| Ok((p.clone(), apt.fetch(p)?))).collect::<Result<Vec<_>>>()?;
+        let mut debs = set_pins.iter().map(|p| Ok((p.clone(), apt.fetch(p)?))).collect::<Result<Vec<_>>>()?;
+        debs.extend(set.given.iter().map(|d| (d.pin.clone(), d.path.clone())));
         // One directory per set of packages, so boards with different kernels never share one.
-        let key: String = set_pins.iter().map(|p| p.sha256.as_str()).collect();
+        let key: String = debs.iter().map(|(p, _)| p.sha256.as_str()).collect();
         let digest = apt::hex(&<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
         let dir = paths.work.join("pkg").join(format!("{}-{}", set.name, &digest[..12]));
         sysroot::unpack(&dir, &debs)?;
@@ -201,8 +241,10 @@ pub fn build(opts: &Options) -> Result<Built> {
         let p = e.with_context_io(reading_boot)?.path();
         boot_files.insert(p.file_name().unwrap_or_default().to_string_lossy().into_owned(), apt::sha256_file(&p)?);
     }
-    let mut packages: Vec<Pin> = resolved.pins;
-    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut packages: Vec<Package> = resolved.pins.into_iter().map(|pin| Package { pin, file: None }).collect();
+    let given = sets.iter().flat_map(|s| &s.given);
+    packages.extend(given.map(|d| Package { pin: d.pin.clone(), file: Some(d.file_name()) }));
+    packages.sort_by(|a, b| a.pin.name.cmp(&b.pin.name));
     let manifest = Manifest {
         image: ImageInfo {
             file: image.file_name().unwrap_or_default().to_string_lossy().into_owned(),
@@ -248,4 +290,34 @@ fn git_commit(repo: &Path) -> String {
     exec::run(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(repo))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deb(name: &str) -> LocalDeb {
+        let pin = Pin { name: name.into(), via: None, version: "1".into(), arch: "arm64".into(), sha256: "ab".into() };
+        LocalDeb { pin, path: PathBuf::from(format!("{name}.deb")) }
+    }
+
+    fn names<'a>(sets: &'a [PackageSet], set: &str) -> (Vec<&'a str>, Vec<&'a str>) {
+        let s = sets.iter().find(|s| s.name == set).unwrap();
+        (s.requests.iter().map(|r| r.name).collect(), s.given.iter().map(|d| d.pin.name.as_str()).collect())
+    }
+
+    #[test]
+    fn given_files_replace_the_kernel_and_the_packages_they_are_named_like() {
+        let board = Board::load(&crate::paths::repo_root().join("board/pi4.toml")).unwrap();
+        let mut sets = package_sets(&board);
+        use_given(&mut sets, vec![deb("linux-image-6.6.74+rpt-rpi-v8"), deb("raspi-firmware")]);
+        assert_eq!(names(&sets, KERNEL), (vec![], vec!["linux-image-6.6.74+rpt-rpi-v8"]));
+        assert_eq!(names(&sets, RASPI_FIRMWARE), (vec![], vec!["raspi-firmware"]));
+        assert_eq!(names(&sets, BUSYBOX), (vec!["busybox-static"], vec![]));
+
+        // Only firmware given: the kernel still comes from the archive.
+        let mut sets = package_sets(&board);
+        use_given(&mut sets, vec![deb("raspi-firmware")]);
+        assert_eq!(names(&sets, KERNEL), (vec!["linux-image-arm64"], vec![]));
+    }
 }

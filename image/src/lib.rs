@@ -19,6 +19,7 @@ pub mod error;
 pub mod exec;
 pub mod host;
 pub mod initramfs;
+pub mod local_deb;
 pub mod lockfile;
 pub mod manifest;
 pub mod modules;
