@@ -18,7 +18,7 @@ pub struct Manifest {
 }
 
 /// One package of the image: pinned in packages.lock, or given as a file (`--kernel-deb`).
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Package {
     #[serde(flatten)]
     pub pin: Pin,
