@@ -313,4 +313,6 @@ fn the_pi3_image_boots_on_qemu_raspi3b_from_its_sd_card() {
     assert!(same > 0.97, "the screen is not the {phase} screen; see {} and {}", shot.display(), expected.display());
     let _ = qmp.quit();
     let _ = std::fs::remove_dir_all(&sock);
+    // The 256 MiB card copy; the image, console log and screens stay in target/image/raspi-test.
+    let _ = std::fs::remove_file(&sd);
 }
