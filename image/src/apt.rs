@@ -87,6 +87,21 @@ impl SourceList {
         }
         SourceList(list)
     }
+
+    /// Adds another archive (a board's `[kernel.source] apt`, `deb URL SUITE COMPONENTS...`),
+    /// checked with `keyring` as Debian's is with Debian's keyring.
+    pub fn add(&mut self, line: &str, keyring: &Path) -> Result<()> {
+        let Some(rest) = line.trim().strip_prefix("deb ") else {
+            return Err(Error::Config(format!("not an apt source line (`deb URL SUITE COMPONENTS`): {line:?}")));
+        };
+        if rest.trim_start().starts_with('[') {
+            return Err(Error::Config(format!(
+                "give the apt source without [options] (the builder adds them): {line:?}"
+            )));
+        }
+        self.0.push_str(&format!("deb [arch=arm64 signed-by={}] {}\n", keyring.display(), rest.trim()));
+        Ok(())
+    }
 }
 
 /// What the archive says about one version of a package.
@@ -372,6 +387,19 @@ pub fn mirrors_from_sources(text: &str) -> Option<Mirrors> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_archive_is_signed_by_its_own_key() {
+        let mut list = SourceList(String::new());
+        list.add("deb http://archive.raspberrypi.com/debian bookworm main", Path::new("/r/board/keys/rpi.gpg"))
+            .unwrap();
+        assert_eq!(
+            list.0,
+            "deb [arch=arm64 signed-by=/r/board/keys/rpi.gpg] http://archive.raspberrypi.com/debian bookworm main\n"
+        );
+        assert!(list.add("deb [trusted=yes] http://x bookworm main", Path::new("k")).is_err());
+        assert!(list.add("http://x bookworm main", Path::new("k")).is_err());
+    }
 
     #[test]
     fn finds_mirrors_in_deb822_sources() {

@@ -71,6 +71,39 @@ pub struct Kernel {
     /// Options per module (module name with `_`), e.g. `vivid = "n_devs=1"`.
     #[serde(default)]
     pub module_options: BTreeMap<String, String>,
+    /// Where the kernel, its device trees and the boot firmware come from when not from Debian's
+    /// archive (`--kernel-deb` overrides it).
+    #[serde(default)]
+    pub source: Option<KernelSource>,
+}
+
+/// `[kernel.source]`: another archive, or local .deb files.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSource {
+    /// An extra apt source line, `deb URL SUITE COMPONENTS...`, searched beside Debian's archive
+    /// (e.g. `deb http://archive.raspberrypi.com/debian bookworm main`).
+    pub apt: Option<String>,
+    /// The keyring that signs that archive, relative to the repository (required with `apt`).
+    pub key: Option<String>,
+    /// .deb files, relative to the repository, taken instead of the archive's packages (the
+    /// kernel, and any other package of the image named by one of them, e.g. raspi-firmware).
+    #[serde(default)]
+    pub debs: Vec<String>,
+}
+
+impl KernelSource {
+    fn check(&self) -> Result<()> {
+        match (&self.apt, &self.key, self.debs.is_empty()) {
+            (Some(_), None, _) => Err(Error::Config("[kernel.source] apt needs `key`, the archive's keyring".into())),
+            (None, Some(_), _) => Err(Error::Config("[kernel.source] key is only used with `apt`".into())),
+            (None, None, true) => Err(Error::Config("[kernel.source] names neither `apt` nor `debs`".into())),
+            (Some(line), Some(_), _) if line.split_whitespace().count() < 4 || !line.starts_with("deb ") => {
+                Err(Error::Config(format!("[kernel.source] apt must be `deb URL SUITE COMPONENTS`, not {line:?}")))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn default_kernel_package() -> String {
@@ -101,6 +134,9 @@ impl Board {
         let mut board: Board =
             toml::from_str(text).map_err(|source| Error::Toml { what: "not a valid board profile".into(), source })?;
         board.source = text.to_string();
+        if let Some(source) = &board.kernel.source {
+            source.check()?;
+        }
         for key in ["camera", "microphone", "encoder", "expected_encoder", "watchdog", "framebuffer"] {
             if !board.devices.contains_key(key) {
                 return Err(Error::Config(format!("[devices] has no `{key}`")));
@@ -160,6 +196,26 @@ mod tests {
         assert_eq!(parsed["devices"]["expected_encoder"].as_str(), Some("software"));
         assert_eq!(parsed["devices"]["i2c_address"].as_integer(), Some(0x3C));
         assert!(parsed.get("kernel").is_none() && parsed.get("qemu").is_none());
+    }
+
+    #[test]
+    fn kernel_source_is_checked() {
+        let base = profile("pi4").source;
+        let with = |table: &str| Board::parse(&format!("{base}\n[kernel.source]\n{table}\n"));
+        let b = with("apt = \"deb http://archive.raspberrypi.com/debian bookworm main\"\nkey = \"board/keys/rpi.gpg\"")
+            .unwrap();
+        assert_eq!(b.kernel.source.unwrap().key.as_deref(), Some("board/keys/rpi.gpg"));
+        let b = with("debs = [\"kernel.deb\"]").unwrap();
+        assert_eq!(b.kernel.source.unwrap().debs, ["kernel.deb"]);
+        for (table, says) in [
+            ("apt = \"deb http://x bookworm main\"", "needs `key`"),
+            ("key = \"k.gpg\"", "only used with `apt`"),
+            ("debs = []", "neither"),
+            ("apt = \"http://x bookworm\"\nkey = \"k\"", "deb URL SUITE"),
+        ] {
+            let err = with(table).unwrap_err().to_string();
+            assert!(err.contains(says), "{table}: {err}");
+        }
     }
 
     #[test]

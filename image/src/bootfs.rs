@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 pub const LABEL: &str = "RC-BOOT";
 
 /// Where the room's configuration comes from.
+#[derive(Clone, Debug)]
 pub enum ConfigSource {
     /// `--config FILE`.
     Given(PathBuf),

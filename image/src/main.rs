@@ -57,6 +57,11 @@ enum Cmd {
         /// Cross-compile the daemon from this workspace (default: this repository).
         #[arg(long)]
         source: Option<PathBuf>,
+        /// Take the kernel, its device trees and firmware from this .deb (repeatable; e.g. Raspberry
+        /// Pi's linux-image-rpi-v8 and raspi-firmware). A file named like another package of the
+        /// image replaces that package. Overrides the board's `[kernel.source]`.
+        #[arg(long, value_name = "FILE")]
+        kernel_deb: Vec<PathBuf>,
     },
     /// Boot a qemu-virt image in QEMU, console on this terminal (Ctrl-A X quits).
     Run {
@@ -100,14 +105,36 @@ fn known_board(name: &str) -> std::result::Result<String, String> {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Build { board, config, force, out, update_lock, locked, snapshot, security_snapshot, daemon, source } => {
+        Cmd::Build {
+            board,
+            config,
+            force,
+            out,
+            update_lock,
+            locked,
+            snapshot,
+            security_snapshot,
+            daemon,
+            source,
+            kernel_deb,
+        } => {
             let lock = match (locked, update_lock) {
                 (true, _) => LockMode::Locked,
                 (_, true) => LockMode::Update,
                 _ => LockMode::Follow,
             };
             let snapshots = Snapshots::from_args_or_env(snapshot, security_snapshot);
-            let built = build::build(&build::Options { board, config, force, out, lock, snapshots, daemon, source })?;
+            let built = build::build(&build::Options {
+                board,
+                config,
+                force,
+                out,
+                lock,
+                snapshots,
+                daemon,
+                source,
+                kernel_debs: kernel_deb,
+            })?;
             println!("{}", built.image.display());
             println!(
                 "size: {} bytes ({:.1} MiB); manifest: {}; built in {:.0} s",
