@@ -320,7 +320,8 @@ fn meeting_server(s: &Setup, dir: &Path) -> Proc {
     spawn(
         "roomcast server",
         Command::new(&s.roomcast)
-            .args(["server", "--advertise", "10.0.2.2", "--meeting", &format!("{MEETING}:{TOKEN}")])
+            .args(["server", "--advertise", "10.0.2.2"])
+            .env("ROOMCAST_MEETINGS", format!("{MEETING} {TOKEN}"))
             .arg(format!("--listen=127.0.0.1:{}", s.ports.control))
             .arg(format!("--rtp-listen=127.0.0.1:{}", s.ports.rtp))
             .arg(format!("--relay-listen=127.0.0.1:{}", s.ports.relay)),

@@ -129,7 +129,7 @@ fn alike(a: &[u8], b: &[u8], tolerance: u8) -> f64 {
 fn test_config(control: u16) -> String {
     format!(
         "# roomcast.toml of the raspi3b boot test.\n[room]\nname = \"{ROOM}\"\n\n\
-         [meeting]\nserver = \"10.0.2.2:{control}\"\nid = \"{MEETING}\"\ntoken = \"{TOKEN}\"\n\n\
+         [meeting]\nserver = \"10.0.2.2:{control}\"\nid = \"{MEETING}\"\ntoken = \"{TOKEN}\"\nallow_plain_http = true\n\n\
          [amt]\nfamily = \"ipv4\"\n\n[video]\nsource = \"auto\"\nencoder = \"auto\"\n\n\
          [audio]\nsource = \"auto\"\nplayback = \"none\"\n\n[display]\nkind = \"auto\"\n\n\
          [network]\nmode = 'static'\naddress = '10.0.2.15/24'\ngateway = '10.0.2.2'\nhostname = 'raspi-box'\n\
@@ -186,7 +186,8 @@ fn the_pi3_image_boots_on_qemu_raspi3b_from_its_sd_card() {
     let _server = spawn(
         "roomcast server",
         Command::new(&roomcast)
-            .args(["server", "--advertise", "10.0.2.2", "--meeting", &format!("{MEETING}:{TOKEN}")])
+            .args(["server", "--advertise", "10.0.2.2"])
+            .env("ROOMCAST_MEETINGS", format!("{MEETING} {TOKEN}"))
             .arg(format!("--listen=127.0.0.1:{control}"))
             .arg(format!("--rtp-listen=127.0.0.1:{rtp}"))
             .arg(format!("--relay-listen=127.0.0.1:{relay}")),
