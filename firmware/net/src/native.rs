@@ -287,6 +287,17 @@ impl NativeSender {
     }
 }
 
+/// A UDP socket that sends native multicast out of interface `ifindex` from `source` (bound to
+/// it, so receivers that joined (source, G) take it; `source` must be an address of this host).
+pub fn multicast_source_socket(source: IpAddr, ifindex: u32, ttl: u32) -> Result<std::net::UdpSocket> {
+    let domain = if source.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    s.bind(&SocketAddr::new(source, 0).into())
+        .map_err(|e| NetError::Socket { what: format!("binding the multicast source {source}"), source: e })?;
+    set_multicast_out(&s, source.is_ipv6(), ifindex, ttl)?;
+    Ok(s.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
