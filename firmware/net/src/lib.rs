@@ -7,6 +7,7 @@
 //! - [`gateway`]: [`GatewayHandle`], the gateway driver (state watch, join/leave, deliveries,
 //!   teardown on close);
 //! - [`native`]: native source-specific multicast receive (relay) and re-send (gateway);
+//! - [`native_filter`]: the kernel filter that keeps native receive to the joined (S,G);
 //! - [`mmsg`]: batched UDP IO (`sendmmsg` fan-out, `recvmmsg` receive) with a plain fallback;
 //! - [`pktinfo`]: the local address of each datagram on wildcard sockets, replies sent from it;
 //! - [`socket`]: socket setup, interfaces, source-specific multicast membership;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod gateway;
 pub mod mmsg;
 pub mod native;
+pub mod native_filter;
 pub mod pktinfo;
 pub mod relay;
 mod sockaddr;
