@@ -13,6 +13,10 @@
 //! UDP sockets with source-specific joins would need one socket per destination port, which an
 //! AMT relay does not know (gateways join (S,G), not ports).
 //!
+//! Service side — [`NativeSource`]: `roomcast server --native-out IFACE` sends every group's
+//! stream also as native source-specific multicast from S itself (sockets bound to S and the
+//! stream's source port), so that any AMT relay on a multicast network can serve it.
+//!
 //! Gateway side — [`NativeSender`]: `--forward native` re-sends each delivered payload as
 //! native multicast to GROUP:PORT on a chosen interface (ordinary UDP socket with
 //! `IP_MULTICAST_IF`/`IPV6_MULTICAST_IF`). The IP source is the interface's address, not S:
@@ -324,15 +328,56 @@ impl NativeSender {
     }
 }
 
+/// Native SSM sending of (S,G) streams from S: one socket per (S, source port), opened on
+/// first use. A source that cannot be bound (not an address of this host) is reported once and
+/// skipped from then on.
+#[derive(Debug)]
+pub struct NativeSource {
+    ifindex: u32,
+    ttl: u32,
+    socks: std::collections::HashMap<SocketAddr, Option<std::net::UdpSocket>>,
+}
+
+impl NativeSource {
+    /// Sends out of interface `ifindex` with TTL / hop limit `ttl`.
+    pub fn new(ifindex: u32, ttl: u32) -> NativeSource {
+        NativeSource { ifindex, ttl, socks: std::collections::HashMap::new() }
+    }
+
+    /// Sends `payload` of (source, group) from `source:sport` to `group:dport`. Non-blocking: a
+    /// full socket buffer drops the datagram (error returned).
+    pub fn send(&mut self, source: IpAddr, group: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> io::Result<()> {
+        let from = SocketAddr::new(source, sport);
+        let (ifindex, ttl) = (self.ifindex, self.ttl);
+        let sock = self.socks.entry(from).or_insert_with(|| match source_socket(from, ifindex, ttl) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(%from, "native multicast out disabled for this source: {e}");
+                None
+            }
+        });
+        let s = sock.as_ref().ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
+        s.send_to(payload, SocketAddr::new(group, dport)).map(|_| ())
+    }
+}
+
+fn source_socket(from: SocketAddr, ifindex: u32, ttl: u32) -> Result<std::net::UdpSocket> {
+    let domain = if from.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = s.set_reuse_address(true);
+    s.bind(&from.into())
+        .map_err(|e| NetError::Socket { what: format!("binding the multicast source {from}"), source: e })?;
+    set_multicast_out(&s, from.is_ipv6(), ifindex, ttl)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
 /// A UDP socket that sends native multicast out of interface `ifindex` from `source` (bound to
 /// it, so receivers that joined (source, G) take it; `source` must be an address of this host).
 pub fn multicast_source_socket(source: IpAddr, ifindex: u32, ttl: u32) -> Result<std::net::UdpSocket> {
-    let domain = if source.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
-    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    s.bind(&SocketAddr::new(source, 0).into())
-        .map_err(|e| NetError::Socket { what: format!("binding the multicast source {source}"), source: e })?;
-    set_multicast_out(&s, source.is_ipv6(), ifindex, ttl)?;
-    Ok(s.into())
+    let s = source_socket(SocketAddr::new(source, 0), ifindex, ttl)?;
+    s.set_nonblocking(false)?;
+    Ok(s)
 }
 
 #[cfg(test)]

@@ -236,3 +236,53 @@ fn native_receive_sees_no_unrelated_udp() {
         eprintln!("SKIPPED native_receive_sees_no_unrelated_udp: unshare(CLONE_NEWNET): {e}");
     }
 }
+
+/// `roomcast server --native-out`'s building block: NativeSource sends an (S,G) stream from S
+/// and the stream's source port, IPv4 and IPv6, and a source-specific receiver on the interface
+/// takes it; a source that is not an address of the host is refused without sending.
+#[test]
+fn native_source_sends_ssm_from_s() {
+    let Some(ip) = roomcast_test_support::require_tool("ip") else { return };
+    let outcome = std::thread::spawn(move || {
+        // SAFETY: unshare(2) affects only this thread (and what it spawns).
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        sh(&ip, "link set lo up");
+        sh(&ip, "link add va type veth peer name vb");
+        sh(&ip, "link set va up");
+        sh(&ip, "link set vb up");
+        sh(&ip, "addr add 10.99.0.1/24 dev va");
+        sh(&ip, "-6 addr add fd01::1/64 dev va nodad");
+        let va = interface_index("va").unwrap();
+        let mut out = roomcast_net::native::NativeSource::new(va, 4);
+        for (s, g, bind) in [("10.99.0.1", "232.7.7.20", "0.0.0.0:5040"), ("fd01::1", "ff3e::7:20", "[::]:5040")] {
+            let (s, g): (IpAddr, IpAddr) = (s.parse().unwrap(), g.parse().unwrap());
+            let rx = UdpSocket::bind(bind).unwrap();
+            rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            roomcast_net::socket::join_source_group(&rx, va, s, g).unwrap();
+            let mut got = None;
+            let mut buf = [0u8; 64];
+            for _ in 0..20 {
+                out.send(s, g, 5041, 5040, b"native out").unwrap();
+                if let Ok((n, from)) = rx.recv_from(&mut buf) {
+                    got = Some((buf[..n].to_vec(), from));
+                    break;
+                }
+            }
+            let (data, from) = got.unwrap_or_else(|| panic!("({s},{g}) sent natively never arrived"));
+            assert_eq!(data, b"native out");
+            assert_eq!(from, SocketAddr::new(s, 5041), "sent from S and the stream's source port");
+            roomcast_net::socket::leave_source_group(&rx, va, s, g).unwrap();
+        }
+        let e = out.send("192.0.2.99".parse().unwrap(), "232.7.7.21".parse().unwrap(), 5041, 5040, b"x");
+        assert_eq!(e.unwrap_err().kind(), std::io::ErrorKind::AddrNotAvailable, "a foreign source is refused");
+        Ok(())
+    })
+    .join()
+    .expect("netns thread panicked");
+    if let Err(e) = outcome {
+        assert!(!roomcast_test_support::under_ci(), "cannot create a network namespace under CI: {e}");
+        eprintln!("SKIPPED native_source_sends_ssm_from_s: unshare(CLONE_NEWNET): {e}");
+    }
+}

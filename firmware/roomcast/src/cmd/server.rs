@@ -82,6 +82,11 @@ pub struct Args {
     /// start): boxes and standard gateways keep receiving after a restart.
     #[arg(long, value_name = "FILE")]
     pub state: Option<std::path::PathBuf>,
+    /// Also send every participant's stream as native source-specific multicast on IFACE (from
+    /// S itself, TTL 16), so any AMT relay on a multicast network can serve the groups. The
+    /// sources (--advertise, --source-v6) must be addresses of this host.
+    #[arg(long, value_name = "IFACE")]
+    pub native_out: Option<String>,
 }
 
 fn parse_meeting(s: &str) -> Result<MeetingSpec, String> {
@@ -183,7 +188,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let relay = Arc::new(relay);
 
     let control = tokio::spawn(control_loop(http, shared.clone()));
-    let media_task = tokio::spawn(media_loop(media, shared.clone(), relay.clone()));
+    let native = match &args.native_out {
+        Some(name) => Some(roomcast_net::native::NativeSource::new(
+            roomcast_net::socket::interface_index(name).with_context(|| format!("--native-out {name}"))?,
+            16,
+        )),
+        None => None,
+    };
+    let media_task = tokio::spawn(media_loop(media, shared.clone(), relay.clone(), native));
     let timers = tokio::spawn(timer_loop(shared.clone()));
     let stats = tokio::spawn(stats_loop(shared.clone(), relay.clone()));
 
@@ -299,7 +311,12 @@ async fn handle_conn(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared
     stream.shutdown().await
 }
 
-async fn media_loop(sock: UdpSocket, shared: Arc<Shared>, relay: Arc<RelayHandle>) {
+async fn media_loop(
+    sock: UdpSocket,
+    shared: Arc<Shared>,
+    relay: Arc<RelayHandle>,
+    mut native: Option<roomcast_net::native::NativeSource>,
+) {
     let mut buf = vec![0u8; 65536];
     let mut dropped = 0u64;
     loop {
@@ -320,6 +337,11 @@ async fn media_loop(sock: UdpSocket, shared: Arc<Shared>, relay: Arc<RelayHandle
         let Some(fwd) = fwd else { continue };
         let payload = Bytes::copy_from_slice(data);
         for sg in [fwd.groups.ipv4, fwd.groups.ipv6] {
+            if let Some(n) = &mut native {
+                if let Err(e) = n.send(sg.source, sg.group, fwd.sport, fwd.dport, data) {
+                    tracing::debug!(source = %sg.source, group = %sg.group, "native out: {e}");
+                }
+            }
             match relay.try_inject(amt_sg(sg), fwd.sport, fwd.dport, payload.clone()) {
                 Ok(true) => {}
                 Ok(false) => {
