@@ -44,6 +44,34 @@ pub struct AmtRelay {
     pub relay: Relay,
 }
 
+impl AmtRelay {
+    /// The record's RDATA (RFC 8777 section 4.2), as [`parse_amtrelay`] reads it.
+    pub fn encode(&self) -> Vec<u8> {
+        let d = if self.discovery_optional { 0x80 } else { 0 };
+        let mut out = vec![self.precedence];
+        match &self.relay {
+            Relay::None => out.push(d),
+            Relay::V4(a) => {
+                out.push(d | 1);
+                out.extend_from_slice(&a.octets());
+            }
+            Relay::V6(a) => {
+                out.push(d | 2);
+                out.extend_from_slice(&a.octets());
+            }
+            Relay::Name(n) => {
+                out.push(d | 3);
+                for label in n.split('.') {
+                    out.push(label.len() as u8);
+                    out.extend_from_slice(label.as_bytes());
+                }
+                out.push(0);
+            }
+        }
+        out
+    }
+}
+
 /// The reverse DNS name of `source` (fully qualified, with the final dot).
 pub fn reverse_name(source: IpAddr) -> String {
     match source.to_canonical() {
@@ -206,6 +234,9 @@ mod tests {
         let r = parse_amtrelay(&name).unwrap();
         assert_eq!((r.precedence, r.discovery_optional, r.relay), (1, false, Relay::Name("relay.example.net".into())));
         assert_eq!(parse_amtrelay(&[0, 0]).unwrap().relay, Relay::None);
+        for wire in [&[10, 0x81, 192, 0, 2, 7][..], &v6, &name, &[0, 0x80]] {
+            assert_eq!(parse_amtrelay(wire).unwrap().encode(), wire, "round trip");
+        }
     }
 
     #[test]
