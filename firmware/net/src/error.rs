@@ -55,6 +55,17 @@ pub enum NetError {
     /// The driver task has stopped (it was closed or failed), so the command cannot be delivered.
     #[error("the {0} driver has stopped")]
     Stopped(&'static str),
+    /// An AMTRELAY record (RFC 8777) whose data is malformed.
+    #[error("malformed AMTRELAY record: {0}")]
+    AmtRelayRecord(&'static str),
+    /// A DNS lookup of relay discovery (DRIAD) failed.
+    #[error("DNS lookup of {name}: {reason}")]
+    Dns {
+        /// The name looked up.
+        name: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// Any other IO error of the driver loop.
     #[error("network IO error: {0}")]
     Io(#[from] std::io::Error),

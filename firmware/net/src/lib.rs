@@ -7,16 +7,20 @@
 //! - [`gateway`]: [`GatewayHandle`], the gateway driver (state watch, join/leave, deliveries,
 //!   teardown on close);
 //! - [`native`]: native source-specific multicast receive (relay) and re-send (gateway);
+//! - [`native_filter`]: the kernel filter that keeps native receive to the joined (S,G);
+//! - [`driad`]: relay discovery through DNS (RFC 8777 AMTRELAY records);
 //! - [`mmsg`]: batched UDP IO (`sendmmsg` fan-out, `recvmmsg` receive) with a plain fallback;
 //! - [`pktinfo`]: the local address of each datagram on wildcard sockets, replies sent from it;
 //! - [`socket`]: socket setup, interfaces, source-specific multicast membership;
 //! - [`state_file`]: the relay's `--state` file (secrets and memberships across restarts);
 //! - [`spec`]: `SOURCE@GROUP:PORT` and friends, as used on the command line.
 
+pub mod driad;
 pub mod error;
 pub mod gateway;
 pub mod mmsg;
 pub mod native;
+pub mod native_filter;
 pub mod pktinfo;
 pub mod relay;
 mod sockaddr;

@@ -6,8 +6,16 @@
 //! forward the channel's UDP whatever its destination port, which an ordinary UDP socket
 //! (bound to one port) cannot do, so this uses a raw `IPPROTO_UDP` socket per address family
 //! (needs `CAP_NET_RAW`): IPv4 raw sockets hand us the IP header, IPv6 raw sockets do not, so
-//! there the destination group comes from `IPV6_PKTINFO`. Raw UDP sockets see every UDP
-//! datagram the host receives, so packets are filtered against the joined (S,G) set.
+//! there the destination group comes from `IPV6_PKTINFO`. A raw UDP socket would see every UDP
+//! datagram the host receives, so each socket carries a kernel-side BPF filter
+//! ([`crate::native_filter`]) rebuilt on every join and leave: only datagrams of the joined (S,G)
+//! reach the relay (checked once more here; [`NativeReceiver::unrelated_seen`] counts any other).
+//! UDP sockets with source-specific joins would need one socket per destination port, which an
+//! AMT relay does not know (gateways join (S,G), not ports).
+//!
+//! Service side — [`NativeSource`]: `roomcast server --native-out IFACE` sends every group's
+//! stream also as native source-specific multicast from S itself (sockets bound to S and the
+//! stream's source port), so that any AMT relay on a multicast network can serve it.
 //!
 //! Gateway side — [`NativeSender`]: `--forward native` re-sends each delivered payload as
 //! native multicast to GROUP:PORT on a chosen interface (ordinary UDP socket with
@@ -98,6 +106,8 @@ impl RawSock {
             // Receive only what we joined, not every group some other socket joined.
             let _ = s.set_multicast_all_v4(false);
         }
+        // Nothing joined yet: the kernel drops everything before it is queued.
+        attach(&s, ipv6, &HashSet::new())?;
         // SAFETY: socket2::Socket owns its fd, which stays open and unchanged until the
         // AsyncFd (which owns the Socket) is dropped.
         let fd = unsafe { AsyncFd::register(s) }.map_err(|e| io::Error::other(e.to_string()))?;
@@ -142,6 +152,15 @@ impl RawSock {
     }
 }
 
+/// Attaches the filter taking only the `joined` pairs of this socket's family.
+fn attach(s: &Socket, ipv6: bool, joined: &HashSet<(IpAddr, IpAddr)>) -> io::Result<()> {
+    let prog: Vec<socket2::SockFilter> = crate::native_filter::program(ipv6, joined)
+        .into_iter()
+        .map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k))
+        .collect();
+    s.attach_filter(&prog)
+}
+
 /// Relay-side native multicast: joins (S,G) channels on one interface and yields their UDP.
 pub struct NativeReceiver {
     ifindex: u32,
@@ -149,6 +168,7 @@ pub struct NativeReceiver {
     v6: Option<RawSock>,
     joined: HashSet<(IpAddr, IpAddr)>,
     buf: Vec<u8>,
+    unrelated: u64,
 }
 
 impl std::fmt::Debug for NativeReceiver {
@@ -169,7 +189,14 @@ impl NativeReceiver {
                 source: io::Error::new(e4.kind(), e4.to_string()),
             });
         }
-        Ok(NativeReceiver { ifindex, v4: v4.ok(), v6: v6.ok(), joined: HashSet::new(), buf: vec![0; 65536] })
+        Ok(NativeReceiver {
+            ifindex,
+            v4: v4.ok(),
+            v6: v6.ok(),
+            joined: HashSet::new(),
+            buf: vec![0; 65536],
+            unrelated: 0,
+        })
     }
 
     fn sock_for(&self, group: IpAddr) -> Result<&RawSock> {
@@ -186,8 +213,13 @@ impl NativeReceiver {
             return Ok(());
         }
         let sock = self.sock_for(group)?;
+        let mut with = self.joined.clone();
+        with.insert((source, group));
+        // The filter first, so the channel's first datagrams are taken.
+        attach(sock.fd.get_ref(), group.is_ipv6(), &with)
+            .map_err(|e| NetError::Socket { what: "attaching the native multicast filter".into(), source: e })?;
         join_source_group(sock.fd.get_ref(), self.ifindex, source, group)?;
-        self.joined.insert((source, group));
+        self.joined = with;
         Ok(())
     }
 
@@ -197,7 +229,15 @@ impl NativeReceiver {
             return Ok(());
         }
         let sock = self.sock_for(group)?;
-        leave_source_group(sock.fd.get_ref(), self.ifindex, source, group)
+        let left = leave_source_group(sock.fd.get_ref(), self.ifindex, source, group);
+        attach(sock.fd.get_ref(), group.is_ipv6(), &self.joined)
+            .map_err(|e| NetError::Socket { what: "attaching the native multicast filter".into(), source: e })?;
+        left
+    }
+
+    /// Datagrams read that were of no joined (S,G) (the kernel filter should leave none).
+    pub fn unrelated_seen(&self) -> u64 {
+        self.unrelated
     }
 
     /// The joined channels.
@@ -247,6 +287,7 @@ impl NativeReceiver {
             if self.joined.contains(&(pkt.source.ip(), pkt.group.ip())) {
                 return Ok(pkt);
             }
+            self.unrelated += 1;
         }
     }
 }
@@ -285,6 +326,58 @@ impl NativeSender {
         let s = s.ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
         s.send_to(payload, group).map(|_| ())
     }
+}
+
+/// Native SSM sending of (S,G) streams from S: one socket per (S, source port), opened on
+/// first use. A source that cannot be bound (not an address of this host) is reported once and
+/// skipped from then on.
+#[derive(Debug)]
+pub struct NativeSource {
+    ifindex: u32,
+    ttl: u32,
+    socks: std::collections::HashMap<SocketAddr, Option<std::net::UdpSocket>>,
+}
+
+impl NativeSource {
+    /// Sends out of interface `ifindex` with TTL / hop limit `ttl`.
+    pub fn new(ifindex: u32, ttl: u32) -> NativeSource {
+        NativeSource { ifindex, ttl, socks: std::collections::HashMap::new() }
+    }
+
+    /// Sends `payload` of (source, group) from `source:sport` to `group:dport`. Non-blocking: a
+    /// full socket buffer drops the datagram (error returned).
+    pub fn send(&mut self, source: IpAddr, group: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> io::Result<()> {
+        let from = SocketAddr::new(source, sport);
+        let (ifindex, ttl) = (self.ifindex, self.ttl);
+        let sock = self.socks.entry(from).or_insert_with(|| match source_socket(from, ifindex, ttl) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(%from, "native multicast out disabled for this source: {e}");
+                None
+            }
+        });
+        let s = sock.as_ref().ok_or_else(|| io::Error::from(io::ErrorKind::AddrNotAvailable))?;
+        s.send_to(payload, SocketAddr::new(group, dport)).map(|_| ())
+    }
+}
+
+fn source_socket(from: SocketAddr, ifindex: u32, ttl: u32) -> Result<std::net::UdpSocket> {
+    let domain = if from.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = s.set_reuse_address(true);
+    s.bind(&from.into())
+        .map_err(|e| NetError::Socket { what: format!("binding the multicast source {from}"), source: e })?;
+    set_multicast_out(&s, from.is_ipv6(), ifindex, ttl)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// A UDP socket that sends native multicast out of interface `ifindex` from `source` (bound to
+/// it, so receivers that joined (source, G) take it; `source` must be an address of this host).
+pub fn multicast_source_socket(source: IpAddr, ifindex: u32, ttl: u32) -> Result<std::net::UdpSocket> {
+    let s = source_socket(SocketAddr::new(source, 0), ifindex, ttl)?;
+    s.set_nonblocking(false)?;
+    Ok(s)
 }
 
 #[cfg(test)]

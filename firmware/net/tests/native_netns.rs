@@ -117,3 +117,172 @@ fn relay_receives_native_ipv4_and_ipv6_multicast_on_an_interface() {
         eprintln!("SKIPPED relay_receives_native_ipv4_and_ipv6_multicast_on_an_interface: unshare(CLONE_NEWNET): {e}");
     }
 }
+
+/// Sends `payload` from `from` to `to`, out of `va` when `to` is multicast.
+fn send_from(from: IpAddr, to: SocketAddr, payload: &[u8]) {
+    let domain = if from.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, None).unwrap();
+    s.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    if to.ip().is_multicast() {
+        roomcast_net::socket::set_multicast_out(&s, from.is_ipv6(), interface_index("va").unwrap(), 1).unwrap();
+    }
+    s.send_to(payload, &to.into()).unwrap();
+}
+
+/// Native receive takes only the joined (S,G): unicast UDP to the host, the same group from
+/// another source and a group another socket joined all reach a raw UDP socket without the
+/// filter (the control), and none of it reaches the relay's receiver.
+#[test]
+fn native_receive_sees_no_unrelated_udp() {
+    let Some(ip) = roomcast_test_support::require_tool("ip") else { return };
+    let outcome = std::thread::spawn(move || {
+        // SAFETY: unshare(2) affects only this thread (and what it spawns).
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        sh(&ip, "link set lo up");
+        sh(&ip, "link add va type veth peer name vb");
+        sh(&ip, "link set va up");
+        sh(&ip, "link set vb up");
+        sh(&ip, "addr add 10.99.0.1/24 dev va");
+        sh(&ip, "addr add 10.99.0.2/24 dev va");
+        sh(&ip, "-6 addr add fd01::1/64 dev va nodad");
+        sh(&ip, "-6 addr add fd01::2/64 dev va nodad");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let va = interface_index("va").unwrap();
+            let mut rx = roomcast_net::native::NativeReceiver::new(va).unwrap();
+            // The control: a raw UDP socket per family without a filter.
+            let control: Vec<socket2::Socket> = [socket2::Domain::IPV4, socket2::Domain::IPV6]
+                .into_iter()
+                .map(|d| {
+                    let s = socket2::Socket::new(d, socket2::Type::RAW, Some(socket2::Protocol::UDP)).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    s
+                })
+                .collect();
+            let channels: [(IpAddr, IpAddr, IpAddr); 2] = [
+                ("10.99.0.1".parse().unwrap(), "232.7.7.7".parse().unwrap(), "10.99.0.2".parse().unwrap()),
+                ("fd01::1".parse().unwrap(), "ff3e::7:7".parse().unwrap(), "fd01::2".parse().unwrap()),
+            ];
+            // Another application's ASM memberships on va, of other groups.
+            let other4 = UdpSocket::bind("0.0.0.0:5031").unwrap();
+            let other_group4: std::net::Ipv4Addr = "239.7.7.9".parse().unwrap();
+            other4.join_multicast_v4(&other_group4, &"10.99.0.1".parse().unwrap()).unwrap();
+            let other6 = UdpSocket::bind("[::]:5032").unwrap();
+            let other_group6: std::net::Ipv6Addr = "ff3e::7:9".parse().unwrap();
+            other6.join_multicast_v6(&other_group6, va).unwrap();
+            for (s, g, _) in &channels {
+                rx.join(*s, *g).unwrap();
+            }
+            for (s, g, stranger) in &channels {
+                // Unrelated first, so an unfiltered socket would queue it before the channel.
+                send_from(*s, SocketAddr::new(*s, 9), b"unicast to the host");
+                send_from(*stranger, SocketAddr::new(*g, 5030), b"same group, other source");
+                let other: IpAddr = if s.is_ipv4() { other_group4.into() } else { other_group6.into() };
+                send_from(
+                    *s,
+                    SocketAddr::new(other, if s.is_ipv4() { 5031 } else { 5032 }),
+                    b"a group another socket joined",
+                );
+                for seq in 0u8..3 {
+                    send_from(*s, SocketAddr::new(*g, 5030 + u16::from(seq)), &[seq]);
+                }
+            }
+            let mut got = Vec::new();
+            let end = Instant::now() + Duration::from_secs(5);
+            while got.len() < 6 && Instant::now() < end {
+                if let Ok(Ok(p)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+                    got.push(p);
+                }
+            }
+            assert_eq!(got.len(), 6, "the joined channels' datagrams (any port): {got:?}");
+            for p in &got {
+                assert!(channels.iter().any(|(s, g, _)| p.source.ip() == *s && p.group.ip() == *g), "{p:?}");
+                assert_eq!(p.payload.len(), 1, "{p:?}");
+            }
+            assert_eq!(rx.unrelated_seen(), 0, "unrelated UDP reached the native receiver");
+            // The control saw what the filter kept out.
+            let mut seen = 0;
+            for c in &control {
+                let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+                while let Ok(n) = c.recv(&mut buf) {
+                    // SAFETY: recv initialised the first n bytes.
+                    let data: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                    let text = String::from_utf8_lossy(&data).into_owned();
+                    if text.contains("unicast to the host")
+                        || text.contains("other source")
+                        || text.contains("another socket")
+                    {
+                        seen += 1;
+                    }
+                }
+            }
+            assert!(seen >= 2, "the unfiltered control socket should see the unrelated UDP (saw {seen})");
+            eprintln!(
+                "native receive: {} channel datagrams, 0 unrelated; an unfiltered raw socket saw {seen} unrelated",
+                got.len()
+            );
+            for (s, g, _) in &channels {
+                rx.leave(*s, *g).unwrap();
+            }
+        });
+        Ok(())
+    })
+    .join()
+    .expect("netns thread panicked");
+    if let Err(e) = outcome {
+        assert!(!roomcast_test_support::under_ci(), "cannot create a network namespace under CI: {e}");
+        eprintln!("SKIPPED native_receive_sees_no_unrelated_udp: unshare(CLONE_NEWNET): {e}");
+    }
+}
+
+/// `roomcast server --native-out`'s building block: NativeSource sends an (S,G) stream from S
+/// and the stream's source port, IPv4 and IPv6, and a source-specific receiver on the interface
+/// takes it; a source that is not an address of the host is refused without sending.
+#[test]
+fn native_source_sends_ssm_from_s() {
+    let Some(ip) = roomcast_test_support::require_tool("ip") else { return };
+    let outcome = std::thread::spawn(move || {
+        // SAFETY: unshare(2) affects only this thread (and what it spawns).
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        sh(&ip, "link set lo up");
+        sh(&ip, "link add va type veth peer name vb");
+        sh(&ip, "link set va up");
+        sh(&ip, "link set vb up");
+        sh(&ip, "addr add 10.99.0.1/24 dev va");
+        sh(&ip, "-6 addr add fd01::1/64 dev va nodad");
+        let va = interface_index("va").unwrap();
+        let mut out = roomcast_net::native::NativeSource::new(va, 4);
+        for (s, g, bind) in [("10.99.0.1", "232.7.7.20", "0.0.0.0:5040"), ("fd01::1", "ff3e::7:20", "[::]:5040")] {
+            let (s, g): (IpAddr, IpAddr) = (s.parse().unwrap(), g.parse().unwrap());
+            let rx = UdpSocket::bind(bind).unwrap();
+            rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            roomcast_net::socket::join_source_group(&rx, va, s, g).unwrap();
+            let mut got = None;
+            let mut buf = [0u8; 64];
+            for _ in 0..20 {
+                out.send(s, g, 5041, 5040, b"native out").unwrap();
+                if let Ok((n, from)) = rx.recv_from(&mut buf) {
+                    got = Some((buf[..n].to_vec(), from));
+                    break;
+                }
+            }
+            let (data, from) = got.unwrap_or_else(|| panic!("({s},{g}) sent natively never arrived"));
+            assert_eq!(data, b"native out");
+            assert_eq!(from, SocketAddr::new(s, 5041), "sent from S and the stream's source port");
+            roomcast_net::socket::leave_source_group(&rx, va, s, g).unwrap();
+        }
+        let e = out.send("192.0.2.99".parse().unwrap(), "232.7.7.21".parse().unwrap(), 5041, 5040, b"x");
+        assert_eq!(e.unwrap_err().kind(), std::io::ErrorKind::AddrNotAvailable, "a foreign source is refused");
+        Ok(())
+    })
+    .join()
+    .expect("netns thread panicked");
+    if let Err(e) = outcome {
+        assert!(!roomcast_test_support::under_ci(), "cannot create a network namespace under CI: {e}");
+        eprintln!("SKIPPED native_source_sends_ssm_from_s: unshare(CLONE_NEWNET): {e}");
+    }
+}

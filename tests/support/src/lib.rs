@@ -1,8 +1,11 @@
 //! Helpers shared by roomcast's tests: finding the external tools that tests check against
 //! (tshark, ffmpeg, dav1d, qemu), failing loudly under `CI=true` when one is missing, and
-//! building a workspace binary for a test of another package ([`workspace_binary`]).
+//! building a workspace binary for a test of another package ([`workspace_binary`]), and a
+//! loopback DNS server ([`dnsmasq`]).
 
 use std::path::PathBuf;
+
+pub mod dnsmasq;
 
 /// True when running under CI (`CI=true`), where a missing tool is a failure, not a skip.
 pub fn under_ci() -> bool {

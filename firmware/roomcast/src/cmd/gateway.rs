@@ -6,6 +6,11 @@
 //! `--interface`. SIGINT/SIGTERM leave the groups and tear the tunnel down before exiting.
 //! With `--meeting-server HOST:PORT --meeting ID --room NAME` the channel and relay come from
 //! the meeting's roster instead ([`room`]).
+//!
+//! `--relay auto` finds the relay by DRIAD (RFC 8777: AMTRELAY records of the first channel's
+//! source, [`roomcast_net::driad`]), then falls back to the RFC 7450 anycast address
+//! 192.52.193.1. With several candidates, a relay that stops answering (the gateway machine
+//! reports `RelayLost`) is left for the next one; after the last the records are looked up again.
 
 mod room;
 
@@ -15,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use roomcast_amt::GatewayConfig;
+use roomcast_amt::{GatewayConfig, GatewayState};
 use roomcast_net::native::NativeSender;
 use roomcast_net::socket::interface_index;
 use roomcast_net::spec::{parse_relay_addr, parse_socket_addr};
@@ -41,12 +46,26 @@ impl FromStr for Forward {
     }
 }
 
+/// Which relay to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayChoice {
+    /// This one.
+    Addr(SocketAddr),
+    /// DRIAD, then the anycast address.
+    Auto,
+}
+
 /// Command-line arguments of `roomcast gateway`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The AMT relay, ADDR[:PORT] (port 2268 by default). With --room: the service's relay.
-    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_relay, required_unless_present = "meeting_server")]
-    pub relay: Option<SocketAddr>,
+    /// The AMT relay, ADDR[:PORT] (port 2268 by default), or `auto`: the relays the first
+    /// channel's source names in DNS (DRIAD, RFC 8777), then the anycast 192.52.193.1. With
+    /// --room: the service's relay unless given.
+    #[arg(long, value_name = "ADDR[:PORT]|auto", value_parser = parse_relay, required_unless_present = "meeting_server")]
+    pub relay: Option<RelayChoice>,
+    /// DNS server for `--relay auto`, ADDR[:PORT] (default: the system's, /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = parse_dns)]
+    pub dns: Option<SocketAddr>,
     /// A channel to receive, SOURCE@GROUP:PORT (repeatable); IPv6 too:
     /// 2001:db8::1@ff3e::8000:1:5004 (the last :PORT is the port).
     #[arg(long, value_name = "SOURCE@GROUP:PORT", required_unless_present = "meeting_server", value_parser = parse_channel)]
@@ -80,8 +99,47 @@ pub struct Args {
     pub ignore_advertised_address: bool,
 }
 
-fn parse_relay(s: &str) -> Result<SocketAddr, String> {
-    parse_relay_addr(s).map_err(|e| e.to_string())
+fn parse_relay(s: &str) -> Result<RelayChoice, String> {
+    if s == "auto" {
+        return Ok(RelayChoice::Auto);
+    }
+    parse_relay_addr(s).map(RelayChoice::Addr).map_err(|e| format!("{e} (or the word `auto`)"))
+}
+
+fn parse_dns(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    parse_socket_addr(s).map_err(|e| e.to_string())
+}
+
+/// The relays to try in order (`None`: anycast discovery).
+async fn candidates(choice: RelayChoice, source: IpAddr, dns: Option<SocketAddr>) -> Vec<Option<SocketAddr>> {
+    let RelayChoice::Addr(a) = choice else {
+        let found = match roomcast_net::driad::resolver(dns) {
+            Ok(r) => roomcast_net::driad::discover(&r, source, roomcast_net::AMT_PORT, rand_u64).await,
+            Err(e) => Err(e),
+        };
+        let mut list: Vec<Option<SocketAddr>> = match found {
+            Ok(l) => l.into_iter().map(Some).collect(),
+            Err(e) => {
+                tracing::warn!(%source, "DRIAD lookup failed: {e}");
+                Vec::new()
+            }
+        };
+        list.push(None);
+        tracing::info!(%source, relays = ?list, "DRIAD: relays to try (None: anycast discovery)");
+        return list;
+    };
+    vec![Some(a)]
+}
+
+/// Randomness for DRIAD's choice among equal precedences (no crypto need: spreads load).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.finish()
 }
 
 fn parse_bind(s: &str) -> Result<SocketAddr, String> {
@@ -135,54 +193,91 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.interface.is_some() && args.forward != Forward::Native {
         tracing::warn!("--interface is only used with --forward native; ignoring it");
     }
-    let (relay, join) = match &args.room.meeting_server {
-        Some(_) => room::resolve(&args.room, args.relay).map(|(r, c)| (r, vec![c]))?,
+    let configured = match args.relay {
+        Some(RelayChoice::Addr(a)) => Some(a),
+        _ => None,
+    };
+    let (choice, join) = match &args.room.meeting_server {
+        Some(_) => {
+            let (relay, c) = room::resolve(&args.room, configured)?;
+            (args.relay.filter(|r| *r == RelayChoice::Auto).unwrap_or(RelayChoice::Addr(relay)), vec![c])
+        }
         None => (args.relay.context("--relay is required")?, args.join.clone()),
     };
     let output = Output::open(&args)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async move {
-        let mut config = GatewayConfig { relay: Some(relay), ..GatewayConfig::default() };
-        config.max_refresh_interval = Some(Duration::from_secs_f64(args.max_refresh));
-        config.follow_advertised_address = !args.ignore_advertised_address;
-        let opts = GatewayOptions { bind: args.bind, config, delivery_capacity: 4096 };
-        let (gateway, mut deliveries) = GatewayHandle::spawn(opts).await.context("starting the AMT gateway")?;
+        let source = join.first().map(|c| c.source).context("no channel to join")?;
+        if choice == RelayChoice::Auto && join.iter().any(|c| c.source != source) {
+            tracing::warn!(%source, "--relay auto: channels of several sources; using the relays of the first one");
+        }
+        let mut relays = candidates(choice, source, args.dns).await;
         // (group, port) pairs we deliver; several ports of one (S,G) share one join.
         let wanted: HashSet<(IpAddr, IpAddr, u16)> = join.iter().map(|c| (c.source, c.group, c.port)).collect();
-        let mut joined = HashSet::new();
-        for c in &join {
-            let sg = c.source_group();
-            if joined.insert(sg) {
-                gateway.join(sg).await.with_context(|| format!("--join {c}"))?;
-            }
-        }
         let mut forwarded: u64 = 0;
         let mut errors: u64 = 0;
         let shutdown = super::relay::wait_for_shutdown();
         tokio::pin!(shutdown);
+        let mut next = 0usize;
         loop {
-            tokio::select! {
-                r = &mut shutdown => { r?; break; }
-                d = deliveries.recv() => {
-                    let Some(d) = d else { break };
-                    if !wanted.contains(&(d.source.ip(), d.group.ip(), d.group.port())) {
-                        continue;
+            let relay = relays[next % relays.len()];
+            let mut config = GatewayConfig { relay, ..GatewayConfig::default() };
+            config.max_refresh_interval = Some(Duration::from_secs_f64(args.max_refresh));
+            config.follow_advertised_address = !args.ignore_advertised_address;
+            let failover = relays.len() > 1;
+            if failover {
+                // Another relay is waiting: give up on a silent one sooner (~2.5 s after data stops).
+                config.initial_retransmit = Duration::from_millis(500);
+                config.request_retries = 2;
+            }
+            let opts = GatewayOptions { bind: args.bind, config, delivery_capacity: 4096 };
+            let (gateway, mut deliveries) = GatewayHandle::spawn(opts).await.context("starting the AMT gateway")?;
+            tracing::info!(relay = ?relay, "using relay (None: anycast discovery)");
+            let mut joined = HashSet::new();
+            for c in &join {
+                let sg = c.source_group();
+                if joined.insert(sg) {
+                    gateway.join(sg).await.with_context(|| format!("--join {c}"))?;
+                }
+            }
+            let mut state = gateway.state();
+            let lost = loop {
+                tokio::select! {
+                    r = &mut shutdown => { r?; break false; }
+                    r = state.changed(), if failover => {
+                        if r.is_err() || matches!(*state.borrow(), GatewayState::RelayLost { .. }) {
+                            break true;
+                        }
                     }
-                    match output.send(d.group, &d.payload) {
-                        Ok(()) => forwarded += 1,
-                        Err(e) => {
-                            errors += 1;
-                            if errors.is_power_of_two() {
-                                tracing::warn!("forwarding failed ({errors} so far): {e}");
+                    d = deliveries.recv() => {
+                        let Some(d) = d else { break false };
+                        if !wanted.contains(&(d.source.ip(), d.group.ip(), d.group.port())) {
+                            continue;
+                        }
+                        match output.send(d.group, &d.payload) {
+                            Ok(()) => forwarded += 1,
+                            Err(e) => {
+                                errors += 1;
+                                if errors.is_power_of_two() {
+                                    tracing::warn!("forwarding failed ({errors} so far): {e}");
+                                }
                             }
                         }
                     }
                 }
+            };
+            let stats = gateway.stats();
+            if !lost {
+                tracing::info!(forwarded, errors, ?stats, "tearing down");
+                gateway.close().await;
+                return Ok(());
+            }
+            tracing::warn!(relay = ?relay, ?stats, "relay lost: moving to the next one");
+            gateway.close().await;
+            next += 1;
+            if next % relays.len() == 0 {
+                relays = candidates(choice, source, args.dns).await;
             }
         }
-        let stats = gateway.stats();
-        tracing::info!(forwarded, errors, ?stats, "tearing down");
-        gateway.close().await;
-        Ok(())
     })
 }

@@ -104,6 +104,11 @@ pub struct Args {
     /// start): boxes and standard gateways keep receiving after a restart.
     #[arg(long, value_name = "FILE")]
     pub state: Option<std::path::PathBuf>,
+    /// Also send every participant's stream as native source-specific multicast on IFACE (from
+    /// S itself, TTL 16), so any AMT relay on a multicast network can serve the groups. The
+    /// sources (--advertise, --source-v6) must be addresses of this host.
+    #[arg(long, value_name = "IFACE")]
+    pub native_out: Option<String>,
 }
 
 fn parse_range(s: &str) -> Result<Range, String> {
@@ -247,7 +252,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let svc = MeetingService::with_rng(cfg, rand::rngs::OsRng.unwrap_err());
     let relay = Arc::new(relay);
     let (handle, commands) = core::channel();
-    let core_task = tokio::spawn(core::run(svc, commands, media, relay.clone()));
+    let native = match &args.native_out {
+        Some(name) => Some(roomcast_net::native::NativeSource::new(
+            roomcast_net::socket::interface_index(name).with_context(|| format!("--native-out {name}"))?,
+            16,
+        )),
+        None => None,
+    };
+    let core_task = tokio::spawn(core::run(svc, commands, media, relay.clone(), native));
     let control = tokio::spawn(http::serve(http, tls, http::Limits::default(), handle));
 
     super::relay::wait_for_shutdown().await?;

@@ -4,6 +4,7 @@
 //! earliest of the core's `poll_timeout`, the long polls' deadlines and the stats log. Refusals
 //! are counted per address (answers slow down after 10) and logged at most a few lines a second.
 
+use roomcast_net::native::NativeSource;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +65,8 @@ struct Waiter {
 struct Core {
     svc: MeetingService,
     relay: Arc<RelayHandle>,
+    /// `--native-out`: every stream also as native SSM on that interface.
+    native: Option<NativeSource>,
     waiters: Vec<Waiter>,
     backoff: Backoff,
     refusal_log: LogLimiter,
@@ -77,10 +80,12 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     media: UdpSocket,
     relay: Arc<RelayHandle>,
+    native: Option<NativeSource>,
 ) {
     let mut core = Core {
         svc,
         relay,
+        native,
         waiters: Vec::new(),
         backoff: Backoff::new(),
         refusal_log: LogLimiter::new(5, Duration::from_secs(1)),
@@ -166,6 +171,11 @@ impl Core {
         let Some(fwd) = self.svc.handle_packet(now, from, data) else { return true };
         let payload = Bytes::copy_from_slice(data);
         for sg in [fwd.groups.ipv4, fwd.groups.ipv6] {
+            if let Some(n) = &mut self.native {
+                if let Err(e) = n.send(sg.source, sg.group, fwd.sport, fwd.dport, data) {
+                    tracing::debug!(source = %sg.source, group = %sg.group, "native out: {e}");
+                }
+            }
             match self.relay.try_inject(sg, fwd.sport, fwd.dport, payload.clone()) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -254,7 +264,7 @@ mod tests {
         let media = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let svc = MeetingService::new(ServiceConfig::loopback("demo", "secret"));
         let (core, commands) = channel();
-        let task = tokio::spawn(run(svc, commands, media, relay));
+        let task = tokio::spawn(run(svc, commands, media, relay, None));
         let peer: SocketAddr = "192.0.2.7:5000".parse().unwrap();
         let caps =
             Caps { video: None, audio: Some(AudioCaps { codec: "opus".into(), payload_type: 111, channels: 1 }) };
