@@ -14,7 +14,7 @@ use roomcast_media::camera::synthetic::SyntheticCamera;
 use roomcast_media::camera::y4m::Y4mCamera;
 use roomcast_media::camera::{Camera, CameraConfig};
 use roomcast_media::clock::SystemClock;
-use roomcast_media::encoder::auto::{AutoEncoder, EncoderChoice, SharedEncoderState};
+use roomcast_media::encoder::auto::{AutoEncoder, AutoOptions, EncoderChoice, SharedEncoderState, SoftwareKind};
 use roomcast_media::encoder::{EncoderConfig, VideoCodec, VideoEncoder};
 use roomcast_media::frame::AudioFrame;
 use roomcast_media::mic::synthetic::SyntheticMic;
@@ -115,6 +115,21 @@ fn open_mic(cfg: &Config, board_mic: &str) -> Result<Box<dyn Microphone>, String
     }
 }
 
+/// The board's software encoder (`[video] software_encoder`, default from the board profile) and
+/// the `[video] debug_slow_encoder_ms` test hook; encode times measured on the system clock.
+fn encoder_options(cfg: &Config) -> AutoOptions {
+    let software = match cfg.video.software_encoder.parse::<SoftwareKind>() {
+        Ok(kind) => kind,
+        Err(e) => {
+            tracing::warn!(value = %cfg.video.software_encoder, "video.software_encoder: {e}; using the default");
+            SoftwareKind::DEFAULT
+        }
+    };
+    let slow = (cfg.video.debug_slow_encoder_ms > 0)
+        .then(|| (software, std::time::Duration::from_millis(cfg.video.debug_slow_encoder_ms.into())));
+    AutoOptions { software, slow, ..AutoOptions::default() }
+}
+
 impl Devices {
     /// Opens what `cfg` asks for; what fails is listed in `missing`/`problems` and left out.
     pub fn open(cfg: &Config, board_camera: &str, board_mic: &str, gate: &MicGate) -> Self {
@@ -136,7 +151,7 @@ impl Devices {
                         threads: usize::from(cfg.video.threads),
                     };
                     let choice: EncoderChoice = cfg.video.encoder.parse().unwrap_or_default();
-                    match AutoEncoder::new(choice, ec) {
+                    match AutoEncoder::with_options(choice, ec, encoder_options(cfg)) {
                         Ok(enc) => {
                             let codec = enc.codec();
                             tracing::info!(camera = %cam.describe(), encoder = %enc.state().label(), reason = %enc.state().reason(), "video ready");

@@ -30,6 +30,29 @@ use super::status::{BoxPhase, Status, StatusTx};
 use super::watchdog::Watchdog;
 use super::STEP_LIMIT;
 
+/// `[amt] relay = "auto"`: the most preferred relay DRIAD (RFC 8777) names for the meeting's
+/// source, from the system's resolver; the RFC 7450 anycast relay when there is none.
+async fn driad_relay(source: IpAddr) -> SocketAddr {
+    let found = match roomcast_net::driad::resolver(None) {
+        Ok(r) => roomcast_net::driad::discover(&r, source, roomcast_net::AMT_PORT, rand::random::<u64>).await,
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok(list) if !list.is_empty() => {
+            tracing::info!(%source, relay = %list[0], "DRIAD: relay found");
+            list[0]
+        }
+        Ok(_) => {
+            tracing::info!(%source, "DRIAD: no AMTRELAY record; using the anycast relay");
+            roomcast_amt::ANYCAST_RELAY
+        }
+        Err(e) => {
+            tracing::warn!(%source, "DRIAD lookup failed: {e}; using the anycast relay");
+            roomcast_amt::ANYCAST_RELAY
+        }
+    }
+}
+
 async fn resolve(addr: &str, default_port: u16) -> Result<SocketAddr, String> {
     let with_port =
         if addr.parse::<SocketAddr>().is_ok() || addr.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':')) {
@@ -455,7 +478,12 @@ impl Driver<'_> {
                 Err(e) => self.session.handle_problem(Instant::now(), format!("sender: {e}")),
             }
         }
-        match wd.drive(STEP_LIMIT, resolve(&j.relay, roomcast_net::AMT_PORT)).await {
+        let relay = if j.relay == "auto" {
+            Ok(wd.drive(STEP_LIMIT, driad_relay(j.groups.ipv4.source)).await)
+        } else {
+            wd.drive(STEP_LIMIT, resolve(&j.relay, roomcast_net::AMT_PORT)).await
+        };
+        match relay {
             Ok(relay) => match GatewayHandle::spawn(GatewayOptions::new(relay)).await {
                 Ok((g, rx)) => {
                     self.gw_state = Some(g.state());
