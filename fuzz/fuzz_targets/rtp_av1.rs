@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = d.finish();
     let _ = roomcast_rtp::av1::obu::temporal_unit_dimensions(data);
     let max = 14 + usize::from(data.first().copied().unwrap_or(0)) * 6;
-    let mut p = Av1Packetizer::new(1, 96, max);
+    let mut p = Av1Packetizer::new(1, 96, max, 0);
     let mut out = Vec::new();
     if p.packetize(data, 0, &mut out).is_ok() {
         assert!(!out.is_empty());

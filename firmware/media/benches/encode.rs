@@ -162,7 +162,13 @@ fn bench_latency(w: u32, h: u32, frames: u64) {
     cfg.bitrate_bps = 1_000_000;
     let mut cam =
         SyntheticCamera::new(CameraConfig { width: w, height: h, fps: 30 }, Arc::new(SystemClock)).expect("camera");
-    let mut chain = VideoChain::new(Rav1eEncoder::new(cfg).expect("encoder"), 1, "bench", 1200);
+    let mut chain = VideoChain::new(
+        Rav1eEncoder::new(cfg).expect("encoder"),
+        1,
+        "bench",
+        1200,
+        &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1),
+    );
     for _ in 0..frames {
         let f = cam.capture().expect("capture");
         chain.push(&f, Instant::now(), SystemTime::now()).expect("push");

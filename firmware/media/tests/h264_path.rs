@@ -94,7 +94,13 @@ fn x264_stream_survives_rtp_and_decodes_with_ffmpeg() {
     let units = access_units(&std::fs::read(&src).unwrap());
     assert_eq!(units.len(), 45);
 
-    let mut chain = VideoChain::new(Prerecorded { units: units.into_iter() }, 0x1234, "test", 1200);
+    let mut chain = VideoChain::new(
+        Prerecorded { units: units.into_iter() },
+        0x1234,
+        "test",
+        1200,
+        &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1),
+    );
     let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
     let t0 = Instant::now();
     let mut events = Vec::new();

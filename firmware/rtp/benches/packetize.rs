@@ -65,7 +65,7 @@ fn main() {
     let h264_bytes: usize = h264.iter().map(Vec::len).sum();
     let av1_bytes: usize = av1.iter().map(Vec::len).sum();
 
-    let mut p = H264Packetizer::new(1, 96, AMT_MAX_RTP_PACKET_SIZE);
+    let mut p = H264Packetizer::new(1, 96, AMT_MAX_RTP_PACKET_SIZE, 0);
     let mut out = Vec::new();
     measure("H.264 packetize (1 s of 25 fps, ~200 kB)", h264_bytes, || {
         out.clear();
@@ -82,7 +82,7 @@ fn main() {
         }
     });
 
-    let mut p = Av1Packetizer::new(1, 96, AMT_MAX_RTP_PACKET_SIZE);
+    let mut p = Av1Packetizer::new(1, 96, AMT_MAX_RTP_PACKET_SIZE, 0);
     measure("AV1 packetize (1 s of 25 fps, ~200 kB)", av1_bytes, || {
         out.clear();
         for (i, tu) in av1.iter().enumerate() {
@@ -99,7 +99,7 @@ fn main() {
     });
 
     let opus = pseudo_random(160, 7);
-    let mut p = OpusPacketizer::new(1, 111, AMT_MAX_RTP_PACKET_SIZE);
+    let mut p = OpusPacketizer::new(1, 111, AMT_MAX_RTP_PACKET_SIZE, 0);
     let mut d = OpusDepacketizer::new();
     let mut ts = 0u32;
     measure("Opus packetize+depacketize (one 20 ms packet)", opus.len(), || {

@@ -32,8 +32,8 @@ pub fn ticks_to_duration(ticks: u64, clock_rate: u32) -> Duration {
     Duration::from_nanos((u128::from(ticks) * 1_000_000_000 / u128::from(clock_rate)) as u64)
 }
 
-/// An RTP media clock: maps `Instant`s to RTP timestamps at `clock_rate` from a random
-/// initial timestamp (RFC 3550 5.1), so capture times become packet timestamps.
+/// An RTP media clock: maps `Instant`s to RTP timestamps at `clock_rate` from an initial
+/// timestamp the caller draws at random (RFC 3550 5.1), so capture times become packet timestamps.
 #[derive(Debug, Clone, Copy)]
 pub struct MediaClock {
     clock_rate: u32,
@@ -42,11 +42,6 @@ pub struct MediaClock {
 }
 
 impl MediaClock {
-    /// A clock at `clock_rate` Hz whose timestamp at `epoch` is random.
-    pub fn new(clock_rate: u32, epoch: Instant) -> Self {
-        Self::with_initial(clock_rate, epoch, rand::random())
-    }
-
     /// A clock whose timestamp at `epoch` is `initial` (for tests and restarts).
     pub fn with_initial(clock_rate: u32, epoch: Instant, initial: u32) -> Self {
         Self { clock_rate, epoch, initial }

@@ -7,7 +7,8 @@
 //! Layout: [`wire`] (RTP header, RTCP, sequence numbers, SDP), [`payload`] (packetizers and
 //! depacketizers per codec), [`file`] (IVF, Annex B, Ogg Opus), [`jitter`], [`clock`].
 //!
-//! Sending: create a [`Packetizer`] per stream (`H264Packetizer::new(ssrc, pt, AMT_MAX_RTP_PACKET_SIZE)`),
+//! Sending: create a [`Packetizer`] per stream (`H264Packetizer::new(ssrc, pt, AMT_MAX_RTP_PACKET_SIZE, first_sequence)`,
+//! the first sequence number drawn by the caller: the crate reads no clock and no randomness),
 //! call `packetize(frame, rtp_timestamp, &mut out)` per encoded frame and send each `out` entry
 //! as one UDP datagram. Receiving: [`jitter::JitterBuffer`] -> [`parse_rtp`] -> a [`Depacketizer`].
 

@@ -47,7 +47,7 @@ fn dav1d_decode(dav1d: &Path, ivf: &Path, dir: &Path, name: &str) -> (u64, Strin
 }
 
 fn round_trip(tus: &[Vec<u8>], drop_packet_of_frame: Option<usize>) -> (Vec<Frame>, u64) {
-    let mut packetizer = Av1Packetizer::new(0xa1, 96, AMT_MAX_RTP_PACKET_SIZE);
+    let mut packetizer = Av1Packetizer::new(0xa1, 96, AMT_MAX_RTP_PACKET_SIZE, 0xfffe);
     let mut depacketizer = Av1Depacketizer::new();
     let mut frames = Vec::new();
     for (i, tu) in tus.iter().enumerate() {

@@ -57,7 +57,7 @@ fn ffmpeg_decodes_our_h264_rtp_via_our_sdp() {
     assert_eq!(aus.len(), FRAMES, "x264 access units");
 
     // Packetize at the AMT size limit on the 90 kHz clock.
-    let mut packetizer = H264Packetizer::new(SSRC, 96, AMT_MAX_RTP_PACKET_SIZE);
+    let mut packetizer = H264Packetizer::new(SSRC, 96, AMT_MAX_RTP_PACKET_SIZE, 0xfffe);
     let mut per_frame: Vec<Vec<Vec<u8>>> = Vec::new();
     for (i, au) in aus.iter().enumerate() {
         let mut out = Vec::new();
@@ -217,7 +217,7 @@ fn recorded_annexb_decodes_and_recovers_after_loss() {
     for (lose_in_frame, expected_frames) in
         [(None, (0..FRAMES).collect::<Vec<_>>()), (Some(5), (0..5).chain(25..FRAMES).collect())]
     {
-        let mut p = H264Packetizer::new(SSRC, 96, AMT_MAX_RTP_PACKET_SIZE);
+        let mut p = H264Packetizer::new(SSRC, 96, AMT_MAX_RTP_PACKET_SIZE, 0xfffe);
         let mut d = H264Depacketizer::new();
         let path = dir.join(format!("video-{}.h264", lose_in_frame.map_or(-1, |f: usize| f as i64)));
         let mut w = AnnexBWriter::new(std::io::BufWriter::new(std::fs::File::create(&path).unwrap()));

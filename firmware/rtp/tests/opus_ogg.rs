@@ -85,7 +85,7 @@ fn opus_rtp_and_ogg_checked_by_opus_tools_and_ffmpeg() {
     let (pre_skip, packets) = read_ogg_opus(&std::fs::read(&source).unwrap());
     assert!(packets.len() >= 100, "{} packets", packets.len());
 
-    let mut packetizer = OpusPacketizer::new(0x0b05, 111, AMT_MAX_RTP_PACKET_SIZE);
+    let mut packetizer = OpusPacketizer::new(0x0b05, 111, AMT_MAX_RTP_PACKET_SIZE, 0xfffe);
     let mut rtp = Vec::new();
     for (i, p) in packets.iter().enumerate() {
         packetizer.packetize(p, 480 + i as u32 * 960, &mut rtp).expect("packetize");

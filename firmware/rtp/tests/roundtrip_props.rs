@@ -257,7 +257,7 @@ proptest! {
     #[test]
     fn h264_round_trip(frames in prop::collection::vec(prop_oneof![h264_key_au(), h264_delta_au()], 1..6),
                        max in 15usize..1600, seq in any::<u16>()) {
-        let mut p = H264Packetizer::new(0x5eed, 96, max);
+        let mut p = H264Packetizer::new(0x5eed, 96, max, 0xfffe);
         p.sender_mut().next_sequence = seq;
         let mut frames = frames;
         frames.insert(0, annexb(&[vec![0x67, 1], vec![0x68, 2], vec![0x65, 3]]));
@@ -273,7 +273,7 @@ proptest! {
     #[test]
     fn av1_round_trip(frames in prop::collection::vec(prop_oneof![av1_key_tu(), av1_delta_tu()], 1..6),
                       max in 14usize..1600, seq in any::<u16>()) {
-        let mut p = Av1Packetizer::new(0x5eed, 96, max);
+        let mut p = Av1Packetizer::new(0x5eed, 96, max, 0xfffe);
         p.sender_mut().next_sequence = seq;
         let mut frames = frames;
         frames.insert(0, vec![0x12, 0x00, 0x0a, 0x01, 0x00, 0x32, 0x01, 0x10]);
@@ -287,7 +287,7 @@ proptest! {
 
     #[test]
     fn opus_round_trip(frames in prop::collection::vec(opus_packet(), 1..20), seq in any::<u16>()) {
-        let mut p = OpusPacketizer::new(0x5eed, 111, 1300);
+        let mut p = OpusPacketizer::new(0x5eed, 111, 1300, 0xfffe);
         p.sender_mut().next_sequence = seq;
         let packets = packetize_all(&mut p, &frames, 960);
         let out = depacketize_all(&mut OpusDepacketizer::new(), &packets);
@@ -297,7 +297,7 @@ proptest! {
     #[test]
     fn h264_recovers_after_loss((frames, keys) in frames_with_keys(h264_key_au(), h264_delta_au()),
                                 max in 40usize..1500, ops in disturbances(), seq in any::<u16>()) {
-        let mut p = H264Packetizer::new(1, 96, max);
+        let mut p = H264Packetizer::new(1, 96, max, 0xfffe);
         p.sender_mut().next_sequence = seq;
         let packets = packetize_all(&mut p, &frames, 3000);
         check_recovery(&frames, &keys, &packets, &ops, &mut H264Depacketizer::new(), normalise_annexb, 3000);
@@ -306,7 +306,7 @@ proptest! {
     #[test]
     fn av1_recovers_after_loss((frames, keys) in frames_with_keys(av1_key_tu(), av1_delta_tu()),
                                max in 40usize..1500, ops in disturbances(), seq in any::<u16>()) {
-        let mut p = Av1Packetizer::new(1, 96, max);
+        let mut p = Av1Packetizer::new(1, 96, max, 0xfffe);
         p.sender_mut().next_sequence = seq;
         let packets = packetize_all(&mut p, &frames, 3000);
         check_recovery(&frames, &keys, &packets, &ops, &mut Av1Depacketizer::new(), |f| f.to_vec(), 3000);
@@ -314,7 +314,7 @@ proptest! {
 
     #[test]
     fn opus_survives_loss(frames in prop::collection::vec(opus_packet(), 1..30), ops in disturbances()) {
-        let mut p = OpusPacketizer::new(1, 111, 1300);
+        let mut p = OpusPacketizer::new(1, 111, 1300, 0xfffe);
         let packets = packetize_all(&mut p, &frames, 960);
         let (disturbed, _) = disturb(&packets, &ops);
         let dropped = ops.iter().filter(|o| matches!(o, Disturb::Drop(_) | Disturb::DropFrameEnd(_))).count();
@@ -357,7 +357,7 @@ proptest! {
         use std::time::{Duration, Instant};
         let mut frames = frames;
         frames.insert(0, annexb(&[vec![0x67, 1], vec![0x68, 2], vec![0x65, 0x88]]));
-        let mut p = H264Packetizer::new(1, 96, 200);
+        let mut p = H264Packetizer::new(1, 96, 200, 0xfffe);
         p.sender_mut().next_sequence = seq;
         let mut packets: Vec<Vec<u8>> = packetize_all(&mut p, &frames, 3000).into_iter().map(|(_, pk)| pk).collect();
         let n = packets.len();

@@ -83,14 +83,14 @@ fn tshark_decodes_our_rtp_and_rtcp() {
         0x88,
     ];
     au.extend((0..2998u32).map(|i| (i % 251) as u8 | 1));
-    let mut video = H264Packetizer::new(0x1111_2222, 96, AMT_MAX_RTP_PACKET_SIZE);
+    let mut video = H264Packetizer::new(0x1111_2222, 96, AMT_MAX_RTP_PACKET_SIZE, 0xfffe);
     video.sender_mut().next_sequence = 65534;
     let mut packets = Vec::new();
     video.packetize(&au, 90_000, &mut packets).unwrap();
     assert_eq!(packets.len(), 4);
     datagrams.extend(packets.into_iter().map(|p| (VIDEO_PORT, p)));
     // One Opus packet (config 31: CELT fullband 20 ms).
-    let mut audio = OpusPacketizer::new(0x3333_4444, 111, AMT_MAX_RTP_PACKET_SIZE);
+    let mut audio = OpusPacketizer::new(0x3333_4444, 111, AMT_MAX_RTP_PACKET_SIZE, 0xfffe);
     let mut packets = Vec::new();
     audio.packetize(&[0xfc, 0xff, 0xfe, 0x12, 0x34], 48_000, &mut packets).unwrap();
     datagrams.extend(packets.into_iter().map(|p| (AUDIO_PORT, p)));

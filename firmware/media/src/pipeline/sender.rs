@@ -8,6 +8,7 @@
 //! a sink callback (the `stream` command sends them to UDP sockets; the box daemon into its
 //! AMT/multicast sender).
 
+use rand::RngCore;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -54,8 +55,8 @@ struct RtcpClock {
 }
 
 impl RtcpClock {
-    fn new(ssrc: u32, cname: &str, clock_rate: u32) -> Self {
-        RtcpClock { ssrc, cname: cname.to_string(), clock_rate, base: rand::random(), start: None, next_report: None }
+    fn new(ssrc: u32, cname: &str, clock_rate: u32, base: u32) -> Self {
+        RtcpClock { ssrc, cname: cname.to_string(), clock_rate, base, start: None, next_report: None }
     }
     fn rtp_time(&self, at: Instant) -> u32 {
         let start = self.start.unwrap_or(at);
@@ -96,10 +97,19 @@ impl RtcpClock {
     }
 }
 
-fn video_packetizer(codec: VideoCodec, ssrc: u32, max_packet_size: usize) -> Box<dyn Packetizer + Send> {
+fn video_packetizer(
+    codec: VideoCodec,
+    ssrc: u32,
+    max_packet_size: usize,
+    first_sequence: u16,
+) -> Box<dyn Packetizer + Send> {
     match codec {
-        VideoCodec::H264 => Box::new(H264Packetizer::new(ssrc, video_payload_type(codec), max_packet_size)),
-        VideoCodec::Av1 => Box::new(Av1Packetizer::new(ssrc, video_payload_type(codec), max_packet_size)),
+        VideoCodec::H264 => {
+            Box::new(H264Packetizer::new(ssrc, video_payload_type(codec), max_packet_size, first_sequence))
+        }
+        VideoCodec::Av1 => {
+            Box::new(Av1Packetizer::new(ssrc, video_payload_type(codec), max_packet_size, first_sequence))
+        }
     }
 }
 
@@ -135,14 +145,15 @@ pub struct VideoChain<E: VideoEncoder> {
 }
 
 impl<E: VideoEncoder> VideoChain<E> {
-    /// A chain sending as `ssrc` with packets of at most `max_packet_size` bytes.
-    pub fn new(encoder: E, ssrc: u32, cname: &str, max_packet_size: usize) -> Self {
+    /// A chain sending as `ssrc` with packets of at most `max_packet_size` bytes; its first
+    /// sequence number and RTP timestamp (RFC 3550 5.1) come from `random`.
+    pub fn new(encoder: E, ssrc: u32, cname: &str, max_packet_size: usize, random: &mut impl RngCore) -> Self {
         let codec = encoder.codec();
         VideoChain {
-            packetizer: video_packetizer(codec, ssrc, max_packet_size),
+            packetizer: video_packetizer(codec, ssrc, max_packet_size, random.next_u32() as u16),
             encoder,
             codec,
-            rtcp: RtcpClock::new(ssrc, cname, VIDEO_CLOCK_RATE),
+            rtcp: RtcpClock::new(ssrc, cname, VIDEO_CLOCK_RATE, random.next_u32()),
             max_packet_size,
             stats: VideoStats::default(),
         }
@@ -169,7 +180,7 @@ impl<E: VideoEncoder> VideoChain<E> {
                 // Keep SSRC and sequence numbers; change payload format and type.
                 let mut sender = self.packetizer.sender().clone();
                 sender.payload_type = video_payload_type(f.codec);
-                self.packetizer = video_packetizer(f.codec, sender.ssrc, self.max_packet_size);
+                self.packetizer = video_packetizer(f.codec, sender.ssrc, self.max_packet_size, sender.next_sequence);
                 *self.packetizer.sender_mut() = sender;
                 tracing::warn!(from = self.codec.name(), to = f.codec.name(), "video codec changed mid-stream");
                 self.codec = f.codec;
@@ -232,12 +243,18 @@ pub struct AudioChain {
 }
 
 impl AudioChain {
-    /// A chain sending as `ssrc`.
-    pub fn new(encoder: OpusEncoder, ssrc: u32, cname: &str, max_packet_size: usize) -> Self {
+    /// A chain sending as `ssrc`; its first sequence number and RTP timestamp come from `random`.
+    pub fn new(
+        encoder: OpusEncoder,
+        ssrc: u32,
+        cname: &str,
+        max_packet_size: usize,
+        random: &mut impl RngCore,
+    ) -> Self {
         AudioChain {
             encoder,
-            packetizer: OpusPacketizer::new(ssrc, PT_OPUS, max_packet_size),
-            rtcp: RtcpClock::new(ssrc, cname, OPUS_CLOCK_RATE),
+            packetizer: OpusPacketizer::new(ssrc, PT_OPUS, max_packet_size, random.next_u32() as u16),
+            rtcp: RtcpClock::new(ssrc, cname, OPUS_CLOCK_RATE, random.next_u32()),
             first_sample: None,
             in_dtx: false,
             stats: AudioStats::default(),

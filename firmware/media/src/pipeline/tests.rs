@@ -19,6 +19,11 @@ use crate::mic::synthetic::SyntheticMic;
 use crate::mic::Microphone;
 use crate::opus::{OpusConfig, OpusEncoder};
 
+/// A fixed RNG: the chains' first sequence numbers and timestamps are the same on every run.
+fn seeded() -> rand::rngs::StdRng {
+    rand::SeedableRng::seed_from_u64(7)
+}
+
 fn deliver(rx: &mut Receiver, packets: Vec<Outgoing>, now: Instant, events: &mut Vec<ReceiverEvent>) {
     for p in packets {
         events.extend(match p {
@@ -38,8 +43,9 @@ fn av1_and_opus_go_through_rtp_and_come_back() {
     let mut mic = SyntheticMic::new(1, shared).unwrap();
     let mut cfg = EncoderConfig::new(64, 48, 25);
     cfg.bitrate_bps = 200_000;
-    let mut video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "test@roomcast", 1200);
-    let mut audio = AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "test@roomcast", 1200);
+    let mut video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "test@roomcast", 1200, &mut seeded());
+    let mut audio =
+        AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "test@roomcast", 1200, &mut seeded());
     let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
     let mut events = Vec::new();
     for i in 0..50 {
@@ -93,6 +99,7 @@ fn lost_audio_is_concealed_with_fec() {
         2,
         "t",
         1200,
+        &mut seeded(),
     );
     let mut rx = Receiver::new(1, PT_OPUS, std::time::Duration::from_millis(40)).unwrap();
     let mut events = Vec::new();
@@ -148,7 +155,7 @@ fn receiver_follows_a_hardware_to_software_fallback() {
     let hw: Box<dyn VideoEncoder> = Box::new(M2mEncoder::new(dev, cfg).unwrap());
     let enc =
         AutoEncoder::with_hardware(EncoderChoice::Auto, cfg, Ok((hw, "/dev/fake".into(), "fake".into()))).unwrap();
-    let mut video = VideoChain::new(enc, 7, "t", 1200);
+    let mut video = VideoChain::new(enc, 7, "t", 1200, &mut seeded());
     let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
     let mut events = Vec::new();
     let now = Instant::now();
@@ -201,8 +208,8 @@ fn threaded_pipeline_runs_audio_only_and_reports_status() {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
     let mut cfg = EncoderConfig::new(64, 48, 25);
     cfg.bitrate_bps = 200_000;
-    let video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "t", 1200);
-    let audio = AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "t", 1200);
+    let video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "t", 1200, &mut seeded());
+    let audio = AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "t", 1200, &mut seeded());
     let mic: Box<dyn Microphone> = Box::new(SyntheticMic::new(1, clock).unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();

@@ -196,8 +196,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
 
     let cname = format!("roomcast@{}", description.origin);
-    let video = VideoChain::new(encoder, rand_ssrc(), &cname, args.max_packet);
-    let audio = AudioChain::new(OpusEncoder::new(opus)?, rand_ssrc(), &cname, args.max_packet);
+    let video = VideoChain::new(encoder, rand::random(), &cname, args.max_packet, &mut rand::rng());
+    let audio = AudioChain::new(OpusEncoder::new(opus)?, rand::random(), &cname, args.max_packet, &mut rand::rng());
     let limits = match args.seconds {
         Some(s) if s >= 0.0 => RunLimits {
             video_frames: Some((s * format.fps as f64).round() as u64),
@@ -257,11 +257,4 @@ fn stop_on_signal() -> Arc<std::sync::atomic::AtomicBool> {
         tracing::warn!("no signal handling: {e}");
     }
     flag
-}
-
-fn rand_ssrc() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish() as u32
 }

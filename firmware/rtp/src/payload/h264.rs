@@ -32,8 +32,8 @@ pub struct H264Packetizer {
 impl H264Packetizer {
     /// New packetizer for stream `ssrc` with payload type `payload_type`; no packet will be
     /// larger than `max_packet_size` bytes (use [`crate::AMT_MAX_RTP_PACKET_SIZE`] for AMT).
-    pub fn new(ssrc: u32, payload_type: u8, max_packet_size: usize) -> Self {
-        Self { sender: RtpSender::new(ssrc, payload_type, max_packet_size) }
+    pub fn new(ssrc: u32, payload_type: u8, max_packet_size: usize, first_sequence: u16) -> Self {
+        Self { sender: RtpSender::new(ssrc, payload_type, max_packet_size, first_sequence) }
     }
 
     fn emit(&mut self, ts: u32, payload_parts: &[&[u8]], out: &mut Vec<Vec<u8>>) {
@@ -307,7 +307,7 @@ mod tests {
     use crate::header::parse_rtp;
 
     fn packetize(au: &[u8], max: usize) -> Vec<Vec<u8>> {
-        let mut p = H264Packetizer::new(0x1234, 96, max);
+        let mut p = H264Packetizer::new(0x1234, 96, max, 0xfffe);
         p.sender_mut().next_sequence = 100;
         let mut out = Vec::new();
         p.packetize(au, 9000, &mut out).unwrap();
@@ -361,9 +361,9 @@ mod tests {
 
     #[test]
     fn rejects_empty_and_tiny_mtu() {
-        let mut p = H264Packetizer::new(1, 96, 1400);
+        let mut p = H264Packetizer::new(1, 96, 1400, 0xfffe);
         assert!(p.packetize(&[1, 2, 3], 0, &mut Vec::new()).is_err());
-        let mut p = H264Packetizer::new(1, 96, 14);
+        let mut p = H264Packetizer::new(1, 96, 14, 0xfffe);
         assert!(matches!(
             p.packetize(&[0, 0, 1, 0x65, 1], 0, &mut Vec::new()),
             Err(RtpError::PacketSizeTooSmall { .. })
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn loss_waits_for_next_idr() {
-        let mut p = H264Packetizer::new(1, 96, 100);
+        let mut p = H264Packetizer::new(1, 96, 100, 0xfffe);
         let idr: Vec<u8> = [0, 0, 0, 1, 0x65].iter().copied().chain(std::iter::repeat_n(0x87, 300)).collect();
         let nonidr: Vec<u8> = [0, 0, 0, 1, 0x41].iter().copied().chain(std::iter::repeat_n(9, 300)).collect();
         let mut pkts = Vec::new();
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn keyframe_right_after_loss_is_kept() {
-        let mut p = H264Packetizer::new(1, 96, 1400);
+        let mut p = H264Packetizer::new(1, 96, 1400, 0xfffe);
         let key = [0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 3];
         let mut pkts = Vec::new();
         p.packetize(&key, 0, &mut pkts).unwrap();

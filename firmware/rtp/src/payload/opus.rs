@@ -49,8 +49,8 @@ pub struct OpusPacketizer {
 impl OpusPacketizer {
     /// New packetizer for stream `ssrc` with payload type `payload_type`; packets larger than
     /// `max_packet_size` are refused (Opus packets cannot be fragmented).
-    pub fn new(ssrc: u32, payload_type: u8, max_packet_size: usize) -> Self {
-        Self { sender: RtpSender::new(ssrc, payload_type, max_packet_size), talkspurt_start: true }
+    pub fn new(ssrc: u32, payload_type: u8, max_packet_size: usize, first_sequence: u16) -> Self {
+        Self { sender: RtpSender::new(ssrc, payload_type, max_packet_size, first_sequence), talkspurt_start: true }
     }
 
     /// Marks the next packet as the start of a talkspurt (after DTX silence): it gets the marker bit.
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn packetize_round_trip() {
-        let mut p = OpusPacketizer::new(0xabcd, 111, 1200);
+        let mut p = OpusPacketizer::new(0xabcd, 111, 1200, 0xfffe);
         p.sender_mut().next_sequence = 65535;
         let mut out = Vec::new();
         p.packetize(&[0xfc, 1, 2, 3], 960, &mut out).unwrap();

@@ -101,12 +101,13 @@ pub struct RtpSender {
 }
 
 impl RtpSender {
-    /// New sender state; the first sequence number is random (RFC 3550 5.1).
-    pub fn new(ssrc: u32, payload_type: u8, max_packet_size: usize) -> Self {
+    /// New sender state starting at `first_sequence` (RFC 3550 5.1 wants it random: the driver
+    /// draws it from the OS's random source; tests pass a fixed one).
+    pub fn new(ssrc: u32, payload_type: u8, max_packet_size: usize, first_sequence: u16) -> Self {
         Self {
             ssrc,
             payload_type: payload_type & 0x7f,
-            next_sequence: rand::random(),
+            next_sequence: first_sequence,
             max_packet_size,
             packet_count: 0,
             octet_count: 0,

@@ -556,7 +556,7 @@ mod tests {
 
     #[test]
     fn sender_report_from_sender() {
-        let mut s = RtpSender::new(77, 96, 1200);
+        let mut s = RtpSender::new(77, 96, 1200, 0xfffe);
         let p = s.start_packet(5, 10);
         s.count(&[p, vec![0; 10]].concat());
         let sr = SenderReport::from_sender(&s, NtpTimestamp(1), 5);

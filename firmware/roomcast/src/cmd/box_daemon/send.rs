@@ -284,7 +284,9 @@ impl Sending {
         let counters = Arc::new(SendCounters::default());
         let sink = sink_to(sock, target, counters.clone());
         let audio = match (&devices.mic, OpusEncoder::new(devices.opus)) {
-            (Some(_), Ok(enc)) => Some(AudioChain::new(enc, ssrc.audio, cname, AMT_MAX_RTP_PACKET_SIZE)),
+            (Some(_), Ok(enc)) => {
+                Some(AudioChain::new(enc, ssrc.audio, cname, AMT_MAX_RTP_PACKET_SIZE, &mut rand::rng()))
+            }
             (Some(_), Err(e)) => {
                 tracing::warn!("opus encoder: {e}; sending no audio");
                 None
@@ -294,7 +296,7 @@ impl Sending {
         let Devices { camera, mic, encoder, .. } = devices;
         match (camera, encoder) {
             (Some(camera), Some(encoder)) => {
-                let video = VideoChain::new(encoder, ssrc.video, cname, AMT_MAX_RTP_PACKET_SIZE);
+                let video = VideoChain::new(encoder, ssrc.video, cname, AMT_MAX_RTP_PACKET_SIZE, &mut rand::rng());
                 // The pipeline wants an audio chain even without a mic (it then stays idle).
                 let audio = match audio {
                     Some(a) => a,
@@ -303,6 +305,7 @@ impl Sending {
                         ssrc.audio,
                         cname,
                         AMT_MAX_RTP_PACKET_SIZE,
+                        &mut rand::rng(),
                     ),
                 };
                 let mic = if mic.is_some() { mic } else { None };

@@ -31,8 +31,8 @@ pub struct Av1Packetizer {
 impl Av1Packetizer {
     /// New packetizer for stream `ssrc` with payload type `payload_type`; no packet will be
     /// larger than `max_packet_size` bytes (use [`crate::AMT_MAX_RTP_PACKET_SIZE`] for AMT).
-    pub fn new(ssrc: u32, payload_type: u8, max_packet_size: usize) -> Self {
-        Self { sender: RtpSender::new(ssrc, payload_type, max_packet_size) }
+    pub fn new(ssrc: u32, payload_type: u8, max_packet_size: usize, first_sequence: u16) -> Self {
+        Self { sender: RtpSender::new(ssrc, payload_type, max_packet_size, first_sequence) }
     }
 }
 
@@ -296,7 +296,7 @@ mod tests {
     const KEY_TU: [u8; 13] = [0x12, 0x00, 0x0a, 0x02, 0x00, 0x00, 0x32, 0x05, 0x10, 1, 2, 3, 4];
 
     fn packetize(tu: &[u8], max: usize) -> Vec<Vec<u8>> {
-        let mut p = Av1Packetizer::new(7, 96, max);
+        let mut p = Av1Packetizer::new(7, 96, max, 0xfffe);
         p.sender_mut().next_sequence = 1;
         let mut out = Vec::new();
         p.packetize(tu, 3000, &mut out).unwrap();
