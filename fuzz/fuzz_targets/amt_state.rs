@@ -42,17 +42,17 @@ fuzz_target!(|data: &[u8]| {
                 if op % 6 == 0 {
                     let local = [None, Some("127.0.0.1".parse().unwrap()), Some("::".parse().unwrap())];
                     let local = local[usize::from(*arg / 3) % 3];
-                    let _ = relay.handle_datagram_on(senders[usize::from(*arg) % 3], local, dgram, now);
+                    let _ = relay.handle_datagram_on(now, senders[usize::from(*arg) % 3], local, dgram);
                 } else {
-                    let _ = gw.handle_datagram(relay_addr, dgram, now);
+                    let _ = gw.handle_datagram(now, relay_addr, dgram);
                 }
             }
             2 => {
                 let sg = groups[usize::from(*arg) % groups.len()];
                 if arg & 0x80 == 0 {
-                    let _ = gw.join(sg, now);
+                    let _ = gw.handle_join(now, sg);
                 } else {
-                    gw.leave(sg, now);
+                    gw.handle_leave(now, sg);
                 }
             }
             3 => {
@@ -64,18 +64,18 @@ fuzz_target!(|data: &[u8]| {
                 // Honest exchange: deliver everything queued between the two.
                 for _ in 0..4 {
                     while let Some(t) = gw.poll_transmit() {
-                        let _ = relay.handle_datagram(senders[0], &t.payload, now);
+                        let _ = relay.handle_datagram(now, senders[0], &t.payload);
                     }
                     while let Some(t) = relay.poll_transmit() {
                         if t.destination == senders[0] {
-                            let _ = gw.handle_datagram(relay_addr, &t.payload, now);
+                            let _ = gw.handle_datagram(now, relay_addr, &t.payload);
                         }
                     }
                 }
             }
             _ => {
                 if arg & 1 == 0 {
-                    gw.close(now);
+                    gw.handle_close(now);
                 }
                 if arg & 2 != 0 {
                     // Relay restart from its snapshot, after a downtime of 0-63 s.

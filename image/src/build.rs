@@ -55,11 +55,38 @@ pub struct Built {
 /// Builds the image.
 pub fn build(opts: &Options) -> Result<Built> {
     let started = Instant::now();
+    // One build at a time per checkout: builds share the package cache (apt's lists and .debs,
+    // apt's own locking is off in our private config) and the daemon's cross build.
+    let _one_build = one_build_at_a_time(&Paths::new(opts.out.clone()).cache)?;
     let prepared = prepare(opts)?;
     let daemon = build_daemon(opts, &prepared)?;
     let assembled = assemble(&prepared, &daemon)?;
     let (image, manifest, size) = write(&prepared, &daemon, &assembled)?;
     Ok(Built { image, manifest, size, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// An exclusive lock on `cache/.build-lock`, held until the returned file is dropped; waits (and
+/// says so) while another build holds it.
+fn one_build_at_a_time(cache: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(cache).with_context_io(|| format!("creating {}", cache.display()))?;
+    let path = cache.join(".build-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context_io(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("image: waiting for another build that uses {}", cache.display());
+            file.lock().with_context_io(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::Io { what: format!("locking {}", path.display()), source: e })
+        }
+    }
+    Ok(file)
 }
 
 /// The inputs of the image, on disk: the output of [`prepare`].

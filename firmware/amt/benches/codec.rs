@@ -65,13 +65,13 @@ fn main() {
     let mut relay = Relay::new(RelayConfig { advertised: relay_addr.ip(), ..RelayConfig::default() }, seeded(1), t0);
     let mut gw = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, seeded(2), t0);
     let sg: SourceGroup = "10.0.0.1@232.1.1.1".parse().unwrap();
-    gw.join(sg, t0).unwrap();
+    gw.handle_join(t0, sg).unwrap();
     for _ in 0..4 {
         while let Some(t) = gw.poll_transmit() {
-            let _ = relay.handle_datagram(gw_addr, &t.payload, t0);
+            let _ = relay.handle_datagram(t0, gw_addr, &t.payload);
         }
         while let Some(t) = relay.poll_transmit() {
-            let _ = gw.handle_datagram(relay_addr, &t.payload, t0);
+            let _ = gw.handle_datagram(t0, relay_addr, &t.payload);
         }
     }
     assert_eq!(relay.subscribers(&sg).count(), 1, "joined");
@@ -95,7 +95,7 @@ fn main() {
         t0,
     );
     let rps = rate(d, || {
-        relay2.handle_datagram(gw_addr, black_box(&req), t0).unwrap();
+        relay2.handle_datagram(t0, gw_addr, black_box(&req)).unwrap();
         black_box(relay2.poll_transmit());
     });
     println!("{:<48} {rps:>12.0} req/s (query with HMAC-SHA-256 MAC)", "Relay Request -> Query");

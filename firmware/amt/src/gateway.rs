@@ -99,7 +99,7 @@ pub enum GatewayState {
         /// When discovery starts again.
         retry_at: Instant,
     },
-    /// [`Gateway::close`] was called; nothing more is sent.
+    /// [`Gateway::handle_close`] was called; nothing more is sent.
     Closed,
 }
 
@@ -297,7 +297,7 @@ impl Gateway {
     }
 
     /// Joins (S,G): it is reported to the relay now (if a tunnel is up) and on every refresh.
-    pub fn join(&mut self, sg: SourceGroup, now: Instant) -> Result<(), AmtError> {
+    pub fn handle_join(&mut self, now: Instant, sg: SourceGroup) -> Result<(), AmtError> {
         sg.validate()?;
         if matches!(self.phase, Phase::Closed) {
             return Err(AmtError::Closed);
@@ -314,7 +314,7 @@ impl Gateway {
 
     /// Leaves (S,G). Leaving the last group sends the leave report and a Teardown, then starts
     /// a fresh (empty) tunnel with a new nonce so the relay holds no state for this gateway.
-    pub fn leave(&mut self, sg: SourceGroup, now: Instant) {
+    pub fn handle_leave(&mut self, now: Instant, sg: SourceGroup) {
         if !self.groups.remove(&sg) {
             return;
         }
@@ -416,7 +416,7 @@ impl Gateway {
     /// machine. Errors name why a datagram was ignored; the state is unchanged by them.
     ///
     /// An IPv4-mapped IPv6 sender (dual-stack socket) is the same host as its IPv4 form.
-    pub fn handle_datagram(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) -> Result<(), AmtError> {
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) -> Result<(), AmtError> {
         if matches!(self.phase, Phase::Closed) {
             return Err(AmtError::Closed);
         }
@@ -672,7 +672,7 @@ impl Gateway {
 
     /// Leaves every group (one leave report), sends a Teardown if the relay told us how it
     /// sees us (G flag), and stops: nothing more is sent, every later call is a no-op.
-    pub fn close(&mut self, now: Instant) {
+    pub fn handle_close(&mut self, now: Instant) {
         if let Phase::Joined { relay, mac, seen_as, .. } = self.phase {
             let records: Vec<(SourceGroup, RecordType)> =
                 self.groups.iter().map(|sg| (*sg, RecordType::BlockOldSources)).collect();
@@ -760,7 +760,7 @@ mod tests {
     fn to_requesting(g: &mut Gateway, t: Instant) -> u32 {
         let n = discovery_nonce(&drain(g));
         let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
-        g.handle_datagram(relay(), &adv, t).unwrap();
+        g.handle_datagram(t, relay(), &adv).unwrap();
         match drain(g).as_slice() {
             [(to, Message::Request { nonce, .. })] => {
                 assert_eq!(*to, relay());
@@ -778,7 +778,7 @@ mod tests {
 
     fn to_joined(g: &mut Gateway, t: Instant, qqic: u64) -> (u32, Vec<(SocketAddr, Message)>) {
         let nonce = to_requesting(g, t);
-        g.handle_datagram(relay(), &query(nonce, [1, 2, 3, 4, 5, 6], qqic, false), t).unwrap();
+        g.handle_datagram(t, relay(), &query(nonce, [1, 2, 3, 4, 5, 6], qqic, false)).unwrap();
         assert_eq!(g.state(), &GatewayState::Joined { relay: relay() });
         (nonce, drain(g))
     }
@@ -816,7 +816,7 @@ mod tests {
         let t0 = Instant::now();
         let mut g = Gateway::new(GatewayConfig { silence_probe: Some(Duration::from_secs(1)), ..cfg() }, rng(), t0);
         let a = sg("10.0.0.1@232.1.1.1");
-        g.join(a, t0).unwrap();
+        g.handle_join(t0, a).unwrap();
         let (nonce, _) = to_joined(&mut g, t0, 125);
         let requests_at = |g: &mut Gateway, t: Instant| -> usize {
             g.handle_timeout(t);
@@ -825,16 +825,16 @@ mod tests {
         let secs = |s: u64| t0 + Duration::from_secs(s);
         assert_eq!(g.poll_timeout(), Some(secs(1)));
         assert_eq!(requests_at(&mut g, secs(1)), 1, "silent for 1 s: probe");
-        g.handle_datagram(relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false), secs(1)).unwrap();
+        g.handle_datagram(secs(1), relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false)).unwrap();
         assert!(matches!(drain(&mut g).as_slice(), [(_, Message::MembershipUpdate(_))]), "re-reported");
         assert_eq!(g.poll_timeout(), Some(secs(3)), "probe spacing doubled");
         assert_eq!(requests_at(&mut g, secs(3)), 1);
-        g.handle_datagram(relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false), secs(3)).unwrap();
+        g.handle_datagram(secs(3), relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false)).unwrap();
         drain(&mut g);
         // Data arrives: the next check sees it and sends nothing; spacing is back to 1 s.
         let mut pkt = Vec::new();
         crate::encapsulate(&a, 1, 5004, b"x", &mut pkt).unwrap();
-        g.handle_datagram(relay(), &pkt, secs(4)).unwrap();
+        g.handle_datagram(secs(4), relay(), &pkt).unwrap();
         assert_eq!(g.poll_timeout(), Some(secs(7)));
         assert_eq!(requests_at(&mut g, secs(7)), 0);
         assert_eq!(g.poll_timeout(), Some(secs(8)));
@@ -869,7 +869,7 @@ mod tests {
         let mut g = Gateway::new(cfg(), rng(), t0);
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n.wrapping_add(1), relay: relay().ip() }.to_bytes().unwrap();
-        assert!(matches!(g.handle_datagram(relay(), &adv, t0), Err(AmtError::NonceMismatch { .. })));
+        assert!(matches!(g.handle_datagram(t0, relay(), &adv), Err(AmtError::NonceMismatch { .. })));
         assert_eq!(g.state(), &GatewayState::Discovering);
         assert!(drain(&mut g).is_empty());
     }
@@ -894,7 +894,7 @@ mod tests {
         let mut g = Gateway::new(cfg(), rng(), t0);
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n, relay: Ipv4Addr::UNSPECIFIED.into() }.to_bytes().unwrap();
-        g.handle_datagram(relay(), &adv, t0).unwrap();
+        g.handle_datagram(t0, relay(), &adv).unwrap();
         assert_eq!(g.state(), &GatewayState::Requesting { relay: relay() });
     }
 
@@ -906,7 +906,7 @@ mod tests {
             let mut g = Gateway::new(GatewayConfig { follow_advertised_address: follow, ..cfg() }, rng(), t0);
             let n = discovery_nonce(&drain(&mut g));
             let adv = Message::RelayAdvertisement { nonce: n, relay: elsewhere }.to_bytes().unwrap();
-            g.handle_datagram(relay(), &adv, t0).unwrap();
+            g.handle_datagram(t0, relay(), &adv).unwrap();
             assert_eq!(g.state(), &GatewayState::Requesting { relay: expected }, "follow = {follow}");
         }
     }
@@ -930,12 +930,12 @@ mod tests {
     fn dual_family_gateway_requests_both_protocols_and_answers_each_query_in_its_own() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
-        g.join(sg("10.0.0.2@232.1.1.1"), t0).unwrap();
-        g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
+        g.handle_join(t0, sg("10.0.0.2@232.1.1.1")).unwrap();
+        g.handle_join(t0, sg("2001:db8::1@ff3e::8000:1")).unwrap();
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
-        g.handle_datagram(relay(), &adv, t0).unwrap();
+        g.handle_datagram(t0, relay(), &adv).unwrap();
         let nonce = match drain(&mut g).as_slice() {
             [(a, Message::Request { nonce: n4, mld: false }), (b, Message::Request { nonce: n6, mld: true })] => {
                 assert_eq!((*a, *b), (relay(), relay()));
@@ -945,7 +945,7 @@ mod tests {
             other => panic!("expected a P=0 and a P=1 request, got {other:?}"),
         };
         // The IGMPv3 query is answered with the IPv4 channels only.
-        g.handle_datagram(relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false), t0).unwrap();
+        g.handle_datagram(t0, relay(), &query(nonce, [1, 2, 3, 4, 5, 6], 125, false)).unwrap();
         assert_eq!(g.state(), &GatewayState::Joined { relay: relay() });
         match drain(&mut g).as_slice() {
             [(to, Message::MembershipUpdate(u))] => {
@@ -961,7 +961,7 @@ mod tests {
             other => panic!("expected one IGMPv3 report, got {other:?}"),
         }
         // The MLDv2 query with the IPv6 channels only.
-        g.handle_datagram(relay(), &mld_query(nonce, [1, 2, 3, 4, 5, 6], 125), t0).unwrap();
+        g.handle_datagram(t0, relay(), &mld_query(nonce, [1, 2, 3, 4, 5, 6], 125)).unwrap();
         match drain(&mut g).as_slice() {
             [(_, Message::MembershipUpdate(u))] => {
                 let EncapsulatedReport::Mld { report, .. } = &u.report else { panic!("{u:?}") };
@@ -986,9 +986,9 @@ mod tests {
     fn a_query_of_a_family_without_channels_gets_no_report() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
         let nonce = to_requesting(&mut g, t0);
-        g.handle_datagram(relay(), &mld_query(nonce, [3; 6], 125), t0).unwrap();
+        g.handle_datagram(t0, relay(), &mld_query(nonce, [3; 6], 125)).unwrap();
         assert!(drain(&mut g).is_empty(), "no IPv6 channel: nothing to report to an MLD query");
         assert_eq!(g.state(), &GatewayState::Joined { relay: relay() });
     }
@@ -997,10 +997,10 @@ mod tests {
     fn ipv6_only_gateway_requests_mld_query() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
+        g.handle_join(t0, sg("2001:db8::1@ff3e::8000:1")).unwrap();
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
-        g.handle_datagram(relay(), &adv, t0).unwrap();
+        g.handle_datagram(t0, relay(), &adv).unwrap();
         assert!(matches!(drain(&mut g).as_slice(), [(_, Message::Request { mld: true, .. })]));
     }
 
@@ -1034,14 +1034,14 @@ mod tests {
     fn refreshes_on_the_querier_interval_and_follows_a_new_mac() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
         let (nonce, _) = to_joined(&mut g, t0, 10);
         let t1 = g.poll_timeout().unwrap();
         assert_eq!(t1 - t0, Duration::from_secs(10), "QQIC 10 s");
         g.handle_timeout(t1);
         assert!(matches!(drain(&mut g).as_slice(), [(_, Message::Request { nonce: n, mld: false })] if *n == nonce));
         // Relay restarted: it answers with a different MAC; the gateway re-reports with it.
-        g.handle_datagram(relay(), &query(nonce, [9, 9, 9, 9, 9, 9], 10, false), t1).unwrap();
+        g.handle_datagram(t1, relay(), &query(nonce, [9, 9, 9, 9, 9, 9], 10, false)).unwrap();
         match drain(&mut g).as_slice() {
             [(_, Message::MembershipUpdate(u))] => assert_eq!(u.mac, ResponseMac([9; 6])),
             other => panic!("{other:?}"),
@@ -1053,7 +1053,7 @@ mod tests {
     fn silent_relay_during_refresh_is_lost() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
         to_joined(&mut g, t0, 10);
         let mut sent = 0;
         for _ in 0..10 {
@@ -1083,10 +1083,10 @@ mod tests {
         let mut g = Gateway::new(cfg(), rng(), t0);
         let nonce = to_requesting(&mut g, t0);
         let stale = query(nonce.wrapping_add(1), [1; 6], 10, false);
-        assert!(matches!(g.handle_datagram(relay(), &stale, t0), Err(AmtError::NonceMismatch { .. })));
+        assert!(matches!(g.handle_datagram(t0, relay(), &stale), Err(AmtError::NonceMismatch { .. })));
         let other: SocketAddr = "203.0.113.5:2268".parse().unwrap();
         assert!(matches!(
-            g.handle_datagram(other, &query(nonce, [1; 6], 10, false), t0),
+            g.handle_datagram(t0, other, &query(nonce, [1; 6], 10, false)),
             Err(AmtError::UnexpectedMessage { .. })
         ));
         assert_eq!(g.state(), &GatewayState::Requesting { relay: relay() });
@@ -1098,7 +1098,7 @@ mod tests {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
         to_joined(&mut g, t0, 125);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
         let first = drain(&mut g);
         match first.as_slice() {
             [(
@@ -1116,10 +1116,10 @@ mod tests {
         let t2 = g.poll_timeout().unwrap();
         assert_eq!(t2 - t0, Duration::from_secs(125), "then only the refresh remains");
         // Joining twice is a no-op.
-        g.join(sg("10.0.0.1@232.1.1.1"), t1).unwrap();
+        g.handle_join(t1, sg("10.0.0.1@232.1.1.1")).unwrap();
         assert!(drain(&mut g).is_empty());
         let asm = SourceGroup { source: "10.0.0.1".parse().unwrap(), group: "239.1.1.1".parse().unwrap() };
-        assert!(matches!(g.join(asm, t1), Err(AmtError::NotSsm(_))));
+        assert!(matches!(g.handle_join(t1, asm), Err(AmtError::NotSsm(_))));
     }
 
     #[test]
@@ -1128,10 +1128,10 @@ mod tests {
         let mut g = Gateway::new(cfg(), rng(), t0);
         let a = sg("10.0.0.1@232.1.1.1");
         let b = sg("2001:db8::1@ff3e::8000:1");
-        g.join(a, t0).unwrap();
-        g.join(b, t0).unwrap();
+        g.handle_join(t0, a).unwrap();
+        g.handle_join(t0, b).unwrap();
         let (nonce, _) = to_joined(&mut g, t0, 125);
-        g.leave(a, t0);
+        g.handle_leave(t0, a);
         match drain(&mut g).as_slice() {
             [(
                 _,
@@ -1141,7 +1141,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        g.leave(b, t0);
+        g.handle_leave(t0, b);
         let msgs = drain(&mut g);
         assert_eq!(msgs.len(), 4, "{msgs:?}");
         // The still-pending leave of `a` is repeated together with the leave of `b`.
@@ -1172,16 +1172,16 @@ mod tests {
     fn close_leaves_and_tears_down() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
         let (nonce, _) = to_joined(&mut g, t0, 125);
-        g.close(t0);
+        g.handle_close(t0);
         let msgs = drain(&mut g);
         assert!(matches!(&msgs[0].1, Message::MembershipUpdate(_)));
         assert!(matches!(&msgs[1].1, Message::Teardown(t) if t.nonce == nonce));
         assert_eq!(g.state(), &GatewayState::Closed);
         assert_eq!(g.poll_timeout(), None);
-        assert_eq!(g.join(sg("10.0.0.1@232.1.1.1"), t0), Err(AmtError::Closed));
-        assert_eq!(g.handle_datagram(relay(), &query(nonce, [1; 6], 1, false), t0), Err(AmtError::Closed));
+        assert_eq!(g.handle_join(t0, sg("10.0.0.1@232.1.1.1")), Err(AmtError::Closed));
+        assert_eq!(g.handle_datagram(t0, relay(), &query(nonce, [1; 6], 1, false)), Err(AmtError::Closed));
     }
 
     #[test]
@@ -1189,12 +1189,12 @@ mod tests {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
         let a = sg("10.0.0.1@232.1.1.1");
-        g.join(a, t0).unwrap();
+        g.handle_join(t0, a).unwrap();
         to_joined(&mut g, t0, 125);
         events(&mut g);
         let mut pkt = Vec::new();
         crate::encapsulate(&a, 1234, 5004, b"media", &mut pkt).unwrap();
-        g.handle_datagram(relay(), &pkt, t0).unwrap();
+        g.handle_datagram(t0, relay(), &pkt).unwrap();
         match events(&mut g).as_slice() {
             [GatewayEvent::Data(d)] => {
                 assert_eq!(d.payload, b"media");
@@ -1206,13 +1206,13 @@ mod tests {
         let fast = g.accept_data(relay(), &pkt).unwrap().unwrap();
         assert_eq!(fast.payload, b"media");
         let other: SocketAddr = "203.0.113.5:2268".parse().unwrap();
-        assert!(g.handle_datagram(other, &pkt, t0).is_err());
+        assert!(g.handle_datagram(t0, other, &pkt).is_err());
         crate::encapsulate(&sg("10.0.0.9@232.1.1.1"), 1234, 5004, b"x", &mut pkt).unwrap();
-        assert!(g.handle_datagram(relay(), &pkt, t0).is_err());
+        assert!(g.handle_datagram(t0, relay(), &pkt).is_err());
         assert!(events(&mut g).is_empty());
         // Dual-stack sockets report IPv4 peers as mapped addresses: same relay.
         crate::encapsulate(&a, 1234, 5004, b"y", &mut pkt).unwrap();
-        g.handle_datagram("[::ffff:192.0.2.1]:2268".parse().unwrap(), &pkt, t0).unwrap();
+        g.handle_datagram(t0, "[::ffff:192.0.2.1]:2268".parse().unwrap(), &pkt).unwrap();
         assert_eq!(events(&mut g).len(), 1);
     }
 
@@ -1221,14 +1221,14 @@ mod tests {
         let t0 = Instant::now();
         let mapped: SocketAddr = "[::ffff:192.0.2.1]:2268".parse().unwrap();
         let mut g = Gateway::new(GatewayConfig { relay: Some(mapped), ..cfg() }, rng(), t0);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
         let n = discovery_nonce(&drain(&mut g));
         let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
-        g.handle_datagram(mapped, &adv, t0).unwrap();
+        g.handle_datagram(t0, mapped, &adv).unwrap();
         let req = drain(&mut g);
         assert_eq!(req[0].0, mapped, "request goes out in the socket's family");
         let Message::Request { nonce, .. } = req[0].1 else { panic!() };
-        g.handle_datagram(mapped, &query(nonce, [1; 6], 125, false), t0).unwrap();
+        g.handle_datagram(t0, mapped, &query(nonce, [1; 6], 125, false)).unwrap();
         assert_eq!(g.state(), &GatewayState::Joined { relay: mapped });
         let mut pkt = Vec::new();
         crate::encapsulate(&sg("10.0.0.1@232.1.1.1"), 1, 5004, b"x", &mut pkt).unwrap();
@@ -1240,9 +1240,9 @@ mod tests {
     fn limit_flag_makes_a_new_gateway_back_off() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
         let nonce = to_requesting(&mut g, t0);
-        g.handle_datagram(relay(), &query(nonce, [1; 6], 125, true), t0).unwrap();
+        g.handle_datagram(t0, relay(), &query(nonce, [1; 6], 125, true)).unwrap();
         assert_eq!(g.state(), &GatewayState::RelayLost { retry_at: t0 + Duration::from_secs(8) });
         assert!(drain(&mut g).is_empty(), "no update sent to a full relay");
     }
@@ -1251,19 +1251,19 @@ mod tests {
     fn advertisement_of_another_relay_moves_the_tunnel() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("10.0.0.1@232.1.1.1"), t0).unwrap();
+        g.handle_join(t0, sg("10.0.0.1@232.1.1.1")).unwrap();
         let n = discovery_nonce(&drain(&mut g));
         let (first_nonce, _) = {
             let adv = Message::RelayAdvertisement { nonce: n, relay: relay().ip() }.to_bytes().unwrap();
-            g.handle_datagram(relay(), &adv, t0).unwrap();
+            g.handle_datagram(t0, relay(), &adv).unwrap();
             let req = drain(&mut g);
             let Message::Request { nonce, .. } = req[0].1 else { panic!() };
-            g.handle_datagram(relay(), &query(nonce, [1; 6], 125, false), t0).unwrap();
+            g.handle_datagram(t0, relay(), &query(nonce, [1; 6], 125, false)).unwrap();
             (nonce, drain(&mut g))
         };
         let new_relay: SocketAddr = "192.0.2.77:2268".parse().unwrap();
         let adv = Message::RelayAdvertisement { nonce: n, relay: new_relay.ip() }.to_bytes().unwrap();
-        g.handle_datagram(new_relay, &adv, t0).unwrap();
+        g.handle_datagram(t0, new_relay, &adv).unwrap();
         let msgs = drain(&mut g);
         assert!(matches!(&msgs[0], (to, Message::Teardown(_)) if *to == relay()));
         assert!(matches!(&msgs[1], (to, Message::Request { nonce, .. }) if *to == new_relay && *nonce != first_nonce));
@@ -1274,7 +1274,7 @@ mod tests {
     fn mld_query_is_accepted() {
         let t0 = Instant::now();
         let mut g = Gateway::new(cfg(), rng(), t0);
-        g.join(sg("2001:db8::1@ff3e::8000:1"), t0).unwrap();
+        g.handle_join(t0, sg("2001:db8::1@ff3e::8000:1")).unwrap();
         let nonce = to_requesting(&mut g, t0);
         let q = Message::MembershipQuery(MembershipQuery {
             limit: false,
@@ -1286,7 +1286,7 @@ mod tests {
             },
             gateway: None,
         });
-        g.handle_datagram(relay(), &q.to_bytes().unwrap(), t0).unwrap();
+        g.handle_datagram(t0, relay(), &q.to_bytes().unwrap()).unwrap();
         assert!(matches!(drain(&mut g).as_slice(), [(_, Message::MembershipUpdate(_))]));
         assert_eq!(g.poll_timeout().unwrap() - t0, Duration::from_secs(20));
     }

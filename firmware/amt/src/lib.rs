@@ -25,14 +25,14 @@
 //! let mut relay = Relay::new(RelayConfig { advertised: relay_addr.ip(), ..RelayConfig::default() }, StdRng::seed_from_u64(1), now);
 //! let mut gateway = Gateway::new(GatewayConfig { relay: Some(relay_addr), ..GatewayConfig::default() }, StdRng::seed_from_u64(2), now);
 //! let channel: SourceGroup = "10.1.2.3@232.1.1.1".parse().unwrap();
-//! gateway.join(channel, now).unwrap();
+//! gateway.handle_join(now, channel).unwrap();
 //! // Discovery, Advertisement, Request, Query, Update:
 //! for _ in 0..3 {
 //!     while let Some(t) = gateway.poll_transmit() {
-//!         relay.handle_datagram(gw_addr, &t.payload, now).unwrap();
+//!         relay.handle_datagram(now, gw_addr, &t.payload).unwrap();
 //!     }
 //!     while let Some(t) = relay.poll_transmit() {
-//!         gateway.handle_datagram(relay_addr, &t.payload, now).unwrap();
+//!         gateway.handle_datagram(now, relay_addr, &t.payload).unwrap();
 //!     }
 //! }
 //! assert_eq!(relay.poll_event(), Some(RelayEvent::Subscribe(channel)));

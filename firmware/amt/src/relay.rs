@@ -226,8 +226,8 @@ impl Relay {
     ///
     /// IPv4-mapped IPv6 senders (dual-stack sockets) are the same gateway as their IPv4 form
     /// for MACs and tunnels; replies and data still go to `from` exactly as given.
-    pub fn handle_datagram(&mut self, peer: SocketAddr, datagram: &[u8], now: Instant) -> Result<(), AmtError> {
-        self.handle_datagram_on(peer, None, datagram, now)
+    pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, datagram: &[u8]) -> Result<(), AmtError> {
+        self.handle_datagram_on(now, peer, None, datagram)
     }
 
     /// [`Relay::handle_datagram`] for a datagram that was sent to the local address `local`
@@ -236,10 +236,10 @@ impl Relay {
     /// address and queries take their IGMP source from it; replies are sent from it.
     pub fn handle_datagram_on(
         &mut self,
+        now: Instant,
         peer: SocketAddr,
         local: Option<IpAddr>,
         datagram: &[u8],
-        now: Instant,
     ) -> Result<(), AmtError> {
         let from = canonical(peer);
         let local = local.map(|a| a.to_canonical()).filter(|a| !a.is_unspecified());
@@ -663,7 +663,7 @@ mod tests {
     /// Request → Query; returns the query.
     fn request(r: &mut Relay, from: SocketAddr, nonce: u32, mld: bool, now: Instant) -> MembershipQuery {
         let req = Message::Request { nonce, mld }.to_bytes().unwrap();
-        r.handle_datagram(from, &req, now).unwrap();
+        r.handle_datagram(now, from, &req).unwrap();
         match drain(r).as_slice() {
             [(to, Message::MembershipQuery(q))] => {
                 assert_eq!(*to, from);
@@ -722,20 +722,20 @@ mod tests {
         now: Instant,
     ) -> Result<(), AmtError> {
         let q = request(r, from, nonce, !group.contains('.'), now);
-        r.handle_datagram(from, &update(q.mac, nonce, &[(RecordType::ModeIsInclude, group, &[source])]), now)
+        r.handle_datagram(now, from, &update(q.mac, nonce, &[(RecordType::ModeIsInclude, group, &[source])]))
     }
 
     #[test]
     fn discovery_is_answered_with_the_advertised_address() {
         let t0 = Instant::now();
         let mut r = Relay::new(cfg(), rng(), t0);
-        r.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 99 }.to_bytes().unwrap(), t0).unwrap();
+        r.handle_datagram(t0, gw(), &Message::RelayDiscovery { nonce: 99 }.to_bytes().unwrap()).unwrap();
         assert_eq!(
             drain(&mut r),
             vec![(gw(), Message::RelayAdvertisement { nonce: 99, relay: "192.0.2.1".parse().unwrap() })]
         );
         let mut r6 = Relay::new(RelayConfig { advertised: "2001:db8::1".parse().unwrap(), ..cfg() }, rng(), t0);
-        r6.handle_datagram(gw(), &Message::RelayDiscovery { nonce: 1 }.to_bytes().unwrap(), t0).unwrap();
+        r6.handle_datagram(t0, gw(), &Message::RelayDiscovery { nonce: 1 }.to_bytes().unwrap()).unwrap();
         assert!(matches!(drain(&mut r6).as_slice(), [(_, Message::RelayAdvertisement { relay: IpAddr::V6(_), .. })]));
     }
 
@@ -746,14 +746,14 @@ mod tests {
         let disc = Message::RelayDiscovery { nonce: 5 }.to_bytes().unwrap();
         for local in ["127.0.0.1", "198.51.100.1", "::ffff:203.0.113.4", "2001:db8::2"] {
             let local: IpAddr = local.parse().unwrap();
-            r.handle_datagram_on(gw(), Some(local), &disc, t0).unwrap();
+            r.handle_datagram_on(t0, gw(), Some(local), &disc).unwrap();
             let t = r.poll_transmit().unwrap();
             assert_eq!(t.source, Some(local.to_canonical()), "answered from where it was asked");
             let adv = Message::decode(&t.payload).unwrap();
             assert_eq!(adv, Message::RelayAdvertisement { nonce: 5, relay: local.to_canonical() });
         }
         let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
-        r.handle_datagram_on(gw(), Some("198.51.100.1".parse().unwrap()), &req, t0).unwrap();
+        r.handle_datagram_on(t0, gw(), Some("198.51.100.1".parse().unwrap()), &req).unwrap();
         match drain(&mut r).as_slice() {
             [(_, Message::MembershipQuery(MembershipQuery { query: EncapsulatedQuery::Igmp { source, .. }, .. }))] => {
                 assert_eq!(*source, Ipv4Addr::new(198, 51, 100, 1))
@@ -761,7 +761,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A wildcard local address (driver could not tell) and no configuration: unspecified.
-        r.handle_datagram_on(gw(), Some(Ipv4Addr::UNSPECIFIED.into()), &disc, t0).unwrap();
+        r.handle_datagram_on(t0, gw(), Some(Ipv4Addr::UNSPECIFIED.into()), &disc).unwrap();
         let t = r.poll_transmit().unwrap();
         assert_eq!(t.source, None);
         assert!(
@@ -774,13 +774,13 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Relay::new(RelayConfig { advertised: "192.0.2.7".parse().unwrap(), ..cfg() }, rng(), t0);
         let disc = Message::RelayDiscovery { nonce: 5 }.to_bytes().unwrap();
-        r.handle_datagram_on(gw(), Some("10.0.0.5".parse().unwrap()), &disc, t0).unwrap();
+        r.handle_datagram_on(t0, gw(), Some("10.0.0.5".parse().unwrap()), &disc).unwrap();
         assert_eq!(
             drain(&mut r),
             vec![(gw(), Message::RelayAdvertisement { nonce: 5, relay: "192.0.2.7".parse().unwrap() })]
         );
         let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
-        r.handle_datagram_on(gw(), Some("10.0.0.5".parse().unwrap()), &req, t0).unwrap();
+        r.handle_datagram_on(t0, gw(), Some("10.0.0.5".parse().unwrap()), &req).unwrap();
         match drain(&mut r).as_slice() {
             [(_, Message::MembershipQuery(MembershipQuery { query: EncapsulatedQuery::Igmp { source, .. }, .. }))] => {
                 assert_eq!(*source, Ipv4Addr::new(192, 0, 2, 7))
@@ -844,12 +844,12 @@ mod tests {
         assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(sg("2001:db8::1@ff3e::8000:1"))]);
         // Leaves.
         let q = request(&mut r, gw(), 1, false, t0);
-        r.handle_datagram(gw(), &update(q.mac, 1, &[(RecordType::BlockOldSources, "232.1.1.1", &["10.0.0.1"])]), t0)
+        r.handle_datagram(t0, gw(), &update(q.mac, 1, &[(RecordType::BlockOldSources, "232.1.1.1", &["10.0.0.1"])]))
             .unwrap();
         assert!(events(&mut r).is_empty());
         assert_eq!(r.subscribers(&a).collect::<Vec<_>>(), vec![gw2]);
         let q2 = request(&mut r, gw2, 2, false, t0);
-        r.handle_datagram(gw2, &update(q2.mac, 2, &[(RecordType::ChangeToInclude, "232.1.1.1", &[])]), t0).unwrap();
+        r.handle_datagram(t0, gw2, &update(q2.mac, 2, &[(RecordType::ChangeToInclude, "232.1.1.1", &[])])).unwrap();
         assert_eq!(events(&mut r), vec![RelayEvent::Unsubscribe(a)]);
         assert_eq!(r.subscribers(&a).count(), 0);
         let infos = r.tunnels();
@@ -864,13 +864,13 @@ mod tests {
         let mut bad = q.mac;
         bad.0[5] ^= 1;
         let spoof = update(bad, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
-        assert_eq!(r.handle_datagram(gw(), &spoof, t0), Err(AmtError::MacMismatch(gw())));
+        assert_eq!(r.handle_datagram(t0, gw(), &spoof), Err(AmtError::MacMismatch(gw())));
         // A valid MAC replayed from another address or with another nonce is rejected too.
         let good = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
         let attacker: SocketAddr = "203.0.113.66:40000".parse().unwrap();
-        assert_eq!(r.handle_datagram(attacker, &good, t0), Err(AmtError::MacMismatch(attacker)));
+        assert_eq!(r.handle_datagram(t0, attacker, &good), Err(AmtError::MacMismatch(attacker)));
         let other_nonce = update(q.mac, 2, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
-        assert!(r.handle_datagram(gw(), &other_nonce, t0).is_err());
+        assert!(r.handle_datagram(t0, gw(), &other_nonce).is_err());
         assert_eq!(r.tunnel_count(), 0);
         assert!(events(&mut r).is_empty());
     }
@@ -890,7 +890,7 @@ mod tests {
         assert_eq!(r.tunnels()[0].nonce, 2);
         // An update still carrying nonce 1 (valid MAC) is stale.
         let old = update(q1.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.9", &["10.0.0.1"])]);
-        assert_eq!(r.handle_datagram(gw(), &old, t0), Err(AmtError::StaleNonce { from: gw(), nonce: 1 }));
+        assert_eq!(r.handle_datagram(t0, gw(), &old), Err(AmtError::StaleNonce { from: gw(), nonce: 1 }));
         assert_eq!(r.subscribers(&a).count(), 1);
         // A new tunnel that joins something else keeps the old memberships (same endpoint; the
         // kernel's gateway reports IGMP and MLD state in separate Updates) until they expire.
@@ -942,13 +942,13 @@ mod tests {
         events(&mut r);
         let mut bad = Teardown { mac: ResponseMac([0; 6]), nonce: 5, gateway: gw() };
         let bytes = Message::Teardown(bad.clone()).to_bytes().unwrap();
-        assert_eq!(r.handle_datagram(gw(), &bytes, t0), Err(AmtError::MacMismatch(gw())));
+        assert_eq!(r.handle_datagram(t0, gw(), &bytes), Err(AmtError::MacMismatch(gw())));
         bad.mac = q.mac;
         let good = Message::Teardown(bad).to_bytes().unwrap();
-        r.handle_datagram("203.0.113.1:1".parse().unwrap(), &good, t0).unwrap();
+        r.handle_datagram(t0, "203.0.113.1:1".parse().unwrap(), &good).unwrap();
         assert_eq!(r.tunnel_count(), 0);
         assert_eq!(events(&mut r), vec![RelayEvent::Unsubscribe(sg("10.0.0.1@232.1.1.1"))]);
-        assert_eq!(r.handle_datagram(gw(), &good, t0), Err(AmtError::UnknownTunnel(gw())));
+        assert_eq!(r.handle_datagram(t0, gw(), &good), Err(AmtError::UnknownTunnel(gw())));
     }
 
     #[test]
@@ -963,7 +963,7 @@ mod tests {
         assert!(q.limit, "L flag: not accepting new tunnels");
         assert!(!request(&mut r, SocketAddr::new(gw().ip(), 1), 1, false, t0).limit, "existing tunnels still refresh");
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
-        assert_eq!(r.handle_datagram(third, &u, t0), Err(AmtError::TunnelLimit(2)));
+        assert_eq!(r.handle_datagram(t0, third, &u), Err(AmtError::TunnelLimit(2)));
         assert_eq!(r.tunnel_count(), 2);
     }
 
@@ -973,7 +973,7 @@ mod tests {
         let mut r = Relay::new(RelayConfig { max_groups_per_tunnel: 2, ..cfg() }, rng(), t0);
         let q = request(&mut r, gw(), 1, false, t0);
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1", "10.0.0.2", "10.0.0.3"])]);
-        assert_eq!(r.handle_datagram(gw(), &u, t0), Err(AmtError::GroupLimit { from: gw(), limit: 2 }));
+        assert_eq!(r.handle_datagram(t0, gw(), &u), Err(AmtError::GroupLimit { from: gw(), limit: 2 }));
         assert_eq!(r.tunnels()[0].groups.len(), 2);
         assert_eq!(events(&mut r).len(), 2);
     }
@@ -985,10 +985,10 @@ mod tests {
         let q = request(&mut r, gw(), 1, false, t0);
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
         // First update creates the tunnel; burst of 4 more allowed; then limited.
-        let results: Vec<_> = (0..8).map(|_| r.handle_datagram(gw(), &u, t0)).collect();
+        let results: Vec<_> = (0..8).map(|_| r.handle_datagram(t0, gw(), &u)).collect();
         assert_eq!(results.iter().filter(|x| x.is_ok()).count(), 5, "{results:?}");
         assert_eq!(results[7], Err(AmtError::RateLimited(gw())));
-        assert!(r.handle_datagram(gw(), &u, t0 + Duration::from_secs(1)).is_ok(), "refilled");
+        assert!(r.handle_datagram(t0 + Duration::from_secs(1), gw(), &u).is_ok(), "refilled");
         // Another gateway is not affected.
         join(&mut r, "203.0.113.7:5000".parse().unwrap(), 9, "232.1.1.1", "10.0.0.1", t0).unwrap();
     }
@@ -998,9 +998,9 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Relay::new(RelayConfig { requests_per_second: 1, ..cfg() }, rng(), t0);
         let req = Message::Request { nonce: 1, mld: false }.to_bytes().unwrap();
-        assert!(r.handle_datagram(gw(), &req, t0).is_ok());
-        assert!(r.handle_datagram(gw(), &req, t0).is_ok());
-        assert_eq!(r.handle_datagram(gw(), &req, t0), Err(AmtError::RateLimited(gw())));
+        assert!(r.handle_datagram(t0, gw(), &req).is_ok());
+        assert!(r.handle_datagram(t0, gw(), &req).is_ok());
+        assert_eq!(r.handle_datagram(t0, gw(), &req), Err(AmtError::RateLimited(gw())));
         assert_eq!(drain(&mut r).len(), 2);
     }
 
@@ -1016,12 +1016,12 @@ mod tests {
         assert!(q.limit, "L flag for the address that is full");
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
         let fourth = at("203.0.113.66", 4);
-        assert_eq!(r.handle_datagram(fourth, &u, t0), Err(AmtError::AddressTunnelLimit { from: fourth, limit: 3 }));
+        assert_eq!(r.handle_datagram(t0, fourth, &u), Err(AmtError::AddressTunnelLimit { from: fourth, limit: 3 }));
         // The same address through a dual-stack socket is the same address.
         let mapped = at("::ffff:203.0.113.66", 5);
         let q = request(&mut r, mapped, 1, false, t0);
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
-        assert!(matches!(r.handle_datagram(mapped, &u, t0), Err(AmtError::AddressTunnelLimit { .. })));
+        assert!(matches!(r.handle_datagram(t0, mapped, &u), Err(AmtError::AddressTunnelLimit { .. })));
         // Existing tunnels of the full address refresh; other addresses are not affected.
         assert!(!request(&mut r, at("203.0.113.66", 2), 1, false, t0).limit);
         join(&mut r, at("198.51.100.20", 1), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
@@ -1029,7 +1029,7 @@ mod tests {
         // A teardown frees one place for that address.
         let q1 = request(&mut r, at("203.0.113.66", 1), 1, false, t0);
         let t = Teardown { mac: q1.mac, nonce: 1, gateway: at("203.0.113.66", 1) };
-        r.handle_datagram(at("203.0.113.66", 1), &Message::Teardown(t).to_bytes().unwrap(), t0).unwrap();
+        r.handle_datagram(t0, at("203.0.113.66", 1), &Message::Teardown(t).to_bytes().unwrap()).unwrap();
         join(&mut r, fourth, 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
         // So does expiry.
         let later = t0 + cfg().membership_interval() * 3;
@@ -1051,17 +1051,17 @@ mod tests {
         for i in 0..10_000u32 {
             let from = SocketAddr::new(attacker.ip(), 1024 + (i % 60_000) as u16);
             let msg = if i % 2 == 0 { &req } else { &disc };
-            answered += usize::from(r.handle_datagram(from, msg, t0).is_ok());
+            answered += usize::from(r.handle_datagram(t0, from, msg).is_ok());
         }
         assert_eq!(answered, 20, "one burst for the address, whatever the ports");
         assert_eq!(drain(&mut r).len(), 20);
         // A new gateway elsewhere opens its tunnel in the middle of the flood.
         join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
         assert_eq!(events(&mut r), vec![RelayEvent::Subscribe(sg("10.0.0.1@232.1.1.1"))]);
-        assert_eq!(r.handle_datagram(attacker, &req, t0), Err(AmtError::RateLimited(attacker)));
+        assert_eq!(r.handle_datagram(t0, attacker, &req), Err(AmtError::RateLimited(attacker)));
         // The attacker's address gets its rate back, not more.
         let t1 = t0 + Duration::from_secs(1);
-        let after = (0..100).filter(|_| r.handle_datagram(attacker, &req, t1).is_ok()).count();
+        let after = (0..100).filter(|_| r.handle_datagram(t1, attacker, &req).is_ok()).count();
         assert_eq!(after, 10);
     }
 
@@ -1073,11 +1073,11 @@ mod tests {
         // Spoofed sources use up the global budget for new gateways.
         let req = Message::Request { nonce: 9, mld: false }.to_bytes().unwrap();
         for i in 0..100u32 {
-            let _ = r.handle_datagram(SocketAddr::new(IpAddr::from((0x0a00_0000 + i).to_be_bytes()), 1), &req, t0);
+            let _ = r.handle_datagram(t0, SocketAddr::new(IpAddr::from((0x0a00_0000 + i).to_be_bytes()), 1), &req);
         }
         drain(&mut r);
         let newcomer: SocketAddr = "198.51.100.77:1".parse().unwrap();
-        assert_eq!(r.handle_datagram(newcomer, &req, t0), Err(AmtError::RateLimited(newcomer)));
+        assert_eq!(r.handle_datagram(t0, newcomer, &req), Err(AmtError::RateLimited(newcomer)));
         // The gateway with a tunnel still refreshes (Request, Query, Update) at the same instant.
         join(&mut r, gw(), 1, "232.1.1.1", "10.0.0.1", t0).unwrap();
         join(&mut r, gw(), 2, "232.1.1.2", "10.0.0.1", t0).unwrap();
@@ -1095,10 +1095,10 @@ mod tests {
         let q2 = request(&mut r, gw(), 1, false, t0 + rot);
         assert_ne!(q.mac, q2.mac, "rotated");
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
-        assert!(r.handle_datagram(gw(), &u, t0 + rot).is_ok(), "previous secret accepted");
+        assert!(r.handle_datagram(t0 + rot, gw(), &u).is_ok(), "previous secret accepted");
         r.handle_timeout(t0 + rot * 2);
         let u2 = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.2", &["10.0.0.1"])]);
-        assert_eq!(r.handle_datagram(gw(), &u2, t0 + rot * 2), Err(AmtError::MacMismatch(gw())));
+        assert_eq!(r.handle_datagram(t0 + rot * 2, gw(), &u2), Err(AmtError::MacMismatch(gw())));
     }
 
     #[test]
@@ -1128,7 +1128,7 @@ mod tests {
                 (RecordType::Other(42), "232.1.1.3", &["10.0.0.1"]),
             ],
         );
-        r.handle_datagram(gw(), &u, t0).unwrap();
+        r.handle_datagram(t0, gw(), &u).unwrap();
         assert!(events(&mut r).is_empty());
         assert!(r.tunnels()[0].groups.is_empty());
     }
@@ -1142,10 +1142,10 @@ mod tests {
         assert_eq!(q.gateway, Some(gw()), "G flag carries the IPv4 form");
         assert_eq!(q.mac, request(&mut r, gw(), 1, false, t0).mac, "same gateway, same MAC");
         let u = update(q.mac, 1, &[(RecordType::ModeIsInclude, "232.1.1.1", &["10.0.0.1"])]);
-        r.handle_datagram(mapped, &u, t0).unwrap();
+        r.handle_datagram(t0, mapped, &u).unwrap();
         assert_eq!(r.subscribers(&sg("10.0.0.1@232.1.1.1")).collect::<Vec<_>>(), vec![mapped]);
         let t = Message::Teardown(Teardown { mac: q.mac, nonce: 1, gateway: gw() }).to_bytes().unwrap();
-        r.handle_datagram(mapped, &t, t0).unwrap();
+        r.handle_datagram(t0, mapped, &t).unwrap();
         assert_eq!(r.tunnel_count(), 0);
         assert_eq!(r.subscribers(&sg("10.0.0.1@232.1.1.1")).count(), 0);
     }
@@ -1155,11 +1155,11 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Relay::new(cfg(), rng(), t0);
         let adv = Message::RelayAdvertisement { nonce: 1, relay: "192.0.2.1".parse().unwrap() }.to_bytes().unwrap();
-        assert!(matches!(r.handle_datagram(gw(), &adv, t0), Err(AmtError::UnexpectedMessage { .. })));
+        assert!(matches!(r.handle_datagram(t0, gw(), &adv), Err(AmtError::UnexpectedMessage { .. })));
         let mut data = Vec::new();
         crate::encapsulate(&sg("10.0.0.1@232.1.1.1"), 1, 2, b"x", &mut data).unwrap();
-        assert!(matches!(r.handle_datagram(gw(), &data, t0), Err(AmtError::UnexpectedMessage { .. })));
-        assert!(r.handle_datagram(gw(), &[0xff; 3], t0).is_err());
+        assert!(matches!(r.handle_datagram(t0, gw(), &data), Err(AmtError::UnexpectedMessage { .. })));
+        assert!(r.handle_datagram(t0, gw(), &[0xff; 3]).is_err());
         assert!(drain(&mut r).is_empty());
     }
 }

@@ -79,7 +79,7 @@ impl Net {
                     moved = true;
                     assert_eq!(t.destination, self.relay_addr);
                     if let Some(r) = self.relay.as_mut() {
-                        let _ = r.handle_datagram(*addr, &t.payload, self.now);
+                        let _ = r.handle_datagram(self.now, *addr, &t.payload);
                     }
                 }
             }
@@ -87,7 +87,7 @@ impl Net {
                 while let Some(t) = r.poll_transmit() {
                     moved = true;
                     if let Some((_, g)) = self.gateways.iter_mut().find(|(a, _)| *a == t.destination) {
-                        let _ = g.handle_datagram(self.relay_addr, &t.payload, self.now);
+                        let _ = g.handle_datagram(self.now, self.relay_addr, &t.payload);
                     }
                 }
                 while let Some(e) = r.poll_event() {
@@ -152,7 +152,7 @@ impl Net {
         let subs: Vec<SocketAddr> = r.subscribers(s).collect();
         for to in subs {
             if let Some((_, g)) = self.gateways.iter_mut().find(|(a, _)| *a == to) {
-                g.handle_datagram(self.relay_addr, &buf, self.now).unwrap();
+                g.handle_datagram(self.now, self.relay_addr, &buf).unwrap();
             }
         }
         self.pump();
@@ -170,7 +170,7 @@ impl Net {
 
     fn join(&mut self, i: usize, s: SourceGroup) {
         let now = self.now;
-        self.gateways[i].1.join(s, now).unwrap();
+        self.gateways[i].1.handle_join(now, s).unwrap();
         self.pump();
     }
 }
@@ -215,7 +215,7 @@ fn a_gateway_that_leaves_stops_receiving() {
     net.join(1, v4);
     net.advance(Duration::from_secs(1));
     let now = net.now;
-    net.gateways[0].1.leave(v4, now);
+    net.gateways[0].1.handle_leave(now, v4);
     net.pump();
     net.send_data(&v4, b"x");
     assert!(net.take(0).is_empty());
@@ -224,7 +224,7 @@ fn a_gateway_that_leaves_stops_receiving() {
     // Leaving the last group tore the tunnel down.
     assert_eq!(net.relay.as_ref().unwrap().tunnel_count(), 1);
     let now = net.now;
-    net.gateways[1].1.leave(v4, now);
+    net.gateways[1].1.handle_leave(now, v4);
     net.pump();
     assert!(net.subscribed.is_empty(), "last leave unsubscribes natively");
     net.advance(Duration::from_secs(30));
@@ -360,7 +360,7 @@ fn spoofed_update_with_wrong_mac_changes_nothing() {
     .unwrap();
     let now = net.now;
     let r = net.relay.as_mut().unwrap();
-    assert!(matches!(r.handle_datagram(victim, &spoof, now), Err(roomcast_amt::AmtError::MacMismatch(_))));
+    assert!(matches!(r.handle_datagram(now, victim, &spoof), Err(roomcast_amt::AmtError::MacMismatch(_))));
     assert!(r.poll_event().is_none());
     assert_eq!(r.subscribers(&v4).collect::<Vec<_>>(), vec![victim]);
     assert_eq!(r.subscribers(&victim_group).count(), 0);
@@ -376,7 +376,7 @@ fn close_tears_the_tunnel_down() {
     net.join(1, v4);
     net.advance(Duration::from_secs(1));
     let now = net.now;
-    net.gateways[0].1.close(now);
+    net.gateways[0].1.handle_close(now);
     net.pump();
     assert_eq!(net.relay.as_ref().unwrap().tunnel_count(), 1);
     assert_eq!(net.relay.as_ref().unwrap().subscribers(&v4).collect::<Vec<_>>(), vec![net.gateways[1].0]);

@@ -218,22 +218,22 @@ fn live_messages() -> Vec<(SocketAddr, SocketAddr, Message)> {
     );
     let v4: SourceGroup = "10.0.0.1@232.1.1.1".parse().unwrap();
     let v6: SourceGroup = "2001:db8::1@ff3e::8000:1".parse().unwrap();
-    gw.join(v6, t0).unwrap();
+    gw.handle_join(t0, v6).unwrap();
     let mut log = Vec::new();
     let exchange = |gw: &mut Gateway, relay: &mut Relay, log: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)>| {
         for _ in 0..5 {
             while let Some(t) = gw.poll_transmit() {
                 log.push((GATEWAY, t.destination, t.payload.clone()));
-                let _ = relay.handle_datagram(GATEWAY, &t.payload, t0);
+                let _ = relay.handle_datagram(t0, GATEWAY, &t.payload);
             }
             while let Some(t) = relay.poll_transmit() {
                 log.push((RELAY, t.destination, t.payload.clone()));
-                let _ = gw.handle_datagram(RELAY, &t.payload, t0);
+                let _ = gw.handle_datagram(t0, RELAY, &t.payload);
             }
         }
     };
     exchange(&mut gw, &mut relay, &mut log);
-    gw.join(v4, t0).unwrap();
+    gw.handle_join(t0, v4).unwrap();
     exchange(&mut gw, &mut relay, &mut log);
     // A refresh of a gateway with both families: a P=0 and a P=1 Request, each query answered
     // in its own protocol.
@@ -254,7 +254,7 @@ fn live_messages() -> Vec<(SocketAddr, SocketAddr, Message)> {
             log.push((RELAY, to, buf.clone()));
         }
     }
-    gw.close(t0);
+    gw.handle_close(t0);
     exchange(&mut gw, &mut relay, &mut log);
     assert_eq!(relay.tunnel_count(), 0, "teardown accepted");
     log.into_iter().map(|(f, t, b)| (f, t, Message::decode(&b).unwrap())).collect()

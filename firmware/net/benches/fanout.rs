@@ -58,7 +58,7 @@ fn free_port() -> u16 {
 fn handshake(sock: &UdpSocket, relay: SocketAddr, sg: SourceGroup) {
     let cfg = GatewayConfig { relay: Some(relay), ..GatewayConfig::default() };
     let mut gw = Gateway::new(cfg, rand::SeedableRng::seed_from_u64(1), Instant::now());
-    gw.join(sg, Instant::now()).unwrap();
+    gw.handle_join(Instant::now(), sg).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut buf = [0u8; 2048];
     let end = Instant::now() + Duration::from_secs(5);
@@ -73,7 +73,7 @@ fn handshake(sock: &UdpSocket, relay: SocketAddr, sg: SourceGroup) {
         }
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
-                let _ = gw.handle_datagram(from, &buf[..n], Instant::now());
+                let _ = gw.handle_datagram(Instant::now(), from, &buf[..n]);
             }
             Err(_) => gw.handle_timeout(Instant::now()),
         }
@@ -399,13 +399,13 @@ fn joined_gateway() -> (Gateway, SocketAddr) {
         rand::SeedableRng::seed_from_u64(3),
         now,
     );
-    gw.join(sg(), now).unwrap();
+    gw.handle_join(now, sg()).unwrap();
     for _ in 0..20 {
         while let Some(t) = gw.poll_transmit() {
-            let _ = relay.handle_datagram(gw_addr, &t.payload, now);
+            let _ = relay.handle_datagram(now, gw_addr, &t.payload);
         }
         while let Some(t) = relay.poll_transmit() {
-            let _ = gw.handle_datagram(relay_addr, &t.payload, now);
+            let _ = gw.handle_datagram(now, relay_addr, &t.payload);
         }
     }
     assert!(matches!(gw.state(), GatewayState::Joined { .. }), "{:?}", gw.state());
@@ -447,7 +447,7 @@ fn decap_socket_path() -> (f64, u64) {
         let end = Instant::now() + Duration::from_secs(5);
         while Instant::now() < end {
             if let Ok((n, from)) = rs.recv_from(&mut buf) {
-                let _ = relay.handle_datagram(from, &buf[..n], Instant::now());
+                let _ = relay.handle_datagram(Instant::now(), from, &buf[..n]);
                 while let Some(t) = relay.poll_transmit() {
                     rs.send_to(&t.payload, t.destination).unwrap();
                 }

@@ -206,14 +206,14 @@ impl Driver {
                 biased;
                 cmd = rx.recv() => match cmd {
                     Some(Command::Join(sg, reply)) => {
-                        let r = self.gateway.join(sg, Instant::now());
+                        let r = self.gateway.handle_join(Instant::now(), sg);
                         if r.is_ok() {
                             tracing::info!(%sg, "joined");
                         }
                         let _ = reply.send(r);
                     }
                     Some(Command::Leave(sg, reply)) => {
-                        self.gateway.leave(sg, Instant::now());
+                        self.gateway.handle_leave(Instant::now(), sg);
                         tracing::info!(%sg, "left");
                         let _ = reply.send(());
                     }
@@ -273,7 +273,7 @@ impl Driver {
                                 self.deliver(delivery);
                             }
                             Ok(None) => {
-                                if let Err(e) = self.gateway.handle_datagram(d.from, d.data, now) {
+                                if let Err(e) = self.gateway.handle_datagram(now, d.from, d.data) {
                                     self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                                     tracing::debug!(from = %d.from, "rejected datagram: {e}");
                                 }
@@ -315,7 +315,7 @@ impl Driver {
     }
 
     async fn close(&mut self) {
-        self.gateway.close(Instant::now());
+        self.gateway.handle_close(Instant::now());
         self.flush().await;
         self.state_tx.send_replace(self.gateway.state().clone());
         tracing::info!("AMT gateway closed");

@@ -369,7 +369,7 @@ impl Driver {
                             self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
-                        if let Err(e) = self.relay.handle_datagram_on(d.from, d.local, d.data, now) {
+                        if let Err(e) = self.relay.handle_datagram_on(now, d.from, d.local, d.data) {
                             self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(from = %d.from, "rejected AMT datagram: {e}");
                         }

@@ -80,7 +80,7 @@ fn tunnel_attacker(relay: SocketAddr, tunnels: usize, stop: Arc<AtomicBool>, lim
                 let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
                 sock.set_nonblocking(true).unwrap();
                 let mut gw = Gateway::new(cfg.clone(), rand::SeedableRng::from_os_rng(), now);
-                gw.join(CHANNEL.parse().unwrap(), now).unwrap();
+                gw.handle_join(now, CHANNEL.parse().unwrap()).unwrap();
                 (sock, gw)
             })
             .collect();
@@ -91,7 +91,7 @@ fn tunnel_attacker(relay: SocketAddr, tunnels: usize, stop: Arc<AtomicBool>, lim
                 for _ in 0..64 {
                     match sock.recv_from(&mut buf) {
                         Ok((n, from)) => {
-                            let _ = gw.handle_datagram(from, &buf[..n], now);
+                            let _ = gw.handle_datagram(now, from, &buf[..n]);
                         }
                         Err(_) => break,
                     }

@@ -164,7 +164,7 @@ mod tests {
     }
 
     fn query(r: &mut Relay, from: SocketAddr, nonce: u32, now: Instant) -> MembershipQuery {
-        r.handle_datagram(from, &Message::Request { nonce, mld: false }.to_bytes().unwrap(), now).unwrap();
+        r.handle_datagram(now, from, &Message::Request { nonce, mld: false }.to_bytes().unwrap()).unwrap();
         match Message::decode(&r.poll_transmit().unwrap().payload).unwrap() {
             Message::MembershipQuery(q) => q,
             other => panic!("{other:?}"),
@@ -174,7 +174,7 @@ mod tests {
     fn join(r: &mut Relay, from: SocketAddr, nonce: u32, sg: &str, now: Instant) -> crate::ResponseMac {
         let q = query(r, from, nonce, now);
         let sg: SourceGroup = sg.parse().unwrap();
-        r.handle_datagram(from, &super::super::tests::update_for(q.mac, nonce, RecordType::ModeIsInclude, sg), now)
+        r.handle_datagram(now, from, &super::super::tests::update_for(q.mac, nonce, RecordType::ModeIsInclude, sg))
             .unwrap();
         q.mac
     }
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(query(&mut r2, a, 1, t2).mac, mac_a);
         let upd =
             super::super::tests::update_for(mac_a, 1, RecordType::ModeIsInclude, "10.0.0.1@232.1.1.2".parse().unwrap());
-        r2.handle_datagram(a, &upd, t2).unwrap();
+        r2.handle_datagram(t2, a, &upd).unwrap();
         // Remaining lifetimes: 260 - 30 - 5 = 225 s for b's membership, then it expires.
         let mut t = t2;
         while r2.subscriber_slice(&"2001:db8::1@ff3e::8000:1".parse().unwrap()).len() == 1
@@ -258,7 +258,7 @@ mod tests {
         // The joined gateway still refreshes with the MAC it holds; its data keeps flowing.
         let upd =
             super::super::tests::update_for(mac, 1, RecordType::ModeIsInclude, "10.0.0.1@232.1.1.1".parse().unwrap());
-        r2.handle_datagram(gw, &upd, t1).unwrap();
+        r2.handle_datagram(t1, gw, &upd).unwrap();
         assert_eq!(r2.subscriber_slice(&"10.0.0.1@232.1.1.1".parse().unwrap()), &[gw]);
     }
 }
