@@ -74,7 +74,7 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The guest's libraries' and iproute2's packages (arm64, bookworm): `ip` and what its ELF needs
@@ -148,9 +148,14 @@ struct Payload {
     vermagic: String,
 }
 
+/// The two tests share the image builder's package cache and amt.ko's build directory: their
+/// preparation (image, packages, module) runs one at a time; their guests still run side by side.
+static PREPARE: Mutex<()> = Mutex::new(());
+
 /// Builds amt.ko for the guest's kernel and the FAT disk with it, udp_tunnel.ko, `ip` and the
 /// test's shell `scripts` (name, text): the console shell takes only short command lines.
 fn payload(work: &Path, scripts: &[(&str, String)]) -> Payload {
+    let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
     let p = paths::Paths::new(None);
     let board = Board::load(&p.board_profile("qemu-virt")).unwrap();
     let lock = Lock::load(&p.lockfile()).unwrap();
@@ -274,6 +279,7 @@ fn payload(work: &Path, scripts: &[(&str, String)]) -> Payload {
 /// Builds the qemu-virt image with the test's roomcast.toml (no meeting server, static address,
 /// NTP at the host where nothing answers: no traffic leaves the machine).
 fn image(work: &Path) -> PathBuf {
+    let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
     let config = work.join("roomcast.toml");
     std::fs::write(
         &config,
