@@ -16,76 +16,17 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use roomcast_test_support::require_tool;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_roomcast");
+mod meeting_util;
+use meeting_util::{free_tcp_port, free_udp_port, read_state, wait_for, Proc};
+
 const MEETING: &str = "e2e";
 const TOKEN: &str = "s3cret-token";
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A child process killed when dropped (so a failing test leaves nothing behind).
-struct Proc {
-    name: String,
-    child: Option<Child>,
-}
-
-impl Proc {
-    fn spawn(name: &str, args: &[String], log: &Path) -> Proc {
-        let log = std::fs::File::create(log).unwrap();
-        let child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc { name: name.into(), child: Some(child) }
-    }
-
-    fn signal(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            unsafe { libc::kill(c.id() as i32, sig) };
-        }
-    }
-
-    /// Waits for the exit after a signal; returns the exit status code.
-    fn wait(&mut self, within: Duration) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} did not exit within {within:?}", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn box_config(dir: &Path, room: &str, server: u16, token: &str) -> PathBuf {
     let path = dir.join(format!("{room}.toml"));
@@ -134,11 +75,6 @@ record_dir = "{dir}/rec-{room}"
     path
 }
 
-fn read_state(dir: &Path, room: &str) -> Option<Value> {
-    let text = std::fs::read_to_string(dir.join(format!("state-{room}.json"))).ok()?;
-    serde_json::from_str::<Value>(&text).ok().map(|v| v["status"].clone())
-}
-
 fn roster_of(state: &Value) -> Vec<String> {
     let mut r: Vec<String> = state["roster"]
         .as_array()
@@ -146,21 +82,6 @@ fn roster_of(state: &Value) -> Vec<String> {
         .unwrap_or_default();
     r.sort();
     r
-}
-
-/// Waits until `pred` holds, or panics with `what` and the last value seen.
-fn wait_for<T: std::fmt::Debug>(what: &str, within: Duration, mut probe: impl FnMut() -> (bool, T)) -> Duration {
-    let start = Instant::now();
-    loop {
-        let (ok, seen) = probe();
-        if ok {
-            return start.elapsed();
-        }
-        if start.elapsed() > within {
-            panic!("timed out after {within:?} waiting for {what}; last seen: {seen:#?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// GET on the control API, returns (status, body).
