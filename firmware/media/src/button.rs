@@ -1,201 +1,204 @@
-//! The mute button: any embedded-hal [`InputPin`] (on a box, a gpio-cdev line through
-//! linux-embedded-hal), sampled every 20 ms and debounced; each press calls back once.
-//! [`Button`] is the pure part (a pin and a [`Debouncer`]); [`ButtonThread`] samples it on a
-//! thread (gpio-cdev reads block and have no async form) until stopped or dropped.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+//! The mute button: any embedded-hal pin that can wait for an edge ([`InputPin`] +
+//! embedded-hal-async's [`Wait`]; on a box, a gpio-cdev line's edge events) and any async
+//! delay ([`DelayNs`]). Nothing is sampled on a clock: [`Button::next_press`] sleeps until the
+//! kernel reports an edge, lets the contact settle for [`SETTLE`], reads the level once and
+//! reports a press when it has become "pressed". The driver runs it as a task and stops it by
+//! dropping (aborting) that task.
 
 use embedded_hal::digital::InputPin;
+use embedded_hal_async::delay::DelayNs;
+use embedded_hal_async::digital::Wait;
 
-use crate::error::{MediaError, Result};
+/// How long a contact is given to stop bouncing after an edge before its level counts.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(30);
 
-/// How often the pin is sampled.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(20);
-/// Presses shorter than this many samples are bounces.
-const DEBOUNCE: u32 = 3;
-
-/// Pure debouncer: feed raw "pressed" samples, get `true` once per press.
-#[derive(Debug, Default)]
-pub struct Debouncer {
-    stable: bool,
-    count: u32,
-}
-
-impl Debouncer {
-    /// Takes one sample; true on the sample a press becomes stable.
-    pub fn sample(&mut self, pressed: bool) -> bool {
-        if pressed == self.stable {
-            self.count = 0;
-            return false;
-        }
-        self.count += 1;
-        if self.count >= DEBOUNCE {
-            self.stable = pressed;
-            self.count = 0;
-            return pressed;
-        }
-        false
-    }
-}
-
-/// A push button on an input pin.
-pub struct Button<P> {
+/// A push button on an input pin that reports edges.
+pub struct Button<P, D> {
     pin: P,
+    delay: D,
     active_low: bool,
-    debouncer: Debouncer,
+    pressed: bool,
+    failed: bool,
 }
 
-impl<P: InputPin> Button<P> {
-    /// A button on `pin`, pressed when the pin is high (or low, with `active_low`).
-    pub fn new(pin: P, active_low: bool) -> Self {
-        Self { pin, active_low, debouncer: Debouncer::default() }
+impl<P: InputPin + Wait, D: DelayNs> Button<P, D> {
+    /// A button on `pin`, pressed when the pin is high (or low, with `active_low`); `delay`
+    /// times the settling after each edge.
+    pub fn new(pin: P, delay: D, active_low: bool) -> Self {
+        Self { pin, delay, active_low, pressed: false, failed: false }
     }
 
-    /// Samples the pin once: `Ok(true)` when a press just became stable.
-    pub fn sample(&mut self) -> std::result::Result<bool, P::Error> {
-        let high = self.pin.is_high()?;
-        Ok(self.debouncer.sample(high != self.active_low))
-    }
-}
-
-/// A thread sampling a [`Button`].
-pub struct ButtonThread {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ButtonThread {
-    /// Samples `button` every `every`, calling `on_press` at each press; the thread ends when
-    /// `on_press` returns false, on [`ButtonThread::stop`] or when dropped. A failing read is
-    /// logged once until the pin reads again.
-    pub fn spawn<P>(
-        mut button: Button<P>,
-        every: Duration,
-        mut on_press: impl FnMut() -> bool + Send + 'static,
-    ) -> Result<Self>
-    where
-        P: InputPin + Send + 'static,
-    {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("mute-button".into())
-            .spawn(move || {
-                let mut failed = false;
-                while !stopped.load(Ordering::Relaxed) {
-                    match button.sample() {
-                        Ok(pressed) => {
-                            failed = false;
-                            if pressed && !on_press() {
-                                return;
-                            }
-                        }
-                        Err(e) if !failed => {
-                            failed = true;
-                            tracing::warn!("mute button: {e:?}");
-                        }
-                        Err(_) => {}
-                    }
-                    std::thread::sleep(every);
+    /// Waits for the next press (an edge that settles into "pressed" after having been
+    /// released). A failing pin is logged once (until it works again) and waited on again.
+    pub async fn next_press(&mut self) {
+        loop {
+            if let Err(e) = self.pin.wait_for_any_edge().await {
+                self.failure(&e);
+                // A pin that fails at once must not spin: give it the settling time.
+                self.delay.delay_ms(SETTLE.as_millis() as u32).await;
+                continue;
+            }
+            // Bounces within the settling time are edges of the same press or release.
+            self.delay.delay_ms(SETTLE.as_millis() as u32).await;
+            let high = match self.pin.is_high() {
+                Ok(h) => h,
+                Err(e) => {
+                    self.failure(&e);
+                    continue;
                 }
-            })
-            .map_err(|e| MediaError::io("starting the button thread", e))?;
-        Ok(Self { stop, thread: Some(thread) })
-    }
-
-    /// Stops the thread and waits for it (at most one sampling period).
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            };
+            self.failed = false;
+            let pressed = high != self.active_low;
+            let was = std::mem::replace(&mut self.pressed, pressed);
+            if pressed && !was {
+                return;
+            }
         }
     }
-}
 
-impl Drop for ButtonThread {
-    fn drop(&mut self) {
-        self.halt();
+    fn failure(&mut self, e: &impl core::fmt::Debug) {
+        if !self.failed {
+            tracing::warn!("mute button: {e:?}");
+        }
+        self.failed = true;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
     use std::collections::VecDeque;
-    use std::sync::Mutex;
-    use std::time::Instant;
+    use std::future::Future;
+    use std::rc::Rc;
+    use std::task::{Context, Poll, Waker};
 
     use embedded_hal::digital::{ErrorKind, ErrorType};
 
-    /// A pin reading a script of levels, then staying at the last one.
-    struct ScriptPin(Arc<Mutex<VecDeque<Option<bool>>>>, bool);
+    /// What the fake line does next: an edge after which the level reads `level`, or a failure.
+    #[derive(Clone, Copy)]
+    enum Step {
+        Edge(bool),
+        EdgeFails,
+        ReadFails,
+    }
+
+    /// A pin playing a script of edges; once the script is over, waiting never ends.
+    struct ScriptPin {
+        script: VecDeque<Step>,
+        level: bool,
+        read_fails: bool,
+        clock: Rc<RefCell<u64>>,
+    }
 
     impl ErrorType for ScriptPin {
         type Error = ErrorKind;
     }
 
     impl InputPin for ScriptPin {
-        fn is_high(&mut self) -> std::result::Result<bool, ErrorKind> {
-            match self.0.lock().unwrap().pop_front() {
-                Some(Some(level)) => {
-                    self.1 = level;
-                    Ok(level)
-                }
-                Some(None) => Err(ErrorKind::Other),
-                None => Ok(self.1),
+        fn is_high(&mut self) -> Result<bool, ErrorKind> {
+            if std::mem::take(&mut self.read_fails) {
+                return Err(ErrorKind::Other);
             }
+            Ok(self.level)
         }
-        fn is_low(&mut self) -> std::result::Result<bool, ErrorKind> {
+        fn is_low(&mut self) -> Result<bool, ErrorKind> {
             self.is_high().map(|h| !h)
         }
     }
 
-    fn pin(levels: &[Option<bool>]) -> ScriptPin {
-        ScriptPin(Arc::new(Mutex::new(levels.iter().copied().collect())), false)
-    }
-
-    #[test]
-    fn one_toggle_per_press_and_bounces_ignored() {
-        let mut d = Debouncer::default();
-        let samples = [true, false, true, true, true, true, true, false, false, false, false, true, true, true];
-        let presses: usize = samples.iter().filter(|&&s| d.sample(s)).count();
-        assert_eq!(presses, 2);
-    }
-
-    #[test]
-    fn an_active_low_button_presses_on_low_and_survives_a_failed_read() {
-        let (h, l) = (Some(true), Some(false));
-        let mut b = Button::new(pin(&[h, h, l, None, l, l, h, h, h]), true);
-        let presses: Vec<bool> = (0..9).map(|_| b.sample().unwrap_or(false)).collect();
-        assert_eq!(presses.iter().filter(|p| **p).count(), 1, "{presses:?}");
-        assert!(b.sample().is_ok());
-    }
-
-    #[test]
-    fn the_thread_reports_presses_and_stops() {
-        let (h, l) = (Some(true), Some(false));
-        let button = Button::new(pin(&[h, h, h, l, l, l, h, h, h]), false);
-        let presses = Arc::new(Mutex::new(0));
-        let p = presses.clone();
-        let t = ButtonThread::spawn(button, Duration::from_millis(1), move || {
-            *p.lock().unwrap() += 1;
-            true
-        })
-        .unwrap();
-        let until = Instant::now() + Duration::from_secs(2);
-        while *presses.lock().unwrap() < 2 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(2));
+    impl ScriptPin {
+        fn edge(&mut self) -> Poll<Result<(), ErrorKind>> {
+            match self.script.pop_front() {
+                Some(Step::Edge(level)) => {
+                    self.level = level;
+                    Poll::Ready(Ok(()))
+                }
+                Some(Step::EdgeFails) => Poll::Ready(Err(ErrorKind::Other)),
+                Some(Step::ReadFails) => {
+                    self.read_fails = true;
+                    Poll::Ready(Ok(()))
+                }
+                None => Poll::Pending,
+            }
         }
-        let started = Instant::now();
-        t.stop();
-        assert!(started.elapsed() < Duration::from_millis(500), "stop waits one period, not forever");
-        assert_eq!(*presses.lock().unwrap(), 2);
+    }
+
+    impl Wait for ScriptPin {
+        async fn wait_for_high(&mut self) -> Result<(), ErrorKind> {
+            unimplemented!("the button waits for edges")
+        }
+        async fn wait_for_low(&mut self) -> Result<(), ErrorKind> {
+            unimplemented!("the button waits for edges")
+        }
+        async fn wait_for_rising_edge(&mut self) -> Result<(), ErrorKind> {
+            unimplemented!("the button waits for any edge")
+        }
+        async fn wait_for_falling_edge(&mut self) -> Result<(), ErrorKind> {
+            unimplemented!("the button waits for any edge")
+        }
+        async fn wait_for_any_edge(&mut self) -> Result<(), ErrorKind> {
+            std::future::poll_fn(|_| self.edge()).await
+        }
+    }
+
+    /// A delay that only counts the time it was asked to wait.
+    struct CountingDelay(Rc<RefCell<u64>>);
+
+    impl DelayNs for CountingDelay {
+        async fn delay_ns(&mut self, ns: u32) {
+            *self.0.borrow_mut() += u64::from(ns);
+        }
+    }
+
+    /// Counts the presses the script makes (the future is polled until it would block).
+    fn presses(script: &[Step], active_low: bool) -> (usize, u64) {
+        let clock = Rc::new(RefCell::new(0));
+        let level = active_low;
+        let pin =
+            ScriptPin { script: script.iter().copied().collect(), level, read_fails: false, clock: clock.clone() };
+        let mut button = Button::new(pin, CountingDelay(clock.clone()), active_low);
+        let mut count = 0;
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            let fut = std::pin::pin!(button.next_press());
+            match fut.poll(&mut cx) {
+                Poll::Ready(()) => count += 1,
+                Poll::Pending => break,
+            }
+        }
+        let waited = *button.pin.clock.borrow();
+        (count, waited)
+    }
+
+    #[test]
+    fn one_press_per_push_and_bounces_ignored() {
+        use Step::Edge;
+        // A bouncing push: three edges in the settling time, each read after it as the settled
+        // level (pressed); a bouncing release (two edges); a clean push and release.
+        let script = [Edge(true), Edge(true), Edge(true), Edge(false), Edge(false), Edge(true), Edge(false)];
+        let (count, waited) = presses(&script, false);
+        assert_eq!(count, 2);
+        assert_eq!(waited, script.len() as u64 * SETTLE.as_nanos() as u64, "one settling wait per edge, no sampling");
+    }
+
+    #[test]
+    fn an_active_low_button_presses_on_low() {
+        use Step::Edge;
+        assert_eq!(presses(&[Edge(false), Edge(true), Edge(false), Edge(true)], true).0, 2);
+        assert_eq!(presses(&[Edge(true), Edge(true)], true).0, 0, "released edges are no press");
+    }
+
+    #[test]
+    fn a_failing_pin_is_waited_on_again() {
+        use Step::{Edge, EdgeFails, ReadFails};
+        let (count, _) = presses(&[EdgeFails, ReadFails, Edge(true), Edge(false), EdgeFails, Edge(true)], false);
+        assert_eq!(count, 2);
+    }
+
+    #[test]
+    fn no_edge_means_no_wakeup() {
+        let (count, waited) = presses(&[], false);
+        assert_eq!((count, waited), (0, 0), "an idle button waits for the kernel, it does not poll");
     }
 }

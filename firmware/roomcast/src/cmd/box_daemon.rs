@@ -15,6 +15,7 @@
 //! [`box_daemon::watchdog`] (the hardware watchdog, fed from the main loop: `[devices] watchdog`
 //! of the board, `[system] watchdog_timeout_s`).
 
+mod config_watch;
 mod devices;
 mod http;
 mod mute_button;
@@ -193,10 +194,6 @@ async fn show_status(
     }
 }
 
-/// How often a bad or not-set-up configuration is read again (and the set-up screen's address
-/// refreshed).
-const CONFIG_POLL: Duration = Duration::from_secs(2);
-
 /// The box's own address while it has no meeting server to ask the way: the source address of
 /// the default route (no packet is sent), else a static `[network] address`.
 fn replace_if_changed<T: PartialEq>(slot: &mut T, value: T) -> bool {
@@ -226,6 +223,7 @@ async fn wait_for_config(
 ) -> Option<(Config, MeetingConfig)> {
     let mut last_errors = None;
     let mut announced = false;
+    let mut watch = config_watch::ConfigWatch::new(path);
     loop {
         match Config::load(path, board) {
             Ok(cfg) if cfg.meeting.is_some() => {
@@ -237,9 +235,8 @@ async fn wait_for_config(
                 if !announced {
                     tracing::warn!(
                         "no meeting server in {}: showing the set-up screen; set [meeting] server, id and \
-                         token there (read again every {} s)",
+                         token there (read again when it changes)",
                         path.display(),
-                        CONFIG_POLL.as_secs()
                     );
                     announced = true;
                 }
@@ -262,11 +259,7 @@ async fn wait_for_config(
                     for e in &errors {
                         tracing::error!(file = %path.display(), "configuration: {e}");
                     }
-                    tracing::error!(
-                        "the box keeps running and reads {} again every {} s",
-                        path.display(),
-                        CONFIG_POLL.as_secs()
-                    );
+                    tracing::error!("the box keeps running and reads {} again when it changes", path.display());
                     status.send_modify(|s| {
                         s.phase = BoxPhase::ConfigError {
                             file: path.display().to_string(),
@@ -281,9 +274,9 @@ async fn wait_for_config(
             }
         }
         let stop = wd
-            .drive(STEP_LIMIT, async {
+            .idle(async {
                 tokio::select! {
-                    _ = tokio::time::sleep(CONFIG_POLL) => false,
+                    _ = watch.changed() => false,
                     _ = shutdown.changed() => true,
                 }
             })

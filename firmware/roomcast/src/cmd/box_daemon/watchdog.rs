@@ -205,6 +205,19 @@ impl Watchdog {
         }
     }
 
+    /// Awaits an event the loop is idle for (a file or address change, shutdown) and keeps
+    /// feeding all the while: waiting for the user is not a hung loop.
+    pub async fn idle<F: Future>(&mut self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            let due = self.due();
+            tokio::select! {
+                out = &mut fut => return out,
+                _ = due => self.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
     /// Orderly shutdown only: stops the watchdog (magic close).
     pub fn disarm(mut self) {
         if let Some(dev) = self.dev.take() {
