@@ -3,6 +3,7 @@
 //! released, and releases packets either as soon as they are next in sequence or, across a
 //! gap, once the oldest held packet has waited `latency`. Time is passed in as `Instant`.
 
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -40,14 +41,14 @@ pub struct Released {
     pub extended_seq: u64,
     /// Number of sequence numbers skipped right before this packet (lost).
     pub lost_before: u64,
-    /// The RTP packet as received (parse with [`crate::parse_rtp`]).
-    pub data: Vec<u8>,
+    /// The RTP packet as received (parse with [`crate::parse_rtp`]); shares the receive buffer.
+    pub data: Bytes,
 }
 
 #[derive(Debug, Clone)]
 struct Held {
     arrival: Instant,
-    data: Vec<u8>,
+    data: Bytes,
 }
 
 /// Reorders RTP packets of one SSRC within a latency window.
@@ -82,7 +83,8 @@ impl JitterBuffer {
     }
 
     /// Adds a received packet. Errors (and drops it) when it is not a valid RTP packet.
-    pub fn handle_packet(&mut self, now: Instant, packet: Vec<u8>) -> Result<()> {
+    pub fn handle_packet(&mut self, now: Instant, packet: impl Into<Bytes>) -> Result<()> {
+        let packet = packet.into();
         let seq = parse_rtp(&packet)?.header.sequence_number;
         self.handle_parsed(now, seq, packet);
         Ok(())
@@ -90,7 +92,8 @@ impl JitterBuffer {
 
     /// Adds a packet the caller already parsed (its sequence number `seq`), so a receiver
     /// that also counts it ([`crate::rtcp::ReceptionStats`]) parses it once on arrival.
-    pub fn handle_parsed(&mut self, now: Instant, seq: u16, packet: Vec<u8>) {
+    pub fn handle_parsed(&mut self, now: Instant, seq: u16, packet: impl Into<Bytes>) {
+        let packet = packet.into();
         let ext = self.extender.extend(seq);
         if self.next.is_some_and(|n| ext < n) {
             self.stats.late += 1;
@@ -110,7 +113,7 @@ impl JitterBuffer {
         self.insert(ext, packet, now);
     }
 
-    fn insert(&mut self, ext: u64, data: Vec<u8>, arrival: Instant) {
+    fn insert(&mut self, ext: u64, data: Bytes, arrival: Instant) {
         self.stats.received += 1;
         self.held.insert(ext, Held { arrival, data });
     }

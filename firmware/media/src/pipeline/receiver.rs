@@ -12,6 +12,7 @@
 //! The video payload type may change mid-stream from H.264 ([`super::PT_H264`]) to AV1
 //! ([`super::PT_AV1`]) when the sender's hardware encoder fails; the receiver follows.
 
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -143,13 +144,13 @@ impl Receiver {
     }
 
     /// A video RTP packet arrived at `now`; what it completes is queued for [`Receiver::poll_event`].
-    pub fn handle_video_rtp(&mut self, now: Instant, data: Vec<u8>) {
+    pub fn handle_video_rtp(&mut self, now: Instant, data: impl Into<Bytes>) {
         self.arrived(StreamKind::Video, data, now);
         self.handle_timeout(now);
     }
 
     /// An audio RTP packet arrived at `now`.
-    pub fn handle_audio_rtp(&mut self, now: Instant, data: Vec<u8>) {
+    pub fn handle_audio_rtp(&mut self, now: Instant, data: impl Into<Bytes>) {
         self.arrived(StreamKind::Audio, data, now);
         self.handle_timeout(now);
     }
@@ -165,7 +166,8 @@ impl Receiver {
         self.reception[kind as usize].as_ref()
     }
 
-    fn arrived(&mut self, kind: StreamKind, data: Vec<u8>, now: Instant) {
+    fn arrived(&mut self, kind: StreamKind, data: impl Into<Bytes>, now: Instant) {
+        let data: Bytes = data.into();
         let (seq, ts, ssrc) = match parse_rtp(&data) {
             Ok(p) => (p.header.sequence_number, p.header.timestamp, p.header.ssrc),
             Err(_) => {

@@ -130,10 +130,10 @@ impl Receiving {
         let (vp, ap) = (r.info.ports.video, r.info.ports.audio);
         if port == vp {
             r.status.packets += 1;
-            r.receiver.handle_video_rtp(now, d.payload.to_vec());
+            r.receiver.handle_video_rtp(now, d.payload.clone());
         } else if port == ap {
             r.status.packets += 1;
-            r.receiver.handle_audio_rtp(now, d.payload.to_vec());
+            r.receiver.handle_audio_rtp(now, d.payload.clone());
         } else if port == vp.wrapping_add(1) {
             r.receiver.handle_rtcp(StreamKind::Video, &d.payload);
         } else if port == ap.wrapping_add(1) {
