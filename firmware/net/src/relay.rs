@@ -11,9 +11,8 @@
 //! Data is encapsulated ONCE per packet and the same bytes are fanned out to every subscribed
 //! tunnel with `sendmmsg` ([`crate::mmsg::fan_out`]); a `recvmmsg` batch of an inject socket
 //! goes out whole, as (datagram, tunnel) pairs in as few `sendmmsg` calls as they need
-//! ([`crate::mmsg::fan_out_parts`]): one call per batch for a single gateway, whose datagrams are
-//! each its AMT/IP/UDP header and the payload gathered by the kernel from the receive buffer (not
-//! copied; for several gateways the payload is copied behind the header once per datagram). Subscriber lists are cached per (S,G) as
+//! ([`crate::mmsg::fan_out_parts`]): one call per batch for a single gateway; each datagram is
+//! its AMT/IP/UDP header and the payload gathered by the kernel from the receive buffer (not copied). Subscriber lists are cached per (S,G) as
 //! encoded C addresses and rebuilt only after a control datagram or timer, i.e. when the
 //! membership table can have changed.
 
@@ -288,8 +287,8 @@ struct Driver {
     /// `--inject` sockets, owned here: their datagrams are fanned out a whole receive batch at a time.
     injects: Vec<InjectSocket>,
     inject_batch: RecvBatch,
-    /// AMT/IP/UDP headers of the datagrams of one inject batch (buffers reused); sent with the
-    /// payload straight from the receive buffer to one tunnel, with a copy of it behind to several.
+    /// AMT/IP/UDP headers of the datagrams of one inject batch (buffers reused); each is sent
+    /// with its payload straight from the receive buffer.
     headers: Vec<Vec<u8>>,
     /// `--state` file, the relay generation last written there, and when the next write is due.
     state_file: Option<PathBuf>,
@@ -486,38 +485,23 @@ impl Driver {
                 continue;
             }
             if self.headers.len() < k {
-                self.headers.resize_with(k, || Vec::with_capacity(2048));
+                self.headers.resize_with(k, || Vec::with_capacity(roomcast_amt::IPV6_DATA_OVERHEAD));
             }
-            // One tunnel: each datagram goes out as its header and the payload straight from the
-            // receive buffer (the kernel gathers them; nothing copied). Several: the payload is
-            // copied behind its header once, as one part, since a second part costs the kernel
-            // something per (datagram, tunnel) and the copy only once per datagram.
-            let gather = dests.len() == 1;
-            let mut two: [[&[u8]; 2]; crate::mmsg::RECV_BATCH] = [[&[], &[]]; crate::mmsg::RECV_BATCH];
-            let mut one: [[&[u8]; 1]; crate::mmsg::RECV_BATCH] = [[&[]]; crate::mmsg::RECV_BATCH];
+            let mut datagrams: [[&[u8]; 2]; crate::mmsg::RECV_BATCH] = [[&[], &[]]; crate::mmsg::RECV_BATCH];
             let mut n = 0;
             for (d, header) in self.inject_batch.iter().zip(self.headers.iter_mut()) {
-                if d.truncated || n == two.len() {
+                if d.truncated || n == datagrams.len() {
                     continue;
                 }
                 match roomcast_amt::encapsulate_header(&sg, d.from.port(), dest_port, d.data, header) {
-                    Ok(()) if gather => {
-                        two[n] = [header.as_slice(), d.data];
-                        n += 1;
-                    }
                     Ok(()) => {
-                        header.extend_from_slice(d.data);
-                        one[n] = [header.as_slice()];
+                        datagrams[n] = [header.as_slice(), d.data];
                         n += 1;
                     }
                     Err(e) => tracing::debug!(%sg, "cannot encapsulate: {e}"),
                 }
             }
-            let r = if gather {
-                fan_out_parts(&self.sock, &two[..n], dests).await
-            } else {
-                fan_out_parts(&self.sock, &one[..n], dests).await
-            };
+            let r = fan_out_parts(&self.sock, &datagrams[..n], dests).await;
             self.counters.data_out.fetch_add(r.sent as u64, Ordering::Relaxed);
             self.counters.send_errors.fetch_add(r.failed as u64, Ordering::Relaxed);
         }
