@@ -169,8 +169,7 @@ impl Load {
                 pin_away_from_forwarder();
                 let s = UdpSocket::bind("127.0.0.1:0").unwrap();
                 s.set_nonblocking(true).unwrap();
-                let dests =
-                    Destinations::new(std::iter::repeat(SocketAddr::from(([127, 0, 0, 1], input_port))).take(32));
+                let dests = Destinations::new(std::iter::repeat_n(SocketAddr::from(([127, 0, 0, 1], input_port)), 32));
                 let payload = vec![0x47u8; PAYLOAD];
                 while !stop.load(Ordering::Relaxed) {
                     if mmsg::send_same_to_many(&s, &payload, &dests, 0).is_err() {
@@ -475,7 +474,7 @@ fn decap_socket_path() -> (f64, u64) {
                 relay_sock.set_nonblocking(true).unwrap();
                 let mut out = Vec::new();
                 roomcast_amt::encapsulate(&sg(), 1, 5004, &[0x47; PAYLOAD], &mut out).unwrap();
-                let dests = Destinations::new(std::iter::repeat(gw_addr).take(32));
+                let dests = Destinations::new(std::iter::repeat_n(gw_addr, 32));
                 while !stop.load(Ordering::Relaxed) {
                     if mmsg::send_same_to_many(&relay_sock, &out, &dests, 0).is_err() {
                         std::thread::yield_now();
