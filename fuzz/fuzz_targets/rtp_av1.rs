@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let mut d = Av1Depacketizer::new();
     for pkt in rtp_common::packets(data) {
         let parsed = parse_rtp(&pkt).expect("built packets parse");
-        if let Ok(Some(frame)) = d.push(&parsed) {
+        if let Ok(Some(frame)) = d.depacketize(&parsed) {
             assert!(!frame.data.is_empty());
         }
     }
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         for pkt in &out {
             assert!(pkt.len() <= max, "packet {} > limit {max}", pkt.len());
             let parsed = parse_rtp(pkt).expect("our packets parse");
-            let _ = Av1Depacketizer::new().push(&parsed);
+            let _ = Av1Depacketizer::new().depacketize(&parsed);
         }
     }
 });

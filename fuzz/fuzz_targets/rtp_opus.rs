@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let mut d = OpusDepacketizer::new();
     for pkt in rtp_common::packets(data) {
         let parsed = parse_rtp(&pkt).expect("built packets parse");
-        if let Ok(Some(frame)) = d.push(&parsed) {
+        if let Ok(Some(frame)) = d.depacketize(&parsed) {
             assert!(!frame.data.is_empty());
         }
     }
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         for pkt in &out {
             assert!(pkt.len() <= max, "packet {} > limit {max}", pkt.len());
             let parsed = parse_rtp(pkt).expect("our packets parse");
-            let _ = OpusDepacketizer::new().push(&parsed);
+            let _ = OpusDepacketizer::new().depacketize(&parsed);
         }
     }
 });

@@ -1,5 +1,5 @@
 //! The [`Display`] driver the box daemon owns: feed it the state and `now` whenever either may
-//! have changed (or at [`Display::next_deadline`]); it renders off-screen, sends a frame only when
+//! have changed (or at [`Display::poll_timeout`]); it renders off-screen, sends a frame only when
 //! it differs from the last one sent, at most once per [`MIN_REDRAW_INTERVAL`], and never lets
 //! a missing or failing display stop the daemon: failures are logged and returned as
 //! [`Outcome::Failed`], the backend drops to none and is reopened after [`RETRY_INTERVAL`].
@@ -14,7 +14,7 @@ pub const MIN_REDRAW_INTERVAL: Duration = Duration::from_millis(250);
 /// After a failure, or when no display was found, try to open one again after this long.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
-/// What one [`Display::update`] did.
+/// What one [`Display::handle_state`] did.
 #[derive(Debug)]
 pub enum Outcome {
     /// A new frame was sent to the display.
@@ -89,7 +89,7 @@ impl Display {
     }
 
     /// Shows `state` as of `now` if it changed and the rate limit allows.
-    pub fn update(&mut self, state: &DisplayState, now: Instant) -> Outcome {
+    pub fn handle_state(&mut self, now: Instant, state: &DisplayState) -> Outcome {
         if self.backend.is_none() {
             if matches!(self.choice, BackendChoice::None) {
                 return Outcome::NoDisplay;
@@ -166,10 +166,10 @@ impl Display {
         self.min_interval * factor
     }
 
-    /// When [`Display::update`] should be called again even if the state does not change:
+    /// When [`Display::handle_state`] should be called again even if the state does not change:
     /// the next countdown tick, the end of a rate limit with a change pending, or a reopen
     /// attempt. `None` when nothing is pending.
-    pub fn next_deadline(&self, state: &DisplayState, now: Instant) -> Option<Instant> {
+    pub fn poll_timeout(&self, now: Instant, state: &DisplayState) -> Option<Instant> {
         if self.backend.is_none() {
             return match self.choice {
                 BackendChoice::None => None,

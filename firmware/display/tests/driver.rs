@@ -74,28 +74,28 @@ fn redraws_only_on_change_and_at_most_every_min_interval() {
     let mut r = rig(BackendChoice::default());
     let t0 = Instant::now();
     let booting = DisplayState::sample(PhaseName::Booting, t0);
-    assert!(matches!(r.display.update(&booting, t0), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t0, &booting), Outcome::Sent));
     assert_eq!(r.display.backend_description().as_deref(), Some("fake"));
-    assert_eq!(r.display.next_deadline(&booting, t0), None);
+    assert_eq!(r.display.poll_timeout(t0, &booting), None);
     for i in 1..20 {
-        assert!(matches!(r.display.update(&booting, t0 + Duration::from_millis(i * 100)), Outcome::Unchanged));
+        assert!(matches!(r.display.handle_state(t0 + Duration::from_millis(i * 100), &booting), Outcome::Unchanged));
     }
     assert_eq!(count(&r), 1);
 
     // A change 100 ms after the last send waits for the rate limit...
     let t1 = t0 + Duration::from_secs(2);
     let joining = DisplayState::sample(PhaseName::Joining, t1);
-    assert!(matches!(r.display.update(&joining, t1), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t1, &joining), Outcome::Sent));
     let meeting = DisplayState::sample(PhaseName::InMeeting, t1);
     let t2 = t1 + Duration::from_millis(100);
-    match r.display.update(&meeting, t2) {
+    match r.display.handle_state(t2, &meeting) {
         Outcome::RateLimited { until } => assert_eq!(until, t1 + MIN_REDRAW_INTERVAL),
         other => panic!("expected RateLimited, got {other:?}"),
     }
     // ...and the driver says when to come back.
-    assert_eq!(r.display.next_deadline(&meeting, t2), Some(t1 + MIN_REDRAW_INTERVAL));
+    assert_eq!(r.display.poll_timeout(t2, &meeting), Some(t1 + MIN_REDRAW_INTERVAL));
     assert_eq!(count(&r), 2);
-    assert!(matches!(r.display.update(&meeting, t1 + MIN_REDRAW_INTERVAL), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t1 + MIN_REDRAW_INTERVAL, &meeting), Outcome::Sent));
     assert_eq!(count(&r), 3);
 
     // A state change that renders identically (the mic level moves less than one meter
@@ -104,7 +104,7 @@ fn redraws_only_on_change_and_at_most_every_min_interval() {
     if let Phase::InMeeting(m) = &mut quieter.phase {
         m.mic_level_dbfs = -18.1;
     }
-    assert!(matches!(r.display.update(&quieter, t1 + Duration::from_secs(1)), Outcome::Unchanged));
+    assert!(matches!(r.display.handle_state(t1 + Duration::from_secs(1), &quieter), Outcome::Unchanged));
     assert_eq!(count(&r), 3);
     assert_eq!(r.opens.load(Ordering::SeqCst), 1);
 }
@@ -114,21 +114,21 @@ fn countdown_ticks_once_per_second() {
     let mut r = rig(BackendChoice::default());
     let t0 = Instant::now();
     let lost = DisplayState::sample(PhaseName::RelayLost, t0);
-    assert!(matches!(r.display.update(&lost, t0), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t0, &lost), Outcome::Sent));
     // Exactly 12 s left: the display changes to 11 one second from now.
-    assert_eq!(r.display.next_deadline(&lost, t0), Some(t0 + Duration::from_secs(1)));
+    assert_eq!(r.display.poll_timeout(t0, &lost), Some(t0 + Duration::from_secs(1)));
     let mut sent = 1;
     let mut t = t0;
     for _ in 0..40 {
         t += Duration::from_millis(300);
-        if let Outcome::Sent = r.display.update(&lost, t) {
+        if let Outcome::Sent = r.display.handle_state(t, &lost) {
             sent += 1;
         }
     }
     // 12 s of countdown in 12 s of updates: 12 -> 0 is 12 changes, then it stays at 0.
     assert_eq!(sent, 13, "one frame per second of countdown");
     assert_eq!(count(&r), 13);
-    assert_eq!(r.display.next_deadline(&lost, t), None);
+    assert_eq!(r.display.poll_timeout(t, &lost), None);
 }
 
 #[test]
@@ -137,21 +137,21 @@ fn a_failing_display_drops_to_none_and_is_retried() {
     let t0 = Instant::now();
     let s1 = DisplayState::sample(PhaseName::Booting, t0);
     let s2 = DisplayState::sample(PhaseName::FindingRelay, t0);
-    assert!(matches!(r.display.update(&s1, t0), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t0, &s1), Outcome::Sent));
     *r.fail.lock().unwrap() = true;
     let t1 = t0 + Duration::from_secs(1);
-    match r.display.update(&s2, t1) {
+    match r.display.handle_state(t1, &s2) {
         Outcome::Failed(e) => assert!(e.to_string().contains("unplugged")),
         other => panic!("expected Failed, got {other:?}"),
     }
     assert_eq!(r.display.backend_description(), None);
-    assert_eq!(r.display.next_deadline(&s2, t1), Some(t1 + RETRY_INTERVAL));
+    assert_eq!(r.display.poll_timeout(t1, &s2), Some(t1 + RETRY_INTERVAL));
     // Until the retry time: no display, no open attempts.
-    assert!(matches!(r.display.update(&s2, t1 + Duration::from_secs(5)), Outcome::NoDisplay));
+    assert!(matches!(r.display.handle_state(t1 + Duration::from_secs(5), &s2), Outcome::NoDisplay));
     assert_eq!(r.opens.load(Ordering::SeqCst), 1);
     // The display came back: reopened, and the current state is drawn in full.
     *r.fail.lock().unwrap() = false;
-    assert!(matches!(r.display.update(&s2, t1 + RETRY_INTERVAL), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t1 + RETRY_INTERVAL, &s2), Outcome::Sent));
     assert_eq!(r.opens.load(Ordering::SeqCst), 2);
     assert_eq!(count(&r), 2);
 }
@@ -162,11 +162,11 @@ fn no_display_found_is_retried_quietly() {
     *r.present.lock().unwrap() = false;
     let t0 = Instant::now();
     let s = DisplayState::sample(PhaseName::Booting, t0);
-    assert!(matches!(r.display.update(&s, t0), Outcome::NoDisplay));
-    assert!(matches!(r.display.update(&s, t0 + Duration::from_secs(9)), Outcome::NoDisplay));
+    assert!(matches!(r.display.handle_state(t0, &s), Outcome::NoDisplay));
+    assert!(matches!(r.display.handle_state(t0 + Duration::from_secs(9), &s), Outcome::NoDisplay));
     assert_eq!(r.opens.load(Ordering::SeqCst), 1);
     *r.present.lock().unwrap() = true;
-    assert!(matches!(r.display.update(&s, t0 + RETRY_INTERVAL), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t0 + RETRY_INTERVAL, &s), Outcome::Sent));
     assert_eq!(r.opens.load(Ordering::SeqCst), 2);
 }
 
@@ -175,8 +175,8 @@ fn display_none_never_opens_anything() {
     let mut r = rig(BackendChoice::None);
     let t0 = Instant::now();
     let s = DisplayState::sample(PhaseName::Booting, t0);
-    assert!(matches!(r.display.update(&s, t0), Outcome::NoDisplay));
-    assert_eq!(r.display.next_deadline(&s, t0), None);
+    assert!(matches!(r.display.handle_state(t0, &s), Outcome::NoDisplay));
+    assert_eq!(r.display.poll_timeout(t0, &s), None);
     assert_eq!(r.opens.load(Ordering::SeqCst), 0);
 }
 
@@ -211,15 +211,15 @@ fn big_screens_are_redrawn_less_often() {
     let t0 = Instant::now();
     let a = DisplayState::sample(PhaseName::Joining, t0);
     let b = DisplayState::sample(PhaseName::InMeeting, t0);
-    assert!(matches!(r.display.update(&a, t0), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t0, &a), Outcome::Sent));
     assert_eq!(r.display.min_interval_for_current(), MIN_REDRAW_INTERVAL * 4);
-    match r.display.update(&b, t0 + MIN_REDRAW_INTERVAL) {
+    match r.display.handle_state(t0 + MIN_REDRAW_INTERVAL, &b) {
         Outcome::RateLimited { until } => assert_eq!(until, t0 + MIN_REDRAW_INTERVAL * 4),
         other => panic!("expected RateLimited, got {other:?}"),
     }
-    assert!(matches!(r.display.update(&b, t0 + MIN_REDRAW_INTERVAL * 4), Outcome::Sent));
+    assert!(matches!(r.display.handle_state(t0 + MIN_REDRAW_INTERVAL * 4, &b), Outcome::Sent));
     let small = rig_sized(BackendChoice::default(), Size::new(320, 240));
     let mut small = small;
-    small.display.update(&a, t0);
+    small.display.handle_state(t0, &a);
     assert_eq!(small.display.min_interval_for_current(), MIN_REDRAW_INTERVAL);
 }

@@ -168,12 +168,15 @@ fn bench_latency(w: u32, h: u32, frames: u64) {
         "bench",
         1200,
         &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1),
+        Arc::new(SystemClock),
     );
     for _ in 0..frames {
         let f = cam.capture().expect("capture");
-        chain.push(&f, Instant::now(), SystemTime::now()).expect("push");
+        chain.handle_frame(Instant::now(), SystemTime::now(), &f).expect("frame");
+        while chain.poll_transmit().is_some() {}
     }
-    chain.finish(Instant::now(), SystemTime::now()).expect("finish");
+    chain.handle_close(Instant::now(), SystemTime::now()).expect("close");
+    while chain.poll_transmit().is_some() {}
     let mut lat: Vec<Duration> = chain.stats().latencies.clone();
     // The frames drained at the end of the run wait for the flush, not for the encoder: skip them.
     lat.truncate(lat.len().saturating_sub(5));

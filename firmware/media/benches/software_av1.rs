@@ -128,11 +128,12 @@ fn latency(kind: SoftwareKind, y4m: &Path, frames: usize) -> (Duration, Duration
     let mut cam = Y4mCamera::open(y4m, Arc::new(SystemClock)).expect("camera");
     let f = cam.format();
     let enc = kind.open(config(f.width, f.height, f.fps)).expect("encoder");
-    let mut chain =
-        VideoChain::new(enc, 1, "bench", 1200, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1));
+    let mut random = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    let mut chain = VideoChain::new(enc, 1, "bench", 1200, &mut random, Arc::new(SystemClock));
     for _ in 0..frames {
         let frame = cam.capture().expect("capture");
-        chain.push(&frame, Instant::now(), SystemTime::now()).expect("push");
+        chain.handle_frame(Instant::now(), SystemTime::now(), &frame).expect("frame");
+        while chain.poll_transmit().is_some() {}
     }
     let mut lat: Vec<Duration> = chain.stats().latencies.clone();
     lat.sort();

@@ -5,8 +5,10 @@
 //! `video.h264`; ffmpeg decodes that file without errors and counts every frame.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use roomcast_media::clock::SystemClock;
 use roomcast_media::encoder::{EncodedFrame, VideoCodec, VideoEncoder};
 use roomcast_media::frame::VideoFrame;
 use roomcast_media::pipeline::receiver::{Receiver, ReceiverEvent, DEFAULT_LATENCY};
@@ -100,6 +102,7 @@ fn x264_stream_survives_rtp_and_decodes_with_ffmpeg() {
         "test",
         1200,
         &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1),
+        Arc::new(SystemClock),
     );
     let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
     let t0 = Instant::now();
@@ -107,14 +110,17 @@ fn x264_stream_survives_rtp_and_decodes_with_ffmpeg() {
     for i in 0..45u64 {
         let at = t0 + Duration::from_millis(i * 33);
         let frame = VideoFrame::black(320, 180, i, at);
-        for p in chain.push(&frame, at, SystemTime::now()).unwrap() {
+        chain.handle_frame(at, SystemTime::now(), &frame).unwrap();
+        while let Some(p) = chain.poll_transmit() {
             if let Outgoing::VideoRtp(d) = p {
                 assert!(d.len() <= 1200);
-                events.extend(rx.push_video_rtp(d, at));
+                rx.handle_video_rtp(at, d);
             }
         }
+        events.extend(std::iter::from_fn(|| rx.poll_event()));
     }
-    events.extend(rx.finish());
+    rx.handle_close(t0 + Duration::from_secs(2));
+    events.extend(std::iter::from_fn(|| rx.poll_event()));
     let out = dir.join("video.h264");
     let mut writer = AnnexBWriter::new(std::fs::File::create(&out).unwrap());
     let mut frames = 0;

@@ -78,7 +78,7 @@ fn main() {
     measure("H.264 depacketize (same)", h264_bytes, || {
         let mut d = H264Depacketizer::new();
         for pk in &packets {
-            black_box(d.push(&parse_rtp(pk).unwrap()).unwrap());
+            black_box(d.depacketize(&parse_rtp(pk).unwrap()).unwrap());
         }
     });
 
@@ -94,7 +94,7 @@ fn main() {
     measure("AV1 depacketize (same)", av1_bytes, || {
         let mut d = Av1Depacketizer::new();
         for pk in &packets {
-            black_box(d.push(&parse_rtp(pk).unwrap()).unwrap());
+            black_box(d.depacketize(&parse_rtp(pk).unwrap()).unwrap());
         }
     });
 
@@ -106,7 +106,7 @@ fn main() {
         out.clear();
         ts = ts.wrapping_add(960);
         p.packetize(&opus, ts, &mut out).unwrap();
-        black_box(d.push(&parse_rtp(&out[0]).unwrap()).unwrap());
+        black_box(d.depacketize(&parse_rtp(&out[0]).unwrap()).unwrap());
     });
     let pkt = packets[3].clone();
     measure("RTP header parse (one packet)", pkt.len(), || {

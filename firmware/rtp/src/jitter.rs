@@ -82,15 +82,15 @@ impl JitterBuffer {
     }
 
     /// Adds a received packet. Errors (and drops it) when it is not a valid RTP packet.
-    pub fn push(&mut self, packet: Vec<u8>, now: Instant) -> Result<()> {
+    pub fn handle_packet(&mut self, now: Instant, packet: Vec<u8>) -> Result<()> {
         let seq = parse_rtp(&packet)?.header.sequence_number;
-        self.push_parsed(seq, packet, now);
+        self.handle_parsed(now, seq, packet);
         Ok(())
     }
 
     /// Adds a packet the caller already parsed (its sequence number `seq`), so a receiver
     /// that also counts it ([`crate::rtcp::ReceptionStats`]) parses it once on arrival.
-    pub fn push_parsed(&mut self, seq: u16, packet: Vec<u8>, now: Instant) {
+    pub fn handle_parsed(&mut self, now: Instant, seq: u16, packet: Vec<u8>) {
         let ext = self.extender.extend(seq);
         if self.next.is_some_and(|n| ext < n) {
             self.stats.late += 1;
@@ -127,7 +127,7 @@ impl JitterBuffer {
     /// Releases the next packet if it is due at `now`: immediately when it is the next in
     /// sequence, otherwise when it has waited `latency` (the missing ones are counted lost)
     /// or the buffer is over capacity. Call repeatedly until it returns None.
-    pub fn pop(&mut self, now: Instant) -> Option<Released> {
+    pub fn poll_packet(&mut self, now: Instant) -> Option<Released> {
         let (&ext, _) = self.held.first_key_value()?;
         let in_order = self.next == Some(ext);
         // Across a gap, wait until the packet that has been held longest has waited `latency`.
@@ -143,8 +143,8 @@ impl JitterBuffer {
         Some(Released { extended_seq: ext, lost_before, data: held.data })
     }
 
-    /// When [`JitterBuffer::pop`] should be called next (None if nothing is held).
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// When [`JitterBuffer::poll_packet`] should be called next (None if nothing is held).
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let (&ext, held) = self.held.first_key_value()?;
         if self.next == Some(ext) {
             return Some(held.arrival);
@@ -182,7 +182,7 @@ mod tests {
     }
 
     fn drain(j: &mut JitterBuffer, now: Instant) -> Vec<u16> {
-        std::iter::from_fn(|| j.pop(now)).map(|r| (r.extended_seq & 0xffff) as u16).collect()
+        std::iter::from_fn(|| j.poll_packet(now)).map(|r| (r.extended_seq & 0xffff) as u16).collect()
     }
 
     #[test]
@@ -190,25 +190,25 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut j = JitterBuffer::new(ms(50));
-        j.push(pkt(65534), t0).unwrap();
+        j.handle_packet(t0, pkt(65534)).unwrap();
         assert_eq!(drain(&mut j, t0), Vec::<u16>::new()); // first packet waits the latency
         assert_eq!(drain(&mut j, t0 + ms(50)), vec![65534]);
-        j.push(pkt(0), t0 + ms(51)).unwrap();
-        j.push(pkt(65535), t0 + ms(52)).unwrap();
-        j.push(pkt(65535), t0 + ms(52)).unwrap(); // dup
+        j.handle_packet(t0 + ms(51), pkt(0)).unwrap();
+        j.handle_packet(t0 + ms(52), pkt(65535)).unwrap();
+        j.handle_packet(t0 + ms(52), pkt(65535)).unwrap(); // dup
         assert_eq!(drain(&mut j, t0 + ms(52)), vec![65535, 0]);
-        j.push(pkt(3), t0 + ms(60)).unwrap();
-        assert_eq!(j.next_deadline(), Some(t0 + ms(110)));
+        j.handle_packet(t0 + ms(60), pkt(3)).unwrap();
+        assert_eq!(j.poll_timeout(), Some(t0 + ms(110)));
         assert_eq!(drain(&mut j, t0 + ms(100)), Vec::<u16>::new());
-        j.push(pkt(2), t0 + ms(101)).unwrap();
+        j.handle_packet(t0 + ms(101), pkt(2)).unwrap();
         assert_eq!(drain(&mut j, t0 + ms(101)), Vec::<u16>::new()); // 1 still missing
-        assert_eq!(j.next_deadline(), Some(t0 + ms(110)));
+        assert_eq!(j.poll_timeout(), Some(t0 + ms(110)));
         assert_eq!(drain(&mut j, t0 + ms(110)), vec![2, 3]);
-        j.push(pkt(1), t0 + ms(111)).unwrap(); // too late
+        j.handle_packet(t0 + ms(111), pkt(1)).unwrap(); // too late
         assert!(j.is_empty());
         let s = j.stats();
         assert_eq!((s.released, s.lost, s.duplicates, s.late), (5, 1, 1, 1));
-        assert!(j.push(vec![1, 2, 3], t0).is_err());
+        assert!(j.handle_packet(t0, vec![1, 2, 3]).is_err());
     }
 
     #[test]
@@ -216,11 +216,11 @@ mod tests {
         let t0 = Instant::now();
         let mut j = JitterBuffer::new(Duration::ZERO);
         for s in 1000..1010 {
-            j.push(pkt(s), t0).unwrap();
+            j.handle_packet(t0, pkt(s)).unwrap();
         }
         assert_eq!(drain(&mut j, t0).len(), 10);
         for s in 100..100 + RESYNC_AFTER_LATE as u16 + 3 {
-            j.push(pkt(s), t0).unwrap();
+            j.handle_packet(t0, pkt(s)).unwrap();
         }
         let out = drain(&mut j, t0);
         assert_eq!(out.first(), Some(&(100 + RESYNC_AFTER_LATE as u16 - 1)));

@@ -58,7 +58,7 @@ fn round_trip(tus: &[Vec<u8>], drop_packet_of_frame: Option<usize>) -> (Vec<Fram
             packets.remove(0);
         }
         for pkt in &packets {
-            if let Some(f) = depacketizer.push(&parse_rtp(pkt).expect("parse")).expect("depacketize") {
+            if let Some(f) = depacketizer.depacketize(&parse_rtp(pkt).expect("parse")).expect("depacketize") {
                 frames.push(f);
             }
         }

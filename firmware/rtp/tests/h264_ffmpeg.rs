@@ -72,7 +72,7 @@ fn ffmpeg_decodes_our_h264_rtp_via_our_sdp() {
     let mut depacketizer = H264Depacketizer::new();
     let mut back = Vec::new();
     for pkt in per_frame.iter().flatten() {
-        if let Some(f) = depacketizer.push(&parse_rtp(pkt).expect("parse")).expect("depacketize") {
+        if let Some(f) = depacketizer.depacketize(&parse_rtp(pkt).expect("parse")).expect("depacketize") {
             back.push(f);
         }
     }
@@ -229,7 +229,7 @@ fn recorded_annexb_decodes_and_recovers_after_loss() {
                 packets.remove(packets.len() / 2);
             }
             for pkt in &packets {
-                if let Some(f) = d.push(&parse_rtp(pkt).unwrap()).unwrap() {
+                if let Some(f) = d.depacketize(&parse_rtp(pkt).unwrap()).unwrap() {
                     kept.push(f.timestamp as usize / 3600);
                     w.write_access_unit(&f.data).unwrap();
                 }

@@ -96,7 +96,7 @@ fn opus_rtp_and_ogg_checked_by_opus_tools_and_ffmpeg() {
     let mut writer =
         OggOpusWriter::new(std::fs::File::create(dir.join("audio.opus")).unwrap(), 7, 1, pre_skip).unwrap();
     for (i, pkt) in rtp.iter().enumerate() {
-        let frame = depacketizer.push(&parse_rtp(pkt).unwrap()).unwrap().expect("one frame per packet");
+        let frame = depacketizer.depacketize(&parse_rtp(pkt).unwrap()).unwrap().expect("one frame per packet");
         assert_eq!(frame.data, packets[i]);
         writer.write_packet(&frame.data).unwrap();
     }

@@ -126,7 +126,7 @@ fn depacketize_all(d: &mut dyn Depacketizer, packets: &[(usize, Vec<u8>)]) -> Ve
     let mut frames = Vec::new();
     for (_, pk) in packets {
         let parsed = parse_rtp(pk).expect("our packets parse");
-        if let Ok(Some(f)) = d.push(&parsed) {
+        if let Ok(Some(f)) = d.depacketize(&parsed) {
             frames.push(f);
         }
     }
@@ -335,9 +335,9 @@ proptest! {
                 pk[0] = 0x80 | (pk[0] & 0x3f);
             }
             if let Ok(parsed) = parse_rtp(&pk) {
-                let _ = h.push(&parsed);
-                let _ = a.push(&parsed);
-                let _ = o.push(&parsed);
+                let _ = h.depacketize(&parsed);
+                let _ = a.depacketize(&parsed);
+                let _ = o.depacketize(&parsed);
             }
         }
     }
@@ -371,15 +371,15 @@ proptest! {
         let mut d = H264Depacketizer::new();
         let mut out = Vec::new();
         let mut feed = |jb: &mut JitterBuffer, now: Instant, out: &mut Vec<Frame>| {
-            while let Some(r) = jb.pop(now) {
-                if let Some(f) = d.push(&parse_rtp(&r.data).unwrap()).unwrap() {
+            while let Some(r) = jb.poll_packet(now) {
+                if let Some(f) = d.depacketize(&parse_rtp(&r.data).unwrap()).unwrap() {
                     out.push(f);
                 }
             }
         };
         for (i, pk) in packets.into_iter().enumerate() {
             let now = t0 + Duration::from_millis(i as u64);
-            jb.push(pk, now).unwrap();
+            jb.handle_packet(now, pk).unwrap();
             feed(&mut jb, now, &mut out);
         }
         feed(&mut jb, t0 + Duration::from_secs(10), &mut out);

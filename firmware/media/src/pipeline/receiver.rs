@@ -2,14 +2,17 @@
 //! describes it) go in with the time they arrived; out come [`ReceiverEvent`]s: reassembled
 //! video frames (H.264 access units or AV1 temporal units, to count, record or decode) and
 //! decoded Opus PCM for the box's mixer (lost audio frames concealed, recovered from in-band
-//! FEC when the next packet carries it). Each stream has a jitter buffer; call
-//! [`Receiver::poll`] at [`Receiver::next_deadline`]. Each RTP packet is parsed once on
+//! FEC when the next packet carries it). Each stream has a jitter buffer. In quinn-proto's
+//! vocabulary: `handle_video_rtp` / `handle_audio_rtp` / `handle_rtcp` feed it, [`Receiver::poll_event`]
+//! drains what is ready, and [`Receiver::handle_timeout`] runs at [`Receiver::poll_timeout`].
+//! Each RTP packet is parsed once on
 //! arrival (for the jitter buffer and the stream's [`ReceptionStats`]: loss, jitter) and once
 //! when the jitter buffer releases it.
 //!
 //! The video payload type may change mid-stream from H.264 ([`super::PT_H264`]) to AV1
 //! ([`super::PT_AV1`]) when the sender's hardware encoder fails; the receiver follows.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use roomcast_rtp::jitter::{JitterBuffer, Released};
@@ -95,6 +98,7 @@ pub struct Receiver {
     /// Reception statistics of the video and the audio stream (from their first packet; a
     /// new SSRC starts them again).
     reception: [Option<ReceptionStats>; 2],
+    events: VecDeque<ReceiverEvent>,
 }
 
 impl Receiver {
@@ -119,6 +123,7 @@ impl Receiver {
             audio_pt,
             stats: ReceiverStats::default(),
             reception: [None, None],
+            events: VecDeque::new(),
         })
     }
 
@@ -137,16 +142,21 @@ impl Receiver {
         self.video.as_ref().map_or(true, |(_, d)| d.waiting_for_keyframe())
     }
 
-    /// A video RTP packet arrived.
-    pub fn push_video_rtp(&mut self, data: Vec<u8>, now: Instant) -> Vec<ReceiverEvent> {
+    /// A video RTP packet arrived at `now`; what it completes is queued for [`Receiver::poll_event`].
+    pub fn handle_video_rtp(&mut self, now: Instant, data: Vec<u8>) {
         self.arrived(StreamKind::Video, data, now);
-        self.poll(now)
+        self.handle_timeout(now);
     }
 
-    /// An audio RTP packet arrived.
-    pub fn push_audio_rtp(&mut self, data: Vec<u8>, now: Instant) -> Vec<ReceiverEvent> {
+    /// An audio RTP packet arrived at `now`.
+    pub fn handle_audio_rtp(&mut self, now: Instant, data: Vec<u8>) {
         self.arrived(StreamKind::Audio, data, now);
-        self.poll(now)
+        self.handle_timeout(now);
+    }
+
+    /// The next event: a frame, decoded audio, a sender report, a BYE.
+    pub fn poll_event(&mut self) -> Option<ReceiverEvent> {
+        self.events.pop_front()
     }
 
     /// Reception statistics of a stream (loss from sequence numbers, interarrival jitter);
@@ -178,65 +188,59 @@ impl Receiver {
             StreamKind::Video => &mut self.video_jb,
             StreamKind::Audio => &mut self.audio_jb,
         };
-        jb.push_parsed(seq, data, now);
+        jb.handle_parsed(now, seq, data);
     }
 
     /// An RTCP packet arrived on the video or audio RTCP port.
-    pub fn push_rtcp(&mut self, kind: StreamKind, data: &[u8]) -> Vec<ReceiverEvent> {
+    pub fn handle_rtcp(&mut self, kind: StreamKind, data: &[u8]) {
         let Ok(packets) = parse_compound(data) else {
             self.stats.rejected += 1;
-            return vec![];
+            return;
         };
-        let mut out = Vec::new();
         for p in packets {
             match p {
                 RtcpPacket::SenderReport(_) => {
                     self.stats.sender_reports += 1;
-                    out.push(ReceiverEvent::SenderReport(kind));
+                    self.events.push_back(ReceiverEvent::SenderReport(kind));
                 }
-                RtcpPacket::Bye(_) => out.push(ReceiverEvent::Bye(kind)),
+                RtcpPacket::Bye(_) => self.events.push_back(ReceiverEvent::Bye(kind)),
                 _ => {}
             }
         }
-        out
     }
 
-    /// When [`Receiver::poll`] should run next.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.video_jb.next_deadline(), self.audio_jb.next_deadline()) {
+    /// When [`Receiver::handle_timeout`] should run next (None while nothing is buffered).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.video_jb.poll_timeout(), self.audio_jb.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
     /// Releases whatever the jitter buffers let go at `now`.
-    pub fn poll(&mut self, now: Instant) -> Vec<ReceiverEvent> {
-        let mut out = Vec::new();
-        while let Some(r) = self.video_jb.pop(now) {
-            self.video_packet(r, &mut out);
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(r) = self.video_jb.poll_packet(now) {
+            self.video_packet(r);
         }
-        while let Some(r) = self.audio_jb.pop(now) {
-            self.audio_packet(r, &mut out);
+        while let Some(r) = self.audio_jb.poll_packet(now) {
+            self.audio_packet(r);
         }
-        out
     }
 
-    /// End of stream: releases everything still buffered.
-    pub fn finish(&mut self) -> Vec<ReceiverEvent> {
-        let far = Instant::now() + Duration::from_secs(3600);
-        let mut out = self.poll(far);
+    /// End of stream at `now`: releases everything still buffered, waiting for nothing.
+    pub fn handle_close(&mut self, now: Instant) {
+        self.handle_timeout(now + Duration::from_secs(3600));
         if let Some((pt, d)) = self.video.as_mut() {
             if let Some(frame) = d.finish() {
                 if let Some(codec) = video_codec_of(*pt) {
                     self.stats.video_frames += 1;
-                    out.push(ReceiverEvent::Video { codec, frame });
+                    self.events.push_back(ReceiverEvent::Video { codec, frame });
                 }
             }
         }
-        out
     }
 
-    fn video_packet(&mut self, r: Released, out: &mut Vec<ReceiverEvent>) {
+    fn video_packet(&mut self, r: Released) {
         let Ok(packet) = parse_rtp(&r.data) else {
             self.stats.rejected += 1;
             return;
@@ -257,10 +261,10 @@ impl Receiver {
             self.video = Some((pt, d));
         }
         let Some((_, d)) = self.video.as_mut() else { return };
-        match d.push(&packet) {
+        match d.depacketize(&packet) {
             Ok(Some(frame)) => {
                 self.stats.video_frames += 1;
-                out.push(ReceiverEvent::Video { codec, frame });
+                self.events.push_back(ReceiverEvent::Video { codec, frame });
             }
             Ok(None) => {}
             Err(e) => {
@@ -269,7 +273,7 @@ impl Receiver {
         }
     }
 
-    fn audio_packet(&mut self, r: Released, out: &mut Vec<ReceiverEvent>) {
+    fn audio_packet(&mut self, r: Released) {
         let Ok(packet) = parse_rtp(&r.data) else {
             self.stats.rejected += 1;
             return;
@@ -278,7 +282,7 @@ impl Receiver {
             self.stats.rejected += 1;
             return;
         }
-        let frame = match self.audio.push(&packet) {
+        let frame = match self.audio.depacketize(&packet) {
             Ok(Some(f)) => f,
             Ok(None) => return,
             Err(e) => {
@@ -293,13 +297,13 @@ impl Receiver {
             let pcm = if fec { self.decoder.conceal(Some(&frame.data)) } else { self.decoder.conceal(None) };
             if let Ok(pcm) = pcm {
                 self.stats.audio_concealed += 1;
-                out.push(ReceiverEvent::AudioConcealed { pcm, fec });
+                self.events.push_back(ReceiverEvent::AudioConcealed { pcm, fec });
             }
         }
         match self.decoder.decode(&frame.data) {
             Ok(pcm) => {
                 self.stats.audio_frames += 1;
-                out.push(ReceiverEvent::Audio { timestamp: frame.timestamp, opus: frame.data, pcm });
+                self.events.push_back(ReceiverEvent::Audio { timestamp: frame.timestamp, opus: frame.data, pcm });
             }
             Err(e) => tracing::debug!("Opus decode failed: {e}"),
         }

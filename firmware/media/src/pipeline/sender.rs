@@ -1,14 +1,17 @@
 //! The sending side. [`VideoChain`] and [`AudioChain`] are sans-IO: fed captured frames and
-//! the current time, they return RTP and RTCP packets ([`Outgoing`]). RTP timestamps come from
+//! the current time (`handle_frame(now, wall, frame)`), they queue RTP and RTCP packets
+//! ([`Outgoing`]) for `poll_transmit`. RTP timestamps come from
 //! the capture clock (video: 90 kHz from the capture instant; audio: the sample counter), and
 //! RTCP sender reports (with SDES CNAME) go out every second, tying both to wall-clock time for
-//! lip sync; [`VideoChain::finish`]/[`AudioChain::finish`] drain the encoder and say BYE.
+//! lip sync; [`VideoChain::handle_close`]/[`AudioChain::handle_close`] drain the encoder and say BYE.
+//! The video chain reads its capture-to-RTP latency from the [`Clock`] it is given.
 //!
 //! [`SenderPipeline`] runs a camera and a microphone on two threads and hands every packet to
 //! a sink callback (the `stream` command sends them to UDP sockets; the box daemon into its
 //! AMT/multicast sender).
 
 use rand::RngCore;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,6 +23,7 @@ use roomcast_rtp::{Av1Packetizer, H264Packetizer, OpusPacketizer, Packetizer, OP
 
 use super::{video_payload_type, PT_OPUS};
 use crate::camera::Camera;
+use crate::clock::Clock;
 use crate::encoder::auto::SharedEncoderState;
 use crate::encoder::{EncodedFrame, VideoCodec, VideoEncoder};
 use crate::error::{MediaError, Result};
@@ -142,12 +146,22 @@ pub struct VideoChain<E: VideoEncoder> {
     rtcp: RtcpClock,
     max_packet_size: usize,
     stats: VideoStats,
+    clock: Arc<dyn Clock>,
+    out: VecDeque<Outgoing>,
 }
 
 impl<E: VideoEncoder> VideoChain<E> {
     /// A chain sending as `ssrc` with packets of at most `max_packet_size` bytes; its first
-    /// sequence number and RTP timestamp (RFC 3550 5.1) come from `random`.
-    pub fn new(encoder: E, ssrc: u32, cname: &str, max_packet_size: usize, random: &mut impl RngCore) -> Self {
+    /// sequence number and RTP timestamp (RFC 3550 5.1) come from `random`; `clock` times each
+    /// frame's capture-to-RTP latency (the encoder runs inside [`VideoChain::handle_frame`]).
+    pub fn new(
+        encoder: E,
+        ssrc: u32,
+        cname: &str,
+        max_packet_size: usize,
+        random: &mut impl RngCore,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let codec = encoder.codec();
         VideoChain {
             packetizer: video_packetizer(codec, ssrc, max_packet_size, random.next_u32() as u16),
@@ -156,6 +170,8 @@ impl<E: VideoEncoder> VideoChain<E> {
             rtcp: RtcpClock::new(ssrc, cname, VIDEO_CLOCK_RATE, random.next_u32()),
             max_packet_size,
             stats: VideoStats::default(),
+            clock,
+            out: VecDeque::new(),
         }
     }
 
@@ -174,7 +190,7 @@ impl<E: VideoEncoder> VideoChain<E> {
         &self.stats
     }
 
-    fn send(&mut self, frames: Vec<EncodedFrame>, now_fn: &dyn Fn() -> Instant, out: &mut Vec<Outgoing>) -> Result<()> {
+    fn send(&mut self, frames: Vec<EncodedFrame>) -> Result<()> {
         for f in frames {
             if f.codec != self.codec {
                 // Keep SSRC and sequence numbers; change payload format and type.
@@ -192,32 +208,36 @@ impl<E: VideoEncoder> VideoChain<E> {
             self.stats.frames_out += 1;
             self.stats.keyframes += u64::from(f.keyframe);
             self.stats.packets += packets.len() as u64;
-            out.extend(packets.into_iter().map(Outgoing::VideoRtp));
-            self.stats.latencies.push(now_fn().saturating_duration_since(f.captured_at));
+            self.out.extend(packets.into_iter().map(Outgoing::VideoRtp));
+            self.stats.latencies.push(self.clock.now().saturating_duration_since(f.captured_at));
         }
         Ok(())
     }
 
-    /// Encodes and packetizes one captured frame; adds an RTCP report when one is due.
-    pub fn push(&mut self, frame: &VideoFrame, now: Instant, wall: SystemTime) -> Result<Vec<Outgoing>> {
+    /// Encodes and packetizes one frame captured before `now` (`wall`: the same instant on the
+    /// wall clock, for RTCP); queues an RTCP report too when one is due.
+    pub fn handle_frame(&mut self, now: Instant, wall: SystemTime, frame: &VideoFrame) -> Result<()> {
         self.rtcp.start.get_or_insert(frame.captured_at);
         self.stats.frames_in += 1;
         let encoded = self.encoder.encode(frame)?;
-        let mut out = Vec::new();
-        self.send(encoded, &Instant::now, &mut out)?;
+        self.send(encoded)?;
         if let Some(r) = self.rtcp.report(now, wall, self.packetizer.as_ref(), false) {
-            out.push(Outgoing::VideoRtcp(r));
+            self.out.push_back(Outgoing::VideoRtcp(r));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Drains the encoder and says goodbye (SR + SDES + BYE).
-    pub fn finish(&mut self, now: Instant, wall: SystemTime) -> Result<Vec<Outgoing>> {
+    pub fn handle_close(&mut self, now: Instant, wall: SystemTime) -> Result<()> {
         let encoded = self.encoder.flush()?;
-        let mut out = Vec::new();
-        self.send(encoded, &Instant::now, &mut out)?;
-        out.push(Outgoing::VideoRtcp(self.rtcp.bye(now, wall, self.packetizer.as_ref())));
-        Ok(out)
+        self.send(encoded)?;
+        self.out.push_back(Outgoing::VideoRtcp(self.rtcp.bye(now, wall, self.packetizer.as_ref())));
+        Ok(())
+    }
+
+    /// The next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Outgoing> {
+        self.out.pop_front()
     }
 }
 
@@ -240,6 +260,7 @@ pub struct AudioChain {
     first_sample: Option<u64>,
     in_dtx: bool,
     stats: AudioStats,
+    out: VecDeque<Outgoing>,
 }
 
 impl AudioChain {
@@ -258,6 +279,7 @@ impl AudioChain {
             first_sample: None,
             in_dtx: false,
             stats: AudioStats::default(),
+            out: VecDeque::new(),
         }
     }
 
@@ -271,13 +293,12 @@ impl AudioChain {
         &self.stats
     }
 
-    /// Encodes and packetizes one 20 ms frame.
-    pub fn push(&mut self, frame: &AudioFrame, now: Instant, wall: SystemTime) -> Result<Vec<Outgoing>> {
+    /// Encodes and packetizes one 20 ms frame (captured before `now`).
+    pub fn handle_frame(&mut self, now: Instant, wall: SystemTime, frame: &AudioFrame) -> Result<()> {
         let first = *self.first_sample.get_or_insert(frame.first_sample);
         self.rtcp.start.get_or_insert(frame.captured_at);
         let packet = self.encoder.encode(frame)?;
         self.stats.frames += 1;
-        let mut out = Vec::new();
         let dtx = packet.len() <= 2;
         self.stats.dtx_frames += u64::from(dtx);
         if !dtx && self.in_dtx {
@@ -288,16 +309,21 @@ impl AudioChain {
         let mut packets = Vec::new();
         self.packetizer.packetize(&packet, ts, &mut packets).map_err(rtp_err)?;
         self.stats.packets += packets.len() as u64;
-        out.extend(packets.into_iter().map(Outgoing::AudioRtp));
+        self.out.extend(packets.into_iter().map(Outgoing::AudioRtp));
         if let Some(r) = self.rtcp.report(now, wall, &self.packetizer, false) {
-            out.push(Outgoing::AudioRtcp(r));
+            self.out.push_back(Outgoing::AudioRtcp(r));
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Says goodbye.
-    pub fn finish(&mut self, now: Instant, wall: SystemTime) -> Vec<Outgoing> {
-        vec![Outgoing::AudioRtcp(self.rtcp.bye(now, wall, &self.packetizer))]
+    pub fn handle_close(&mut self, now: Instant, wall: SystemTime) {
+        self.out.push_back(Outgoing::AudioRtcp(self.rtcp.bye(now, wall, &self.packetizer)));
+    }
+
+    /// The next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Outgoing> {
+        self.out.pop_front()
     }
 }
 
@@ -403,11 +429,13 @@ impl SenderPipeline {
                         if let Some(bps) = b.lock().unwrap_or_else(|e| e.into_inner()).take() {
                             video.encoder_mut().set_bitrate(bps)?;
                         }
-                        for p in video.push(&frame, Instant::now(), SystemTime::now())? {
+                        video.handle_frame(Instant::now(), SystemTime::now(), &frame)?;
+                        while let Some(p) = video.poll_transmit() {
                             vsink(p);
                         }
                     }
-                    for p in video.finish(Instant::now(), SystemTime::now())? {
+                    video.handle_close(Instant::now(), SystemTime::now())?;
+                    while let Some(p) = video.poll_transmit() {
                         vsink(p);
                     }
                     Ok(())
@@ -436,11 +464,13 @@ impl SenderPipeline {
                         st.mic_lost = mic.is_lost();
                         st.audio_frames += 1;
                     }
-                    for p in audio.push(&frame, Instant::now(), SystemTime::now())? {
+                    audio.handle_frame(Instant::now(), SystemTime::now(), &frame)?;
+                    while let Some(p) = audio.poll_transmit() {
                         asink(p);
                     }
                 }
-                for p in audio.finish(Instant::now(), SystemTime::now()) {
+                audio.handle_close(Instant::now(), SystemTime::now());
+                while let Some(p) = audio.poll_transmit() {
                     asink(p);
                 }
                 Ok(())

@@ -24,15 +24,32 @@ fn seeded() -> rand::rngs::StdRng {
     rand::SeedableRng::seed_from_u64(7)
 }
 
-fn deliver(rx: &mut Receiver, packets: Vec<Outgoing>, now: Instant, events: &mut Vec<ReceiverEvent>) {
-    for p in packets {
-        events.extend(match p {
-            Outgoing::VideoRtp(d) => rx.push_video_rtp(d, now),
-            Outgoing::AudioRtp(d) => rx.push_audio_rtp(d, now),
-            Outgoing::VideoRtcp(d) => rx.push_rtcp(StreamKind::Video, &d),
-            Outgoing::AudioRtcp(d) => rx.push_rtcp(StreamKind::Audio, &d),
-        });
+fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(crate::clock::SystemClock)
+}
+
+/// Hands every packet the sender queued (`poll_transmit`) to the receiver at `now`.
+fn deliver(
+    rx: &mut Receiver,
+    mut poll_transmit: impl FnMut() -> Option<Outgoing>,
+    now: Instant,
+    events: &mut Vec<ReceiverEvent>,
+) {
+    while let Some(p) = poll_transmit() {
+        match p {
+            Outgoing::VideoRtp(d) => rx.handle_video_rtp(now, d),
+            Outgoing::AudioRtp(d) => rx.handle_audio_rtp(now, d),
+            Outgoing::VideoRtcp(d) => rx.handle_rtcp(StreamKind::Video, &d),
+            Outgoing::AudioRtcp(d) => rx.handle_rtcp(StreamKind::Audio, &d),
+        }
     }
+    events.extend(std::iter::from_fn(|| rx.poll_event()));
+}
+
+/// The receiver's end of stream at `now`: everything it still holds.
+fn close(rx: &mut Receiver, now: Instant) -> Vec<ReceiverEvent> {
+    rx.handle_close(now);
+    std::iter::from_fn(|| rx.poll_event()).collect()
 }
 
 #[test]
@@ -40,28 +57,30 @@ fn av1_and_opus_go_through_rtp_and_come_back() {
     let clock = ManualClock::new();
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let mut cam = SyntheticCamera::new(CameraConfig { width: 64, height: 48, fps: 25 }, shared.clone()).unwrap();
-    let mut mic = SyntheticMic::new(1, shared).unwrap();
+    let mut mic = SyntheticMic::new(1, shared.clone()).unwrap();
     let mut cfg = EncoderConfig::new(64, 48, 25);
     cfg.bitrate_bps = 200_000;
-    let mut video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "test@roomcast", 1200, &mut seeded());
+    let mut video =
+        VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "test@roomcast", 1200, &mut seeded(), shared.clone());
     let mut audio =
         AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "test@roomcast", 1200, &mut seeded());
     let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
     let mut events = Vec::new();
     for i in 0..50 {
         let a = mic.capture().unwrap();
-        let out = audio.push(&a, clock.now(), SystemTime::now()).unwrap();
-        deliver(&mut rx, out, clock.now(), &mut events);
+        audio.handle_frame(clock.now(), SystemTime::now(), &a).unwrap();
+        deliver(&mut rx, || audio.poll_transmit(), clock.now(), &mut events);
         if i % 2 == 0 {
             let f = cam.capture().unwrap();
-            let out = video.push(&f, clock.now(), SystemTime::now()).unwrap();
-            deliver(&mut rx, out, clock.now(), &mut events);
+            video.handle_frame(clock.now(), SystemTime::now(), &f).unwrap();
+            deliver(&mut rx, || video.poll_transmit(), clock.now(), &mut events);
         }
     }
-    let out = video.finish(clock.now(), SystemTime::now()).unwrap();
-    deliver(&mut rx, out, clock.now(), &mut events);
-    deliver(&mut rx, audio.finish(clock.now(), SystemTime::now()), clock.now(), &mut events);
-    events.extend(rx.finish());
+    video.handle_close(clock.now(), SystemTime::now()).unwrap();
+    deliver(&mut rx, || video.poll_transmit(), clock.now(), &mut events);
+    audio.handle_close(clock.now(), SystemTime::now());
+    deliver(&mut rx, || audio.poll_transmit(), clock.now(), &mut events);
+    events.extend(close(&mut rx, clock.now()));
 
     let video_frames: Vec<_> = events
         .iter()
@@ -104,12 +123,16 @@ fn lost_audio_is_concealed_with_fec() {
     let mut rx = Receiver::new(1, PT_OPUS, std::time::Duration::from_millis(40)).unwrap();
     let mut events = Vec::new();
     for i in 0..20 {
-        let out = audio.push(&mic.capture().unwrap(), clock.now(), SystemTime::now()).unwrap();
-        let out: Vec<_> = out.into_iter().filter(|p| !(i == 10 && matches!(p, Outgoing::AudioRtp(_)))).collect();
-        deliver(&mut rx, out, clock.now(), &mut events);
-        events.extend(rx.poll(clock.now()));
+        audio.handle_frame(clock.now(), SystemTime::now(), &mic.capture().unwrap()).unwrap();
+        let out: Vec<_> = std::iter::from_fn(|| audio.poll_transmit())
+            .filter(|p| !(i == 10 && matches!(p, Outgoing::AudioRtp(_))))
+            .collect();
+        let mut out = out.into_iter();
+        deliver(&mut rx, || out.next(), clock.now(), &mut events);
+        rx.handle_timeout(clock.now());
+        events.extend(std::iter::from_fn(|| rx.poll_event()));
     }
-    events.extend(rx.finish());
+    events.extend(close(&mut rx, clock.now()));
     let concealed: Vec<bool> = events
         .iter()
         .filter_map(|e| match e {
@@ -135,14 +158,14 @@ fn reception_counts_sequence_gaps_across_wraparound() {
     let now = Instant::now();
     let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
     for seq in [65530u16, 65531, 65533, 65534, 0, 1, 3] {
-        rx.push_audio_rtp(rtp(seq, 1), now);
+        rx.handle_audio_rtp(now, rtp(seq, 1));
     }
     assert_eq!(rx.reception(StreamKind::Audio).unwrap().expected_and_received(), (10, 7));
-    rx.push_audio_rtp(b"garbage".to_vec(), now);
+    rx.handle_audio_rtp(now, b"garbage".to_vec());
     assert_eq!(rx.reception(StreamKind::Audio).unwrap().expected_and_received(), (10, 7));
     assert_eq!(rx.stats().rejected, 1);
     // A new SSRC (the sender restarted) starts the count again.
-    rx.push_audio_rtp(rtp(100, 2), now);
+    rx.handle_audio_rtp(now, rtp(100, 2));
     let r = rx.reception(StreamKind::Audio).unwrap();
     assert_eq!((r.ssrc(), r.expected_and_received()), (2, (1, 1)));
 }
@@ -155,18 +178,18 @@ fn receiver_follows_a_hardware_to_software_fallback() {
     let hw: Box<dyn VideoEncoder> = Box::new(M2mEncoder::new(dev, cfg).unwrap());
     let enc =
         AutoEncoder::with_hardware(EncoderChoice::Auto, cfg, Ok((hw, "/dev/fake".into(), "fake".into()))).unwrap();
-    let mut video = VideoChain::new(enc, 7, "t", 1200, &mut seeded());
+    let mut video = VideoChain::new(enc, 7, "t", 1200, &mut seeded(), system_clock());
     let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
     let mut events = Vec::new();
     let now = Instant::now();
     for i in 0..10 {
         let f = SyntheticCamera::render(64, 48, i, now + std::time::Duration::from_millis(40 * i));
-        let out = video.push(&f, now, SystemTime::now()).unwrap();
-        deliver(&mut rx, out, now, &mut events);
+        video.handle_frame(now, SystemTime::now(), &f).unwrap();
+        deliver(&mut rx, || video.poll_transmit(), now, &mut events);
     }
-    let out = video.finish(now, SystemTime::now()).unwrap();
-    deliver(&mut rx, out, now, &mut events);
-    events.extend(rx.finish());
+    video.handle_close(now, SystemTime::now()).unwrap();
+    deliver(&mut rx, || video.poll_transmit(), now, &mut events);
+    events.extend(close(&mut rx, now));
     let codecs: Vec<VideoCodec> = events
         .iter()
         .filter_map(|e| match e {
@@ -208,7 +231,7 @@ fn threaded_pipeline_runs_audio_only_and_reports_status() {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new());
     let mut cfg = EncoderConfig::new(64, 48, 25);
     cfg.bitrate_bps = 200_000;
-    let video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "t", 1200, &mut seeded());
+    let video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "t", 1200, &mut seeded(), clock.clone());
     let audio = AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "t", 1200, &mut seeded());
     let mic: Box<dyn Microphone> = Box::new(SyntheticMic::new(1, clock).unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));

@@ -148,7 +148,7 @@ async fn show_status(
         let now = Instant::now();
         let snapshot = status.borrow_and_update().clone();
         let ds = snapshot.display_state(now, now - start);
-        tokio::task::block_in_place(|| display.update(&ds, now));
+        tokio::task::block_in_place(|| display.handle_state(now, &ds));
         let write_at = last_write.map_or(now, |t| t + STATE_FILE_EVERY);
         if unwritten && (write_at <= now || !open) {
             unwritten = false;
@@ -164,7 +164,7 @@ async fn show_status(
             return;
         }
         let deadline = [
-            display.next_deadline(&ds, now),
+            display.poll_timeout(now, &ds),
             snapshot.next_change(now, now - start),
             unwritten.then_some(write_at),
             // The state file's `retry_in_ms` counts down.

@@ -130,8 +130,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut bye_at: Option<Instant> = None;
     let end = Instant::now() + Duration::from_secs_f64(args.seconds.max(0.0));
 
-    let mut handle = |events: Vec<ReceiverEvent>, byes: &mut (bool, bool)| -> anyhow::Result<()> {
-        for e in events {
+    let mut handle = |receiver: &mut Receiver, byes: &mut (bool, bool)| -> anyhow::Result<()> {
+        while let Some(e) = receiver.poll_event() {
             recorder.record(&e)?;
             match e {
                 ReceiverEvent::Bye(StreamKind::Video) => byes.0 = true,
@@ -155,22 +155,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         let wait = receiver
-            .next_deadline()
+            .poll_timeout()
             .map(|d| d.saturating_duration_since(now))
             .unwrap_or(Duration::from_millis(50))
             .min(Duration::from_millis(50));
         match rx.recv_timeout(wait) {
             Ok((_, data)) if data.is_empty() => {}
-            Ok((Port::VideoRtp, data)) => handle(receiver.push_video_rtp(data, Instant::now()), &mut byes)?,
-            Ok((Port::AudioRtp, data)) => handle(receiver.push_audio_rtp(data, Instant::now()), &mut byes)?,
-            Ok((Port::VideoRtcp, data)) => handle(receiver.push_rtcp(StreamKind::Video, &data), &mut byes)?,
-            Ok((Port::AudioRtcp, data)) => handle(receiver.push_rtcp(StreamKind::Audio, &data), &mut byes)?,
-            Err(mpsc::RecvTimeoutError::Timeout) => handle(receiver.poll(Instant::now()), &mut byes)?,
+            Ok((Port::VideoRtp, data)) => receiver.handle_video_rtp(Instant::now(), data),
+            Ok((Port::AudioRtp, data)) => receiver.handle_audio_rtp(Instant::now(), data),
+            Ok((Port::VideoRtcp, data)) => receiver.handle_rtcp(StreamKind::Video, &data),
+            Ok((Port::AudioRtcp, data)) => receiver.handle_rtcp(StreamKind::Audio, &data),
+            Err(mpsc::RecvTimeoutError::Timeout) => receiver.handle_timeout(Instant::now()),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+        handle(&mut receiver, &mut byes)?;
     }
-    let remaining = receiver.finish();
-    handle(remaining, &mut byes)?;
+    receiver.handle_close(Instant::now());
+    handle(&mut receiver, &mut byes)?;
     let video_frames = recorder.video_frames();
     let audio_packets = recorder.audio_packets();
     let codec = recorder.video_codec().map_or("none", |c| c.name());

@@ -196,7 +196,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
 
     let cname = format!("roomcast@{}", description.origin);
-    let video = VideoChain::new(encoder, rand::random(), &cname, args.max_packet, &mut rand::rng());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let video = VideoChain::new(encoder, rand::random(), &cname, args.max_packet, &mut rand::rng(), clock);
     let audio = AudioChain::new(OpusEncoder::new(opus)?, rand::random(), &cname, args.max_packet, &mut rand::rng());
     let limits = match args.seconds {
         Some(s) if s >= 0.0 => RunLimits {

@@ -263,7 +263,7 @@ fn malformed(reason: &'static str) -> RtpError {
 }
 
 impl Depacketizer for H264Depacketizer {
-    fn push(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
+    fn depacketize(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
         let Admit::Process { new_frame } =
             self.tracker.admit(&packet.header, || starts_access_unit(packet.payload, self.out_of_band_parameter_sets))
         else {
@@ -349,7 +349,7 @@ mod tests {
         let mut d = H264Depacketizer::new().with_out_of_band_parameter_sets(true);
         let mut frames = Vec::new();
         for p in &pkts {
-            if let Some(f) = d.push(&parse_rtp(p).unwrap()).unwrap() {
+            if let Some(f) = d.depacketize(&parse_rtp(p).unwrap()).unwrap() {
                 frames.push(f);
             }
         }
@@ -386,7 +386,7 @@ mod tests {
         let mut d = H264Depacketizer::new().with_out_of_band_parameter_sets(true);
         let mut got = Vec::new();
         for pk in &pkts {
-            if let Some(f) = d.push(&parse_rtp(pk).unwrap()).unwrap() {
+            if let Some(f) = d.depacketize(&parse_rtp(pk).unwrap()).unwrap() {
                 got.push(f.timestamp);
             }
             if pk == &pkts[before_idr2 - 2] {
@@ -409,7 +409,7 @@ mod tests {
         pkts.remove(1); // the whole second frame
         let mut d = H264Depacketizer::new();
         let got: Vec<u32> =
-            pkts.iter().filter_map(|pk| d.push(&parse_rtp(pk).unwrap()).unwrap()).map(|f| f.timestamp).collect();
+            pkts.iter().filter_map(|pk| d.depacketize(&parse_rtp(pk).unwrap()).unwrap()).map(|f| f.timestamp).collect();
         assert_eq!(got, vec![0, 6000]);
         assert!(starts_access_unit(&[0x09, 0x10], false));
         assert!(starts_access_unit(&[0x78, 0, 2, 0x67, 1], false));
@@ -425,6 +425,6 @@ mod tests {
         // In-band parameter sets (default): an IDR-first stream start is not trusted.
         let mut d = H264Depacketizer::new();
         let pkt = crate::header::build_rtp(&crate::RtpHeader { marker: true, ..Default::default() }, &[0x65, 0x88]);
-        assert_eq!(d.push(&parse_rtp(&pkt).unwrap()).unwrap(), None);
+        assert_eq!(d.depacketize(&parse_rtp(&pkt).unwrap()).unwrap(), None);
     }
 }

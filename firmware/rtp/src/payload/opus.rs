@@ -110,7 +110,7 @@ impl OpusDepacketizer {
 }
 
 impl Depacketizer for OpusDepacketizer {
-    fn push(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
+    fn depacketize(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
         match classify(self.last_seq, packet.header.sequence_number) {
             SeqStep::Duplicate => {
                 self.stats.duplicates += 1;
@@ -174,9 +174,9 @@ mod tests {
         assert_eq!(p.sender().packet_count, 2);
         assert_eq!(p.sender().octet_count, 6);
         let mut d = OpusDepacketizer::new();
-        let f = d.push(&parse_rtp(&out[1]).unwrap()).unwrap().unwrap();
+        let f = d.depacketize(&parse_rtp(&out[1]).unwrap()).unwrap().unwrap();
         assert_eq!((f.timestamp, f.data.as_slice()), (1920, &[0xfc, 4][..]));
-        assert!(d.push(&parse_rtp(&out[0]).unwrap()).unwrap().is_none()); // late
+        assert!(d.depacketize(&parse_rtp(&out[0]).unwrap()).unwrap().is_none()); // late
         assert_eq!(d.stats().late, 1);
         assert!(p.packetize(&[0xfc; 1189], 0, &mut out).is_err());
     }

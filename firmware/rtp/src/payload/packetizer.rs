@@ -63,9 +63,9 @@ pub struct DepacketizerStats {
 /// late packets are ignored; a gap drops the frame in progress, and (for video) every frame
 /// up to the next keyframe, which is what a decoder can start from. Never panics.
 pub trait Depacketizer {
-    /// Pushes one packet; returns a frame when this packet completed one. An `Err` reports a
+    /// Takes one packet; returns a frame when this packet completed one. An `Err` reports a
     /// malformed payload (the packet is dropped and counted; the depacketizer stays usable).
-    fn push(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>>;
+    fn depacketize(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>>;
 
     /// Counters of packets, frames, losses.
     fn stats(&self) -> &DepacketizerStats;

@@ -100,8 +100,8 @@ impl Receiving {
 
     fn finish_remote(&mut self, r: &mut Remote) {
         let now = Instant::now();
-        let events = r.receiver.finish();
-        Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
+        r.receiver.handle_close(now);
+        Self::handle_events(&self.playback, &mut self.speaking, r, now, &mut self.errors);
         if let Some(rec) = r.recorder.as_mut() {
             if let Err(e) = rec.finish() {
                 tracing::warn!(dir = %rec.dir().display(), "finishing the recording: {e}");
@@ -128,31 +128,30 @@ impl Receiving {
         let Some(r) = self.remotes.get_mut(&d.group.ip()) else { return };
         let port = d.group.port();
         let (vp, ap) = (r.info.ports.video, r.info.ports.audio);
-        let events = if port == vp {
+        if port == vp {
             r.status.packets += 1;
-            r.receiver.push_video_rtp(d.payload.to_vec(), now)
+            r.receiver.handle_video_rtp(now, d.payload.to_vec());
         } else if port == ap {
             r.status.packets += 1;
-            r.receiver.push_audio_rtp(d.payload.to_vec(), now)
+            r.receiver.handle_audio_rtp(now, d.payload.to_vec());
         } else if port == vp.wrapping_add(1) {
-            r.receiver.push_rtcp(StreamKind::Video, &d.payload)
+            r.receiver.handle_rtcp(StreamKind::Video, &d.payload);
         } else if port == ap.wrapping_add(1) {
-            r.receiver.push_rtcp(StreamKind::Audio, &d.payload)
+            r.receiver.handle_rtcp(StreamKind::Audio, &d.payload);
         } else {
             return;
-        };
-        Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
+        }
+        Self::handle_events(&self.playback, &mut self.speaking, r, now, &mut self.errors);
     }
 
     fn handle_events(
         playback: &PlaybackTx,
         speaking: &mut SpeakingMeter,
         r: &mut Remote,
-        events: Vec<ReceiverEvent>,
         now: Instant,
         errors: &mut Vec<String>,
     ) {
-        for ev in events {
+        while let Some(ev) = r.receiver.poll_event() {
             if let Some(rec) = r.recorder.as_mut() {
                 if let Err(e) = rec.record(&ev) {
                     errors.push(format!("recording {}: {e}", r.info.room));
@@ -180,16 +179,16 @@ impl Receiving {
         }
     }
 
-    /// When [`Receiving::poll`] should run next: the earliest jitter-buffer deadline.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.remotes.values().filter_map(|r| r.receiver.next_deadline()).min()
+    /// When [`Receiving::handle_timeout`] should run next: the earliest jitter-buffer deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.remotes.values().filter_map(|r| r.receiver.poll_timeout()).min()
     }
 
     /// Releases what the jitter buffers hold past their latency.
-    pub fn poll(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         for r in self.remotes.values_mut() {
-            let events = r.receiver.poll(now);
-            Self::handle_events(&self.playback, &mut self.speaking, r, events, now, &mut self.errors);
+            r.receiver.handle_timeout(now);
+            Self::handle_events(&self.playback, &mut self.speaking, r, now, &mut self.errors);
         }
     }
 

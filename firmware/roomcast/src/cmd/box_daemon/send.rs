@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 use roomcast_media::camera::synthetic::SyntheticCamera;
 use roomcast_media::camera::y4m::Y4mCamera;
 use roomcast_media::camera::{Camera, CameraConfig};
-use roomcast_media::clock::SystemClock;
+use roomcast_media::clock::{Clock, SystemClock};
 use roomcast_media::encoder::auto::{AutoEncoder, AutoOptions, EncoderChoice, SharedEncoderState, SoftwareKind};
 use roomcast_media::encoder::{EncoderConfig, VideoCodec, VideoEncoder};
 use roomcast_media::frame::AudioFrame;
@@ -296,7 +296,9 @@ impl Sending {
         let Devices { camera, mic, encoder, .. } = devices;
         match (camera, encoder) {
             (Some(camera), Some(encoder)) => {
-                let video = VideoChain::new(encoder, ssrc.video, cname, AMT_MAX_RTP_PACKET_SIZE, &mut rand::rng());
+                let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+                let video =
+                    VideoChain::new(encoder, ssrc.video, cname, AMT_MAX_RTP_PACKET_SIZE, &mut rand::rng(), clock);
                 // The pipeline wants an audio chain even without a mic (it then stays idle).
                 let audio = match audio {
                     Some(a) => a,
@@ -332,8 +334,8 @@ impl Sending {
                             }
                         }
                         match captured {
-                            Ok(frame) => match chain.push(&frame, Instant::now(), SystemTime::now()) {
-                                Ok(out) => out.into_iter().for_each(|p| sink(p)),
+                            Ok(frame) => match chain.handle_frame(Instant::now(), SystemTime::now(), &frame) {
+                                Ok(()) => std::iter::from_fn(|| chain.poll_transmit()).for_each(|p| sink(p)),
                                 Err(e) => tracing::warn!("audio encoder: {e}"),
                             },
                             Err(e) => {
@@ -342,7 +344,8 @@ impl Sending {
                             }
                         }
                     }
-                    chain.finish(Instant::now(), SystemTime::now()).into_iter().for_each(|p| sink(p));
+                    chain.handle_close(Instant::now(), SystemTime::now());
+                    std::iter::from_fn(|| chain.poll_transmit()).for_each(|p| sink(p));
                     st.lock().unwrap_or_else(|e| e.into_inner()).audio_running = false;
                 })?;
                 Ok(Self { pipeline: None, audio_only: Some(AudioOnly { stop, thread: handle, status }), counters })

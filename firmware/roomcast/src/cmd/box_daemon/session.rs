@@ -255,7 +255,7 @@ pub async fn run(
         if d.session.is_closed() {
             break;
         }
-        let deadline = [d.session.poll_timeout(), d.receiving.as_ref().and_then(Receiving::next_deadline)]
+        let deadline = [d.session.poll_timeout(), d.receiving.as_ref().and_then(Receiving::poll_timeout)]
             .into_iter()
             .flatten()
             .min();
@@ -297,7 +297,7 @@ pub async fn run(
             },
             _ = sleep_until(deadline) => {
                 if let Some(r) = d.receiving.as_mut() {
-                    r.poll(Instant::now());
+                    r.handle_timeout(Instant::now());
                 }
             }
         }
@@ -525,7 +525,7 @@ impl Driver<'_> {
     fn sample(&mut self) {
         let now = Instant::now();
         if let Some(r) = self.receiving.as_mut() {
-            r.poll(now);
+            r.handle_timeout(now);
             for e in r.take_errors() {
                 self.session.handle_problem(now, e);
             }

@@ -248,7 +248,7 @@ impl Av1Depacketizer {
 }
 
 impl Depacketizer for Av1Depacketizer {
-    fn push(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
+    fn depacketize(&mut self, packet: &RtpPacket<'_>) -> Result<Option<Frame>> {
         // The N bit marks the first packet of a coded video sequence (Z=0: nothing before it).
         let starts = || packet.payload.first().is_some_and(|agg| agg & (AGG_N | AGG_Z) == AGG_N);
         let Admit::Process { new_frame } = self.tracker.admit(&packet.header, starts) else {
@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(&pkts[0][12..], &[0x28, 0x03, 0x08, 0x00, 0x00, 0x30, 0x10, 1, 2, 3, 4]);
         assert_eq!(pkts[0][1], 0x80 | 96);
         let mut d = Av1Depacketizer::new();
-        let f = d.push(&parse_rtp(&pkts[0]).unwrap()).unwrap().unwrap();
+        let f = d.depacketize(&parse_rtp(&pkts[0]).unwrap()).unwrap().unwrap();
         assert_eq!(f.data, KEY_TU);
         assert!(f.keyframe);
     }
@@ -333,7 +333,7 @@ mod tests {
         let mut d = Av1Depacketizer::new();
         let mut frames = Vec::new();
         for p in &pkts {
-            frames.extend(d.push(&parse_rtp(p).unwrap()).unwrap());
+            frames.extend(d.depacketize(&parse_rtp(p).unwrap()).unwrap());
         }
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].data, KEY_TU);
@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(&pkts[0][13..16], &[0x02, 0x28, 0x00]);
         let mut d = Av1Depacketizer::new();
         // not a key frame: nothing out at start, but the payload parses
-        assert!(d.push(&parse_rtp(&pkts[0]).unwrap()).unwrap().is_none());
+        assert!(d.depacketize(&parse_rtp(&pkts[0]).unwrap()).unwrap().is_none());
         assert_eq!(d.stats().malformed, 0);
         assert_eq!(d.stats().dropped_frames, 1);
     }
@@ -367,7 +367,7 @@ mod tests {
         {
             let mut pkt = vec![0x80, 0xe0, 0, seq as u8, 0, 0, 0, 1, 0, 0, 0, 1];
             pkt.extend_from_slice(payload);
-            assert!(d.push(&parse_rtp(&pkt).unwrap()).is_err(), "{payload:?}");
+            assert!(d.depacketize(&parse_rtp(&pkt).unwrap()).is_err(), "{payload:?}");
         }
     }
 }
