@@ -66,6 +66,7 @@ pub use relay::{MembershipSnapshot, Relay, RelayConfig, RelayEvent, RelaySnapsho
 pub use source_group::{is_ssm_v4, is_ssm_v6, SourceGroup};
 pub use transmit::Transmit;
 pub use wire::data::{
-    decapsulate, encapsulate, MulticastData, MulticastDataRef, DATA_TTL, IPV4_DATA_OVERHEAD, IPV6_DATA_OVERHEAD,
+    decapsulate, encapsulate, encapsulate_header, MulticastData, MulticastDataRef, DATA_TTL, IPV4_DATA_OVERHEAD,
+    IPV6_DATA_OVERHEAD,
 };
 pub use wire::message::{Message, MessageType, ResponseMac};

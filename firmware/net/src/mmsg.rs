@@ -131,14 +131,32 @@ pub fn send_each_to_many(
     dests: &Destinations,
     start: usize,
 ) -> io::Result<usize> {
-    let total = payloads.len() * dests.len();
+    send_parts_to_many(fd, one_part_each(payloads), dests, start)
+}
+
+/// `payloads` as datagrams of one part each, without copying the list.
+fn one_part_each<'a, 'b>(payloads: &'a [&'b [u8]]) -> &'a [[&'b [u8]; 1]] {
+    // SAFETY: `[T; 1]` has the size, alignment and layout of `T`, so a slice of `T` is a slice
+    // of `[T; 1]` of the same length; the lifetimes are carried over unchanged.
+    unsafe { std::slice::from_raw_parts(payloads.as_ptr().cast::<[&'b [u8]; 1]>(), payloads.len()) }
+}
+
+/// Like [`send_each_to_many`] for datagrams made of `N` parts each (e.g. a header and a
+/// payload borrowed from a receive buffer): the kernel gathers the parts, nothing is copied.
+pub fn send_parts_to_many<const N: usize>(
+    fd: &impl AsRawFd,
+    datagrams: &[[&[u8]; N]],
+    dests: &Destinations,
+    start: usize,
+) -> io::Result<usize> {
+    let total = datagrams.len() * dests.len();
     if start >= total {
         return Ok(0);
     }
     let fd = fd.as_raw_fd();
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if !MMSG_UNAVAILABLE.load(Ordering::Relaxed) {
-        match sendmmsg_pairs(fd, payloads, &dests.addrs, start, (total - start).min(SEND_BATCH)) {
+        match sendmmsg_pairs(fd, datagrams, &dests.addrs, start, (total - start).min(SEND_BATCH)) {
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
                 MMSG_UNAVAILABLE.store(true, Ordering::Relaxed);
                 tracing::warn!("sendmmsg unavailable (ENOSYS); falling back to one sendto per datagram");
@@ -147,8 +165,11 @@ pub fn send_each_to_many(
         }
     }
     let mut sent = 0;
+    let mut whole = Vec::new();
     for k in (start..total).take(SEND_BATCH) {
-        match sendto(fd, payloads[k / dests.len()], &dests.addrs[k % dests.len()]) {
+        whole.clear();
+        datagrams[k / dests.len()].iter().for_each(|p| whole.extend_from_slice(p));
+        match sendto(fd, &whole, &dests.addrs[k % dests.len()]) {
             Ok(()) => sent += 1,
             Err(e) if sent == 0 => return Err(e),
             Err(_) => break,
@@ -158,9 +179,18 @@ pub fn send_each_to_many(
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn sendmmsg_pairs(fd: RawFd, payloads: &[&[u8]], addrs: &[CAddr], start: usize, count: usize) -> io::Result<usize> {
-    let mut iovs: Vec<libc::iovec> =
-        payloads.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
+fn sendmmsg_pairs<const N: usize>(
+    fd: RawFd,
+    datagrams: &[[&[u8]; N]],
+    addrs: &[CAddr],
+    start: usize,
+    count: usize,
+) -> io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> = datagrams
+        .iter()
+        .flatten()
+        .map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() })
+        .collect();
     let iov_base = iovs.as_mut_ptr();
     let mut hdrs: Vec<libc::mmsghdr> = (start..start + count)
         .map(|k| {
@@ -169,15 +199,15 @@ fn sendmmsg_pairs(fd: RawFd, payloads: &[&[u8]], addrs: &[CAddr], start: usize, 
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
             h.msg_hdr.msg_name = (&name.raw as *const crate::sockaddr::RawAddr).cast_mut().cast();
             h.msg_hdr.msg_namelen = name.len;
-            // SAFETY: k / addrs.len() < payloads.len() = iovs.len(), so the pointer stays inside iovs.
-            h.msg_hdr.msg_iov = unsafe { iov_base.add(k / addrs.len()) };
-            h.msg_hdr.msg_iovlen = 1;
+            // SAFETY: k / addrs.len() < datagrams.len(), so its N iovecs are inside iovs.
+            h.msg_hdr.msg_iov = unsafe { iov_base.add(k / addrs.len() * N) };
+            h.msg_hdr.msg_iovlen = N as _;
             h
         })
         .collect();
-    // SAFETY: every header points at a live iovec of `iovs` (whose buffers are the caller's
-    // payloads) and a live address of `addrs`; nothing moves during the call; the kernel only
-    // reads them and writes msg_len.
+    // SAFETY: every header points at N live iovecs of `iovs` (whose buffers are the caller's
+    // datagram parts) and a live address of `addrs`; nothing moves during the call; the kernel
+    // only reads them and writes msg_len.
     let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as libc::c_uint, libc::MSG_DONTWAIT) };
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -224,12 +254,22 @@ pub async fn fan_out(sock: &tokio::net::UdpSocket, payload: &[u8], dests: &Desti
 /// destination gets the payloads in order), waiting for socket buffer space when needed. One
 /// failing pair is skipped, never stops the rest.
 pub async fn fan_out_each(sock: &tokio::net::UdpSocket, payloads: &[&[u8]], dests: &Destinations) -> FanoutResult {
+    fan_out_parts(sock, one_part_each(payloads), dests).await
+}
+
+/// [`fan_out_each`] for datagrams of `N` parts each ([`send_parts_to_many`]: gathered by the
+/// kernel, not copied).
+pub async fn fan_out_parts<const N: usize>(
+    sock: &tokio::net::UdpSocket,
+    datagrams: &[[&[u8]; N]],
+    dests: &Destinations,
+) -> FanoutResult {
     let mut r = FanoutResult::default();
-    let total = payloads.len() * dests.len();
+    let total = datagrams.len() * dests.len();
     let mut i = 0;
     while i < total {
         r.syscalls += 1;
-        match sock.async_io(tokio::io::Interest::WRITABLE, || send_each_to_many(sock, payloads, dests, i)).await {
+        match sock.async_io(tokio::io::Interest::WRITABLE, || send_parts_to_many(sock, datagrams, dests, i)).await {
             Ok(0) => break,
             Ok(n) => {
                 i += n;
@@ -543,6 +583,29 @@ mod tests {
                 got.extend(batch.iter().map(|d| d.data.to_vec()));
             }
             assert_eq!(got, payloads, "every payload once, in order");
+        }
+    }
+
+    #[test]
+    fn datagram_parts_are_gathered_in_order() {
+        let tx = nb_socket("127.0.0.1:0");
+        let rxs: Vec<UdpSocket> = (0..2).map(|_| nb_socket("127.0.0.1:0")).collect();
+        let dests = Destinations::new(rxs.iter().map(|s| s.local_addr().unwrap()));
+        let bodies: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 5 + usize::from(i)]).collect();
+        let datagrams: Vec<[&[u8]; 2]> = bodies.iter().map(|b| [&b"hdr"[..], b.as_slice()]).collect();
+        let mut k = 0;
+        while k < 6 {
+            k += send_parts_to_many(&tx, &datagrams, &dests, k).unwrap();
+        }
+        let mut batch = RecvBatch::new(8, 64);
+        for rx in &rxs {
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                wait_recv(&mut batch, rx);
+                got.extend(batch.iter().map(|d| d.data.to_vec()));
+            }
+            let want: Vec<Vec<u8>> = bodies.iter().map(|b| [&b"hdr"[..], b].concat()).collect();
+            assert_eq!(got, want, "header then body, each datagram once, in order");
         }
     }
 

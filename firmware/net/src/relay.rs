@@ -11,7 +11,8 @@
 //! Data is encapsulated ONCE per packet and the same bytes are fanned out to every subscribed
 //! tunnel with `sendmmsg` ([`crate::mmsg::fan_out`]); a `recvmmsg` batch of an inject socket
 //! goes out whole, as (datagram, tunnel) pairs in as few `sendmmsg` calls as they need
-//! ([`crate::mmsg::fan_out_each`]): one call per batch for a single gateway. Subscriber lists are cached per (S,G) as
+//! ([`crate::mmsg::fan_out_parts`]): one call per batch for a single gateway; each datagram is
+//! its AMT/IP/UDP header and the payload gathered by the kernel from the receive buffer (not copied). Subscriber lists are cached per (S,G) as
 //! encoded C addresses and rebuilt only after a control datagram or timer, i.e. when the
 //! membership table can have changed.
 
@@ -32,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::{NetError, Result};
-use crate::mmsg::{fan_out, fan_out_each, Destinations, RecvBatch};
+use crate::mmsg::{fan_out, fan_out_parts, Destinations, RecvBatch};
 use crate::native::NativeReceiver;
 use crate::socket::{bind_tokio_udp, for_socket, interface_index};
 use crate::spec::InjectSpec;
@@ -197,7 +198,7 @@ impl RelayHandle {
             wildcard,
             injects,
             inject_batch: RecvBatch::default(),
-            outs: Vec::new(),
+            headers: Vec::new(),
             saved_generation: None,
             state_file: opts.state_file.clone(),
             write_at: None,
@@ -286,8 +287,9 @@ struct Driver {
     /// `--inject` sockets, owned here: their datagrams are fanned out a whole receive batch at a time.
     injects: Vec<InjectSocket>,
     inject_batch: RecvBatch,
-    /// Encapsulated datagrams of one inject batch (buffers reused).
-    outs: Vec<Vec<u8>>,
+    /// AMT/IP/UDP headers of the datagrams of one inject batch (buffers reused); each is sent
+    /// with its payload straight from the receive buffer.
+    headers: Vec<Vec<u8>>,
     /// `--state` file, the relay generation last written there, and when the next write is due.
     state_file: Option<PathBuf>,
     saved_generation: Option<u64>,
@@ -299,8 +301,19 @@ impl Driver {
         // Restored memberships: native joins and counters before the first datagram.
         self.flush().await;
         self.saved_generation = Some(self.relay.generation());
+        // One timer for the relay machine's deadline, moved only when the deadline moves (not
+        // registered anew on every wake-up).
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             let deadline = self.relay.poll_timeout();
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    timer.as_mut().reset(tokio::time::Instant::from_std(d));
+                }
+                armed = deadline;
+            }
             // Not biased: under a flood of control datagrams the socket is always readable, and
             // a fixed order would starve the timers and the injected media (or, the other way
             // round, a saturated inject stream the control socket). Each branch does bounded work.
@@ -313,7 +326,8 @@ impl Driver {
                     }
                     self.receive_control();
                 }
-                _ = sleep_until(deadline) => {
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
                     self.relay.handle_timeout(Instant::now());
                     self.cache.clear();
                 }
@@ -470,21 +484,24 @@ impl Driver {
             if dests.is_empty() {
                 continue;
             }
-            if self.outs.len() < k {
-                self.outs.resize_with(k, || Vec::with_capacity(2048));
+            if self.headers.len() < k {
+                self.headers.resize_with(k, || Vec::with_capacity(roomcast_amt::IPV6_DATA_OVERHEAD));
             }
+            let mut datagrams: [[&[u8]; 2]; crate::mmsg::RECV_BATCH] = [[&[], &[]]; crate::mmsg::RECV_BATCH];
             let mut n = 0;
-            for d in self.inject_batch.iter() {
-                if d.truncated {
+            for (d, header) in self.inject_batch.iter().zip(self.headers.iter_mut()) {
+                if d.truncated || n == datagrams.len() {
                     continue;
                 }
-                match Relay::encapsulate(&sg, d.from.port(), dest_port, d.data, &mut self.outs[n]) {
-                    Ok(()) => n += 1,
+                match roomcast_amt::encapsulate_header(&sg, d.from.port(), dest_port, d.data, header) {
+                    Ok(()) => {
+                        datagrams[n] = [header.as_slice(), d.data];
+                        n += 1;
+                    }
                     Err(e) => tracing::debug!(%sg, "cannot encapsulate: {e}"),
                 }
             }
-            let payloads: Vec<&[u8]> = self.outs[..n].iter().map(Vec::as_slice).collect();
-            let r = fan_out_each(&self.sock, &payloads, dests).await;
+            let r = fan_out_parts(&self.sock, &datagrams[..n], dests).await;
             self.counters.data_out.fetch_add(r.sent as u64, Ordering::Relaxed);
             self.counters.send_errors.fetch_add(r.failed as u64, Ordering::Relaxed);
         }

@@ -4,7 +4,8 @@
 //!   sent to when the relay listens on 0.0.0.0, the `--listen` address when it is specific, the
 //!   `--advertise` address when given (RFC 7450 5.1.2); replies come from that address and the
 //!   IGMPv3 query inside the Membership Query has it as its source;
-//! - tshark dissects every message of these exchanges with nothing malformed.
+//! - tshark dissects every message of these exchanges, and of the restart runs (everything the
+//!   quiet gateway sends and receives), with nothing malformed.
 
 mod amt_util;
 
@@ -125,19 +126,35 @@ fn specific_listen_and_advertise_options_set_the_advertised_address() {
 }
 
 /// A gateway that behaves like a standard one with a 125 s refresh interval: one Request,
-/// one Update, then it only listens (it never notices a relay restart by itself).
+/// one Update, then it only listens (it never notices a relay restart by itself). Every
+/// datagram it sends or receives is kept for tshark.
 struct QuietGateway {
     sock: UdpSocket,
+    relay: SocketAddr,
+    seen: std::cell::RefCell<Vec<Datagram>>,
 }
 
 impl QuietGateway {
     fn join(relay: SocketAddr, source: Ipv4Addr, group: Ipv4Addr) -> QuietGateway {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let me = sock.local_addr().unwrap();
         let nonce = 0x5eed_0001;
-        let (query, _) = ask(&sock, relay, &amt_request(nonce), 0x04);
+        let req = amt_request(nonce);
+        let (query, _) = ask(&sock, relay, &req, 0x04);
         let mac = query_mac(&query).unwrap();
-        sock.send_to(&amt_update(mac, nonce, &igmpv3_report(source, group)), relay).unwrap();
-        QuietGateway { sock }
+        let update = amt_update(mac, nonce, &igmpv3_report(source, group));
+        sock.send_to(&update, relay).unwrap();
+        let seen = vec![(me, relay, req), (relay, me, query), (me, relay, update)];
+        QuietGateway { sock, relay, seen: std::cell::RefCell::new(seen) }
+    }
+
+    /// Receives one datagram (read timeout set), keeping it if it came from the relay.
+    fn recv(&self, buf: &mut [u8]) -> Option<usize> {
+        let (n, from) = self.sock.recv_from(buf).ok()?;
+        if from == self.relay {
+            self.seen.borrow_mut().push((from, self.sock.local_addr().unwrap(), buf[..n].to_vec()));
+        }
+        Some(n)
     }
 
     /// Waits (bounded) for the first AMT Multicast Data while `poke` keeps data coming.
@@ -147,7 +164,7 @@ impl QuietGateway {
         let mut buf = [0u8; 2048];
         while start.elapsed() < timeout {
             poke();
-            while let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+            while let Some(n) = self.recv(&mut buf) {
                 if n > 0 && buf[0] == 0x06 {
                     return Some(start.elapsed());
                 }
@@ -157,7 +174,30 @@ impl QuietGateway {
     }
 
     fn drain(&self) {
-        drain(&self.sock, Duration::from_millis(100));
+        self.sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let end = std::time::Instant::now() + Duration::from_millis(100);
+        let mut buf = [0u8; 2048];
+        while std::time::Instant::now() < end {
+            self.recv(&mut buf);
+        }
+    }
+
+    /// tshark over everything this gateway exchanged with the relay: only AMT, nothing
+    /// malformed, no expert warning; a Request, a Query, an Update and `min_data` Multicast Data
+    /// messages at least.
+    fn dissect(&self, name: &str, min_data: usize) {
+        let Some(tshark) = roomcast_test_support::require_tool("tshark") else { return };
+        let dir = std::env::temp_dir().join(format!("roomcast-amt-standard-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("amt.pcap");
+        std::fs::write(&file, pcap_udp(&self.seen.borrow())).unwrap();
+        let d = roomcast_test_support::tshark::dissect_amt(&tshark, &file, &[self.relay.port()]);
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("tshark over the {name} run: {:?}", d.by_type);
+        d.assert_clean();
+        assert_eq!(d.by_type.values().sum::<usize>(), self.seen.borrow().len(), "every datagram is AMT: {d:?}");
+        assert!(d.count(3) >= 1 && d.count(4) >= 1 && d.count(5) >= 1, "{d:?}");
+        assert!(d.count(6) >= min_data, "{d:?}");
     }
 }
 
@@ -205,6 +245,7 @@ fn relay_restart_with_state_goes_unnoticed_by_a_gateway_refreshing_every_125_s()
     let relay = start(false);
     assert_eq!(gw.first_data(Duration::from_secs(3), &mut poke), None, "without --state nothing comes back");
     drop(relay);
+    gw.dissect("restart-without-state", 1);
 
     // With --state: killed with SIGKILL and restarted 5 times, data resumes each time.
     let mut relay = start(true);
@@ -225,6 +266,7 @@ fn relay_restart_with_state_goes_unnoticed_by_a_gateway_refreshing_every_125_s()
         resumed.push(killed.elapsed());
         assert!(relay.log().iter().any(|l| l.contains("relay state restored")), "round {round}");
     }
+    gw.dissect("restart-with-state", 6);
     resumed.sort();
     let median = resumed[2];
     eprintln!(

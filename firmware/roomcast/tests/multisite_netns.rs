@@ -10,7 +10,10 @@
 //!
 //! Checked: every gateway receives in order through its site's relay; relay r1 killed with SIGKILL
 //! → site A's gateways move to r2 and receive again within 5 s, in order; site B never stops.
-//! Needs root, `ip` (iproute2), smcrouted (smcroute) and dnsmasq: skipped outside CI when missing.
+//! dumpcap in the router's namespace captures every AMT datagram of the run (UDP 2268, on all
+//! its links, bounded in time and count); tshark dissects each as AMT, nothing malformed.
+//! Needs root, `ip` (iproute2), smcrouted (smcroute), dnsmasq, dumpcap and tshark: skipped outside
+//! CI when missing.
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 use roomcast_net::driad::{reverse_name, AMTRELAY};
 use roomcast_test_support::dnsmasq::Dnsmasq;
 use roomcast_test_support::require_tool;
+use roomcast_test_support::tshark::{dissect_amt, Capture};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roomcast");
 const CHANNEL: &str = "10.1.0.1@232.9.9.9:5004";
@@ -113,9 +117,13 @@ impl Rx {
 
 #[test]
 fn gateways_find_their_sites_relay_by_driad_and_move_when_it_dies() {
-    let (Some(_), Some(smcrouted), Some(dnsmasq)) =
-        (require_tool("ip"), require_tool("smcrouted"), require_tool("dnsmasq"))
-    else {
+    let (Some(_), Some(smcrouted), Some(dnsmasq), Some(dumpcap), Some(tshark)) = (
+        require_tool("ip"),
+        require_tool("smcrouted"),
+        require_tool("dnsmasq"),
+        require_tool("dumpcap"),
+        require_tool("tshark"),
+    ) else {
         return;
     };
     let tag = format!("rcms{}", std::process::id());
@@ -184,6 +192,12 @@ fn gateways_find_their_sites_relay_by_driad_and_move_when_it_dies() {
                     .unwrap(),
             )
         })
+    };
+    // Every AMT datagram of the run, on every link of the router (so each twice: in and out).
+    let pcap = dir.join("amt.pcapng");
+    let mut capture = {
+        let (d, p) = (dumpcap.clone(), pcap.clone());
+        in_ns(&rt, move || Capture::start(&d, &["any"], "udp port 2268", &p, 120, 100_000))
     };
     // The relays, taking the channel natively.
     let mut relays: Vec<Option<Proc>> = [("r1", "10.2.1.2", "m1"), ("r2", "10.2.2.2", "m2")]
@@ -268,5 +282,12 @@ fn gateways_find_their_sites_relay_by_driad_and_move_when_it_dies() {
     }
     drop(gateways);
     drop(relays);
+    let dumpcap_log = capture.stop();
+    let d = dissect_amt(&tshark, &pcap, &[2268]);
+    eprintln!("tshark over the run's AMT datagrams (each seen twice): {:?}", d.by_type);
+    d.assert_clean();
+    // Four gateways join (Request, Query, Update each), two of them again at r2; data to all.
+    assert!(d.count(3) >= 12 && d.count(4) >= 12 && d.count(5) >= 12, "{d:?}\n{dumpcap_log}");
+    assert!(d.count(6) >= 2 * 4 * 200, "{d:?}\n{dumpcap_log}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,11 +1,12 @@
 //! Helpers shared by roomcast's tests: finding the external tools that tests check against
 //! (tshark, ffmpeg, dav1d, qemu), failing loudly under `CI=true` when one is missing, and
-//! building a workspace binary for a test of another package ([`workspace_binary`]), and a
-//! loopback DNS server ([`dnsmasq`]).
+//! building a workspace binary for a test of another package ([`workspace_binary`]), a
+//! loopback DNS server ([`dnsmasq`]), and bounded dumpcap captures dissected by tshark ([`tshark`]).
 
 use std::path::PathBuf;
 
 pub mod dnsmasq;
+pub mod tshark;
 
 /// True when running under CI (`CI=true`), where a missing tool is a failure, not a skip.
 pub fn under_ci() -> bool {

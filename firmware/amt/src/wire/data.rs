@@ -79,8 +79,40 @@ pub fn encapsulate(
     write_ip_udp(sg.source, sg.group, source_port, dest_port, payload, out)
 }
 
+/// Builds the headers of the AMT Multicast Data message [`encapsulate`] makes into `out`
+/// (cleared first), without the payload: the message is `out` followed by `payload`, as in a
+/// scatter-gather send that does not copy the payload. The UDP checksum covers `payload`.
+/// `out` is at most [`IPV6_DATA_OVERHEAD`] bytes.
+pub fn encapsulate_header(
+    sg: &SourceGroup,
+    source_port: u16,
+    dest_port: u16,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), AmtError> {
+    out.clear();
+    out.push(TYPE_MULTICAST_DATA);
+    out.push(0);
+    write_ip_udp_header(sg.source, sg.group, source_port, dest_port, payload, out)
+}
+
 /// Appends an IP+UDP packet (headers with checksums, then `payload`) to `out`.
 pub(crate) fn write_ip_udp(
+    source: IpAddr,
+    group: IpAddr,
+    source_port: u16,
+    dest_port: u16,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), AmtError> {
+    write_ip_udp_header(source, group, source_port, dest_port, payload, out)?;
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Appends the IP and UDP headers (with checksums; the UDP one over `payload`) of an IP+UDP
+/// packet carrying `payload` to `out`.
+fn write_ip_udp_header(
     source: IpAddr,
     group: IpAddr,
     source_port: u16,
@@ -115,7 +147,6 @@ pub(crate) fn write_ip_udp(
     out.extend_from_slice(&dest_port.to_be_bytes());
     out.extend_from_slice(&udp_len16.to_be_bytes());
     out.extend_from_slice(&c.to_be_bytes());
-    out.extend_from_slice(payload);
     Ok(())
 }
 
@@ -222,6 +253,24 @@ mod tests {
         let last = out.len() - 1;
         out[last] ^= 1;
         assert_eq!(decapsulate(&out), Err(AmtError::BadChecksum { what: "UDP" }));
+    }
+
+    #[test]
+    fn header_plus_payload_is_the_encapsulated_message() {
+        for (s, len) in [("10.0.0.1@232.1.1.1", 1316), ("2001:db8::1@ff3e::8000:1", 1315), ("10.0.0.1@232.1.1.1", 0)] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let (mut whole, mut header) = (Vec::new(), vec![0xee; 9]);
+            encapsulate(&sg(s), 4000, 5004, &payload, &mut whole).unwrap();
+            encapsulate_header(&sg(s), 4000, 5004, &payload, &mut header).unwrap();
+            assert!(header.len() <= IPV6_DATA_OVERHEAD);
+            assert_eq!([header.as_slice(), &payload].concat(), whole, "{s}, {len} bytes");
+        }
+        let mut header = Vec::new();
+        let big = vec![0; 70_000];
+        assert_eq!(
+            encapsulate_header(&sg("10.0.0.1@232.1.1.1"), 1, 2, &big, &mut header),
+            Err(AmtError::PayloadTooLarge(70_000))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod check;
 pub mod get;
 pub mod text;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use toml_edit::Item;
@@ -66,6 +66,8 @@ pub struct AmtConfig {
     pub relay: Option<String>,
     /// Which family's groups to join through the tunnel.
     pub family: Family,
+    /// DNS server for `relay = "auto"` (DRIAD) instead of the system's resolver (`IP` = port 53).
+    pub dns: Option<SocketAddr>,
 }
 
 /// `[video]`.
@@ -241,6 +243,14 @@ pub struct Config {
     pub debug: DebugConfig,
 }
 
+/// `[amt] dns`: `IP` (port 53) or `IP:PORT`.
+fn parse_dns(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    s.parse::<SocketAddr>().map_err(|_| format!("{s:?} is not an IP address or IP:PORT (e.g. \"10.0.2.3:53\")"))
+}
+
 fn check_hostport(s: &str, port_required: bool) -> Result<(), String> {
     if s.parse::<std::net::SocketAddr>().is_ok() {
         return Ok(());
@@ -379,8 +389,13 @@ impl Config {
             "ipv6" => Family::Ipv6,
             _ => Family::Ipv4,
         };
+        let dns = s.opt_str(&mut r, "dns");
+        if let Some(v) = &dns {
+            s.checked_str(&mut r, "dns", v, |v| parse_dns(v).map(|_| ()));
+        }
+        let dns = dns.as_deref().and_then(|v| parse_dns(v).ok());
         s.finish(&mut r);
-        let amt = AmtConfig { relay, family };
+        let amt = AmtConfig { relay, family, dns };
 
         let mut s = r.section(root, "video");
         let enabled = s.bool_or(&mut r, "enabled", true);

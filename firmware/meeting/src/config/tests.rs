@@ -29,6 +29,7 @@ fn good_config_reads_with_defaults() {
     assert_eq!(c.audio.source, "auto");
     assert_eq!(c.amt.family, Family::Ipv4);
     assert_eq!(c.amt.relay, None);
+    assert_eq!(c.amt.dns, None);
     assert!(!c.network.lan_multicast);
     assert_eq!(c.audio.mute_button, None);
 }
@@ -123,6 +124,18 @@ fn syntax_errors_have_a_line() {
     let errs = errors("[room]\nname = \"x\"\n[meeting\n");
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].line, 3, "{:?}", errs[0]);
+}
+
+#[test]
+fn amt_dns_takes_an_address_with_or_without_port() {
+    let base = "[room]\nname=\"r\"\n[amt]\nrelay=\"auto\"\n";
+    let c = Config::parse(&format!("{base}dns=\"127.0.0.1:5353\"\n"), &BoardDefaults::default()).unwrap();
+    assert_eq!(c.amt.relay.as_deref(), Some("auto"));
+    assert_eq!(c.amt.dns, Some("127.0.0.1:5353".parse().unwrap()));
+    let c = Config::parse(&format!("{base}dns=\"2001:db8::53\"\n"), &BoardDefaults::default()).unwrap();
+    assert_eq!(c.amt.dns, Some("[2001:db8::53]:53".parse().unwrap()));
+    let errs = errors(&format!("{base}dns=\"resolver.example\"\n"));
+    assert_eq!(errs.iter().map(|e| (e.key.as_str(), e.line)).collect::<Vec<_>>(), [("amt.dns", 5)], "{errs:#?}");
 }
 
 #[test]

@@ -31,10 +31,11 @@ use super::watchdog::Watchdog;
 use super::STEP_LIMIT;
 
 /// `[amt] relay = "auto"`: the most preferred relay DRIAD (RFC 8777) names for the meeting's
-/// source, from the system's resolver; the RFC 7450 anycast relay when there is none.
-async fn driad_relay(source: IpAddr) -> SocketAddr {
-    let found = match roomcast_net::driad::resolver(None) {
-        Ok(r) => roomcast_net::driad::discover(&r, source, roomcast_net::AMT_PORT, rand::random::<u64>).await,
+/// source, from `dns` (`[amt] dns`) or else the system's resolver; the RFC 7450 anycast relay
+/// when there is none. `random` orders records of equal precedence.
+async fn driad_relay(source: IpAddr, dns: Option<SocketAddr>, random: impl FnMut() -> u64) -> SocketAddr {
+    let found = match roomcast_net::driad::resolver(dns) {
+        Ok(r) => roomcast_net::driad::discover(&r, source, roomcast_net::AMT_PORT, random).await,
         Err(e) => Err(e),
     };
     match found {
@@ -479,7 +480,14 @@ impl Driver<'_> {
             }
         }
         let relay = if j.relay == "auto" {
-            Ok(wd.drive(STEP_LIMIT, driad_relay(j.groups.ipv4.source)).await)
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+            let random = move || rand::RngCore::next_u64(&mut rng);
+            // The source of the groups this box joins ([amt] family) names the relay.
+            let source = match self.cfg.amt.family {
+                roomcast_meeting::roster::Family::Ipv6 => j.groups.ipv6.source,
+                roomcast_meeting::roster::Family::Ipv4 => j.groups.ipv4.source,
+            };
+            Ok(wd.drive(STEP_LIMIT, driad_relay(source, self.cfg.amt.dns, random)).await)
         } else {
             wd.drive(STEP_LIMIT, resolve(&j.relay, roomcast_net::AMT_PORT)).await
         };
