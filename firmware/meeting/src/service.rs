@@ -194,10 +194,10 @@ fn check_room(room: &str) -> Result<(), MeetingError> {
     Ok(())
 }
 
+/// Checks what a participant says it sends. Neither video nor audio is a watch-only
+/// participant (a room without camera and microphone, a `roomcast gateway` listener): it joins
+/// and receives like any other, and its group stays silent.
 fn check_caps(caps: &Caps) -> Result<(), MeetingError> {
-    if caps.video.is_none() && caps.audio.is_none() {
-        return Err(MeetingError::BadRequest("caps must name video or audio".into()));
-    }
     if let Some(v) = &caps.video {
         if !matches!(v.codec.as_str(), "AV1" | "H264") {
             return Err(MeetingError::BadRequest(format!("video codec {:?} unsupported", v.codec)));

@@ -329,3 +329,19 @@ fn join_replies_and_rosters_carry_the_instance_epoch() {
     old.as_object_mut().unwrap().remove("epoch");
     assert_eq!(serde_json::from_value::<Roster>(old).unwrap().epoch, 0);
 }
+
+#[test]
+fn a_watch_only_participant_joins_and_is_listed() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let w = s.join(t0, "demo", "listener", Caps::default()).expect("watch-only join accepted");
+    assert_ne!(w.groups, a.groups);
+    let roster = s.roster("demo").unwrap();
+    let listed = roster.by_room("listener").expect("listed");
+    assert!(listed.caps.video.is_none() && listed.caps.audio.is_none());
+    assert!(!listed.sdp.ipv4.contains("m="), "its SDP has no media lines: {}", listed.sdp.ipv4);
+    // Still validated when it names something.
+    let bad = Caps { video: None, audio: Some(AudioCaps { codec: "pcm".into(), payload_type: 111, channels: 1 }) };
+    assert!(s.join(t0, "demo", "bad", bad).is_err());
+}

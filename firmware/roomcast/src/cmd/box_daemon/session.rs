@@ -346,6 +346,9 @@ impl Driver<'_> {
                     self.open_devices(wd).await;
                 }
                 let caps = self.devices.as_ref().map(|d| d.caps.clone()).unwrap_or_default();
+                if caps.video.is_none() && caps.audio.is_none() {
+                    tracing::info!("no camera and no microphone: joining watch-only (receiving, sending nothing)");
+                }
                 let (svc, room) = (self.service.clone(), self.cfg.room.name.clone());
                 let server_ip = self.server_ip;
                 self.join.start(async move { svc.join(&room, &caps).await.map(|r| (r, server_ip)) });
