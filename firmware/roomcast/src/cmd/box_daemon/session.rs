@@ -23,12 +23,12 @@ use roomcast_net::{Delivery, GatewayHandle, GatewayOptions};
 use roomcast_session::{BoxSession, Call, CallFailure, Event, Joined, SenderCounters, SessionConfig, Transmit};
 use tokio::sync::{mpsc, watch};
 
-use super::http::{CallError, Service};
 use super::receive::Receiving;
 use super::send::{missing_devices, Devices, MicGate, Sending};
 use super::status::{BoxPhase, Status, StatusTx};
 use super::watchdog::Watchdog;
 use super::STEP_LIMIT;
+use crate::cmd::meeting_client::{CallError, Service};
 
 /// `[amt] relay = "auto"`: the most preferred relay DRIAD (RFC 8777) names for the meeting's
 /// source, from the system's resolver; the RFC 7450 anycast relay when there is none.

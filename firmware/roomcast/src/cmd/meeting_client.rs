@@ -1,4 +1,5 @@
-//! The box's client of the meeting service's control API, on hyper's HTTP/1.1 client (one
+//! The client of the meeting service's control API (the box's, and `roomcast gateway
+//! --meeting-server`'s), on hyper's HTTP/1.1 client (one
 //! request per connection) over rustls: `[meeting] server = "https://HOST:PORT"` with the
 //! service certificate's pinned `fingerprint` (or a `ca_file`), or plain `http://` to a loopback
 //! address (or with `allow_plain_http`), with a warning. The requests and the answers' decoding
