@@ -4,7 +4,7 @@
 //! silence. It is fed control requests, packets and time, and answers with replies and
 //! forwarding decisions; the `roomcast server` driver does the sockets and the AMT relay.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -146,6 +146,9 @@ struct Participant {
     secret: Digest,
     last_seen: Instant,
     latched: Option<SocketAddr>,
+    /// The address its join (then its latest keepalive) came from: the relay serves the
+    /// meeting's groups to it.
+    address: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -169,6 +172,8 @@ pub struct MeetingService {
     total: usize,
     /// Compared with when the meeting is unknown, so that costs what a wrong token costs.
     dummy: Digest,
+    /// Bumped whenever [`MeetingService::access_table`] may have changed.
+    access_generation: u64,
 }
 
 /// The random source of ids, secrets, SSRCs and groups.
@@ -261,6 +266,7 @@ impl MeetingService {
             by_ssrc: HashMap::new(),
             events: Vec::new(),
             total: 0,
+            access_generation: 0,
             cfg,
         }
     }
@@ -335,21 +341,55 @@ impl MeetingService {
         Ok((m, order))
     }
 
-    /// Handles one control request at `now`.
+    /// Handles one control request at `now` (from an address not known: a join from it gives
+    /// no relay access; see [`Self::handle_control_from`]).
     pub fn handle_control(&mut self, now: Instant, req: ControlRequest) -> Reply {
-        match self.control(now, req) {
+        match self.control(now, None, req) {
             Ok(r) => r,
             Err(e) => error_reply(&e),
         }
     }
 
-    fn control(&mut self, now: Instant, req: ControlRequest) -> Result<Reply, MeetingError> {
+    /// Handles one control request at `now` that came from `peer`: a join, then each
+    /// keepalive, records the participant's address, which [`Self::access_table`] lets receive
+    /// the meeting's groups from the relay.
+    pub fn handle_control_from(&mut self, now: Instant, peer: IpAddr, req: ControlRequest) -> Reply {
+        match self.control(now, Some(peer.to_canonical()), req) {
+            Ok(r) => r,
+            Err(e) => error_reply(&e),
+        }
+    }
+
+    /// Who may receive what from the embedded relay: the address of every participant maps
+    /// to every (S,G) (both families) of its meeting, its own included.
+    pub fn access_table(&self) -> HashMap<IpAddr, HashSet<SourceGroup>> {
+        let mut table: HashMap<IpAddr, HashSet<SourceGroup>> = HashMap::new();
+        for m in self.meetings.values() {
+            let groups: HashSet<SourceGroup> =
+                m.participants.values().flat_map(|p| [p.info.groups.ipv4, p.info.groups.ipv6]).collect();
+            for addr in m.participants.values().filter_map(|p| p.address) {
+                table.entry(addr).or_default().extend(groups.iter().copied());
+            }
+        }
+        table
+    }
+
+    /// A counter that moves whenever [`Self::access_table`] may have changed (join, leave,
+    /// expiry, a participant's address): the driver pushes the table to the relay when it moved.
+    pub fn access_generation(&self) -> u64 {
+        self.access_generation
+    }
+
+    fn control(&mut self, now: Instant, peer: Option<IpAddr>, req: ControlRequest) -> Result<Reply, MeetingError> {
         match req {
             ControlRequest::Health => Ok(Reply::json(200, &serde_json::json!({"ok": true}))),
             ControlRequest::Index => Ok(Reply::Text(crate::control::INDEX_PAGE.to_string())),
             ControlRequest::Join { meeting, token, body } => {
                 self.authorize(&meeting, &token)?;
                 let reply = self.join(now, &meeting, &body.room, body.caps)?;
+                if let Some(addr) = peer {
+                    self.set_address(&meeting, &reply.participant, addr);
+                }
                 Ok(Reply::json(200, &reply))
             }
             ControlRequest::Leave { meeting, token, participant, secret } => {
@@ -362,10 +402,19 @@ impl MeetingService {
                 self.authorize(&meeting, &token)?;
                 let epoch = self.cfg.epoch;
                 let (m, order) = self.member(&meeting, &participant, secret.as_ref())?;
+                let mut moved = false;
                 if let Some(p) = m.participants.get_mut(&order) {
                     p.last_seen = now;
+                    if peer.is_some() && p.address != peer {
+                        p.address = peer;
+                        moved = true;
+                    }
                 }
-                Ok(Reply::json(200, &serde_json::json!({"version": m.version, "epoch": epoch})))
+                let reply = Reply::json(200, &serde_json::json!({"version": m.version, "epoch": epoch}));
+                if moved {
+                    self.access_generation += 1;
+                }
+                Ok(reply)
             }
             ControlRequest::Roster { meeting, token, since } => {
                 self.authorize(&meeting, &token)?;
@@ -485,8 +534,11 @@ impl MeetingService {
         let order = m.next_order;
         m.next_order += 1;
         m.version += 1;
-        m.participants
-            .insert(order, Participant { info: info.clone(), secret: secret.digest(), last_seen: now, latched: None });
+        self.access_generation += 1;
+        m.participants.insert(
+            order,
+            Participant { info: info.clone(), secret: secret.digest(), last_seen: now, latched: None, address: None },
+        );
         self.by_ssrc.insert(ssrc.video, (meeting.to_string(), order));
         self.by_ssrc.insert(ssrc.audio, (meeting.to_string(), order));
         self.total += 1;
@@ -507,6 +559,14 @@ impl MeetingService {
         })
     }
 
+    fn set_address(&mut self, meeting: &str, participant: &str, addr: IpAddr) {
+        let Some(m) = self.meetings.get_mut(meeting) else { return };
+        if let Some(p) = m.participants.values_mut().find(|p| p.info.id == participant) {
+            p.address = Some(addr);
+            self.access_generation += 1;
+        }
+    }
+
     /// Removes a participant by id.
     pub fn leave(&mut self, meeting: &str, participant: &str, reason: LeaveReason) -> Result<(), MeetingError> {
         let m = self.meetings.get(meeting).ok_or_else(|| MeetingError::UnknownMeeting(meeting.to_string()))?;
@@ -525,6 +585,7 @@ impl MeetingService {
         let Some(p) = m.participants.remove(&order) else { return };
         m.version += 1;
         self.total -= 1;
+        self.access_generation += 1;
         self.by_ssrc.remove(&p.info.ssrc.video);
         self.by_ssrc.remove(&p.info.ssrc.audio);
         self.pool_v4.release(p.info.groups.ipv4.group);

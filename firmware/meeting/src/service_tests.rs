@@ -345,3 +345,47 @@ fn a_watch_only_participant_joins_and_is_listed() {
     let bad = Caps { video: None, audio: Some(AudioCaps { codec: "pcm".into(), payload_type: 111, channels: 1 }) };
     assert!(s.join(t0, "demo", "bad", bad).is_err());
 }
+
+#[test]
+fn the_access_table_lists_each_participants_address_with_its_meetings_groups() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a_ip: IpAddr = "192.0.2.1".parse().unwrap();
+    let b_ip: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
+    let join = |s: &mut MeetingService, ip: IpAddr, room: &str| {
+        let raw = crate::client::join("h", "demo", "secret", room, &caps());
+        let (status, body) = reply_json(s.handle_control_from(t0, ip, parse_request(&raw).unwrap().0));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value::<JoinReply>(body).unwrap()
+    };
+    let g0 = s.access_generation();
+    let a = join(&mut s, a_ip, "A");
+    let b = join(&mut s, b_ip, "B");
+    assert!(s.access_generation() > g0);
+    // A join without a known address (handle_control) gives no access.
+    let raw = crate::client::join("h", "demo", "secret", "C", &caps());
+    assert_eq!(reply_json(s.handle_control(t0, parse_request(&raw).unwrap().0)).0, 200);
+    let table = s.access_table();
+    assert_eq!(table.len(), 2, "{table:?}");
+    let b_v4: IpAddr = "192.0.2.2".parse().unwrap();
+    for ip in [a_ip, b_v4] {
+        let groups = &table[&ip];
+        for g in [a.groups.ipv4, a.groups.ipv6, b.groups.ipv4, b.groups.ipv6] {
+            assert!(groups.contains(&g), "{ip} may receive {g}");
+        }
+    }
+    // B leaves: its address is gone, and A no longer gets B's groups.
+    let raw = crate::client::leave("h", "demo", "secret", &b.participant, &b.secret);
+    assert_eq!(reply_json(s.handle_control_from(t0, b_ip, parse_request(&raw).unwrap().0)).0, 200);
+    let table = s.access_table();
+    assert!(!table.contains_key(&b_v4));
+    assert!(!table[&a_ip].contains(&b.groups.ipv4));
+    // A keepalive from a new address (NAT rebinding) moves A's access there.
+    let moved: IpAddr = "192.0.2.9".parse().unwrap();
+    let g1 = s.access_generation();
+    let raw = crate::client::keepalive("h", "demo", "secret", &a.participant, &a.secret);
+    assert_eq!(reply_json(s.handle_control_from(t0, moved, parse_request(&raw).unwrap().0)).0, 200);
+    assert!(s.access_generation() > g1);
+    let table = s.access_table();
+    assert!(table.contains_key(&moved) && !table.contains_key(&a_ip), "{table:?}");
+}
