@@ -13,6 +13,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use tracing::{info, warn};
 
 use crate::control::{ControlRequest, Media, Reply, Who};
+use crate::media_auth::{self, MediaKey, Verifier};
 use crate::pool::{GroupPool, Range};
 use crate::roster::{
     Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup, Ssrcs,
@@ -128,9 +129,12 @@ pub enum Event {
     },
 }
 
-/// Where one received packet goes.
+/// Where one received packet goes: the first `len` bytes of the datagram (its media
+/// authentication trailer stripped), into the sender's groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
+    /// Bytes of the datagram to forward (the packet without its trailer).
+    pub len: usize,
     /// The sender's channels (inject into both families).
     pub groups: GroupPair,
     /// Source port to use inside the group.
@@ -145,7 +149,10 @@ struct Participant {
     /// Digest of its secret (leave and keepalive must present the secret).
     secret: Digest,
     last_seen: Instant,
+    /// The source address of its newest authenticated packet.
     latched: Option<SocketAddr>,
+    /// Checks its media's authentication trailers (key from its secret) and replay window.
+    media: Verifier,
     /// The address its join (then its latest keepalive) came from: the relay serves the
     /// meeting's groups to it.
     address: Option<IpAddr>,
@@ -174,6 +181,8 @@ pub struct MeetingService {
     dummy: Digest,
     /// Bumped whenever [`MeetingService::access_table`] may have changed.
     access_generation: u64,
+    /// Media datagrams of a known SSRC dropped because their authentication failed.
+    media_rejected: u64,
 }
 
 /// The random source of ids, secrets, SSRCs and groups.
@@ -267,6 +276,7 @@ impl MeetingService {
             events: Vec::new(),
             total: 0,
             access_generation: 0,
+            media_rejected: 0,
             cfg,
         }
     }
@@ -537,7 +547,14 @@ impl MeetingService {
         self.access_generation += 1;
         m.participants.insert(
             order,
-            Participant { info: info.clone(), secret: secret.digest(), last_seen: now, latched: None, address: None },
+            Participant {
+                info: info.clone(),
+                secret: secret.digest(),
+                last_seen: now,
+                latched: None,
+                media: Verifier::new(MediaKey::from_secret(secret.expose())),
+                address: None,
+            },
         );
         self.by_ssrc.insert(ssrc.video, (meeting.to_string(), order));
         self.by_ssrc.insert(ssrc.audio, (meeting.to_string(), order));
@@ -600,32 +617,57 @@ impl MeetingService {
     }
 
     /// Handles one datagram that arrived on the media port from `from`. Returns where to
-    /// forward it, or `None` to drop it (unknown SSRC, not RTP, or from another address than
-    /// the one the participant's first packet came from).
+    /// forward it (its first [`Forward::len`] bytes), or `None` to drop it: not RTP/RTCP, an
+    /// unknown SSRC, or a media authentication trailer ([`media_auth`]) that does not verify
+    /// with the participant's key or replays a counter. Only an authenticated packet is
+    /// forwarded, keeps the participant alive, latches its source address (the newest packet's,
+    /// so a NAT rebinding re-latches) or lets its RTCP BYE remove it.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Option<Forward> {
-        let kind = peek(data)?;
+        let (packet, _, _) = media_auth::split(data)?;
+        let kind = peek(packet)?;
         let ssrc = match &kind {
             Peek::Rtp { ssrc } | Peek::Rtcp { ssrc, .. } => *ssrc,
         };
         let (meeting, order) = self.by_ssrc.get(&ssrc)?.clone();
         let m = self.meetings.get_mut(&meeting)?;
         let p = m.participants.get_mut(&order)?;
-        match p.latched {
-            None => p.latched = Some(from),
-            Some(addr) if addr != from => return None,
-            Some(_) => {}
+        let verified = match p.media.verify(data) {
+            Ok(v) => v,
+            Err(why) => {
+                self.media_rejected += 1;
+                if self.media_rejected.is_power_of_two() {
+                    warn!(%from, ?why, rejected = self.media_rejected, "media that does not authenticate dropped");
+                }
+                return None;
+            }
+        };
+        if verified.newest && p.latched != Some(from) {
+            if let Some(old) = p.latched {
+                info!(participant = %p.info.id, %old, new = %from, "media source moved (NAT rebinding): re-latched");
+            }
+            p.latched = Some(from);
         }
         p.last_seen = now;
         // RTP to the stream's port, RTCP to port + 1 (RFC 3550 §11).
         let base = if ssrc == p.info.ssrc.video { p.info.ports.video } else { p.info.ports.audio };
         let dport = base.wrapping_add(u16::from(matches!(kind, Peek::Rtcp { .. })));
-        let fwd = Forward { groups: p.info.groups, sport: dport, dport };
+        let fwd = Forward { len: verified.packet.len(), groups: p.info.groups, sport: dport, dport };
         if let Peek::Rtcp { bye, .. } = &kind {
             if bye.iter().any(|b| *b == p.info.ssrc.video || *b == p.info.ssrc.audio) {
                 self.remove(&meeting, order, LeaveReason::RtcpBye);
             }
         }
         Some(fwd)
+    }
+
+    /// Media datagrams of a known SSRC dropped because they did not authenticate.
+    pub fn media_rejected(&self) -> u64 {
+        self.media_rejected
+    }
+
+    /// The source address `participant`'s media is latched to (its newest authenticated packet's).
+    pub fn latched(&self, meeting: &str, participant: &str) -> Option<SocketAddr> {
+        self.meetings.get(meeting)?.participants.values().find(|p| p.info.id == participant)?.latched
     }
 
     /// The next instant [`Self::handle_timeout`] must be called at.

@@ -163,6 +163,14 @@ impl Service {
         s.as_ref().filter(|(p, _)| p == participant).map(|(_, t)| t.clone())
     }
 
+    /// The media authentication sealer of `participant` (the last join's), keyed from its
+    /// secret, counters from 1; `None` for another participant.
+    pub fn media_sealer(&self, participant: &str) -> Option<roomcast_meeting::media_auth::Sealer> {
+        let secret = self.secret_for(participant)?;
+        let key = roomcast_meeting::media_auth::MediaKey::from_secret(secret.expose());
+        Some(roomcast_meeting::media_auth::Sealer::new(key, 1))
+    }
+
     /// Joins as `room` sending `caps`.
     pub async fn join(&self, room: &str, caps: &Caps) -> Result<JoinReply, CallError> {
         let resp = self.call(Call::join(&self.meeting, room, caps), None, Duration::from_secs(5)).await?;

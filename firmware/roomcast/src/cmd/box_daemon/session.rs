@@ -476,9 +476,12 @@ impl Driver<'_> {
             Err(e) => return self.session.handle_media_failed(Instant::now(), format!("send_rtp_to {e}")),
         };
         if let Some(devices) = self.devices.take() {
-            match Sending::start(devices, j.ssrc, &self.cfg.room.name, target) {
-                Ok(s) => self.sending = Some(s),
-                Err(e) => self.session.handle_problem(Instant::now(), format!("sender: {e}")),
+            match self.service.media_sealer(&j.participant) {
+                Some(sealer) => match Sending::start(devices, j.ssrc, &self.cfg.room.name, target, sealer) {
+                    Ok(s) => self.sending = Some(s),
+                    Err(e) => self.session.handle_problem(Instant::now(), format!("sender: {e}")),
+                },
+                None => self.session.handle_problem(Instant::now(), "sender: no participant secret".into()),
             }
         }
         let relay = if j.relay == "auto" {

@@ -175,6 +175,8 @@ impl Core {
     /// Returns false when the relay stopped.
     fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
         let Some(fwd) = self.svc.handle_packet(now, from, data) else { return true };
+        // The packet without its media authentication trailer.
+        let data = &data[..fwd.len.min(data.len())];
         let payload = Bytes::copy_from_slice(data);
         for sg in [fwd.groups.ipv4, fwd.groups.ipv6] {
             if let Some(n) = &mut self.native {
@@ -342,6 +344,7 @@ mod tests {
         ssrc: u32,
         dur: Duration,
         rxs: &mut [&mut tokio::sync::mpsc::Receiver<roomcast_net::Delivery>],
+        sealer: &roomcast_meeting::media_auth::Sealer,
     ) -> Vec<usize> {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut counts = vec![0; rxs.len()];
@@ -353,7 +356,7 @@ mod tests {
             p.extend_from_slice(&[0, 0, 0, 0]);
             p.extend_from_slice(&ssrc.to_be_bytes());
             p.extend_from_slice(b"audio");
-            sock.send_to(&p, media).await.unwrap();
+            sock.send_to(&sealer.seal(&p), media).await.unwrap();
             seq = seq.wrapping_add(1);
             tokio::time::sleep(Duration::from_millis(20)).await;
             for (rx, n) in rxs.iter_mut().zip(counts.iter_mut()) {
@@ -389,11 +392,21 @@ mod tests {
             core.control(box_peer, req(&client::join("h", "demo", "secret", "W", &Caps::default()))).await.unwrap();
         let Reply::Json { status: 200, body } = r else { panic!("{r:?}") };
         let w: roomcast_meeting::roster::JoinReply = serde_json::from_str(&body).unwrap();
+        let sealer = roomcast_meeting::media_auth::Sealer::new(
+            roomcast_meeting::media_auth::MediaKey::from_secret(&a.secret),
+            1,
+        );
 
         let mut member = gateway(relay_addr, "127.0.0.2:0", a.groups.ipv4).await;
         let mut stranger = gateway(relay_addr, "127.0.0.3:0", a.groups.ipv4).await;
-        let counts =
-            send_and_count(media_addr, a.ssrc.audio, Duration::from_secs(3), &mut [&mut member, &mut stranger]).await;
+        let counts = send_and_count(
+            media_addr,
+            a.ssrc.audio,
+            Duration::from_secs(3),
+            &mut [&mut member, &mut stranger],
+            &sealer,
+        )
+        .await;
         assert!(counts[0] >= 20, "the joined box receives: {counts:?}");
         assert_eq!(counts[1], 0, "a gateway whose address never joined receives nothing: {counts:?}");
 
@@ -403,8 +416,14 @@ mod tests {
         assert_eq!(status(&r), 200);
         tokio::time::sleep(Duration::from_millis(200)).await;
         while member.try_recv().is_ok() {}
-        let counts =
-            send_and_count(media_addr, a.ssrc.audio, Duration::from_secs(2), &mut [&mut member, &mut stranger]).await;
+        let counts = send_and_count(
+            media_addr,
+            a.ssrc.audio,
+            Duration::from_secs(2),
+            &mut [&mut member, &mut stranger],
+            &sealer,
+        )
+        .await;
         assert_eq!(counts, [0, 0], "after the leave nobody else receives");
         task.abort();
     }
