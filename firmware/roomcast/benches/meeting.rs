@@ -278,7 +278,8 @@ fn light_participants(dir: &Path, n: usize) {
                 let seal = |p: Vec<u8>| sealers[k].seal(&p);
                 let _ = socks[k].send_to(&seal(rtp(111, seq, ts, *a, 120)), target);
                 let _ = socks[k].send_to(&seal(rtp(97, seq.wrapping_mul(2), ts, *v, 1100)), target);
-                let _ = socks[k].send_to(&seal(rtp(97 | 0x80, seq.wrapping_mul(2).wrapping_add(1), ts, *v, 1100)), target);
+                let _ =
+                    socks[k].send_to(&seal(rtp(97 | 0x80, seq.wrapping_mul(2).wrapping_add(1), ts, *v, 1100)), target);
                 sent += 3;
             }
             seq = seq.wrapping_add(1);
