@@ -103,6 +103,15 @@ pub enum AmtError {
         /// The configured limit.
         limit: usize,
     },
+    /// The access policy does not let this gateway receive some (S,G)s it reported (kept in
+    /// its tunnel, not served).
+    #[error("{from} may not receive {denied} of the (S,G)s it joined (access policy)")]
+    AccessDenied {
+        /// The gateway.
+        from: std::net::SocketAddr,
+        /// How many memberships were denied.
+        denied: u64,
+    },
     /// A tunnel tried to join more groups than allowed.
     #[error("group limit reached for {from} ({limit} groups per tunnel)")]
     GroupLimit {

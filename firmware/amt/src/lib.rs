@@ -62,7 +62,9 @@ pub use wire::{group_record, igmp, membership, message, mld, timecode};
 
 pub use error::AmtError;
 pub use gateway::{Gateway, GatewayConfig, GatewayEvent, GatewayState, AMT_PORT, ANYCAST_RELAY};
-pub use relay::{MembershipSnapshot, Relay, RelayConfig, RelayEvent, RelaySnapshot, TunnelInfo, TunnelSnapshot};
+pub use relay::{
+    Access, MembershipSnapshot, Relay, RelayConfig, RelayEvent, RelaySnapshot, TunnelInfo, TunnelSnapshot,
+};
 pub use source_group::{is_ssm_v4, is_ssm_v6, SourceGroup};
 pub use transmit::Transmit;
 pub use wire::data::{

@@ -28,8 +28,10 @@ use crate::wire::message::{MembershipQuery, MembershipUpdate, Message, MessageTy
 use crate::wire::mld::MldV2Query;
 use crate::{AmtError, SourceGroup, Transmit};
 
+mod access;
 mod limits;
 mod snapshot;
+pub use access::Access;
 use limits::{RequestLimiter, TunnelCounts};
 pub use snapshot::{MembershipSnapshot, RelaySnapshot, TunnelSnapshot};
 
@@ -177,6 +179,10 @@ pub struct Relay {
     events: VecDeque<RelayEvent>,
     /// Bumped whenever the state worth keeping across a restart changed (see [`Relay::generation`]).
     generation: u64,
+    /// Who may receive what ([`Relay::set_access`]).
+    access: Access,
+    /// Memberships not served because of `access`.
+    denied: u64,
 }
 
 impl Relay {
@@ -204,7 +210,38 @@ impl Relay {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             generation: 0,
+            access: Access::Open,
+            denied: 0,
         }
+    }
+
+    /// Replaces the access policy: memberships it no longer allows stop being served at once
+    /// (Unsubscribe events where a group loses its last subscriber), memberships it now allows
+    /// are served at once (the tunnels reported them already).
+    pub fn set_access(&mut self, access: Access) {
+        self.access = access;
+        let members: Vec<(SourceGroup, SocketAddr)> =
+            self.tunnels.values().flat_map(|t| t.groups.keys().map(move |sg| (*sg, t.peer))).collect();
+        for (sg, peer) in members {
+            let indexed = self.subscribers.get(&sg).is_some_and(|s| s.contains(&peer));
+            if self.access.allows(peer.ip(), &sg) {
+                if !indexed {
+                    self.index(sg, peer);
+                }
+            } else if indexed {
+                self.unindex(sg, peer);
+            }
+        }
+    }
+
+    /// The access policy.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// How many memberships reported in Updates were not served because of the access policy.
+    pub fn denied_memberships(&self) -> u64 {
+        self.denied
     }
 
     /// A counter that changes whenever the secrets or the membership table changed (tunnel
@@ -403,10 +440,14 @@ impl Relay {
                 self.unindex(*sg, old_peer);
             }
         }
+        let denied_before = self.denied;
         for sg in new_groups {
             if !old_groups.contains(&sg) || old_peer != peer {
                 self.index(sg, peer);
             }
+        }
+        if self.denied > denied_before {
+            return Err(AmtError::AccessDenied { from, denied: self.denied - denied_before });
         }
         if over_limit {
             return Err(AmtError::GroupLimit { from, limit: max_groups });
@@ -441,7 +482,12 @@ impl Relay {
         }
     }
 
+    /// Serves `sg` to `gw` if the access policy allows it (else counts a denied membership).
     fn index(&mut self, sg: SourceGroup, gw: SocketAddr) {
+        if !self.access.allows(gw.ip(), &sg) {
+            self.denied += 1;
+            return;
+        }
         let subs = self.subscribers.entry(sg).or_default();
         if subs.is_empty() {
             self.events.push_back(RelayEvent::Subscribe(sg));
@@ -723,6 +769,37 @@ mod tests {
     ) -> Result<(), AmtError> {
         let q = request(r, from, nonce, !group.contains('.'), now);
         r.handle_datagram(now, from, &update(q.mac, nonce, &[(RecordType::ModeIsInclude, group, &[source])]))
+    }
+
+    #[test]
+    fn members_access_serves_only_allowed_gateways_and_follows_the_table() {
+        let t0 = Instant::now();
+        let mut r = Relay::new(cfg(), rng(), t0);
+        r.set_access(Access::closed());
+        let ch = sg("192.0.2.50@232.1.1.1");
+        let member: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+        let stranger: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+        let allow = |addrs: &[SocketAddr]| {
+            Access::Members(addrs.iter().map(|a| (a.ip(), std::collections::HashSet::from([ch]))).collect())
+        };
+        r.set_access(allow(&[member]));
+        join(&mut r, member, 1, "232.1.1.1", "192.0.2.50", t0).unwrap();
+        let denied = join(&mut r, stranger, 2, "232.1.1.1", "192.0.2.50", t0);
+        assert!(matches!(denied, Err(AmtError::AccessDenied { denied: 1, .. })), "{denied:?}");
+        assert_eq!(r.subscriber_slice(&ch), [member], "the stranger's membership is not served");
+        assert_eq!(r.denied_memberships(), 1);
+        assert_eq!(events(&mut r), [RelayEvent::Subscribe(ch)]);
+        // The member leaves the meeting: served no more, at once.
+        r.set_access(allow(&[]));
+        assert!(r.subscriber_slice(&ch).is_empty());
+        assert_eq!(events(&mut r), [RelayEvent::Unsubscribe(ch)]);
+        // The stranger joins the meeting: its reported membership is served without a new report.
+        r.set_access(allow(&[stranger]));
+        assert_eq!(r.subscriber_slice(&ch), [stranger]);
+        r.set_access(Access::Open);
+        let mut subs = r.subscriber_slice(&ch).to_vec();
+        subs.sort();
+        assert_eq!(subs, [member, stranger], "open serves everyone");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod endpoint;
 pub mod error;
+pub mod media_auth;
 pub mod participant;
 pub mod pool;
 pub mod roster;

@@ -4,7 +4,7 @@
 //! silence. It is fed control requests, packets and time, and answers with replies and
 //! forwarding decisions; the `roomcast server` driver does the sockets and the AMT relay.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use tracing::{info, warn};
 
 use crate::control::{ControlRequest, Media, Reply, Who};
+use crate::media_auth::{self, MediaKey, Verifier};
 use crate::pool::{GroupPool, Range};
 use crate::roster::{
     Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup, Ssrcs,
@@ -128,9 +129,12 @@ pub enum Event {
     },
 }
 
-/// Where one received packet goes.
+/// Where one received packet goes: the first `len` bytes of the datagram (its media
+/// authentication trailer stripped), into the sender's groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
+    /// Bytes of the datagram to forward (the packet without its trailer).
+    pub len: usize,
     /// The sender's channels (inject into both families).
     pub groups: GroupPair,
     /// Source port to use inside the group.
@@ -145,7 +149,13 @@ struct Participant {
     /// Digest of its secret (leave and keepalive must present the secret).
     secret: Digest,
     last_seen: Instant,
+    /// The source address of its newest authenticated packet.
     latched: Option<SocketAddr>,
+    /// Checks its media's authentication trailers (key from its secret) and replay window.
+    media: Verifier,
+    /// The address its join (then its latest keepalive) came from: the relay serves the
+    /// meeting's groups to it.
+    address: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -169,6 +179,10 @@ pub struct MeetingService {
     total: usize,
     /// Compared with when the meeting is unknown, so that costs what a wrong token costs.
     dummy: Digest,
+    /// Bumped whenever [`MeetingService::access_table`] may have changed.
+    access_generation: u64,
+    /// Media datagrams of a known SSRC dropped because their authentication failed.
+    media_rejected: u64,
 }
 
 /// The random source of ids, secrets, SSRCs and groups.
@@ -194,10 +208,10 @@ fn check_room(room: &str) -> Result<(), MeetingError> {
     Ok(())
 }
 
+/// Checks what a participant says it sends. Neither video nor audio is a watch-only
+/// participant (a room without camera and microphone, a `roomcast gateway` listener): it joins
+/// and receives like any other, and its group stays silent.
 fn check_caps(caps: &Caps) -> Result<(), MeetingError> {
-    if caps.video.is_none() && caps.audio.is_none() {
-        return Err(MeetingError::BadRequest("caps must name video or audio".into()));
-    }
     if let Some(v) = &caps.video {
         if !matches!(v.codec.as_str(), "AV1" | "H264") {
             return Err(MeetingError::BadRequest(format!("video codec {:?} unsupported", v.codec)));
@@ -261,6 +275,8 @@ impl MeetingService {
             by_ssrc: HashMap::new(),
             events: Vec::new(),
             total: 0,
+            access_generation: 0,
+            media_rejected: 0,
             cfg,
         }
     }
@@ -335,21 +351,55 @@ impl MeetingService {
         Ok((m, order))
     }
 
-    /// Handles one control request at `now`.
+    /// Handles one control request at `now` (from an address not known: a join from it gives
+    /// no relay access; see [`Self::handle_control_from`]).
     pub fn handle_control(&mut self, now: Instant, req: ControlRequest) -> Reply {
-        match self.control(now, req) {
+        match self.control(now, None, req) {
             Ok(r) => r,
             Err(e) => error_reply(&e),
         }
     }
 
-    fn control(&mut self, now: Instant, req: ControlRequest) -> Result<Reply, MeetingError> {
+    /// Handles one control request at `now` that came from `peer`: a join, then each
+    /// keepalive, records the participant's address, which [`Self::access_table`] lets receive
+    /// the meeting's groups from the relay.
+    pub fn handle_control_from(&mut self, now: Instant, peer: IpAddr, req: ControlRequest) -> Reply {
+        match self.control(now, Some(peer.to_canonical()), req) {
+            Ok(r) => r,
+            Err(e) => error_reply(&e),
+        }
+    }
+
+    /// Who may receive what from the embedded relay: the address of every participant maps
+    /// to every (S,G) (both families) of its meeting, its own included.
+    pub fn access_table(&self) -> HashMap<IpAddr, HashSet<SourceGroup>> {
+        let mut table: HashMap<IpAddr, HashSet<SourceGroup>> = HashMap::new();
+        for m in self.meetings.values() {
+            let groups: HashSet<SourceGroup> =
+                m.participants.values().flat_map(|p| [p.info.groups.ipv4, p.info.groups.ipv6]).collect();
+            for addr in m.participants.values().filter_map(|p| p.address) {
+                table.entry(addr).or_default().extend(groups.iter().copied());
+            }
+        }
+        table
+    }
+
+    /// A counter that moves whenever [`Self::access_table`] may have changed (join, leave,
+    /// expiry, a participant's address): the driver pushes the table to the relay when it moved.
+    pub fn access_generation(&self) -> u64 {
+        self.access_generation
+    }
+
+    fn control(&mut self, now: Instant, peer: Option<IpAddr>, req: ControlRequest) -> Result<Reply, MeetingError> {
         match req {
             ControlRequest::Health => Ok(Reply::json(200, &serde_json::json!({"ok": true}))),
             ControlRequest::Index => Ok(Reply::Text(crate::control::INDEX_PAGE.to_string())),
             ControlRequest::Join { meeting, token, body } => {
                 self.authorize(&meeting, &token)?;
                 let reply = self.join(now, &meeting, &body.room, body.caps)?;
+                if let Some(addr) = peer {
+                    self.set_address(&meeting, &reply.participant, addr);
+                }
                 Ok(Reply::json(200, &reply))
             }
             ControlRequest::Leave { meeting, token, participant, secret } => {
@@ -362,10 +412,19 @@ impl MeetingService {
                 self.authorize(&meeting, &token)?;
                 let epoch = self.cfg.epoch;
                 let (m, order) = self.member(&meeting, &participant, secret.as_ref())?;
+                let mut moved = false;
                 if let Some(p) = m.participants.get_mut(&order) {
                     p.last_seen = now;
+                    if peer.is_some() && p.address != peer {
+                        p.address = peer;
+                        moved = true;
+                    }
                 }
-                Ok(Reply::json(200, &serde_json::json!({"version": m.version, "epoch": epoch})))
+                let reply = Reply::json(200, &serde_json::json!({"version": m.version, "epoch": epoch}));
+                if moved {
+                    self.access_generation += 1;
+                }
+                Ok(reply)
             }
             ControlRequest::Roster { meeting, token, since } => {
                 self.authorize(&meeting, &token)?;
@@ -485,8 +544,18 @@ impl MeetingService {
         let order = m.next_order;
         m.next_order += 1;
         m.version += 1;
-        m.participants
-            .insert(order, Participant { info: info.clone(), secret: secret.digest(), last_seen: now, latched: None });
+        self.access_generation += 1;
+        m.participants.insert(
+            order,
+            Participant {
+                info: info.clone(),
+                secret: secret.digest(),
+                last_seen: now,
+                latched: None,
+                media: Verifier::new(MediaKey::from_secret(secret.expose())),
+                address: None,
+            },
+        );
         self.by_ssrc.insert(ssrc.video, (meeting.to_string(), order));
         self.by_ssrc.insert(ssrc.audio, (meeting.to_string(), order));
         self.total += 1;
@@ -507,6 +576,14 @@ impl MeetingService {
         })
     }
 
+    fn set_address(&mut self, meeting: &str, participant: &str, addr: IpAddr) {
+        let Some(m) = self.meetings.get_mut(meeting) else { return };
+        if let Some(p) = m.participants.values_mut().find(|p| p.info.id == participant) {
+            p.address = Some(addr);
+            self.access_generation += 1;
+        }
+    }
+
     /// Removes a participant by id.
     pub fn leave(&mut self, meeting: &str, participant: &str, reason: LeaveReason) -> Result<(), MeetingError> {
         let m = self.meetings.get(meeting).ok_or_else(|| MeetingError::UnknownMeeting(meeting.to_string()))?;
@@ -525,6 +602,7 @@ impl MeetingService {
         let Some(p) = m.participants.remove(&order) else { return };
         m.version += 1;
         self.total -= 1;
+        self.access_generation += 1;
         self.by_ssrc.remove(&p.info.ssrc.video);
         self.by_ssrc.remove(&p.info.ssrc.audio);
         self.pool_v4.release(p.info.groups.ipv4.group);
@@ -539,32 +617,57 @@ impl MeetingService {
     }
 
     /// Handles one datagram that arrived on the media port from `from`. Returns where to
-    /// forward it, or `None` to drop it (unknown SSRC, not RTP, or from another address than
-    /// the one the participant's first packet came from).
+    /// forward it (its first [`Forward::len`] bytes), or `None` to drop it: not RTP/RTCP, an
+    /// unknown SSRC, or a media authentication trailer ([`media_auth`]) that does not verify
+    /// with the participant's key or replays a counter. Only an authenticated packet is
+    /// forwarded, keeps the participant alive, latches its source address (the newest packet's,
+    /// so a NAT rebinding re-latches) or lets its RTCP BYE remove it.
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Option<Forward> {
-        let kind = peek(data)?;
+        let (packet, _, _) = media_auth::split(data)?;
+        let kind = peek(packet)?;
         let ssrc = match &kind {
             Peek::Rtp { ssrc } | Peek::Rtcp { ssrc, .. } => *ssrc,
         };
         let (meeting, order) = self.by_ssrc.get(&ssrc)?.clone();
         let m = self.meetings.get_mut(&meeting)?;
         let p = m.participants.get_mut(&order)?;
-        match p.latched {
-            None => p.latched = Some(from),
-            Some(addr) if addr != from => return None,
-            Some(_) => {}
+        let verified = match p.media.verify(data) {
+            Ok(v) => v,
+            Err(why) => {
+                self.media_rejected += 1;
+                if self.media_rejected.is_power_of_two() {
+                    warn!(%from, ?why, rejected = self.media_rejected, "media that does not authenticate dropped");
+                }
+                return None;
+            }
+        };
+        if verified.newest && p.latched != Some(from) {
+            if let Some(old) = p.latched {
+                info!(participant = %p.info.id, %old, new = %from, "media source moved (NAT rebinding): re-latched");
+            }
+            p.latched = Some(from);
         }
         p.last_seen = now;
         // RTP to the stream's port, RTCP to port + 1 (RFC 3550 §11).
         let base = if ssrc == p.info.ssrc.video { p.info.ports.video } else { p.info.ports.audio };
         let dport = base.wrapping_add(u16::from(matches!(kind, Peek::Rtcp { .. })));
-        let fwd = Forward { groups: p.info.groups, sport: dport, dport };
+        let fwd = Forward { len: verified.packet.len(), groups: p.info.groups, sport: dport, dport };
         if let Peek::Rtcp { bye, .. } = &kind {
             if bye.iter().any(|b| *b == p.info.ssrc.video || *b == p.info.ssrc.audio) {
                 self.remove(&meeting, order, LeaveReason::RtcpBye);
             }
         }
         Some(fwd)
+    }
+
+    /// Media datagrams of a known SSRC dropped because they did not authenticate.
+    pub fn media_rejected(&self) -> u64 {
+        self.media_rejected
+    }
+
+    /// The source address `participant`'s media is latched to (its newest authenticated packet's).
+    pub fn latched(&self, meeting: &str, participant: &str) -> Option<SocketAddr> {
+        self.meetings.get(meeting)?.participants.values().find(|p| p.info.id == participant)?.latched
     }
 
     /// The next instant [`Self::handle_timeout`] must be called at.

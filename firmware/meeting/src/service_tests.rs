@@ -2,8 +2,14 @@
 
 use super::*;
 use crate::control::parse_request;
+use crate::media_auth::{MediaKey, Sealer};
 use crate::roster::{AudioCaps, VideoCaps};
 use crate::rtp_peek::bye;
+
+/// The box's sealer for a join (its secret's key, counters from 1).
+fn sealer(j: &JoinReply) -> Sealer {
+    Sealer::new(MediaKey::from_secret(&j.secret), 1)
+}
 
 fn caps() -> Caps {
     Caps {
@@ -203,10 +209,11 @@ fn silence_timeout_removes_quiet_participants_only() {
     let b = join(&mut s, t0, "B");
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(10)));
     let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let (sa, sb) = (sealer(&a), sealer(&b));
     // A keeps sending RTP; B is silent.
     for i in 1..=12 {
         let now = t0 + Duration::from_secs(i);
-        assert!(s.handle_packet(now, from, &rtp(a.ssrc.audio)).is_some());
+        assert!(s.handle_packet(now, from, &sa.seal(&rtp(a.ssrc.audio))).is_some());
         if s.poll_timeout().is_some_and(|d| d <= now) {
             s.handle_timeout(now);
         }
@@ -218,7 +225,7 @@ fn silence_timeout_removes_quiet_participants_only() {
         |e| matches!(e, Event::Left { participant, reason: LeaveReason::Silence, .. } if *participant == b.participant)
     ));
     // B's SSRC no longer routes.
-    assert_eq!(s.handle_packet(t0 + Duration::from_secs(13), from, &rtp(b.ssrc.video)), None);
+    assert_eq!(s.handle_packet(t0 + Duration::from_secs(13), from, &sb.seal(&rtp(b.ssrc.video))), None);
     // A keepalive also counts as life.
     let now = t0 + Duration::from_secs(13);
     let (req, _) = parse_request(&crate::client::keepalive("h", "demo", "secret", &a.participant, "bad")).unwrap();
@@ -238,24 +245,71 @@ fn rtp_is_forwarded_into_the_senders_group_and_bye_leaves() {
     let t0 = Instant::now();
     let mut s = service();
     let a = join(&mut s, t0, "A");
+    let sa = sealer(&a);
     let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    let v = s.handle_packet(t0, from, &rtp(a.ssrc.video)).unwrap();
-    assert_eq!(v, Forward { groups: a.groups, sport: 5004, dport: 5004 });
-    let au = s.handle_packet(t0, from, &rtp(a.ssrc.audio)).unwrap();
+    let packet = rtp(a.ssrc.video);
+    let v = s.handle_packet(t0, from, &sa.seal(&packet)).unwrap();
+    assert_eq!(v, Forward { len: packet.len(), groups: a.groups, sport: 5004, dport: 5004 }, "trailer stripped");
+    let au = s.handle_packet(t0, from, &sa.seal(&rtp(a.ssrc.audio))).unwrap();
     assert_eq!(au.dport, 5006);
-    // Latched to the first source address: the same SSRC from elsewhere is dropped.
-    let other: SocketAddr = "127.0.0.1:40001".parse().unwrap();
-    assert_eq!(s.handle_packet(t0, other, &rtp(a.ssrc.video)), None);
-    // Unknown SSRC and garbage are dropped.
-    assert_eq!(s.handle_packet(t0, from, &rtp(12345)), None);
+    assert_eq!(s.latched("demo", &a.participant), Some(from));
+    // Unknown SSRC, garbage and unauthenticated packets are dropped.
+    assert_eq!(s.handle_packet(t0, from, &sa.seal(&rtp(12345))), None);
     assert_eq!(s.handle_packet(t0, from, b"\xff\xff"), None);
-    // RTCP BYE: forwarded (so receivers learn it) and the participant leaves.
-    let fwd = s.handle_packet(t0, from, &bye(&[a.ssrc.audio])).unwrap();
+    assert_eq!(s.handle_packet(t0, from, &rtp(a.ssrc.video)), None, "no trailer");
+    // RTCP BYE (authenticated): forwarded (so receivers learn it) and the participant leaves.
+    let fwd = s.handle_packet(t0, from, &sa.seal(&bye(&[a.ssrc.audio]))).unwrap();
     assert_eq!(fwd.dport, 5007, "audio RTCP goes to the audio port + 1");
     assert_eq!(s.participant_count(), 0);
     assert!(
         std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::Left { reason: LeaveReason::RtcpBye, .. }))
     );
+}
+
+#[test]
+fn forged_media_and_a_forged_bye_with_a_known_ssrc_change_nothing() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let b = join(&mut s, t0, "B");
+    let sa = sealer(&a);
+    let from: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+    let spoofed: SocketAddr = "203.0.113.66:40000".parse().unwrap();
+    let first = sa.seal(&rtp(a.ssrc.video));
+    assert!(s.handle_packet(t0, from, &first).is_some());
+    // The attacker knows A's SSRCs (the roster lists them) but not A's secret.
+    let guess = Sealer::new(MediaKey::from_secret("00000000000000000000000000000000"), 1);
+    let by_b = sealer(&b); // another participant's key does not do either
+    for forged in [rtp(a.ssrc.video), guess.seal(&rtp(a.ssrc.video)), by_b.seal(&rtp(a.ssrc.audio))] {
+        assert_eq!(s.handle_packet(t0, spoofed, &forged), None);
+        assert_eq!(s.handle_packet(t0, from, &forged), None, "not even from A's own address");
+    }
+    for forged in [bye(&[a.ssrc.audio]), guess.seal(&bye(&[a.ssrc.audio])), by_b.seal(&bye(&[a.ssrc.video]))] {
+        assert_eq!(s.handle_packet(t0, spoofed, &forged), None);
+        assert_eq!(s.handle_packet(t0, from, &forged), None);
+    }
+    // A captured packet replayed from elsewhere is refused too.
+    assert_eq!(s.handle_packet(t0, spoofed, &first), None, "replay");
+    assert_eq!(s.participant_count(), 2, "the forged BYEs removed nobody");
+    assert_eq!(s.latched("demo", &a.participant), Some(from), "the latch did not move");
+    assert!(s.media_rejected() >= 7, "{}", s.media_rejected());
+    assert!(s.handle_packet(t0, from, &sa.seal(&rtp(a.ssrc.video))).is_some(), "A's own media still flows");
+}
+
+#[test]
+fn an_authenticated_packet_from_a_new_port_re_latches_after_nat_rebinding() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let sa = sealer(&a);
+    let before: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+    let after: SocketAddr = "198.51.100.1:51234".parse().unwrap();
+    assert!(s.handle_packet(t0, before, &sa.seal(&rtp(a.ssrc.audio))).is_some());
+    let late = sa.seal(&rtp(a.ssrc.audio)); // sent before the rebinding, arrives after
+    assert!(s.handle_packet(t0, after, &sa.seal(&rtp(a.ssrc.audio))).is_some(), "forwarded from the new port");
+    assert_eq!(s.latched("demo", &a.participant), Some(after), "re-latched");
+    assert!(s.handle_packet(t0, before, &late).is_some(), "a late packet inside the window still counts");
+    assert_eq!(s.latched("demo", &a.participant), Some(after), "but does not move the latch back");
 }
 
 #[test]
@@ -328,4 +382,64 @@ fn join_replies_and_rosters_carry_the_instance_epoch() {
     let mut old = json.clone();
     old.as_object_mut().unwrap().remove("epoch");
     assert_eq!(serde_json::from_value::<Roster>(old).unwrap().epoch, 0);
+}
+
+#[test]
+fn a_watch_only_participant_joins_and_is_listed() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "A");
+    let w = s.join(t0, "demo", "listener", Caps::default()).expect("watch-only join accepted");
+    assert_ne!(w.groups, a.groups);
+    let roster = s.roster("demo").unwrap();
+    let listed = roster.by_room("listener").expect("listed");
+    assert!(listed.caps.video.is_none() && listed.caps.audio.is_none());
+    assert!(!listed.sdp.ipv4.contains("m="), "its SDP has no media lines: {}", listed.sdp.ipv4);
+    // Still validated when it names something.
+    let bad = Caps { video: None, audio: Some(AudioCaps { codec: "pcm".into(), payload_type: 111, channels: 1 }) };
+    assert!(s.join(t0, "demo", "bad", bad).is_err());
+}
+
+#[test]
+fn the_access_table_lists_each_participants_address_with_its_meetings_groups() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let a_ip: IpAddr = "192.0.2.1".parse().unwrap();
+    let b_ip: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
+    let join = |s: &mut MeetingService, ip: IpAddr, room: &str| {
+        let raw = crate::client::join("h", "demo", "secret", room, &caps());
+        let (status, body) = reply_json(s.handle_control_from(t0, ip, parse_request(&raw).unwrap().0));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value::<JoinReply>(body).unwrap()
+    };
+    let g0 = s.access_generation();
+    let a = join(&mut s, a_ip, "A");
+    let b = join(&mut s, b_ip, "B");
+    assert!(s.access_generation() > g0);
+    // A join without a known address (handle_control) gives no access.
+    let raw = crate::client::join("h", "demo", "secret", "C", &caps());
+    assert_eq!(reply_json(s.handle_control(t0, parse_request(&raw).unwrap().0)).0, 200);
+    let table = s.access_table();
+    assert_eq!(table.len(), 2, "{table:?}");
+    let b_v4: IpAddr = "192.0.2.2".parse().unwrap();
+    for ip in [a_ip, b_v4] {
+        let groups = &table[&ip];
+        for g in [a.groups.ipv4, a.groups.ipv6, b.groups.ipv4, b.groups.ipv6] {
+            assert!(groups.contains(&g), "{ip} may receive {g}");
+        }
+    }
+    // B leaves: its address is gone, and A no longer gets B's groups.
+    let raw = crate::client::leave("h", "demo", "secret", &b.participant, &b.secret);
+    assert_eq!(reply_json(s.handle_control_from(t0, b_ip, parse_request(&raw).unwrap().0)).0, 200);
+    let table = s.access_table();
+    assert!(!table.contains_key(&b_v4));
+    assert!(!table[&a_ip].contains(&b.groups.ipv4));
+    // A keepalive from a new address (NAT rebinding) moves A's access there.
+    let moved: IpAddr = "192.0.2.9".parse().unwrap();
+    let g1 = s.access_generation();
+    let raw = crate::client::keepalive("h", "demo", "secret", &a.participant, &a.secret);
+    assert_eq!(reply_json(s.handle_control_from(t0, moved, parse_request(&raw).unwrap().0)).0, 200);
+    assert!(s.access_generation() > g1);
+    let table = s.access_table();
+    assert!(table.contains_key(&moved) && !table.contains_key(&a_ip), "{table:?}");
 }

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use roomcast_amt::{Relay, RelayConfig, RelayEvent, SourceGroup};
+use roomcast_amt::{Access, Relay, RelayConfig, RelayEvent, SourceGroup};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{NetError, Result};
@@ -61,6 +61,9 @@ pub struct RelayOptions {
     /// ([`crate::state_file`]): restored at start, written shortly after every change and at
     /// shutdown.
     pub state_file: Option<PathBuf>,
+    /// Who may receive what from the start (the meeting service starts closed and updates it
+    /// with [`RelayHandle::set_access`]); the standalone relay is open.
+    pub access: Access,
 }
 
 impl RelayOptions {
@@ -72,6 +75,7 @@ impl RelayOptions {
             injects: Vec::new(),
             native_interface: None,
             state_file: None,
+            access: Access::Open,
         }
     }
 }
@@ -85,6 +89,7 @@ pub struct RelayCounters {
     data_in: AtomicU64,
     data_out: AtomicU64,
     send_errors: AtomicU64,
+    denied: AtomicU64,
 }
 
 /// A snapshot of [`RelayCounters`].
@@ -102,6 +107,8 @@ pub struct RelayStats {
     pub data_out: u64,
     /// Sends that failed.
     pub send_errors: u64,
+    /// Memberships not served because of the access policy.
+    pub denied: u64,
 }
 
 enum Command {
@@ -113,6 +120,7 @@ enum Command {
 #[derive(Debug)]
 pub struct RelayHandle {
     tx: mpsc::Sender<Command>,
+    access: watch::Sender<Access>,
     local_addr: SocketAddr,
     counters: Arc<RelayCounters>,
     task: Option<JoinHandle<()>>,
@@ -181,8 +189,12 @@ impl RelayHandle {
             },
             None => Relay::new(config, StdRng::from_os_rng(), Instant::now()),
         };
+        let mut relay = relay;
+        relay.set_access(opts.access.clone());
+        let (access_tx, access_rx) = watch::channel(opts.access.clone());
         let driver = Driver {
             relay,
+            access: access_rx,
             sock,
             native,
             counters: counters.clone(),
@@ -205,7 +217,7 @@ impl RelayHandle {
         };
         tracing::info!(%local_addr, "AMT relay listening");
         let task = tokio::spawn(driver.run(rx));
-        Ok(RelayHandle { tx, local_addr, counters, task: Some(task), native_active })
+        Ok(RelayHandle { tx, access: access_tx, local_addr, counters, task: Some(task), native_active })
     }
 
     /// Whether native multicast receive is running (asked for AND the raw sockets could be opened).
@@ -237,6 +249,12 @@ impl RelayHandle {
         }
     }
 
+    /// Replaces the access policy (the latest one wins; the relay applies it before its next
+    /// datagram).
+    pub fn set_access(&self, access: Access) {
+        self.access.send_replace(access);
+    }
+
     /// Current counters.
     pub fn stats(&self) -> RelayStats {
         let c = &self.counters;
@@ -247,6 +265,7 @@ impl RelayHandle {
             data_in: c.data_in.load(Ordering::Relaxed),
             data_out: c.data_out.load(Ordering::Relaxed),
             send_errors: c.send_errors.load(Ordering::Relaxed),
+            denied: c.denied.load(Ordering::Relaxed),
         }
     }
 
@@ -272,6 +291,8 @@ impl Drop for RelayHandle {
 
 struct Driver {
     relay: Relay,
+    /// The owner's access policy.
+    access: watch::Receiver<Access>,
     sock: UdpSocket,
     native: Option<NativeReceiver>,
     counters: Arc<RelayCounters>,
@@ -319,6 +340,13 @@ impl Driver {
             // round, a saturated inject stream the control socket). Each branch does bounded work.
             tokio::select! {
                 _ = sleep_until(self.write_at) => self.save_state(),
+                r = self.access.changed() => {
+                    if r.is_ok() {
+                        let access = self.access.borrow_and_update().clone();
+                        self.relay.set_access(access);
+                        self.cache.clear();
+                    }
+                }
                 r = self.sock.readable() => {
                     if let Err(e) = r {
                         tracing::error!("AMT socket failed: {e}");
@@ -385,6 +413,13 @@ impl Driver {
                         }
                         if let Err(e) = self.relay.handle_datagram_on(now, d.from, d.local, d.data) {
                             self.counters.control_rejected.fetch_add(1, Ordering::Relaxed);
+                            if let roomcast_amt::AmtError::AccessDenied { .. } = e {
+                                // Rate-limited: the 1st, 2nd, 4th, 8th... denial.
+                                let n = self.counters.denied.fetch_add(1, Ordering::Relaxed) + 1;
+                                if n.is_power_of_two() {
+                                    tracing::warn!(from = %d.from, denied = n, "membership refused: {e}");
+                                }
+                            }
                             tracing::debug!(from = %d.from, "rejected AMT datagram: {e}");
                         }
                     }

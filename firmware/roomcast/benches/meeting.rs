@@ -259,6 +259,13 @@ fn light_participants(dir: &Path, n: usize) {
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let ssrcs: Vec<(u32, u32)> = joins.iter().map(|j| (j.ssrc.video, j.ssrc.audio)).collect();
+    // Each participant seals its packets as a box does (the service forwards only authenticated media).
+    let sealers: Vec<roomcast_meeting::media_auth::Sealer> = joins
+        .iter()
+        .map(|j| {
+            roomcast_meeting::media_auth::Sealer::new(roomcast_meeting::media_auth::MediaKey::from_secret(&j.secret), 1)
+        })
+        .collect();
     let target: SocketAddr = format!("127.0.0.1:{media}").parse().unwrap();
     let sender = std::thread::spawn(move || {
         let socks: Vec<UdpSocket> = ssrcs.iter().map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
@@ -268,9 +275,11 @@ fn light_participants(dir: &Path, n: usize) {
         while !s2.load(Ordering::Relaxed) {
             for (k, (v, a)) in ssrcs.iter().enumerate() {
                 let ts = u32::from(seq).wrapping_mul(960);
-                let _ = socks[k].send_to(&rtp(111, seq, ts, *a, 120), target);
-                let _ = socks[k].send_to(&rtp(97, seq.wrapping_mul(2), ts, *v, 1100), target);
-                let _ = socks[k].send_to(&rtp(97 | 0x80, seq.wrapping_mul(2).wrapping_add(1), ts, *v, 1100), target);
+                let seal = |p: Vec<u8>| sealers[k].seal(&p);
+                let _ = socks[k].send_to(&seal(rtp(111, seq, ts, *a, 120)), target);
+                let _ = socks[k].send_to(&seal(rtp(97, seq.wrapping_mul(2), ts, *v, 1100)), target);
+                let _ =
+                    socks[k].send_to(&seal(rtp(97 | 0x80, seq.wrapping_mul(2).wrapping_add(1), ts, *v, 1100)), target);
                 sent += 3;
             }
             seq = seq.wrapping_add(1);

@@ -6,6 +6,7 @@ pub mod config;
 pub mod display;
 pub mod gateway;
 pub mod listen;
+pub mod meeting_client;
 pub mod probe;
 pub mod record;
 pub mod relay;

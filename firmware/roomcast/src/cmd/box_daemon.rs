@@ -8,8 +8,8 @@
 //! display and `[debug] state_file` up to date, and leaves in order on SIGTERM (RTCP BYE, a
 //! leave request, AMT teardown). SIGUSR1 toggles mute, as a configured GPIO button does.
 //!
-//! Parts: [`box_daemon::status`] (state shown and written), [`box_daemon::http`] (control
-//! client), [`box_daemon::send`], [`box_daemon::receive`],
+//! Parts: [`box_daemon::status`] (state shown and written), [`super::meeting_client`] (control
+//! client, shared with `roomcast gateway`), [`box_daemon::send`], [`box_daemon::receive`],
 //! [`box_daemon::devices`], [`box_daemon::mute_button`], [`box_daemon::session`] (the driver
 //! of `roomcast_session::BoxSession`),
 //! [`box_daemon::watchdog`] (the hardware watchdog, fed from the main loop: `[devices] watchdog`
@@ -17,7 +17,6 @@
 
 mod config_watch;
 mod devices;
-mod http;
 mod mute_button;
 mod receive;
 mod send;

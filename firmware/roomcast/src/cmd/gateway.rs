@@ -4,8 +4,8 @@
 //! received UDP payload of those channels to `--forward ADDR:PORT` (so VLC or ffplay can play
 //! it), or with `--forward native` re-sends it as native multicast to GROUP:PORT on
 //! `--interface`. SIGINT/SIGTERM leave the groups and tear the tunnel down before exiting.
-//! With `--meeting-server HOST:PORT --meeting ID --room NAME` the channel and relay come from
-//! the meeting's roster instead ([`room`]).
+//! With `--meeting-server URL --meeting ID --room NAME` the channel and relay come from the
+//! meeting's roster instead, and the gateway joins the meeting watch-only ([`room`]).
 //!
 //! `--relay auto` finds the relay by DRIAD (RFC 8777: AMTRELAY records of the first channel's
 //! source, [`roomcast_net::driad`]), then falls back to the RFC 7450 anycast address
@@ -197,16 +197,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(RelayChoice::Addr(a)) => Some(a),
         _ => None,
     };
-    let (choice, join) = match &args.room.meeting_server {
-        Some(_) => {
-            let (relay, c) = room::resolve(&args.room, configured)?;
-            (args.relay.filter(|r| *r == RelayChoice::Auto).unwrap_or(RelayChoice::Addr(relay)), vec![c])
-        }
-        None => (args.relay.context("--relay is required")?, args.join.clone()),
-    };
     let output = Output::open(&args)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async move {
+        let (choice, join, membership) = match &args.room.meeting_server {
+            Some(_) => {
+                let (relay, c, m) = room::resolve(&args.room, configured).await?;
+                (args.relay.filter(|r| *r == RelayChoice::Auto).unwrap_or(RelayChoice::Addr(relay)), vec![c], Some(m))
+            }
+            None => (args.relay.context("--relay is required")?, args.join.clone(), None),
+        };
+        let result = receive(&args, &output, choice, join).await;
+        if let Some(m) = membership {
+            m.leave().await;
+        }
+        result
+    })
+}
+
+/// Receives `join` through the relays of `choice` and forwards until SIGINT/SIGTERM.
+async fn receive(args: &Args, output: &Output, choice: RelayChoice, join: Vec<ChannelSpec>) -> anyhow::Result<()> {
+    {
         let source = join.first().map(|c| c.source).context("no channel to join")?;
         if choice == RelayChoice::Auto && join.iter().any(|c| c.source != source) {
             tracing::warn!(%source, "--relay auto: channels of several sources; using the relays of the first one");
@@ -279,5 +290,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 relays = candidates(choice, source, args.dns).await;
             }
         }
-    })
+    }
 }

@@ -96,6 +96,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             injects: args.inject.clone(),
             native_interface: args.native_interface.clone(),
             state_file: args.state.clone(),
+            // Anyone may receive: the media is end-to-end encrypted.
+            access: roomcast_amt::Access::Open,
         };
         let relay = RelayHandle::spawn(opts).await.context("starting the AMT relay")?;
         wait_for_shutdown().await?;

@@ -6,7 +6,8 @@
 //! - the media port `--rtp-listen`, where participants send RTP and RTCP (rtcp-mux); each
 //!   packet from a known SSRC is injected into its sender's IPv4 and IPv6 (S,G);
 //! - the AMT relay on `--relay-listen` ([`roomcast_net::RelayHandle`]) through which boxes and
-//!   standard players receive the groups.
+//!   standard players receive the groups; it serves a meeting's groups only to the addresses
+//!   its participants joined from (a `roomcast gateway --meeting-server` joins watch-only).
 //!
 //! One task ([`core`]) owns the service, the media socket and the timers (it sleeps until the
 //! core's `poll_timeout`); the HTTP connections send it commands. SIGINT/SIGTERM stop it.
@@ -217,6 +218,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let relay = RelayHandle::spawn(RelayOptions {
         config: relay_cfg,
         state_file: args.state.clone(),
+        // Closed until the core gives it the meetings' participants.
+        access: roomcast_amt::Access::closed(),
         ..RelayOptions::new(args.relay_listen)
     })
     .await

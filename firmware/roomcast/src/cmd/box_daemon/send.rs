@@ -25,6 +25,7 @@ use roomcast_media::pipeline::sender::{
 };
 use roomcast_media::pipeline::{video_payload_type, PT_OPUS};
 use roomcast_meeting::config::Config;
+use roomcast_meeting::media_auth::Sealer;
 use roomcast_meeting::roster::{AudioCaps, Caps, Ssrcs, VideoCaps};
 use roomcast_rtp::AMT_MAX_RTP_PACKET_SIZE;
 
@@ -252,7 +253,9 @@ struct AudioOnly {
     status: Arc<Mutex<SenderStatus>>,
 }
 
-fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>) -> Sink {
+/// Every packet leaves sealed with the media authentication trailer (the service forwards only
+/// authenticated packets: `roomcast_meeting::media_auth`); the e2e encryption happens before.
+fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>, sealer: Arc<Sealer>) -> Sink {
     Arc::new(move |out: Outgoing| {
         let bytes = match &out {
             Outgoing::VideoRtp(b) => {
@@ -269,7 +272,7 @@ fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>
             Outgoing::VideoRtcp(b) | Outgoing::AudioRtcp(b) => b,
         };
         counters.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if sock.send_to(bytes, target).is_err() {
+        if sock.send_to(&sealer.seal(bytes), target).is_err() {
             counters.errors.fetch_add(1, Ordering::Relaxed);
         }
     })
@@ -277,12 +280,19 @@ fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>
 
 impl Sending {
     /// Starts sending `devices` as `ssrc` to `target` (the service's media port).
-    pub fn start(devices: Devices, ssrc: Ssrcs, cname: &str, target: SocketAddr) -> std::io::Result<Self> {
+    /// `sealer` authenticates each packet for the service (the participant's key).
+    pub fn start(
+        devices: Devices,
+        ssrc: Ssrcs,
+        cname: &str,
+        target: SocketAddr,
+        sealer: Sealer,
+    ) -> std::io::Result<Self> {
         let bind: SocketAddr =
             if target.is_ipv4() { "0.0.0.0:0".parse().expect("addr") } else { "[::]:0".parse().expect("addr") };
         let sock = Arc::new(UdpSocket::bind(bind)?);
         let counters = Arc::new(SendCounters::default());
-        let sink = sink_to(sock, target, counters.clone());
+        let sink = sink_to(sock, target, counters.clone(), Arc::new(sealer));
         let audio = match (&devices.mic, OpusEncoder::new(devices.opus)) {
             (Some(_), Ok(enc)) => {
                 Some(AudioChain::new(enc, ssrc.audio, cname, AMT_MAX_RTP_PACKET_SIZE, &mut rand::rng()))
@@ -447,7 +457,8 @@ mod tests {
         let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let target = sink.local_addr().expect("addr");
         let ssrc = Ssrcs { video: 1, audio: 2 };
-        let sending = Sending::start(devices, ssrc, "test", target).expect("start");
+        let key = roomcast_meeting::media_auth::MediaKey::from_secret("test secret");
+        let sending = Sending::start(devices, ssrc, "test", target, Sealer::new(key, 1)).expect("start");
         let deadline = Instant::now() + Duration::from_secs(5);
         while !sending.status().mic_lost && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));

@@ -23,12 +23,12 @@ use roomcast_net::{Delivery, GatewayHandle, GatewayOptions};
 use roomcast_session::{BoxSession, Call, CallFailure, Event, Joined, SenderCounters, SessionConfig, Transmit};
 use tokio::sync::{mpsc, watch};
 
-use super::http::{CallError, Service};
 use super::receive::Receiving;
 use super::send::{missing_devices, Devices, MicGate, Sending};
 use super::status::{BoxPhase, Status, StatusTx};
 use super::watchdog::Watchdog;
 use super::STEP_LIMIT;
+use crate::cmd::meeting_client::{CallError, Service};
 
 /// `[amt] relay = "auto"`: the most preferred relay DRIAD (RFC 8777) names for the meeting's
 /// source, from `dns` (`[amt] dns`) or else the system's resolver; the RFC 7450 anycast relay
@@ -347,6 +347,9 @@ impl Driver<'_> {
                     self.open_devices(wd).await;
                 }
                 let caps = self.devices.as_ref().map(|d| d.caps.clone()).unwrap_or_default();
+                if caps.video.is_none() && caps.audio.is_none() {
+                    tracing::info!("no camera and no microphone: joining watch-only (receiving, sending nothing)");
+                }
                 let (svc, room) = (self.service.clone(), self.cfg.room.name.clone());
                 let server_ip = self.server_ip;
                 self.join.start(async move { svc.join(&room, &caps).await.map(|r| (r, server_ip)) });
@@ -474,9 +477,12 @@ impl Driver<'_> {
             Err(e) => return self.session.handle_media_failed(Instant::now(), format!("send_rtp_to {e}")),
         };
         if let Some(devices) = self.devices.take() {
-            match Sending::start(devices, j.ssrc, &self.cfg.room.name, target) {
-                Ok(s) => self.sending = Some(s),
-                Err(e) => self.session.handle_problem(Instant::now(), format!("sender: {e}")),
+            match self.service.media_sealer(&j.participant) {
+                Some(sealer) => match Sending::start(devices, j.ssrc, &self.cfg.room.name, target, sealer) {
+                    Ok(s) => self.sending = Some(s),
+                    Err(e) => self.session.handle_problem(Instant::now(), format!("sender: {e}")),
+                },
+                None => self.session.handle_problem(Instant::now(), "sender: no participant secret".into()),
             }
         }
         let relay = if j.relay == "auto" {

@@ -397,7 +397,12 @@ impl Status {
                     Phase::DeviceMissing {
                         device,
                         expected: self.missing.join(", "),
-                        fix: "plug it in; running without".into(),
+                        // Neither: the box joined watch-only (it receives, sends nothing).
+                        fix: if cam && mic {
+                            "plug them in; watch-only until then".into()
+                        } else {
+                            "plug it in; running without".into()
+                        },
                     }
                 } else {
                     Phase::InMeeting(Meeting {

@@ -1,18 +1,27 @@
-//! `roomcast gateway --meeting-server HOST:PORT --meeting ID --room NAME`: the channel to join
-//! is looked up in the meeting's roster (the room's (S,G) and the port of its audio or video),
-//! and the relay defaults to the service's relay port at the address the service was reached
-//! at (as a box does), so nothing is copied from the roster by hand. The meeting's token comes
-//! from `--token-file` or `$ROOMCAST_TOKEN`, never from the command line.
+//! `roomcast gateway --meeting-server URL --meeting ID --room NAME`: the channel to join is
+//! looked up in the meeting's roster (the room's (S,G) and the port of its audio or video), and
+//! the relay defaults to the service's relay port at the address the service was reached at (as
+//! a box does), so nothing is copied from the roster by hand. The service is spoken to with the
+//! box's client ([`crate::cmd::meeting_client`]): `https://HOST:PORT` with `--fingerprint` (or
+//! `--ca-file`), plain http only to a loopback address or with `--allow-plain-http` (a warning).
+//! The meeting's token comes from `--token-file` or `$ROOMCAST_TOKEN`, never from the command line.
+//!
+//! The gateway then joins the meeting itself as a watch-only participant (`--listener-name`): the
+//! service's embedded relay serves a meeting's groups only to addresses that joined it. It sends
+//! keepalives, rejoins when the service lost it (restart, silence) and leaves when it stops.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use roomcast_meeting::client;
-use roomcast_meeting::roster::{Family, Roster};
+use roomcast_meeting::config::MeetingConfig;
+use roomcast_meeting::roster::{Caps, Family};
+use roomcast_meeting::MeetingError;
 use roomcast_net::ChannelSpec;
+use tokio::task::JoinHandle;
+
+use crate::cmd::meeting_client::{CallError, Service};
 
 /// The environment variable holding the meeting's token when there is no `--token-file`.
 pub const TOKEN_ENV: &str = "ROOMCAST_TOKEN";
@@ -38,9 +47,11 @@ pub enum FamilyArg {
 /// Options that name a room of a meeting instead of a channel.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RoomArgs {
-    /// The meeting service's control API, HOST:PORT. With --meeting and --room, the channel
-    /// comes from the roster (no --join) and the relay defaults to the service's (no --relay).
-    #[arg(long, value_name = "HOST:PORT", requires_all = ["meeting", "room"], conflicts_with = "join")]
+    /// The meeting service's control API: https://HOST[:PORT] (with --fingerprint or
+    /// --ca-file), or http://HOST:PORT / HOST:PORT (plain HTTP: loopback only, unless
+    /// --allow-plain-http). With --meeting and --room, the channel comes from the roster (no
+    /// --join) and the relay defaults to the service's (no --relay).
+    #[arg(long, value_name = "URL", requires_all = ["meeting", "room"], conflicts_with = "join")]
     pub meeting_server: Option<String>,
     /// The meeting's id (with --meeting-server).
     #[arg(long, value_name = "ID", requires = "meeting_server")]
@@ -57,6 +68,22 @@ pub struct RoomArgs {
     /// A file holding the meeting's token (with --room); without it, $ROOMCAST_TOKEN.
     #[arg(long, value_name = "FILE", requires = "meeting_server")]
     pub token_file: Option<PathBuf>,
+    /// With an https --meeting-server: the service certificate's SHA-256 fingerprint,
+    /// `sha256:HEX`, as `roomcast server` prints it.
+    #[arg(long, value_name = "sha256:HEX", requires = "meeting_server")]
+    pub fingerprint: Option<String>,
+    /// With an https --meeting-server: trust the CA certificates of this PEM file instead of a
+    /// pinned fingerprint.
+    #[arg(long, value_name = "FILE", requires = "meeting_server")]
+    pub ca_file: Option<String>,
+    /// Allow plain http to a --meeting-server that is not a loopback address (the token then
+    /// crosses the network in clear; warns).
+    #[arg(long, requires = "meeting_server")]
+    pub allow_plain_http: bool,
+    /// The name this gateway joins the meeting under (watch-only: it sends nothing); the
+    /// service's relay serves the room's group only to participants.
+    #[arg(long, value_name = "NAME", default_value = "gateway", requires = "meeting_server")]
+    pub listener_name: String,
 }
 
 /// The token: the first line of `--token-file`, or `$ROOMCAST_TOKEN`.
@@ -80,30 +107,56 @@ fn token(args: &RoomArgs) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// One request to the control API (blocking: done once, before the gateway starts).
-fn get(server: SocketAddr, request: &[u8]) -> anyhow::Result<client::Response> {
-    let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(5))
-        .with_context(|| format!("--meeting-server {server}: cannot connect (is `roomcast server` running?)"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(request)?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).with_context(|| format!("--meeting-server {server}: no answer"))?;
-    Ok(client::parse_response(&buf)?)
+fn call_error(server: &str, e: CallError) -> anyhow::Error {
+    match e {
+        CallError::Unreachable(s) => {
+            anyhow::anyhow!("--meeting-server {server}: {s} (is `roomcast server` running?)")
+        }
+        other => anyhow::anyhow!("--meeting-server {server}: {other}"),
+    }
 }
 
-/// The relay and channel of `--room`, from the roster. `relay` is `--relay` if given.
-pub fn resolve(args: &RoomArgs, relay: Option<SocketAddr>) -> anyhow::Result<(SocketAddr, ChannelSpec)> {
+/// The gateway's own participation in the meeting (watch-only), kept alive by a task.
+pub struct Membership {
+    service: Service,
+    keepalive: JoinHandle<()>,
+    participant: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Membership {
+    /// Stops the keepalives and leaves the meeting.
+    pub async fn leave(self) {
+        self.keepalive.abort();
+        let id = self.participant.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match self.service.leave(&id).await {
+            Ok(()) => tracing::info!(participant = %id, "left the meeting"),
+            Err(e) => tracing::warn!(participant = %id, "leave: {e}"),
+        }
+    }
+}
+
+/// The relay and channel of `--room`, from the roster, and the gateway's watch-only
+/// membership. `relay` is `--relay` if given.
+pub async fn resolve(
+    args: &RoomArgs,
+    relay: Option<SocketAddr>,
+) -> anyhow::Result<(SocketAddr, ChannelSpec, Membership)> {
     let (Some(server), Some(meeting), Some(room)) = (&args.meeting_server, &args.meeting, &args.room) else {
         bail!("--meeting-server, --meeting and --room go together");
     };
-    let token = token(args)?;
-    let addr = server
-        .to_socket_addrs()
-        .with_context(|| format!("--meeting-server {server}: expected HOST:PORT"))?
-        .next()
-        .with_context(|| format!("--meeting-server {server}: no address"))?;
-    let resp = get(addr, &client::roster(server, meeting, &token, None))?;
-    let roster: Roster = client::decode_roster(&resp)
+    let cfg = MeetingConfig {
+        server: server.clone(),
+        id: meeting.clone(),
+        token: token(args)?,
+        fingerprint: args.fingerprint.clone(),
+        ca_file: args.ca_file.clone(),
+        allow_plain_http: args.allow_plain_http,
+    };
+    let service = Service::new(&cfg).map_err(|e| call_error(server, e))?;
+    let roster = service
+        .roster(None)
+        .await
+        .map_err(|e| call_error(server, e))
         .with_context(|| format!("asking {server} for the roster of meeting {meeting:?}"))?
         .context("empty roster reply")?;
     let Some(p) = roster.by_room(room) else {
@@ -121,14 +174,53 @@ pub fn resolve(args: &RoomArgs, relay: Option<SocketAddr>) -> anyhow::Result<(So
         MediaArg::Video if p.caps.video.is_some() => p.ports.video,
         m => bail!("room {room:?} sends no {m:?} stream", m = format!("{m:?}").to_lowercase()),
     };
+    let channel = ChannelSpec { source: sg.source, group: sg.group, port };
+    let participant = p.id.clone();
+    let joined = service.join(&args.listener_name, &Caps::default()).await.map_err(|e| call_error(server, e))?;
     let relay = match relay {
         Some(r) => r,
         None => {
-            let port = roster.relay.as_deref().and_then(|r| r.parse::<SocketAddr>().ok()).map_or(2268, |r| r.port());
-            SocketAddr::new(addr.ip(), port)
+            let port = joined.relay.parse::<SocketAddr>().map_or(2268, |r| r.port());
+            let host = tokio::net::lookup_host(service.server.as_str())
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .with_context(|| format!("--meeting-server {server}: no address"))?;
+            SocketAddr::new(host.ip(), port)
         }
     };
-    let channel = ChannelSpec { source: sg.source, group: sg.group, port };
-    tracing::info!(room, participant = %p.id, channel = %channel, relay = %relay, "room found in the roster");
-    Ok((relay, channel))
+    tracing::info!(
+        room,
+        participant = %participant,
+        listener = %joined.participant,
+        channel = %channel,
+        relay = %relay,
+        "room found in the roster; joined the meeting watch-only"
+    );
+    let every = Duration::from_millis(joined.keepalive_ms.clamp(200, 60_000));
+    let id = std::sync::Arc::new(std::sync::Mutex::new(joined.participant.clone()));
+    let keepalive = tokio::spawn(keep_alive(service.clone(), args.listener_name.clone(), id.clone(), every));
+    Ok((relay, channel, Membership { service, keepalive, participant: id }))
+}
+
+/// Keepalives every `every`; a service that no longer knows us (404: it restarted, or we were
+/// silent too long) gets a new watch-only join at once.
+async fn keep_alive(service: Service, name: String, id: std::sync::Arc<std::sync::Mutex<String>>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let current = id.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match service.keepalive(&current).await {
+            Ok(()) => {}
+            Err(CallError::Service(MeetingError::Refused { status: 404, .. })) => {
+                match service.join(&name, &Caps::default()).await {
+                    Ok(j) => {
+                        tracing::info!(participant = %j.participant, "the service lost this gateway: joined again");
+                        *id.lock().unwrap_or_else(|e| e.into_inner()) = j.participant;
+                    }
+                    Err(e) => tracing::warn!("rejoin: {e}"),
+                }
+            }
+            Err(e) => tracing::warn!("keepalive: {e}"),
+        }
+    }
 }

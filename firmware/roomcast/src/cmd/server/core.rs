@@ -3,6 +3,8 @@
 //! polls when the roster passes their version (or at their deadline), and sleeps until the
 //! earliest of the core's `poll_timeout`, the long polls' deadlines and the stats log. Refusals
 //! are counted per address (answers slow down after 10) and logged at most a few lines a second.
+//! After every change of the meetings it gives the relay the service's access table: the relay
+//! serves a meeting's groups only to the addresses its participants joined from.
 
 use roomcast_net::native::NativeSource;
 use std::net::SocketAddr;
@@ -72,6 +74,8 @@ struct Core {
     refusal_log: LogLimiter,
     dropped: u64,
     next_stats: Instant,
+    /// The service's access generation last pushed to the relay.
+    access_pushed: Option<u64>,
 }
 
 /// Runs the core until the command channel closes or the relay stops.
@@ -91,7 +95,9 @@ pub async fn run(
         refusal_log: LogLimiter::new(5, Duration::from_secs(1)),
         dropped: 0,
         next_stats: Instant::now() + STATS_EVERY,
+        access_pushed: None,
     };
+    core.push_access();
     let mut buf = vec![0u8; 65536];
     loop {
         let wake = core.next_deadline();
@@ -124,7 +130,7 @@ impl Core {
     fn handle_command(&mut self, now: Instant, Command { peer, req, reply }: Command) {
         tracing::trace!(%peer, ?req, "control request");
         let is_leave = matches!(req, ControlRequest::Leave { .. });
-        let answer = self.svc.handle_control(now, req);
+        let answer = self.svc.handle_control_from(now, peer.ip(), req);
         if let Reply::Json { status: 401, .. } = answer {
             self.backoff.handle_failure(now, peer.ip());
         }
@@ -169,6 +175,8 @@ impl Core {
     /// Returns false when the relay stopped.
     fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
         let Some(fwd) = self.svc.handle_packet(now, from, data) else { return true };
+        // The packet without its media authentication trailer.
+        let data = &data[..fwd.len.min(data.len())];
         let payload = Bytes::copy_from_slice(data);
         for sg in [fwd.groups.ipv4, fwd.groups.ipv6] {
             if let Some(n) = &mut self.native {
@@ -216,8 +224,21 @@ impl Core {
         let _ = w.reply.send((reply, w.delay));
     }
 
+    /// Gives the relay the service's access table if it may have changed.
+    fn push_access(&mut self) {
+        let generation = self.svc.access_generation();
+        if self.access_pushed == Some(generation) {
+            return;
+        }
+        self.access_pushed = Some(generation);
+        let table = self.svc.access_table();
+        tracing::debug!(addresses = table.len(), "relay access table updated");
+        self.relay.set_access(roomcast_amt::Access::Members(table));
+    }
+
     /// Logs the core's events and answers the long polls whose roster moved on.
     fn drain_events(&mut self, _now: Instant) {
+        self.push_access();
         let mut changed = false;
         while let Some(ev) = self.svc.poll_event() {
             match ev {
@@ -299,6 +320,111 @@ mod tests {
         let other: SocketAddr = "192.0.2.8:5000".parse().unwrap();
         let (_, delay) = core.control(other, req(&client::roster("h", "demo", "secret", None))).await.unwrap();
         assert!(delay.is_zero());
+        task.abort();
+    }
+
+    /// A gateway at `bind` joined to `sg`.
+    async fn gateway(
+        relay: SocketAddr,
+        bind: &str,
+        sg: roomcast_amt::SourceGroup,
+    ) -> tokio::sync::mpsc::Receiver<roomcast_net::Delivery> {
+        let mut o = roomcast_net::GatewayOptions::new(relay);
+        o.bind = Some(bind.parse().unwrap());
+        o.config.max_refresh_interval = Some(Duration::from_secs(1));
+        let (gw, rx) = roomcast_net::GatewayHandle::spawn(o).await.unwrap();
+        gw.join(sg).await.unwrap();
+        std::mem::forget(gw); // kept running until the test's runtime ends
+        rx
+    }
+
+    /// Sends RTP of `ssrc` to the media port for `dur`; counts what `rxs` got.
+    async fn send_and_count(
+        media: SocketAddr,
+        ssrc: u32,
+        dur: Duration,
+        rxs: &mut [&mut tokio::sync::mpsc::Receiver<roomcast_net::Delivery>],
+        sealer: &roomcast_meeting::media_auth::Sealer,
+    ) -> Vec<usize> {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut counts = vec![0; rxs.len()];
+        let start = Instant::now();
+        let mut seq: u16 = 0;
+        while start.elapsed() < dur {
+            let mut p = vec![0x80, 111];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 0]);
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(b"audio");
+            sock.send_to(&sealer.seal(&p), media).await.unwrap();
+            seq = seq.wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for (rx, n) in rxs.iter_mut().zip(counts.iter_mut()) {
+                while rx.try_recv().is_ok() {
+                    *n += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    #[tokio::test]
+    async fn the_embedded_relay_serves_a_meetings_groups_only_to_its_participants() {
+        let mut opts = RelayOptions::new("127.0.0.1:0".parse().unwrap());
+        opts.access = roomcast_amt::Access::closed();
+        opts.config.query_interval = Duration::from_secs(1);
+        let relay = Arc::new(RelayHandle::spawn(opts).await.unwrap());
+        let relay_addr = relay.local_addr();
+        let media = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let media_addr = media.local_addr().unwrap();
+        let svc = MeetingService::new(ServiceConfig::loopback("demo", "secret"));
+        let (core, commands) = channel();
+        let task = tokio::spawn(run(svc, commands, media, relay, None));
+        let caps =
+            Caps { video: None, audio: Some(AudioCaps { codec: "opus".into(), payload_type: 111, channels: 1 }) };
+        // The sender joins from 127.0.0.1, a watch-only box from 127.0.0.2; 127.0.0.3 never joins.
+        let sender: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let (r, _) = core.control(sender, req(&client::join("h", "demo", "secret", "A", &caps))).await.unwrap();
+        let Reply::Json { status: 200, body } = r else { panic!("{r:?}") };
+        let a: roomcast_meeting::roster::JoinReply = serde_json::from_str(&body).unwrap();
+        let box_peer: SocketAddr = "127.0.0.2:5000".parse().unwrap();
+        let (r, _) =
+            core.control(box_peer, req(&client::join("h", "demo", "secret", "W", &Caps::default()))).await.unwrap();
+        let Reply::Json { status: 200, body } = r else { panic!("{r:?}") };
+        let w: roomcast_meeting::roster::JoinReply = serde_json::from_str(&body).unwrap();
+        let sealer = roomcast_meeting::media_auth::Sealer::new(
+            roomcast_meeting::media_auth::MediaKey::from_secret(&a.secret),
+            1,
+        );
+
+        let mut member = gateway(relay_addr, "127.0.0.2:0", a.groups.ipv4).await;
+        let mut stranger = gateway(relay_addr, "127.0.0.3:0", a.groups.ipv4).await;
+        let counts = send_and_count(
+            media_addr,
+            a.ssrc.audio,
+            Duration::from_secs(3),
+            &mut [&mut member, &mut stranger],
+            &sealer,
+        )
+        .await;
+        assert!(counts[0] >= 20, "the joined box receives: {counts:?}");
+        assert_eq!(counts[1], 0, "a gateway whose address never joined receives nothing: {counts:?}");
+
+        // The watch-only box leaves: its address receives no more.
+        let leave = client::leave("h", "demo", "secret", &w.participant, &w.secret);
+        let (r, _) = core.control(box_peer, req(&leave)).await.unwrap();
+        assert_eq!(status(&r), 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while member.try_recv().is_ok() {}
+        let counts = send_and_count(
+            media_addr,
+            a.ssrc.audio,
+            Duration::from_secs(2),
+            &mut [&mut member, &mut stranger],
+            &sealer,
+        )
+        .await;
+        assert_eq!(counts, [0, 0], "after the leave nobody else receives");
         task.abort();
     }
 }

@@ -1,4 +1,5 @@
-//! The box's client of the meeting service's control API, on hyper's HTTP/1.1 client (one
+//! The client of the meeting service's control API (the box's, and `roomcast gateway
+//! --meeting-server`'s), on hyper's HTTP/1.1 client (one
 //! request per connection) over rustls: `[meeting] server = "https://HOST:PORT"` with the
 //! service certificate's pinned `fingerprint` (or a `ca_file`), or plain `http://` to a loopback
 //! address (or with `allow_plain_http`), with a warning. The requests and the answers' decoding
@@ -160,6 +161,14 @@ impl Service {
     fn secret_for(&self, participant: &str) -> Option<Token> {
         let s = self.secret.lock().unwrap_or_else(|e| e.into_inner());
         s.as_ref().filter(|(p, _)| p == participant).map(|(_, t)| t.clone())
+    }
+
+    /// The media authentication sealer of `participant` (the last join's), keyed from its
+    /// secret, counters from 1; `None` for another participant.
+    pub fn media_sealer(&self, participant: &str) -> Option<roomcast_meeting::media_auth::Sealer> {
+        let secret = self.secret_for(participant)?;
+        let key = roomcast_meeting::media_auth::MediaKey::from_secret(secret.expose());
+        Some(roomcast_meeting::media_auth::Sealer::new(key, 1))
     }
 
     /// Joins as `room` sending `caps`.
