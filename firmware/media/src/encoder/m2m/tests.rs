@@ -4,6 +4,8 @@ use std::time::Instant;
 
 use super::fake::{FakeM2m, FakeSpec};
 use super::*;
+use crate::encoder::{EncoderConfig, VideoCodec, VideoEncoder};
+use crate::frame::VideoFrame;
 use crate::camera::synthetic::SyntheticCamera;
 
 fn frame(i: u64) -> VideoFrame {
