@@ -74,7 +74,8 @@ impl<D: M2mDevice> StatefulEncoder<D> {
     fn start(&mut self) -> Result<()> {
         let (w, h) = (self.config.width, self.config.height);
         let cc = self.format.fourcc();
-        let coded = QueueFormat { fourcc: cc, width: w, height: h, bytesperline: 0, sizeimage: (w * h).max(256 * 1024) };
+        let coded =
+            QueueFormat { fourcc: cc, width: w, height: h, bytesperline: 0, sizeimage: (w * h).max(256 * 1024) };
         let what = format!("VIDIOC_S_FMT CAPTURE {}", fourcc_str(&cc));
         self.dev.set_format(Queue::Capture, coded).map_err(|e| self.err(&what, e))?;
         let want = QueueFormat {

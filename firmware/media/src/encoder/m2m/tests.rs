@@ -4,9 +4,9 @@ use std::time::Instant;
 
 use super::fake::{FakeM2m, FakeSpec};
 use super::*;
+use crate::camera::synthetic::SyntheticCamera;
 use crate::encoder::{EncoderConfig, VideoCodec, VideoEncoder};
 use crate::frame::VideoFrame;
-use crate::camera::synthetic::SyntheticCamera;
 
 fn frame(i: u64) -> VideoFrame {
     SyntheticCamera::render(320, 180, i, Instant::now())

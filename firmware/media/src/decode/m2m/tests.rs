@@ -1,0 +1,1 @@
+//! Tests of the stateful decoder against a fake device.
