@@ -140,6 +140,8 @@ mod tests {
         assert!(FwhtHeader::parse(&foreign).unwrap_err().to_string().contains("magic"));
         assert!(FwhtHeader::parse(&header(9, 320, 240, 0, 0)).is_err());
         assert!(FwhtHeader::parse(&header(3, 0, 240, 0, 0)).is_err());
-        assert!(FwhtHeader::parse(&header(3, 320, 240, 0, u32::MAX)).is_err());
+        let mut huge = header(3, 320, 240, 0, 0);
+        huge[40..44].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(FwhtHeader::parse(&huge).unwrap_err().to_string().contains("announces"));
     }
 }
