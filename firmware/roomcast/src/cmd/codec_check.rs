@@ -51,7 +51,7 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s.split_once('x').ok_or("expected WxH")?;
     let w: u32 = w.parse().map_err(|_| "bad width")?;
     let h: u32 = h.parse().map_err(|_| "bad height")?;
-    if w == 0 || h == 0 || w > 8192 || h > 8192 || w % 2 != 0 || h % 2 != 0 {
+    if w == 0 || h == 0 || w > 8192 || h > 8192 || !w.is_multiple_of(2) || !h.is_multiple_of(2) {
         return Err("width and height must be even, 2..8192".into());
     }
     Ok((w, h))
@@ -78,6 +78,8 @@ struct Tally {
     decoded: u64,
     keyframes: u64,
     header_errors: Vec<String>,
+    /// Frames whose header says intra but V4L2's keyframe flag not (or the other way round).
+    flag_mismatches: Vec<String>,
     intra_headers: u64,
     worst_psnr: f64,
     psnr_sum: f64,
@@ -107,7 +109,7 @@ impl Tally {
                     ));
                 }
                 if h.is_intra() != f.keyframe {
-                    self.header_errors.push(format!(
+                    self.flag_mismatches.push(format!(
                         "frame {}: header intra {} but V4L2 keyframe flag {}",
                         f.index,
                         h.is_intra(),
@@ -156,7 +158,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     config.keyframe_interval = args.gop;
     let mut enc = StatefulEncoder::new(open(&enc_path)?, config, args.format).context("encoder setup")?;
     println!("codec-check: encoder {} ({}) {} {w}x{h}", enc_path.display(), enc.name(), args.format);
-    let mut dec = StatefulDecoder::new(open(&dec_path)?, args.format, w, h).context("decoder setup")?;
+    // Coded buffers big enough for the larger size (drivers size them from the hint).
+    let (hw, hh) = if args.resize.0 * args.resize.1 > w * h { args.resize } else { args.size };
+    let mut dec = StatefulDecoder::new(open(&dec_path)?, args.format, hw, hh).context("decoder setup")?;
     println!("codec-check: decoder {} ({})", dec_path.display(), dec.name());
 
     let mut tally = Tally::default();
@@ -202,6 +206,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("codec-check: {:.1} s", started.elapsed().as_secs_f64());
     let mut problems = tally.header_errors.clone();
+    if args.format == CodedFormat::Fwht {
+        if tally.intra_headers == 0 {
+            problems.push("no intra frame among the FWHT headers".into());
+        }
+        // A driver that sets V4L2_BUF_FLAG_KEYFRAME at all must set it exactly on intra frames.
+        if tally.keyframes == 0 {
+            println!("codec-check: the driver flags no V4L2_BUF_FLAG_KEYFRAME; key frames known from FWHT headers");
+        } else {
+            problems.extend(tally.flag_mismatches.iter().cloned());
+        }
+    }
     if tally.encoded != args.frames {
         problems.push(format!("{} of {} frames came out of the encoder", tally.encoded, args.frames));
     }

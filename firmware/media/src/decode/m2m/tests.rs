@@ -54,12 +54,19 @@ impl Fake {
     }
     fn run(&mut self) {
         while let Some((index, data, ts)) = self.pending.front().cloned() {
-            let size = (u32::from(u16::from_be_bytes([data[0], data[1]])), u32::from(u16::from_be_bytes([data[2], data[3]])));
+            let size =
+                (u32::from(u16::from_be_bytes([data[0], data[1]])), u32::from(u16::from_be_bytes([data[2], data[3]])));
             if self.stream != Some(size) {
                 // A new header: signal it; the frames before it end with a LAST buffer.
                 if self.stream.is_some() && self.capture_streaming && !self.halted {
                     let Some(i) = self.capture_free.pop_front() else { return };
-                    self.ready.push_back(CodedBuffer { index: i, data: vec![], keyframe: false, last: true, timestamp_us: 0 });
+                    self.ready.push_back(CodedBuffer {
+                        index: i,
+                        data: vec![],
+                        keyframe: false,
+                        last: true,
+                        timestamp_us: 0,
+                    });
                     self.halted = true;
                 }
                 self.stream = Some(size);
@@ -70,7 +77,13 @@ impl Fake {
             }
             let Some(i) = self.capture_free.pop_front() else { return };
             self.pending.pop_front();
-            let f = VideoFrame { width: size.0, height: size.1, data: data[4..].to_vec(), index: ts, captured_at: Instant::now() };
+            let f = VideoFrame {
+                width: size.0,
+                height: size.1,
+                data: data[4..].to_vec(),
+                index: ts,
+                captured_at: Instant::now(),
+            };
             let stride = size.0.div_ceil(STRIDE_ALIGN) * STRIDE_ALIGN;
             let laid = crate::encoder::m2m::layout_i420(&f, stride as usize, (stride * size.1 * 3 / 2) as usize);
             self.ready.push_back(CodedBuffer { index: i, data: laid, keyframe: true, last: false, timestamp_us: ts });
@@ -78,7 +91,13 @@ impl Fake {
         }
         if self.stopping && self.capture_streaming && !self.halted {
             if let Some(i) = self.capture_free.pop_front() {
-                self.ready.push_back(CodedBuffer { index: i, data: vec![], keyframe: false, last: true, timestamp_us: 0 });
+                self.ready.push_back(CodedBuffer {
+                    index: i,
+                    data: vec![],
+                    keyframe: false,
+                    last: true,
+                    timestamp_us: 0,
+                });
                 self.halted = true;
                 self.stopping = false;
             }

@@ -336,7 +336,7 @@ pub fn probe_codec(dev: &mut dyn M2mDevice, format: CodedFormat, role: Role) -> 
         Role::Encoder => (&p.coded_formats, &p.raw_formats, "CAPTURE", "OUTPUT"),
         Role::Decoder => (&p.raw_formats, &p.coded_formats, "OUTPUT", "CAPTURE"),
     };
-    let coded = coded_q.iter().any(|f| *f == cc);
+    let coded = coded_q.contains(&cc);
     let yu12 = raw_q.iter().any(|f| f == "YU12");
     p.usable = coded && yu12;
     let what = match role {
