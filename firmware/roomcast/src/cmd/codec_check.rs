@@ -22,28 +22,28 @@ use roomcast_media::frame::VideoFrame;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Encoder device (default: the first M2M encoder for `--format`).
-    #[arg(long)]
+    #[arg(long, value_name = "NODE")]
     device: Option<PathBuf>,
     /// Decoder device (default: the first M2M decoder for `--format`).
-    #[arg(long)]
+    #[arg(long, value_name = "NODE")]
     decoder: Option<PathBuf>,
     /// Coded format: fwht (vicodec) or h264.
-    #[arg(long, default_value = "fwht")]
+    #[arg(long, default_value = "fwht", value_name = "CODEC")]
     format: CodedFormat,
     /// Frames to encode in all (half at `--size`, half at `--resize`).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 40, value_name = "COUNT")]
     frames: u64,
     /// First frame size, WxH.
-    #[arg(long, default_value = "320x240", value_parser = parse_size)]
+    #[arg(long, default_value = "320x240", value_parser = parse_size, value_name = "WxH")]
     size: (u32, u32),
     /// Size after the resolution change, WxH.
-    #[arg(long, default_value = "640x480", value_parser = parse_size)]
+    #[arg(long, default_value = "640x480", value_parser = parse_size, value_name = "WxH")]
     resize: (u32, u32),
     /// Frames between key frames.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_name = "FRAMES")]
     gop: u32,
     /// Lowest PSNR (dB) a decoded frame may have.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_name = "DB")]
     min_psnr: f64,
 }
 
