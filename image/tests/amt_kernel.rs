@@ -3,7 +3,7 @@
 //!
 //! Debian does not build `CONFIG_AMT`, so the test builds amt.ko out of tree, each run from
 //! Debian's own packages (nothing of the kernel's source is committed; all of it is cached under
-//! target/amt-kernel): drivers/net/amt.c from linux-source-6.1 at exactly the version of the
+//! target/kernel-modules, by the shared helper common/kernel_module.rs): drivers/net/amt.c from linux-source-6.1 at exactly the version of the
 //! guest's kernel (image/packages.lock), the arm64 linux-headers of that kernel (the image
 //! builder's private apt) and the amd64 linux-kbuild-6.1 (host binaries of scripts/; Debian's
 //! headers package asks for any version >= its own). `modinfo` must show the guest kernel's
@@ -64,17 +64,18 @@
 //! Needs qemu-system-aarch64, the image's build tools, make and the aarch64 cross compiler
 //! (skipped outside CI when missing). The first run downloads about 150 MB of Debian packages.
 
-use roomcast_image::apt::{self, Apt, Snapshots, SourceList};
-use roomcast_image::lockfile::{Lock, Pin};
-use roomcast_image::modules::ModuleTree;
+#[path = "common/kernel_module.rs"]
+mod kernel_module;
+
+use kernel_module::{arm64_deb, fat_disk, kernel_tree, run, PREPARE};
 use roomcast_image::qemu::{self, Console};
-use roomcast_image::{board::Board, paths, sysroot};
+use roomcast_image::{board::Board, paths};
 use roomcast_test_support::require_tool;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The guest's libraries' and iproute2's packages (arm64, bookworm): `ip` and what its ELF needs
@@ -111,135 +112,36 @@ fn tools_present() -> bool {
     ok
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.stderr(Stdio::inherit()).output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A .deb of the host's architecture from the host's apt (`NAME` or `NAME=VERSION`), cached in `dir`.
-fn host_deb(dir: &Path, spec: &str) -> PathBuf {
-    let (name, version) = spec.split_once('=').unwrap_or((spec, ""));
-    let find = || {
-        std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-            let f = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            f.starts_with(&format!("{name}_{version}")) && f.ends_with(".deb")
-        })
-    };
-    if let Some(p) = find() {
-        return p;
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    run(Command::new("apt-get").current_dir(dir).args(["-q", "-o", "APT::Sandbox::User=root", "download", spec]));
-    find().unwrap_or_else(|| panic!("apt-get download {spec} left no .deb in {}", dir.display()))
-}
-
-/// An arm64 package from the image builder's private apt (at `version`, or the candidate).
-fn arm64_deb(apt: &Apt, name: &str, version: Option<&str>) -> (Pin, PathBuf) {
-    let info = apt.show(name, version).unwrap();
-    let pin = Pin { name: info.name, via: None, version: info.version, arch: info.arch, sha256: info.sha256 };
-    let deb = apt.fetch(&pin).unwrap();
-    (pin, deb)
-}
-
 /// What goes on the guest's test disk.
 struct Payload {
     disk: PathBuf,
     vermagic: String,
 }
 
-/// The two tests share the image builder's package cache and amt.ko's build directory: their
-/// preparation (image, packages, module) runs one at a time; their guests still run side by side.
-static PREPARE: Mutex<()> = Mutex::new(());
-
 /// Builds amt.ko for the guest's kernel and the FAT disk with it, udp_tunnel.ko, `ip` and the
 /// test's shell `scripts` (name, text): the console shell takes only short command lines.
 fn payload(work: &Path, scripts: &[(&str, String)]) -> Payload {
     let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
-    let p = paths::Paths::new(None);
-    let board = Board::load(&p.board_profile("qemu-virt")).unwrap();
-    let lock = Lock::load(&p.lockfile()).unwrap();
-    let key = match &board.kernel.suite {
-        Some(s) => format!("{}/{s}", board.kernel.package),
-        None => board.kernel.package.clone(),
-    };
-    let kernel = lock.get(&key).unwrap_or_else(|| panic!("{key} is not pinned in image/packages.lock")).clone();
-    // linux-image-6.1.0-56-arm64 6.1.192-2 → release 6.1.0-56-arm64, ABI 6.1.0-56, series 6.1.
-    let release = kernel.name.strip_prefix("linux-image-").expect("a linux-image package").to_string();
-    let abi = release.rsplit_once('-').unwrap().0.to_string();
-    let series: String = kernel.version.split('.').take(2).collect::<Vec<_>>().join(".");
-    let cache = paths::repo_root().join("target/amt-kernel").join(&kernel.version);
-    let apt = Apt::new(&p.cache, &SourceList::debian(&apt::host_mirrors().unwrap(), &Snapshots::default())).unwrap();
-    apt.update(false).unwrap(); // the lists, once (a fresh checkout has none)
-
-    // Kernel headers (arm64) + host scripts (amd64 kbuild) + amt.c of the same version.
-    let root = cache.join("root");
-    let headers = root.join(format!("usr/src/linux-headers-{release}"));
-    if !headers.join("Module.symvers").exists() {
-        let mut debs = vec![
-            arm64_deb(&apt, &format!("linux-headers-{release}"), Some(&kernel.version)),
-            arm64_deb(&apt, &format!("linux-headers-{abi}-common"), Some(&kernel.version)),
-        ];
-        let kbuild = host_deb(&cache.join("dl"), &format!("linux-kbuild-{series}"));
-        debs.push((Pin { name: format!("linux-kbuild-{series}"), ..kernel.clone() }, kbuild));
-        for (_, deb) in &debs {
-            run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root));
-        }
-    }
-    // The headers' Makefile includes the common headers by their installed absolute path.
-    std::fs::write(
-        headers.join("Makefile"),
-        format!("include {}\n", root.join(format!("usr/src/linux-headers-{abi}-common/Makefile")).display()),
-    )
-    .unwrap();
-    let module = cache.join("module");
-    let amt_c = module.join("amt.c");
-    if !amt_c.exists() {
-        // Architecture-independent, so the builder's own (fresh) arm64 lists have it at the pinned version.
-        let (_, deb) = arm64_deb(&apt, &format!("linux-source-{series}"), Some(&kernel.version));
-        std::fs::create_dir_all(&module).unwrap();
-        let script = format!(
-            "dpkg-deb --fsys-tarfile '{deb}' | tar -xO ./usr/src/linux-source-{series}.tar.xz | xz -dc \
-             | tar -xO linux-source-{series}/drivers/net/amt.c > '{out}.part' && mv '{out}.part' '{out}'",
-            deb = deb.display(),
-            out = amt_c.display()
-        );
-        run(Command::new("sh").args(["-c", &script]));
-    }
-    std::fs::write(module.join("Kbuild"), "obj-m := amt.o\n").unwrap();
-    let started = Instant::now();
-    run(Command::new("nice").arg("make").arg("-C").arg(&headers).arg(format!("M={}", module.display())).args([
-        "ARCH=arm64",
-        "CROSS_COMPILE=aarch64-linux-gnu-",
-        "modules",
-    ]));
-    eprintln!("amt.ko built in {:.0} s", started.elapsed().as_secs_f64());
-    let ko = module.join("amt.ko");
-    let vermagic = run(Command::new("modinfo").args(["-F", "vermagic"]).arg(&ko)).trim().to_string();
-    assert!(
-        vermagic.starts_with(&format!("{release} ")),
-        "amt.ko's vermagic {vermagic:?} does not match the guest kernel {release}"
-    );
-    assert_eq!(run(Command::new("modinfo").args(["-F", "depends"]).arg(&ko)).trim(), "udp_tunnel");
+    let tree = kernel_tree();
+    let cache = tree.cache.clone();
+    let apt = &tree.apt;
+    let module = cache.join("amt");
+    std::fs::create_dir_all(&module).unwrap();
+    tree.sources(&["drivers/net/amt.c"], &module);
+    let (ko, vermagic) = tree.build(&module, "obj-m := amt.o\n", "amt.ko");
+    assert_eq!(tree.depends(&ko), ["udp_tunnel"]);
 
     // Files of the test disk.
     let files = work.join("payload");
     let _ = std::fs::remove_dir_all(&files);
     std::fs::create_dir_all(files.join("lib")).unwrap();
     std::fs::copy(&ko, files.join("amt.ko")).unwrap();
-    let kernel_dir = cache.join("kernel");
-    sysroot::unpack(&kernel_dir, &[(kernel.clone(), apt.fetch(&kernel).unwrap())]).unwrap();
-    let modules = ModuleTree::open(&kernel_dir).unwrap();
-    assert_eq!(modules.release, release);
-    let order = modules.load_order(&["udp_tunnel".to_string()]).unwrap();
-    assert_eq!(order.len(), 1, "udp_tunnel has dependencies now: {order:?}");
-    let rel = modules.copy_module(&order[0], &files).unwrap();
-    std::fs::rename(files.join(&rel), files.join("udp_tunnel.ko")).unwrap();
-    let _ = std::fs::remove_dir_all(files.join("kernel"));
+    let order = tree.copy_modules(&["udp_tunnel"], &files);
+    assert_eq!(order, ["udp_tunnel.ko"], "udp_tunnel has dependencies now");
     let ip_root = cache.join("iproute2");
     if !ip_root.join("bin/ip").exists() {
         for name in IP_PACKAGES {
-            let (_, deb) = arm64_deb(&apt, name, None);
+            let (_, deb) = arm64_deb(apt, name, None);
             run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&ip_root));
         }
     }
@@ -270,9 +172,7 @@ fn payload(work: &Path, scripts: &[(&str, String)]) -> Payload {
         names.push(files.join(name));
     }
     let disk = work.join("payload.img");
-    let _ = std::fs::remove_file(&disk);
-    run(Command::new("mkfs.vfat").args(["-n", "AMTTEST", "-C"]).arg(&disk).arg("16384"));
-    run(Command::new("mcopy").args(["-s", "-i"]).arg(&disk).args(&names).arg("::/"));
+    fat_disk(&disk, "AMTTEST", &names);
     Payload { disk, vermagic }
 }
 

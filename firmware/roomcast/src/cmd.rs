@@ -2,6 +2,7 @@
 
 pub mod box_daemon;
 pub mod check_config;
+pub mod codec_check;
 pub mod config;
 pub mod display;
 pub mod gateway;

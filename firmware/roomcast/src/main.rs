@@ -40,6 +40,8 @@ enum Command {
     Config(cmd::config::Args),
     /// Join one source-specific channel on an interface and print each datagram (diagnostics).
     Listen(cmd::listen::Args),
+    /// Encode and decode synthetic frames on a V4L2 M2M codec (vicodec's FWHT, a Pi's H.264) and compare.
+    CodecCheck(cmd::codec_check::Args),
 }
 
 /// `roomcast --version`: the crate version and the git commit it was built from.
@@ -101,5 +103,6 @@ fn run() -> anyhow::Result<()> {
         Command::Listen(args) => cmd::listen::run(args),
         Command::CheckConfig(args) => cmd::check_config::run(args),
         Command::Config(args) => cmd::config::run(args),
+        Command::CodecCheck(args) => cmd::codec_check::run(args),
     }
 }

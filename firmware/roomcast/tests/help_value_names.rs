@@ -6,7 +6,7 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_roomcast");
 
-const SUBCOMMANDS: [&[&str]; 10] = [
+const SUBCOMMANDS: [&[&str]; 11] = [
     &["relay"],
     &["gateway"],
     &["stream"],
@@ -17,6 +17,7 @@ const SUBCOMMANDS: [&[&str]; 10] = [
     &["box"],
     &["check-config"],
     &["config", "get"],
+    &["codec-check"],
 ];
 
 /// (option, placeholder) pairs of a help text: `--to <ADDR:PORT>` gives ("to", "ADDR:PORT").

@@ -4,9 +4,13 @@
 //! that frame, never a panic; the decoder goes on with the next one (a keyframe heals it).
 //!
 //! [`av1::Av1Decoder`] (cargo feature `dav1d`): libdav1d through the dav1d crate.
+//! [`m2m::StatefulDecoder`]: a V4L2 M2M stateful decoder (FWHT on `vicodec`, H.264 on a Pi);
+//! [`fwht`]: the FWHT frame header.
 
 #[cfg(feature = "dav1d")]
 pub mod av1;
+pub mod fwht;
+pub mod m2m;
 
 /// An 8-bit 4:2:0 picture's planes, borrowed (what the compositor scales into a tile).
 #[derive(Debug, Clone, Copy)]

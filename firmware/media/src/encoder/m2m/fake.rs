@@ -1,4 +1,4 @@
-//! A fake V4L2 M2M H.264 encoder at the [`M2mDevice`] seam, for tests: it records every
+//! A fake V4L2 M2M encoder (H.264 by default) at the [`M2mDevice`] seam, for tests: it records every
 //! ioctl in order, enforces the state rules a real driver enforces (formats before buffers,
 //! buffers before streaming, no double queueing), returns encoded frames one frame late (like
 //! hardware), emits a recognisable Annex B access unit per frame (SPS+PPS+IDR on keyframes,
@@ -209,6 +209,9 @@ impl M2mDevice for FakeM2m {
     }
     fn request_buffers(&mut self, queue: Queue, count: u32) -> io::Result<u32> {
         self.call(format!("REQBUFS {} {count}", name(queue)));
+        if (queue == Queue::Output && self.streaming.0) || (queue == Queue::Capture && self.streaming.1) {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
         match queue {
             Queue::Output if self.raw.is_some() => self.output_bufs = count,
             Queue::Capture if self.coded_set => self.capture_bufs = count,
@@ -262,6 +265,19 @@ impl M2mDevice for FakeM2m {
     }
     fn stream_off(&mut self, queue: Queue) -> io::Result<()> {
         self.call(format!("STREAMOFF {}", name(queue)));
+        // Like vb2: every buffer of the queue back to the application.
+        match queue {
+            Queue::Output => {
+                self.streaming.0 = false;
+                self.output_done.clear();
+                self.pending.clear();
+            }
+            Queue::Capture => {
+                self.streaming.1 = false;
+                self.capture_free.clear();
+                self.ready.clear();
+            }
+        }
         Ok(())
     }
     fn encoder_stop(&mut self) -> io::Result<()> {

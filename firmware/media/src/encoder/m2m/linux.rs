@@ -1,7 +1,9 @@
 //! The real [`M2mDevice`]: raw V4L2 ioctls (through the `v4l` crate's `v4l2::ioctl` and the
 //! kernel-header bindings) on a memory-to-memory device, single- or multi-planar (the
-//! Raspberry Pi's `bcm2835-codec` is multi-planar), with MMAP buffers. Only the ioctls listed
-//! in the parent module's documentation are used.
+//! Raspberry Pi's `bcm2835-codec` is multi-planar, `vicodec` single-planar by default), with
+//! MMAP buffers. Only the ioctls listed in the parent module's and the decoder's documentation
+//! are used; the three the `v4l` crate has no number for (`VIDIOC_DQEVENT`,
+//! `VIDIOC_SUBSCRIBE_EVENT`, `VIDIOC_DECODER_CMD`) are computed here as videodev2.h defines them.
 
 use std::io;
 use std::os::raw::c_void;
@@ -12,7 +14,18 @@ use v4l::v4l2;
 use v4l::v4l2::vidioc;
 use v4l::v4l_sys::*;
 
-use super::{CodedBuffer, Control, M2mCaps, M2mDevice, Queue, QueueFormat};
+use super::{CodedBuffer, Control, M2mCaps, M2mDevice, M2mEvent, Queue, QueueFormat};
+
+/// `_IOC(dir, 'V', nr, size)` of asm-generic/ioctl.h.
+const fn ioc(dir: u32, nr: u32, size: usize) -> vidioc::_IOC_TYPE {
+    ((dir << 30) | ((size as u32) << 16) | ((b'V' as u32) << 8) | nr) as vidioc::_IOC_TYPE
+}
+/// `_IOR('V', 89, struct v4l2_event)`.
+const VIDIOC_DQEVENT: vidioc::_IOC_TYPE = ioc(2, 89, std::mem::size_of::<v4l2_event>());
+/// `_IOW('V', 90, struct v4l2_event_subscription)`.
+const VIDIOC_SUBSCRIBE_EVENT: vidioc::_IOC_TYPE = ioc(1, 90, std::mem::size_of::<v4l2_event_subscription>());
+/// `_IOWR('V', 96, struct v4l2_decoder_cmd)`.
+const VIDIOC_DECODER_CMD: vidioc::_IOC_TYPE = ioc(3, 96, std::mem::size_of::<v4l2_decoder_cmd>());
 
 struct Mapping {
     ptr: *mut c_void,
@@ -81,8 +94,14 @@ impl LinuxM2m {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        if pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 && pfd.revents & events == 0 {
-            return Err(io::Error::from_raw_os_error(libc::ENODEV));
+        if pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            // vb2 also says POLLERR for a queue not streaming or without buffers: the device is
+            // gone only if it no longer answers (ENODEV once unregistered).
+            self.raw_caps()?;
+            if pfd.revents & events == 0 {
+                std::thread::sleep(timeout.min(Duration::from_millis(10)));
+                return Ok(false);
+            }
         }
         Ok(r > 0 && pfd.revents & events != 0)
     }
@@ -106,6 +125,33 @@ impl LinuxM2m {
         let used = if self.mplane { planes[0].bytesused as usize } else { buf.bytesused as usize };
         let ts = buf.timestamp.tv_sec as u64 * 1_000_000 + buf.timestamp.tv_usec as u64;
         Ok(Some((buf.index, used, buf.flags, ts)))
+    }
+}
+
+impl LinuxM2m {
+    fn read_format(&self, fmt: &v4l2_format) -> QueueFormat {
+        // SAFETY: the driver filled the member of the buffer type we asked for.
+        unsafe {
+            if self.mplane {
+                let p = &fmt.fmt.pix_mp;
+                QueueFormat {
+                    fourcc: p.pixelformat.to_le_bytes(),
+                    width: p.width,
+                    height: p.height,
+                    bytesperline: p.plane_fmt[0].bytesperline,
+                    sizeimage: p.plane_fmt[0].sizeimage,
+                }
+            } else {
+                let p = &fmt.fmt.pix;
+                QueueFormat {
+                    fourcc: p.pixelformat.to_le_bytes(),
+                    width: p.width,
+                    height: p.height,
+                    bytesperline: p.bytesperline,
+                    sizeimage: p.sizeimage,
+                }
+            }
+        }
     }
 }
 
@@ -184,28 +230,14 @@ impl M2mDevice for LinuxM2m {
             }
         }
         self.ioctl(vidioc::VIDIOC_S_FMT, &mut fmt)?;
-        // SAFETY: the driver filled the member of the type we asked for.
-        unsafe {
-            Ok(if self.mplane {
-                let p = &fmt.fmt.pix_mp;
-                QueueFormat {
-                    fourcc: p.pixelformat.to_le_bytes(),
-                    width: p.width,
-                    height: p.height,
-                    bytesperline: p.plane_fmt[0].bytesperline,
-                    sizeimage: p.plane_fmt[0].sizeimage,
-                }
-            } else {
-                let p = &fmt.fmt.pix;
-                QueueFormat {
-                    fourcc: p.pixelformat.to_le_bytes(),
-                    width: p.width,
-                    height: p.height,
-                    bytesperline: p.bytesperline,
-                    sizeimage: p.sizeimage,
-                }
-            })
-        }
+        Ok(self.read_format(&fmt))
+    }
+    fn get_format(&mut self, queue: Queue) -> io::Result<QueueFormat> {
+        // SAFETY: plain C struct; the driver fills the member of the type asked for.
+        let mut fmt: v4l2_format = unsafe { std::mem::zeroed() };
+        fmt.type_ = self.buf_type(queue);
+        self.ioctl(vidioc::VIDIOC_G_FMT, &mut fmt)?;
+        Ok(self.read_format(&fmt))
     }
     fn set_frame_rate(&mut self, fps: u32) -> io::Result<()> {
         // SAFETY: plain C struct.
@@ -226,6 +258,15 @@ impl M2mDevice for LinuxM2m {
         self.ioctl(vidioc::VIDIOC_S_EXT_CTRLS, &mut ctrls)
     }
     fn request_buffers(&mut self, queue: Queue, count: u32) -> io::Result<u32> {
+        // vb2 frees no buffers still mapped: unmap this queue's first.
+        let old = match queue {
+            Queue::Output => std::mem::take(&mut self.output_maps),
+            Queue::Capture => std::mem::take(&mut self.capture_maps),
+        };
+        for m in old {
+            // SAFETY: mapped by us with this length.
+            let _ = unsafe { v4l2::munmap(m.ptr, m.len) };
+        }
         // SAFETY: plain C struct.
         let mut req: v4l2_requestbuffers = unsafe { std::mem::zeroed() };
         req.count = count;
@@ -342,5 +383,43 @@ impl M2mDevice for LinuxM2m {
         let mut cmd: v4l2_encoder_cmd = unsafe { std::mem::zeroed() };
         cmd.cmd = V4L2_ENC_CMD_STOP;
         self.ioctl(vidioc::VIDIOC_ENCODER_CMD, &mut cmd)
+    }
+    fn decoder_stop(&mut self) -> io::Result<()> {
+        // SAFETY: plain C struct.
+        let mut cmd: v4l2_decoder_cmd = unsafe { std::mem::zeroed() };
+        cmd.cmd = V4L2_DEC_CMD_STOP;
+        self.ioctl(VIDIOC_DECODER_CMD, &mut cmd)
+    }
+    fn subscribe_events(&mut self) -> io::Result<()> {
+        for type_ in [V4L2_EVENT_SOURCE_CHANGE, V4L2_EVENT_EOS] {
+            // SAFETY: plain C struct.
+            let mut sub: v4l2_event_subscription = unsafe { std::mem::zeroed() };
+            sub.type_ = type_;
+            self.ioctl(VIDIOC_SUBSCRIBE_EVENT, &mut sub)?;
+        }
+        Ok(())
+    }
+    fn dequeue_event(&mut self, timeout: Duration) -> io::Result<Option<M2mEvent>> {
+        if !timeout.is_zero() && !self.poll(libc::POLLPRI, timeout)? {
+            return Ok(None);
+        }
+        // SAFETY: plain C struct, filled by the driver.
+        let mut ev: v4l2_event = unsafe { std::mem::zeroed() };
+        match self.ioctl(VIDIOC_DQEVENT, &mut ev) {
+            Ok(()) => {}
+            // No event pending.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) || e.raw_os_error() == Some(libc::EAGAIN) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Some(match ev.type_ {
+            // SAFETY: the member of this event type.
+            V4L2_EVENT_SOURCE_CHANGE if unsafe { ev.u.src_change.changes } & V4L2_EVENT_SRC_CH_RESOLUTION != 0 => {
+                M2mEvent::SourceChange
+            }
+            V4L2_EVENT_EOS => M2mEvent::Eos,
+            t => M2mEvent::Other(t),
+        }))
     }
 }

@@ -1,51 +1,138 @@
-//! Hardware H.264 through a V4L2 memory-to-memory *stateful* encoder (Raspberry Pi 4:
-//! `bcm2835-codec`, `/dev/video11`). Nothing is assumed: [`probe`] opens every `/dev/video*`
-//! and accepts only an M2M device with H.264 on its CAPTURE queue and YU12 on its OUTPUT queue.
+//! Video through V4L2 memory-to-memory *stateful* codecs: hardware H.264 on a Raspberry Pi 4
+//! (`bcm2835-codec`, `/dev/video11`), FWHT on the kernel's virtual codec `vicodec` (the QEMU
+//! test). The coded format is a [`CodedFormat`]; nothing is assumed about a device: [`probe`]
+//! opens every `/dev/video*` and accepts only an M2M device with the coded format on the right
+//! queue and YU12 on the other.
 //!
-//! The encoder talks to the device through [`M2mDevice`], a small ioctl-level trait, so the
-//! whole sequence is tested against [`fake::FakeM2m`]; [`linux::LinuxM2m`] issues the real ioctls.
+//! The codecs talk to a device through [`M2mDevice`], a small ioctl-level trait, so the whole
+//! sequence is tested against [`fake::FakeM2m`]; [`linux::LinuxM2m`] issues the real ioctls.
+//! [`StatefulEncoder`] is the encoder for any coded format, [`M2mEncoder`] the H.264
+//! [`VideoEncoder`](super::VideoEncoder) over it; the decoder is `crate::decode::m2m`.
 //!
-//! The ioctl sequence (V4L2 "Memory-to-Memory Stateful Video Encoder Interface"):
+//! The encoder's ioctl sequence (V4L2 "Memory-to-Memory Stateful Video Encoder Interface"):
 //! 1. `VIDIOC_QUERYCAP`: `V4L2_CAP_VIDEO_M2M(_MPLANE)` and `V4L2_CAP_STREAMING` required.
-//! 2. `VIDIOC_ENUM_FMT` on CAPTURE (coded side) must list `H264`; on OUTPUT (raw side) `YU12`.
-//! 3. `VIDIOC_S_FMT` CAPTURE: `H264`, width x height, `sizeimage` for one access unit.
+//! 2. `VIDIOC_ENUM_FMT` on CAPTURE (coded side) must list the coded fourcc; on OUTPUT `YU12`.
+//! 3. `VIDIOC_S_FMT` CAPTURE: coded fourcc, width x height, `sizeimage` for one access unit.
 //! 4. `VIDIOC_S_FMT` OUTPUT: `YU12`, width x height; the driver answers with its
 //!    `bytesperline` and `sizeimage` (it may pad lines and align the height), which the copy into
 //!    the buffer honours.
 //! 5. `VIDIOC_S_PARM` OUTPUT: `timeperframe = 1/fps`.
-//! 6. `VIDIOC_S_EXT_CTRLS` (codec class): `V4L2_CID_MPEG_VIDEO_BITRATE`,
-//!    `..._H264_I_PERIOD` and `..._GOP_SIZE` (keyframe interval), `..._H264_PROFILE`
-//!    (constrained baseline), `..._H264_LEVEL` (4.0), `..._REPEAT_SEQ_HEADER` (SPS/PPS before
-//!    every IDR, so receivers can join). Only the bitrate is mandatory; a driver refusing an
-//!    optional control is logged.
+//! 6. `VIDIOC_S_EXT_CTRLS` (codec class), per format ([`CodedFormat::controls`]): H.264
+//!    `V4L2_CID_MPEG_VIDEO_BITRATE` (mandatory), `..._H264_I_PERIOD` and `..._GOP_SIZE`,
+//!    `..._H264_PROFILE` (constrained baseline), `..._H264_LEVEL` (4.0), `..._REPEAT_SEQ_HEADER`
+//!    (SPS/PPS before every IDR); FWHT only `..._GOP_SIZE`. A driver refusing an optional control
+//!    is logged.
 //! 7. `VIDIOC_REQBUFS` (MMAP) on both queues, `VIDIOC_QUERYBUF` + `mmap` for each buffer.
 //! 8. `VIDIOC_QBUF` every CAPTURE buffer, `VIDIOC_STREAMON` OUTPUT and CAPTURE.
 //! 9. Per frame: reclaim a free OUTPUT buffer (`VIDIOC_DQBUF` OUTPUT), copy the I420 frame in,
 //!    `VIDIOC_QBUF` it with the frame index as timestamp; then `VIDIOC_DQBUF` every ready CAPTURE
-//!    buffer (its `V4L2_BUF_FLAG_KEYFRAME` marks IDRs), copy out `bytesused`, re-`VIDIOC_QBUF` it.
+//!    buffer (its `V4L2_BUF_FLAG_KEYFRAME` marks key frames), copy out `bytesused`, re-queue it.
 //! 10. Keyframe on request: `VIDIOC_S_EXT_CTRLS` `V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME` before
 //!     queueing the frame. Bitrate while running: `VIDIOC_S_EXT_CTRLS` `..._BITRATE`.
-//! 11. End: `VIDIOC_ENCODER_CMD` `V4L2_ENC_CMD_STOP`, dequeue CAPTURE until
+//! 11. Drain: `VIDIOC_ENCODER_CMD` `V4L2_ENC_CMD_STOP`, dequeue CAPTURE until
 //!     `V4L2_BUF_FLAG_LAST`, `VIDIOC_STREAMOFF` both queues.
+//! 12. Resolution change ([`StatefulEncoder::reconfigure`]): drain, `VIDIOC_STREAMOFF` both,
+//!     unmap and `VIDIOC_REQBUFS` 0 on both, then steps 3-8 with the new size.
+//!
+//! A device that vanishes (driver unbound, module removed, USB unplugged) answers `ENODEV` or
+//! `POLLERR`: that is a [`MediaError::DeviceGone`](crate::error::MediaError::DeviceGone), never a
+//! panic or a wait without end.
 
 pub mod fake;
 pub mod linux;
+mod stateful;
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{EncodedFrame, EncoderConfig, VideoCodec, VideoEncoder};
-use crate::error::{MediaError, Result};
-use crate::frame::VideoFrame;
+pub use stateful::{layout_i420, CodedFrame, M2mEncoder, StatefulEncoder};
 
-const NAME: &str = "V4L2 M2M H.264";
+use super::VideoCodec;
+use crate::error::MediaError;
 
-/// The two queues of an M2M device, named as V4L2 names them for an encoder.
+/// A coded format an M2M codec speaks on its coded queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodedFormat {
+    /// H.264 Annex B (`H264`): the Raspberry Pi's `bcm2835-codec`.
+    H264,
+    /// The kernel's Fast Walsh-Hadamard Transform codec (`FWHT`): `vicodec`, for tests.
+    Fwht,
+}
+
+impl CodedFormat {
+    /// The V4L2 fourcc.
+    pub fn fourcc(self) -> [u8; 4] {
+        match self {
+            CodedFormat::H264 => *b"H264",
+            CodedFormat::Fwht => *b"FWHT",
+        }
+    }
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodedFormat::H264 => "H.264",
+            CodedFormat::Fwht => "FWHT",
+        }
+    }
+    /// The RTP video codec this format is sent as, if any (FWHT is never sent).
+    pub fn video_codec(self) -> Option<VideoCodec> {
+        match self {
+            CodedFormat::H264 => Some(VideoCodec::H264),
+            CodedFormat::Fwht => None,
+        }
+    }
+    /// The codec controls an encoder sets for `config`: (control, value, mandatory).
+    pub fn controls(self, config: &super::EncoderConfig) -> Vec<(Control, i32, bool)> {
+        let gop = config.keyframe_interval as i32;
+        match self {
+            CodedFormat::H264 => vec![
+                (Control::Bitrate, config.bitrate_bps as i32, true),
+                (Control::H264IPeriod, gop, false),
+                (Control::GopSize, gop, false),
+                (Control::H264Profile, PROFILE_CONSTRAINED_BASELINE, false),
+                (Control::H264Level, LEVEL_4_0, false),
+                (Control::RepeatSeqHeader, 1, false),
+            ],
+            CodedFormat::Fwht => vec![(Control::GopSize, gop, false)],
+        }
+    }
+    /// Whether the format has a bitrate control (FWHT has a fixed quantiser instead).
+    pub fn has_bitrate(self) -> bool {
+        matches!(self, CodedFormat::H264)
+    }
+}
+
+impl std::fmt::Display for CodedFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for CodedFormat {
+    type Err = MediaError;
+    fn from_str(s: &str) -> Result<Self, MediaError> {
+        match s.to_ascii_lowercase().as_str() {
+            "h264" | "h.264" => Ok(CodedFormat::H264),
+            "fwht" => Ok(CodedFormat::Fwht),
+            other => Err(MediaError::Config(format!("unknown coded format {other:?} (h264, fwht)"))),
+        }
+    }
+}
+
+/// Which way a device codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Raw frames in on OUTPUT, coded out on CAPTURE.
+    Encoder,
+    /// Coded in on OUTPUT, raw frames out on CAPTURE.
+    Decoder,
+}
+
+/// The two queues of an M2M device, named as V4L2 names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Queue {
-    /// Raw frames into the encoder.
+    /// Into the device (raw frames for an encoder, coded for a decoder).
     Output,
-    /// Coded H.264 out of the encoder.
+    /// Out of the device (coded for an encoder, raw frames for a decoder).
     Capture,
 }
 
@@ -89,7 +176,7 @@ pub struct M2mCaps {
 /// A negotiated format on one queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFormat {
-    /// Fourcc (`H264` or `YU12`).
+    /// Fourcc (`H264`, `FWHT` or `YU12`).
     pub fourcc: [u8; 4],
     /// Width.
     pub width: u32,
@@ -101,22 +188,37 @@ pub struct QueueFormat {
     pub sizeimage: u32,
 }
 
-/// A dequeued CAPTURE buffer.
+/// A dequeued CAPTURE buffer (coded data from an encoder, a raw frame from a decoder).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodedBuffer {
     /// Buffer index (to queue it again).
     pub index: u32,
-    /// `bytesused` bytes of H.264.
+    /// `bytesused` bytes.
     pub data: Vec<u8>,
     /// `V4L2_BUF_FLAG_KEYFRAME`.
     pub keyframe: bool,
-    /// `V4L2_BUF_FLAG_LAST` (end of stream after `V4L2_ENC_CMD_STOP`).
+    /// `V4L2_BUF_FLAG_LAST` (end of stream after a stop command, or before a resolution change).
     pub last: bool,
     /// The timestamp the matching OUTPUT buffer was queued with.
     pub timestamp_us: u64,
 }
 
-/// The ioctl-level seam between the encoder logic and a V4L2 M2M device.
+/// A V4L2 event a decoder waits for (`VIDIOC_DQEVENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum M2mEvent {
+    /// `V4L2_EVENT_SOURCE_CHANGE` with `V4L2_EVENT_SRC_CH_RESOLUTION`: new CAPTURE format.
+    SourceChange,
+    /// `V4L2_EVENT_EOS`.
+    Eos,
+    /// Another event (its V4L2 type).
+    Other(u32),
+}
+
+fn unsupported(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::Unsupported, format!("{what}: not supported by this device"))
+}
+
+/// The ioctl-level seam between the codec logic and a V4L2 M2M device.
 pub trait M2mDevice: Send {
     /// Device path for messages.
     fn path(&self) -> String;
@@ -126,16 +228,21 @@ pub trait M2mDevice: Send {
     fn enum_formats(&mut self, queue: Queue) -> std::io::Result<Vec<[u8; 4]>>;
     /// `VIDIOC_S_FMT`; returns what the driver set.
     fn set_format(&mut self, queue: Queue, format: QueueFormat) -> std::io::Result<QueueFormat>;
+    /// `VIDIOC_G_FMT`.
+    fn get_format(&mut self, _queue: Queue) -> std::io::Result<QueueFormat> {
+        Err(unsupported("VIDIOC_G_FMT"))
+    }
     /// `VIDIOC_S_PARM` on OUTPUT.
     fn set_frame_rate(&mut self, fps: u32) -> std::io::Result<()>;
     /// `VIDIOC_S_EXT_CTRLS` with one control.
     fn set_control(&mut self, control: Control, value: i32) -> std::io::Result<()>;
-    /// `VIDIOC_REQBUFS` (MMAP) + `VIDIOC_QUERYBUF` + `mmap`; returns the count granted.
+    /// `VIDIOC_REQBUFS` (MMAP) + `VIDIOC_QUERYBUF` + `mmap`; returns the count granted. Count 0
+    /// unmaps and frees the queue's buffers.
     fn request_buffers(&mut self, queue: Queue, count: u32) -> std::io::Result<u32>;
     /// `VIDIOC_QBUF` of a CAPTURE buffer.
     fn queue_capture(&mut self, index: u32) -> std::io::Result<()>;
     /// Copies `data` (already laid out for the negotiated OUTPUT format) into OUTPUT buffer
-    /// `index` and `VIDIOC_QBUF`s it.
+    /// `index` and `VIDIOC_QBUF`s it with `bytesused = data.len()`.
     fn queue_output(&mut self, index: u32, data: &[u8], timestamp_us: u64) -> std::io::Result<()>;
     /// `VIDIOC_DQBUF` OUTPUT, waiting at most `timeout`: the index of a buffer free again.
     fn dequeue_output(&mut self, timeout: Duration) -> std::io::Result<Option<u32>>;
@@ -147,6 +254,28 @@ pub trait M2mDevice: Send {
     fn stream_off(&mut self, queue: Queue) -> std::io::Result<()>;
     /// `VIDIOC_ENCODER_CMD` `V4L2_ENC_CMD_STOP`.
     fn encoder_stop(&mut self) -> std::io::Result<()>;
+    /// `VIDIOC_DECODER_CMD` `V4L2_DEC_CMD_STOP`.
+    fn decoder_stop(&mut self) -> std::io::Result<()> {
+        Err(unsupported("VIDIOC_DECODER_CMD"))
+    }
+    /// `VIDIOC_SUBSCRIBE_EVENT` for `V4L2_EVENT_SOURCE_CHANGE` and `V4L2_EVENT_EOS`.
+    fn subscribe_events(&mut self) -> std::io::Result<()> {
+        Err(unsupported("VIDIOC_SUBSCRIBE_EVENT"))
+    }
+    /// `VIDIOC_DQEVENT`, waiting at most `timeout` (poll `POLLPRI`).
+    fn dequeue_event(&mut self, _timeout: Duration) -> std::io::Result<Option<M2mEvent>> {
+        Err(unsupported("VIDIOC_DQEVENT"))
+    }
+}
+
+/// The error for a failed ioctl: `ENODEV` (and `POLLERR`, reported as `ENODEV`) means the device
+/// vanished ([`MediaError::DeviceGone`]); anything else is a codec error naming the step.
+pub fn device_error(codec: &'static str, path: &str, what: &str, e: std::io::Error) -> MediaError {
+    if e.raw_os_error() == Some(libc::ENODEV) {
+        MediaError::DeviceGone(path.into())
+    } else {
+        MediaError::encoder(codec, format!("{path}: {what}: {e}"))
+    }
 }
 
 /// What the probe found on one device.
@@ -156,22 +285,29 @@ pub struct M2mProbe {
     pub path: String,
     /// Driver and card.
     pub name: String,
-    /// Coded formats on CAPTURE.
+    /// Formats on CAPTURE.
     pub coded_formats: Vec<String>,
-    /// Raw formats on OUTPUT.
+    /// Formats on OUTPUT.
     pub raw_formats: Vec<String>,
-    /// Usable as our H.264 encoder.
+    /// Usable as the codec asked for.
     pub usable: bool,
     /// Why (not).
     pub reason: String,
 }
 
-fn fourcc_str(cc: &[u8; 4]) -> String {
+pub(crate) fn fourcc_str(cc: &[u8; 4]) -> String {
     String::from_utf8_lossy(cc).trim_end().to_string()
 }
 
 /// Checks one device: is it an M2M encoder with H.264 out and YU12 in?
 pub fn probe_device(dev: &mut dyn M2mDevice) -> M2mProbe {
+    probe_codec(dev, CodedFormat::H264, Role::Encoder)
+}
+
+/// Checks one device: is it an M2M `role` for `format` (the coded fourcc on CAPTURE and YU12 on
+/// OUTPUT for an encoder, the other way round for a decoder)? `coded_formats` and `raw_formats`
+/// list CAPTURE and OUTPUT.
+pub fn probe_codec(dev: &mut dyn M2mDevice, format: CodedFormat, role: Role) -> M2mProbe {
     let path = dev.path();
     let mut p = M2mProbe {
         path: path.clone(),
@@ -195,27 +331,46 @@ pub fn probe_device(dev: &mut dyn M2mDevice) -> M2mProbe {
     }
     p.coded_formats = dev.enum_formats(Queue::Capture).unwrap_or_default().iter().map(fourcc_str).collect();
     p.raw_formats = dev.enum_formats(Queue::Output).unwrap_or_default().iter().map(fourcc_str).collect();
-    let h264 = p.coded_formats.iter().any(|f| f == "H264");
-    let yu12 = p.raw_formats.iter().any(|f| f == "YU12");
-    p.usable = h264 && yu12;
-    p.reason = match (h264, yu12) {
-        (true, true) => "M2M encoder with H264 on CAPTURE and YU12 on OUTPUT".into(),
-        (false, _) => "M2M device without H264 on its CAPTURE queue (a decoder or another codec)".into(),
-        (true, false) => "H264 encoder without YU12 input".into(),
+    let cc = fourcc_str(&format.fourcc());
+    let (coded_q, raw_q, coded_name, raw_name) = match role {
+        Role::Encoder => (&p.coded_formats, &p.raw_formats, "CAPTURE", "OUTPUT"),
+        Role::Decoder => (&p.raw_formats, &p.coded_formats, "OUTPUT", "CAPTURE"),
+    };
+    let coded = coded_q.contains(&cc);
+    let yu12 = raw_q.iter().any(|f| f == "YU12");
+    p.usable = coded && yu12;
+    let what = match role {
+        Role::Encoder => "encoder",
+        Role::Decoder => "decoder",
+    };
+    p.reason = match (coded, yu12) {
+        (true, true) => format!("M2M {what} with {cc} on {coded_name} and YU12 on {raw_name}"),
+        (false, _) => format!("M2M device without {cc} on its {coded_name} queue (not a {cc} {what})"),
+        (true, false) => format!("{cc} {what} without YU12 on {raw_name}"),
     };
     p
 }
 
-/// Probes every `/dev/video*` on this machine.
-pub fn probe() -> Vec<M2mProbe> {
+/// The `/dev/video*` nodes, sorted.
+pub fn video_nodes() -> Vec<std::path::PathBuf> {
     let mut paths: Vec<_> =
         std::fs::read_dir("/dev").map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     paths.retain(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("video")));
     paths.sort();
     paths
+}
+
+/// Probes every `/dev/video*` on this machine as an H.264 encoder.
+pub fn probe() -> Vec<M2mProbe> {
+    probe_all(CodedFormat::H264, Role::Encoder)
+}
+
+/// Probes every `/dev/video*` on this machine as a `format` `role`.
+pub fn probe_all(format: CodedFormat, role: Role) -> Vec<M2mProbe> {
+    video_nodes()
         .iter()
         .map(|p| match linux::LinuxM2m::open(p) {
-            Ok(mut dev) => probe_device(&mut dev),
+            Ok(mut dev) => probe_codec(&mut dev, format, role),
             Err(e) => M2mProbe {
                 path: p.display().to_string(),
                 name: String::new(),
@@ -228,245 +383,14 @@ pub fn probe() -> Vec<M2mProbe> {
         .collect()
 }
 
-/// The first usable hardware encoder, if any.
+/// The first usable hardware H.264 encoder, if any.
 pub fn find_encoder() -> Option<M2mProbe> {
-    probe().into_iter().find(|p| p.usable)
+    find(CodedFormat::H264, Role::Encoder)
 }
 
-/// The H.264 encoder over an [`M2mDevice`].
-pub struct M2mEncoder<D: M2mDevice> {
-    dev: D,
-    config: EncoderConfig,
-    raw: QueueFormat,
-    free_output: Vec<u32>,
-    output_count: u32,
-    in_flight: HashMap<u64, Instant>,
-    keyframe_requested: bool,
-    stopped: bool,
-}
-
-fn err(dev: &dyn M2mDevice, what: &str, e: std::io::Error) -> MediaError {
-    MediaError::encoder(NAME, format!("{}: {what}: {e}", dev.path()))
-}
-
-impl<D: M2mDevice> M2mEncoder<D> {
-    /// Runs steps 1-8 of the sequence in the module doc.
-    pub fn new(mut dev: D, config: EncoderConfig) -> Result<Self> {
-        let probe = probe_device(&mut dev);
-        if !probe.usable {
-            return Err(MediaError::encoder(NAME, format!("{}: {}", probe.path, probe.reason)));
-        }
-        let (w, h) = (config.width, config.height);
-        let coded =
-            QueueFormat { fourcc: *b"H264", width: w, height: h, bytesperline: 0, sizeimage: (w * h).max(256 * 1024) };
-        dev.set_format(Queue::Capture, coded).map_err(|e| err(&dev, "VIDIOC_S_FMT CAPTURE H264", e))?;
-        let want = QueueFormat {
-            fourcc: *b"YU12",
-            width: w,
-            height: h,
-            bytesperline: w,
-            sizeimage: VideoFrame::i420_len(w, h) as u32,
-        };
-        let raw = dev.set_format(Queue::Output, want).map_err(|e| err(&dev, "VIDIOC_S_FMT OUTPUT YU12", e))?;
-        if raw.fourcc != *b"YU12" || raw.width != w || raw.height != h || raw.bytesperline < w {
-            return Err(MediaError::encoder(
-                NAME,
-                format!(
-                    "{}: driver changed the raw format to {} {}x{} stride {}",
-                    dev.path(),
-                    fourcc_str(&raw.fourcc),
-                    raw.width,
-                    raw.height,
-                    raw.bytesperline
-                ),
-            ));
-        }
-        if let Err(e) = dev.set_frame_rate(config.fps) {
-            tracing::warn!(dev = %dev.path(), "VIDIOC_S_PARM frame rate refused: {e}");
-        }
-        dev.set_control(Control::Bitrate, config.bitrate_bps as i32).map_err(|e| err(&dev, "set bitrate", e))?;
-        for (control, value) in [
-            (Control::H264IPeriod, config.keyframe_interval as i32),
-            (Control::GopSize, config.keyframe_interval as i32),
-            (Control::H264Profile, PROFILE_CONSTRAINED_BASELINE),
-            (Control::H264Level, LEVEL_4_0),
-            (Control::RepeatSeqHeader, 1),
-        ] {
-            if let Err(e) = dev.set_control(control, value) {
-                tracing::info!(dev = %dev.path(), ?control, value, "optional control refused: {e}");
-            }
-        }
-        let output_count = dev.request_buffers(Queue::Output, 4).map_err(|e| err(&dev, "VIDIOC_REQBUFS OUTPUT", e))?;
-        let capture_count =
-            dev.request_buffers(Queue::Capture, 4).map_err(|e| err(&dev, "VIDIOC_REQBUFS CAPTURE", e))?;
-        if output_count == 0 || capture_count == 0 {
-            return Err(MediaError::encoder(NAME, format!("{}: driver granted no buffers", dev.path())));
-        }
-        for i in 0..capture_count {
-            dev.queue_capture(i).map_err(|e| err(&dev, "VIDIOC_QBUF CAPTURE", e))?;
-        }
-        dev.stream_on(Queue::Output).map_err(|e| err(&dev, "VIDIOC_STREAMON OUTPUT", e))?;
-        dev.stream_on(Queue::Capture).map_err(|e| err(&dev, "VIDIOC_STREAMON CAPTURE", e))?;
-        tracing::info!(dev = %dev.path(), name = %probe.name, "hardware H.264 encoder streaming");
-        Ok(M2mEncoder {
-            dev,
-            config,
-            raw,
-            free_output: (0..output_count).rev().collect(),
-            output_count,
-            in_flight: HashMap::new(),
-            keyframe_requested: false,
-            stopped: false,
-        })
-    }
-
-    /// The device (tests inspect the fake's log through it).
-    pub fn device(&self) -> &D {
-        &self.dev
-    }
-
-    /// Lays an I420 frame out as the driver wants it (line padding, aligned height).
-    pub fn layout(&self, frame: &VideoFrame) -> Vec<u8> {
-        layout_i420(frame, self.raw.bytesperline as usize, self.raw.sizeimage as usize)
-    }
-
-    fn collect(&mut self, out: &mut Vec<EncodedFrame>, timeout: Duration) -> Result<bool> {
-        let mut last = false;
-        while let Some(buf) =
-            self.dev.dequeue_capture(timeout).map_err(|e| err(&self.dev, "VIDIOC_DQBUF CAPTURE", e))?
-        {
-            last |= buf.last;
-            if !buf.data.is_empty() {
-                let captured_at = self.in_flight.remove(&buf.timestamp_us).unwrap_or_else(Instant::now);
-                out.push(EncodedFrame {
-                    codec: VideoCodec::H264,
-                    data: buf.data,
-                    keyframe: buf.keyframe,
-                    index: buf.timestamp_us,
-                    captured_at,
-                });
-            }
-            if last {
-                break;
-            }
-            self.dev.queue_capture(buf.index).map_err(|e| err(&self.dev, "VIDIOC_QBUF CAPTURE", e))?;
-            if !timeout.is_zero() {
-                break;
-            }
-        }
-        Ok(last)
-    }
-}
-
-/// Copies tightly packed I420 into a buffer with `stride` bytes per luma line (chroma
-/// `stride / 2`) and as many luma rows as `sizeimage` implies (drivers align the height).
-pub fn layout_i420(frame: &VideoFrame, stride: usize, sizeimage: usize) -> Vec<u8> {
-    let (w, h) = (frame.width as usize, frame.height as usize);
-    let (cw, ch) = frame.chroma_size();
-    let stride = stride.max(w);
-    let cstride = stride.div_ceil(2);
-    let rows = (sizeimage * 2 / (stride * 3).max(1)).max(h);
-    let crows = rows.div_ceil(2);
-    let mut buf = vec![0u8; (stride * rows + 2 * cstride * crows).max(sizeimage)];
-    let (y, u, v) = frame.planes();
-    for r in 0..h {
-        buf[r * stride..r * stride + w].copy_from_slice(&y[r * w..r * w + w]);
-    }
-    let u_off = stride * rows;
-    let v_off = u_off + cstride * crows;
-    for r in 0..ch {
-        buf[u_off + r * cstride..u_off + r * cstride + cw].copy_from_slice(&u[r * cw..r * cw + cw]);
-        buf[v_off + r * cstride..v_off + r * cstride + cw].copy_from_slice(&v[r * cw..r * cw + cw]);
-    }
-    buf
-}
-
-impl<D: M2mDevice> VideoEncoder for M2mEncoder<D> {
-    fn codec(&self) -> VideoCodec {
-        VideoCodec::H264
-    }
-    fn describe(&self) -> String {
-        format!("{} on {} at {} kbit/s", NAME, self.dev.path(), self.config.bitrate_bps / 1000)
-    }
-    fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>> {
-        if self.stopped {
-            return Err(MediaError::encoder(NAME, "encoder already flushed"));
-        }
-        if (frame.width, frame.height) != (self.config.width, self.config.height) {
-            return Err(MediaError::encoder(
-                NAME,
-                format!(
-                    "frame is {}x{}, encoder {}x{}",
-                    frame.width, frame.height, self.config.width, self.config.height
-                ),
-            ));
-        }
-        let mut out = Vec::new();
-        // Reclaim finished OUTPUT buffers; wait (bounded) when all are in the driver.
-        loop {
-            let timeout = if self.free_output.is_empty() { Duration::from_millis(500) } else { Duration::ZERO };
-            match self.dev.dequeue_output(timeout).map_err(|e| err(&self.dev, "VIDIOC_DQBUF OUTPUT", e))? {
-                Some(i) if i < self.output_count => self.free_output.push(i),
-                Some(i) => {
-                    return Err(MediaError::encoder(
-                        NAME,
-                        format!("driver returned OUTPUT buffer {i} of {}", self.output_count),
-                    ))
-                }
-                None if self.free_output.is_empty() => {
-                    // Perhaps CAPTURE is full: drain it and try once more.
-                    self.collect(&mut out, Duration::ZERO)?;
-                    if let Some(i) = self
-                        .dev
-                        .dequeue_output(Duration::from_millis(500))
-                        .map_err(|e| err(&self.dev, "VIDIOC_DQBUF OUTPUT", e))?
-                    {
-                        self.free_output.push(i);
-                        break;
-                    }
-                    return Err(MediaError::encoder(
-                        NAME,
-                        format!("{}: encoder stalled (no OUTPUT buffer back in 1 s)", self.dev.path()),
-                    ));
-                }
-                None => break,
-            }
-        }
-        let index = self.free_output.pop().unwrap_or(0);
-        if std::mem::take(&mut self.keyframe_requested) {
-            self.dev.set_control(Control::ForceKeyFrame, 1).map_err(|e| err(&self.dev, "force key frame", e))?;
-        }
-        let data = self.layout(frame);
-        self.in_flight.insert(frame.index, frame.captured_at);
-        self.dev.queue_output(index, &data, frame.index).map_err(|e| err(&self.dev, "VIDIOC_QBUF OUTPUT", e))?;
-        self.collect(&mut out, Duration::ZERO)?;
-        Ok(out)
-    }
-    fn request_keyframe(&mut self) {
-        self.keyframe_requested = true;
-    }
-    fn set_bitrate(&mut self, bitrate_bps: u32) -> Result<()> {
-        self.dev.set_control(Control::Bitrate, bitrate_bps as i32).map_err(|e| err(&self.dev, "set bitrate", e))?;
-        self.config.bitrate_bps = bitrate_bps;
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<Vec<EncodedFrame>> {
-        let mut out = Vec::new();
-        if self.stopped {
-            return Ok(out);
-        }
-        self.stopped = true;
-        self.dev.encoder_stop().map_err(|e| err(&self.dev, "VIDIOC_ENCODER_CMD STOP", e))?;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if self.collect(&mut out, Duration::from_millis(100))? {
-                break;
-            }
-        }
-        let _ = self.dev.stream_off(Queue::Output);
-        let _ = self.dev.stream_off(Queue::Capture);
-        Ok(out)
-    }
+/// The first usable `format` `role` on this machine, if any.
+pub fn find(format: CodedFormat, role: Role) -> Option<M2mProbe> {
+    probe_all(format, role).into_iter().find(|p| p.usable)
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::time::Instant;
 use super::fake::{FakeM2m, FakeSpec};
 use super::*;
 use crate::camera::synthetic::SyntheticCamera;
+use crate::encoder::{EncoderConfig, VideoCodec, VideoEncoder};
+use crate::frame::VideoFrame;
 
 fn frame(i: u64) -> VideoFrame {
     SyntheticCamera::render(320, 180, i, Instant::now())
@@ -133,4 +135,52 @@ fn real_probe_does_not_panic_on_this_machine() {
     for p in probe() {
         assert!(!p.reason.is_empty());
     }
+}
+
+#[test]
+fn resolution_change_drains_frees_and_sets_up_again() {
+    let (dev, log) = FakeM2m::new(FakeSpec { coded: vec![*b"FWHT"], ..FakeSpec::default() });
+    let mut enc = StatefulEncoder::new(dev, EncoderConfig::new(320, 180, 30), CodedFormat::Fwht).unwrap();
+    let mut out = Vec::new();
+    for i in 0..3 {
+        out.extend(enc.encode_frame(&frame(i)).unwrap());
+    }
+    out.extend(enc.reconfigure(640, 360).unwrap());
+    assert_eq!(out.iter().map(|f| f.index).collect::<Vec<_>>(), vec![0, 1, 2], "drained before the change");
+    for i in 3..5 {
+        out.extend(enc.encode_frame(&SyntheticCamera::render(640, 360, i, Instant::now())).unwrap());
+    }
+    assert!(enc.encode_frame(&frame(5)).is_err(), "old size refused after the change");
+    let (rest, last) = enc.drain().unwrap();
+    out.extend(rest);
+    assert!(last);
+    assert_eq!(out.iter().map(|f| f.index).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    assert!(out.iter().all(|f| f.format == CodedFormat::Fwht));
+    let calls = log.lock().unwrap().calls.clone();
+    let stop = calls.iter().position(|c| c == "ENCODER_CMD STOP").unwrap();
+    let after: Vec<&str> = calls[stop + 1..].iter().map(|s| s.as_str()).take(6).collect();
+    assert_eq!(
+        after,
+        vec![
+            "STREAMOFF OUTPUT",
+            "STREAMOFF CAPTURE",
+            "REQBUFS OUTPUT 0",
+            "REQBUFS CAPTURE 0",
+            "S_FMT CAPTURE FWHT 640x360",
+            "S_FMT OUTPUT YU12 640x360"
+        ]
+    );
+    // FWHT sets no H.264 controls and has no bitrate.
+    assert!(!calls.iter().any(|c| c.contains("H264") || c.contains("Bitrate")), "{calls:?}");
+    assert!(enc.set_bitrate(1).is_err());
+}
+
+#[test]
+fn coded_format_parses_and_names() {
+    assert_eq!("fwht".parse::<CodedFormat>().unwrap(), CodedFormat::Fwht);
+    assert_eq!("H264".parse::<CodedFormat>().unwrap(), CodedFormat::H264);
+    assert!("vp8".parse::<CodedFormat>().is_err());
+    assert_eq!(CodedFormat::Fwht.fourcc(), *b"FWHT");
+    assert_eq!(CodedFormat::H264.video_codec(), Some(VideoCodec::H264));
+    assert_eq!(CodedFormat::Fwht.video_codec(), None);
 }
