@@ -19,6 +19,7 @@ mod devices;
 mod http;
 mod mute_button;
 mod receive;
+mod screen;
 mod send;
 mod session;
 mod status;
