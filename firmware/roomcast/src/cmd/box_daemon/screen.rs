@@ -72,11 +72,9 @@ impl ScreenCore {
 
     /// One received frame of participant `id`.
     pub fn handle_frame(&mut self, now: Instant, id: &str, codec: VideoCodec, timestamp: u32, data: &[u8]) {
-        let r = self.remotes.entry(id.to_string()).or_insert_with(|| RemoteVideo {
-            decoder: None,
-            picture: None,
-            last_frame: now,
-            reported: false,
+        let r = self.remotes.entry(id.to_string()).or_insert_with(|| {
+            tracing::info!(%id, ?codec, "screen: first frame");
+            RemoteVideo { decoder: None, picture: None, last_frame: now, reported: false }
         });
         r.last_frame = now;
         if codec != VideoCodec::Av1 {
@@ -103,6 +101,9 @@ impl ScreenCore {
             tracing::debug!(%id, "screen: frame not decoded: {e}");
         }
         while let Some(p) = dec.poll_picture() {
+            if r.picture.is_none() {
+                tracing::info!(%id, width = p.width(), height = p.height(), "screen: first picture");
+            }
             r.picture = Some(p);
             self.dirty = true;
         }
@@ -136,12 +137,13 @@ impl ScreenCore {
         std::mem::take(&mut self.problems)
     }
 
-    /// When [`ScreenCore::poll_screen`] may have a screen next.
-    pub fn poll_timeout(&self) -> Instant {
+    /// When [`ScreenCore::poll_screen`] may have a screen next (the output may want it later).
+    /// `None`: at once.
+    pub fn poll_timeout(&self) -> Option<Instant> {
         match self.last {
-            None => Instant::now(),
-            Some(t) if self.dirty => t + MIN_INTERVAL,
-            Some(t) => t + MAX_INTERVAL,
+            None => None,
+            Some(t) if self.dirty => Some(t + MIN_INTERVAL),
+            Some(t) => Some(t + MAX_INTERVAL),
         }
     }
 
@@ -292,7 +294,13 @@ fn run(
     let mut core = ScreenCore::new(sink.size(), layout);
     let mut failed = false;
     loop {
-        let wait = core.poll_timeout().saturating_duration_since(Instant::now()).min(MAX_INTERVAL);
+        let now = Instant::now();
+        let wait = core
+            .poll_timeout()
+            .unwrap_or(now)
+            .max(sink.poll_timeout(now))
+            .saturating_duration_since(now)
+            .min(MAX_INTERVAL);
         match rx.recv_timeout(wait) {
             Ok(Input::Frame { id, codec, timestamp, data }) => {
                 core.handle_frame(Instant::now(), &id, codec, timestamp, &data);
