@@ -74,6 +74,10 @@ pub const SYSROOT_PACKAGES: &[&str] = &[
     // libaom, the real-time software AV1 encoder (roomcast-media feature "aom").
     "libaom3",
     "libaom-dev",
+    // libdav1d, the AV1 decoder of the other rooms' video (roomcast-media feature "dav1d"); the
+    // root filesystem gets libdav1d6 from here because the daemon's ELF needs it.
+    "libdav1d6",
+    "libdav1d-dev",
 ];
 
 /// The table.

@@ -14,7 +14,7 @@ mod pattern;
 use std::time::{Duration, Instant};
 
 use embedded_graphics::prelude::Size;
-use roomcast_display::screen::{Compositor, Layout, Planes, Status, Tile};
+use roomcast_display::screen::{Compositor, I420Planes, Layout, Status, Tile};
 use roomcast_media::decode::av1::{Av1Decoder, DecodedPicture};
 use roomcast_media::encoder::auto::SoftwareKind;
 use roomcast_media::encoder::{EncodedFrame, EncoderConfig};
@@ -51,9 +51,8 @@ fn stream(room: usize, source: &[Vec<u8>]) -> Vec<EncodedFrame> {
     out
 }
 
-fn planes(p: &DecodedPicture) -> Planes<'_> {
-    let d = p.planes();
-    Planes { width: d.width, height: d.height, y: d.y, u: d.u, v: d.v, y_stride: d.y_stride, uv_stride: d.uv_stride }
+fn planes(p: &DecodedPicture) -> I420Planes<'_> {
+    p.planes()
 }
 
 /// Decodes every stream's frame `i`; returns the newest pictures.

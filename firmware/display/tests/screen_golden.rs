@@ -17,7 +17,7 @@ use std::time::Instant;
 use embedded_graphics::pixelcolor::RgbColor;
 use embedded_graphics::prelude::Size;
 use roomcast_display::backend::png::{read_png, write_png};
-use roomcast_display::screen::{Compositor, Layout, Planes, Status, Tile};
+use roomcast_display::screen::{Compositor, I420Planes, Layout, Status, Tile};
 use roomcast_display::Frame;
 
 const SIZES: [Size; 2] = [Size::new(1280, 720), Size::new(1920, 1080)];
@@ -43,10 +43,10 @@ fn compose(size: Size, rooms: usize, pictures: &[Vec<u8>], self_view: Option<&[u
             name: NAMES[i],
             muted: i == 1,
             speaking: i == 0,
-            picture: pictures.get(i).and_then(|p| Planes::packed(PIC.0, PIC.1, p)),
+            picture: pictures.get(i).and_then(|p| I420Planes::packed(PIC.0, PIC.1, p)),
         })
         .collect();
-    let sv = self_view.and_then(|p| Planes::packed(PIC.0, PIC.1, p));
+    let sv = self_view.and_then(|p| I420Planes::packed(PIC.0, PIC.1, p));
     let frame = c.compose(&tiles, sv, &status()).unwrap();
     (c, frame)
 }
@@ -144,7 +144,7 @@ fn compose_n(size: Size, rooms: usize, pictures: &[Vec<u8>]) -> (Compositor, Fra
             name: &names[i],
             muted: false,
             speaking: false,
-            picture: Planes::packed(PIC.0, PIC.1, &pictures[i]),
+            picture: I420Planes::packed(PIC.0, PIC.1, &pictures[i]),
         })
         .collect();
     let frame = c.compose(&tiles, None, &status()).unwrap();
@@ -208,7 +208,7 @@ fn decoded_av1_lands_in_its_tile() {
     }
     let pic = last.expect("a decoded picture");
     let p = pic.planes();
-    let planes = Planes {
+    let planes = I420Planes {
         width: p.width,
         height: p.height,
         y: p.y,

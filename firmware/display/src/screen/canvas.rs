@@ -10,7 +10,7 @@ use fast_image_resize::pixels::U8;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use yuvutils_rs::{yuv420_to_rgb, YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
-use super::Planes;
+use super::I420Planes;
 use crate::{DisplayError, Frame};
 
 /// A YUV colour (limited range).
@@ -57,8 +57,8 @@ impl Canvas {
     }
 
     /// The canvas' planes (tests and benches).
-    pub fn planes(&self) -> Planes<'_> {
-        Planes {
+    pub fn planes(&self) -> I420Planes<'_> {
+        I420Planes {
             width: self.width,
             height: self.height,
             y: &self.y,
@@ -100,7 +100,7 @@ impl Canvas {
     }
 
     /// Scales `picture` into `r` (stretched to it: callers fit the aspect first).
-    pub fn draw_picture(&mut self, picture: &Planes<'_>, r: Rectangle) -> Result<(), DisplayError> {
+    pub fn draw_picture(&mut self, picture: &I420Planes<'_>, r: Rectangle) -> Result<(), DisplayError> {
         if !picture.is_valid() {
             return Err(DisplayError::BadScreen(format!(
                 "picture {}x{} does not match its planes",
@@ -193,7 +193,7 @@ mod tests {
         let mut c = Canvas::new(Size::new(320, 180));
         c.clear(Yuv::BACKGROUND);
         let data = halves();
-        let pic = Planes::packed(64, 36, &data).unwrap();
+        let pic = I420Planes::packed(64, 36, &data).unwrap();
         c.draw_picture(&pic, Rectangle::new(Point::new(100, 40), Size::new(128, 72))).unwrap();
         let p = c.planes();
         let at = |x: usize, y: usize| p.y[y * 320 + x];
@@ -213,7 +213,7 @@ mod tests {
     fn bad_pictures_are_errors() {
         let mut c = Canvas::new(Size::new(64, 64));
         let data = vec![0u8; 10];
-        let pic = Planes { width: 64, height: 36, y: &data, u: &data, v: &data, y_stride: 64, uv_stride: 32 };
+        let pic = I420Planes { width: 64, height: 36, y: &data, u: &data, v: &data, y_stride: 64, uv_stride: 32 };
         assert!(c.draw_picture(&pic, Rectangle::new(Point::zero(), Size::new(32, 18))).is_err());
     }
 }

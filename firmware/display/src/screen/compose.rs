@@ -14,7 +14,7 @@ use u8g2_fonts::fonts;
 
 use super::canvas::{Canvas, Yuv};
 use super::layout::{fit, Layout};
-use super::Planes;
+use super::I420Planes;
 use crate::render::summary::{kbps, loss};
 use crate::render::text::{Align, Font};
 use crate::{DisplayError, Frame};
@@ -36,7 +36,7 @@ pub struct Tile<'a> {
     /// The room is the active speaker ([`super::SpeakerTracker`]).
     pub speaking: bool,
     /// Its newest decoded picture, if any yet.
-    pub picture: Option<Planes<'a>>,
+    pub picture: Option<I420Planes<'a>>,
 }
 
 /// The status strip: this box.
@@ -141,7 +141,7 @@ impl Compositor {
     pub fn compose(
         &mut self,
         tiles: &[Tile<'_>],
-        self_view: Option<Planes<'_>>,
+        self_view: Option<I420Planes<'_>>,
         status: &Status,
     ) -> Result<Frame, DisplayError> {
         let rects = self.tile_rects(tiles.len());

@@ -43,4 +43,19 @@ impl<'a> I420Planes<'a> {
         let v = data.get(y_len + c_len..y_len + 2 * c_len)?;
         Some(I420Planes { width, height, y, u, v, y_stride: w, uv_stride: cw })
     }
+
+    /// Whether the planes hold what the sizes and strides say, full strides on every row (a bad
+    /// picture is skipped, not a panic).
+    pub fn is_valid(&self) -> bool {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let holds = |plane: &[u8], stride: usize, width: usize, rows: usize| {
+            stride >= width && stride.checked_mul(rows).is_some_and(|n| plane.len() >= n)
+        };
+        w > 0
+            && h > 0
+            && holds(self.y, self.y_stride, w, h)
+            && holds(self.u, self.uv_stride, cw, ch)
+            && holds(self.v, self.uv_stride, cw, ch)
+    }
 }

@@ -19,6 +19,7 @@ mod config_watch;
 mod devices;
 mod mute_button;
 mod receive;
+mod screen;
 mod send;
 mod session;
 mod status;

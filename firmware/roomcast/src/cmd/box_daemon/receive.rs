@@ -5,7 +5,8 @@
 //! is not parsed here); decoded audio goes to the playback thread's mixer, and with
 //! `[debug] record_dir` every stream is also written to files (`video.ivf`/`video.h264`,
 //! `audio.opus`) that standard tools decode. With `[network] lan_multicast` each delivery is
-//! also re-sent as native multicast on the room LAN.
+//! also re-sent as native multicast on the room LAN. Video frames go to the screen's thread
+//! ([`ScreenFeed`], `[screen]`), which decodes and composes them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,6 +23,8 @@ use roomcast_session::{ReceiveCounters, RemoteCounters};
 
 use roomcast_media::mixer::SpeakingMeter;
 use roomcast_media::speaker::PlaybackTx;
+
+use super::screen::ScreenFeed;
 
 /// One other participant being received.
 struct Remote {
@@ -40,6 +43,7 @@ pub struct Receiving {
     speaking: SpeakingMeter,
     record_dir: Option<PathBuf>,
     lan: Option<NativeSender>,
+    screen: Option<ScreenFeed>,
     /// Bytes received through the tunnel.
     bytes: u64,
     errors: Vec<String>,
@@ -59,6 +63,7 @@ impl Receiving {
     /// Receiving for `family` groups, playing through `playback`, recording under `record_dir`.
     pub fn new(family: Family, playback: PlaybackTx, record_dir: Option<PathBuf>, lan: Option<NativeSender>) -> Self {
         Self {
+            screen: None,
             family,
             remotes: HashMap::new(),
             playback,
@@ -68,6 +73,12 @@ impl Receiving {
             bytes: 0,
             errors: Vec::new(),
         }
+    }
+
+    /// Hands every received video frame to the screen.
+    pub fn with_screen(mut self, screen: Option<ScreenFeed>) -> Self {
+        self.screen = screen;
+        self
     }
 
     /// Starts receiving `info`.
@@ -101,7 +112,7 @@ impl Receiving {
     fn finish_remote(&mut self, r: &mut Remote) {
         let now = Instant::now();
         r.receiver.handle_close(now);
-        Self::handle_events(&self.playback, &mut self.speaking, r, now, &mut self.errors);
+        Self::handle_events(&self.playback, &mut self.speaking, self.screen.as_ref(), r, now, &mut self.errors);
         if let Some(rec) = r.recorder.as_mut() {
             if let Err(e) = rec.finish() {
                 tracing::warn!(dir = %rec.dir().display(), "finishing the recording: {e}");
@@ -141,12 +152,13 @@ impl Receiving {
         } else {
             return;
         }
-        Self::handle_events(&self.playback, &mut self.speaking, r, now, &mut self.errors);
+        Self::handle_events(&self.playback, &mut self.speaking, self.screen.as_ref(), r, now, &mut self.errors);
     }
 
     fn handle_events(
         playback: &PlaybackTx,
         speaking: &mut SpeakingMeter,
+        screen: Option<&ScreenFeed>,
         r: &mut Remote,
         now: Instant,
         errors: &mut Vec<String>,
@@ -159,9 +171,12 @@ impl Receiving {
                 }
             }
             match ev {
-                ReceiverEvent::Video { codec, .. } => {
+                ReceiverEvent::Video { codec, frame } => {
                     r.status.video_frames += 1;
                     r.status.video_codec = Some(codec.name().to_string());
+                    if let Some(s) = screen {
+                        s.handle_video(&r.info.id, codec, frame.timestamp, frame.data);
+                    }
                 }
                 ReceiverEvent::Audio { pcm, .. } => {
                     r.status.audio_frames += 1;
@@ -188,7 +203,7 @@ impl Receiving {
     pub fn handle_timeout(&mut self, now: Instant) {
         for r in self.remotes.values_mut() {
             r.receiver.handle_timeout(now);
-            Self::handle_events(&self.playback, &mut self.speaking, r, now, &mut self.errors);
+            Self::handle_events(&self.playback, &mut self.speaking, self.screen.as_ref(), r, now, &mut self.errors);
         }
     }
 

@@ -24,6 +24,7 @@ use roomcast_session::{BoxSession, Call, CallFailure, Event, Joined, SenderCount
 use tokio::sync::{mpsc, watch};
 
 use super::receive::Receiving;
+use super::screen::{Screen, ScreenFeed};
 use super::send::{missing_devices, Devices, MicGate, Sending};
 use super::status::{BoxPhase, Status, StatusTx};
 use super::watchdog::Watchdog;
@@ -154,6 +155,8 @@ struct Driver<'a> {
     deliveries: Option<mpsc::Receiver<Delivery>>,
     gw_state: Option<watch::Receiver<GatewayState>>,
     receiving: Option<Receiving>,
+    /// The screen thread's queue (`[screen] output` other than none).
+    screen: Option<ScreenFeed>,
     join: InFlight<(JoinReply, Option<IpAddr>)>,
     roster: InFlight<Option<Roster>>,
     keepalive: InFlight<()>,
@@ -203,6 +206,8 @@ pub async fn run(
     let (playback, playback_tx) = Playback::spawn(speaker, move |e| {
         let _ = tx.send(e.to_string());
     })?;
+    // The room's screen, for the daemon's life too: its own thread decodes and composes.
+    let screen = Screen::spawn(&cfg.screen, &cfg.display, status_tx.subscribe(), problem_tx.clone());
     // Presses from before the configuration was read do not count: it says muted or not.
     while mute_presses.try_recv().is_ok() {}
 
@@ -234,6 +239,7 @@ pub async fn run(
         deliveries: None,
         gw_state: None,
         receiving: None,
+        screen: screen.as_ref().and_then(Screen::feed),
         join: InFlight::none(),
         roster: InFlight::none(),
         keepalive: InFlight::none(),
@@ -304,6 +310,7 @@ pub async fn run(
     }
     d.publish();
     drop(d);
+    drop(screen);
     let _ = tokio::task::spawn_blocking(move || playback.stop()).await;
     Ok(())
 }
@@ -524,7 +531,9 @@ impl Driver<'_> {
             None
         };
         let record = self.cfg.debug.record_dir.clone();
-        self.receiving = Some(Receiving::new(self.cfg.amt.family, self.playback.clone(), record, lan));
+        self.receiving = Some(
+            Receiving::new(self.cfg.amt.family, self.playback.clone(), record, lan).with_screen(self.screen.clone()),
+        );
     }
 
     /// Reads the media counters into the session and the status.

@@ -1,0 +1,368 @@
+//! The room's screen: the other rooms' video decoded and composed with their names and the
+//! box's status (`[screen]`), on a thread of its own so decoding never blocks the session
+//! driver.
+//!
+//! [`ScreenCore`] is the sans-IO part: fed received frames with `handle_frame(now, …)` (one
+//! `Av1Decoder` per remote room, created on its first frame) and the status with
+//! `handle_status(now, …)`; `poll_screen(now)` composes when something changed and the pacing
+//! allows it. [`Screen::spawn`] is the thin driver: a bounded channel from the receive path
+//! ([`ScreenFeed::handle_video`] never waits: a full queue drops the frame and the decoder heals
+//! on the next keyframe), the output ([`ScreenSink`]) and its failures, which go to the status
+//! as problems (a missing or failing output never stops the daemon).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use roomcast_display::screen::{self as scr, Compositor, Layout, ScreenOutput, ScreenSink, Tile};
+use roomcast_display::{Frame, FrameSize};
+use roomcast_media::decode::av1::{Av1Decoder, DecodedPicture};
+use roomcast_media::encoder::VideoCodec;
+use roomcast_meeting::config::{DisplayConfig, ScreenConfig};
+use tokio::sync::{mpsc, watch};
+
+use super::status::Status;
+
+/// Frames queued between the receive path and the screen thread.
+pub const QUEUE: usize = 64;
+/// Fastest recomposition (about 30 screens a second).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(33);
+/// Slowest: the status strip is redrawn at least this often.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(1);
+/// A decoder not fed for this long, for a room no longer in the status, is dropped.
+pub const FORGET_AFTER: Duration = Duration::from_secs(5);
+
+/// Tile threads per decoder (libdav1d).
+const DECODER_THREADS: u32 = 2;
+
+struct RemoteVideo {
+    decoder: Option<Av1Decoder>,
+    picture: Option<DecodedPicture>,
+    last_frame: Instant,
+    reported: bool,
+}
+
+/// The screen's state: decoders, the latest picture of each room, the status to show.
+pub struct ScreenCore {
+    compositor: Compositor,
+    remotes: HashMap<String, RemoteVideo>,
+    /// (participant id, room name, speaking) in the status's order.
+    rooms: Vec<(String, String, bool)>,
+    status: scr::Status,
+    dirty: bool,
+    last: Option<Instant>,
+    problems: Vec<String>,
+}
+
+impl ScreenCore {
+    /// Screens of `size` in `layout`.
+    pub fn new(size: FrameSize, layout: Layout) -> Self {
+        ScreenCore {
+            compositor: Compositor::new(size, layout),
+            remotes: HashMap::new(),
+            rooms: Vec::new(),
+            status: scr::Status::default(),
+            dirty: true,
+            last: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// One received frame of participant `id`.
+    pub fn handle_frame(&mut self, now: Instant, id: &str, codec: VideoCodec, timestamp: u32, data: &[u8]) {
+        let r = self.remotes.entry(id.to_string()).or_insert_with(|| {
+            tracing::info!(%id, ?codec, "screen: first frame");
+            RemoteVideo { decoder: None, picture: None, last_frame: now, reported: false }
+        });
+        r.last_frame = now;
+        if codec != VideoCodec::Av1 {
+            if !r.reported {
+                r.reported = true;
+                self.problems.push(format!("screen: {id} sends {}, which the screen does not decode", codec.name()));
+            }
+            return;
+        }
+        if r.decoder.is_none() {
+            match Av1Decoder::new(DECODER_THREADS) {
+                Ok(d) => r.decoder = Some(d),
+                Err(e) => {
+                    if !r.reported {
+                        r.reported = true;
+                        self.problems.push(format!("screen: AV1 decoder: {e}"));
+                    }
+                    return;
+                }
+            }
+        }
+        let Some(dec) = r.decoder.as_mut() else { return };
+        if let Err(e) = dec.handle_frame(now, timestamp, data) {
+            tracing::debug!(%id, "screen: frame not decoded: {e}");
+        }
+        while let Some(p) = dec.poll_picture() {
+            if r.picture.is_none() {
+                tracing::info!(%id, width = p.width(), height = p.height(), "screen: first picture");
+            }
+            r.picture = Some(p);
+            self.dirty = true;
+        }
+    }
+
+    /// The box's status: the rooms, their names and who speaks, and the strip.
+    pub fn handle_status(&mut self, now: Instant, s: &Status) {
+        let rooms: Vec<(String, String, bool)> =
+            s.others.iter().map(|o| (o.id.clone(), o.room.clone(), o.speaking)).collect();
+        let status = scr::Status {
+            room: s.room.clone(),
+            meeting: s.meeting.clone(),
+            encoder: s.encoder.clone(),
+            send_kbps: s.send_kbps,
+            recv_kbps: s.recv_kbps,
+            loss_percent: s.loss_percent,
+            muted: s.muted,
+        };
+        if rooms != self.rooms || status != self.status {
+            self.dirty = true;
+        }
+        self.remotes.retain(|id, r| {
+            rooms.iter().any(|(i, _, _)| i == id) || now.saturating_duration_since(r.last_frame) < FORGET_AFTER
+        });
+        self.rooms = rooms;
+        self.status = status;
+    }
+
+    /// Problems since the last call (each reported once).
+    pub fn take_problems(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.problems)
+    }
+
+    /// When [`ScreenCore::poll_screen`] may have a screen next (the output may want it later).
+    /// `None`: at once.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.last {
+            None => None,
+            Some(t) if self.dirty => Some(t + MIN_INTERVAL),
+            Some(t) => Some(t + MAX_INTERVAL),
+        }
+    }
+
+    /// A composed screen when one is due at `now`.
+    pub fn poll_screen(&mut self, now: Instant) -> Option<Frame> {
+        let due = match self.last {
+            None => true,
+            Some(t) => {
+                let since = now.saturating_duration_since(t);
+                (self.dirty && since >= MIN_INTERVAL) || since >= MAX_INTERVAL
+            }
+        };
+        if !due {
+            return None;
+        }
+        self.last = Some(now);
+        self.dirty = false;
+        let tiles: Vec<Tile<'_>> = self
+            .rooms
+            .iter()
+            .map(|(id, name, speaking)| Tile {
+                name,
+                // The roster does not carry the other rooms' mute state yet.
+                muted: false,
+                speaking: *speaking,
+                picture: self.remotes.get(id).and_then(|r| r.picture.as_ref()).map(DecodedPicture::planes),
+            })
+            .collect();
+        match self.compositor.compose(&tiles, None, &self.status) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                self.problems.push(format!("screen: composing: {e}"));
+                None
+            }
+        }
+    }
+}
+
+enum Input {
+    Frame { id: String, codec: VideoCodec, timestamp: u32, data: Vec<u8> },
+}
+
+/// The receive path's end of the screen's queue.
+#[derive(Clone)]
+pub struct ScreenFeed {
+    tx: SyncSender<Input>,
+}
+
+impl ScreenFeed {
+    /// Hands a received frame over; never waits (a full queue drops it).
+    pub fn handle_video(&self, id: &str, codec: VideoCodec, timestamp: u32, data: Vec<u8>) {
+        match self.tx.try_send(Input::Frame { id: id.to_string(), codec, timestamp, data }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => tracing::debug!(%id, "screen: busy, frame dropped"),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// The screen thread.
+pub struct Screen {
+    feed: Option<ScreenFeed>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The framebuffer for the screen: the first /dev/fbN the status display does not use.
+fn screen_framebuffer(display: &DisplayConfig) -> PathBuf {
+    let taken = (display.kind == "framebuffer").then_some(display.framebuffer.as_str());
+    (0..4)
+        .map(|n| format!("/dev/fb{n}"))
+        .find(|p| Some(p.as_str()) != taken && Path::new(p).exists())
+        .unwrap_or_else(|| "/dev/fb0".into())
+        .into()
+}
+
+impl Screen {
+    /// Opens `[screen] output` and starts the thread; `None` when the output is `none` (or
+    /// unusable: then the problem is reported and nothing is shown).
+    pub fn spawn(
+        cfg: &ScreenConfig,
+        display: &DisplayConfig,
+        status: watch::Receiver<Status>,
+        problems: mpsc::UnboundedSender<String>,
+    ) -> Option<Screen> {
+        let output: ScreenOutput = match cfg.output.parse() {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = problems.send(format!("screen: {e}"));
+                return None;
+            }
+        };
+        let layout: Layout = cfg.layout.parse().unwrap_or_else(|e| {
+            let _ = problems.send(format!("screen: {e}; using auto"));
+            Layout::Auto
+        });
+        let sink = match ScreenSink::open(&output, &screen_framebuffer(display), scr::output::PNG_SIZE) {
+            Ok(s) if s.shows_anything() => s,
+            Ok(s) => {
+                tracing::info!(output = s.describe(), "screen: nothing to show on");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!("screen: {e}");
+                let _ = problems.send(format!("screen: {e}; not showing the other rooms"));
+                return None;
+            }
+        };
+        tracing::info!(output = sink.describe(), "screen");
+        let (tx, rx) = sync_channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("screen".into())
+            .spawn(move || run(rx, sink, layout, status, problems))
+            .map_err(|e| tracing::warn!("screen thread: {e}"))
+            .ok()?;
+        Some(Screen { feed: Some(ScreenFeed { tx }), thread: Some(thread) })
+    }
+
+    /// The receive path's end.
+    pub fn feed(&self) -> Option<ScreenFeed> {
+        self.feed.clone()
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        // The thread ends when every feed is gone; the receivers hold clones, so only wait
+        // briefly here (bounded) and leave it otherwise.
+        self.feed = None;
+        if let Some(t) = self.thread.take() {
+            for _ in 0..20 {
+                if t.is_finished() {
+                    let _ = t.join();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+fn run(
+    rx: Receiver<Input>,
+    mut sink: ScreenSink,
+    layout: Layout,
+    mut status: watch::Receiver<Status>,
+    problems: mpsc::UnboundedSender<String>,
+) {
+    let mut core = ScreenCore::new(sink.size(), layout);
+    let mut failed = false;
+    loop {
+        let now = Instant::now();
+        let wait = core
+            .poll_timeout()
+            .unwrap_or(now)
+            .max(sink.poll_timeout(now))
+            .saturating_duration_since(now)
+            .min(MAX_INTERVAL);
+        match rx.recv_timeout(wait) {
+            Ok(Input::Frame { id, codec, timestamp, data }) => {
+                core.handle_frame(Instant::now(), &id, codec, timestamp, &data);
+                // Take what else is queued before composing (bounded by the queue's size).
+                for Input::Frame { id, codec, timestamp, data } in rx.try_iter().take(QUEUE) {
+                    core.handle_frame(Instant::now(), &id, codec, timestamp, &data);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        if status.has_changed().unwrap_or(false) || core.rooms.is_empty() {
+            let s = status.borrow_and_update().clone();
+            core.handle_status(now, &s);
+        }
+        if sink.wants_frame(now) {
+            if let Some(frame) = core.poll_screen(now) {
+                match sink.handle_frame(now, &frame) {
+                    Ok(_) => failed = false,
+                    Err(e) if !failed => {
+                        failed = true;
+                        tracing::warn!(output = sink.describe(), "screen: {e}");
+                        let _ = problems.send(format!("screen {}: {e}", sink.describe()));
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        for p in core.take_problems() {
+            let _ = problems.send(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composes_when_changed_and_at_least_once_a_second() {
+        let mut core = ScreenCore::new(FrameSize::new(320, 180), Layout::Auto);
+        let t0 = Instant::now();
+        assert!(core.poll_screen(t0).is_some(), "the first screen at once");
+        assert!(core.poll_screen(t0 + Duration::from_millis(100)).is_none(), "nothing changed");
+        assert!(core.poll_screen(t0 + MAX_INTERVAL).is_some(), "the strip once a second");
+        let s = Status::new("Here", "m");
+        core.handle_status(t0 + MAX_INTERVAL, &s);
+        assert!(core.poll_screen(t0 + MAX_INTERVAL + Duration::from_millis(10)).is_none(), "paced");
+        assert!(core.poll_screen(t0 + MAX_INTERVAL + MIN_INTERVAL).is_some(), "changed status");
+    }
+
+    #[test]
+    fn h264_and_bad_bytes_are_reported_not_fatal() {
+        let mut core = ScreenCore::new(FrameSize::new(320, 180), Layout::Auto);
+        let now = Instant::now();
+        core.handle_frame(now, "p1", VideoCodec::H264, 0, &[0, 0, 0, 1, 0x65]);
+        core.handle_frame(now, "p1", VideoCodec::H264, 1, &[0, 0, 0, 1, 0x65]);
+        core.handle_frame(now, "p2", VideoCodec::Av1, 0, &[0xff; 40]);
+        let p = core.take_problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("H.264") || p[0].contains("H264"), "{p:?}");
+        assert!(core.remotes["p2"].picture.is_none());
+    }
+}

@@ -1,0 +1,189 @@
+//! The far end on the room's screen, end to end on loopback: one `roomcast server` and two
+//! `roomcast box` daemons with synthetic camera and microphone; box B has
+//! `[screen] output = "png:…"`. Its PNG (rewritten about once a second) must show room A's
+//! test pattern (the synthetic camera's colour bars: all six saturated hues) in A's tile, and
+//! A's name as the tile's caption, pixel for pixel as the compositor draws it (checked against
+//! a screen composed here with the name "A", and shown not to match one with another name).
+
+use std::path::Path;
+use std::time::Duration;
+
+use roomcast_display::backend::png::read_png;
+use roomcast_display::screen::{output::PNG_SIZE, Compositor, Layout, Status, Tile};
+use roomcast_display::Frame;
+
+mod meeting_util;
+use meeting_util::{box_config, free_tcp_port, free_udp_port, read_state, spawn_box, wait_for, Proc};
+
+const MEETING: &str = "screen";
+const TOKEN: &str = "screen-token";
+
+/// An axis-aligned box in pixels: x, y, width, height.
+type Area = (i32, i32, u32, u32);
+
+fn rgb(bytes: &[u8], width: u32, x: i32, y: i32) -> (u8, u8, u8) {
+    let i = (y as usize * width as usize + x as usize) * 3;
+    (bytes[i], bytes[i + 1], bytes[i + 2])
+}
+
+/// The hue sector (0 red, 1 yellow, 2 green, 3 cyan, 4 blue, 5 magenta) of a saturated pixel.
+fn hue_sector(p: (u8, u8, u8)) -> Option<usize> {
+    let (r, g, b) = (i32::from(p.0), i32::from(p.1), i32::from(p.2));
+    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+    if max - min < 90 {
+        return None;
+    }
+    let d = f64::from(max - min);
+    let h = if max == r {
+        60.0 * ((f64::from(g - b) / d).rem_euclid(6.0))
+    } else if max == g {
+        60.0 * (f64::from(b - r) / d + 2.0)
+    } else {
+        60.0 * (f64::from(r - g) / d + 4.0)
+    };
+    Some((((h + 30.0) / 60.0) as usize) % 6)
+}
+
+/// How many pixels of each hue sector the band of `area` between 35 % and 65 % of its height holds.
+fn hues_in(frame: &Frame, area: Area) -> [usize; 6] {
+    let rgb = frame.to_rgb_bytes();
+    let w = frame.width() as usize;
+    let mut count = [0; 6];
+    let (x0, y0, aw, ah) = area;
+    for y in (y0 + ah as i32 * 35 / 100)..(y0 + ah as i32 * 65 / 100) {
+        for x in (x0 + aw as i32 / 20)..(x0 + aw as i32 * 19 / 20) {
+            let i = (y as usize * w + x as usize) * 3;
+            if let Some(s) = hue_sector((rgb[i], rgb[i + 1], rgb[i + 2])) {
+                count[s] += 1;
+            }
+        }
+    }
+    count
+}
+
+/// The share of the caption pixels (white text and its dark pill in `reference`, inside `tile`)
+/// that `actual` has exactly.
+fn caption_match(actual: &Frame, reference: &Frame, tile: Area) -> (usize, usize) {
+    let (x0, y0, w, h) = tile;
+    let (a, r, width) = (actual.to_rgb_bytes(), reference.to_rgb_bytes(), actual.width());
+    let (mut seen, mut same) = (0, 0);
+    // The caption sits in the tile's bottom quarter, left half.
+    for y in (y0 + h as i32 * 3 / 4)..(y0 + h as i32) {
+        for x in x0..(x0 + w as i32 / 2) {
+            let p = rgb(&r, width, x, y);
+            if p == (255, 255, 255) || p == (16, 16, 20) {
+                seen += 1;
+                if rgb(&a, width, x, y) == p {
+                    same += 1;
+                }
+            }
+        }
+    }
+    (seen, same)
+}
+
+fn reference(name: &str) -> Frame {
+    let mut c = Compositor::new(PNG_SIZE, Layout::Auto);
+    let tiles = [Tile { name, muted: false, speaking: false, picture: None }];
+    c.compose(&tiles, None, &Status::default()).unwrap()
+}
+
+fn check(png: &Path, tile: Area) -> Result<String, String> {
+    let frame = read_png(png).map_err(|e| e.to_string())?;
+    if (frame.width(), frame.height()) != (PNG_SIZE.width, PNG_SIZE.height) {
+        return Err(format!("size {}x{}", frame.width(), frame.height()));
+    }
+    let hues = hues_in(&frame, tile);
+    if hues.iter().any(|&n| n < 200) {
+        return Err(format!("the test pattern's six hues in A's tile: {hues:?}"));
+    }
+    let (seen, same) = caption_match(&frame, &reference("A"), tile);
+    if seen < 200 || same * 100 < seen * 99 {
+        return Err(format!("caption \"A\": {same} of {seen} pixels as drawn"));
+    }
+    let (seen_z, same_z) = caption_match(&frame, &reference("Zebra room"), tile);
+    if same_z * 100 >= seen_z * 99 {
+        return Err(format!("the caption also matches another name ({same_z} of {seen_z})"));
+    }
+    Ok(format!("hues {hues:?}, caption {same}/{seen}, other name {same_z}/{seen_z}"))
+}
+
+#[test]
+fn the_other_room_is_on_the_screen_with_its_name() {
+    let dir = std::env::temp_dir().join(format!("roomcast-screen-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (http, media, relay) = (free_tcp_port(), free_udp_port(), free_udp_port());
+    let server_args: Vec<String> = [
+        "server",
+        "--meeting",
+        &format!("{MEETING}:{TOKEN}"),
+        "--listen",
+        &format!("127.0.0.1:{http}"),
+        "--rtp-listen",
+        &format!("127.0.0.1:{media}"),
+        "--relay-listen",
+        &format!("127.0.0.1:{relay}"),
+        "--query-interval",
+        "5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _server = Proc::spawn("server", &server_args, &dir.join("server.log"));
+    wait_for("the control API", Duration::from_secs(10), || {
+        (std::net::TcpStream::connect(("127.0.0.1", http)).is_ok(), ())
+    });
+
+    let png = dir.join("screen-B.png");
+    let server = format!("127.0.0.1:{http}");
+    let mut boxes = Vec::new();
+    for (room, output) in [("A", "none".to_string()), ("B", format!("png:{}", png.display()))] {
+        let cfg = box_config(&dir, room, &server, MEETING, TOKEN, "");
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&format!("\n[screen]\noutput = \"{output}\"\n"));
+        std::fs::write(&cfg, text).unwrap();
+        boxes.push(spawn_box(&dir, room, &cfg));
+    }
+
+    wait_for("B receiving A's video", Duration::from_secs(40), || {
+        let s = read_state(&dir, "B");
+        let ok = s.as_ref().is_some_and(|s| {
+            s["others"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o["room"] == "A" && o["video_frames"].as_u64().unwrap_or(0) >= 5))
+        });
+        (ok, s)
+    });
+
+    let c = Compositor::new(PNG_SIZE, Layout::Auto);
+    let t = c.tile_rects(1)[0];
+    let tile: Area = (t.top_left.x, t.top_left.y, t.size.width, t.size.height);
+    let mut last = String::new();
+    // Unoptimised (the test build), composing and writing one 1280x720 PNG takes seconds on a loaded machine.
+    let took =
+        wait_for("B's screen showing A's pattern and name", Duration::from_secs(60), || match check(&png, tile) {
+            Ok(found) => {
+                last = found;
+                (true, String::new())
+            }
+            Err(e) => {
+                if e != last {
+                    eprintln!("B's screen not yet right: {e}");
+                    last = e.clone();
+                }
+                (false, e)
+            }
+        });
+    eprintln!("B's screen right after {took:?}: {last}");
+
+    // Outside A's tile (the status strip) there is no test pattern.
+    let frame = read_png(&png).unwrap();
+    let strip_top = (PNG_SIZE.height - c.strip_height()) as i32;
+    let strip = hues_in(&frame, (0, strip_top, PNG_SIZE.width, c.strip_height()));
+    assert!(strip.iter().filter(|&&n| n > 0).count() <= 1, "no colour bars in the status strip: {strip:?}");
+    drop(boxes);
+    if std::env::var_os("ROOMCAST_KEEP_TEST_DIR").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
