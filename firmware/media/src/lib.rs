@@ -3,12 +3,13 @@
 //! synthetic ones, plus the sender and receiver pipelines the box daemon and the
 //! `roomcast stream|record|probe` commands are built on.
 //!
-//! Layout: [`frame`] raw media types, [`convert`] pixel formats to I420, [`camera`], [`mic`],
+//! Layout: [`frame`] raw media types, [`audio_processing`] (echo cancellation, noise suppression, gain), [`convert`] pixel formats to I420, [`camera`], [`mic`],
 //! [`clock`], [`encoder`] (trait, rav1e, libaom, M2M, auto fallback), [`decode`] (remote rooms'
 //! video, dav1d), [`opus`], [`pipeline`] (sender/receiver/recorder), [`probe`] (what hardware is
 //! there), [`mixer`] and [`speaker`] (playback of the other rooms), [`button`] (the mute button,
 //! any embedded-hal input pin).
 
+pub mod audio_processing;
 pub mod button;
 pub mod camera;
 pub mod clock;

@@ -118,6 +118,12 @@ pub struct AudioConfig {
     pub dtx: bool,
     /// Start muted.
     pub muted: bool,
+    /// WebRTC echo cancellation (AEC3) of the microphone, the playback mix as the far end.
+    pub echo_cancellation: bool,
+    /// WebRTC noise suppression of the microphone.
+    pub noise_suppression: bool,
+    /// WebRTC automatic gain control (AGC2) of the microphone.
+    pub auto_gain: bool,
     /// GPIO mute button: character device and line, if configured.
     pub mute_button: Option<GpioButton>,
 }
@@ -452,6 +458,9 @@ impl Config {
         let fec = s.bool_or(&mut r, "fec", true);
         let dtx = s.bool_or(&mut r, "dtx", false);
         let muted = s.bool_or(&mut r, "muted", false);
+        let echo_cancellation = s.bool_or(&mut r, "echo_cancellation", true);
+        let noise_suppression = s.bool_or(&mut r, "noise_suppression", true);
+        let auto_gain = s.bool_or(&mut r, "auto_gain", true);
         let chip = s.opt_str(&mut r, "mute_gpio_chip");
         let line = s.opt_int(&mut r, "mute_gpio_line", 0..=1023);
         let active_low = s.bool_or(&mut r, "mute_gpio_active_low", true);
@@ -476,7 +485,20 @@ impl Config {
             (None, None) => None,
         };
         s.finish(&mut r);
-        let audio = AudioConfig { enabled, source, playback, bitrate_kbps, channels, fec, dtx, muted, mute_button };
+        let audio = AudioConfig {
+            enabled,
+            source,
+            playback,
+            bitrate_kbps,
+            channels,
+            fec,
+            dtx,
+            muted,
+            echo_cancellation,
+            noise_suppression,
+            auto_gain,
+            mute_button,
+        };
 
         let mut s = r.section(root, "display");
         let kind = s.choice(&mut r, "kind", &["auto", "none", "ssd1306", "framebuffer", "png"], &board.display);

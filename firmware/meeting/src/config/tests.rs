@@ -296,3 +296,15 @@ fn meeting_over_https_needs_a_pin_or_a_ca() {
     let errs = errors(&src("server = \"ftp://m:1\"\n"));
     assert_eq!(errs[0].key, "meeting.server", "{errs:#?}");
 }
+
+#[test]
+fn audio_processing_is_on_by_default_and_each_stage_can_be_turned_off() {
+    let c = Config::parse(GOOD, &BoardDefaults::default()).unwrap();
+    assert!(c.audio.echo_cancellation && c.audio.noise_suppression && c.audio.auto_gain);
+    let src = format!("{GOOD}\n[audio]\necho_cancellation = false\nauto_gain = false\n");
+    let c = Config::parse(&src, &BoardDefaults::default()).unwrap();
+    assert!(!c.audio.echo_cancellation && c.audio.noise_suppression && !c.audio.auto_gain);
+    let errs = errors(&format!("{GOOD}\n[audio]\nnoise_suppression = 1\n"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key, "audio.noise_suppression");
+}

@@ -37,8 +37,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Some(m) => format!("meeting {:?} at {}", m.id, m.server),
                 None => "no meeting server: the box shows the set-up screen".to_owned(),
             };
+            let a = &cfg.audio;
+            let processing: Vec<&str> = [
+                (a.echo_cancellation, "echo cancellation"),
+                (a.noise_suppression, "noise suppression"),
+                (a.auto_gain, "auto gain"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+            let processing = if processing.is_empty() { "no processing".to_owned() } else { processing.join(", ") };
+            let audio = if a.enabled { format!("{} ({processing})", a.source) } else { "off".to_owned() };
             println!(
-                "{}: OK (room {:?}, {meeting}, video {} {}x{}@{} {} kbit/s, audio {}, watchdog timeout {} s)",
+                "{}: OK (room {:?}, {meeting}, video {} {}x{}@{} {} kbit/s, audio {audio}, watchdog timeout {} s)",
                 args.file.display(),
                 cfg.room.name,
                 if cfg.video.enabled { cfg.video.source.as_str() } else { "off" },
@@ -46,7 +57,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 cfg.video.height,
                 cfg.video.fps,
                 cfg.video.bitrate_kbps,
-                if cfg.audio.enabled { cfg.audio.source.as_str() } else { "off" },
                 cfg.system.watchdog_timeout_s,
             );
             Ok(())

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
+use roomcast_media::audio_processing::{AudioProcessor, FarEnd, ProcessingConfig};
 use roomcast_media::camera::synthetic::SyntheticCamera;
 use roomcast_media::camera::y4m::Y4mCamera;
 use roomcast_media::camera::{Camera, CameraConfig};
@@ -38,12 +39,18 @@ pub struct MicGate {
     pub muted: Arc<AtomicBool>,
     /// Level of the last frame in dBFS (f32 bits), measured before muting.
     pub level: Arc<AtomicU32>,
+    /// What the loudspeaker played: the echo canceller's far end (the playback thread fills it).
+    pub far_end: FarEnd,
 }
 
 impl MicGate {
     /// A gate, muted or not.
     pub fn new(muted: bool) -> Self {
-        Self { muted: Arc::new(AtomicBool::new(muted)), level: Arc::new(AtomicU32::new(SILENCE_DBFS.to_bits())) }
+        Self {
+            muted: Arc::new(AtomicBool::new(muted)),
+            level: Arc::new(AtomicU32::new(SILENCE_DBFS.to_bits())),
+            far_end: FarEnd::new(),
+        }
     }
     /// Level in dBFS.
     pub fn level_dbfs(&self) -> f32 {
@@ -54,6 +61,8 @@ impl MicGate {
 struct GatedMic {
     inner: Box<dyn Microphone>,
     gate: MicGate,
+    /// Echo cancellation, noise suppression, gain (`[audio]`), before the level and the mute.
+    processor: Option<AudioProcessor>,
 }
 
 impl Microphone for GatedMic {
@@ -65,6 +74,14 @@ impl Microphone for GatedMic {
     }
     fn capture(&mut self) -> roomcast_media::Result<AudioFrame> {
         let mut f = self.inner.capture()?;
+        if let Some(p) = self.processor.as_mut() {
+            let now = Instant::now();
+            p.handle_render(now, &self.gate.far_end.take());
+            if let Err(e) = p.handle_capture(now, &mut f.samples) {
+                tracing::warn!("{e}; microphone sent unprocessed from now on");
+                self.processor = None;
+            }
+        }
         self.gate.level.store(level_dbfs(&f.samples).to_bits(), Ordering::Relaxed);
         if self.gate.muted.load(Ordering::Relaxed) {
             f.samples.iter_mut().for_each(|s| *s = 0);
@@ -192,7 +209,20 @@ impl Devices {
                 Ok(m) => {
                     caps.audio =
                         Some(AudioCaps { codec: "opus".into(), payload_type: PT_OPUS, channels: m.channels() });
-                    mic = Some(Box::new(GatedMic { inner: m, gate: gate.clone() }) as Box<dyn Microphone>);
+                    let a = &cfg.audio;
+                    let processing = ProcessingConfig {
+                        echo_cancellation: a.echo_cancellation,
+                        noise_suppression: a.noise_suppression,
+                        auto_gain: a.auto_gain,
+                    };
+                    let processor = match AudioProcessor::new(processing, m.channels()) {
+                        Ok(p) => processing.any().then_some(p),
+                        Err(e) => {
+                            problems.push(format!("audio processing: {e}"));
+                            None
+                        }
+                    };
+                    mic = Some(Box::new(GatedMic { inner: m, gate: gate.clone(), processor }) as Box<dyn Microphone>);
                 }
                 Err(e) => {
                     missing.push("microphone".to_string());
@@ -446,7 +476,7 @@ mod tests {
         let gate = MicGate::new(false);
         let devices = Devices {
             camera: None,
-            mic: Some(Box::new(GatedMic { inner: Box::new(LostMic), gate }) as Box<dyn Microphone>),
+            mic: Some(Box::new(GatedMic { inner: Box::new(LostMic), gate, processor: None }) as Box<dyn Microphone>),
             encoder: None,
             encoder_state: None,
             caps: Caps::default(),

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use roomcast_amt::GatewayState;
+use roomcast_media::audio_processing::TappedSpeaker;
 use roomcast_media::speaker::alsa::AlsaSpeaker;
 use roomcast_media::speaker::{NullSpeaker, Playback, PlaybackTx, Speaker};
 use roomcast_meeting::config::{BoardDefaults, Config, MeetingConfig};
@@ -203,6 +204,8 @@ pub async fn run(
     }
     tracing::info!(speaker = %speaker.describe(), "playback");
     let tx = problem_tx.clone();
+    // What is played is the echo canceller's far end (the microphone's GatedMic takes it).
+    let speaker = Box::new(TappedSpeaker::new(speaker, gate.far_end.clone()));
     let (playback, playback_tx) = Playback::spawn(speaker, move |e| {
         let _ = tx.send(e.to_string());
     })?;
