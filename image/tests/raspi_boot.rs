@@ -273,45 +273,71 @@ fn the_pi3_image_boots_on_qemu_raspi3b_from_its_sd_card() {
     assert!(count >= board.kernel.modules.len() - 1, "{count} modules checked");
 
     // The screen: the box's state, and the host's rendering of it. The box knows it has no camera
-    // (nor microphone: QEMU's raspi3b has no capture device of either kind). With neither, the
-    // meeting service refuses the join ("caps must name video or audio") and the box shows that
-    // refusal; a box that joins anyway shows the no-camera screen. Either way the state names the
-    // missing camera, and the screen must be the rendering of that state.
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let (state, phase) = loop {
+    // (nor microphone: QEMU's raspi3b has no capture device of either kind) and joins watch-only;
+    // in the meeting its screen shows the missing camera 3 s of every 10 s and the meeting screen
+    // otherwise (an older service refused such a join: the refusal screen, also accepted). Wait
+    // until the state names the missing camera on screen, then compare screendumps with the host's
+    // rendering of the state the box reports right after each shot (the screen may change between
+    // a shot and the state read: a few attempts).
+    let read_state = |console: &mut Console| -> Option<String> {
         let out =
             console.shell("echo; tr -d '\\n' < /run/roomcast/state.json", Duration::from_secs(60)).unwrap_or_default();
-        let line = out.lines().map(str::trim).find(|l| l.starts_with('{') && l.ends_with('}')).map(str::to_string);
-        let v: Option<serde_json::Value> = line.as_deref().and_then(|l| serde_json::from_str(l).ok());
-        if let Some(v) = &v {
-            let phase = v["display"]["phase"]["phase"].as_str().unwrap_or_default().to_string();
-            let missing = v["status"]["missing"].as_array().is_some_and(|m| m.iter().any(|d| d == "camera"));
-            let refused_for_no_device =
-                phase == "config-error" && line.as_deref().unwrap_or("").contains("caps must name video or audio");
+        out.lines().map(str::trim).find(|l| l.starts_with('{') && l.ends_with('}')).map(str::to_string)
+    };
+    let phase_of = |line: &str| -> (String, bool) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let phase = v["display"]["phase"]["phase"].as_str().unwrap_or_default().to_string();
+        let missing = v["status"]["missing"].as_array().is_some_and(|m| m.iter().any(|d| d == "camera"));
+        (phase, missing)
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let phase = loop {
+        if let Some(line) = read_state(&mut console) {
+            let (phase, missing) = phase_of(&line);
+            let refused_for_no_device = phase == "config-error" && line.contains("caps must name video or audio");
             if missing && (phase == "no-camera" || refused_for_no_device) {
-                break (line.unwrap(), phase);
+                assert!(line.contains(ROOM), "the room name from the card's roomcast.toml: {line}");
+                break phase;
             }
         }
-        assert!(Instant::now() < deadline, "the box never reported its missing camera on screen; last state: {out}");
+        assert!(Instant::now() < deadline, "the box never reported its missing camera on screen");
         std::thread::sleep(Duration::from_secs(3));
     };
     eprintln!("{:6.1} s: the box reports {phase} with the camera missing", started.elapsed().as_secs_f64());
-    assert!(state.contains(ROOM), "the room name from the card's roomcast.toml: {state}");
     let shot = work.join("screen.png");
-    qmp.screendump(&shot).unwrap();
-    std::fs::write(work.join("state.json"), &state).unwrap();
     let expected = work.join("expected.png");
-    run(Command::new(&roomcast)
-        .args(["display", "--size", "640x480", "--from-json"])
-        .arg(work.join("state.json"))
-        .arg("--png")
-        .arg(&expected));
-    let (w, h, screen) = png_rgb(&shot);
-    assert_eq!((w, h), (640, 480));
-    let (_, _, want) = png_rgb(&expected);
-    let same = alike(&screen, &want, 8);
-    eprintln!("screen vs host rendering of the {phase} state: {:.1}% of pixels alike", same * 100.0);
-    assert!(same > 0.97, "the screen is not the {phase} screen; see {} and {}", shot.display(), expected.display());
+    let mut best = (0.0, String::new());
+    for attempt in 0..6 {
+        qmp.screendump(&shot).unwrap();
+        let Some(state) = read_state(&mut console) else { continue };
+        let (shown, missing) = phase_of(&state);
+        assert!(missing, "the box stopped reporting its missing camera: {state}");
+        std::fs::write(work.join("state.json"), &state).unwrap();
+        run(Command::new(&roomcast)
+            .args(["display", "--size", "640x480", "--from-json"])
+            .arg(work.join("state.json"))
+            .arg("--png")
+            .arg(&expected));
+        let (w, h, screen) = png_rgb(&shot);
+        assert_eq!((w, h), (640, 480));
+        let (_, _, want) = png_rgb(&expected);
+        let same = alike(&screen, &want, 8);
+        eprintln!("attempt {attempt}: screen vs host rendering of the {shown} state: {:.1}% alike", same * 100.0);
+        if same > best.0 {
+            best = (same, shown);
+        }
+        if same > 0.97 {
+            break;
+        }
+    }
+    assert!(
+        best.0 > 0.97,
+        "the screen is not the rendering of the state the box reports (best {:.1}%, {}); see {} and {}",
+        best.0 * 100.0,
+        best.1,
+        shot.display(),
+        expected.display()
+    );
     let _ = qmp.quit();
     let _ = std::fs::remove_dir_all(&sock);
     // The 256 MiB card copy; the image, console log and screens stay in target/image/raspi-test.

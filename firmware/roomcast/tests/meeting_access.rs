@@ -68,28 +68,13 @@ fn count(sock: &UdpSocket, marker: &[u8], dur: Duration) -> usize {
 }
 
 fn server(dir: &std::path::Path, name: &str, tls: Option<&std::path::Path>) -> (Proc, u16, u16, u16) {
-    let (http, media, relay) = (free_tcp_port(), free_udp_port(), free_udp_port());
-    let mut args = vec![
-        "server".to_string(),
-        "--listen".into(),
-        format!("127.0.0.1:{http}"),
-        "--rtp-listen".into(),
-        format!("127.0.0.1:{media}"),
-        "--relay-listen".into(),
-        format!("127.0.0.1:{relay}"),
-        "--query-interval".into(),
-        "2".into(),
-    ];
+    let ports = ServerPorts::free();
+    let mut args = ports.server_args(2);
     if let Some(t) = tls {
         args.extend(["--tls-dir".into(), t.display().to_string()]);
     }
-    let log = dir.join(format!("{name}.log"));
-    let p = Proc::spawn_env(name, &args, &log, &[("ROOMCAST_MEETINGS", &format!("{MEETING} {TOKEN}"))]);
-    wait_for("the service running", Duration::from_secs(10), || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        (text.contains("meeting service running"), text)
-    });
-    (p, http, media, relay)
+    let p = spawn_server(name, &args, &dir.join(format!("{name}.log")), MEETING, TOKEN);
+    (p, ports.http, ports.media, ports.relay)
 }
 
 #[test]

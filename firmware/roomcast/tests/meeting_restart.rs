@@ -12,25 +12,6 @@ use meeting_util::*;
 const MEETING: &str = "restart";
 const TOKEN: &str = "restart-token-0123456789";
 
-fn server_args(http: u16, media: u16, relay: u16) -> Vec<String> {
-    [
-        "server",
-        "--meeting",
-        &format!("{MEETING}:{TOKEN}"),
-        "--listen",
-        &format!("127.0.0.1:{http}"),
-        "--rtp-listen",
-        &format!("127.0.0.1:{media}"),
-        "--relay-listen",
-        &format!("127.0.0.1:{relay}"),
-        "--query-interval",
-        "5",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 fn roster(http: u16) -> (u16, String) {
     http_get(http, &format!("/v1/meetings/{MEETING}/roster"), TOKEN)
 }
@@ -40,11 +21,10 @@ fn boxes_rejoin_a_restarted_service_within_5_s() {
     let dir = std::env::temp_dir().join(format!("roomcast-meeting-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (http, media, relay) = (free_tcp_port(), free_udp_port(), free_udp_port());
-    let env = [];
+    let ports = ServerPorts::free();
+    let http = ports.http;
     let log = dir.join("server.log");
-    let mut server = Proc::spawn_env("server", &server_args(http, media, relay), &log, &env);
-    wait_for("the control API", Duration::from_secs(10), || (roster(http).0 == 200, ()));
+    let mut server = spawn_server("server", &ports.server_args(5), &log, MEETING, TOKEN);
 
     let rooms = ["A", "B"];
     let _boxes: Vec<Proc> = rooms
@@ -63,7 +43,12 @@ fn boxes_rejoin_a_restarted_service_within_5_s() {
 
     server.kill();
     let restarted = Instant::now();
-    let _server = Proc::spawn_env("server (restarted)", &server_args(http, media, relay), &log, &env);
+    let _server = Proc::spawn_env(
+        "server (restarted)",
+        &ports.server_args(5),
+        &log,
+        &[("ROOMCAST_MEETINGS", &format!("{MEETING} {TOKEN}"))],
+    );
     let took = wait_for("both boxes back in the restarted service's roster", Duration::from_secs(15), || {
         let (_, body) = roster(http);
         (rooms_in(&body) == ["A", "B"], body)

@@ -113,27 +113,9 @@ fn the_other_room_is_on_the_screen_with_its_name() {
     let dir = std::env::temp_dir().join(format!("roomcast-screen-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (http, media, relay) = (free_tcp_port(), free_udp_port(), free_udp_port());
-    let server_args: Vec<String> = [
-        "server",
-        "--meeting",
-        &format!("{MEETING}:{TOKEN}"),
-        "--listen",
-        &format!("127.0.0.1:{http}"),
-        "--rtp-listen",
-        &format!("127.0.0.1:{media}"),
-        "--relay-listen",
-        &format!("127.0.0.1:{relay}"),
-        "--query-interval",
-        "5",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _server = Proc::spawn("server", &server_args, &dir.join("server.log"));
-    wait_for("the control API", Duration::from_secs(10), || {
-        (std::net::TcpStream::connect(("127.0.0.1", http)).is_ok(), ())
-    });
+    let ports = ServerPorts::free();
+    let http = ports.http;
+    let _server = spawn_server("server", &ports.server_args(5), &dir.join("server.log"), MEETING, TOKEN);
 
     let png = dir.join("screen-B.png");
     let server = format!("127.0.0.1:{http}");

@@ -21,6 +21,52 @@ pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The loopback ports of one `roomcast server` (control API, media, AMT relay).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerPorts {
+    pub http: u16,
+    pub media: u16,
+    pub relay: u16,
+}
+
+impl ServerPorts {
+    /// Three ports free right now.
+    pub fn free() -> Self {
+        Self { http: free_tcp_port(), media: free_udp_port(), relay: free_udp_port() }
+    }
+
+    /// `roomcast server` on these ports with a `query_interval_s` relay query interval; the
+    /// meeting's credentials are not among them (see [`spawn_server`]).
+    pub fn server_args(&self, query_interval_s: u32) -> Vec<String> {
+        let Self { http, media, relay } = self;
+        [
+            "server".to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{http}"),
+            "--rtp-listen".into(),
+            format!("127.0.0.1:{media}"),
+            "--relay-listen".into(),
+            format!("127.0.0.1:{relay}"),
+            "--query-interval".into(),
+            query_interval_s.to_string(),
+        ]
+        .into()
+    }
+}
+
+/// Starts `roomcast server` with `args`, meeting `meeting` and its `token` given by the
+/// environment (`$ROOMCAST_MEETINGS`, never the command line), logging to `log`, and waits
+/// until the log says the service runs.
+pub fn spawn_server(name: &str, args: &[String], log: &Path, meeting: &str, token: &str) -> Proc {
+    let seen = std::fs::read_to_string(log).map_or(0, |t| t.matches("meeting service running").count());
+    let p = Proc::spawn_env(name, args, log, &[("ROOMCAST_MEETINGS", &format!("{meeting} {token}"))]);
+    wait_for("the service running", Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        (text.matches("meeting service running").count() > seen, ())
+    });
+    p
+}
+
 /// A child process killed when dropped (so a failing test leaves nothing behind).
 pub struct Proc {
     pub name: String,
