@@ -395,37 +395,36 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     // Receive its stream on the host: AMT gateway through the relay -> roomcast record -> dav1d.
     let roster: RosterView = parse_roster(&roster, ROOM);
     let (v_port, a_port) = (free_udp_port(), free_udp_port());
+    // The service's relay serves the meeting's groups only to addresses that joined it: the
+    // host's gateways join the meeting as listeners (watch-only), the token by environment.
     let relay = format!("127.0.0.1:{}", s.ports.relay);
-    let _gw_v = spawn(
-        "gateway (video)",
-        Command::new(&s.roomcast).args([
+    let server = format!("http://127.0.0.1:{}", s.ports.control);
+    let gateway = |media: &str, port: u16| {
+        let mut cmd = Command::new(&s.roomcast);
+        cmd.args([
             "gateway",
+            "--meeting-server",
+            &server,
+            "--meeting",
+            MEETING,
+            "--room",
+            ROOM,
+            "--media",
+            media,
+            "--listener-name",
+            &format!("host-{media}"),
             // The service advertises its relay as 10.0.2.2, the guest's name for this host.
             "--ignore-advertised-address",
             "--relay",
             &relay,
-            "--join",
-            &format!("{}:{}", roster.channel, roster.video_port),
             "--forward",
-            &format!("127.0.0.1:{v_port}"),
-        ]),
-        &dir.join("gateway-video.log"),
-    );
-    let _gw_a = spawn(
-        "gateway (audio)",
-        Command::new(&s.roomcast).args([
-            "gateway",
-            // The service advertises its relay as 10.0.2.2, the guest's name for this host.
-            "--ignore-advertised-address",
-            "--relay",
-            &relay,
-            "--join",
-            &format!("{}:{}", roster.channel, roster.audio_port),
-            "--forward",
-            &format!("127.0.0.1:{a_port}"),
-        ]),
-        &dir.join("gateway-audio.log"),
-    );
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("ROOMCAST_TOKEN", TOKEN);
+        cmd
+    };
+    let _gw_v = spawn("gateway (video)", &mut gateway("video", v_port), &dir.join("gateway-video.log"));
+    let _gw_a = spawn("gateway (audio)", &mut gateway("audio", a_port), &dir.join("gateway-audio.log"));
     let sdp = local_sdp(&roster.sdp, v_port, a_port);
     std::fs::write(dir.join("box.sdp"), &sdp).unwrap();
     let rec = dir.join("recorded");
@@ -489,10 +488,6 @@ fn room_ids(json: &str) -> Vec<String> {
 
 /// What the host needs of the box's roster entry.
 struct RosterView {
-    /// SOURCE@GROUP of its IPv4 channel.
-    channel: String,
-    video_port: u16,
-    audio_port: u16,
     sdp: String,
 }
 
@@ -504,12 +499,7 @@ fn parse_roster(json: &str, room: &str) -> RosterView {
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["room"] == room))
         .unwrap_or_else(|| panic!("{room} not in roster {json}"));
-    RosterView {
-        channel: p["groups"]["ipv4"].as_str().expect("groups.ipv4").to_string(),
-        video_port: p["ports"]["video"].as_u64().expect("ports.video") as u16,
-        audio_port: p["ports"]["audio"].as_u64().expect("ports.audio") as u16,
-        sdp: p["sdp"]["ipv4"].as_str().expect("sdp.ipv4").to_string(),
-    }
+    RosterView { sdp: p["sdp"]["ipv4"].as_str().expect("sdp.ipv4").to_string() }
 }
 
 /// The box's SDP rewritten for the streams as the gateways deliver them: unicast to loopback.

@@ -13,7 +13,7 @@ use roomcast_display::screen::{output::PNG_SIZE, Compositor, Layout, Status, Til
 use roomcast_display::Frame;
 
 mod meeting_util;
-use meeting_util::{box_config, free_tcp_port, free_udp_port, read_state, spawn_box, wait_for, Proc};
+use meeting_util::{box_config, read_state, spawn_box, spawn_server, wait_for, ServerPorts};
 
 const MEETING: &str = "screen";
 const TOKEN: &str = "screen-token";

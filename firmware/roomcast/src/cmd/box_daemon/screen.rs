@@ -210,13 +210,20 @@ pub struct Screen {
 }
 
 /// The framebuffer for the screen: the first /dev/fbN the status display does not use.
-fn screen_framebuffer(display: &DisplayConfig) -> PathBuf {
+fn free_framebuffer(display: &DisplayConfig) -> Option<PathBuf> {
     let taken = (display.kind == "framebuffer").then_some(display.framebuffer.as_str());
-    (0..4)
-        .map(|n| format!("/dev/fb{n}"))
-        .find(|p| Some(p.as_str()) != taken && Path::new(p).exists())
-        .unwrap_or_else(|| "/dev/fb0".into())
-        .into()
+    (0..4).map(|n| format!("/dev/fb{n}")).find(|p| Some(p.as_str()) != taken && Path::new(p).exists()).map(Into::into)
+}
+
+/// True when the status display is a framebuffer that a DRM driver provides (its fbdev
+/// emulation, e.g. virtio-gpu or simpledrm): then that card is the status display's screen and
+/// `auto` must not modeset it for the far end.
+fn status_display_is_on_drm(display: &DisplayConfig) -> bool {
+    if display.kind != "framebuffer" {
+        return false;
+    }
+    let Some(name) = Path::new(&display.framebuffer).file_name() else { return false };
+    Path::new("/sys/class/graphics").join(name).join("device/drm").exists()
 }
 
 impl Screen {
@@ -239,7 +246,24 @@ impl Screen {
             let _ = problems.send(format!("screen: {e}; using auto"));
             Layout::Auto
         });
-        let sink = match ScreenSink::open(&output, &screen_framebuffer(display), scr::output::PNG_SIZE) {
+        let framebuffer = free_framebuffer(display);
+        let output = match output {
+            ScreenOutput::Auto if status_display_is_on_drm(display) => {
+                let status_fb = display.framebuffer.as_str();
+                tracing::info!(
+                    framebuffer = status_fb,
+                    "screen: the status display is on the DRM card; the far end only on another framebuffer"
+                );
+                if framebuffer.is_none() {
+                    return None;
+                }
+                ScreenOutput::Framebuffer
+            }
+            o => o,
+        };
+        // No free framebuffer: a path that does not open (`framebuffer` then fails, `auto` moves on).
+        let framebuffer = framebuffer.unwrap_or_else(|| "/dev/null/no-free-framebuffer".into());
+        let sink = match ScreenSink::open(&output, &framebuffer, scr::output::PNG_SIZE) {
             Ok(s) if s.shows_anything() => s,
             Ok(s) => {
                 tracing::info!(output = s.describe(), "screen: nothing to show on");
