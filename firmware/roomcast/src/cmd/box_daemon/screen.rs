@@ -211,15 +211,21 @@ pub struct Screen {
 
 /// The framebuffer for the screen: the first /dev/fbN the status display does not use.
 fn free_framebuffer(display: &DisplayConfig) -> Option<PathBuf> {
-    let taken = (display.kind == "framebuffer").then_some(display.framebuffer.as_str());
+    let taken = matches!(display.kind.as_str(), "framebuffer" | "auto").then_some(display.framebuffer.as_str());
     (0..4).map(|n| format!("/dev/fb{n}")).find(|p| Some(p.as_str()) != taken && Path::new(p).exists()).map(Into::into)
 }
 
-/// True when the status display is a framebuffer that a DRM driver provides (its fbdev
-/// emulation, e.g. virtio-gpu or simpledrm): then that card is the status display's screen and
-/// `auto` must not modeset it for the far end.
+/// True when the status display is (or, with `kind = "auto"` and no I2C bus for an OLED, will
+/// be) a framebuffer that a DRM driver provides (its fbdev emulation, e.g. virtio-gpu or
+/// simpledrm): then that card is the status display's screen and `auto` must not modeset it for
+/// the far end.
 fn status_display_is_on_drm(display: &DisplayConfig) -> bool {
-    if display.kind != "framebuffer" {
+    let on_framebuffer = match display.kind.as_str() {
+        "framebuffer" => true,
+        "auto" => !Path::new(&display.i2c_bus).exists(),
+        _ => false,
+    };
+    if !on_framebuffer {
         return false;
     }
     let Some(name) = Path::new(&display.framebuffer).file_name() else { return false };
