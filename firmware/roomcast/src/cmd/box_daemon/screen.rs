@@ -27,10 +27,9 @@ use super::status::Status;
 
 /// Frames queued between the receive path and the screen thread.
 pub const QUEUE: usize = 64;
-/// Fastest recomposition (about 30 screens a second).
+/// Fastest recomposition (about 30 screens a second). Nothing is recomposed without a change:
+/// the thread sleeps until a frame, a status change or a paced change's deadline.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(33);
-/// Slowest: the status strip is redrawn at least this often.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(1);
 /// A decoder not fed for this long, for a room no longer in the status, is dropped.
 pub const FORGET_AFTER: Duration = Duration::from_secs(5);
 
@@ -53,12 +52,14 @@ pub struct ScreenCore {
     status: scr::Status,
     dirty: bool,
     last: Option<Instant>,
+    /// When the core started (its first screen is due then).
+    start: Instant,
     problems: Vec<String>,
 }
 
 impl ScreenCore {
-    /// Screens of `size` in `layout`.
-    pub fn new(size: FrameSize, layout: Layout) -> Self {
+    /// Screens of `size` in `layout`, starting at `now` (the first screen is due at once).
+    pub fn new(now: Instant, size: FrameSize, layout: Layout) -> Self {
         ScreenCore {
             compositor: Compositor::new(size, layout),
             remotes: HashMap::new(),
@@ -66,6 +67,7 @@ impl ScreenCore {
             status: scr::Status::default(),
             dirty: true,
             last: None,
+            start: now,
             problems: Vec::new(),
         }
     }
@@ -140,22 +142,15 @@ impl ScreenCore {
     /// When [`ScreenCore::poll_screen`] may have a screen next (the output may want it later).
     /// `None`: at once.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match self.last {
-            None => None,
-            Some(t) if self.dirty => Some(t + MIN_INTERVAL),
-            Some(t) => Some(t + MAX_INTERVAL),
+        if !self.dirty {
+            return None;
         }
+        Some(self.last.map_or(self.start, |t| t + MIN_INTERVAL))
     }
 
     /// A composed screen when one is due at `now`.
     pub fn poll_screen(&mut self, now: Instant) -> Option<Frame> {
-        let due = match self.last {
-            None => true,
-            Some(t) => {
-                let since = now.saturating_duration_since(t);
-                (self.dirty && since >= MIN_INTERVAL) || since >= MAX_INTERVAL
-            }
-        };
+        let due = self.dirty && self.last.is_none_or(|t| now.saturating_duration_since(t) >= MIN_INTERVAL);
         if !due {
             return None;
         }
@@ -183,7 +178,14 @@ impl ScreenCore {
 }
 
 enum Input {
-    Frame { id: String, codec: VideoCodec, timestamp: u32, data: Vec<u8> },
+    Frame {
+        id: String,
+        codec: VideoCodec,
+        timestamp: u32,
+        data: Vec<u8>,
+    },
+    /// The status watch changed (a wake-up: the thread reads the watch itself).
+    Status,
 }
 
 /// The receive path's end of the screen's queue.
@@ -207,6 +209,8 @@ impl ScreenFeed {
 pub struct Screen {
     feed: Option<ScreenFeed>,
     thread: Option<JoinHandle<()>>,
+    /// The task that wakes the thread on status changes (it holds a sender: aborted on drop).
+    forward: tokio::task::JoinHandle<()>,
 }
 
 /// The framebuffer for the screen: the first /dev/fbN the status display does not use.
@@ -283,12 +287,22 @@ impl Screen {
         };
         tracing::info!(output = sink.describe(), "screen");
         let (tx, rx) = sync_channel(QUEUE);
+        // Status changes wake the thread through its queue (a full queue means it is busy and
+        // reads the watch when it composes next anyway).
+        let (wake, mut changes) = (tx.clone(), status.clone());
+        let forward = tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if let Err(TrySendError::Disconnected(_)) = wake.try_send(Input::Status) {
+                    return;
+                }
+            }
+        });
         let thread = std::thread::Builder::new()
             .name("screen".into())
             .spawn(move || run(rx, sink, layout, status, problems))
             .map_err(|e| tracing::warn!("screen thread: {e}"))
             .ok()?;
-        Some(Screen { feed: Some(ScreenFeed { tx }), thread: Some(thread) })
+        Some(Screen { feed: Some(ScreenFeed { tx }), thread: Some(thread), forward })
     }
 
     /// The receive path's end.
@@ -302,6 +316,7 @@ impl Drop for Screen {
         // The thread ends when every feed is gone; the receivers hold clones, so only wait
         // briefly here (bounded) and leave it otherwise.
         self.feed = None;
+        self.forward.abort();
         if let Some(t) = self.thread.take() {
             for _ in 0..20 {
                 if t.is_finished() {
@@ -321,29 +336,34 @@ fn run(
     mut status: watch::Receiver<Status>,
     problems: mpsc::UnboundedSender<String>,
 ) {
-    let mut core = ScreenCore::new(sink.size(), layout);
+    let mut core = ScreenCore::new(Instant::now(), sink.size(), layout);
+    let first = status.borrow_and_update().clone();
+    core.handle_status(Instant::now(), &first);
     let mut failed = false;
     loop {
         let now = Instant::now();
-        let wait = core
-            .poll_timeout()
-            .unwrap_or(now)
-            .max(sink.poll_timeout(now))
-            .saturating_duration_since(now)
-            .min(MAX_INTERVAL);
-        match rx.recv_timeout(wait) {
-            Ok(Input::Frame { id, codec, timestamp, data }) => {
+        // Sleep until a frame or a status change, or until a pending change may be shown (the
+        // pacing, the PNG's interval); with nothing pending, until the next input.
+        let input = match core.poll_timeout() {
+            Some(at) => rx.recv_timeout(at.max(sink.poll_timeout(now)).saturating_duration_since(now)),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let mut handle = |input: Input| {
+            if let Input::Frame { id, codec, timestamp, data } = input {
                 core.handle_frame(Instant::now(), &id, codec, timestamp, &data);
+            }
+        };
+        match input {
+            Ok(i) => {
+                handle(i);
                 // Take what else is queued before composing (bounded by the queue's size).
-                for Input::Frame { id, codec, timestamp, data } in rx.try_iter().take(QUEUE) {
-                    core.handle_frame(Instant::now(), &id, codec, timestamp, &data);
-                }
+                rx.try_iter().take(QUEUE).for_each(&mut handle);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
-        if status.has_changed().unwrap_or(false) || core.rooms.is_empty() {
+        if status.has_changed().unwrap_or(false) {
             let s = status.borrow_and_update().clone();
             core.handle_status(now, &s);
         }
@@ -371,22 +391,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn composes_when_changed_and_at_least_once_a_second() {
-        let mut core = ScreenCore::new(FrameSize::new(320, 180), Layout::Auto);
+    fn composes_only_when_something_changed_paced() {
         let t0 = Instant::now();
+        let mut core = ScreenCore::new(t0, FrameSize::new(320, 180), Layout::Auto);
+        assert_eq!(core.poll_timeout(), Some(t0), "the first screen is due at once");
         assert!(core.poll_screen(t0).is_some(), "the first screen at once");
-        assert!(core.poll_screen(t0 + Duration::from_millis(100)).is_none(), "nothing changed");
-        assert!(core.poll_screen(t0 + MAX_INTERVAL).is_some(), "the strip once a second");
+        assert_eq!(core.poll_timeout(), None, "nothing pending: no deadline, the thread sleeps");
+        assert!(core.poll_screen(t0 + Duration::from_secs(10)).is_none(), "nothing changed: nothing composed");
+        let t1 = t0 + Duration::from_secs(10);
         let s = Status::new("Here", "m");
-        core.handle_status(t0 + MAX_INTERVAL, &s);
-        assert!(core.poll_screen(t0 + MAX_INTERVAL + Duration::from_millis(10)).is_none(), "paced");
-        assert!(core.poll_screen(t0 + MAX_INTERVAL + MIN_INTERVAL).is_some(), "changed status");
+        core.handle_status(t1, &s);
+        assert!(core.poll_screen(t1).is_some(), "a change long after the last screen: at once");
+        core.handle_status(t1 + Duration::from_millis(5), &Status::new("Elsewhere", "m"));
+        assert_eq!(core.poll_timeout(), Some(t1 + MIN_INTERVAL));
+        assert!(core.poll_screen(t1 + Duration::from_millis(10)).is_none(), "paced");
+        assert!(core.poll_screen(t1 + MIN_INTERVAL).is_some(), "changed status");
+        core.handle_status(t1 + MIN_INTERVAL, &Status::new("Elsewhere", "m"));
+        assert_eq!(core.poll_timeout(), None, "the same status again changes nothing");
     }
 
     #[test]
     fn h264_and_bad_bytes_are_reported_not_fatal() {
-        let mut core = ScreenCore::new(FrameSize::new(320, 180), Layout::Auto);
         let now = Instant::now();
+        let mut core = ScreenCore::new(now, FrameSize::new(320, 180), Layout::Auto);
         core.handle_frame(now, "p1", VideoCodec::H264, 0, &[0, 0, 0, 1, 0x65]);
         core.handle_frame(now, "p1", VideoCodec::H264, 1, &[0, 0, 0, 1, 0x65]);
         core.handle_frame(now, "p2", VideoCodec::Av1, 0, &[0xff; 40]);
