@@ -73,10 +73,9 @@ pub fn encapsulate(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), AmtError> {
-    out.clear();
-    out.push(TYPE_MULTICAST_DATA);
-    out.push(0);
-    write_ip_udp(sg.source, sg.group, source_port, dest_port, payload, out)
+    encapsulate_header(sg, source_port, dest_port, payload, out)?;
+    out.extend_from_slice(payload);
+    Ok(())
 }
 
 /// Builds the headers of the AMT Multicast Data message [`encapsulate`] makes into `out`
