@@ -23,7 +23,7 @@ use roomcast_test_support::require_tool;
 use serde_json::Value;
 
 mod meeting_util;
-use meeting_util::{free_tcp_port, free_udp_port, read_state, wait_for, Proc};
+use meeting_util::{free_udp_port, read_state, spawn_server, wait_for, Proc, ServerPorts};
 
 const MEETING: &str = "e2e";
 const TOKEN: &str = "s3cret-token";
@@ -121,32 +121,14 @@ fn three_boxes_meet_through_the_service_and_amt() {
     let dir = std::env::temp_dir().join(format!("roomcast-meeting-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (http, media, relay) = (free_tcp_port(), free_udp_port(), free_udp_port());
+    let ports = ServerPorts::free();
+    let (http, relay) = (ports.http, ports.relay);
     let (video_port, audio_port) = (free_udp_port(), free_udp_port());
 
     let server_log = dir.join("server.log");
-    let server = Proc::spawn(
-        "server",
-        &[
-            "server".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{http}"),
-            "--rtp-listen".into(),
-            format!("127.0.0.1:{media}"),
-            "--relay-listen".into(),
-            format!("127.0.0.1:{relay}"),
-            "--meeting".into(),
-            format!("{MEETING}:{TOKEN}"),
-            "--query-interval".into(),
-            "5".into(),
-            "--video-port".into(),
-            video_port.to_string(),
-            "--audio-port".into(),
-            audio_port.to_string(),
-        ],
-        &server_log,
-    );
-    wait_for("the control API", Duration::from_secs(10), || (TcpStream::connect(("127.0.0.1", http)).is_ok(), ()));
+    let mut server_args = ports.server_args(5);
+    server_args.extend(["--video-port".into(), video_port.to_string(), "--audio-port".into(), audio_port.to_string()]);
+    let server = spawn_server("server", &server_args, &server_log, MEETING, TOKEN);
 
     let rooms = ["A", "B", "C"];
     let mut boxes: Vec<Proc> = rooms
