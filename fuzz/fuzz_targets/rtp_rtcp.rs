@@ -1,4 +1,4 @@
-//! Fuzz target: any datagram as a compound RTCP packet. Parsing must never panic; SR, RR,
+//! Fuzz target: any datagram as a compound RTCP packet. Parsing must never panic; SR, RR, PLI,
 //! SDES and BYE packets that parse must re-encode to bytes that parse to the same values.
 #![no_main]
 

@@ -19,6 +19,9 @@ pub struct Board {
     pub kernel: Kernel,
     /// Device defaults for the daemon; passed through as-is.
     pub devices: toml::Table,
+    /// Wi-Fi: wpa_supplicant and the radio's firmware go into the image (`[network] wifi_ssid`).
+    #[serde(default)]
+    pub wifi: Option<Wifi>,
     /// How QEMU boots this board (qemu-virt only).
     pub qemu: Option<Qemu>,
     /// The text of the profile, for the manifest.
@@ -106,6 +109,20 @@ impl KernelSource {
     }
 }
 
+/// `[wifi]`: the board can join a Wi-Fi network.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wifi {
+    /// Debian packages with the radio's firmware (e.g. firmware-brcm80211, from non-free-firmware).
+    #[serde(default)]
+    pub firmware_packages: Vec<String>,
+    /// Which of their files go into /lib/firmware: paths under lib/firmware, a trailing `*`
+    /// matching any rest of the name (e.g. "brcm/brcmfmac43455-sdio*"); symbolic links are
+    /// followed.
+    #[serde(default)]
+    pub firmware_files: Vec<String>,
+}
+
 fn default_kernel_package() -> String {
     "linux-image-arm64".to_string()
 }
@@ -118,6 +135,10 @@ pub struct Qemu {
     pub memory_mib: u32,
     pub smp: u32,
     pub display_device: String,
+    /// A second display for the room's screen (the far end), e.g. a second virtio-gpu-pci with
+    /// `id=screen` (its own DRM card and /dev/fb1; `screendump` with `device` = that id).
+    #[serde(default)]
+    pub screen_device: Option<String>,
     pub watchdog_device: String,
 }
 
@@ -136,6 +157,11 @@ impl Board {
         board.source = text.to_string();
         if let Some(source) = &board.kernel.source {
             source.check()?;
+        }
+        if let Some(w) = &board.wifi {
+            if w.firmware_packages.is_empty() != w.firmware_files.is_empty() {
+                return Err(Error::Config("[wifi] firmware_packages and firmware_files go together".into()));
+            }
         }
         for key in ["camera", "microphone", "encoder", "expected_encoder", "watchdog", "framebuffer"] {
             if !board.devices.contains_key(key) {
@@ -216,6 +242,20 @@ mod tests {
             let err = with(table).unwrap_err().to_string();
             assert!(err.contains(says), "{table}: {err}");
         }
+    }
+
+    #[test]
+    fn the_pi_boards_have_wifi_with_brcmfmac_firmware() {
+        for name in ["pi3", "pi4", "pi5", "zero2w"] {
+            let b = profile(name);
+            let w = b.wifi.as_ref().unwrap_or_else(|| panic!("{name} has no [wifi]"));
+            assert_eq!(w.firmware_packages, ["firmware-brcm80211"], "{name}");
+            assert!(b.kernel.modules.iter().any(|m| m == "brcmfmac"), "{name} loads no brcmfmac");
+        }
+        let q = profile("qemu-virt").wifi.expect("qemu-virt has wpa_supplicant (the hwsim test)");
+        assert!(q.firmware_packages.is_empty());
+        let bad = profile("pi4").source.replace("firmware_files", "# firmware_files");
+        assert!(Board::parse(&bad).unwrap_err().to_string().contains("go together"));
     }
 
     #[test]

@@ -223,6 +223,8 @@ pub fn assemble(p: &Prepared, daemon: &Path) -> Result<Assembled> {
             busybox: p.required(Set::Busybox)?,
             ntpd: p.required(Set::Ntpd)?,
             alsa_data: p.required(Set::AlsaData)?,
+            wifi: p.dir(Set::Wifi),
+            wifi_firmware: p.dir(Set::WifiFirmware),
             modules: &modules,
             repo: &p.paths.repo,
         },

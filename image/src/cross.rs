@@ -30,6 +30,10 @@ pub fn build_daemon(repo: &Path, sysroot: &Path, target_dir: &Path) -> Result<Pa
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
+        // Set when the builder runs from a test (cargo test): ring's build script reruns on a
+        // change of it, so a build from `cargo run` and one from a test would rebuild each other.
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_MANIFEST_PATH")
         .env(format!("CARGO_TARGET_{}_RUSTFLAGS", target_env.to_uppercase()), rustflags)
         .env(format!("CARGO_TARGET_{}_LINKER", target_env.to_uppercase()), format!("{TRIPLET}-gcc"))
         .env(format!("CC_{target_env}"), format!("{TRIPLET}-gcc"))

@@ -30,5 +30,6 @@ pub mod qemu;
 pub mod resolve;
 pub mod rootfs;
 pub mod sysroot;
+pub mod wifi;
 
 pub use error::{Error, Result};

@@ -23,6 +23,10 @@ pub enum Set {
     AlsaData,
     /// Debian's raspi-firmware (the Pi boards' boot firmware).
     RaspiFirmware,
+    /// wpa_supplicant, the libraries it links and the regulatory database (boards with `[wifi]`).
+    Wifi,
+    /// The board's `[wifi] firmware_packages` (firmware-brcm80211 on the Pis).
+    WifiFirmware,
 }
 
 impl Set {
@@ -35,6 +39,8 @@ impl Set {
             Set::Ntpd => "openntpd",
             Set::AlsaData => "alsa-data",
             Set::RaspiFirmware => "raspi-firmware",
+            Set::Wifi => "wifi",
+            Set::WifiFirmware => "wifi-firmware",
         }
     }
 }
@@ -45,6 +51,8 @@ pub enum Packages {
     Named(&'static [&'static str]),
     /// The board's `[kernel] package` (a metapackage, from `[kernel] suite`).
     BoardKernel,
+    /// The board's `[wifi] firmware_packages`.
+    BoardWifiFirmware,
 }
 
 /// Which images have a row.
@@ -52,6 +60,8 @@ pub enum When {
     Always,
     /// Boards whose `[boot] firmware` lists files (the Raspberry Pis).
     BoardHasFirmware,
+    /// Boards with a `[wifi]` table.
+    BoardHasWifi,
 }
 
 /// One row of the table.
@@ -78,6 +88,31 @@ pub const SYSROOT_PACKAGES: &[&str] = &[
     // root filesystem gets libdav1d6 from here because the daemon's ELF needs it.
     "libdav1d6",
     "libdav1d-dev",
+    // OpenH264 (roomcast-media feature "openh264", the software H.264 decoder) is C++: the
+    // daemon's ELF needs libstdc++.so.6 (the cross g++ links against the host's headers).
+    "libstdc++6",
+];
+
+/// wpa_supplicant (and wpa_cli) with every library they link beyond the sysroot's, and
+/// wireless-regdb (the kernel's regulatory database, for `wifi_country`).
+pub const WIFI_PACKAGES: &[&str] = &[
+    "wpasupplicant",
+    "wireless-regdb",
+    "libnl-3-200",
+    "libnl-genl-3-200",
+    "libnl-route-3-200",
+    "libssl3",
+    "libdbus-1-3",
+    "libsystemd0",
+    "libcap2",
+    "libgcrypt20",
+    "libgpg-error0",
+    "liblz4-1",
+    "liblzma5",
+    "libzstd1",
+    "libpcsclite1",
+    "libreadline8",
+    "libtinfo6",
 ];
 
 /// The table.
@@ -88,6 +123,8 @@ pub const TABLE: &[Row] = &[
     Row { set: Set::Ntpd, packages: Packages::Named(&["openntpd"]), when: When::Always },
     Row { set: Set::AlsaData, packages: Packages::Named(&["libasound2-data"]), when: When::Always },
     Row { set: Set::RaspiFirmware, packages: Packages::Named(&["raspi-firmware"]), when: When::BoardHasFirmware },
+    Row { set: Set::Wifi, packages: Packages::Named(WIFI_PACKAGES), when: When::BoardHasWifi },
+    Row { set: Set::WifiFirmware, packages: Packages::BoardWifiFirmware, when: When::BoardHasWifi },
 ];
 
 /// The packages of one set for one board: requests to the archive and files given instead.
@@ -105,6 +142,7 @@ pub fn sets_for(board: &Board) -> Vec<PackageSet<'_>> {
         .filter(|row| match row.when {
             When::Always => true,
             When::BoardHasFirmware => !board.boot.firmware.is_empty(),
+            When::BoardHasWifi => board.wifi.is_some(),
         })
         .map(|row| PackageSet {
             set: row.set,
@@ -112,6 +150,10 @@ pub fn sets_for(board: &Board) -> Vec<PackageSet<'_>> {
                 Packages::Named(names) => names.iter().map(|p| Request::package(p)).collect(),
                 Packages::BoardKernel => {
                     vec![Request { name: &board.kernel.package, meta: true, suite: board.kernel.suite.as_deref() }]
+                }
+                Packages::BoardWifiFirmware => {
+                    let names = board.wifi.iter().flat_map(|w| &w.firmware_packages);
+                    names.map(|p| Request::package(p)).collect()
                 }
             },
             given: Vec::new(),
@@ -164,12 +206,29 @@ mod tests {
         let pi4 = board("pi4");
         let sets = sets_for(&pi4);
         let order: Vec<Set> = sets.iter().map(|s| s.set).collect();
-        assert_eq!(order, [Set::Sysroot, Set::Kernel, Set::Busybox, Set::Ntpd, Set::AlsaData, Set::RaspiFirmware]);
+        assert_eq!(
+            order,
+            [
+                Set::Sysroot,
+                Set::Kernel,
+                Set::Busybox,
+                Set::Ntpd,
+                Set::AlsaData,
+                Set::RaspiFirmware,
+                Set::Wifi,
+                Set::WifiFirmware
+            ]
+        );
+        assert_eq!(names(&sets, Set::WifiFirmware).0, ["firmware-brcm80211"]);
+        assert!(names(&sets, Set::Wifi).0.contains(&"wpasupplicant"));
         assert_eq!(names(&sets, Set::Sysroot).0.len(), SYSROOT_PACKAGES.len());
         let k = &sets.iter().find(|s| s.set == Set::Kernel).unwrap().requests[0];
         assert!(k.meta && k.name == pi4.kernel.package);
-        // qemu-virt needs no Raspberry Pi firmware.
-        assert!(sets_for(&board("qemu-virt")).iter().all(|s| s.set != Set::RaspiFirmware));
+        // qemu-virt needs no Raspberry Pi firmware, and has wpa_supplicant without radio firmware.
+        let qemu = board("qemu-virt");
+        let q = sets_for(&qemu);
+        assert!(q.iter().all(|s| s.set != Set::RaspiFirmware));
+        assert!(names(&q, Set::Wifi).0.contains(&"wpasupplicant") && names(&q, Set::WifiFirmware).0.is_empty());
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub fn command(board: &Board, boot: &Boot) -> Result<Command> {
         .args(["-device", "virtio-blk-pci,drive=disk0"])
         .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="])
         .args(["-device", &q.display_device])
+        .args(q.screen_device.iter().flat_map(|d| ["-device", d.as_str()]))
         .args(["-device", &q.watchdog_device, "-action", "watchdog=reset"]);
     if boot.gui {
         c.args(["-display", "gtk"]);
@@ -138,13 +139,16 @@ impl Qmp {
 
     /// Saves the guest's display to `file` (PPM; PNG when QEMU supports the format argument).
     pub fn screendump(&mut self, file: &Path) -> Result<()> {
+        self.screendump_of(file, None)
+    }
+
+    /// `screendump` of the display device with QEMU id `device` (None: the first display).
+    pub fn screendump_of(&mut self, file: &Path, device: Option<&str>) -> Result<()> {
         let name = file.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
         let png = file.extension().is_some_and(|e| e == "png");
-        let cmd = if png {
-            format!("{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{name}\",\"format\":\"png\"}}}}")
-        } else {
-            format!("{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{name}\"}}}}")
-        };
+        let format = if png { ",\"format\":\"png\"" } else { "" };
+        let device = device.map(|d| format!(",\"device\":\"{d}\"")).unwrap_or_default();
+        let cmd = format!("{{\"execute\":\"screendump\",\"arguments\":{{\"filename\":\"{name}\"{format}{device}}}}}");
         self.execute(&cmd)?;
         Ok(())
     }
@@ -210,7 +214,11 @@ impl Console {
 
     /// Types `command` at the rescue shell and returns its output (up to a marker it prints after).
     pub fn shell(&mut self, command: &str, timeout: Duration) -> Result<String> {
-        let marker = format!("END-{}", std::process::id());
+        // A marker of its own per command: output that arrives late (a command typed twice because
+        // a loaded guest echoed it slowly) must never be taken for the next command's.
+        static COMMANDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COMMANDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = format!("END-{}-{n}", std::process::id());
         let before = self.text().len();
         // The console shell waits for Enter first ("Please press Enter to activate this console"),
         // and drops what is typed before its prompt: wait for the prompt.
@@ -225,12 +233,15 @@ impl Console {
         }
         // The shell may still drop input while it sets up line editing: type the command again
         // until it is echoed.
-        let line = format!("{command}; echo; echo {marker}-$((20+22))\r");
+        // A command sent to the background ends in `&`, which already separates it from the marker.
+        let sep = if command.trim_end().ends_with('&') { "" } else { ";" };
+        let line = format!("{command}{sep} echo; echo {marker}-$((20+22))\r");
         let echoed = format!("{marker}-$((20+22))");
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(500));
             self.stream()?.write_all(line.as_bytes()).context_io("typing on the serial console")?;
-            let echo_deadline = std::time::Instant::now() + Duration::from_secs(4);
+            // Typing again runs the command twice if the first one was only slow to echo: wait long.
+            let echo_deadline = std::time::Instant::now() + Duration::from_secs(12);
             while std::time::Instant::now() < echo_deadline
                 && !self.text().get(before..).unwrap_or("").contains(&echoed)
             {

@@ -1,5 +1,6 @@
 //! The read-only root filesystem: the daemon and the libraries it links (resolved in the sysroot),
-//! busybox for init, DHCP and the rescue shell, openntpd for the clock, ALSA's configuration, the
+//! busybox for init, DHCP and the rescue shell, openntpd for the clock, ALSA's configuration,
+//! wpa_supplicant and the radio's firmware on boards with `[wifi]` ([`crate::wifi`]), the
 //! kernel modules the board needs, init's scripts (from `image/rootfs/`) and the board defaults.
 //! Packed with mksquashfs so that the same tree gives the same bytes.
 
@@ -8,7 +9,7 @@ use crate::elf;
 use crate::error::{Error, IoContext, Result};
 use crate::exec;
 use crate::modules::{canonical, ModuleTree};
-use crate::sysroot;
+use crate::{sysroot, wifi};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -142,6 +143,10 @@ pub struct Inputs<'a> {
     pub ntpd: &'a Path,
     /// Unpacked libasound2-data (ALSA's configuration).
     pub alsa_data: &'a Path,
+    /// Unpacked wpasupplicant and its libraries (boards with `[wifi]`).
+    pub wifi: Option<&'a Path>,
+    /// Unpacked `[wifi] firmware_packages`.
+    pub wifi_firmware: Option<&'a Path>,
     pub modules: &'a ModuleTree,
     /// The repository (for image/rootfs/).
     pub repo: &'a Path,
@@ -188,8 +193,18 @@ pub fn assemble(dir: &Path, inp: &Inputs) -> Result<()> {
     // The daemon, openntpd, and every library they link.
     install_exec(inp.daemon, &dir.join("usr/bin/roomcast"))?;
     install_exec(&inp.ntpd.join("usr/sbin/ntpd"), &dir.join("usr/sbin/ntpd"))?;
-    let lib_dirs = sysroot::lib_dirs(inp.sysroot);
-    for bin in [inp.daemon.to_path_buf(), inp.ntpd.join("usr/sbin/ntpd")] {
+    let mut lib_dirs = sysroot::lib_dirs(inp.sysroot);
+    let mut bins = vec![inp.daemon.to_path_buf(), inp.ntpd.join("usr/sbin/ntpd")];
+    if let (Some(unpacked), Some(w)) = (inp.wifi, &inp.board.wifi) {
+        for name in wifi::PROGRAMS {
+            let from = wifi::program(unpacked, name)?;
+            install_exec(&from, &dir.join("usr/sbin").join(name))?;
+            bins.push(from);
+        }
+        lib_dirs.extend(sysroot::lib_dirs(unpacked));
+        wifi::install_firmware(dir, unpacked, inp.wifi_firmware, w)?;
+    }
+    for bin in bins {
         let (libs, interp) = elf::closure(&bin, &lib_dirs)?;
         for (soname, path) in libs {
             install_exec(&path, &dir.join("lib/aarch64-linux-gnu").join(&soname))?;

@@ -64,16 +64,18 @@
 //! Needs qemu-system-aarch64, the image's build tools, make and the aarch64 cross compiler
 //! (skipped outside CI when missing). The first run downloads about 150 MB of Debian packages.
 
+#[path = "common/guest.rs"]
+mod guest;
 #[path = "common/kernel_module.rs"]
 mod kernel_module;
 
+use guest::{Guest, GuestSpec, Proc};
 use kernel_module::{arm64_deb, fat_disk, kernel_tree, run, PREPARE};
-use roomcast_image::qemu::{self, Console};
-use roomcast_image::{board::Board, paths};
+use roomcast_image::paths;
 use roomcast_test_support::require_tool;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -180,29 +182,15 @@ fn payload(work: &Path, scripts: &[(&str, String)]) -> Payload {
 /// NTP at the host where nothing answers: no traffic leaves the machine).
 fn image(work: &Path) -> PathBuf {
     let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
-    let config = work.join("roomcast.toml");
-    std::fs::write(
-        &config,
-        format!(
+    guest::build_image(
+        work,
+        &format!(
             "# roomcast.toml of the kernel AMT interop test: no meeting, the guest's receiver is `roomcast listen`.\n\
              [room]\nname = \"AMT interop\"\n\n[amt]\nfamily = \"ipv4\"\n\n\
              [network]\nmode = 'static'\naddress = '{GUEST}/24'\ngateway = '10.0.2.2'\nhostname = 'amt-box'\n\
              ntp = ['10.0.2.2']\n"
         ),
     )
-    .unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_roomcast-image"))
-        .args(["build", "--board", "qemu-virt", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(work)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running the image builder");
-    assert!(out.status.success(), "cargo image build failed");
-    eprintln!("image built in {:.0} s", started.elapsed().as_secs_f64());
-    work.join("roomcast-qemu-virt.img")
 }
 
 /// The host's `roomcast` (meeting service, relay, gateway, recorder), built for this test.
@@ -210,120 +198,26 @@ fn host_roomcast() -> PathBuf {
     roomcast_test_support::workspace_binary(&paths::repo_root(), "roomcast")
 }
 
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The booted qemu-virt guest with the test disk mounted on /tmp/amt, amt.ko loaded and eth0 up.
-struct Guest {
-    _qemu: Proc,
-    console: Console,
-    serial: PathBuf,
-    /// Where the console's text is saved after every command.
-    log: PathBuf,
-}
-
-impl Guest {
-    /// Boots `image` with `disk` as a second virtio disk (/dev/vdb), the NIC's traffic dumped to
-    /// `pcap`, and `hostfwd` (QEMU user networking `hostfwd=...` rules) added to its netdev.
-    fn boot(work: &Path, image: &Path, disk: &Path, pcap: &Path, hostfwd: Option<&str>) -> Guest {
-        let board = Board::load(&paths::repo_root().join("board/qemu-virt.toml")).unwrap();
-        let sock_dir = std::env::temp_dir().join(format!("rc-amtk-{}", std::process::id()));
-        std::fs::create_dir_all(&sock_dir).unwrap();
-        let serial = sock_dir.join(format!("serial-{}.log", work.file_name().unwrap().to_string_lossy()));
-        let boot = qemu::Boot {
-            image: image.to_path_buf(),
-            work: work.join("boot"),
-            serial_log: Some(serial.clone()),
-            qmp: None,
-            gui: false,
-            reboot: false,
-        };
-        let mut cmd = qemu::command(&board, &boot).unwrap();
-        if let Some(fwd) = hostfwd {
-            // qemu::command has one fixed `-netdev user,id=net0`: the same command with the rules added.
-            let mut with = Command::new(cmd.get_program());
-            let mut found = false;
-            for a in cmd.get_args() {
-                if a == "user,id=net0" {
-                    found = true;
-                    with.arg(format!("user,id=net0,{fwd}"));
-                } else {
-                    with.arg(a);
-                }
-            }
-            assert!(found, "no `-netdev user,id=net0` in {cmd:?}");
-            for (k, v) in cmd.get_envs() {
-                match v {
-                    Some(v) => with.env(k, v),
-                    None => with.env_remove(k),
-                };
-            }
-            if let Some(d) = cmd.get_current_dir() {
-                with.current_dir(d);
-            }
-            cmd = with;
+/// Boots the guest with the test disk on /tmp/amt, the NIC's traffic dumped to `pcap` and
+/// `hostfwd` rules on its netdev; then amt.ko loaded, iproute2 checked and eth0 up.
+fn boot(work: &Path, image: &Path, disk: &Path, pcap: &Path, hostfwd: Option<&str>) -> Guest {
+    let spec = GuestSpec { disk, mount: "/tmp/amt", pcap: Some(pcap), hostfwd };
+    let mut guest = Guest::boot(work, image, &spec);
+    let setup = guest.sh("sh /tmp/amt/up", 60);
+    eprintln!("guest up after {:.0} s: {setup}", guest.started.elapsed().as_secs_f64());
+    assert!(setup.contains("MODULES-LOADED"), "amt.ko did not load: {setup}");
+    assert!(setup.contains("iproute2"), "iproute2's ip does not run in the guest: {setup}");
+    // The address comes up with the box's network setup; wait for it.
+    let mut addr = String::new();
+    for _ in 0..30 {
+        addr = guest.sh("sh /tmp/amt/addr", 20);
+        if addr.contains(GUEST) {
+            break;
         }
-        cmd.arg("-drive")
-            .arg(format!("if=none,id=disk1,format=raw,snapshot=on,file={}", disk.display()))
-            .args(["-device", "virtio-blk-pci,drive=disk1"]);
-        // Everything the guest's NIC sends and receives, for tshark.
-        let _ = std::fs::remove_file(pcap);
-        cmd.arg("-object").arg(format!("filter-dump,id=dump0,netdev=net0,file={}", pcap.display()));
-        let booted = Instant::now();
-        let qemu_log = std::fs::File::create(work.join("qemu.log")).unwrap();
-        let qemu = Proc(
-            cmd.stdin(Stdio::null())
-                .stdout(qemu_log.try_clone().unwrap())
-                .stderr(qemu_log)
-                .spawn()
-                .expect("starting QEMU"),
-        );
-        let sock_end = Instant::now() + Duration::from_secs(20);
-        while !Console::socket_of(&serial).exists() && Instant::now() < sock_end {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let console = Console::new(&serial);
-        let mut guest = Guest { _qemu: qemu, console, serial, log: work.join("console.log") };
-        // The console shell takes input once it asks for Enter.
-        let ready = guest.console.wait_for("Please press Enter to activate this console", Duration::from_secs(240));
-        guest.save();
-        assert!(ready, "the guest's console shell never came up; console in {}", guest.log.display());
-        guest.sh("mkdir -p /tmp/amt", 60);
-        guest.sh("mount -t vfat /dev/vdb /tmp/amt", 60);
-        let setup = guest.sh("sh /tmp/amt/up", 60);
-        eprintln!("guest up after {:.0} s: {setup}", booted.elapsed().as_secs_f64());
-        assert!(setup.contains("MODULES-LOADED"), "amt.ko did not load: {setup}");
-        assert!(setup.contains("iproute2"), "iproute2's ip does not run in the guest: {setup}");
-        // The address comes up with the box's network setup; wait for it.
-        let mut addr = String::new();
-        for _ in 0..30 {
-            addr = guest.sh("sh /tmp/amt/addr", 20);
-            if addr.contains(GUEST) {
-                break;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-        assert!(addr.contains(GUEST), "eth0 never got {GUEST}: {addr}");
-        guest
+        std::thread::sleep(Duration::from_secs(1));
     }
-
-    fn save(&self) {
-        let _ = std::fs::write(&self.log, self.console.text());
-    }
-
-    /// Runs `cmd` in the guest's console shell and returns its output.
-    fn sh(&mut self, cmd: &str, secs: u64) -> String {
-        let out = self.console.shell(cmd, Duration::from_secs(secs));
-        self.save();
-        out.unwrap_or_else(|e| panic!("`{cmd}` on the guest: {e}; console in {}", self.log.display()))
-    }
+    assert!(addr.contains(GUEST), "eth0 never got {GUEST}: {addr}");
+    guest
 }
 
 fn free_udp_port() -> u16 {
@@ -456,7 +350,7 @@ fn kernel_amt_gateway_receives_through_the_roomcast_relay() {
     let relay = std::sync::Mutex::new(Some(start_relay()));
 
     let pcap = work.join("guest.pcap");
-    let mut guest = Guest::boot(&work, &image, &payload.disk, &pcap, None);
+    let mut guest = boot(&work, &image, &payload.disk, &pcap, None);
     let link = guest.sh("sh /tmp/amt/gw", 30);
     assert!(link.contains("amt0") && link.contains("amt"), "amt0 was not created: {link}");
 
@@ -641,8 +535,7 @@ fn roomcast_gateway_receives_through_the_kernel_relay() {
     scripts.push(("tx2", format!("{} > /tmp/tx2.log 2>&1 &", send(channels[0].1, 400))));
     let payload = payload(&work, &scripts);
     let pcap = work.join("guest.pcap");
-    let mut guest =
-        Guest::boot(&work, &image, &payload.disk, &pcap, Some(&format!("hostfwd=udp:127.0.0.1:{fwd}-:2268")));
+    let mut guest = boot(&work, &image, &payload.disk, &pcap, Some(&format!("hostfwd=udp:127.0.0.1:{fwd}-:2268")));
     let up = guest.sh("sh /tmp/amt/relay", 30);
     assert!(up.contains("RELAY-UP"), "the kernel relay amtr was not created: {up}");
 

@@ -9,7 +9,10 @@
 //!   chose the software encoder (its log), its stream reached the host through the meeting service
 //!   and the AMT relay and decodes (`roomcast gateway` + `roomcast record` on the host, dav1d and
 //!   ffprobe), and the display shows the meeting (QMP screendump compared with the state the box
-//!   reports).
+//!   reports). A host room (`roomcast box` with the synthetic camera, [`HOST_ROOM`]) is in the
+//!   meeting too: the guest's second display (the board's `screen_device`, QMP `screendump` with
+//!   `device` = `screen`) shows its colour bars in its tile with its name as the caption, as the
+//!   compositor draws it.
 //! - `a_config_error_is_shown_and_the_daemon_keeps_running`: the same image with a broken
 //!   roomcast.toml put on its boot partition (mtools, like a user editing the SD card): the box
 //!   logs the error with its key and line, shows the config-error screen, and the daemon is still
@@ -337,6 +340,7 @@ fn boots_joins_streams_and_shows_the_meeting() {
     roomcast_image::exec::fresh_dir(&dir).unwrap();
 
     let _server = meeting_server(s, &dir);
+    let _host_room = host_room(s, &dir);
 
     let mut guest = boot(&s.image, &dir);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| meeting_checks(s, &mut guest, &dir)));
@@ -393,6 +397,9 @@ fn meeting_checks(s: &Setup, guest: &mut Guest, dir: &Path) {
     assert!(video_line.contains("vivid") || video_line.contains("/dev/video0"), "camera is vivid: {video_line}");
 
     // Receive its stream on the host: AMT gateway through the relay -> roomcast record -> dav1d.
+    // The far end on the guest's screen, before the host's gateways join (they would be tiles too).
+    far_end_screen_check(guest, dir);
+
     let roster: RosterView = parse_roster(&roster, ROOM);
     let (v_port, a_port) = (free_udp_port(), free_udp_port());
     // The service's relay serves the meeting's groups only to addresses that joined it: the
@@ -815,4 +822,127 @@ fn the_image_is_reproducible() {
     for pkg in ["libc6", "busybox-static", "linux-image-", "libasound2"] {
         assert!(ma.contains(&format!("name = \"{pkg}")), "the manifest pins {pkg}");
     }
+}
+
+// --- The far end on the guest's room screen (its second display). ---
+
+/// The host room whose video the guest's screen shows.
+const HOST_ROOM: &str = "Host room";
+
+/// A `roomcast box` on the host in the test meeting: synthetic camera (colour bars) and
+/// microphone, nothing shown, the software encoder.
+fn host_room(s: &Setup, dir: &Path) -> Proc {
+    let config = dir.join("host-room.toml");
+    let text = format!(
+        "[room]\nname = \"{HOST_ROOM}\"\n\n\
+         [meeting]\nserver = \"127.0.0.1:{control}\"\nid = \"{MEETING}\"\ntoken = \"{TOKEN}\"\nallow_plain_http = true\n\n\
+         [amt]\nfamily = \"ipv4\"\n\n\
+         [video]\nsource = \"synthetic\"\nwidth = 160\nheight = 90\nfps = 5\nbitrate_kbps = 100\nencoder = \"software\"\nthreads = 1\nkeyframe_interval_s = 1\n\n\
+         [audio]\nsource = \"synthetic\"\nplayback = \"null\"\n\n\
+         [display]\nkind = \"none\"\n\n[screen]\noutput = \"none\"\n\n\
+         [debug]\nstate_file = \"{state}\"\n",
+        control = s.ports.control,
+        state = dir.join("host-room-state.json").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    spawn(
+        "host room box",
+        Command::new(&s.roomcast).args(["box", "--config"]).arg(&config).args(["--board", "/nonexistent"]),
+        &dir.join("host-room.log"),
+    )
+}
+
+/// The hue sector (0 red .. 5 magenta) of a saturated pixel.
+fn hue_sector(p: &[u8]) -> Option<usize> {
+    let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+    if max - min < 90 {
+        return None;
+    }
+    let d = f64::from(max - min);
+    let h = if max == r {
+        60.0 * (f64::from(g - b) / d).rem_euclid(6.0)
+    } else if max == g {
+        60.0 * (f64::from(b - r) / d + 2.0)
+    } else {
+        60.0 * (f64::from(r - g) / d + 4.0)
+    };
+    Some((((h + 30.0) / 60.0) as usize) % 6)
+}
+
+/// Pixels of each hue in the middle band (35-65 % of the height, 5-95 % of the width) of `area`.
+fn hues_in(rgb: &[u8], width: usize, (x0, y0, w, h): (usize, usize, usize, usize)) -> [usize; 6] {
+    let mut count = [0; 6];
+    for y in (y0 + h * 35 / 100)..(y0 + h * 65 / 100) {
+        for x in (x0 + w / 20)..(x0 + w * 19 / 20) {
+            let i = (y * width + x) * 3;
+            if let Some(s) = hue_sector(&rgb[i..i + 3]) {
+                count[s] += 1;
+            }
+        }
+    }
+    count
+}
+
+/// (caption pixels in `reference`, how many `actual` has the same): white text and its dark
+/// pill in the tile's bottom quarter, left half.
+fn caption_match(
+    actual: &[u8],
+    reference: &[u8],
+    width: usize,
+    (x0, y0, w, h): (usize, usize, usize, usize),
+) -> (usize, usize) {
+    let (mut seen, mut same) = (0, 0);
+    for y in (y0 + h * 3 / 4)..(y0 + h) {
+        for x in x0..(x0 + w / 2) {
+            let i = (y * width + x) * 3;
+            let p = &reference[i..i + 3];
+            if p == [255, 255, 255] || p == [16, 16, 20] {
+                seen += 1;
+                same += usize::from(&actual[i..i + 3] == p);
+            }
+        }
+    }
+    (seen, same)
+}
+
+/// The compositor's screen of `size` with one tile named `name` (no picture).
+fn reference_screen(size: (u32, u32), name: &str) -> Vec<u8> {
+    use roomcast_display::screen::{Compositor, Layout, Status, Tile};
+    let mut c = Compositor::new(roomcast_display::FrameSize::new(size.0, size.1), Layout::Auto);
+    let tiles = [Tile { name, muted: false, speaking: false, picture: None }];
+    c.compose(&tiles, None, &Status::default()).unwrap().to_rgb_bytes()
+}
+
+/// The guest's second display shows the host room's colour bars in its (only) tile and the
+/// room's name as its caption, pixel for pixel as the compositor draws it (and not another name).
+fn far_end_screen_check(guest: &mut Guest, dir: &Path) {
+    use roomcast_display::screen::{Compositor, Layout};
+    let shot = dir.join("far-end-screen.png");
+    let started = Instant::now();
+    let mut last = String::new();
+    // TCG: the guest decodes and composes slowly; bounded.
+    while started.elapsed() < Duration::from_secs(150) {
+        std::thread::sleep(Duration::from_secs(3));
+        if let Err(e) = guest.qmp.screendump_of(&shot, Some("screen")) {
+            last = format!("screendump: {e}");
+            continue;
+        }
+        let (w, h, rgb) = png_rgb(&shot);
+        let c = Compositor::new(roomcast_display::FrameSize::new(w as u32, h as u32), Layout::Auto);
+        let t = c.tile_rects(1)[0];
+        let tile = (t.top_left.x as usize, t.top_left.y as usize, t.size.width as usize, t.size.height as usize);
+        let hues = hues_in(&rgb, w, tile);
+        let (seen, same) = caption_match(&rgb, &reference_screen((w as u32, h as u32), HOST_ROOM), w, tile);
+        let (seen_z, same_z) = caption_match(&rgb, &reference_screen((w as u32, h as u32), "Zebra room"), w, tile);
+        last = format!("{w}x{h}: hues {hues:?}, caption {same}/{seen}, another name {same_z}/{seen_z}");
+        if hues.iter().all(|&n| n >= 50) && seen >= 200 && same * 100 >= seen * 99 && same_z * 100 < seen_z * 99 {
+            eprintln!("far-end screen right after {:.0} s: {last}", started.elapsed().as_secs_f64());
+            assert_eq!((w, h), (640, 360), "the screen_device's size");
+            return;
+        }
+    }
+    let console = guest.console.text();
+    let screen_lines: Vec<&str> = console.lines().filter(|l| l.contains("screen")).collect();
+    panic!("the guest's screen never showed {HOST_ROOM}'s video and name: {last}; screen log lines: {screen_lines:#?}");
 }

@@ -9,8 +9,10 @@
 //!
 //! In the guest, `roomcast codec-check --format fwht` (the image's own binary) runs the real
 //! stateful sequence on vicodec's encoder and decoder devices: format negotiation, REQBUFS +
-//! mmap, QBUF/DQBUF, STREAMON/OFF, a resolution change (320x240 to 640x480: the encoder set up
-//! again, the decoder through V4L2_EVENT_SOURCE_CHANGE), encoder and decoder drain
+//! mmap, QBUF/DQBUF, STREAMON/OFF, a resolution change (640x360 to 712x400: the encoder set up
+//! again, the decoder through V4L2_EVENT_SOURCE_CHANGE; vicodec pads both, 360 lines to 368 and
+//! 712-byte lines to 720, so the raw copies honour its stride and the visible rectangle is set
+//! by VIDIOC_S_SELECTION crop and read back as the decoder's compose rectangle), encoder and decoder drain
 //! (V4L2_ENC_CMD_STOP, V4L2_DEC_CMD_STOP, until V4L2_BUF_FLAG_LAST), every FWHT header checked
 //! (magic, version, size, 4:2:0 with three components, intra flag matching V4L2's keyframe
 //! flag), each decoded frame compared with its input (PSNR). Checked here from its report: all
@@ -21,15 +23,16 @@
 //! Needs qemu-system-aarch64, the image's build tools, make and the aarch64 cross compiler
 //! (skipped outside CI when missing). The first run downloads about 150 MB of Debian packages.
 
+#[path = "common/guest.rs"]
+mod guest;
 #[path = "common/kernel_module.rs"]
 mod kernel_module;
 
+use guest::{Guest, GuestSpec};
 use kernel_module::{fat_disk, kernel_tree, PREPARE};
-use roomcast_image::qemu::{self, Console};
-use roomcast_image::{board::Board, paths};
+use roomcast_image::paths;
 use roomcast_test_support::require_tool;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The vicodec sources in the kernel tree (drivers/media/test-drivers/vicodec/Makefile).
@@ -100,93 +103,12 @@ fn payload(work: &Path) -> (PathBuf, String) {
 /// The qemu-virt image with a roomcast.toml without meeting (static address, nothing leaves).
 fn image(work: &Path) -> PathBuf {
     let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
-    let config = work.join("roomcast.toml");
-    std::fs::write(
-        &config,
+    guest::build_image(
+        work,
         "# roomcast.toml of the vicodec test: no meeting; the test runs `roomcast codec-check` in the guest.\n\
          [room]\nname = \"vicodec\"\n\n[network]\nmode = 'static'\naddress = '10.0.2.15/24'\ngateway = '10.0.2.2'\n\
          hostname = 'codec-box'\nntp = ['10.0.2.2']\n",
     )
-    .unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_roomcast-image"))
-        .args(["build", "--board", "qemu-virt", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(work)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running the image builder");
-    assert!(out.status.success(), "the image build failed");
-    eprintln!("image built in {:.0} s", started.elapsed().as_secs_f64());
-    work.join("roomcast-qemu-virt.img")
-}
-
-/// QEMU, killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The booted guest with the test disk on /tmp/vc.
-struct Guest {
-    _qemu: Proc,
-    console: Console,
-    log: PathBuf,
-}
-
-impl Guest {
-    fn boot(work: &Path, image: &Path, disk: &Path) -> Guest {
-        let board = Board::load(&paths::repo_root().join("board/qemu-virt.toml")).unwrap();
-        let sock_dir = std::env::temp_dir().join(format!("rc-vicodec-{}", std::process::id()));
-        std::fs::create_dir_all(&sock_dir).unwrap();
-        let serial = sock_dir.join("serial.log");
-        let boot = qemu::Boot {
-            image: image.to_path_buf(),
-            work: work.join("boot"),
-            serial_log: Some(serial.clone()),
-            qmp: None,
-            gui: false,
-            reboot: false,
-        };
-        let mut cmd = qemu::command(&board, &boot).unwrap();
-        cmd.arg("-drive")
-            .arg(format!("if=none,id=disk1,format=raw,snapshot=on,file={}", disk.display()))
-            .args(["-device", "virtio-blk-pci,drive=disk1"]);
-        let qemu_log = std::fs::File::create(work.join("qemu.log")).unwrap();
-        let qemu = Proc(
-            cmd.stdin(Stdio::null())
-                .stdout(qemu_log.try_clone().unwrap())
-                .stderr(qemu_log)
-                .spawn()
-                .expect("starting QEMU"),
-        );
-        let end = Instant::now() + Duration::from_secs(20);
-        while !Console::socket_of(&serial).exists() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let console = Console::new(&serial);
-        let mut g = Guest { _qemu: qemu, console, log: work.join("console.log") };
-        let ready = g.console.wait_for("Please press Enter to activate this console", Duration::from_secs(240));
-        g.save();
-        assert!(ready, "the guest's console shell never came up; console in {}", g.log.display());
-        g.sh("mkdir -p /tmp/vc && mount -t vfat /dev/vdb /tmp/vc && echo MOUNTED", 60);
-        g
-    }
-
-    fn save(&self) {
-        let _ = std::fs::write(&self.log, self.console.text());
-    }
-
-    fn sh(&mut self, cmd: &str, secs: u64) -> String {
-        let out = self.console.shell(cmd, Duration::from_secs(secs));
-        self.save();
-        out.unwrap_or_else(|e| panic!("`{cmd}` on the guest: {e}; console in {}", self.log.display()))
-    }
 }
 
 /// The number after `key` in `text` (e.g. `encoded 40 frames` → 40 for key `encoded `).
@@ -197,8 +119,6 @@ fn number_after(text: &str, key: &str) -> Option<f64> {
 }
 
 #[test]
-#[ignore = "not passing yet: the encoder's raw-format negotiation fails on vicodec (VIDIOC_S_FMT OUTPUT YU12 \
-            comes back 640x368 for a 320x240 stream); see README 'The M2M codec test on vicodec'; run with --ignored"]
 fn m2m_encoder_and_decoder_on_vicodec() {
     if !tools_present() {
         return;
@@ -209,7 +129,8 @@ fn m2m_encoder_and_decoder_on_vicodec() {
     let (disk, vermagic) = payload(&work);
     eprintln!("vicodec.ko vermagic: {vermagic}");
     let image = image(&work);
-    let mut guest = Guest::boot(&work, &image, &disk);
+    let mut guest = Guest::boot(&work, &image, &GuestSpec { disk: &disk, mount: "/tmp/vc", pcap: None, hostfwd: None });
+    eprintln!("guest up after {:.0} s", guest.started.elapsed().as_secs_f64());
     let loaded = guest.sh("sh /tmp/vc/load 2>&1", 60);
     assert!(loaded.contains("VICODEC-LOADED"), "vicodec.ko did not load: {loaded}");
     let nodes = guest.sh("for d in /sys/class/video4linux/*; do echo $d $(cat $d/name); done", 30);
@@ -222,10 +143,13 @@ fn m2m_encoder_and_decoder_on_vicodec() {
     assert!(!report.contains("panicked"), "codec-check panicked: {report}");
     assert!(report.contains("codec-check: encoder /dev/video"), "no vicodec encoder found: {report}");
     assert!(report.contains("codec-check: decoder /dev/video"), "no vicodec decoder found: {report}");
-    assert!(report.contains("resolution change 320x240 -> 640x480"), "{report}");
+    assert!(report.contains("resolution change 640x360 -> 712x400"), "{report}");
+    // vicodec pads: 360 lines to 368 (cropped back by VIDIOC_S_SELECTION), 712-byte lines to 720.
+    assert!(report.contains("encoder OUTPUT YU12 640x368 stride 640 size 353280 for 640x360 frames"), "{report}");
+    assert!(report.contains("encoder OUTPUT YU12 720x400 stride 720 size 432000 for 712x400 frames"), "{report}");
     assert_eq!(number_after(&report, "codec-check: encoded "), Some(frames as f64), "{report}");
     assert_eq!(number_after(&report, "codec-check: decoded "), Some(frames as f64), "{report}");
-    assert!(report.contains("sizes [(320, 240), (640, 480)]"), "the decoder did not follow the change: {report}");
+    assert!(report.contains("sizes [(640, 360), (712, 400)]"), "the decoder did not follow the change: {report}");
     assert!(report.contains("encoder drain LAST: true") && report.contains("decoder drain LAST: true"), "{report}");
     let worst = number_after(&report, "worst ").expect("a PSNR figure");
     assert!(worst >= 30.0, "worst PSNR {worst} dB: {report}");
@@ -238,7 +162,7 @@ fn m2m_encoder_and_decoder_on_vicodec() {
 
     // The device vanishing while streaming: vicodec unbound through sysfs.
     guest.sh(
-        "(roomcast codec-check --format fwht --frames 1000000 --resize 320x240; echo EXIT=$?) > /tmp/vanish.log 2>&1 &",
+        "(roomcast codec-check --format fwht --frames 1000000 --resize 640x360; echo EXIT=$?) > /tmp/vanish.log 2>&1 &",
         30,
     );
     let end = Instant::now() + Duration::from_secs(120);

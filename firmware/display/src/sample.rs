@@ -59,6 +59,7 @@ impl Meeting {
             mic_level_dbfs: -18.0,
             muted: false,
             encoder: Encoder::HwH264,
+            video_mode: Some("15fps 1500k".to_owned()),
             send_kbps: 1850,
             recv_kbps: 4210,
             loss_percent: 0.4,

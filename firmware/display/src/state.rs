@@ -179,6 +179,10 @@ pub struct Meeting {
     pub muted: bool,
     /// The video encoder in use.
     pub encoder: Encoder,
+    /// The sender's reduced video mode while it adapts (e.g. "15fps 750k"); `None` at its full
+    /// frame rate and bitrate, or when it sends no video.
+    #[serde(default)]
+    pub video_mode: Option<String>,
     /// Send bitrate in kbit/s.
     pub send_kbps: u32,
     /// Receive bitrate in kbit/s.

@@ -23,23 +23,26 @@ fn phase(now: Instant) -> impl Strategy<Value = Phase> {
         prop::collection::vec(participant, 0..200),
         prop_oneof![any::<f32>(), Just(f32::NAN), Just(f32::NEG_INFINITY), -80.0f32..5.0],
         any::<bool>(),
-        prop_oneof![Just(Encoder::HwH264), Just(Encoder::SwAv1), Just(Encoder::None)],
+        (prop_oneof![Just(Encoder::HwH264), Just(Encoder::SwAv1), Just(Encoder::None)], prop::option::of(text())),
         any::<u32>(),
         any::<u32>(),
         prop_oneof![any::<f32>(), 0.0f32..100.0],
     )
-        .prop_map(|(name, participants, mic_level_dbfs, muted, encoder, send_kbps, recv_kbps, loss_percent)| {
-            Phase::InMeeting(Meeting {
-                name,
-                participants,
-                mic_level_dbfs,
-                muted,
-                encoder,
-                send_kbps,
-                recv_kbps,
-                loss_percent,
-            })
-        });
+        .prop_map(
+            |(name, participants, mic_level_dbfs, muted, (encoder, video_mode), send_kbps, recv_kbps, loss_percent)| {
+                Phase::InMeeting(Meeting {
+                    name,
+                    participants,
+                    mic_level_dbfs,
+                    muted,
+                    encoder,
+                    video_mode,
+                    send_kbps,
+                    recv_kbps,
+                    loss_percent,
+                })
+            },
+        );
     prop_oneof![
         (text(), any::<u8>()).prop_map(|(step, percent)| Phase::Booting { step, percent }),
         (text(), text()).prop_map(|(interface, o)| Phase::NoNetwork { interface, problem: NetworkProblem::Other(o) }),

@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::roster::{Caps, ErrorBody, JoinReply, JoinRequest, Roster};
+use crate::roster::{Caps, ErrorBody, JoinReply, JoinRequest, KeepaliveRequest, KeyRequest, Roster, SrtpKey};
 use crate::MeetingError;
 
 /// One control request, before the transport: the box's client sends it with hyper, the
@@ -21,9 +21,26 @@ pub struct Call {
 impl Call {
     /// A join request.
     pub fn join(meeting: &str, room: &str, caps: &Caps) -> Self {
-        let body =
-            serde_json::to_string(&JoinRequest { room: room.to_string(), caps: caps.clone() }).unwrap_or_default();
+        Self::join_keyed(meeting, room, caps, None)
+    }
+
+    /// A join request carrying the box's media key (the body holds key material: do not log it).
+    pub fn join_keyed(meeting: &str, room: &str, caps: &Caps, key: Option<&SrtpKey>) -> Self {
+        let req = JoinRequest { room: room.to_string(), caps: caps.clone(), key: key.cloned(), muted: false };
+        let body = serde_json::to_string(&req).unwrap_or_default();
         Self { method: "POST", path: format!("/v1/meetings/{meeting}/participants"), body: Some(body) }
+    }
+
+    /// A new media key (send the participant's secret with it).
+    pub fn set_key(meeting: &str, participant: &str, key: &SrtpKey) -> Self {
+        let body = serde_json::to_string(&KeyRequest { key: key.clone() }).unwrap_or_default();
+        Self { method: "PUT", path: format!("/v1/meetings/{meeting}/participants/{participant}/key"), body: Some(body) }
+    }
+
+    /// A participant's roster request (send its secret): the answer carries the media keys.
+    pub fn roster_as(meeting: &str, since: Option<u64>, participant: &str) -> Self {
+        let q = since.map(|v| format!("&since={v}")).unwrap_or_default();
+        Self { method: "GET", path: format!("/v1/meetings/{meeting}/roster?participant={participant}{q}"), body: None }
     }
 
     /// A leave request (send the participant's secret with it).
@@ -33,11 +50,14 @@ impl Call {
 
     /// A keepalive (send the participant's secret with it).
     pub fn keepalive(meeting: &str, participant: &str) -> Self {
-        Self {
-            method: "POST",
-            path: format!("/v1/meetings/{meeting}/participants/{participant}/keepalive"),
-            body: None,
-        }
+        Self::keepalive_with(meeting, participant, KeepaliveRequest::default())
+    }
+
+    /// A keepalive that also tells the participant's state (its mute), shown to the others in
+    /// the roster (send the participant's secret with it).
+    pub fn keepalive_with(meeting: &str, participant: &str, state: KeepaliveRequest) -> Self {
+        let body = (state != KeepaliveRequest::default()).then(|| serde_json::to_string(&state).unwrap_or_default());
+        Self { method: "POST", path: format!("/v1/meetings/{meeting}/participants/{participant}/keepalive"), body }
     }
 
     /// A roster request; with `since`, the service holds it until the version passes `since`.
@@ -177,11 +197,23 @@ mod tests {
         let (r, _) = parse_request(&join("h", "demo", "tok", "Room", &caps)).unwrap();
         assert!(matches!(r, ControlRequest::Join { ref token, .. } if token.expose() == "tok"));
         let (r, _) = parse_request(&roster("h", "demo", "tok", Some(3))).unwrap();
-        assert_eq!(r, ControlRequest::Roster { meeting: "demo".into(), token: "tok".into(), since: Some(3) });
+        assert_eq!(
+            r,
+            ControlRequest::Roster {
+                meeting: "demo".into(),
+                token: "tok".into(),
+                since: Some(3),
+                participant: None,
+                secret: None
+            }
+        );
         let (r, _) = parse_request(&leave("h", "demo", "tok", "abc", "5ec")).unwrap();
         assert!(matches!(r, ControlRequest::Leave { secret: Some(ref s), .. } if s.expose() == "5ec"));
         let (r, _) = parse_request(&keepalive("h", "demo", "tok", "abc", "5ec")).unwrap();
-        assert!(matches!(r, ControlRequest::Keepalive { secret: Some(_), .. }));
+        assert!(matches!(r, ControlRequest::Keepalive { secret: Some(_), body: KeepaliveRequest { muted: None }, .. }));
+        let muted = Call::keepalive_with("demo", "abc", KeepaliveRequest { muted: Some(true) });
+        let (r, _) = parse_request(&muted.encode("h", "tok", Some("5ec"))).unwrap();
+        assert!(matches!(r, ControlRequest::Keepalive { body: KeepaliveRequest { muted: Some(true) }, .. }), "{r:?}");
         let (r, _) =
             parse_request(&room_sdp("h", "demo", "tok", "Salle 2/B é", Some(("127.0.0.1:4000", "audio")))).unwrap();
         assert!(

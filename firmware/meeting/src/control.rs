@@ -8,8 +8,9 @@
 //! | `GET /v1/health` | liveness |
 //! | `POST /v1/meetings/{m}/participants` body `{"room":..,"caps":{..}}` | join; returns SSRCs, groups, where to send RTP |
 //! | `DELETE /v1/meetings/{m}/participants/{p}` | leave |
-//! | `POST /v1/meetings/{m}/participants/{p}/keepalive` | I am still here |
-//! | `GET /v1/meetings/{m}/roster[?since=V]` | roster (JSON); with `since`, waits until the version passes V |
+//! | `POST /v1/meetings/{m}/participants/{p}/keepalive` [body `{"muted":true}`] | I am still here (and my microphone's state) |
+//! | `GET /v1/meetings/{m}/roster[?since=V][&participant=P]` | roster (JSON); with `since`, waits until the version passes V; with `participant` (and its secret) the members' media keys are included |
+//! | `PUT /v1/meetings/{m}/participants/{p}/key` body `{"key":{"id":N,"key":HEX}}` | a sender's new media key (rekey) |
 //! | `GET /v1/meetings/{m}/participants/{p}/sdp[?family=ipv6]` | a participant's SDP (`application/sdp`) |
 //! | `GET /v1/meetings/{m}/participants/{p}/sdp?forward=ADDR:PORT&media=audio` | SDP for a player behind `roomcast gateway --forward ADDR:PORT` (one stream) |
 //! | `GET /v1/meetings/{m}/rooms/{name}/sdp[?...]` | the same by room name (URL-encoded), for the room that joined last under that name |
@@ -22,7 +23,7 @@
 
 use serde::Serialize;
 
-use crate::roster::{Family, JoinRequest};
+use crate::roster::{Family, JoinRequest, KeepaliveRequest, KeyRequest, SrtpKey};
 use crate::token::Token;
 use crate::MeetingError;
 
@@ -35,8 +36,10 @@ leave and keepalive also the participant's secret from the join reply: `X-Roomca
 GET    /v1/health                                      liveness
 POST   /v1/meetings/{m}/participants                   join: body {\"room\":NAME,\"caps\":{...}}
 DELETE /v1/meetings/{m}/participants/{p}               leave
-POST   /v1/meetings/{m}/participants/{p}/keepalive     I am still here
-GET    /v1/meetings/{m}/roster[?since=V]               the roster (JSON); with since, waits for a newer one
+POST   /v1/meetings/{m}/participants/{p}/keepalive     I am still here [body {\"muted\":BOOL}: mute state]
+GET    /v1/meetings/{m}/roster[?since=V]               the roster (JSON); with since, waits for a newer one;
+                                                       [&participant=P] with P's secret: with the media keys
+PUT    /v1/meetings/{m}/participants/{p}/key           a new media key: body {\"key\":{\"id\":N,\"key\":HEX}}
 GET    /v1/meetings/{m}/participants/{p}/sdp           a participant's SDP ([?family=ipv6],
                                                        [?forward=ADDR:PORT&media=audio|video] for roomcast gateway)
 GET    /v1/meetings/{m}/rooms/{name}/sdp               the same by room name (URL-encoded)
@@ -86,6 +89,8 @@ pub enum ControlRequest {
         participant: String,
         /// The participant's secret (`X-Roomcast-Secret`).
         secret: Option<Token>,
+        /// Its state, when the keepalive has a body (`{"muted":true}`).
+        body: KeepaliveRequest,
     },
     /// Fetch the roster, optionally waiting for a version newer than `since`.
     Roster {
@@ -95,6 +100,23 @@ pub enum ControlRequest {
         token: Token,
         /// Wait for a version past this one.
         since: Option<u64>,
+        /// The participant asking (`?participant=ID`): with its secret, the answer carries keys.
+        participant: Option<String>,
+        /// The participant's secret (`X-Roomcast-Secret`).
+        secret: Option<Token>,
+    },
+    /// A sender's new media key.
+    SetKey {
+        /// Meeting id.
+        meeting: String,
+        /// Token presented.
+        token: Token,
+        /// Participant id.
+        participant: String,
+        /// The participant's secret (`X-Roomcast-Secret`).
+        secret: Option<Token>,
+        /// The new key.
+        key: SrtpKey,
     },
     /// Fetch a participant's SDP.
     Sdp {
@@ -150,6 +172,8 @@ pub enum Reply {
         meeting: String,
         /// Version the client has.
         since: u64,
+        /// Answer with the media keys (the asker proved it is a participant).
+        keys: bool,
     },
 }
 
@@ -362,11 +386,13 @@ pub fn route(head: &Head<'_>, body: &[u8]) -> Result<ControlRequest, MeetingErro
     let mut family = Family::Ipv4;
     let mut forward = None;
     let mut media = None;
+    let mut asker = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = percent_decode(v)?;
         match k {
             "token" => query_token = Some(Token::new(v)),
+            "participant" => asker = Some(id_segment(&v)?),
             "since" => since = Some(v.parse::<u64>().map_err(|_| bad("since must be a number"))?),
             "forward" => {
                 forward = Some(v.parse::<std::net::SocketAddr>().map_err(|_| bad("forward must be ADDR:PORT"))?)
@@ -410,9 +436,24 @@ pub fn route(head: &Head<'_>, body: &[u8]) -> Result<ControlRequest, MeetingErro
             token: token()?,
             participant: id_segment(p)?,
             secret: secret.clone(),
+            body: if body.iter().all(u8::is_ascii_whitespace) {
+                KeepaliveRequest::default()
+            } else {
+                serde_json::from_slice(body).map_err(|e| bad(format!("keepalive body: {e}")))?
+            },
         },
         ("GET", ["v1", "meetings", m, "roster"]) => {
-            ControlRequest::Roster { meeting: id_segment(m)?, token: token()?, since }
+            ControlRequest::Roster { meeting: id_segment(m)?, token: token()?, since, participant: asker, secret }
+        }
+        ("PUT", ["v1", "meetings", m, "participants", p, "key"]) => {
+            let body: KeyRequest = serde_json::from_slice(body).map_err(|e| bad(format!("key body: {e}")))?;
+            ControlRequest::SetKey {
+                meeting: id_segment(m)?,
+                token: token()?,
+                participant: id_segment(p)?,
+                secret: secret.clone(),
+                key: body.key,
+            }
         }
         ("GET", ["v1", "meetings", m, kind @ ("participants" | "rooms"), p, "sdp"]) => ControlRequest::Sdp {
             meeting: id_segment(m)?,
@@ -476,14 +517,33 @@ mod tests {
     #[test]
     fn parses_roster_sdp_leave_with_query_tokens() {
         let (r, _) = parse_request(b"GET /v1/meetings/demo/roster?since=4&token=a%20b HTTP/1.1\r\n\r\n").unwrap();
-        assert_eq!(r, ControlRequest::Roster { meeting: "demo".into(), token: "a b".into(), since: Some(4) });
+        assert_eq!(
+            r,
+            ControlRequest::Roster {
+                meeting: "demo".into(),
+                token: "a b".into(),
+                since: Some(4),
+                participant: None,
+                secret: None
+            }
+        );
         let dup = b"GET /v1/health HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n";
         assert!(matches!(parse_request(dup), Err(MeetingError::BadRequest(m)) if m.contains("Content-Length")));
         let (r, _) = parse_request(
             b"POST /v1/meetings/demo/participants/ab12/keepalive HTTP/1.1\r\nAuthorization: Bearer t\r\nX-Roomcast-Secret: 00ff\r\n\r\n",
         )
         .unwrap();
-        assert!(matches!(r, ControlRequest::Keepalive { secret: Some(ref s), .. } if s.expose() == "00ff"));
+        assert!(matches!(r, ControlRequest::Keepalive { secret: Some(ref s), body, .. }
+            if s.expose() == "00ff" && body.muted.is_none()));
+        let (r, _) = parse_request(
+            b"POST /v1/meetings/demo/participants/ab12/keepalive HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: 14\r\n\r\n{\"muted\":true}",
+        )
+        .unwrap();
+        assert!(matches!(r, ControlRequest::Keepalive { body: KeepaliveRequest { muted: Some(true) }, .. }), "{r:?}");
+        assert!(parse_request(
+            b"POST /v1/meetings/demo/participants/ab12/keepalive HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: 3\r\n\r\n{x}",
+        )
+        .is_err());
         let (r, _) = parse_request(b"GET /v1/health HTTP/1.1\r\nAuthorization: Basic xyz\r\n\r\n").unwrap();
         assert_eq!(r, ControlRequest::Health, "health needs no token, a bad one is no error");
         assert!(parse_request(b"GET /v1/meetings/d/roster?token=t HTTP/1.1\r\nAuthorization: Basic x\r\n\r\n").is_err());

@@ -25,6 +25,7 @@ pub const REPLAY_WINDOW: u64 = 64;
 
 const SALT: &[u8] = b"roomcast media authentication";
 const INFO: &[u8] = b"roomcast/media-auth/v1 box->service";
+const DOWNLINK_INFO: &[u8] = b"roomcast/media-auth/v1 service->box";
 
 /// The media authentication key of one participant.
 #[derive(Clone)]
@@ -39,8 +40,20 @@ impl std::fmt::Debug for MediaKey {
 impl MediaKey {
     /// The key derived from a participant's secret (as the join reply gives it).
     pub fn from_secret(secret: &str) -> Self {
+        Self::derive(secret, INFO)
+    }
+
+    /// The key of the other direction, service -> box (the keyframe requests the service sends a
+    /// sender): another HKDF output of the same secret, so a box's own sealed datagram reflected
+    /// back to it never verifies as the service's.
+    pub fn downlink_from_secret(secret: &str) -> Self {
+        Self::derive(secret, DOWNLINK_INFO)
+    }
+
+    fn derive(secret: &str, info: &[u8]) -> Self {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(secret.as_bytes());
-        let okm = prk.expand(&[INFO], hmac::HMAC_SHA256).expect("one SHA-256 output is a valid HKDF length");
+        let info = [info];
+        let okm = prk.expand(&info, hmac::HMAC_SHA256).expect("one SHA-256 output is a valid HKDF length");
         MediaKey(hmac::Key::from(okm))
     }
 
@@ -192,6 +205,8 @@ mod tests {
         assert_eq!(v.verify(&sealed), Err(Rejected::Replay), "the same packet twice");
         let other = Sealer::new(MediaKey::from_secret("another participant's secret"), 1);
         assert_eq!(v.verify(&other.seal(b"payload")), Err(Rejected::BadTag));
+        let downlink = Sealer::new(MediaKey::downlink_from_secret("00112233445566778899aabbccddeeff"), 99);
+        assert_eq!(v.verify(&downlink.seal(b"payload")), Err(Rejected::BadTag), "the other direction's key");
         let zero = Sealer::new(MediaKey::from_secret("00112233445566778899aabbccddeeff"), 0);
         assert_eq!(
             Verifier::new(MediaKey::from_secret("00112233445566778899aabbccddeeff")).verify(&zero.seal(b"x")),

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// (unicast source, SSM group of the same family), written `S@G` in the JSON bodies.
 pub use roomcast_amt::SourceGroup;
 
+/// A sender's media key (SRTP AEAD_AES_128_GCM master key and salt, with a key id); zeroized
+/// on drop, redacted `Debug`, `{"id":N,"key":"HEX"}` in JSON.
+pub use roomcast_crypt::SrtpKey;
+
 /// A participant's channels: one IPv4 and one IPv6 (S,G) carrying the same streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupPair {
@@ -122,6 +126,13 @@ pub struct ParticipantInfo {
     pub caps: Caps,
     /// SDP of its streams.
     pub sdp: SdpPair,
+    /// Its current media key: present only in answers to a participant (join replies and
+    /// rosters asked with `?participant=ID` and its secret), absent for a watch-only member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<SrtpKey>,
+    /// Its microphone is muted (as it last told the service: join or keepalive).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 /// The roster of a meeting. `version` grows by one at every change.
@@ -197,6 +208,28 @@ pub struct JoinRequest {
     /// What it will send.
     #[serde(default)]
     pub caps: Caps,
+    /// Its media key, drawn from the OS random source (absent for a watch-only member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<SrtpKey>,
+    /// It joins with its microphone muted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
+}
+
+/// The body of `PUT …/participants/{p}/key`: a sender's new media key (after a rekey).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRequest {
+    /// The new key (its id must be above the current one's).
+    pub key: SrtpKey,
+}
+
+/// The optional body of a keepalive: the participant's state the others see in the roster.
+/// A keepalive without a body (or without a field) leaves that state as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KeepaliveRequest {
+    /// Its microphone is muted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
 }
 
 /// Error body of every refused request.

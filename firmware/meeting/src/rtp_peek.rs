@@ -1,5 +1,6 @@
 //! Just enough of RTP/RTCP (RFC 3550, RFC 5761 multiplexing) for the meeting service to route
-//! a packet: is it RTP or RTCP, whose SSRC, and does it carry a BYE. It never panics on input;
+//! a packet: is it RTP or RTCP, whose SSRC, does it carry a BYE, and which media sources it
+//! asks a keyframe of (PLI, RFC 4585 §6.3.1). It never panics on input;
 //! the full codecs live in roomcast-rtp.
 
 /// What a datagram on the service's media port is.
@@ -16,6 +17,8 @@ pub enum Peek {
         ssrc: u32,
         /// SSRCs that said goodbye (RTCP BYE, PT 203), if any.
         bye: Vec<u32>,
+        /// Media SSRCs a picture loss indication (PSFB, PT 206, FMT 1) names, if any.
+        pli: Vec<u32>,
     },
 }
 
@@ -35,6 +38,7 @@ pub fn peek(data: &[u8]) -> Option<Peek> {
         // RTCP (RFC 5761 §4): walk the compound packet.
         let ssrc = be32(data, 4)?;
         let mut bye = Vec::new();
+        let mut pli = Vec::new();
         let mut at = 0usize;
         let mut guard = 0;
         while at < data.len() && guard < 64 {
@@ -54,9 +58,12 @@ pub fn peek(data: &[u8]) -> Option<Peek> {
                     }
                 }
             }
+            if hdr[1] == 206 && count == 1 {
+                pli.extend(be32(body, 8));
+            }
             at += len;
         }
-        Some(Peek::Rtcp { ssrc, bye })
+        Some(Peek::Rtcp { ssrc, bye, pli })
     } else {
         if data.len() < 12 {
             return None;
@@ -88,11 +95,17 @@ mod tests {
         rtp.extend_from_slice(&[1, 2, 3]);
         assert_eq!(peek(&rtp), Some(Peek::Rtp { ssrc: 0xdeadbeef }));
         let b = bye(&[7, 9]);
-        assert_eq!(peek(&b), Some(Peek::Rtcp { ssrc: 7, bye: vec![7, 9] }));
+        assert_eq!(peek(&b), Some(Peek::Rtcp { ssrc: 7, bye: vec![7, 9], pli: vec![] }));
         // A receiver report followed by a BYE.
         let mut compound = vec![0x80, 201, 0, 1, 0, 0, 0, 5];
         compound.extend_from_slice(&bye(&[5]));
-        assert_eq!(peek(&compound), Some(Peek::Rtcp { ssrc: 5, bye: vec![5] }));
+        assert_eq!(peek(&compound), Some(Peek::Rtcp { ssrc: 5, bye: vec![5], pli: vec![] }));
+        // A receiver report and a PLI on source 0xa0b0c0d0 (and a FIR, FMT 4, which is not one).
+        let rr_pli = [0x80, 201, 0, 1, 0, 0, 0, 5, 0x81, 206, 0, 2, 0, 0, 0, 5, 0xa0, 0xb0, 0xc0, 0xd0];
+        assert_eq!(peek(&rr_pli), Some(Peek::Rtcp { ssrc: 5, bye: vec![], pli: vec![0xa0b0_c0d0] }));
+        let fir = [0x84, 206, 0, 2, 0, 0, 0, 5, 0, 0, 0, 0];
+        assert_eq!(peek(&fir), Some(Peek::Rtcp { ssrc: 5, bye: vec![], pli: vec![] }));
+        assert_eq!(peek(&[0x81, 206, 0, 1, 0, 0, 0, 5]), Some(Peek::Rtcp { ssrc: 5, bye: vec![], pli: vec![] }));
         assert_eq!(peek(&[]), None);
         assert_eq!(peek(&[0x80, 200, 0xff, 0xff, 0, 0, 0, 1]), None, "length past the end");
         assert_eq!(peek(&[0x40, 96, 0, 0]), None, "version 1");

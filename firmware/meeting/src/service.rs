@@ -2,7 +2,9 @@
 //! join (room name, capabilities) and get SSRCs, where to send RTP, and their own (S,G) from the
 //! configured IPv4 and IPv6 SSM ranges; they leave by a control message, an RTCP BYE, or
 //! silence. It is fed control requests, packets and time, and answers with replies and
-//! forwarding decisions; the `roomcast server` driver does the sockets and the AMT relay.
+//! forwarding decisions; keyframe requests (RTCP PLI) go, besides into the reporter's group,
+//! straight to the media's sender ([`MeetingService::poll_transmit`]), at most one per
+//! [`FEEDBACK_INTERVAL`] per sender; the `roomcast server` driver does the sockets and the AMT relay.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -13,14 +15,18 @@ use rand::{Rng, RngCore, SeedableRng};
 use tracing::{info, warn};
 
 use crate::control::{ControlRequest, Media, Reply, Who};
-use crate::media_auth::{self, MediaKey, Verifier};
+use crate::media_auth::{self, MediaKey, Sealer, Verifier};
 use crate::pool::{GroupPool, Range};
 use crate::roster::{
-    Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup, Ssrcs,
+    Caps, ErrorBody, GroupPair, JoinReply, ParticipantInfo, Ports, Roster, SdpPair, SourceGroup, SrtpKey, Ssrcs,
 };
 use crate::rtp_peek::{peek, Peek};
 use crate::token::{Digest, Token};
 use crate::{sdp, MeetingError};
+
+/// Shortest time between two keyframe requests the service forwards to one sender (however
+/// many receivers ask).
+pub const FEEDBACK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// One meeting the service holds.
 #[derive(Debug, Clone)]
@@ -120,6 +126,22 @@ pub enum Event {
         /// Why.
         reason: LeaveReason,
     },
+    /// A participant announced a new media key (a rekey): the roster moved on.
+    Rekeyed {
+        /// Meeting id.
+        meeting: String,
+        /// Participant id.
+        participant: String,
+        /// The new key's id.
+        key_id: u32,
+    },
+    /// A participant's state in the roster changed (its mute): the roster's version moved.
+    Changed {
+        /// Meeting id.
+        meeting: String,
+        /// Participant id.
+        participant: String,
+    },
     /// A request was refused (wrong token, limits...).
     Refused {
         /// Meeting id asked for.
@@ -151,6 +173,10 @@ struct Participant {
     last_seen: Instant,
     /// The source address of its newest authenticated packet.
     latched: Option<SocketAddr>,
+    /// When a keyframe request was last forwarded to it.
+    last_feedback: Option<Instant>,
+    /// Seals the keyframe requests the service sends it (the downlink key from its secret).
+    downlink: std::sync::Arc<Sealer>,
     /// Checks its media's authentication trailers (key from its secret) and replay window.
     media: Verifier,
     /// The address its join (then its latest keepalive) came from: the relay serves the
@@ -176,6 +202,8 @@ pub struct MeetingService {
     pool_v6: GroupPool,
     rng: Rand,
     events: Vec<Event>,
+    /// Feedback to send to a sender's address (unicast).
+    transmits: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
     total: usize,
     /// Compared with when the meeting is unknown, so that costs what a wrong token costs.
     dummy: Digest,
@@ -274,6 +302,7 @@ impl MeetingService {
             meetings,
             by_ssrc: HashMap::new(),
             events: Vec::new(),
+            transmits: std::collections::VecDeque::new(),
             total: 0,
             access_generation: 0,
             media_rejected: 0,
@@ -302,13 +331,29 @@ impl MeetingService {
 
     /// The roster of `meeting` (without checking a token: for the driver).
     pub fn roster(&self, meeting: &str) -> Option<Roster> {
+        self.roster_keyed(meeting, false)
+    }
+
+    /// The roster of `meeting` with the members' media keys (only for a participant's request).
+    pub fn roster_with_keys(&self, meeting: &str) -> Option<Roster> {
+        self.roster_keyed(meeting, true)
+    }
+
+    fn roster_keyed(&self, meeting: &str, keys: bool) -> Option<Roster> {
         let m = self.meetings.get(meeting)?;
+        let info = |p: &Participant| {
+            let mut info = p.info.clone();
+            if !keys {
+                info.key = None;
+            }
+            info
+        };
         Some(Roster {
             meeting: meeting.to_string(),
             version: m.version,
             epoch: self.cfg.epoch,
             relay: Some(self.cfg.relay.to_string()),
-            participants: m.participants.values().map(|p| p.info.clone()).collect(),
+            participants: m.participants.values().map(info).collect(),
         })
     }
 
@@ -396,7 +441,11 @@ impl MeetingService {
             ControlRequest::Index => Ok(Reply::Text(crate::control::INDEX_PAGE.to_string())),
             ControlRequest::Join { meeting, token, body } => {
                 self.authorize(&meeting, &token)?;
-                let reply = self.join(now, &meeting, &body.room, body.caps)?;
+                let mut reply = self.join_keyed(now, &meeting, &body.room, body.caps, body.key)?;
+                if body.muted {
+                    self.set_muted(&meeting, &reply.participant);
+                    reply.roster = self.roster(&meeting).expect("just joined");
+                }
                 if let Some(addr) = peer {
                     self.set_address(&meeting, &reply.participant, addr);
                 }
@@ -408,36 +457,71 @@ impl MeetingService {
                 self.remove(&meeting, order, LeaveReason::Request);
                 Ok(Reply::json(200, &serde_json::json!({"left": participant})))
             }
-            ControlRequest::Keepalive { meeting, token, participant, secret } => {
+            ControlRequest::Keepalive { meeting, token, participant, secret, body } => {
                 self.authorize(&meeting, &token)?;
                 let epoch = self.cfg.epoch;
                 let (m, order) = self.member(&meeting, &participant, secret.as_ref())?;
                 let mut moved = false;
+                let mut changed = false;
                 if let Some(p) = m.participants.get_mut(&order) {
                     p.last_seen = now;
                     if peer.is_some() && p.address != peer {
                         p.address = peer;
                         moved = true;
                     }
+                    if let Some(muted) = body.muted.filter(|&muted| muted != p.info.muted) {
+                        p.info.muted = muted;
+                        changed = true;
+                    }
                 }
+                if changed {
+                    m.version += 1;
+                    info!(meeting, %participant, muted = body.muted, "participant state");
+                    self.events.push(Event::Changed { meeting: meeting.clone(), participant: participant.clone() });
+                }
+                let m = self.meetings.get(&meeting).expect("member found it");
                 let reply = Reply::json(200, &serde_json::json!({"version": m.version, "epoch": epoch}));
                 if moved {
                     self.access_generation += 1;
                 }
                 Ok(reply)
             }
-            ControlRequest::Roster { meeting, token, since } => {
+            ControlRequest::Roster { meeting, token, since, participant, secret } => {
                 self.authorize(&meeting, &token)?;
+                // Keys only to a participant that proves it with its secret.
+                let keys = match &participant {
+                    Some(id) => {
+                        self.member(&meeting, id, secret.as_ref())?;
+                        true
+                    }
+                    None => false,
+                };
                 let version = self.roster_version(&meeting).unwrap_or(0);
                 match since {
                     // A version past ours was seen from another instance (we restarted): answer
                     // at once, so the client sees the new epoch without waiting out the poll.
-                    Some(v) if v == version => Ok(Reply::WaitRoster { meeting, since: v }),
+                    Some(v) if v == version => Ok(Reply::WaitRoster { meeting, since: v, keys }),
                     _ => {
-                        let roster = self.roster(&meeting).ok_or(MeetingError::UnknownMeeting(meeting))?;
+                        let roster = self.roster_keyed(&meeting, keys).ok_or(MeetingError::UnknownMeeting(meeting))?;
                         Ok(Reply::json(200, &roster))
                     }
                 }
+            }
+            ControlRequest::SetKey { meeting, token, participant, secret, key } => {
+                self.authorize(&meeting, &token)?;
+                let (m, order) = self.member(&meeting, &participant, secret.as_ref())?;
+                let p = m.participants.get_mut(&order).ok_or(MeetingError::UnknownParticipant(participant.clone()))?;
+                if p.info.key.as_ref().is_some_and(|k| key.id() <= k.id()) {
+                    return Err(MeetingError::BadRequest("a new key's id must be above the current one's".into()));
+                }
+                let key_id = key.id();
+                p.info.key = Some(key);
+                p.last_seen = now;
+                m.version += 1;
+                let version = m.version;
+                info!(meeting, participant, key_id, "new media key");
+                self.events.push(Event::Rekeyed { meeting, participant, key_id });
+                Ok(Reply::json(200, &serde_json::json!({"version": version, "key_id": key_id})))
             }
             ControlRequest::Sdp { meeting, token, participant, family, forward } => {
                 self.authorize(&meeting, &token)?;
@@ -481,8 +565,21 @@ impl MeetingService {
         }
     }
 
-    /// Adds a participant (token already checked).
+    /// Adds a participant without a media key (token already checked).
     pub fn join(&mut self, now: Instant, meeting: &str, room: &str, caps: Caps) -> Result<JoinReply, MeetingError> {
+        self.join_keyed(now, meeting, room, caps, None)
+    }
+
+    /// Adds a participant with its media key (token already checked); the reply's roster
+    /// carries every member's key.
+    pub fn join_keyed(
+        &mut self,
+        now: Instant,
+        meeting: &str,
+        room: &str,
+        caps: Caps,
+        key: Option<SrtpKey>,
+    ) -> Result<JoinReply, MeetingError> {
         check_room(room)?;
         check_caps(&caps)?;
         let limit = self.cfg.max_participants_per_meeting;
@@ -539,6 +636,8 @@ impl MeetingService {
                 ipv6: sdp::for_group(session, room, meeting, &groups.ipv6, ports, ssrc, &caps),
             },
             caps,
+            key,
+            muted: false,
         };
         let m = self.meetings.get_mut(meeting).expect("checked above");
         let order = m.next_order;
@@ -552,6 +651,8 @@ impl MeetingService {
                 secret: secret.digest(),
                 last_seen: now,
                 latched: None,
+                last_feedback: None,
+                downlink: std::sync::Arc::new(Sealer::new(MediaKey::downlink_from_secret(secret.expose()), 1)),
                 media: Verifier::new(MediaKey::from_secret(secret.expose())),
                 address: None,
             },
@@ -560,6 +661,7 @@ impl MeetingService {
         self.by_ssrc.insert(ssrc.audio, (meeting.to_string(), order));
         self.total += 1;
         info!(meeting, room, participant = %id, v4 = %groups.ipv4, v6 = %groups.ipv6, "joined");
+        let info = ParticipantInfo { key: None, ..info };
         self.events.push(Event::Joined { meeting: meeting.to_string(), info: Box::new(info) });
         Ok(JoinReply {
             participant: id,
@@ -572,8 +674,16 @@ impl MeetingService {
             ports,
             keepalive_ms: self.cfg.keepalive.as_millis() as u64,
             silence_timeout_ms: self.cfg.silence_timeout.as_millis() as u64,
-            roster: self.roster(meeting).expect("meeting exists"),
+            roster: self.roster_with_keys(meeting).expect("meeting exists"),
         })
+    }
+
+    /// A participant that joined muted (its join's version covers it: no event of its own).
+    fn set_muted(&mut self, meeting: &str, participant: &str) {
+        let Some(m) = self.meetings.get_mut(meeting) else { return };
+        if let Some(p) = m.participants.values_mut().find(|p| p.info.id == participant) {
+            p.info.muted = true;
+        }
     }
 
     fn set_address(&mut self, meeting: &str, participant: &str, addr: IpAddr) {
@@ -652,12 +762,44 @@ impl MeetingService {
         let base = if ssrc == p.info.ssrc.video { p.info.ports.video } else { p.info.ports.audio };
         let dport = base.wrapping_add(u16::from(matches!(kind, Peek::Rtcp { .. })));
         let fwd = Forward { len: verified.packet.len(), groups: p.info.groups, sport: dport, dport };
+        let own = p.info.ssrc;
+        if let Peek::Rtcp { pli, .. } = &kind {
+            for media in pli {
+                self.forward_feedback(now, &meeting, *media, verified.packet);
+            }
+        }
         if let Peek::Rtcp { bye, .. } = &kind {
-            if bye.iter().any(|b| *b == p.info.ssrc.video || *b == p.info.ssrc.audio) {
+            if bye.iter().any(|b| *b == own.video || *b == own.audio) {
                 self.remove(&meeting, order, LeaveReason::RtcpBye);
             }
         }
         Some(fwd)
+    }
+
+    /// A PLI on `media` reached the service (authenticated, trailer stripped): to its sender's
+    /// latched address, sealed with that sender's downlink key so the box knows it came from the
+    /// service ([`MediaKey::downlink_from_secret`]), unless one went there less than
+    /// [`FEEDBACK_INTERVAL`] ago.
+    fn forward_feedback(&mut self, now: Instant, meeting: &str, media: u32, data: &[u8]) {
+        let Some((m, order)) = self.by_ssrc.get(&media) else { return };
+        if m != meeting {
+            return;
+        }
+        let Some(q) = self.meetings.get_mut(meeting).and_then(|m| m.participants.get_mut(order)) else { return };
+        if q.info.ssrc.video != media {
+            return; // keyframes are of video
+        }
+        let Some(addr) = q.latched else { return };
+        if q.last_feedback.is_some_and(|t| now < t + FEEDBACK_INTERVAL) {
+            return;
+        }
+        q.last_feedback = Some(now);
+        self.transmits.push_back((addr, q.downlink.seal(data)));
+    }
+
+    /// The next feedback datagram to send (unicast, to a sender's address, from the media port).
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
     }
 
     /// Media datagrams of a known SSRC dropped because they did not authenticate.

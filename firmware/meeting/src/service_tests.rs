@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::control::parse_request;
-use crate::media_auth::{MediaKey, Sealer};
+use crate::media_auth::{MediaKey, Sealer, Verifier};
 use crate::roster::{AudioCaps, VideoCaps};
 use crate::rtp_peek::bye;
 
@@ -88,7 +88,7 @@ fn control_requests_end_to_end_through_the_parser() {
     let version = roster["version"].as_u64().unwrap();
     // A long poll at the current version waits.
     let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", Some(version))).unwrap();
-    assert_eq!(s.handle_control(t0, req), Reply::WaitRoster { meeting: "demo".into(), since: version });
+    assert_eq!(s.handle_control(t0, req), Reply::WaitRoster { meeting: "demo".into(), since: version, keys: false });
     // A version this instance never had (the client knew the one before a restart): at once.
     let (req, _) = parse_request(&crate::client::roster("h", "demo", "secret", Some(version + 40))).unwrap();
     assert_eq!(reply_json(s.handle_control(t0, req)).0, 200);
@@ -264,6 +264,60 @@ fn rtp_is_forwarded_into_the_senders_group_and_bye_leaves() {
     assert!(
         std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::Left { reason: LeaveReason::RtcpBye, .. }))
     );
+}
+
+/// RR from `reporter` followed by a PLI on `media` (RFC 4585 PSFB FMT 1).
+fn rr_pli(reporter: u32, media: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 201, 0, 1];
+    p.extend_from_slice(&reporter.to_be_bytes());
+    p.extend_from_slice(&[0x81, 206, 0, 2]);
+    p.extend_from_slice(&reporter.to_be_bytes());
+    p.extend_from_slice(&media.to_be_bytes());
+    p
+}
+
+#[test]
+fn a_pli_goes_to_the_media_sender_rate_limited_per_sender_sealed_with_its_downlink_key() {
+    let t0 = Instant::now();
+    let mut s = service();
+    let (a, b, c) = (join(&mut s, t0, "A"), join(&mut s, t0, "B"), join(&mut s, t0, "C"));
+    let (sa, sb, sc) = (sealer(&a), sealer(&b), sealer(&c));
+    let mut downlink_a = Verifier::new(MediaKey::downlink_from_secret(&a.secret));
+    let (fa, fb, fc): (SocketAddr, SocketAddr, SocketAddr) =
+        ("127.0.0.1:40000".parse().unwrap(), "127.0.0.1:40001".parse().unwrap(), "127.0.0.1:40002".parse().unwrap());
+    // Nothing is known of A's address before it sent: the PLI is only forwarded into B's group.
+    let fwd = s.handle_packet(t0, fb, &sb.seal(&rr_pli(b.ssrc.video, a.ssrc.video))).unwrap();
+    assert_eq!((fwd.groups, fwd.dport, fwd.len), (b.groups, 5005, 20));
+    assert_eq!(s.poll_transmit(), None);
+    s.handle_packet(t0, fa, &sa.seal(&rtp(a.ssrc.video))).unwrap();
+    s.handle_packet(t0, fc, &sc.seal(&rtp(c.ssrc.video))).unwrap();
+    // An unsealed PLI (anyone could send it) is dropped and asks nothing.
+    assert!(s.handle_packet(t0, fb, &rr_pli(b.ssrc.video, a.ssrc.video)).is_none());
+    assert_eq!(s.poll_transmit(), None);
+    // B asks for A's keyframe: to A's address, sealed for A (the other direction's key), which
+    // A verifies; A's own uplink key does not. C asks 50 ms later: A had one, C's is held back.
+    let pli = rr_pli(b.ssrc.video, a.ssrc.video);
+    s.handle_packet(t0, fb, &sb.seal(&pli)).unwrap();
+    let (to, sealed) = s.poll_transmit().unwrap();
+    assert_eq!(to, fa);
+    assert!(Verifier::new(MediaKey::from_secret(&a.secret)).verify(&sealed).is_err());
+    assert_eq!(downlink_a.verify(&sealed).map(|v| v.packet), Ok(&pli[..]));
+    assert!(downlink_a.verify(&sealed).is_err(), "a replayed keyframe request");
+    let t1 = t0 + Duration::from_millis(50);
+    s.handle_packet(t1, fc, &sc.seal(&rr_pli(c.ssrc.video, a.ssrc.video))).unwrap();
+    assert_eq!(s.poll_transmit(), None);
+    // Per sender: C's own keyframe is another sender's.
+    s.handle_packet(t1, fb, &sb.seal(&rr_pli(b.ssrc.video, c.ssrc.video))).unwrap();
+    assert_eq!(s.poll_transmit().map(|t| t.0), Some(fc));
+    // After the interval A gets the next one.
+    let t2 = t0 + FEEDBACK_INTERVAL;
+    s.handle_packet(t2, fc, &sc.seal(&rr_pli(c.ssrc.video, a.ssrc.video))).unwrap();
+    let (to, sealed) = s.poll_transmit().unwrap();
+    assert_eq!(to, fa);
+    assert!(downlink_a.verify(&sealed).is_ok());
+    // A PLI naming an unknown source goes nowhere.
+    s.handle_packet(t2, fb, &sb.seal(&rr_pli(b.ssrc.video, 4242))).unwrap();
+    assert_eq!(s.poll_transmit(), None);
 }
 
 #[test]
@@ -442,4 +496,38 @@ fn the_access_table_lists_each_participants_address_with_its_meetings_groups() {
     assert!(s.access_generation() > g1);
     let table = s.access_table();
     assert!(table.contains_key(&moved) && !table.contains_key(&a_ip), "{table:?}");
+}
+
+#[test]
+fn a_keepalive_carries_the_mute_state_into_the_roster_with_the_secret_only() {
+    use crate::client::Call;
+    use crate::roster::KeepaliveRequest;
+    let t0 = Instant::now();
+    let mut s = service();
+    let a = join(&mut s, t0, "Blue");
+    let _b = join(&mut s, t0, "Green");
+    let v0 = s.roster_version("demo").unwrap();
+    while s.poll_event().is_some() {}
+    let muted = |m| KeepaliveRequest { muted: Some(m) };
+    let send = |s: &mut MeetingService, secret: &str, state| {
+        let raw = Call::keepalive_with("demo", &a.participant, state).encode("h", "secret", Some(secret));
+        reply_json(s.handle_control(t0, parse_request(&raw).unwrap().0)).0
+    };
+    assert_eq!(send(&mut s, "00112233445566778899aabbccddeeff", muted(true)), 404, "another secret: refused");
+    assert!(!s.roster("demo").unwrap().participants[0].muted, "a wrong secret changes nothing");
+    assert_eq!(s.roster_version("demo"), Some(v0));
+    assert_eq!(send(&mut s, &a.secret, muted(true)), 200);
+    let roster = s.roster("demo").unwrap();
+    assert!(roster.participants[0].muted && !roster.participants[1].muted, "{roster:?}");
+    assert_eq!(roster.version, v0 + 1, "the others' long polls wake up");
+    assert!(matches!(s.poll_event(), Some(Event::Changed { ref participant, .. }) if *participant == a.participant));
+    let json = serde_json::to_string(&roster).unwrap();
+    assert_eq!(json.matches("\"muted\":true").count(), 1, "{json}");
+    assert_eq!(send(&mut s, &a.secret, muted(true)), 200);
+    assert_eq!(s.roster_version("demo"), Some(v0 + 1), "the same state again: no new version");
+    assert_eq!(send(&mut s, &a.secret, KeepaliveRequest::default()), 200);
+    assert!(s.roster("demo").unwrap().participants[0].muted, "a plain keepalive keeps the state");
+    assert_eq!(send(&mut s, &a.secret, muted(false)), 200);
+    assert!(!s.roster("demo").unwrap().participants[0].muted);
+    assert_eq!(s.roster_version("demo"), Some(v0 + 2));
 }

@@ -1,36 +1,35 @@
 //! Relay fan-out and gateway decapsulation benchmark (`cargo bench -p roomcast-net`).
 //!
 //! What is measured, honestly:
-//! - **Relay fan-out**: the real `RelayHandle` (the same code as `roomcast relay --inject`) on
-//!   ONE thread (a current-thread tokio runtime), with N gateway tunnels established by real
+//! - **Relay fan-out** against **the physical reference, built in the same run** (see
+//!   `fanout/compare.rs`): the real `RelayHandle` (the same code as `roomcast relay --inject`)
+//!   on ONE thread (a current-thread tokio runtime), with N gateway tunnels established by real
 //!   AMT handshakes (Discovery/Advertisement/Request/Query/Update) from N UDP sockets on
-//!   127.0.0.1. A producer thread blasts 1316-byte payloads into the relay's inject socket.
-//!   The relay receives each payload, encapsulates it ONCE and `sendmmsg`s it to the N
-//!   tunnels. "sent" counts datagrams the kernel accepted from the relay (its `data_out`);
-//!   "drained" counts what a receiver thread actually read back from the N sockets (on a 2-core
-//!   machine shared by producer, relay and receiver it cannot always keep up, so drained <=
-//!   sent). Mbit/s are payload bits (1316 B) of the sent datagrams. CPU is the relay thread's
-//!   user+sys time (its pthread CPU clock); on loopback this includes the kernel's receive
-//!   processing of every datagram, which a real NIC would not charge to the relay.
-//! - **The physical reference**, built in the same run: a minimal recvmmsg + sendmmsg
-//!   forwarder (no protocol, no runtime, same datagram size) pinned to the SAME CPU as the
-//!   relay thread, with the same producer and receiver (pinned to the other CPUs). The table
-//!   prints roomcast / reference, by throughput and per CPU-second (the robust one when other
-//!   processes share that CPU), median of three back-to-back pairs. `FANOUT_N=1,10` limits the rows.
+//!   127.0.0.1, and a minimal recvmmsg + sendmmsg forwarder (no protocol, no runtime, same
+//!   datagram size) sending to the SAME N sockets, both pinned to the same CPU. One closed-loop
+//!   producer feeds 1316-byte payloads to the active one; one receiver drains the N sockets
+//!   (both on the other CPU). Rounds of one slice each, in alternating order; the figure is
+//!   roomcast / reference datagrams per CPU-second of the forwarder thread (its pthread CPU
+//!   clock; on loopback it includes the kernel's delivery of every datagram, which a real NIC
+//!   would not charge to the relay), median and spread over the rounds, and CPU per payload
+//!   Mbit. `FANOUT_N=1,10` limits the rows.
 //! - A `sendto`-per-gateway loop vs the `sendmmsg` fan-out on the same sockets, to show what
 //!   batching saves (pure send loop, no relay machine).
 //! - **Gateway decapsulation**: `Gateway::accept_data` (validation + zero-copy decapsulation)
 //!   on an in-memory Multicast Data datagram; and the full gateway receive path
 //!   (`GatewayHandle`: recvmmsg + accept_data + delivery channel) fed over loopback.
 
+#[path = "fanout/compare.rs"]
+mod compare;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roomcast_amt::{Gateway, GatewayConfig, GatewayState, Relay, RelayConfig, SourceGroup};
-use roomcast_net::mmsg::{self, Destinations, RecvBatch};
-use roomcast_net::{GatewayHandle, GatewayOptions, InjectSpec, RelayHandle, RelayOptions};
+use roomcast_net::mmsg::{self, Destinations};
+use roomcast_net::{GatewayHandle, GatewayOptions};
 
 const PAYLOAD: usize = 1316;
 const RUN: Duration = Duration::from_secs(2);
@@ -48,10 +47,6 @@ fn raise_fd_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
         }
     }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Runs a real AMT gateway handshake from `sock` to `relay` and joins `sg`, synchronously.
@@ -79,13 +74,6 @@ fn handshake(sock: &UdpSocket, relay: SocketAddr, sg: SourceGroup) {
         }
     }
     panic!("handshake with the relay failed");
-}
-
-struct FanoutResult {
-    sent: u64,
-    drained: u64,
-    secs: f64,
-    cpu: Duration,
 }
 
 /// The CPU the forwarders (roomcast's relay thread and the reference) are pinned to; the
@@ -120,205 +108,12 @@ fn pin_away_from_forwarder() {
     }
 }
 
-/// The traffic around a forwarder under test: a producer blasting payloads into its input
-/// port and a receiver draining the N gateway sockets, both away from the forwarder's CPU.
-/// Identical for roomcast and the reference.
-struct Load {
-    stop: Arc<AtomicBool>,
-    producer_stop: Arc<AtomicBool>,
-    drained: Arc<AtomicU64>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(socks: Vec<UdpSocket>, input_port: u16) -> Load {
-        let n = socks.len();
-        for s in &socks {
-            s.set_nonblocking(true).unwrap();
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let producer_stop = Arc::new(AtomicBool::new(false));
-        let drained = Arc::new(AtomicU64::new(0));
-        let receiver = {
-            let stop = stop.clone();
-            let drained = drained.clone();
-            std::thread::spawn(move || {
-                pin_away_from_forwarder();
-                let mut batch = RecvBatch::new(64, 2048);
-                while !stop.load(Ordering::Relaxed) {
-                    let mut got = 0u64;
-                    for s in &socks {
-                        while let Ok(k) = batch.recv(s) {
-                            got += k as u64;
-                            if k < 64 {
-                                break;
-                            }
-                        }
-                    }
-                    drained.fetch_add(got, Ordering::Relaxed);
-                    if got < (socks.len() as u64) / 2 {
-                        std::thread::sleep(Duration::from_micros(500));
-                    }
-                }
-            })
-        };
-        // Producer: payloads into the input socket, in sendmmsg batches of 32.
-        let producer = {
-            let stop = producer_stop.clone();
-            std::thread::spawn(move || {
-                pin_away_from_forwarder();
-                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-                s.set_nonblocking(true).unwrap();
-                let dests = Destinations::new(std::iter::repeat_n(SocketAddr::from(([127, 0, 0, 1], input_port)), 32));
-                let payload = vec![0x47u8; PAYLOAD];
-                while !stop.load(Ordering::Relaxed) {
-                    if mmsg::send_same_to_many(&s, &payload, &dests, 0).is_err() {
-                        std::thread::yield_now();
-                    }
-                    // Leave the receiver room when fan-out dominates.
-                    if n >= 100 {
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
-                }
-            })
-        };
-        Load { stop, producer_stop, drained, threads: vec![receiver, producer] }
-    }
-
-    /// Measures `RUN` after a warm-up: (datagrams sent by the forwarder, drained, secs, forwarder CPU).
-    fn measure<T>(&self, sent: impl Fn() -> u64, forwarder: &std::thread::JoinHandle<T>) -> FanoutResult {
-        std::thread::sleep(Duration::from_millis(300)); // warm-up
-        let (s0, d0, cpu0, t0) =
-            (sent(), self.drained.load(Ordering::Relaxed), thread_cpu_of(forwarder), Instant::now());
-        std::thread::sleep(RUN);
-        let (s1, d1, cpu1) = (sent(), self.drained.load(Ordering::Relaxed), thread_cpu_of(forwarder));
-        FanoutResult {
-            sent: s1 - s0,
-            drained: d1 - d0,
-            secs: t0.elapsed().as_secs_f64(),
-            cpu: cpu1.saturating_sub(cpu0),
-        }
-    }
-
-    fn stop(self) {
-        self.producer_stop.store(true, Ordering::Relaxed);
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().unwrap();
-        }
-    }
-}
-
 fn gateway_sockets(n: usize) -> Vec<UdpSocket> {
     let socks: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
     for s in &socks {
         roomcast_net::socket::grow_buffers(s, 1 << 20);
     }
     socks
-}
-
-fn relay_fanout(n: usize) -> FanoutResult {
-    let inject_port = free_port();
-    let (relay_tx, relay_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // The relay: one thread, one current-thread runtime; the handle is sent back so this
-    // thread can read its counters while the runtime thread drives it.
-    let relay_thread = std::thread::spawn(move || {
-        pin_current_thread(forwarder_cpu());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let mut opts = RelayOptions::new("127.0.0.1:0".parse().unwrap());
-            opts.config.max_tunnels = 4096;
-            opts.config.requests_per_second = 1_000_000;
-            // Every gateway of the bench is on 127.0.0.1: lift the per-address limits.
-            opts.config.max_tunnels_per_address = 4096;
-            opts.config.requests_per_second_per_address = 1_000_000;
-            opts.injects.push(InjectSpec {
-                listen: SocketAddr::from(([127, 0, 0, 1], inject_port)),
-                channel: "192.0.2.1@232.1.1.1:5004".parse().unwrap(),
-            });
-            relay_tx.send(RelayHandle::spawn(opts).await.unwrap()).unwrap();
-            let _ = stop_rx.await;
-        })
-    });
-    let relay = relay_rx.recv().unwrap();
-    let relay_addr = relay.local_addr();
-    // N gateway sockets, each with a real tunnel.
-    let socks = gateway_sockets(n);
-    for s in &socks {
-        handshake(s, relay_addr, sg());
-    }
-    let end = Instant::now() + Duration::from_secs(5);
-    while relay.stats().tunnels < n && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(relay.stats().tunnels, n, "every gateway must have a tunnel");
-    let load = Load::start(socks, inject_port);
-    let r = load.measure(|| relay.stats().data_out, &relay_thread);
-    load.stop();
-    stop_tx.send(()).unwrap();
-    relay_thread.join().unwrap();
-    drop(relay);
-    r
-}
-
-/// The physical reference: a minimal forwarder on the same CPU as the relay. recvmmsg up to
-/// 32 datagrams, prefix each with a header as long as AMT's (so the datagrams are the same
-/// size as the relay's), sendmmsg every (datagram, gateway) pair, waiting with poll(2) when a
-/// socket is not ready. No protocol, no checksums, no runtime.
-fn reference_fanout(n: usize) -> FanoutResult {
-    let socks = gateway_sockets(n);
-    let dests = Destinations::new(socks.iter().map(|s| s.local_addr().unwrap()));
-    let input = roomcast_net::socket::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
-    let input_port = input.local_addr().unwrap().port();
-    let out = roomcast_net::socket::bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let forwarder = {
-        let (stop, sent) = (stop.clone(), sent.clone());
-        std::thread::spawn(move || {
-            pin_current_thread(forwarder_cpu());
-            let header = [0u8; roomcast_amt::IPV4_DATA_OVERHEAD];
-            let mut batch = RecvBatch::new(32, 2048);
-            let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| Vec::with_capacity(2048)).collect();
-            while !stop.load(Ordering::Relaxed) {
-                match batch.recv(&input) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        wait_fd(&input, libc::POLLIN);
-                        continue;
-                    }
-                    Err(_) => continue,
-                }
-                let mut k = 0;
-                for d in batch.iter() {
-                    bufs[k].clear();
-                    bufs[k].extend_from_slice(&header);
-                    bufs[k].extend_from_slice(d.data);
-                    k += 1;
-                }
-                let payloads: Vec<&[u8]> = bufs[..k].iter().map(Vec::as_slice).collect();
-                let total = k * dests.len();
-                let mut i = 0;
-                while i < total {
-                    match mmsg::send_each_to_many(&out, &payloads, &dests, i) {
-                        Ok(m) => {
-                            i += m;
-                            sent.fetch_add(m as u64, Ordering::Relaxed);
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_fd(&out, libc::POLLOUT),
-                        Err(_) => i += 1,
-                    }
-                }
-            }
-        })
-    };
-    let load = Load::start(socks, input_port);
-    let r = load.measure(|| sent.load(Ordering::Relaxed), &forwarder);
-    load.stop();
-    stop.store(true, Ordering::Relaxed);
-    forwarder.join().unwrap();
-    r
 }
 
 /// poll(2) for `events` on `fd`, at most 10 ms.
@@ -496,9 +291,14 @@ fn decap_socket_path() -> (f64, u64) {
     (total as f64 / secs, total)
 }
 
+/// The 1-minute load average, now.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_owned()
+}
+
 fn main() {
     raise_fd_limit();
-    println!("roomcast-net fan-out benchmark ({}-byte payloads, loopback, {} s per row)", PAYLOAD, RUN.as_secs());
+    println!("roomcast-net fan-out benchmark ({PAYLOAD}-byte payloads, loopback)");
     println!("mmsg batching available: {}", mmsg::mmsg_available());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -508,68 +308,65 @@ fn main() {
     println!();
     println!(
         "Relay fan-out: roomcast (RelayHandle, --inject path, real AMT tunnels) vs the reference forwarder\n\
-         (recvmmsg + sendmmsg, same datagram size), each alone on CPU {} with the same producer and receiver elsewhere:",
-        forwarder_cpu()
+         (recvmmsg + sendmmsg, same datagram size), both pinned to CPU {}, same producer, same N gateway sockets;\n\
+         {} rounds per row, each one slice of each ({} ms after a warm-up), in alternating order:",
+        forwarder_cpu(),
+        compare::ROUNDS,
+        compare::SLICE.as_millis()
     );
     println!(
-        "{:>8} | {:>10} | {:>8} | {:>13} | {:>9} | {:>11} | {:>10} | {:>11} | {:>6} | {:>11} | range",
+        "{:>8} | {:>10} | {:>8} | {:>7} | {:>11} | {:>10} | {:>11} | {:>11} | {:>9} | {:>14}",
         "gateways",
         "sent pkt/s",
         "Mbit/s",
-        "drained pkt/s",
-        "relay CPU",
+        "CPU got",
         "CPU us/Mbit",
         "ref pkt/s",
         "ref us/Mbit",
-        "ratio",
-        "ratio/CPU-s"
+        "ratio/CPU-s",
+        "min-max",
+        "load avg"
     );
     // FANOUT_N=1,10 limits the rows (for profiling one case).
     let rows: Vec<usize> = std::env::var("FANOUT_N")
         .ok()
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 10, 100, 1000]);
-    // PAIRS interleaved (roomcast, reference) pairs per row, each pair measured back to back so
-    // both see the same machine load; the row shows the pair with the median per-CPU ratio and
-    // the range of that ratio over all pairs (the machine may be shared).
-    const PAIRS: usize = 3;
     for n in rows {
-        let mbit = |pps: f64| pps * PAYLOAD as f64 * 8.0 / 1e6;
-        let per_cpu = |x: &FanoutResult| x.sent as f64 / x.cpu.as_secs_f64().max(1e-9);
-        let mut pairs: Vec<(FanoutResult, FanoutResult, f64)> = (0..PAIRS)
-            .map(|_| {
-                let (r, f) = (relay_fanout(n), reference_fanout(n));
-                let q = per_cpu(&r) / per_cpu(&f).max(1e-9);
-                (r, f, q)
-            })
-            .collect();
-        pairs.sort_by(|a, b| a.2.total_cmp(&b.2));
-        let (lo, hi) = (pairs[0].2, pairs[PAIRS - 1].2);
-        let (r, f, q) = pairs.swap_remove(PAIRS / 2);
-        let pps = r.sent as f64 / r.secs;
-        let ref_pps = f.sent as f64 / f.secs;
-        let us_per_mbit =
-            |x: &FanoutResult| x.cpu.as_secs_f64() * 1e6 / (mbit(x.sent as f64 / x.secs) * x.secs).max(1e-9);
+        let row = compare::row(n);
+        let ratios = row.ratios();
+        let (lo, hi) = (ratios[0], ratios[ratios.len() - 1]);
+        let of = |f: &dyn Fn(&compare::Slice) -> f64, which: usize| {
+            compare::median(row.rounds.iter().map(|p| if which == 0 { f(&p.0) } else { f(&p.1) }).collect())
+        };
+        let pps = of(&|s| s.pps(), 0);
         println!(
-            "{:>8} | {:>10.0} | {:>8.1} | {:>13.0} | {:>8.0}% | {:>11.1} | {:>10.0} | {:>11.1} | {:>6.2} | {:>11.2} | {:.2}-{:.2}",
+            "{:>8} | {:>10.0} | {:>8.1} | {:>6.0}% | {:>11.1} | {:>10.0} | {:>11.1} | {:>11.2} | {:.2}-{:.2} | {:>14}{}",
             n,
             pps,
-            mbit(pps),
-            r.drained as f64 / r.secs,
-            r.cpu.as_secs_f64() / r.secs * 100.0,
-            us_per_mbit(&r),
-            ref_pps,
-            us_per_mbit(&f),
-            pps / ref_pps.max(1e-9),
-            q,
+            pps * PAYLOAD as f64 * 8.0 / 1e6,
+            of(&|s| s.share(), 0) * 100.0,
+            of(&|s| s.us_per_mbit(), 0),
+            of(&|s| s.pps(), 1),
+            of(&|s| s.us_per_mbit(), 1),
+            compare::median(ratios.clone()),
             lo,
             hi,
+            loadavg(),
+            if row.unsettled > 0 { format!("  ({} switches unsettled)", row.unsettled) } else { String::new() },
         );
     }
     println!(
-        "(median of {PAIRS} interleaved (roomcast, reference) pairs by ratio/CPU-s, whose range is the last column;\n\
-         ratio: roomcast sent pkt/s / reference sent pkt/s; ratio/CPU-s: the same per CPU-second each used,\n\
-         the robust figure when other work shares the CPU)"
+        "(medians over the rounds; ratio/CPU-s: roomcast datagrams per CPU-second of its thread / the reference's,\n\
+         per round; min-max: its spread over the rounds; CPU got: the share of CPU {} the relay thread got;\n\
+         CPU us/Mbit: forwarder CPU per Mbit of payload ({PAYLOAD} B per datagram))",
+        forwarder_cpu()
+    );
+    println!();
+    let [plain, inout, inonly] = compare::registration_cost();
+    println!(
+        "Send path CPU per datagram by epoll registration of the sending socket (1 gateway, 32 per sendmmsg):\n  \
+         none (reference) {plain:.0} ns, EPOLLIN|EPOLLOUT|EPOLLET (tokio UdpSocket) {inout:.0} ns, EPOLLIN|EPOLLET {inonly:.0} ns"
     );
     println!();
     println!("Send loop only (encapsulated datagram to N sockets):");

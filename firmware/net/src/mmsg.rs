@@ -23,7 +23,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::pktinfo::CONTROL_WORDS;
 use crate::sockaddr::CAddr;
@@ -228,8 +228,14 @@ pub struct FanoutResult {
 }
 
 /// Sends `payload` to every destination, waiting for socket buffer space when needed.
-/// One failing destination is skipped, never stops the rest.
-pub async fn fan_out(sock: &tokio::net::UdpSocket, payload: &[u8], dests: &Destinations) -> FanoutResult {
+/// One failing destination is skipped, never stops the rest. `progress` grows by the
+/// destinations sent after every system call (a reader sees a long fan-out advance).
+pub async fn fan_out(
+    sock: &tokio::net::UdpSocket,
+    payload: &[u8],
+    dests: &Destinations,
+    progress: &AtomicU64,
+) -> FanoutResult {
     let mut r = FanoutResult::default();
     let mut i = 0;
     while i < dests.len() {
@@ -239,6 +245,7 @@ pub async fn fan_out(sock: &tokio::net::UdpSocket, payload: &[u8], dests: &Desti
             Ok(n) => {
                 i += n;
                 r.sent += n;
+                progress.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::debug!(dest = ?dests.addrs().get(i), "send failed: {e}");
@@ -252,9 +259,14 @@ pub async fn fan_out(sock: &tokio::net::UdpSocket, payload: &[u8], dests: &Desti
 
 /// Sends every payload to every destination ([`send_each_to_many`], payload-major: each
 /// destination gets the payloads in order), waiting for socket buffer space when needed. One
-/// failing pair is skipped, never stops the rest.
-pub async fn fan_out_each(sock: &tokio::net::UdpSocket, payloads: &[&[u8]], dests: &Destinations) -> FanoutResult {
-    fan_out_parts(sock, one_part_each(payloads), dests).await
+/// failing pair is skipped, never stops the rest. `progress` as in [`fan_out`].
+pub async fn fan_out_each(
+    sock: &tokio::net::UdpSocket,
+    payloads: &[&[u8]],
+    dests: &Destinations,
+    progress: &AtomicU64,
+) -> FanoutResult {
+    fan_out_parts(sock, one_part_each(payloads), dests, progress).await
 }
 
 /// [`fan_out_each`] for datagrams of `N` parts each ([`send_parts_to_many`]: gathered by the
@@ -263,6 +275,7 @@ pub async fn fan_out_parts<const N: usize>(
     sock: &tokio::net::UdpSocket,
     datagrams: &[[&[u8]; N]],
     dests: &Destinations,
+    progress: &AtomicU64,
 ) -> FanoutResult {
     let mut r = FanoutResult::default();
     let total = datagrams.len() * dests.len();
@@ -274,6 +287,7 @@ pub async fn fan_out_parts<const N: usize>(
             Ok(n) => {
                 i += n;
                 r.sent += n;
+                progress.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::debug!(dest = ?dests.addrs().get(i % dests.len()), "send failed: {e}");
@@ -606,6 +620,32 @@ mod tests {
             }
             let want: Vec<Vec<u8>> = bodies.iter().map(|b| [&b"hdr"[..], b].concat()).collect();
             assert_eq!(got, want, "header then body, each datagram once, in order");
+        }
+    }
+
+    #[tokio::test]
+    async fn fan_out_progress_advances_per_call_and_adds_up() {
+        // 3 payloads x 200 destinations = 600 pairs: three sendmmsg calls of at most SEND_BATCH.
+        let tx = tokio::net::UdpSocket::from_std(nb_socket("127.0.0.1:0")).unwrap();
+        let rxs: Vec<UdpSocket> = (0..200).map(|_| nb_socket("127.0.0.1:0")).collect();
+        let dests = Destinations::new(rxs.iter().map(|s| s.local_addr().unwrap()));
+        let payloads: [&[u8]; 3] = [b"a", b"bb", b"ccc"];
+        let progress = AtomicU64::new(7);
+        let r = fan_out_each(&tx, &payloads, &dests, &progress).await;
+        assert_eq!((r.sent, r.failed), (600, 0));
+        assert!(r.syscalls >= 600usize.div_ceil(SEND_BATCH), "{r:?}");
+        assert_eq!(progress.load(Ordering::Relaxed), 7 + 600);
+        let r = fan_out(&tx, b"d", &dests, &progress).await;
+        assert_eq!(r.sent, 200);
+        assert_eq!(progress.load(Ordering::Relaxed), 7 + 800);
+        let mut batch = RecvBatch::new(8, 16);
+        for rx in rxs.iter().step_by(50) {
+            let mut got = Vec::new();
+            while got.len() < 4 {
+                wait_recv(&mut batch, rx);
+                got.extend(batch.iter().map(|d| d.data.to_vec()));
+            }
+            assert_eq!(got, [&b"a"[..], b"bb", b"ccc", b"d"], "each destination gets every payload in order");
         }
     }
 

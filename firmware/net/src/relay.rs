@@ -11,10 +11,11 @@
 //! Data is encapsulated ONCE per packet and the same bytes are fanned out to every subscribed
 //! tunnel with `sendmmsg` ([`crate::mmsg::fan_out`]); a `recvmmsg` batch of an inject socket
 //! goes out whole, as (datagram, tunnel) pairs in as few `sendmmsg` calls as they need
-//! ([`crate::mmsg::fan_out_parts`]): one call per batch for a single gateway; each datagram is
-//! its AMT/IP/UDP header and the payload gathered by the kernel from the receive buffer (not copied). Subscriber lists are cached per (S,G) as
-//! encoded C addresses and rebuilt only after a control datagram or timer, i.e. when the
-//! membership table can have changed.
+//! ([`crate::mmsg::fan_out_each`]): one call per batch for a single gateway. Each message is
+//! built contiguous once per packet (headers, checksum, payload copy) and every tunnel's
+//! `mmsghdr` points at that one iovec: the per-gateway work is the destination only.
+//! Subscriber lists are cached per (S,G) as encoded C addresses and rebuilt only after a
+//! control datagram or timer, i.e. when the membership table can have changed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{NetError, Result};
-use crate::mmsg::{fan_out, fan_out_parts, Destinations, RecvBatch};
+use crate::mmsg::{fan_out, fan_out_each, Destinations, RecvBatch};
 use crate::native::NativeReceiver;
 use crate::socket::{bind_tokio_udp, for_socket, interface_index};
 use crate::spec::InjectSpec;
@@ -210,7 +211,7 @@ impl RelayHandle {
             wildcard,
             injects,
             inject_batch: RecvBatch::default(),
-            headers: Vec::new(),
+            frames: Vec::new(),
             saved_generation: None,
             state_file: opts.state_file.clone(),
             write_at: None,
@@ -308,9 +309,9 @@ struct Driver {
     /// `--inject` sockets, owned here: their datagrams are fanned out a whole receive batch at a time.
     injects: Vec<InjectSocket>,
     inject_batch: RecvBatch,
-    /// AMT/IP/UDP headers of the datagrams of one inject batch (buffers reused); each is sent
-    /// with its payload straight from the receive buffer.
-    headers: Vec<Vec<u8>>,
+    /// The encapsulated messages of one inject batch (buffers reused), each sent as one iovec
+    /// to every tunnel.
+    frames: Vec<Vec<u8>>,
     /// `--state` file, the relay generation last written there, and when the next write is due.
     state_file: Option<PathBuf>,
     saved_generation: Option<u64>,
@@ -519,25 +520,26 @@ impl Driver {
             if dests.is_empty() {
                 continue;
             }
-            if self.headers.len() < k {
-                self.headers.resize_with(k, || Vec::with_capacity(roomcast_amt::IPV6_DATA_OVERHEAD));
+            if self.frames.len() < k {
+                self.frames.resize_with(k, || Vec::with_capacity(2048));
             }
-            let mut datagrams: [[&[u8]; 2]; crate::mmsg::RECV_BATCH] = [[&[], &[]]; crate::mmsg::RECV_BATCH];
+            // Each message is built once, contiguous, and the same single iovec goes to every
+            // tunnel: the copy is per packet, the kernel's gather work would be per message.
+            let mut datagrams: [&[u8]; crate::mmsg::RECV_BATCH] = [&[]; crate::mmsg::RECV_BATCH];
             let mut n = 0;
-            for (d, header) in self.inject_batch.iter().zip(self.headers.iter_mut()) {
+            for (d, frame) in self.inject_batch.iter().zip(self.frames.iter_mut()) {
                 if d.truncated || n == datagrams.len() {
                     continue;
                 }
-                match roomcast_amt::encapsulate_header(&sg, d.from.port(), dest_port, d.data, header) {
+                match roomcast_amt::encapsulate(&sg, d.from.port(), dest_port, d.data, frame) {
                     Ok(()) => {
-                        datagrams[n] = [header.as_slice(), d.data];
+                        datagrams[n] = frame.as_slice();
                         n += 1;
                     }
                     Err(e) => tracing::debug!(%sg, "cannot encapsulate: {e}"),
                 }
             }
-            let r = fan_out_parts(&self.sock, &datagrams[..n], dests).await;
-            self.counters.data_out.fetch_add(r.sent as u64, Ordering::Relaxed);
+            let r = fan_out_each(&self.sock, &datagrams[..n], dests, &self.counters.data_out).await;
             self.counters.send_errors.fetch_add(r.failed as u64, Ordering::Relaxed);
         }
     }
@@ -558,8 +560,7 @@ impl Driver {
             tracing::debug!(%sg, "cannot encapsulate: {e}");
             return;
         }
-        let r = fan_out(&self.sock, &self.out, dests).await;
-        self.counters.data_out.fetch_add(r.sent as u64, Ordering::Relaxed);
+        let r = fan_out(&self.sock, &self.out, dests, &self.counters.data_out).await;
         self.counters.send_errors.fetch_add(r.failed as u64, Ordering::Relaxed);
     }
 

@@ -251,7 +251,19 @@ fn relay_restart_with_state_goes_unnoticed_by_a_gateway_refreshing_every_125_s()
     let mut relay = start(true);
     let gw = QuietGateway::join(relay_addr, s, g);
     assert!(gw.first_data(Duration::from_secs(5), &mut poke).is_some(), "data flows");
-    std::thread::sleep(Duration::from_millis(600)); // past the coalescing delay of the write
+    // The relay writes its state shortly after the change (coalesced); wait for that write
+    // rather than for a fixed time, which a loaded machine overruns.
+    let written = std::time::Instant::now();
+    let joined = || {
+        roomcast_net::state_file::load(&state, std::time::SystemTime::now())
+            .ok()
+            .flatten()
+            .is_some_and(|(snap, _)| snap.tunnels.iter().any(|t| !t.groups.is_empty()))
+    };
+    while !joined() {
+        assert!(written.elapsed() < Duration::from_secs(10), "the relay wrote no state with the join within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut resumed = Vec::new();
     for round in 0..5 {
         relay.signal(libc::SIGKILL);

@@ -104,3 +104,36 @@ fn a_utf16_file_exits_2_with_check_configs_message_not_not_set() {
     let check_err = String::from_utf8_lossy(&check.stderr);
     assert!(err.contains("UTF-16") && err.trim_end() == check_err.lines().next().unwrap(), "{err} / {check_err}");
 }
+
+/// `roomcast config wifi-conf`: (exit code, the file written, stderr).
+fn wifi_conf(path: &Path, out: &Path) -> (i32, Option<String>, String) {
+    let o =
+        Command::new(BIN).args(["config", "wifi-conf", "--config"]).arg(path).arg("--out").arg(out).output().unwrap();
+    assert!(o.stdout.is_empty(), "wifi-conf prints nothing on stdout");
+    (o.status.code().unwrap_or(-1), std::fs::read_to_string(out).ok(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+#[test]
+fn wifi_conf_writes_a_private_wpa_supplicant_conf_without_the_passphrase() {
+    use std::os::unix::fs::PermissionsExt;
+    let text = format!("{HEAD}[network]\ninterface = 'wlan0'\nwifi_ssid = 'Blue net'\nwifi_psk = 'correct horse'\nwifi_country = 'gb'\n");
+    let path = file("wifi.toml", &text);
+    let out = path.with_file_name("wpa_supplicant.conf");
+    let (code, conf, err) = wifi_conf(&path, &out);
+    assert_eq!(code, 0, "{err}");
+    let conf = conf.unwrap();
+    let wifi = Config::parse(&text, &BoardDefaults::default()).unwrap().network.wifi.unwrap();
+    assert_eq!(conf, wifi.wpa_supplicant_conf("/run/wpa_supplicant"));
+    assert!(conf.contains("country=GB") && !conf.contains("horse"), "{conf}");
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // No ssid: exit 1, nothing written; a bad passphrase: exit 2, named, not echoed.
+    let _ = std::fs::remove_file(&out);
+    let (code, conf, _) = wifi_conf(&file("nowifi.toml", HEAD), &out);
+    assert_eq!((code, conf), (1, None));
+    let bad =
+        file("badpsk.toml", &format!("{HEAD}[network]\nwifi_ssid = 'n'\nwifi_psk = 'seven77'\nwifi_country = 'GB'\n"));
+    let (code, conf, err) = wifi_conf(&bad, &out);
+    assert_eq!((code, conf), (2, None));
+    assert!(err.contains("network.wifi_psk") && !err.contains("seven77"), "{err}");
+}

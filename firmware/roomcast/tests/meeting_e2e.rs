@@ -6,9 +6,12 @@
 //!    same IPv4 AMT tunnel), A and C to the IPv4 ones;
 //! 2. a box with a wrong token is refused (401; its state says so, the service logged it without
 //!    the token, and the roster is unchanged);
-//! 3. a standard player path: `roomcast gateway --forward 127.0.0.1:P` for one participant's
-//!    audio channel, ffmpeg reading the SDP the service gives for it decodes it;
+//! 3. the media is end-to-end encrypted (SRTP): `roomcast gateway --forward 127.0.0.1:P`
+//!    without the meeting's credentials, on A's audio channel, forwards only ciphertext: the
+//!    same RTP headers, but none of the Opus packets B received and recorded from A appears in
+//!    the captured payloads (checked after step 6, against B's `audio.opus`);
 //! 4. a box stopped with SIGTERM leaves: the two others' rosters drop it within 2 s, it exits 0;
+//!    both rekey (the time from the leave to the switch is printed) and keep receiving each other;
 //! 5. box A re-sends what it receives as native multicast on the LAN (`lo` here): a socket
 //!    with a source-specific join to B's group gets B's audio RTP;
 //! 6. what the boxes received and recorded decodes: AV1 by dav1d, Opus by ffmpeg.
@@ -16,7 +19,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use roomcast_test_support::require_tool;
@@ -183,8 +186,9 @@ fn three_boxes_meet_through_the_service_and_amt() {
     intruder.signal(libc::SIGTERM);
     assert_eq!(intruder.wait(Duration::from_secs(10)), Some(0), "a refused box still exits cleanly");
 
-    // 3. Standard player path: A's audio channel through `roomcast gateway` into ffmpeg.
-    if let (Some(ffmpeg), Some(ffprobe)) = (&ffmpeg, &ffprobe) {
+    // 3. A capture on the path: A's audio channel through an uncredentialed `roomcast gateway`.
+    let mut captured: Vec<Vec<u8>> = Vec::new();
+    {
         let a = after["participants"].as_array().unwrap().iter().find(|p| p["room"] == "A").unwrap().clone();
         let sg = a["groups"]["ipv4"].as_str().unwrap();
         let audio_port = a["ports"]["audio"].as_u64().unwrap();
@@ -202,29 +206,20 @@ fn three_boxes_meet_through_the_service_and_amt() {
             ],
             &dir.join("gateway.log"),
         );
-        // The service writes the player's SDP (one stream, unicast to the gateway's forward address).
-        let id = a["id"].as_str().unwrap();
-        let (status, sdp) = http_get(
-            http,
-            &format!("/v1/meetings/{MEETING}/participants/{id}/sdp?forward=127.0.0.1:{forward}&media=audio"),
-        );
-        assert_eq!(status, 200, "{sdp}");
-        assert!(sdp.contains(&format!("m=audio {forward} RTP/AVP")), "{sdp}");
-        let sdp_path = dir.join("player.sdp");
-        std::fs::write(&sdp_path, sdp).unwrap();
-        let wav = dir.join("player.wav");
-        let out = Command::new(ffmpeg)
-            .args(["-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i"])
-            .arg(&sdp_path)
-            .args(["-t", "2", "-y"])
-            .arg(&wav)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
-        let d = duration_of(ffprobe, &wav);
-        assert!(d >= 1.5, "ffmpeg decoded {d} s of A's audio through the standalone gateway");
-        eprintln!("standard player path: ffmpeg decoded {d:.2} s of A's audio");
+        let a_audio = a["ssrc"]["audio"].as_u64().unwrap() as u32;
+        let rx = UdpSocket::bind(("127.0.0.1", forward)).unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 2048];
+        while captured.len() < 100 && start.elapsed() < Duration::from_secs(10) {
+            if let Ok(n) = rx.recv(&mut buf) {
+                if n >= 12 + 16 && u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) == a_audio {
+                    captured.push(buf[..n].to_vec());
+                }
+            }
+        }
+        assert!(captured.len() >= 50, "the uncredentialed gateway forwards A's (encrypted) audio: {}", captured.len());
+        eprintln!("capture on the path: {} of A's SRTP audio packets", captured.len());
     }
 
     // 5 (while everyone is still there). A's LAN re-send: B's audio as native multicast on lo.
@@ -270,6 +265,34 @@ fn three_boxes_meet_through_the_service_and_amt() {
     );
     let log = std::fs::read_to_string(&server_log).unwrap();
     assert!(log.contains("RtcpBye") || log.contains("reason=Request"), "C left by BYE or leave request");
+    // 4b. C's leave made A and B rekey: how long after the leave each stopped using its old
+    // key, and both still receive each other (with the new keys) afterwards.
+    let mut tails: Vec<u64> = Vec::new();
+    wait_for("A and B to rekey after C's leave", Duration::from_secs(10), || {
+        let seen: Vec<Option<u64>> = ["A", "B"]
+            .iter()
+            .map(|r| {
+                let log = std::fs::read_to_string(dir.join(format!("box-{r}.log"))).unwrap_or_default();
+                let line = log.lines().find(|l| l.contains("rekeyed after a leave"))?;
+                line.split("old_key_ms=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+            })
+            .collect();
+        tails = seen.iter().flatten().copied().collect();
+        (seen.iter().all(Option::is_some), seen)
+    });
+    eprintln!("rekey after C's leave: old key last used {tails:?} ms after the leave was seen (A, B)");
+    assert!(tails.iter().all(|ms| *ms < 2_000), "rekey took {tails:?} ms");
+    let packets_from = |me: &str, other: &str| -> (u64, u64) {
+        let s = read_state(&dir, me).unwrap_or(Value::Null);
+        let o = s["others"].as_array().and_then(|a| a.iter().find(|o| o["room"] == other).cloned());
+        o.map_or((0, 0), |o| (o["packets"].as_u64().unwrap_or(0), o["decrypt_failed"].as_u64().unwrap_or(0)))
+    };
+    let before = packets_from("A", "B");
+    std::thread::sleep(Duration::from_secs(2));
+    let after_rekey = packets_from("A", "B");
+    eprintln!("A from B: packets {} -> {}, decrypt_failed {}", before.0, after_rekey.0, after_rekey.1);
+    assert!(after_rekey.0 >= before.0 + 50, "A keeps receiving B after the rekey: {before:?} -> {after_rekey:?}");
+    assert!(after_rekey.1 < 20, "A failed to decrypt {} of B's packets around the rekey", after_rekey.1);
 
     // 6. Stop A and B; what each received decodes.
     for b in boxes.iter() {
@@ -313,6 +336,21 @@ fn three_boxes_meet_through_the_service_and_amt() {
             }
         }
     }
+    // 3 (continued). B decrypted and recorded A's Opus packets verbatim (Ogg stores them
+    // as they are); had the path carried plain RTP, the captured payloads would be in it.
+    let recorded = std::fs::read(dir.join("rec-B").join("A").join("audio.opus")).unwrap();
+    let mut silent_frames = 0;
+    for p in &captured {
+        let payload = &p[12..p.len() - 16];
+        if payload.len() < 8 {
+            silent_frames += 1;
+            continue;
+        }
+        let found = recorded.windows(payload.len().min(24)).any(|w| w == &payload[..payload.len().min(24)]);
+        assert!(!found, "a captured payload is B's decrypted Opus packet in clear: {payload:02x?}");
+    }
+    assert!(captured.len() - silent_frames >= 40, "enough captured payloads to compare: {}", captured.len());
+    eprintln!("no captured payload of {} appears in B's recording of A ({} bytes)", captured.len(), recorded.len());
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,6 +4,9 @@
 //! test pattern (the synthetic camera's colour bars: all six saturated hues) in A's tile, and
 //! A's name as the tile's caption, pixel for pixel as the compositor draws it (checked against
 //! a screen composed here with the name "A", and shown not to match one with another name).
+//! B has `[screen] self_view = true`: its own camera's colour bars show in the self-view's
+//! rect (bottom right, white frame). Then box A is muted (SIGUSR1, as the mute button): B's state names A muted and B's screen
+//! shows the red MUTED mark beside A's name, as the compositor draws it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -61,8 +64,8 @@ fn hues_in(frame: &Frame, area: Area) -> [usize; 6] {
     count
 }
 
-/// The share of the caption pixels (white text and its dark pill in `reference`, inside `tile`)
-/// that `actual` has exactly.
+/// The share of the caption pixels (white text, its dark pill and the red MUTED pill in
+/// `reference`, inside `tile`) that `actual` has exactly.
 fn caption_match(actual: &Frame, reference: &Frame, tile: Area) -> (usize, usize) {
     let (x0, y0, w, h) = tile;
     let (a, r, width) = (actual.to_rgb_bytes(), reference.to_rgb_bytes(), actual.width());
@@ -71,7 +74,7 @@ fn caption_match(actual: &Frame, reference: &Frame, tile: Area) -> (usize, usize
     for y in (y0 + h as i32 * 3 / 4)..(y0 + h as i32) {
         for x in x0..(x0 + w as i32 / 2) {
             let p = rgb(&r, width, x, y);
-            if p == (255, 255, 255) || p == (16, 16, 20) {
+            if p == (255, 255, 255) || p == (16, 16, 20) || p == (200, 40, 40) {
                 seen += 1;
                 if rgb(&a, width, x, y) == p {
                     same += 1;
@@ -82,13 +85,13 @@ fn caption_match(actual: &Frame, reference: &Frame, tile: Area) -> (usize, usize
     (seen, same)
 }
 
-fn reference(name: &str) -> Frame {
+fn reference(name: &str, muted: bool) -> Frame {
     let mut c = Compositor::new(PNG_SIZE, Layout::Auto);
-    let tiles = [Tile { name, muted: false, speaking: false, picture: None }];
+    let tiles = [Tile { name, muted, speaking: false, picture: None }];
     c.compose(&tiles, None, &Status::default()).unwrap()
 }
 
-fn check(png: &Path, tile: Area) -> Result<String, String> {
+fn check(png: &Path, tile: Area, muted: bool) -> Result<String, String> {
     let frame = read_png(png).map_err(|e| e.to_string())?;
     if (frame.width(), frame.height()) != (PNG_SIZE.width, PNG_SIZE.height) {
         return Err(format!("size {}x{}", frame.width(), frame.height()));
@@ -97,11 +100,17 @@ fn check(png: &Path, tile: Area) -> Result<String, String> {
     if hues.iter().any(|&n| n < 200) {
         return Err(format!("the test pattern's six hues in A's tile: {hues:?}"));
     }
-    let (seen, same) = caption_match(&frame, &reference("A"), tile);
+    let (seen, same) = caption_match(&frame, &reference("A", muted), tile);
     if seen < 200 || same * 100 < seen * 99 {
-        return Err(format!("caption \"A\": {same} of {seen} pixels as drawn"));
+        return Err(format!("caption \"A\" (muted {muted}): {same} of {seen} pixels as drawn"));
     }
-    let (seen_z, same_z) = caption_match(&frame, &reference("Zebra room"), tile);
+    if !muted {
+        let (seen_m, same_m) = caption_match(&frame, &reference("A", true), tile);
+        if same_m * 100 >= seen_m * 99 {
+            return Err(format!("an unmuted room's caption matches the muted one ({same_m} of {seen_m})"));
+        }
+    }
+    let (seen_z, same_z) = caption_match(&frame, &reference("Zebra room", muted), tile);
     if same_z * 100 >= seen_z * 99 {
         return Err(format!("the caption also matches another name ({same_z} of {seen_z})"));
     }
@@ -123,7 +132,7 @@ fn the_other_room_is_on_the_screen_with_its_name() {
     for (room, output) in [("A", "none".to_string()), ("B", format!("png:{}", png.display()))] {
         let cfg = box_config(&dir, room, &server, MEETING, TOKEN, "");
         let mut text = std::fs::read_to_string(&cfg).unwrap();
-        text.push_str(&format!("\n[screen]\noutput = \"{output}\"\n"));
+        text.push_str(&format!("\n[screen]\noutput = \"{output}\"\nself_view = {}\n", room == "B"));
         std::fs::write(&cfg, text).unwrap();
         boxes.push(spawn_box(&dir, room, &cfg));
     }
@@ -143,8 +152,8 @@ fn the_other_room_is_on_the_screen_with_its_name() {
     let tile: Area = (t.top_left.x, t.top_left.y, t.size.width, t.size.height);
     let mut last = String::new();
     // Unoptimised (the test build), composing and writing one 1280x720 PNG takes seconds on a loaded machine.
-    let took =
-        wait_for("B's screen showing A's pattern and name", Duration::from_secs(60), || match check(&png, tile) {
+    let mut screen_shows = |what: &str, muted: bool| {
+        let took = wait_for(what, Duration::from_secs(60), || match check(&png, tile, muted) {
             Ok(found) => {
                 last = found;
                 (true, String::new())
@@ -157,13 +166,36 @@ fn the_other_room_is_on_the_screen_with_its_name() {
                 (false, e)
             }
         });
-    eprintln!("B's screen right after {took:?}: {last}");
+        eprintln!("B's screen right after {took:?}: {last}");
+    };
+    screen_shows("B's screen showing A's pattern and name", false);
 
     // Outside A's tile (the status strip) there is no test pattern.
     let frame = read_png(&png).unwrap();
     let strip_top = (PNG_SIZE.height - c.strip_height()) as i32;
     let strip = hues_in(&frame, (0, strip_top, PNG_SIZE.width, c.strip_height()));
     assert!(strip.iter().filter(|&&n| n > 0).count() <= 1, "no colour bars in the status strip: {strip:?}");
+
+    // B's own camera (160x90, the same synthetic bars) in the self-view rect, framed in white; A's
+    // picture alone would show one or two bars there (the rect covers a fifth of its width).
+    let sv = c.self_view_rect(160, 90);
+    let sv_area: Area = (sv.top_left.x, sv.top_left.y, sv.size.width, sv.size.height);
+    let hues = hues_in(&frame, sv_area);
+    assert!(hues.iter().all(|&n| n >= 20), "B's own colour bars in the self-view {sv:?}: {hues:?}");
+    let rgb_bytes = frame.to_rgb_bytes();
+    let (right, mid) = (sv.top_left.x + sv.size.width as i32 - 1, sv.top_left.y + sv.size.height as i32 / 2);
+    assert_eq!(rgb(&rgb_bytes, frame.width(), right, mid), (255, 255, 255), "the self-view's white frame");
+
+    // A mutes (SIGUSR1 is the mute button): the service learns it from A's keepalive, B from the roster.
+    boxes[0].signal(libc::SIGUSR1);
+    wait_for("B's state naming A muted", Duration::from_secs(20), || {
+        let s = read_state(&dir, "B");
+        let ok = s.as_ref().is_some_and(|s| {
+            s["others"].as_array().is_some_and(|o| o.iter().any(|o| o["room"] == "A" && o["muted"] == true))
+        });
+        (ok, s.map(|s| s["others"].clone()))
+    });
+    screen_shows("B's screen marking A MUTED", true);
     drop(boxes);
     if std::env::var_os("ROOMCAST_KEEP_TEST_DIR").is_none() {
         let _ = std::fs::remove_dir_all(&dir);

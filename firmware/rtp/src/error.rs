@@ -49,6 +49,16 @@ pub enum RtpError {
         /// What was wrong.
         reason: &'static str,
     },
+    /// An RFC 8285 header extension element runs past the extension block.
+    #[error("RTP header extension element at byte {at} of {len}: {reason}")]
+    BadExtensionElement {
+        /// The element's offset in the extension data.
+        at: usize,
+        /// The extension data's length.
+        len: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
     /// An RTCP packet was malformed.
     #[error("malformed RTCP: {0}")]
     Rtcp(&'static str),

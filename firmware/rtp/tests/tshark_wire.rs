@@ -1,6 +1,6 @@
 //! Third-party check of our wire formats with Wireshark's dissectors: RTP headers, H.264
 //! STAP-A / FU-A payloads, an Opus payload and RTCP compound packets (SR + report block + SDES
-//! CNAME, RR + SDES + BYE with reason) are written to a pcap file (raw IPv4/UDP on loopback
+//! CNAME, RR + SDES + PLI + BYE with reason) are written to a pcap file (raw IPv4/UDP on loopback
 //! addresses, no traffic sent) and tshark must decode every field as we meant it, with no
 //! malformed packets or warnings.
 
@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::*;
 use roomcast_rtp::rtcp::{
-    encode_compound, Bye, NtpTimestamp, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SenderReport,
+    encode_compound, Bye, NtpTimestamp, Pli, ReceiverReport, ReportBlock, RtcpPacket, SdesChunk, SenderReport,
 };
 use roomcast_rtp::{H264Packetizer, OpusPacketizer, Packetizer, AMT_MAX_RTP_PACKET_SIZE};
 
@@ -118,6 +118,7 @@ fn tshark_decodes_our_rtp_and_rtcp() {
         encode_compound(&[
             RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 0x5555_6666, reports: vec![block] }),
             RtcpPacket::SourceDescription(vec![SdesChunk::cname(0x5555_6666, "listener")]),
+            RtcpPacket::Pli(Pli { sender_ssrc: 0x5555_6666, media_ssrc: 0x1111_2222 }),
             RtcpPacket::Bye(Bye { sources: vec![0x5555_6666], reason: Some(b"left".to_vec()) }),
         ]),
     ));
@@ -187,12 +188,16 @@ fn tshark_decodes_our_rtp_and_rtcp() {
         "_ws.expert.group",
         "-e",
         "h264.nal_unit_type",
+        "-e",
+        "rtcp.psfb.fmt",
+        "-e",
+        "rtcp.mediassrc",
     ]));
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
     assert_eq!(rows.len(), 7, "tshark output:\n{text}");
     for (i, r) in rows.iter().enumerate() {
-        assert_eq!(r.len(), 21, "row {i}: {r:?}");
+        assert_eq!(r.len(), 23, "row {i}: {r:?}");
         // Expert infos up to "note" are fine, and so is "slice data not decoded" (group
         // Undecoded: Wireshark does not parse H.264 slice data); warnings and errors are not.
         let num = |s: &str| s.parse::<u32>().unwrap_or(u32::MAX);
@@ -221,12 +226,14 @@ fn tshark_decodes_our_rtp_and_rtcp() {
         assert_eq!((truthy(s), truthy(e)), (i == 0, i == 2), "FU-A {i} start/end bits: {s} {e}");
     }
     assert_eq!((rows[4][2], rows[4][8], rows[4][1]), ("111", "31", "1"), "Opus row {:?}", rows[4]);
-    // RTCP: SR + SDES, RR + SDES + BYE.
+    // RTCP: SR + SDES, RR + SDES + PLI + BYE.
     assert_eq!(rows[5][9], "200,202");
     let octets = video.sender().octet_count.to_string();
     assert_eq!((rows[5][10], rows[5][11]), ("4", octets.as_str()));
     assert_eq!(rows[5][12], "roomcast@box");
     assert_eq!((rows[5][13], rows[5][14], rows[5][15], rows[5][16]), ("64", "7", "123", "65536"));
-    assert_eq!(rows[6][9], "201,202,203");
+    assert_eq!(rows[6][9], "201,202,206,203");
+    // PLI (RFC 4585 PSFB FMT 1) on the video source.
+    assert_eq!((rows[6][21], rows[6][22]), ("1", "0x11112222"), "{:?}", rows[6]);
     assert_eq!(rows[6][12], "listener,left"); // CNAME, then the BYE reason
 }

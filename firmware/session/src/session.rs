@@ -66,10 +66,12 @@ pub enum Transmit {
         /// The version we have.
         since: u64,
     },
-    /// Say we are alive.
+    /// Say we are alive, and whether our microphone is muted (the others see it in the roster).
     Keepalive {
         /// Our participant id.
         participant: String,
+        /// The microphone is muted.
+        muted: bool,
     },
     /// Leave the meeting.
     Leave {
@@ -247,6 +249,8 @@ pub struct BoxSession {
     roster: Slot,
     keepalive: Slot,
     keepalive_every: Duration,
+    /// The mute state the last keepalive told the service.
+    told_muted: Option<bool>,
     sample_at: Option<Instant>,
     tracker: Option<RosterTracker>,
     epoch: u64,
@@ -279,6 +283,7 @@ impl BoxSession {
             roster: Slot::default(),
             keepalive: Slot::default(),
             keepalive_every: Duration::from_secs(5),
+            told_muted: None,
             sample_at: None,
             tracker: None,
             epoch: 0,
@@ -346,7 +351,9 @@ impl BoxSession {
                     // Always rescheduled; a keepalive still in flight is not doubled.
                     if !self.keepalive.in_flight {
                         self.keepalive.in_flight = true;
-                        self.transmits.push_back(Transmit::Keepalive { participant: me });
+                        let muted = self.status.muted;
+                        self.told_muted = Some(muted);
+                        self.transmits.push_back(Transmit::Keepalive { participant: me, muted });
                     }
                     self.keepalive.at = Some(now + self.keepalive_every);
                 }
@@ -448,6 +455,12 @@ impl BoxSession {
         }
         self.status.roster = tracker.rooms();
         self.status.roster_version = tracker.version();
+        // A mute shows at once, not at the next media sample.
+        for o in &mut self.status.others {
+            if let Some(info) = tracker.others().into_iter().find(|p| p.id == o.id) {
+                o.muted = info.muted;
+            }
+        }
         self.status_dirty = true;
         if !tracker.am_listed() {
             self.rejoin(now, RejoinReason::Dropped, self.config.rejoin_pause);
@@ -455,8 +468,12 @@ impl BoxSession {
     }
 
     /// A keepalive was answered (a refusal shown meanwhile is over).
-    pub fn handle_keepalive_ok(&mut self, _now: Instant) {
+    pub fn handle_keepalive_ok(&mut self, now: Instant) {
         self.keepalive.in_flight = false;
+        if self.told_muted.is_some_and(|m| m != self.status.muted) {
+            // The mute changed while that keepalive was on its way: tell the new state now.
+            self.keepalive.at = Some(now);
+        }
         if self.stage == Stage::InMeeting && matches!(self.status.phase, SessionPhase::Refused { .. }) {
             self.status.phase = self.meeting_phase();
             self.status_dirty = true;
@@ -602,6 +619,7 @@ impl BoxSession {
                 channel: info.groups.get(self.config.family).to_string(),
                 counters: r.clone(),
                 loss_percent: loss_percent(e, got),
+                muted: info.muted,
             });
         }
         self.status.others = others;
@@ -610,12 +628,16 @@ impl BoxSession {
     }
 
     /// The mute button (or SIGUSR1) was pressed.
-    pub fn handle_mute_toggle(&mut self, _now: Instant) {
+    pub fn handle_mute_toggle(&mut self, now: Instant) {
         let muted = !self.status.muted;
         tracing::info!(muted, "mute toggled");
         self.status.muted = muted;
         self.status_dirty = true;
         self.events.push_back(Event::SetMuted(muted));
+        // The others learn it from the next keepalive: send it now (after the one in flight).
+        if self.stage == Stage::InMeeting && !self.keepalive.in_flight && self.keepalive.at.is_some() {
+            self.keepalive.at = Some(now);
+        }
     }
 
     /// A problem to show (a device, a receiver, a recording).

@@ -83,6 +83,8 @@ pub struct RemoteCounters {
     pub speaking: bool,
     /// It said BYE.
     pub said_bye: bool,
+    /// Packets none of its media keys authenticated (dropped before the receiver).
+    pub decrypt_failed: u64,
 }
 
 /// Everything received so far.
@@ -107,6 +109,8 @@ pub struct RemoteStatus {
     pub counters: RemoteCounters,
     /// Loss in percent.
     pub loss_percent: f32,
+    /// Its microphone is muted (from the roster).
+    pub muted: bool,
 }
 
 /// The session's status.

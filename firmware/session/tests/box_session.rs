@@ -34,6 +34,8 @@ fn participant(n: u8, room: &str) -> ParticipantInfo {
         ports: Ports { video: 5004, audio: 5006 },
         caps: Caps::default(),
         sdp: SdpPair { ipv4: String::new(), ipv6: String::new() },
+        key: None,
+        muted: false,
     }
 }
 
@@ -47,6 +49,8 @@ struct FakeService {
     participants: Vec<ParticipantInfo>,
     joins: usize,
     keepalives: usize,
+    /// The mute state the latest keepalive told.
+    told_muted: Option<bool>,
     leaves: Vec<String>,
 }
 
@@ -61,6 +65,7 @@ impl FakeService {
             participants: Vec::new(),
             joins: 0,
             keepalives: 0,
+            told_muted: None,
             leaves: Vec::new(),
         }
     }
@@ -195,7 +200,8 @@ impl Harness {
                     self.pending_poll = Some(since);
                 }
             }
-            Transmit::Keepalive { participant } => {
+            Transmit::Keepalive { participant, muted } => {
+                self.svc.told_muted = Some(muted);
                 if !self.svc.up {
                     self.s.handle_call_failed(now, Call::Keepalive, Self::unreachable());
                 } else if self.svc.knows(&participant) {
@@ -536,6 +542,28 @@ fn mute_toggles_the_gate_and_the_status() {
     h.s.handle_mute_toggle(h.now);
     h.pump();
     assert!(h.muted && h.s.status().muted);
+}
+
+#[test]
+fn a_mute_reaches_the_service_at_once_with_a_keepalive() {
+    let mut h = joined();
+    h.advance(Duration::from_millis(300));
+    assert_eq!(h.svc.told_muted, Some(false));
+    let before = h.svc.keepalives;
+    h.s.handle_mute_toggle(h.now);
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.svc.told_muted, Some(true), "told at once, not at the next 2 s keepalive");
+    assert_eq!(h.svc.keepalives, before + 1);
+    // A toggle while a keepalive is on its way: the new state follows its answer.
+    h.now += Duration::from_secs(2);
+    h.s.handle_timeout(h.now);
+    let tx = std::iter::from_fn(|| h.s.poll_transmit()).find(|t| matches!(t, Transmit::Keepalive { .. }));
+    assert_eq!(tx, Some(Transmit::Keepalive { participant: "p02".into(), muted: true }));
+    h.s.handle_mute_toggle(h.now);
+    assert!(!std::iter::from_fn(|| h.s.poll_transmit()).any(|t| matches!(t, Transmit::Keepalive { .. })));
+    h.s.handle_keepalive_ok(h.now);
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.svc.told_muted, Some(false), "the unmute followed the answered keepalive");
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! Out-of-tree kernel modules for the qemu-virt guest's kernel, shared by the QEMU tests that
-//! need a driver Debian does not build (amt.ko for the AMT interop test, vicodec.ko for the
-//! M2M codec test). Everything comes from Debian's own packages, each run, cached under
+//! Kernel modules for the qemu-virt guest's kernel, shared by the QEMU tests: out-of-tree
+//! drivers Debian does not build (amt.ko for the AMT interop test, vicodec.ko for the M2M codec
+//! test), and the kernel package's own (mac80211_hwsim for the Wi-Fi test). Everything comes from Debian's own packages, each run, cached under
 //! target/kernel-modules/VERSION: the arm64 linux-headers of the guest's kernel (pinned in
 //! image/packages.lock; the image builder's private apt), the amd64 linux-kbuild of its series
 //! (host binaries of scripts/; the headers package asks for any version >= its own) and the
@@ -195,9 +195,18 @@ impl KernelTree {
     }
 }
 
-/// A FAT disk image at `disk` (labelled `label`, 16 MiB) holding `files` (files or directories).
+/// A FAT disk image at `disk` (labelled `label`; 16 MiB, or twice what `files` hold when that
+/// is more) holding `files` (files or directories).
 pub fn fat_disk(disk: &Path, label: &str, files: &[PathBuf]) {
+    fn bytes(p: &Path) -> u64 {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p).unwrap().map(|e| bytes(&e.unwrap().path())).sum(),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    let kib = (files.iter().map(|f| bytes(f)).sum::<u64>() * 2 / 1024).max(16384);
     let _ = std::fs::remove_file(disk);
-    run(Command::new("mkfs.vfat").args(["-n", label, "-C"]).arg(disk).arg("16384"));
+    run(Command::new("mkfs.vfat").args(["-n", label, "-C"]).arg(disk).arg(kib.to_string()));
     run(Command::new("mcopy").args(["-s", "-i"]).arg(disk).args(files).arg("::/"));
 }

@@ -1,5 +1,6 @@
 //! The Linux framebuffer (`/dev/fbN`) backend: asks the kernel for the mode with the
-//! FBIOGET_VSCREENINFO / FBIOGET_FSCREENINFO ioctls, packs pixels for whatever true-colour depth
+//! FBIOGET_VSCREENINFO / FBIOGET_FSCREENINFO ioctls (and sets that mode again, which lights a
+//! DRM card's screen that no console is on), packs pixels for whatever true-colour depth
 //! it reports (15/16, 24 or 32 bits per pixel, any channel order) and writes only the rows that
 //! changed with `pwrite` at their offset in the device (no mmap, so a plain file stands in for the
 //! device in tests, and DRM's fbdev emulation sees every write as damage). While it is open, the
@@ -16,8 +17,12 @@ use std::path::{Path, PathBuf};
 
 /// `FBIOGET_VSCREENINFO` from linux/fb.h.
 const FBIOGET_VSCREENINFO: libc::c_ulong = 0x4600;
+/// `FBIOPUT_VSCREENINFO` from linux/fb.h.
+const FBIOPUT_VSCREENINFO: libc::c_ulong = 0x4601;
 /// `FBIOGET_FSCREENINFO` from linux/fb.h.
 const FBIOGET_FSCREENINFO: libc::c_ulong = 0x4602;
+/// `FB_ACTIVATE_FORCE` from linux/fb.h: apply the mode even if it is unchanged.
+const FB_ACTIVATE_FORCE: u32 = 128;
 /// `KDSETMODE` from linux/kd.h.
 const KDSETMODE: libc::c_ulong = 0x4B3A;
 /// `KD_TEXT` from linux/kd.h.
@@ -206,7 +211,8 @@ impl Drop for Console {
 }
 
 impl FramebufferBackend {
-    /// Opens `path` (e.g. /dev/fb0) and reads its mode with the FBIOGET_* ioctls.
+    /// Opens `path` (e.g. /dev/fb0), reads its mode with the FBIOGET_* ioctls and sets that mode
+    /// again (FBIOPUT_VSCREENINFO, forced) so the display is lit.
     pub fn open(path: &Path) -> Result<Self, DisplayError> {
         let io = |what, source| DisplayError::Io { what, path: path.to_owned(), source };
         let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| io("opening framebuffer", e))?;
@@ -217,6 +223,19 @@ impl FramebufferBackend {
         let rv = unsafe { libc::ioctl(file.as_raw_fd(), FBIOGET_VSCREENINFO as _, &mut var as *mut FbVarScreenInfo) };
         if rv < 0 {
             return Err(io("FBIOGET_VSCREENINFO on", std::io::Error::last_os_error()));
+        }
+        // Set the mode it already has, forced. DRM's fbdev emulation lights its CRTC only when a
+        // framebuffer's mode is set: the console does that for fb0, but a second screen nothing
+        // else opens (fb1 on another card) would stay dark however much is written to it.
+        let mut forced = FbVarScreenInfo { activate: FB_ACTIVATE_FORCE, ..var };
+        // SAFETY: as above; the kernel reads and writes back this struct.
+        let rv =
+            unsafe { libc::ioctl(file.as_raw_fd(), FBIOPUT_VSCREENINFO as _, &mut forced as *mut FbVarScreenInfo) };
+        if rv < 0 {
+            // Drivers without mode setting refuse it; the mode read above stands.
+            tracing::debug!(path = %path.display(), error = %std::io::Error::last_os_error(), "framebuffer refused setting its own mode");
+        } else {
+            var = FbVarScreenInfo { activate: var.activate, ..forced };
         }
         // SAFETY: as above.
         let rv = unsafe { libc::ioctl(file.as_raw_fd(), FBIOGET_FSCREENINFO as _, &mut fix as *mut FbFixScreenInfo) };

@@ -359,7 +359,7 @@ fn in_meeting(m: &Meeting, th: &Theme, t: &mut Frame, body: Rectangle) {
         th.small.draw(t, &more, Point::new(x + dot + th.pad / 2, y + th.body.ascent()), Align::Left, GREY);
     }
 
-    // Right: mic, encoder, bitrates, loss.
+    // Right: mic, encoder, (reduced mode,) bitrates, loss.
     let mut y = top;
     let panel_h = th.bold.height() + th.pad + 4;
     let panel = Rectangle::new(Point::new(rx, y), Size::new(right_w as u32, panel_h as u32));
@@ -400,11 +400,17 @@ fn in_meeting(m: &Meeting, th: &Theme, t: &mut Frame, body: Rectangle) {
         p if p >= 1.0 => AMBER,
         _ => BRIGHT_GREEN,
     };
-    let rows = [
+    let mut rows = vec![
         ("Send", format!("{}b/s", kbps(m.send_kbps)), kbps(m.send_kbps), WHITE),
         ("Recv", format!("{}b/s", kbps(m.recv_kbps)), kbps(m.recv_kbps), WHITE),
         ("Loss", loss(m.loss_percent), loss(m.loss_percent), loss_c),
     ];
+    // The sender's reduced mode, while it adapts (amber: the room is seen at less than full).
+    if let Some(mode) = &m.video_mode {
+        // Narrow: the frame rate alone (the mode's first word).
+        let first = mode.split(' ').next().unwrap_or(mode).to_owned();
+        rows.insert(0, ("Mode", mode.clone(), first, AMBER));
+    }
     let pitch = th.body.height() + th.pad / 2;
     for (label, long, short, c) in rows {
         if y + th.body.height() > bottom {

@@ -146,7 +146,8 @@ fn details(state: &DisplayState, now: Instant) -> Vec<Detail> {
     }
 }
 
-/// The in-meeting screen: meeting name, who speaks (or MUTED), mic meter, encoder, bitrates, loss.
+/// The in-meeting screen: meeting name, who speaks (or MUTED), mic meter, encoder (and the
+/// sender's reduced mode), bitrates, loss.
 fn in_meeting(m: &Meeting, t: &mut Frame, w: i32) {
     let bold = bold();
     let tiny = tiny();
@@ -195,9 +196,21 @@ fn in_meeting(m: &Meeting, t: &mut Frame, w: i32) {
             .ok();
     }
 
-    // Row 4: encoder, loss. Row 5: send / receive bitrates.
-    tiny.draw(t, m.encoder.label(), Point::new(0, 45), Align::Left, ON);
-    tiny.draw(t, &format!("loss {}", loss(m.loss_percent)), Point::new(w - 1, 45), Align::Right, ON);
+    // Row 4: encoder (and its reduced mode), loss. Row 5: send / receive bitrates.
+    let loss_w = tiny.draw(t, &format!("loss {}", loss(m.loss_percent)), Point::new(w - 1, 45), Align::Right, ON);
+    let room = w - loss_w - 4;
+    let encoder = match &m.video_mode {
+        // All of it if it fits, else the frame rate alone (the mode's first word).
+        Some(mode) => [
+            format!("{} {mode}", m.encoder.label()),
+            format!("{} {}", m.encoder.label(), mode.split(' ').next().unwrap_or(mode)),
+        ]
+        .into_iter()
+        .find(|s| tiny.width(s) <= room)
+        .unwrap_or_else(|| m.encoder.label().to_owned()),
+        None => m.encoder.label().to_owned(),
+    };
+    tiny.draw(t, &tiny.fit(&encoder, room), Point::new(0, 45), Align::Left, ON);
     tiny.draw(t, &format!("TX {}", kbps(m.send_kbps)), Point::new(0, 53), Align::Left, ON);
     tiny.draw(t, &format!("RX {}", kbps(m.recv_kbps)), Point::new(w - 1, 53), Align::Right, ON);
 }

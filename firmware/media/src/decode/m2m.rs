@@ -11,7 +11,8 @@
 //! 4. Coded frames are queued on OUTPUT (`VIDIOC_QBUF`, reclaimed with `VIDIOC_DQBUF`).
 //! 5. Initialization: once the driver parsed the stream's header it signals
 //!    `V4L2_EVENT_SOURCE_CHANGE`; then `VIDIOC_G_FMT` CAPTURE, `VIDIOC_S_FMT` CAPTURE `YU12` at
-//!    that size, `VIDIOC_REQBUFS` + `mmap`, `VIDIOC_QBUF` every buffer, `VIDIOC_STREAMON` CAPTURE.
+//!    that (coded, padded) size, `VIDIOC_G_SELECTION` CAPTURE `V4L2_SEL_TGT_COMPOSE` for the
+//!    picture's size inside it, `VIDIOC_REQBUFS` + `mmap`, `VIDIOC_QBUF` every buffer, `VIDIOC_STREAMON` CAPTURE.
 //! 6. Decoding: `VIDIOC_DQBUF` CAPTURE (a frame in the driver's `bytesperline`), re-queued.
 //! 7. Dynamic resolution change: a new `V4L2_EVENT_SOURCE_CHANGE`; the frames before it come out
 //!    with the last one flagged `V4L2_BUF_FLAG_LAST`; then `VIDIOC_STREAMOFF` CAPTURE, unmap,
@@ -23,7 +24,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::encoder::m2m::{device_error, probe_codec, CodedFormat, M2mDevice, M2mEvent, Queue, QueueFormat, Role};
+use crate::encoder::m2m::{
+    device_error, probe_codec, CodedFormat, M2mDevice, M2mEvent, Queue, QueueFormat, Role, SelectionTarget,
+};
 use crate::error::{MediaError, Result};
 use crate::frame::VideoFrame;
 
@@ -44,7 +47,7 @@ pub struct DecoderStats {
     pub source_changes: u32,
     /// CAPTURE buffers flagged `V4L2_BUF_FLAG_LAST`.
     pub last_buffers: u32,
-    /// Sizes the CAPTURE queue was set up for, in order.
+    /// Picture sizes (compose rectangles) the CAPTURE queue was set up for, in order.
     pub sizes: Vec<(u32, u32)>,
 }
 
@@ -55,6 +58,7 @@ pub struct StatefulDecoder<D: M2mDevice> {
     name: String,
     coded: QueueFormat,
     raw: Option<QueueFormat>,
+    layout: Option<RawLayout>,
     free_output: Vec<u32>,
     output_count: u32,
     capture_streaming: bool,
@@ -104,6 +108,7 @@ impl<D: M2mDevice> StatefulDecoder<D> {
             name: probe.name,
             coded,
             raw: None,
+            layout: None,
             free_output: (0..output_count).rev().collect(),
             output_count,
             capture_streaming: false,
@@ -284,7 +289,9 @@ impl<D: M2mDevice> StatefulDecoder<D> {
         self.setup_capture()
     }
 
-    /// Step 5.
+    /// Step 5. The CAPTURE buffers have the coded size (`VIDIOC_G_FMT`, padded to the driver's
+    /// alignment); the picture is the compose rectangle (`VIDIOC_G_SELECTION` CAPTURE
+    /// `V4L2_SEL_TGT_COMPOSE`; the whole buffer on a driver without selection).
     fn setup_capture(&mut self) -> Result<()> {
         let now = self.dev.get_format(Queue::Capture).map_err(|e| self.err("VIDIOC_G_FMT CAPTURE", e))?;
         let want = QueueFormat {
@@ -295,17 +302,28 @@ impl<D: M2mDevice> StatefulDecoder<D> {
             sizeimage: VideoFrame::i420_len(now.width, now.height) as u32,
         };
         let raw = self.dev.set_format(Queue::Capture, want).map_err(|e| self.err("VIDIOC_S_FMT CAPTURE YU12", e))?;
-        if raw.fourcc != *b"YU12" || raw.bytesperline < raw.width {
-            return Err(MediaError::Decoder {
-                decoder: NAME,
-                reason: format!(
-                    "{}: CAPTURE format {} stride {} (YU12 wanted)",
-                    self.dev.path(),
-                    String::from_utf8_lossy(&raw.fourcc),
-                    raw.bytesperline
-                ),
-            });
-        }
+        let visible = match self.dev.get_selection(Queue::Capture, SelectionTarget::Compose) {
+            Ok(v) => v,
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Err(self.err("VIDIOC_G_SELECTION", e)),
+            Err(e) => {
+                tracing::debug!(dev = %self.dev.path(), "VIDIOC_G_SELECTION CAPTURE COMPOSE: {e}; the whole buffer");
+                (raw.width, raw.height)
+            }
+        };
+        let layout = RawLayout::new(raw, visible).ok_or_else(|| MediaError::Decoder {
+            decoder: NAME,
+            reason: format!(
+                "{}: CAPTURE format {} {}x{} stride {} size {}, picture {}x{} (YU12 holding the picture wanted)",
+                self.dev.path(),
+                String::from_utf8_lossy(&raw.fourcc),
+                raw.width,
+                raw.height,
+                raw.bytesperline,
+                raw.sizeimage,
+                visible.0,
+                visible.1
+            ),
+        })?;
         let n = self.dev.request_buffers(Queue::Capture, BUFFERS).map_err(|e| self.err("VIDIOC_REQBUFS CAPTURE", e))?;
         for i in 0..n {
             self.dev.queue_capture(i).map_err(|e| self.err("VIDIOC_QBUF CAPTURE", e))?;
@@ -313,41 +331,80 @@ impl<D: M2mDevice> StatefulDecoder<D> {
         self.dev.stream_on(Queue::Capture).map_err(|e| self.err("VIDIOC_STREAMON CAPTURE", e))?;
         self.capture_streaming = true;
         self.raw = Some(raw);
-        self.stats.sizes.push((raw.width, raw.height));
-        tracing::info!(dev = %self.dev.path(), w = raw.width, h = raw.height, stride = raw.bytesperline, "decoder CAPTURE set up");
+        self.layout = Some(layout);
+        self.stats.sizes.push(visible);
+        tracing::info!(dev = %self.dev.path(), w = visible.0, h = visible.1, coded_w = raw.width, coded_h = raw.height,
+            stride = raw.bytesperline, "decoder CAPTURE set up");
         Ok(())
     }
 
     /// A CAPTURE buffer (YU12 with the driver's stride) as a packed I420 frame.
     fn to_frame(&self, data: &[u8], timestamp: u64) -> Option<VideoFrame> {
-        let raw = self.raw?;
-        unpack_i420(data, raw.width, raw.height, raw.bytesperline as usize, timestamp)
+        self.layout?.unpack(data, timestamp)
     }
 }
 
-/// Packs YU12 with `stride` bytes per luma line (chroma `stride / 2`) into a tight I420 frame;
-/// `None` when `data` is too short.
+/// Where the picture is in a YU12 buffer: luma lines of `stride` bytes, `rows` of them before
+/// the chroma planes (lines of `stride / 2`), the picture `width` x `height` at the top left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawLayout {
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Bytes per luma line.
+    pub stride: usize,
+    /// Luma lines in the buffer (the coded height).
+    pub rows: usize,
+}
+
+impl RawLayout {
+    /// The layout of a negotiated YU12 `format` holding a `visible` picture: `None` when it is
+    /// not YU12 or the picture does not fit. The rows are the larger of the format's height and
+    /// what `sizeimage` implies (drivers that align the height only in `sizeimage`).
+    pub fn new(format: QueueFormat, visible: (u32, u32)) -> Option<Self> {
+        let stride = format.bytesperline as usize;
+        if format.fourcc != *b"YU12" || stride == 0 {
+            return None;
+        }
+        let rows = (format.height as usize).max(format.sizeimage as usize * 2 / (stride * 3));
+        let (w, h) = visible;
+        if w == 0 || h == 0 || w > format.width || w as usize > stride || h as usize > rows {
+            return None;
+        }
+        Some(RawLayout { width: w, height: h, stride, rows })
+    }
+
+    /// The picture of a buffer in this layout as a packed I420 frame stamped `index`; `None`
+    /// when `data` is too short.
+    pub fn unpack(&self, data: &[u8], index: u64) -> Option<VideoFrame> {
+        let mut f = VideoFrame::black(self.width, self.height, index, Instant::now());
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (cw, ch) = f.chroma_size();
+        let (stride, cstride) = (self.stride, self.stride.div_ceil(2));
+        let u_off = stride * self.rows;
+        let v_off = u_off + cstride * self.rows.div_ceil(2);
+        if stride < w || data.len() < v_off + cstride * (ch.max(1) - 1) + cw {
+            return None;
+        }
+        let (y_len, c_len) = (w * h, cw * ch);
+        for r in 0..h {
+            f.data[r * w..r * w + w].copy_from_slice(&data[r * stride..r * stride + w]);
+        }
+        for r in 0..ch {
+            f.data[y_len + r * cw..y_len + r * cw + cw]
+                .copy_from_slice(&data[u_off + r * cstride..u_off + r * cstride + cw]);
+            f.data[y_len + c_len + r * cw..y_len + c_len + r * cw + cw]
+                .copy_from_slice(&data[v_off + r * cstride..v_off + r * cstride + cw]);
+        }
+        Some(f)
+    }
+}
+
+/// Packs YU12 with `stride` bytes per luma line (chroma `stride / 2`) and `height` rows into a
+/// tight I420 frame; `None` when `data` is too short.
 pub fn unpack_i420(data: &[u8], width: u32, height: u32, stride: usize, index: u64) -> Option<VideoFrame> {
-    let mut f = VideoFrame::black(width, height, index, Instant::now());
-    let (w, h) = (width as usize, height as usize);
-    let (cw, ch) = f.chroma_size();
-    let cstride = stride.div_ceil(2);
-    let u_off = stride * h;
-    let v_off = u_off + cstride * ch;
-    if data.len() < v_off + cstride * (ch.max(1) - 1) + cw || stride < w {
-        return None;
-    }
-    let (y_len, c_len) = (w * h, cw * ch);
-    for r in 0..h {
-        f.data[r * w..r * w + w].copy_from_slice(&data[r * stride..r * stride + w]);
-    }
-    for r in 0..ch {
-        f.data[y_len + r * cw..y_len + r * cw + cw]
-            .copy_from_slice(&data[u_off + r * cstride..u_off + r * cstride + cw]);
-        f.data[y_len + c_len + r * cw..y_len + c_len + r * cw + cw]
-            .copy_from_slice(&data[v_off + r * cstride..v_off + r * cstride + cw]);
-    }
-    Some(f)
+    RawLayout { width, height, stride, rows: height as usize }.unpack(data, index)
 }
 
 /// PSNR in dB over all three planes of two I420 frames of the same size (`None` if they differ

@@ -5,11 +5,14 @@
 //!
 //! [`av1::Av1Decoder`] (cargo feature `dav1d`): libdav1d through the dav1d crate.
 //! [`m2m::StatefulDecoder`]: a V4L2 M2M stateful decoder (FWHT on `vicodec`, H.264 on a Pi);
+//! [`h264::H264Decoder`]: H.264 on the M2M decoder when the kernel has one, else OpenH264
+//! (cargo feature `openh264`);
 //! [`fwht`]: the FWHT frame header.
 
 #[cfg(feature = "dav1d")]
 pub mod av1;
 pub mod fwht;
+pub mod h264;
 pub mod m2m;
 
 /// An 8-bit 4:2:0 picture's planes, borrowed (what the compositor scales into a tile).

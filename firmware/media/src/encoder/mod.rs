@@ -9,6 +9,7 @@
 //! [`auto::EncoderState`]; it steps from rav1e to libaom when frames go over budget, measured
 //! by [`budget::BudgetWatch`]). [`slow::SlowEncoder`] is the test hook that slows one down.
 
+pub mod adapt;
 #[cfg(feature = "aom")]
 pub mod aom;
 pub mod auto;

@@ -48,10 +48,13 @@ fn rav1e_config(config: &EncoderConfig) -> Result<Config> {
     enc.time_base = Rational::new(1, config.fps as u64);
     enc.bitrate = config.bitrate_bps.min(i32::MAX as u32) as i32;
     // In bitrate mode rav1e reads `quantizer` as the *maximum* base quantizer (default 100):
-    // camera content at 720p then cannot get below ~8x the target. 255 lifts the cap; the
-    // minimum stays 0 (rav1e's default) so static scenes may spend less than the target.
+    // camera content at 720p then cannot get below ~8x the target. 255 lifts the cap. The
+    // minimum is 1, not rav1e's 0: only a nonzero minimum clamps the quantizer its rate control
+    // extrapolates when a static scene spends far less than the target; unclamped, that estimate
+    // overflows rav1e's fixed-point arithmetic a few frames later (see the test
+    // `static_pictures_and_targets_above_raw_keep_the_rate_control_in_range`).
     enc.quantizer = 255;
-    enc.min_quantizer = 0;
+    enc.min_quantizer = 1;
     // The rate-control buffer: one second of frames (rav1e's minimum is 12), instead of 1.5
     // keyframe intervals, so the rate holds over the span a network path buffers.
     enc.reservoir_frame_delay = Some(config.fps.clamp(12, 240) as i32);
@@ -242,6 +245,33 @@ mod tests {
         assert!(out.iter().find(|f| f.index == 4).unwrap().keyframe);
         assert_eq!(enc.config().bitrate_bps, 300_000);
         assert!(enc.set_bitrate(5).is_err());
+    }
+
+    /// rav1e 0.8.1's one-pass rate control, when the encoder spends far less than the target
+    /// (a static picture, or a target above what the picture can absorb: the reservoir would
+    /// overflow), extrapolates the quantizer below its range (rate.rs:990 soft limit); with
+    /// `min_quantizer` 0 nothing clamps it, the next frame's scale estimate goes out of range and
+    /// the i64 arithmetic overflows (a panic in debug at rate.rs:990 or 1116, garbage in release;
+    /// upstream xiph/rav1e#2255, still open). A floor of 1 turns on rav1e's own lower clamp.
+    #[test]
+    fn static_pictures_and_targets_above_raw_keep_the_rate_control_in_range() {
+        for (w, h, bitrate, gray) in
+            [(640, 360, 1_000_000, true), (64, 48, 1_000_000, false), (64, 48, 1_000_000, true)]
+        {
+            let mut cfg = EncoderConfig::new(w, h, 20);
+            cfg.bitrate_bps = bitrate;
+            let mut enc = Rav1eEncoder::new(cfg).unwrap();
+            let mut coded = 0;
+            for i in 0..120 {
+                let mut f = SyntheticCamera::render(w, h, i, Instant::now());
+                if gray {
+                    f.data.fill(128);
+                }
+                coded += enc.encode(&f).unwrap().len();
+            }
+            coded += enc.flush().unwrap().len();
+            assert_eq!(coded, 120, "{w}x{h} at {bitrate} bit/s, gray {gray}");
+        }
     }
 
     #[test]

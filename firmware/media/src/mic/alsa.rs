@@ -1,7 +1,8 @@
 //! A Linux ALSA microphone: 48 kHz, S16 or S32 (converted to 16 bit), mono or stereo (the
 //! device's other channel count is converted), period sized for 20 ms. An overrun (xrun) is
-//! recovered with `snd_pcm_recover` and logged; when the device fails or vanishes, silence is
-//! delivered at the real rate while the device is reopened every second.
+//! recovered with `snd_pcm_recover` and logged (at most every [`XRUN_LOG_INTERVAL`], with the
+//! count since: a starved CPU overruns several times a second); when the device fails or
+//! vanishes, silence is delivered at the real rate while the device is reopened every second.
 
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,9 @@ fn open_device(name: &str, want_channels: u8) -> Result<Device> {
     Ok(Device { pcm, format, channels })
 }
 
+/// Overruns are logged at most this often (the first at once).
+pub const XRUN_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The ALSA microphone.
 pub struct AlsaMic {
     name: String,
@@ -96,6 +100,8 @@ pub struct AlsaMic {
     dev: Option<Device>,
     next_sample: u64,
     xruns: u64,
+    /// When an overrun was last logged, and `xruns` then.
+    xrun_logged: Option<(Instant, u64)>,
     lost_since: Option<Instant>,
     next_retry: Instant,
     silence_clock: Option<Instant>,
@@ -116,6 +122,7 @@ impl AlsaMic {
             dev: Some(dev),
             next_sample: 0,
             xruns: 0,
+            xrun_logged: None,
             lost_since: None,
             next_retry: Instant::now(),
             silence_clock: None,
@@ -231,7 +238,15 @@ impl Microphone for AlsaMic {
                 }
                 Err(e) if e.errno() == libc::EPIPE || e.errno() == libc::ESTRPIPE => {
                     self.xruns += 1;
-                    tracing::warn!(device = %self.name, xruns = self.xruns, "capture overrun, recovering");
+                    let now = Instant::now();
+                    match self.xrun_logged {
+                        Some((at, _)) if now < at + XRUN_LOG_INTERVAL => {}
+                        last => {
+                            let since = self.xruns - last.map_or(0, |(_, n)| n);
+                            tracing::warn!(device = %self.name, xruns = self.xruns, since_last_log = since, "capture overrun, recovering");
+                            self.xrun_logged = Some((now, self.xruns));
+                        }
+                    }
                     if let Some(dev) = self.dev.as_ref() {
                         if dev.pcm.try_recover(e, true).is_err() {
                             break;

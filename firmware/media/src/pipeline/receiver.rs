@@ -9,6 +9,13 @@
 //! arrival (for the jitter buffer and the stream's [`ReceptionStats`]: loss, jitter) and once
 //! when the jitter buffer releases it.
 //!
+//! Feedback (RFC 4585): while the video cannot be decoded (no keyframe yet after joining, or
+//! loss) the receiver asks the sender for a keyframe with an RTCP PLI, at most once per
+//! [`PLI_INTERVAL`]; every [`RR_INTERVAL`] it reports reception (RR with loss and jitter).
+//! Both leave as RTCP compound packets by [`Receiver::poll_transmit`], once
+//! [`Receiver::set_feedback_ssrc`] named the reporter's own SSRC. Receiver reports from the
+//! other receivers arrive as [`ReceiverEvent::ReceiverReport`] (a sender adapts to them).
+//!
 //! The video payload type may change mid-stream from H.264 ([`super::PT_H264`]) to AV1
 //! ([`super::PT_AV1`]) when the sender's hardware encoder fails; the receiver follows.
 
@@ -17,7 +24,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use roomcast_rtp::jitter::{JitterBuffer, Released};
-use roomcast_rtp::rtcp::{parse_compound, ReceptionStats, RtcpPacket};
+use roomcast_rtp::rtcp::{
+    encode_compound, parse_compound, Pli, ReceiverReport, ReceptionStats, ReportBlock, RtcpPacket,
+};
 use roomcast_rtp::sdp::{Codec, SessionDescription};
 use roomcast_rtp::{parse_rtp, Av1Depacketizer, Depacketizer, Frame, H264Depacketizer, OpusDepacketizer};
 
@@ -28,6 +37,10 @@ use crate::opus::OpusDecoder;
 
 /// Default jitter-buffer latency.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(100);
+/// Shortest time between two picture loss indications while the video stays undecodable.
+pub const PLI_INTERVAL: Duration = Duration::from_millis(250);
+/// Time between two receiver reports.
+pub const RR_INTERVAL: Duration = Duration::from_secs(1);
 /// At most this many lost audio frames are concealed in a row (longer gaps stay silent).
 const MAX_CONCEAL: u64 = 5;
 
@@ -70,6 +83,14 @@ pub enum ReceiverEvent {
     Bye(StreamKind),
     /// A sender report arrived.
     SenderReport(StreamKind),
+    /// A receiver report arrived (another receiver of the same group reporting, among others,
+    /// on our own streams): its report blocks.
+    ReceiverReport {
+        /// The reporter.
+        reporter: u32,
+        /// One block per source it receives.
+        blocks: Vec<ReportBlock>,
+    },
 }
 
 /// Counters.
@@ -85,6 +106,10 @@ pub struct ReceiverStats {
     pub rejected: u64,
     /// Sender reports seen.
     pub sender_reports: u64,
+    /// Picture loss indications sent.
+    pub plis_sent: u64,
+    /// Receiver reports sent.
+    pub reports_sent: u64,
 }
 
 /// The receiver core.
@@ -100,6 +125,13 @@ pub struct Receiver {
     /// new SSRC starts them again).
     reception: [Option<ReceptionStats>; 2],
     events: VecDeque<ReceiverEvent>,
+    /// Our own SSRC as the reporter of feedback; `None`: no feedback.
+    feedback_ssrc: Option<u32>,
+    /// Whether PLIs are sent at all (receiver reports are, regardless).
+    keyframe_requests: bool,
+    last_pli: Option<Instant>,
+    next_rr: Option<Instant>,
+    transmits: VecDeque<Vec<u8>>,
 }
 
 impl Receiver {
@@ -125,6 +157,11 @@ impl Receiver {
             stats: ReceiverStats::default(),
             reception: [None, None],
             events: VecDeque::new(),
+            feedback_ssrc: None,
+            keyframe_requests: true,
+            last_pli: None,
+            next_rr: None,
+            transmits: VecDeque::new(),
         })
     }
 
@@ -143,10 +180,53 @@ impl Receiver {
         self.video.as_ref().map_or(true, |(_, d)| d.waiting_for_keyframe())
     }
 
+    /// Sends feedback (PLI, receiver reports) as `ssrc`, the reporter's own SSRC.
+    pub fn set_feedback_ssrc(&mut self, ssrc: u32) {
+        self.feedback_ssrc = Some(ssrc);
+    }
+
+    /// Whether to ask for keyframes (PLI; default on). Off, a receiver that joins waits for the
+    /// sender's periodic keyframe (the reference of the time-to-first-frame bench).
+    pub fn set_keyframe_requests(&mut self, on: bool) {
+        self.keyframe_requests = on;
+    }
+
+    /// The next RTCP compound packet (RR, with a PLI when a keyframe is needed) for the
+    /// video sender; the caller sends it to the service.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
     /// A video RTP packet arrived at `now`; what it completes is queued for [`Receiver::poll_event`].
     pub fn handle_video_rtp(&mut self, now: Instant, data: impl Into<Bytes>) {
         self.arrived(StreamKind::Video, data, now);
+        // Ask at once (a join): the jitter buffer holds the packet before the depacketizer sees it.
+        self.feedback(now);
         self.handle_timeout(now);
+    }
+
+    /// Queues a PLI when the video cannot be decoded (rate-limited), and the periodic RR.
+    fn feedback(&mut self, now: Instant) {
+        let Some(me) = self.feedback_ssrc else { return };
+        let Some(media_ssrc) = self.reception[StreamKind::Video as usize].as_ref().map(|s| s.ssrc()) else { return };
+        let pli_due = self.keyframe_requests
+            && self.waiting_for_keyframe()
+            && self.last_pli.is_none_or(|t| now >= t + PLI_INTERVAL);
+        let rr_due = self.next_rr.is_none_or(|t| now >= t);
+        if !pli_due && !rr_due {
+            return;
+        }
+        let reports = self.reception.iter_mut().flatten().map(|s| s.report_block(now)).collect();
+        let mut packets = vec![RtcpPacket::ReceiverReport(ReceiverReport { ssrc: me, reports })];
+        if pli_due {
+            packets.push(RtcpPacket::Pli(Pli { sender_ssrc: me, media_ssrc }));
+            self.last_pli = Some(now);
+            self.stats.plis_sent += 1;
+            tracing::debug!(media_ssrc, "asking for a keyframe (PLI)");
+        }
+        self.next_rr = Some(now + RR_INTERVAL);
+        self.stats.reports_sent += 1;
+        self.transmits.push_back(encode_compound(&packets));
     }
 
     /// An audio RTP packet arrived at `now`.
@@ -206,17 +286,24 @@ impl Receiver {
                     self.events.push_back(ReceiverEvent::SenderReport(kind));
                 }
                 RtcpPacket::Bye(_) => self.events.push_back(ReceiverEvent::Bye(kind)),
+                RtcpPacket::ReceiverReport(rr) => {
+                    self.events.push_back(ReceiverEvent::ReceiverReport { reporter: rr.ssrc, blocks: rr.reports })
+                }
                 _ => {}
             }
         }
     }
 
-    /// When [`Receiver::handle_timeout`] should run next (None while nothing is buffered).
+    /// When [`Receiver::handle_timeout`] should run next: a jitter-buffer deadline, the next
+    /// receiver report or PLI retry (None while nothing is buffered and no feedback is due).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.video_jb.poll_timeout(), self.audio_jb.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let feedback = (self.feedback_ssrc.is_some() && self.reception[StreamKind::Video as usize].is_some())
+            .then(|| {
+                let pli = self.last_pli.filter(|_| self.waiting_for_keyframe()).map(|t| t + PLI_INTERVAL);
+                [self.next_rr, pli].into_iter().flatten().min()
+            })
+            .flatten();
+        [self.video_jb.poll_timeout(), self.audio_jb.poll_timeout(), feedback].into_iter().flatten().min()
     }
 
     /// Releases whatever the jitter buffers let go at `now`.
@@ -227,6 +314,7 @@ impl Receiver {
         while let Some(r) = self.audio_jb.poll_packet(now) {
             self.audio_packet(r);
         }
+        self.feedback(now);
     }
 
     /// End of stream at `now`: releases everything still buffered, waiting for nothing.

@@ -24,6 +24,7 @@ use roomcast_rtp::{Av1Packetizer, H264Packetizer, OpusPacketizer, Packetizer, OP
 use super::{video_payload_type, PT_OPUS};
 use crate::camera::Camera;
 use crate::clock::Clock;
+use crate::encoder::adapt::{Adaptation, Mode};
 use crate::encoder::auto::SharedEncoderState;
 use crate::encoder::{EncodedFrame, VideoCodec, VideoEncoder};
 use crate::error::{MediaError, Result};
@@ -368,6 +369,9 @@ pub struct SenderPipeline {
     audio: Option<JoinHandle<std::result::Result<AudioStats, (AudioStats, String)>>>,
     keyframe: Arc<AtomicBool>,
     bitrate: Arc<Mutex<Option<u32>>>,
+    /// The adaptation controller, once [`SenderPipeline::enable_adaptation`] started it.
+    adapt: Arc<Mutex<Option<Adaptation>>>,
+    fps: u32,
 }
 
 /// Limits of a run.
@@ -410,10 +414,14 @@ impl SenderPipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let keyframe = Arc::new(AtomicBool::new(false));
         let bitrate = Arc::new(Mutex::new(None));
+        let adapt: Arc<Mutex<Option<Adaptation>>> = Arc::new(Mutex::new(None));
+        let fps = camera.as_ref().map_or(1, |c| c.format().fps.max(1));
         let (s, k, b, vsink, vstatus) = (stop.clone(), keyframe.clone(), bitrate.clone(), sink.clone(), status.clone());
+        let ad = adapt.clone();
         let vt = camera.map(|mut camera| {
             std::thread::Builder::new().name("video-send".into()).spawn(move || {
                 let mut run = |video: &mut VideoChain<E>| -> Result<()> {
+                    let mut captured = 0u64;
                     while !s.load(Ordering::Relaxed)
                         && limits.video_frames.map_or(true, |n| video.stats().frames_in < n)
                     {
@@ -423,13 +431,30 @@ impl SenderPipeline {
                             st.camera_lost = camera.is_lost();
                             st.video_frames += 1;
                         }
+                        captured += 1;
+                        // Adaptation: only every n-th camera frame is encoded while the encoder lags.
+                        let divisor =
+                            ad.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(1, |a| a.mode().fps_divisor);
+                        if !captured.is_multiple_of(u64::from(divisor)) {
+                            continue;
+                        }
                         if k.swap(false, Ordering::Relaxed) {
                             video.encoder_mut().request_keyframe();
                         }
                         if let Some(bps) = b.lock().unwrap_or_else(|e| e.into_inner()).take() {
                             video.encoder_mut().set_bitrate(bps)?;
                         }
-                        video.handle_frame(Instant::now(), SystemTime::now(), &frame)?;
+                        let started = Instant::now();
+                        video.handle_frame(started, SystemTime::now(), &frame)?;
+                        let finished = Instant::now();
+                        let mut adapt = ad.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(a) = adapt.as_mut() {
+                            a.handle_encode(finished, finished - started);
+                            if a.take_changed() {
+                                tracing::info!(mode = %a.mode().label(), "video mode");
+                            }
+                        }
+                        drop(adapt);
                         while let Some(p) = video.poll_transmit() {
                             vsink(p);
                         }
@@ -495,7 +520,7 @@ impl SenderPipeline {
             }
             None => None,
         };
-        SenderPipeline { status, stop, video, audio: at.ok(), keyframe, bitrate }
+        SenderPipeline { status, stop, video, audio: at.ok(), keyframe, bitrate, adapt, fps }
     }
 
     /// The live status (cheap; poll it for the display).
@@ -506,6 +531,36 @@ impl SenderPipeline {
     /// Asks the video encoder for a keyframe (e.g. a receiver joined).
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// Starts adapting the video (frame rate to the encoder's speed, bitrate to reported loss;
+    /// [`crate::encoder::adapt`]) from the configured `bitrate_bps`.
+    pub fn enable_adaptation(&self, bitrate_bps: u32) {
+        *self.adapt.lock().unwrap_or_else(|e| e.into_inner()) = Some(Adaptation::new(self.fps, bitrate_bps));
+    }
+
+    /// The current video mode, while adaptation runs.
+    pub fn mode(&self) -> Option<Mode> {
+        self.adapt.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(Adaptation::mode)
+    }
+
+    /// A receiver reported `fraction_lost` (1/256) on our video at `now`.
+    pub fn handle_loss(&self, now: Instant, fraction_lost: u8) {
+        if let Some(a) = self.adapt.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let before = a.mode().bitrate_bps;
+            a.handle_loss(now, fraction_lost);
+            // Only the bitrate follows loss (the frame rate is the video thread's).
+            if a.take_changed() && a.mode().bitrate_bps != before {
+                tracing::info!(mode = %a.mode().label(), "video mode");
+                self.set_video_bitrate(a.mode().bitrate_bps);
+            }
+        }
+    }
+
+    /// The flag [`SenderPipeline::request_keyframe`] sets, for a thread that hears keyframe
+    /// requests (RTCP PLI) to set directly.
+    pub fn keyframe_flag(&self) -> Arc<AtomicBool> {
+        self.keyframe.clone()
     }
 
     /// Changes the video bitrate.

@@ -251,3 +251,191 @@ fn threaded_pipeline_runs_audio_only_and_reports_status() {
     assert_eq!(got.iter().filter(|p| matches!(p, Outgoing::AudioRtp(_))).count(), 10);
     assert!(!got.iter().any(|p| matches!(p, Outgoing::VideoRtp(_))));
 }
+
+/// The RTCP packets of a receiver's `poll_transmit`, parsed.
+fn feedback(rx: &mut Receiver) -> Vec<Vec<roomcast_rtp::rtcp::RtcpPacket>> {
+    std::iter::from_fn(|| rx.poll_transmit()).map(|b| roomcast_rtp::rtcp::parse_compound(&b).unwrap()).collect()
+}
+
+fn plis(fb: &[Vec<roomcast_rtp::rtcp::RtcpPacket>]) -> Vec<roomcast_rtp::rtcp::Pli> {
+    fb.iter()
+        .flatten()
+        .filter_map(|p| match p {
+            roomcast_rtp::rtcp::RtcpPacket::Pli(pli) => Some(*pli),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_receiver_joining_mid_stream_asks_for_a_keyframe_rate_limited_and_stops_once_it_decodes() {
+    let clock = ManualClock::new();
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let mut cam = SyntheticCamera::new(CameraConfig { width: 64, height: 48, fps: 25 }, shared.clone()).unwrap();
+    let mut cfg = EncoderConfig::new(64, 48, 25);
+    cfg.keyframe_interval = 10_000; // no periodic keyframe during the test
+    let mut video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "s", 1200, &mut seeded(), shared.clone());
+    let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
+    rx.set_feedback_ssrc(99);
+    let mut events = Vec::new();
+    let frame = |video: &mut VideoChain<Rav1eEncoder>, cam: &mut SyntheticCamera| {
+        clock.advance(std::time::Duration::from_millis(40));
+        let f = cam.capture().unwrap();
+        video.handle_frame(clock.now(), SystemTime::now(), &f).unwrap();
+    };
+    // The keyframe and four more frames go by before the receiver joins.
+    for _ in 0..5 {
+        frame(&mut video, &mut cam);
+        while video.poll_transmit().is_some() {}
+    }
+    let mut sent_plis = Vec::new();
+    let mut compounds = Vec::new();
+    let mut pli_frames = Vec::new();
+    let mut decoded_at = None;
+    for i in 0..40 {
+        frame(&mut video, &mut cam);
+        deliver(&mut rx, || video.poll_transmit(), clock.now(), &mut events);
+        rx.handle_timeout(clock.now());
+        events.extend(std::iter::from_fn(|| rx.poll_event()));
+        let fb = feedback(&mut rx);
+        for pli in plis(&fb) {
+            assert_eq!((pli.sender_ssrc, pli.media_ssrc), (99, 1));
+            sent_plis.push(clock.now());
+            pli_frames.push(i);
+            // The sender's box hears it (through the service) after frame 3 and asks its encoder.
+            if i >= 3 {
+                video.encoder_mut().request_keyframe();
+            }
+        }
+        compounds.extend(fb);
+        if decoded_at.is_none()
+            && events.iter().any(|e| matches!(e, ReceiverEvent::Video { frame, .. } if frame.keyframe))
+        {
+            decoded_at = Some(i);
+        }
+    }
+    // The first PLI goes out with the first packet; while the video stays undecodable the
+    // next ones follow at most every PLI_INTERVAL; after the keyframe none.
+    assert!(sent_plis.len() >= 2, "{sent_plis:?}");
+    assert!(sent_plis.windows(2).all(|w| w[1] - w[0] >= super::receiver::PLI_INTERVAL), "{sent_plis:?}");
+    let decoded_at = decoded_at.expect("a keyframe after the PLI");
+    // Heard from frame 3 on: the PLI at frame 6 (250 ms after the first) brings the keyframe,
+    // out of the jitter buffer (100 ms) a few frames later.
+    assert!(decoded_at <= 6 + 8, "frame {decoded_at}");
+    assert!(!rx.waiting_for_keyframe());
+    assert_eq!(rx.stats().plis_sent, sent_plis.len() as u64);
+    assert!(pli_frames.iter().all(|f| *f <= decoded_at), "{pli_frames:?} decoded at {decoded_at}");
+    // Every compound starts with a receiver report with a block on the video source; one
+    // periodic report (no PLI) went out in the second after the last PLI.
+    use roomcast_rtp::rtcp::RtcpPacket;
+    assert!(compounds.iter().all(|c| matches!(&c[0], RtcpPacket::ReceiverReport(rr) if rr.ssrc == 99 && rr.reports.iter().any(|b| b.ssrc == 1))), "{compounds:?}");
+    assert_eq!(compounds.iter().filter(|c| c.len() == 1).count(), 1, "{compounds:?}");
+    assert_eq!(rx.stats().reports_sent, compounds.len() as u64);
+}
+
+#[test]
+fn without_keyframe_requests_a_joining_receiver_only_reports_and_waits() {
+    let clock = ManualClock::new();
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let mut cam = SyntheticCamera::new(CameraConfig { width: 64, height: 48, fps: 25 }, shared.clone()).unwrap();
+    let mut cfg = EncoderConfig::new(64, 48, 25);
+    cfg.keyframe_interval = 10_000;
+    let mut video = VideoChain::new(Rav1eEncoder::new(cfg).unwrap(), 1, "s", 1200, &mut seeded(), shared.clone());
+    let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
+    rx.set_feedback_ssrc(99);
+    rx.set_keyframe_requests(false);
+    let mut events = Vec::new();
+    let mut compounds = Vec::new();
+    for i in 0..40 {
+        clock.advance(std::time::Duration::from_millis(40));
+        let f = cam.capture().unwrap();
+        video.handle_frame(clock.now(), SystemTime::now(), &f).unwrap();
+        if i < 5 {
+            while video.poll_transmit().is_some() {}
+            continue;
+        }
+        deliver(&mut rx, || video.poll_transmit(), clock.now(), &mut events);
+        rx.handle_timeout(clock.now());
+        compounds.extend(feedback(&mut rx));
+    }
+    assert!(plis(&compounds).is_empty(), "{compounds:?}");
+    assert!(compounds.len() >= 2, "receiver reports still go out: {compounds:?}");
+    assert!(rx.waiting_for_keyframe());
+    assert_eq!(rx.stats().plis_sent, 0);
+}
+
+#[test]
+fn receiver_reports_arrive_as_events_with_their_blocks() {
+    let mut rx = Receiver::new(1, PT_OPUS, DEFAULT_LATENCY).unwrap();
+    let block = roomcast_rtp::rtcp::ReportBlock { ssrc: 1, fraction_lost: 51, ..Default::default() };
+    let rr = roomcast_rtp::rtcp::RtcpPacket::ReceiverReport(roomcast_rtp::rtcp::ReceiverReport {
+        ssrc: 7,
+        reports: vec![block.clone()],
+    });
+    rx.handle_rtcp(StreamKind::Video, &roomcast_rtp::rtcp::encode_compound(&[rr]));
+    assert_eq!(rx.poll_event(), Some(ReceiverEvent::ReceiverReport { reporter: 7, blocks: vec![block] }));
+    // Without a feedback SSRC nothing is sent.
+    assert!(rx.poll_transmit().is_none());
+}
+
+/// The threaded pipeline on the system clock with the `debug_slow_encoder_ms` hook's encoder:
+/// slowed to 160 ms a frame at 10 fps (100 ms budget) it steps its frame rate down within 2 s
+/// and sends the lower rate in real time; fast again, it is back at full rate within 10 s.
+/// (At 20 fps the climb needed debug rav1e under 35 ms a frame, which a loaded 2-core CI
+/// machine missed: 10 fps leaves the real encoder 70 ms.)
+#[test]
+fn a_slowed_encoder_steps_the_pipeline_down_and_back_up() {
+    use super::sender::{RunLimits, SenderPipeline};
+    use crate::encoder::slow::SlowEncoder;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+    let clock = system_clock();
+    let cam: Box<dyn Camera> =
+        Box::new(SyntheticCamera::new(CameraConfig { width: 64, height: 48, fps: 10 }, clock.clone()).unwrap());
+    let slow =
+        SlowEncoder::new(Rav1eEncoder::new(EncoderConfig::new(64, 48, 10)).unwrap(), Duration::ZERO, clock.clone());
+    let delay = slow.delay_handle();
+    let video = VideoChain::new(slow, 1, "t", 1200, &mut seeded(), clock.clone());
+    let audio = AudioChain::new(OpusEncoder::new(OpusConfig::default()).unwrap(), 2, "t", 1200, &mut seeded());
+    let frames = Arc::new(AtomicU64::new(0));
+    let f = frames.clone();
+    let sink = Arc::new(move |p: Outgoing| {
+        if let Outgoing::VideoRtp(d) = p {
+            if d[1] & 0x80 != 0 {
+                f.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let p = SenderPipeline::start_with(Some(cam), None, video, audio, RunLimits::default(), sink);
+    p.enable_adaptation(500_000);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(p.mode().unwrap().is_full(), "{:?}", p.mode());
+    delay.store(160_000, Ordering::Relaxed);
+    let slowed = Instant::now();
+    let mut stepped = None;
+    while slowed.elapsed() < Duration::from_secs(4) {
+        std::thread::sleep(Duration::from_millis(50));
+        if stepped.is_none() && !p.mode().unwrap().is_full() {
+            stepped = Some(slowed.elapsed());
+        }
+    }
+    let stepped = stepped.expect("stepped down");
+    assert!(stepped <= Duration::from_secs(2), "{stepped:?}");
+    let mode = p.mode().unwrap();
+    assert!(mode.fps_divisor >= 2 && mode.reason == "cpu", "{mode:?}");
+    // Real time at the lower rate: over two seconds, about fps/divisor frames a second leave.
+    let before = frames.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(2));
+    let rate = (frames.load(Ordering::Relaxed) - before) as f64 / 2.0;
+    let mode = p.mode().unwrap();
+    let expected = 10.0 / f64::from(mode.fps_divisor);
+    assert!(rate >= expected * 0.7 && rate <= expected * 1.3 + 1.0, "{rate} frames/s at {mode:?}");
+    delay.store(0, Ordering::Relaxed);
+    let fast = Instant::now();
+    while !p.mode().unwrap().is_full() && fast.elapsed() < Duration::from_secs(12) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fast.elapsed() <= Duration::from_secs(10), "back at full after {:?}: {:?}", fast.elapsed(), p.mode());
+    p.stop();
+    assert!(p.join().errors.is_empty());
+}

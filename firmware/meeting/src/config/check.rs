@@ -184,6 +184,19 @@ impl<'t> Section<'t> {
         }
     }
 
+    /// An optional string whose value is secret: a value of the wrong type is not echoed back.
+    pub fn secret_str(&mut self, r: &mut Reader<'_>, key: &'static str) -> Option<String> {
+        let (v, span) = self.get(key)?;
+        match v.as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                let msg = format!("expected a string, found {}: put it in quotes", v.type_name());
+                r.error(self.full(key), span, msg);
+                None
+            }
+        }
+    }
+
     /// A string with a default.
     pub fn str_or(&mut self, r: &mut Reader<'_>, key: &'static str, default: &str) -> String {
         self.opt_str(r, key).unwrap_or_else(|| default.to_string())

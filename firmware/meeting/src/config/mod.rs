@@ -6,6 +6,7 @@ pub mod board;
 pub mod check;
 pub mod get;
 pub mod text;
+pub mod wifi;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use toml_edit::Item;
 pub use board::BoardDefaults;
 pub use check::ConfigError;
 use check::Reader;
+pub use wifi::WifiConfig;
 
 use crate::roster::Family;
 use crate::MeetingError;
@@ -157,7 +159,8 @@ pub struct DisplayConfig {
 /// `[network]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
-    /// Wired interface.
+    /// The interface init brings up (default: the board's; `wlan0` with `wifi_ssid` when the
+    /// board's is wired).
     pub interface: String,
     /// `dhcp` or `static`.
     pub mode: String,
@@ -180,6 +183,8 @@ pub struct NetworkConfig {
     pub lan_interface: Option<String>,
     /// TTL of the LAN re-send.
     pub lan_ttl: u8,
+    /// Wi-Fi network to join (init brings up `interface` with wpa_supplicant when set).
+    pub wifi: Option<WifiConfig>,
 }
 
 /// `[system]`: how the box looks after itself.
@@ -221,6 +226,10 @@ pub struct DebugConfig {
     pub state_file: Option<PathBuf>,
     /// The box writes what it receives here (per participant `video.ivf`/`.h264`, `audio.opus`).
     pub record_dir: Option<PathBuf>,
+    /// Keyframes on demand (default true): the receivers ask for them (RTCP PLI) at join and
+    /// after loss, and the sender makes one when a room joins. False leaves the periodic
+    /// keyframe only (the reference of the time-to-first-frame bench).
+    pub keyframe_requests: bool,
 }
 
 /// The whole `roomcast.toml`.
@@ -513,7 +522,7 @@ impl Config {
         let display = DisplayConfig { kind, i2c_bus, i2c_address, framebuffer, png };
 
         let mut s = r.section(root, "network");
-        let interface = s.str_or(&mut r, "interface", &board.network_interface);
+        let interface = s.opt_str(&mut r, "interface");
         let mode = s.choice(&mut r, "mode", &["dhcp", "static"], "dhcp");
         let address = s.opt_str(&mut r, "address");
         if let Some(a) = &address {
@@ -544,6 +553,12 @@ impl Config {
         let lan_multicast = s.bool_or(&mut r, "lan_multicast", false);
         let lan_interface = s.opt_str(&mut r, "lan_interface");
         let lan_ttl = s.int_or(&mut r, "lan_ttl", 1..=255, 1) as u8;
+        let wifi = wifi::read(&mut s, &mut r);
+        // Wi-Fi without an interface named: the board's if it is a wireless one, else wlan0.
+        let interface = interface.unwrap_or_else(|| match &wifi {
+            Some(_) if !board.network_interface.starts_with("wl") => "wlan0".to_string(),
+            _ => board.network_interface.clone(),
+        });
         s.finish(&mut r);
         let network = NetworkConfig {
             interface,
@@ -557,6 +572,7 @@ impl Config {
             lan_multicast,
             lan_interface,
             lan_ttl,
+            wifi,
         };
 
         let mut s = r.section(root, "system");
@@ -582,8 +598,9 @@ impl Config {
         let mut s = r.section(root, "debug");
         let state_file = s.opt_str(&mut r, "state_file").map(PathBuf::from);
         let record_dir = s.opt_str(&mut r, "record_dir").map(PathBuf::from);
+        let keyframe_requests = s.bool_or(&mut r, "keyframe_requests", true);
         s.finish(&mut r);
-        let debug = DebugConfig { state_file, record_dir };
+        let debug = DebugConfig { state_file, record_dir, keyframe_requests };
 
         const SECTIONS: [&str; 10] =
             ["room", "meeting", "amt", "video", "audio", "display", "network", "system", "screen", "debug"];

@@ -298,6 +298,31 @@ fn meeting_over_https_needs_a_pin_or_a_ca() {
 }
 
 #[test]
+fn wifi_keys_are_read_and_checked_with_key_and_line() {
+    let c = Config::parse(
+        &format!("{GOOD}\n[network]\nwifi_ssid = \"Blue\"\nwifi_psk = \"longenough\"\nwifi_country = \"de\"\n"),
+        &BoardDefaults::default(),
+    )
+    .unwrap();
+    let w = c.network.wifi.unwrap();
+    assert_eq!((w.ssid.as_str(), w.psk.as_deref(), w.country.as_str()), ("Blue", Some("longenough"), "DE"));
+    assert_eq!(c.network.interface, "wlan0", "Wi-Fi on a board whose own interface is eth0");
+    assert!(Config::parse(GOOD, &BoardDefaults::default()).unwrap().network.wifi.is_none());
+
+    let lines = GOOD.lines().count();
+    let errs =
+        errors(&format!("{GOOD}\n[network]\nwifi_ssid = \"Blue\"\nwifi_psk = \"secret7\"\nwifi_country = \"XYZ\"\n"));
+    let keys: Vec<(&str, usize)> = errs.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert!(keys.contains(&("network.wifi_psk", lines + 4)), "{errs:?}");
+    assert!(keys.contains(&("network.wifi_country", lines + 5)), "{errs:?}");
+    assert!(errs.iter().all(|e| !e.to_string().contains("secret7")), "{errs:?}");
+    // A passphrase written without quotes is refused without being echoed.
+    let errs =
+        errors(&format!("{GOOD}\n[network]\nwifi_ssid = \"Blue\"\nwifi_psk = 123456789\nwifi_country = \"DE\"\n"));
+    assert!(errs.iter().any(|e| e.key == "network.wifi_psk" && !e.to_string().contains("123456789")), "{errs:?}");
+}
+
+#[test]
 fn audio_processing_is_on_by_default_and_each_stage_can_be_turned_off() {
     let c = Config::parse(GOOD, &BoardDefaults::default()).unwrap();
     assert!(c.audio.echo_cancellation && c.audio.noise_suppression && c.audio.auto_gain);
@@ -307,4 +332,14 @@ fn audio_processing_is_on_by_default_and_each_stage_can_be_turned_off() {
     let errs = errors(&format!("{GOOD}\n[audio]\nnoise_suppression = 1\n"));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].key, "audio.noise_suppression");
+}
+
+#[test]
+fn keyframe_requests_default_on_and_can_be_turned_off() {
+    let board = BoardDefaults::default();
+    assert!(Config::parse(GOOD, &board).unwrap().debug.keyframe_requests);
+    let off = Config::parse(&format!("{GOOD}\n[debug]\nkeyframe_requests = false\n"), &board).unwrap();
+    assert!(!off.debug.keyframe_requests);
+    let errs = Config::parse(&format!("{GOOD}\n[debug]\nkeyframe_requests = \"no\"\n"), &board).unwrap_err();
+    assert_eq!(errs[0].key, "debug.keyframe_requests", "{errs:?}");
 }

@@ -17,9 +17,12 @@
 
 mod config_watch;
 mod devices;
+mod feedback;
+mod keys;
 mod mute_button;
 mod receive;
 mod screen;
+mod self_view;
 mod send;
 mod session;
 mod status;
@@ -287,6 +290,47 @@ async fn wait_for_config(
     }
 }
 
+/// Where init's Wi-Fi bring-up writes how the link is doing (see image/rootfs/etc/init.d/wifi).
+const WIFI_STATUS_FILE: &str = "/run/roomcast/wifi";
+
+/// Copies init's Wi-Fi status into the box's status whenever init replaces the file (inotify
+/// through [`config_watch::FileWatch`]; the screen names a wrong password or a missing network
+/// while the meeting service cannot be reached). Ends when the status has no receiver left.
+async fn watch_wifi(status: watch::Sender<Status>, file: PathBuf, interface: String, ssid: String) {
+    // init makes /run/roomcast before the daemon starts; make it here too so the watch holds.
+    let mut watch = file
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| config_watch::FileWatch::new(&file))
+        .map_err(|e| tracing::warn!(file = %file.display(), "cannot watch the Wi-Fi status ({e}): shown once only"))
+        .ok();
+    let mut last = None;
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default(); // a tmpfs file of a few bytes
+        let wifi = status::WifiStatus::parse(&text, &interface, &ssid);
+        if last.as_ref() != Some(&wifi) {
+            tracing::info!(interface = %interface, state = %wifi.state, problem = ?wifi.problem, "Wi-Fi");
+            last = Some(wifi.clone());
+        }
+        status.send_if_modified(|s| {
+            let changed = s.wifi.as_ref() != Some(&wifi);
+            s.wifi = Some(wifi.clone());
+            changed
+        });
+        let Some(w) = watch.as_mut() else {
+            status.closed().await;
+            return;
+        };
+        tokio::select! {
+            r = w.changed() => if let Err(e) = r {
+                tracing::warn!(file = %file.display(), "the Wi-Fi status watch ended ({e}): reading it once more");
+                watch = None;
+            },
+            _ = status.closed() => return,
+        }
+    }
+}
+
 /// Runs `roomcast box`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let board = load_board(&args);
@@ -330,6 +374,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (state_file, state_file_rx) = watch::channel(args.state_file.clone());
         let display = tokio::spawn(show_status(status_rx, display_choice(first.as_ref(), &board), state_file_rx));
 
+        if let Some(w) = first.as_ref().and_then(|c| c.network.wifi.as_ref().map(|w| (c, w))) {
+            let (iface, ssid) = (w.0.network.interface.clone(), w.1.ssid.clone());
+            tokio::spawn(watch_wifi(status.clone(), PathBuf::from(WIFI_STATUS_FILE), iface, ssid));
+        }
         let fixed = args.state_file.is_some();
         let configured =
             wait_for_config(&args.config, &board, &status, &state_file, fixed, &mut shutdown, &mut wd).await;
@@ -344,10 +392,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     state_file.send_replace(cfg.debug.state_file.clone());
                 }
                 status.send_modify(|s| {
-                    let (errors, ip) = (std::mem::take(&mut s.errors), s.ip);
+                    let (errors, ip, wifi) = (std::mem::take(&mut s.errors), s.ip, s.wifi.take());
                     *s = Status::new(&cfg.room.name, &meeting.id);
                     s.errors = errors;
                     s.ip = ip;
+                    s.wifi = wifi;
                     s.muted = cfg.audio.muted;
                 });
                 mute_gate.muted.store(cfg.audio.muted, Ordering::Relaxed);

@@ -33,11 +33,11 @@ pub struct Args {
     /// Frames to encode in all (half at `--size`, half at `--resize`).
     #[arg(long, default_value_t = 40, value_name = "COUNT")]
     frames: u64,
-    /// First frame size, WxH.
-    #[arg(long, default_value = "320x240", value_parser = parse_size, value_name = "WxH")]
+    /// First frame size, WxH (vicodec codes 640x360 and larger; 360 lines are padded to 368).
+    #[arg(long, default_value = "640x360", value_parser = parse_size, value_name = "WxH")]
     size: (u32, u32),
-    /// Size after the resolution change, WxH.
-    #[arg(long, default_value = "640x480", value_parser = parse_size, value_name = "WxH")]
+    /// Size after the resolution change, WxH (712 pixels wide: lines padded to 720 by vicodec).
+    #[arg(long, default_value = "712x400", value_parser = parse_size, value_name = "WxH")]
     resize: (u32, u32),
     /// Frames between key frames.
     #[arg(long, default_value_t = 10, value_name = "FRAMES")]
@@ -158,6 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     config.keyframe_interval = args.gop;
     let mut enc = StatefulEncoder::new(open(&enc_path)?, config, args.format).context("encoder setup")?;
     println!("codec-check: encoder {} ({}) {} {w}x{h}", enc_path.display(), enc.name(), args.format);
+    print_raw(&enc);
     // Coded buffers big enough for the larger size (drivers size them from the hint).
     let (hw, hh) = if args.resize.0 * args.resize.1 > w * h { args.resize } else { args.size };
     let mut dec = StatefulDecoder::new(open(&dec_path)?, args.format, hw, hh).context("decoder setup")?;
@@ -173,6 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let drained = enc.reconfigure(w2, h2).context("encoder resolution change")?;
             feed(drained, &mut dec, &mut tally, &mut inputs, &sizes)?;
             println!("codec-check: resolution change {w}x{h} -> {w2}x{h2} after {i} frames");
+            print_raw(&enc);
         }
         let (fw, fh) = (enc.config().width, enc.config().height);
         let frame = SyntheticCamera::render(fw, fh, i, Instant::now());
@@ -257,6 +259,22 @@ fn feed(
         }
     }
     Ok(())
+}
+
+/// The raw buffer layout the encoder's driver chose (coded size, stride) around the frames.
+fn print_raw(enc: &StatefulEncoder<LinuxM2m>) {
+    let raw = enc.raw_format();
+    let c = enc.config();
+    println!(
+        "codec-check: encoder OUTPUT {} {}x{} stride {} size {} for {}x{} frames",
+        String::from_utf8_lossy(&raw.fourcc),
+        raw.width,
+        raw.height,
+        raw.bytesperline,
+        raw.sizeimage,
+        c.width,
+        c.height
+    );
 }
 
 fn open(path: &Path) -> anyhow::Result<LinuxM2m> {

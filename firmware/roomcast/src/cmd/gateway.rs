@@ -5,19 +5,22 @@
 //! it), or with `--forward native` re-sends it as native multicast to GROUP:PORT on
 //! `--interface`. SIGINT/SIGTERM leave the groups and tear the tunnel down before exiting.
 //! With `--meeting-server URL --meeting ID --room NAME` the channel and relay come from the
-//! meeting's roster instead, and the gateway joins the meeting watch-only ([`room`]).
+//! meeting's roster instead, and the gateway joins the meeting watch-only ([`room`]): it then
+//! holds the room's SRTP key and forwards decrypted RTP ([`keys`]). Channels given by `--join`
+//! are forwarded as they arrive (a meeting's media stays ciphertext without its credentials).
 //!
 //! `--relay auto` finds the relay by DRIAD (RFC 8777: AMTRELAY records of the first channel's
 //! source, [`roomcast_net::driad`]), then falls back to the RFC 7450 anycast address
 //! 192.52.193.1. With several candidates, a relay that stops answering (the gateway machine
 //! reports `RelayLost`) is left for the next one; after the last the records are looked up again.
 
+mod keys;
 mod room;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use roomcast_amt::{GatewayConfig, GatewayState};
@@ -200,14 +203,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let output = Output::open(&args)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async move {
-        let (choice, join, membership) = match &args.room.meeting_server {
+        let (choice, join, membership, decrypt) = match &args.room.meeting_server {
             Some(_) => {
-                let (relay, c, m) = room::resolve(&args.room, configured).await?;
-                (args.relay.filter(|r| *r == RelayChoice::Auto).unwrap_or(RelayChoice::Addr(relay)), vec![c], Some(m))
+                let (relay, c, m, keys) = room::resolve(&args.room, configured).await?;
+                let choice = args.relay.filter(|r| *r == RelayChoice::Auto).unwrap_or(RelayChoice::Addr(relay));
+                let decrypt = Decrypt { keys, rosters: m.rosters.clone() };
+                (choice, vec![c], Some(m), Some(decrypt))
             }
-            None => (args.relay.context("--relay is required")?, args.join.clone(), None),
+            None => (args.relay.context("--relay is required")?, args.join.clone(), None, None),
         };
-        let result = receive(&args, &output, choice, join).await;
+        let result = receive(&args, &output, choice, join, decrypt).await;
         if let Some(m) = membership {
             m.leave().await;
         }
@@ -215,8 +220,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// Receives `join` through the relays of `choice` and forwards until SIGINT/SIGTERM.
-async fn receive(args: &Args, output: &Output, choice: RelayChoice, join: Vec<ChannelSpec>) -> anyhow::Result<()> {
+/// The room's key state and the rosters that bring its rekeys (with `--meeting-server`).
+struct Decrypt {
+    keys: keys::RoomKeys,
+    rosters: tokio::sync::watch::Receiver<roomcast_meeting::roster::Roster>,
+}
+
+/// Sleeps until `at` (forever without one).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next roster change (`Err`: the follower stopped; pending forever without `decrypt`).
+async fn rosters_changed(decrypt: &mut Option<Decrypt>) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match decrypt {
+        Some(d) => d.rosters.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives `join` through the relays of `choice` and forwards until SIGINT/SIGTERM; with
+/// `decrypt`, each payload is decrypted first (what no key authenticates is dropped).
+async fn receive(
+    args: &Args,
+    output: &Output,
+    choice: RelayChoice,
+    join: Vec<ChannelSpec>,
+    mut decrypt: Option<Decrypt>,
+) -> anyhow::Result<()> {
     {
         let source = join.first().map(|c| c.source).context("no channel to join")?;
         if choice == RelayChoice::Auto && join.iter().any(|c| c.source != source) {
@@ -227,6 +261,8 @@ async fn receive(args: &Args, output: &Output, choice: RelayChoice, join: Vec<Ch
         let wanted: HashSet<(IpAddr, IpAddr, u16)> = join.iter().map(|c| (c.source, c.group, c.port)).collect();
         let mut forwarded: u64 = 0;
         let mut errors: u64 = 0;
+        let mut undecryptable: u64 = 0;
+        let mut rosters_open = decrypt.is_some();
         let shutdown = super::relay::wait_for_shutdown();
         tokio::pin!(shutdown);
         let mut next = 0usize;
@@ -253,6 +289,7 @@ async fn receive(args: &Args, output: &Output, choice: RelayChoice, join: Vec<Ch
             }
             let mut state = gateway.state();
             let lost = loop {
+                let key_deadline = decrypt.as_ref().and_then(|d| d.keys.poll_timeout());
                 tokio::select! {
                     r = &mut shutdown => { r?; break false; }
                     r = state.changed(), if failover => {
@@ -260,12 +297,44 @@ async fn receive(args: &Args, output: &Output, choice: RelayChoice, join: Vec<Ch
                             break true;
                         }
                     }
+                    _ = sleep_until(key_deadline), if key_deadline.is_some() => {
+                        if let Some(dec) = decrypt.as_mut() {
+                            dec.keys.handle_timeout(Instant::now());
+                        }
+                    }
+                    r = rosters_changed(&mut decrypt), if rosters_open => {
+                        let Some(dec) = decrypt.as_mut().filter(|_| r.is_ok()) else {
+                            rosters_open = false; // the follower stopped: keep the keys we have
+                            continue;
+                        };
+                        let roster = dec.rosters.borrow_and_update().clone();
+                        if let Err(e) = dec.keys.handle_roster(Instant::now(), &roster) {
+                            tracing::warn!("media key in roster {}: {e}", roster.version);
+                        }
+                    }
                     d = deliveries.recv() => {
                         let Some(d) = d else { break false };
                         if !wanted.contains(&(d.source.ip(), d.group.ip(), d.group.port())) {
                             continue;
                         }
-                        match output.send(d.group, &d.payload) {
+                        let decrypted;
+                        let plain: &[u8] = match decrypt.as_mut() {
+                            Some(dec) => match dec.keys.unprotect(Instant::now(), &d.payload) {
+                                Ok(p) => {
+                                    decrypted = p;
+                                    &decrypted
+                                }
+                                Err(e) => {
+                                    undecryptable += 1;
+                                    if undecryptable.is_power_of_two() {
+                                        tracing::warn!("dropped a packet no media key decrypts ({undecryptable} so far): {e}");
+                                    }
+                                    continue;
+                                }
+                            },
+                            None => &d.payload,
+                        };
+                        match output.send(d.group, plain) {
                             Ok(()) => forwarded += 1,
                             Err(e) => {
                                 errors += 1;
@@ -279,14 +348,15 @@ async fn receive(args: &Args, output: &Output, choice: RelayChoice, join: Vec<Ch
             };
             let stats = gateway.stats();
             if !lost {
-                tracing::info!(forwarded, errors, ?stats, "tearing down");
+                let decryption = decrypt.as_ref().map(|d| d.keys.stats());
+                tracing::info!(forwarded, errors, undecryptable, ?decryption, ?stats, "tearing down");
                 gateway.close().await;
                 return Ok(());
             }
             tracing::warn!(relay = ?relay, ?stats, "relay lost: moving to the next one");
             gateway.close().await;
             next += 1;
-            if next % relays.len() == 0 {
+            if next.is_multiple_of(relays.len()) {
                 relays = candidates(choice, source, args.dns).await;
             }
         }

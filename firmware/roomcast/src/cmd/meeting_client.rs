@@ -18,7 +18,7 @@ use roomcast_meeting::client::{self, Call, Response};
 use roomcast_meeting::config::MeetingConfig;
 use roomcast_meeting::control::SECRET_HEADER;
 use roomcast_meeting::endpoint::Endpoint;
-use roomcast_meeting::roster::{Caps, JoinReply, Roster};
+use roomcast_meeting::roster::{Caps, JoinReply, KeepaliveRequest, Roster, SrtpKey};
 use roomcast_meeting::tls::{self, Fingerprint};
 use roomcast_meeting::token::Token;
 use roomcast_meeting::MeetingError;
@@ -171,9 +171,23 @@ impl Service {
         Some(roomcast_meeting::media_auth::Sealer::new(key, 1))
     }
 
-    /// Joins as `room` sending `caps`.
+    /// The verifier of the keyframe requests the service seals for `participant` (its downlink
+    /// key), from the secret its join reply gave.
+    pub fn media_downlink(&self, participant: &str) -> Option<roomcast_meeting::media_auth::Verifier> {
+        let secret = self.secret_for(participant)?;
+        let key = roomcast_meeting::media_auth::MediaKey::downlink_from_secret(secret.expose());
+        Some(roomcast_meeting::media_auth::Verifier::new(key))
+    }
+
+    /// Joins as `room` sending `caps`, without a media key (a watch-only listener).
     pub async fn join(&self, room: &str, caps: &Caps) -> Result<JoinReply, CallError> {
-        let resp = self.call(Call::join(&self.meeting, room, caps), None, Duration::from_secs(5)).await?;
+        self.join_keyed(room, caps, None).await
+    }
+
+    /// Joins as `room` sending `caps` with its media key.
+    pub async fn join_keyed(&self, room: &str, caps: &Caps, key: Option<&SrtpKey>) -> Result<JoinReply, CallError> {
+        let call = Call::join_keyed(&self.meeting, room, caps, key);
+        let resp = self.call(call, None, Duration::from_secs(5)).await?;
         let reply = client::decode_join(&resp).map_err(CallError::Service)?;
         *self.secret.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((reply.participant.clone(), Token::new(reply.secret.clone())));
@@ -187,16 +201,30 @@ impl Service {
         client::decode::<serde_json::Value>(&resp).map(|_| ()).map_err(CallError::Service)
     }
 
-    /// Says we are alive.
-    pub async fn keepalive(&self, participant: &str) -> Result<(), CallError> {
+    /// Says we are alive, and (`Some`) whether our microphone is muted (the others see it in the roster).
+    pub async fn keepalive(&self, participant: &str, muted: Option<bool>) -> Result<(), CallError> {
         let secret = self.secret_for(participant);
-        let resp = self.call(Call::keepalive(&self.meeting, participant), secret, Duration::from_secs(3)).await?;
+        let call = Call::keepalive_with(&self.meeting, participant, KeepaliveRequest { muted });
+        let resp = self.call(call, secret, Duration::from_secs(3)).await?;
+        client::decode::<serde_json::Value>(&resp).map(|_| ()).map_err(CallError::Service)
+    }
+
+    /// Announces a new media key (a rekey).
+    pub async fn set_key(&self, participant: &str, key: &SrtpKey) -> Result<(), CallError> {
+        let secret = self.secret_for(participant);
+        let resp = self.call(Call::set_key(&self.meeting, participant, key), secret, Duration::from_secs(3)).await?;
         client::decode::<serde_json::Value>(&resp).map(|_| ()).map_err(CallError::Service)
     }
 
     /// The roster; with `since`, waits (up to the service's long-poll time) for a newer one.
+    /// Asked as the joined participant (with its secret), so it carries the media keys.
     pub async fn roster(&self, since: Option<u64>) -> Result<Option<Roster>, CallError> {
-        let resp = self.call(Call::roster(&self.meeting, since), None, Duration::from_secs(15)).await?;
+        let me = self.secret.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (call, secret) = match me {
+            Some((p, s)) => (Call::roster_as(&self.meeting, since, &p), Some(s)),
+            None => (Call::roster(&self.meeting, since), None),
+        };
+        let resp = self.call(call, secret, Duration::from_secs(15)).await?;
         client::decode_roster(&resp).map_err(CallError::Service)
     }
 }

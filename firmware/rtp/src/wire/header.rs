@@ -17,6 +17,52 @@ pub struct RtpExtension {
     pub data: Vec<u8>,
 }
 
+/// The one-byte header extension profile (RFC 8285 §4.2).
+pub const EXTENSION_PROFILE_ONE_BYTE: u16 = 0xBEDE;
+/// The two-byte header extension profile (RFC 8285 §4.3): 0x100 in the top 12 bits, the low 4
+/// ("appbits") free.
+pub const EXTENSION_PROFILE_TWO_BYTE: u16 = 0x1000;
+
+impl RtpExtension {
+    /// Checks that every RFC 8285 element (one-byte or two-byte profile) lies inside the
+    /// extension data: padding bytes (0) skipped, the one-byte form's reserved id 15 ends the
+    /// walk. Other profiles are opaque and pass.
+    pub fn check_elements(&self) -> Result<()> {
+        let data = &self.data;
+        let bad = |at, reason| Err(RtpError::BadExtensionElement { at, len: data.len(), reason });
+        let mut pos = 0;
+        if self.profile == EXTENSION_PROFILE_ONE_BYTE {
+            while let Some(&b) = data.get(pos) {
+                match b >> 4 {
+                    _ if b == 0 => pos += 1,
+                    15 => return Ok(()),
+                    _ => {
+                        let end = pos + 1 + usize::from(b & 0x0f) + 1;
+                        if end > data.len() {
+                            return bad(pos, "one-byte element longer than the extension");
+                        }
+                        pos = end;
+                    }
+                }
+            }
+        } else if self.profile & 0xfff0 == EXTENSION_PROFILE_TWO_BYTE {
+            while let Some(&id) = data.get(pos) {
+                if id == 0 {
+                    pos += 1;
+                    continue;
+                }
+                let Some(&len) = data.get(pos + 1) else { return bad(pos, "two-byte element without its length") };
+                let end = pos + 2 + usize::from(len);
+                if end > data.len() {
+                    return bad(pos, "two-byte element longer than the extension");
+                }
+                pos = end;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The RTP header of one packet.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RtpHeader {
@@ -164,6 +210,21 @@ pub fn build_rtp(header: &RtpHeader, payload: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc8285_elements_must_fit_their_extension() {
+        let ext = |profile, data: &[u8]| RtpExtension { profile, data: data.to_vec() };
+        // One-byte: id 1 len 2 (3 bytes), padding, id 15 stops the walk.
+        assert!(ext(0xBEDE, &[0x11, 1, 2, 0, 0xf0, 0xff, 0xff, 0xff]).check_elements().is_ok());
+        assert!(ext(0xBEDE, &[0, 0, 0x13, 1]).check_elements().is_err(), "4 bytes claimed, 1 there");
+        // Two-byte (any appbits): id, length, data.
+        assert!(ext(0x1003, &[7, 2, 9, 9]).check_elements().is_ok());
+        assert!(ext(0x1000, &[0, 0, 0, 7]).check_elements().is_err(), "no length byte");
+        let e = ext(0x1000, &[7, 200, 0, 0]).check_elements().unwrap_err();
+        assert!(e.to_string().contains("two-byte element longer"), "{e}");
+        // Another profile is opaque.
+        assert!(ext(0xABCD, &[0xff; 4]).check_elements().is_ok());
+    }
 
     #[test]
     fn parses_known_packet() {

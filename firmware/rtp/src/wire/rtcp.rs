@@ -1,6 +1,8 @@
 //! RTCP (RFC 3550 section 6): sender reports, receiver reports with report blocks, SDES
-//! (CNAME and other items), BYE, and compound packets. Parsing is bounds-checked and never
-//! panics; unknown packet types are kept as raw bytes. Also the NTP timestamp type of SRs.
+//! (CNAME and other items), BYE, picture loss indications (RFC 4585 §6.3.1: payload-specific
+//! feedback, FMT 1) and compound packets. Parsing is bounds-checked and never panics; unknown
+//! packet types (and other feedback messages) are kept as raw bytes. Also the NTP timestamp
+//! type of SRs.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +20,11 @@ pub const PT_SDES: u8 = 202;
 pub const PT_BYE: u8 = 203;
 /// RTCP packet type: application-defined.
 pub const PT_APP: u8 = 204;
+
+/// RTCP packet type: payload-specific feedback (RFC 4585 §6.1).
+pub const PT_PSFB: u8 = 206;
+/// Payload-specific feedback message type: picture loss indication (RFC 4585 §6.3.1).
+pub const FMT_PLI: u8 = 1;
 
 /// SDES item type CNAME.
 pub const SDES_CNAME: u8 = 1;
@@ -245,6 +252,15 @@ pub struct Bye {
     pub reason: Option<Vec<u8>>,
 }
 
+/// Picture loss indication (RFC 4585 §6.3.1): PSFB with FMT 1 and no FCI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pli {
+    /// The receiver sending the feedback.
+    pub sender_ssrc: u32,
+    /// The media source it cannot decode.
+    pub media_ssrc: u32,
+}
+
 /// One RTCP packet of a compound packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RtcpPacket {
@@ -256,6 +272,9 @@ pub enum RtcpPacket {
     SourceDescription(Vec<SdesChunk>),
     /// BYE.
     Bye(Bye),
+    /// Picture loss indication: the receiver `sender_ssrc` cannot decode `media_ssrc` and asks
+    /// for a keyframe.
+    Pli(Pli),
     /// Any other type, kept raw: (packet type, count field, body after the 4-byte header).
     Other {
         /// Packet type.
@@ -393,6 +412,10 @@ fn parse_one(pt: u8, count: u8, body: &[u8]) -> Result<RtcpPacket> {
             };
             RtcpPacket::Bye(Bye { sources, reason })
         }
+        // A PLI has no FCI (RFC 4585 §6.3.1); one with extra bytes is kept raw.
+        PT_PSFB if count == FMT_PLI && body.len() == 8 => {
+            RtcpPacket::Pli(Pli { sender_ssrc: rd32(body, 0)?, media_ssrc: rd32(body, 4)? })
+        }
         _ => RtcpPacket::Other { packet_type: pt, count, body: body.to_vec() },
     })
 }
@@ -444,6 +467,11 @@ impl RtcpPacket {
                     out.extend_from_slice(r);
                 }
                 (PT_BYE, bye.sources.len().min(31))
+            }
+            RtcpPacket::Pli(pli) => {
+                out.extend_from_slice(&pli.sender_ssrc.to_be_bytes());
+                out.extend_from_slice(&pli.media_ssrc.to_be_bytes());
+                (PT_PSFB, usize::from(FMT_PLI))
             }
             RtcpPacket::Other { packet_type, count, body } => {
                 out.extend_from_slice(body);
@@ -512,6 +540,26 @@ mod tests {
         let bytes = encode_compound(&[rr.clone(), bye.clone()]);
         assert_eq!(bytes.len(), 32 + 20);
         assert_eq!(parse_compound(&bytes).unwrap(), vec![rr, bye]);
+    }
+
+    #[test]
+    fn pli_known_bytes_and_round_trip() {
+        let pli = RtcpPacket::Pli(Pli { sender_ssrc: 0x0102_0304, media_ssrc: 0xa0b0_c0d0 });
+        let rr = RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 0x0102_0304, reports: vec![] });
+        let bytes = encode_compound(&[rr.clone(), pli.clone()]);
+        assert_eq!(&bytes[8..], &[0x81, 206, 0, 2, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0]);
+        assert_eq!(parse_compound(&bytes).unwrap(), vec![rr, pli]);
+        // Other PSFB messages (FIR, FMT 4) and a PLI with an FCI stay raw.
+        for raw in [
+            [0x84u8, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2].as_slice(),
+            &[0x81, 206, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2, 9, 9, 9, 9],
+        ] {
+            assert!(matches!(parse_compound(raw).unwrap()[0], RtcpPacket::Other { packet_type: PT_PSFB, .. }));
+        }
+        assert!(parse_compound(&[0x81, 206, 0, 1, 0, 0, 0, 1])
+            .unwrap()
+            .iter()
+            .all(|p| !matches!(p, RtcpPacket::Pli(_))));
     }
 
     #[test]

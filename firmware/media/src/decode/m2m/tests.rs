@@ -1,241 +1,12 @@
-//! Tests of the stateful decoder against a fake decoder device: initial source change, a
-//! dynamic resolution change (LAST buffer, CAPTURE set up again), drain, a vanishing device.
+//! Tests of the stateful decoder against the M2M fake as a decoder (`FakeSpec::decoder`, the
+//! toy coded format): initial source change, a dynamic resolution change (LAST buffer, CAPTURE
+//! set up again), padded CAPTURE buffers with a compose rectangle, drain, a vanishing device.
 
-use std::collections::VecDeque;
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::camera::synthetic::SyntheticCamera;
-use crate::encoder::m2m::{CodedBuffer, Control, M2mCaps};
-
-/// The fake's "coded" format: width and height (big-endian u16), then packed I420.
-fn toy(frame: &VideoFrame) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&(frame.width as u16).to_be_bytes());
-    v.extend_from_slice(&(frame.height as u16).to_be_bytes());
-    v.extend_from_slice(&frame.data);
-    v
-}
-
-#[derive(Default)]
-struct Fake {
-    calls: Arc<Mutex<Vec<String>>>,
-    subscribed: bool,
-    output_bufs: u32,
-    capture_bufs: u32,
-    capture_size: Option<(u32, u32)>,
-    capture_streaming: bool,
-    stream: Option<(u32, u32)>,
-    /// A LAST buffer was returned: CAPTURE must be restarted.
-    halted: bool,
-    pending: VecDeque<(u32, Vec<u8>, u64)>,
-    capture_free: VecDeque<u32>,
-    ready: VecDeque<CodedBuffer>,
-    output_done: VecDeque<u32>,
-    events: VecDeque<M2mEvent>,
-    stopping: bool,
-    gone_after: Option<usize>,
-    queued: usize,
-}
-
-const STRIDE_ALIGN: u32 = 32;
-
-impl Fake {
-    fn call(&self, s: String) {
-        self.calls.lock().unwrap().push(s);
-    }
-    fn gone(&self) -> io::Result<()> {
-        match self.gone_after {
-            Some(n) if self.queued >= n => Err(io::Error::from_raw_os_error(libc::ENODEV)),
-            _ => Ok(()),
-        }
-    }
-    fn run(&mut self) {
-        while let Some((index, data, ts)) = self.pending.front().cloned() {
-            let size =
-                (u32::from(u16::from_be_bytes([data[0], data[1]])), u32::from(u16::from_be_bytes([data[2], data[3]])));
-            if self.stream != Some(size) {
-                // A new header: signal it; the frames before it end with a LAST buffer.
-                if self.stream.is_some() && self.capture_streaming && !self.halted {
-                    let Some(i) = self.capture_free.pop_front() else { return };
-                    self.ready.push_back(CodedBuffer {
-                        index: i,
-                        data: vec![],
-                        keyframe: false,
-                        last: true,
-                        timestamp_us: 0,
-                    });
-                    self.halted = true;
-                }
-                self.stream = Some(size);
-                self.events.push_back(M2mEvent::SourceChange);
-            }
-            if !self.capture_streaming || self.halted || self.capture_size != Some(size) {
-                return;
-            }
-            let Some(i) = self.capture_free.pop_front() else { return };
-            self.pending.pop_front();
-            let f = VideoFrame {
-                width: size.0,
-                height: size.1,
-                data: data[4..].to_vec(),
-                index: ts,
-                captured_at: Instant::now(),
-            };
-            let stride = size.0.div_ceil(STRIDE_ALIGN) * STRIDE_ALIGN;
-            let laid = crate::encoder::m2m::layout_i420(&f, stride as usize, (stride * size.1 * 3 / 2) as usize);
-            self.ready.push_back(CodedBuffer { index: i, data: laid, keyframe: true, last: false, timestamp_us: ts });
-            self.output_done.push_back(index);
-        }
-        if self.stopping && self.capture_streaming && !self.halted {
-            if let Some(i) = self.capture_free.pop_front() {
-                self.ready.push_back(CodedBuffer {
-                    index: i,
-                    data: vec![],
-                    keyframe: false,
-                    last: true,
-                    timestamp_us: 0,
-                });
-                self.halted = true;
-                self.stopping = false;
-            }
-        }
-    }
-}
-
-fn qname(q: Queue) -> &'static str {
-    match q {
-        Queue::Output => "OUTPUT",
-        Queue::Capture => "CAPTURE",
-    }
-}
-
-fn einval() -> io::Error {
-    io::Error::from_raw_os_error(libc::EINVAL)
-}
-
-impl M2mDevice for Fake {
-    fn path(&self) -> String {
-        "/dev/fake-dec".into()
-    }
-    fn query_caps(&mut self) -> io::Result<M2mCaps> {
-        Ok(M2mCaps { driver: "fake".into(), card: "fake decoder".into(), m2m: true, streaming: true })
-    }
-    fn enum_formats(&mut self, queue: Queue) -> io::Result<Vec<[u8; 4]>> {
-        Ok(match queue {
-            Queue::Output => vec![*b"FWHT"],
-            Queue::Capture => vec![*b"YU12"],
-        })
-    }
-    fn set_format(&mut self, queue: Queue, f: QueueFormat) -> io::Result<QueueFormat> {
-        self.call(format!("S_FMT {} {}x{}", qname(queue), f.width, f.height));
-        match queue {
-            Queue::Output => Ok(QueueFormat { sizeimage: 1 << 20, ..f }),
-            Queue::Capture => {
-                if self.capture_bufs > 0 || Some((f.width, f.height)) != self.stream {
-                    return Err(einval());
-                }
-                self.capture_size = Some((f.width, f.height));
-                let stride = f.width.div_ceil(STRIDE_ALIGN) * STRIDE_ALIGN;
-                Ok(QueueFormat { bytesperline: stride, sizeimage: stride * f.height * 3 / 2, ..f })
-            }
-        }
-    }
-    fn get_format(&mut self, queue: Queue) -> io::Result<QueueFormat> {
-        self.call(format!("G_FMT {}", qname(queue)));
-        let (width, height) = self.stream.ok_or_else(einval)?;
-        Ok(QueueFormat { fourcc: *b"YU12", width, height, bytesperline: width, sizeimage: 0 })
-    }
-    fn set_frame_rate(&mut self, _fps: u32) -> io::Result<()> {
-        Ok(())
-    }
-    fn set_control(&mut self, _c: Control, _v: i32) -> io::Result<()> {
-        Err(einval())
-    }
-    fn request_buffers(&mut self, queue: Queue, count: u32) -> io::Result<u32> {
-        self.call(format!("REQBUFS {} {count}", qname(queue)));
-        match queue {
-            Queue::Output => self.output_bufs = count,
-            Queue::Capture if self.capture_streaming => return Err(io::Error::from_raw_os_error(libc::EBUSY)),
-            Queue::Capture => {
-                self.capture_bufs = count;
-                self.capture_free.clear();
-            }
-        }
-        Ok(count)
-    }
-    fn queue_capture(&mut self, index: u32) -> io::Result<()> {
-        self.gone()?;
-        if index >= self.capture_bufs || self.capture_free.contains(&index) {
-            return Err(einval());
-        }
-        self.capture_free.push_back(index);
-        self.run();
-        Ok(())
-    }
-    fn queue_output(&mut self, index: u32, data: &[u8], ts: u64) -> io::Result<()> {
-        self.gone()?;
-        if !self.subscribed || index >= self.output_bufs || data.len() < 4 {
-            return Err(einval());
-        }
-        self.queued += 1;
-        self.pending.push_back((index, data.to_vec(), ts));
-        self.run();
-        Ok(())
-    }
-    fn dequeue_output(&mut self, _t: Duration) -> io::Result<Option<u32>> {
-        self.gone()?;
-        Ok(self.output_done.pop_front())
-    }
-    fn dequeue_capture(&mut self, _t: Duration) -> io::Result<Option<CodedBuffer>> {
-        self.gone()?;
-        if !self.capture_streaming {
-            return Err(einval());
-        }
-        if self.ready.is_empty() && self.halted {
-            return Err(io::Error::from_raw_os_error(libc::EPIPE));
-        }
-        Ok(self.ready.pop_front())
-    }
-    fn stream_on(&mut self, queue: Queue) -> io::Result<()> {
-        self.call(format!("STREAMON {}", qname(queue)));
-        if queue == Queue::Capture {
-            self.capture_streaming = true;
-            self.halted = false;
-            self.run();
-        }
-        Ok(())
-    }
-    fn stream_off(&mut self, queue: Queue) -> io::Result<()> {
-        self.call(format!("STREAMOFF {}", qname(queue)));
-        if queue == Queue::Capture {
-            self.capture_streaming = false;
-            self.ready.clear();
-            self.capture_free.clear();
-        }
-        Ok(())
-    }
-    fn encoder_stop(&mut self) -> io::Result<()> {
-        Err(einval())
-    }
-    fn decoder_stop(&mut self) -> io::Result<()> {
-        self.call("DECODER_CMD STOP".into());
-        self.stopping = true;
-        self.run();
-        Ok(())
-    }
-    fn subscribe_events(&mut self) -> io::Result<()> {
-        self.call("SUBSCRIBE_EVENT".into());
-        self.subscribed = true;
-        Ok(())
-    }
-    fn dequeue_event(&mut self, _t: Duration) -> io::Result<Option<M2mEvent>> {
-        self.gone()?;
-        Ok(self.events.pop_front())
-    }
-}
+use crate::encoder::m2m::fake::{toy_frame as toy, FakeM2m, FakeSpec};
 
 fn frame(w: u32, h: u32, i: u64) -> VideoFrame {
     SyntheticCamera::render(w, h, i, Instant::now())
@@ -243,8 +14,7 @@ fn frame(w: u32, h: u32, i: u64) -> VideoFrame {
 
 #[test]
 fn follows_source_changes_and_drains() {
-    let fake = Fake::default();
-    let calls = fake.calls.clone();
+    let (fake, log) = FakeM2m::new(FakeSpec::decoder());
     let mut dec = StatefulDecoder::new(fake, CodedFormat::Fwht, 64, 48).unwrap();
     let mut inputs = std::collections::HashMap::new();
     let mut out = Vec::new();
@@ -265,20 +35,21 @@ fn follows_source_changes_and_drains() {
     }
     assert_eq!(dec.stats().source_changes, 2);
     assert_eq!(dec.stats().sizes, vec![(64, 48), (100, 64)]);
-    let calls = calls.lock().unwrap().clone();
+    let calls = log.lock().unwrap().calls.clone();
     let pos = |s: &str| calls.iter().position(|c| c == s).unwrap_or_else(|| panic!("no {s} in {calls:?}"));
     assert!(pos("SUBSCRIBE_EVENT") < pos("STREAMON OUTPUT"));
     // The resolution change: CAPTURE stopped, freed and set up again at the new size.
     let off = pos("STREAMOFF CAPTURE");
     assert_eq!(calls[off + 1], "REQBUFS CAPTURE 0");
     assert_eq!(calls[off + 2], "G_FMT CAPTURE");
-    assert_eq!(calls[off + 3], "S_FMT CAPTURE 100x64");
+    assert_eq!(calls[off + 3], "S_FMT CAPTURE YU12 100x64");
+    assert_eq!(calls[off + 4], "G_SELECTION CAPTURE Compose");
     assert_eq!(calls.last().unwrap(), "STREAMOFF OUTPUT");
 }
 
 #[test]
 fn a_vanished_device_is_device_gone() {
-    let fake = Fake { gone_after: Some(2), ..Fake::default() };
+    let (fake, _) = FakeM2m::new(FakeSpec { fail_after: Some(2), fail_errno: libc::ENODEV, ..FakeSpec::decoder() });
     let mut dec = StatefulDecoder::new(fake, CodedFormat::Fwht, 64, 48).unwrap();
     let mut err = None;
     for i in 0..4u64 {
@@ -295,7 +66,7 @@ fn a_vanished_device_is_device_gone() {
 #[test]
 fn refuses_a_device_without_the_coded_format() {
     // The fake offers FWHT only.
-    assert!(StatefulDecoder::new(Fake::default(), CodedFormat::H264, 64, 48).is_err());
+    assert!(StatefulDecoder::new(FakeM2m::new(FakeSpec::decoder()).0, CodedFormat::H264, 64, 48).is_err());
 }
 
 #[test]
@@ -304,4 +75,44 @@ fn unpack_rejects_short_buffers() {
     let f = frame(64, 48, 0);
     let back = unpack_i420(&f.data, 64, 48, 64, 0).unwrap();
     assert_eq!(back.data, f.data);
+}
+
+#[test]
+fn padded_capture_buffers_give_the_compose_rectangle() {
+    // Like vicodec: buffers at the coded size (rounded to 16, at least 640x360), the picture
+    // the compose rectangle inside.
+    let spec = FakeSpec { coded_align: 16, min_size: (640, 360), stride_align: 1, ..FakeSpec::decoder() };
+    let (fake, log) = FakeM2m::new(spec);
+    let mut dec = StatefulDecoder::new(fake, CodedFormat::Fwht, 712, 400).unwrap();
+    let mut inputs = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for i in 0..4u64 {
+        let f = if i < 2 { frame(640, 360, i) } else { frame(712, 400, i) };
+        out.extend(dec.decode(&toy(&f), i).unwrap());
+        inputs.insert(i, f);
+    }
+    let (rest, last) = dec.drain().unwrap();
+    out.extend(rest);
+    assert!(last);
+    assert_eq!(out.iter().map(|d| d.frame.index).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    for d in &out {
+        assert_eq!(psnr_i420(&inputs[&d.frame.index], &d.frame), Some(99.0), "frame {}", d.frame.index);
+    }
+    assert_eq!(dec.stats().sizes, vec![(640, 360), (712, 400)]);
+    let calls = log.lock().unwrap().calls.clone();
+    assert!(calls.iter().any(|c| c == "S_FMT CAPTURE YU12 640x368"), "{calls:?}");
+    assert!(calls.iter().any(|c| c == "S_FMT CAPTURE YU12 720x400"), "{calls:?}");
+    assert_eq!(dec.raw_format().map(|r| (r.width, r.height, r.bytesperline)), Some((720, 400, 720)));
+}
+
+#[test]
+fn raw_layout_checks_the_picture_fits() {
+    let f = QueueFormat { fourcc: *b"YU12", width: 720, height: 400, bytesperline: 720, sizeimage: 432_000 };
+    assert_eq!(RawLayout::new(f, (712, 400)), Some(RawLayout { width: 712, height: 400, stride: 720, rows: 400 }));
+    assert_eq!(RawLayout::new(f, (721, 400)), None);
+    assert_eq!(RawLayout::new(f, (712, 401)), None);
+    assert_eq!(RawLayout::new(QueueFormat { fourcc: *b"NV12", ..f }, (712, 400)), None);
+    // Rows from sizeimage when the driver aligns the height only there (bcm2835-codec).
+    let g = QueueFormat { fourcc: *b"YU12", width: 640, height: 360, bytesperline: 640, sizeimage: 640 * 368 * 3 / 2 };
+    assert_eq!(RawLayout::new(g, (640, 360)).map(|l| l.rows), Some(368));
 }

@@ -2,8 +2,8 @@
 //! kernel-header bindings) on a memory-to-memory device, single- or multi-planar (the
 //! Raspberry Pi's `bcm2835-codec` is multi-planar, `vicodec` single-planar by default), with
 //! MMAP buffers. Only the ioctls listed in the parent module's and the decoder's documentation
-//! are used; the three the `v4l` crate has no number for (`VIDIOC_DQEVENT`,
-//! `VIDIOC_SUBSCRIBE_EVENT`, `VIDIOC_DECODER_CMD`) are computed here as videodev2.h defines them.
+//! are used; the five the `v4l` crate has no number for (`VIDIOC_DQEVENT`,
+//! `VIDIOC_SUBSCRIBE_EVENT`, `VIDIOC_DECODER_CMD`, `VIDIOC_G/S_SELECTION`) are computed here as videodev2.h defines them.
 
 use std::io;
 use std::os::raw::c_void;
@@ -14,7 +14,7 @@ use v4l::v4l2;
 use v4l::v4l2::vidioc;
 use v4l::v4l_sys::*;
 
-use super::{CodedBuffer, Control, M2mCaps, M2mDevice, M2mEvent, Queue, QueueFormat};
+use super::{CodedBuffer, Control, M2mCaps, M2mDevice, M2mEvent, Queue, QueueFormat, SelectionTarget};
 
 /// `_IOC(dir, 'V', nr, size)` of asm-generic/ioctl.h.
 const fn ioc(dir: u32, nr: u32, size: usize) -> vidioc::_IOC_TYPE {
@@ -24,6 +24,10 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> vidioc::_IOC_TYPE {
 const VIDIOC_DQEVENT: vidioc::_IOC_TYPE = ioc(2, 89, std::mem::size_of::<v4l2_event>());
 /// `_IOW('V', 90, struct v4l2_event_subscription)`.
 const VIDIOC_SUBSCRIBE_EVENT: vidioc::_IOC_TYPE = ioc(1, 90, std::mem::size_of::<v4l2_event_subscription>());
+/// `_IOWR('V', 94, struct v4l2_selection)`.
+const VIDIOC_G_SELECTION: vidioc::_IOC_TYPE = ioc(3, 94, std::mem::size_of::<v4l2_selection>());
+/// `_IOWR('V', 95, struct v4l2_selection)`.
+const VIDIOC_S_SELECTION: vidioc::_IOC_TYPE = ioc(3, 95, std::mem::size_of::<v4l2_selection>());
 /// `_IOWR('V', 96, struct v4l2_decoder_cmd)`.
 const VIDIOC_DECODER_CMD: vidioc::_IOC_TYPE = ioc(3, 96, std::mem::size_of::<v4l2_decoder_cmd>());
 
@@ -104,6 +108,22 @@ impl LinuxM2m {
             }
         }
         Ok(r > 0 && pfd.revents & events != 0)
+    }
+
+    /// A `v4l2_selection` for `queue`: the single-planar buffer type even on a multi-planar
+    /// device (videodev2.h: selection takes the non-MPLANE types; drivers since 4.13 accept both).
+    fn selection(&self, queue: Queue, target: SelectionTarget) -> v4l2_selection {
+        // SAFETY: plain C struct.
+        let mut sel: v4l2_selection = unsafe { std::mem::zeroed() };
+        sel.type_ = match queue {
+            Queue::Output => v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_OUTPUT,
+            Queue::Capture => v4l2_buf_type_V4L2_BUF_TYPE_VIDEO_CAPTURE,
+        };
+        sel.target = match target {
+            SelectionTarget::Crop => V4L2_SEL_TGT_CROP,
+            SelectionTarget::Compose => V4L2_SEL_TGT_COMPOSE,
+        };
+        sel
     }
 
     /// DQBUF on a queue; returns (index, bytesused, flags, timestamp_us) or None on EAGAIN.
@@ -238,6 +258,17 @@ impl M2mDevice for LinuxM2m {
         fmt.type_ = self.buf_type(queue);
         self.ioctl(vidioc::VIDIOC_G_FMT, &mut fmt)?;
         Ok(self.read_format(&fmt))
+    }
+    fn set_selection(&mut self, queue: Queue, target: SelectionTarget, w: u32, h: u32) -> io::Result<(u32, u32)> {
+        let mut sel = self.selection(queue, target);
+        sel.r = v4l2_rect { left: 0, top: 0, width: w, height: h };
+        self.ioctl(VIDIOC_S_SELECTION, &mut sel)?;
+        Ok((sel.r.width, sel.r.height))
+    }
+    fn get_selection(&mut self, queue: Queue, target: SelectionTarget) -> io::Result<(u32, u32)> {
+        let mut sel = self.selection(queue, target);
+        self.ioctl(VIDIOC_G_SELECTION, &mut sel)?;
+        Ok((sel.r.width, sel.r.height))
     }
     fn set_frame_rate(&mut self, fps: u32) -> io::Result<()> {
         // SAFETY: plain C struct.

@@ -13,9 +13,14 @@
 //! 1. `VIDIOC_QUERYCAP`: `V4L2_CAP_VIDEO_M2M(_MPLANE)` and `V4L2_CAP_STREAMING` required.
 //! 2. `VIDIOC_ENUM_FMT` on CAPTURE (coded side) must list the coded fourcc; on OUTPUT `YU12`.
 //! 3. `VIDIOC_S_FMT` CAPTURE: coded fourcc, width x height, `sizeimage` for one access unit.
-//! 4. `VIDIOC_S_FMT` OUTPUT: `YU12`, width x height; the driver answers with its
-//!    `bytesperline` and `sizeimage` (it may pad lines and align the height), which the copy into
-//!    the buffer honours.
+//! 4. `VIDIOC_S_FMT` OUTPUT: `YU12`, width x height; the driver answers with its coded size,
+//!    `bytesperline` and `sizeimage`: it may pad lines, align the width and height (vicodec rounds
+//!    both up to 16 and clamps to at least 640x360; bcm2835-codec pads lines to 32 and the height
+//!    to 16 in `sizeimage` only), and the copy into the buffer honours that layout. A coded size
+//!    smaller than the frame is refused. A coded size larger than the frame: `VIDIOC_S_SELECTION`
+//!    OUTPUT `V4L2_SEL_TGT_CROP` (0, 0, width, height) makes the frame the visible rectangle; a
+//!    driver that answers with another rectangle (vicodec's minimum) or has no crop is refused
+//!    with its figures, since the stream would not show the frame as it is.
 //! 5. `VIDIOC_S_PARM` OUTPUT: `timeperframe = 1/fps`.
 //! 6. `VIDIOC_S_EXT_CTRLS` (codec class), per format ([`CodedFormat::controls`]): H.264
 //!    `V4L2_CID_MPEG_VIDEO_BITRATE` (mandatory), `..._H264_I_PERIOD` and `..._GOP_SIZE`,
@@ -203,6 +208,15 @@ pub struct CodedBuffer {
     pub timestamp_us: u64,
 }
 
+/// A selection target (`V4L2_SEL_TGT_*`): the visible rectangle of a padded buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SelectionTarget {
+    /// `V4L2_SEL_TGT_CROP` on an encoder's OUTPUT queue: the part of the raw buffer coded.
+    Crop,
+    /// `V4L2_SEL_TGT_COMPOSE` on a decoder's CAPTURE queue: the part of the raw buffer holding the picture.
+    Compose,
+}
+
 /// A V4L2 event a decoder waits for (`VIDIOC_DQEVENT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum M2mEvent {
@@ -231,6 +245,21 @@ pub trait M2mDevice: Send {
     /// `VIDIOC_G_FMT`.
     fn get_format(&mut self, _queue: Queue) -> std::io::Result<QueueFormat> {
         Err(unsupported("VIDIOC_G_FMT"))
+    }
+    /// `VIDIOC_S_SELECTION` of a `width` x `height` rectangle at (0, 0); returns the size the
+    /// driver set (it clamps to its limits).
+    fn set_selection(
+        &mut self,
+        _queue: Queue,
+        _target: SelectionTarget,
+        _width: u32,
+        _height: u32,
+    ) -> std::io::Result<(u32, u32)> {
+        Err(unsupported("VIDIOC_S_SELECTION"))
+    }
+    /// `VIDIOC_G_SELECTION`: the rectangle's width and height.
+    fn get_selection(&mut self, _queue: Queue, _target: SelectionTarget) -> std::io::Result<(u32, u32)> {
+        Err(unsupported("VIDIOC_G_SELECTION"))
     }
     /// `VIDIOC_S_PARM` on OUTPUT.
     fn set_frame_rate(&mut self, fps: u32) -> std::io::Result<()>;

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::{device_error, fourcc_str, probe_codec, CodedFormat, Control, M2mDevice, Queue, QueueFormat, Role};
+use super::{
+    device_error, fourcc_str, probe_codec, CodedFormat, Control, M2mDevice, Queue, QueueFormat, Role, SelectionTarget,
+};
 use crate::encoder::{EncodedFrame, EncoderConfig, VideoCodec, VideoEncoder};
 use crate::error::{MediaError, Result};
 use crate::frame::VideoFrame;
@@ -86,19 +88,7 @@ impl<D: M2mDevice> StatefulEncoder<D> {
             sizeimage: VideoFrame::i420_len(w, h) as u32,
         };
         let raw = self.dev.set_format(Queue::Output, want).map_err(|e| self.err("VIDIOC_S_FMT OUTPUT YU12", e))?;
-        if raw.fourcc != *b"YU12" || raw.width != w || raw.height != h || raw.bytesperline < w {
-            return Err(MediaError::encoder(
-                NAME,
-                format!(
-                    "{}: driver changed the raw format to {} {}x{} stride {}",
-                    self.dev.path(),
-                    fourcc_str(&raw.fourcc),
-                    raw.width,
-                    raw.height,
-                    raw.bytesperline
-                ),
-            ));
-        }
+        self.check_raw(raw)?;
         self.raw = raw;
         if let Err(e) = self.dev.set_frame_rate(self.config.fps) {
             tracing::warn!(dev = %self.dev.path(), "VIDIOC_S_PARM frame rate refused: {e}");
@@ -127,6 +117,47 @@ impl<D: M2mDevice> StatefulEncoder<D> {
         self.streaming = true;
         tracing::info!(dev = %self.dev.path(), name = %self.name, format = %self.format, w, h, "M2M encoder streaming");
         Ok(())
+    }
+
+    /// Step 4's checks: YU12, a buffer at least the frame's size with lines at least as long,
+    /// and, when the driver padded the coded size, the frame as the visible rectangle (crop).
+    fn check_raw(&mut self, raw: QueueFormat) -> Result<()> {
+        let (w, h) = (self.config.width, self.config.height);
+        let path = self.dev.path();
+        let refuse = |why: String| {
+            MediaError::encoder(
+                NAME,
+                format!(
+                    "{path}: for {w}x{h} frames the driver set OUTPUT {} {}x{} stride {}: {why}",
+                    fourcc_str(&raw.fourcc),
+                    raw.width,
+                    raw.height,
+                    raw.bytesperline
+                ),
+            )
+        };
+        if raw.fourcc != *b"YU12" {
+            return Err(refuse("not YU12".into()));
+        }
+        if raw.width < w || raw.height < h || raw.bytesperline < raw.width {
+            return Err(refuse("the buffer does not hold the frame".into()));
+        }
+        if (raw.width, raw.height) == (w, h) {
+            return Ok(());
+        }
+        // A padded coded size (alignment, a minimum): the frame is the visible rectangle.
+        match self.dev.set_selection(Queue::Output, SelectionTarget::Crop, w, h) {
+            Ok(visible) if visible == (w, h) => {
+                tracing::info!(dev = %path, coded = ?(raw.width, raw.height), visible = ?visible,
+                    "raw buffer padded, frame cropped");
+                Ok(())
+            }
+            Ok((vw, vh)) => Err(refuse(format!(
+                "its visible rectangle for the frame is {vw}x{vh} (the smallest picture it codes?)"
+            ))),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Err(self.err("VIDIOC_S_SELECTION OUTPUT CROP", e)),
+            Err(e) => Err(refuse(format!("padded, and VIDIOC_S_SELECTION OUTPUT CROP failed: {e}"))),
+        }
     }
 
     /// The device (tests inspect the fake's log through it).

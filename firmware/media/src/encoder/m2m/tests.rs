@@ -184,3 +184,78 @@ fn coded_format_parses_and_names() {
     assert_eq!(CodedFormat::H264.video_codec(), Some(VideoCodec::H264));
     assert_eq!(CodedFormat::Fwht.video_codec(), None);
 }
+
+/// A fake that negotiates like vicodec: coded sizes rounded up to 16, at least 640x360, lines
+/// as wide as the coded width, crop clamped to [640x360, coded size].
+fn vicodec_like() -> FakeSpec {
+    FakeSpec {
+        coded: vec![*b"FWHT"],
+        raw: vec![*b"YU12"],
+        stride_align: 1,
+        height_align: 1,
+        coded_align: 16,
+        min_size: (640, 360),
+        ..FakeSpec::default()
+    }
+}
+
+/// Checks that `queued` holds `f` at `stride` bytes per line and `rows` luma lines.
+fn assert_laid_out(queued: &[u8], f: &VideoFrame, stride: usize, rows: usize) {
+    let (w, h) = (f.width as usize, f.height as usize);
+    let (cw, ch) = f.chroma_size();
+    let (y, u, v) = f.planes();
+    assert_eq!(queued.len(), stride * rows * 3 / 2);
+    for r in 0..h {
+        assert_eq!(&queued[r * stride..r * stride + w], &y[r * w..r * w + w], "luma row {r}");
+    }
+    let (cstride, u_off) = (stride / 2, stride * rows);
+    let v_off = u_off + cstride * rows / 2;
+    for r in 0..ch {
+        assert_eq!(&queued[u_off + r * cstride..u_off + r * cstride + cw], &u[r * cw..r * cw + cw], "U row {r}");
+        assert_eq!(&queued[v_off + r * cstride..v_off + r * cstride + cw], &v[r * cw..r * cw + cw], "V row {r}");
+    }
+}
+
+#[test]
+fn a_padded_coded_size_is_cropped_to_the_frame_and_copied_with_the_drivers_stride() {
+    let (dev, log) = FakeM2m::new(vicodec_like());
+    let mut enc = StatefulEncoder::new(dev, EncoderConfig::new(640, 360, 30), CodedFormat::Fwht).unwrap();
+    let raw = enc.raw_format();
+    assert_eq!((raw.width, raw.height, raw.bytesperline), (640, 368, 640), "height padded to 368");
+    let f0 = SyntheticCamera::render(640, 360, 0, Instant::now());
+    enc.encode_frame(&f0).unwrap();
+    enc.reconfigure(712, 400).unwrap();
+    let raw = enc.raw_format();
+    assert_eq!((raw.width, raw.height, raw.bytesperline), (720, 400, 720), "lines padded to 720");
+    let f1 = SyntheticCamera::render(712, 400, 1, Instant::now());
+    enc.encode_frame(&f1).unwrap();
+    let log = log.lock().unwrap();
+    assert_laid_out(&log.frames[0], &f0, 640, 368);
+    assert_laid_out(&log.frames[1], &f1, 720, 400);
+    let calls = &log.calls;
+    let pos = |s: &str| calls.iter().position(|c| c == s).unwrap_or_else(|| panic!("no {s} in {calls:?}"));
+    // Spec order: CAPTURE's coded format, OUTPUT's raw format, then the crop, before any buffer.
+    assert!(pos("S_FMT CAPTURE FWHT 640x360") < pos("S_FMT OUTPUT YU12 640x360"));
+    assert!(pos("S_FMT OUTPUT YU12 640x360") < pos("S_SELECTION OUTPUT Crop 640x360"));
+    assert!(pos("S_SELECTION OUTPUT Crop 640x360") < pos("REQBUFS OUTPUT 4"));
+    assert!(pos("S_SELECTION OUTPUT Crop 712x400") > pos("S_FMT OUTPUT YU12 712x400"));
+}
+
+#[test]
+fn the_size_as_asked_needs_no_crop() {
+    let (dev, log) = FakeM2m::new(vicodec_like());
+    StatefulEncoder::new(dev, EncoderConfig::new(720, 400, 30), CodedFormat::Fwht).unwrap();
+    assert!(!log.lock().unwrap().calls.iter().any(|c| c.starts_with("S_SELECTION")));
+}
+
+#[test]
+fn frames_below_the_drivers_minimum_or_without_crop_are_refused_with_its_figures() {
+    let (dev, _) = FakeM2m::new(vicodec_like());
+    let e = StatefulEncoder::new(dev, EncoderConfig::new(320, 240, 30), CodedFormat::Fwht).err().unwrap();
+    let e = e.to_string();
+    assert!(e.contains("for 320x240 frames the driver set OUTPUT YU12 640x368 stride 640"), "{e}");
+    assert!(e.contains("visible rectangle for the frame is 640x360"), "{e}");
+    let (dev, _) = FakeM2m::new(FakeSpec { selection: false, ..vicodec_like() });
+    let e = StatefulEncoder::new(dev, EncoderConfig::new(640, 360, 30), CodedFormat::Fwht).err().unwrap();
+    assert!(e.to_string().contains("VIDIOC_S_SELECTION OUTPUT CROP failed"), "{e}");
+}

@@ -3,6 +3,8 @@
 //! the box's addresses or routes changing (rtnetlink's address and route multicast groups, so
 //! the set-up screen shows the address DHCP just gave). Nothing is polled; only if the kernel
 //! refuses both watches does it fall back to reading again every [`FALLBACK_POLL`], and says so.
+//! [`FileWatch`] is the one-file part on its own: the box also follows init's Wi-Fi status
+//! file (/run/roomcast/wifi) with it.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -17,15 +19,57 @@ pub const FALLBACK_POLL: Duration = Duration::from_secs(2);
 
 /// The file and network watches.
 pub struct ConfigWatch {
-    files: Option<(EventStream<Vec<u8>>, OsString)>,
+    files: Option<FileWatch>,
     net: Option<TokioSocket>,
+}
+
+/// One file's changes, from inotify on its directory: a write, a rename over it (how init's
+/// scripts and editors replace a file), its creation or removal. Other files in the
+/// directory (a script's `wifi.new` before its rename) do not count.
+pub struct FileWatch {
+    events: EventStream<Vec<u8>>,
+    name: OsString,
+}
+
+impl FileWatch {
+    /// Watches `path`'s directory (which must exist) for events naming `path`'s file.
+    pub fn new(path: &Path) -> std::io::Result<Self> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().map(OsString::from).unwrap_or_default();
+        let inotify = Inotify::init()?;
+        inotify.watches().add(
+            dir,
+            WatchMask::CLOSE_WRITE
+                | WatchMask::MOVED_TO
+                | WatchMask::CREATE
+                | WatchMask::DELETE
+                | WatchMask::MOVED_FROM,
+        )?;
+        Ok(Self { events: inotify.into_event_stream(vec![0u8; 4096])?, name })
+    }
+
+    /// Resolves when the file may have changed (an event naming it, or one without a name such
+    /// as the queue's overflow). `Err` when the watch itself ended: read once more and drop it.
+    pub async fn changed(&mut self) -> std::io::Result<()> {
+        loop {
+            match std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.events).poll_next(cx)).await {
+                Some(Ok(ev)) if ev.name.as_ref().is_none_or(|n| *n == self.name) => return Ok(()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Err(std::io::Error::other("the inotify stream ended")),
+            }
+        }
+    }
 }
 
 impl ConfigWatch {
     /// Watches `path`'s directory and the kernel's address/route changes; a watch the kernel
     /// refuses is logged and left out.
     pub fn new(path: &Path) -> Self {
-        let files = match watch_dir(path) {
+        let files = match FileWatch::new(path) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(file = %path.display(), "cannot watch the configuration file ({e})");
@@ -52,17 +96,12 @@ impl ConfigWatch {
         let Self { files, net } = self;
         let file_changed = async {
             match files {
-                Some((events, name)) => loop {
-                    match std::future::poll_fn(|cx| std::pin::Pin::new(&mut *events).poll_next(cx)).await {
-                        Some(Ok(ev)) if ev.name.as_ref().is_none_or(|n| n == name) => return,
-                        Some(Ok(_)) => {}
-                        // An overflowed or failed watch: read again to be safe, and stop watching.
-                        Some(Err(_)) | None => {
-                            *files = None;
-                            return;
-                        }
+                Some(w) => {
+                    // A failed watch: read again to be safe, and stop watching.
+                    if w.changed().await.is_err() {
+                        *files = None;
                     }
-                },
+                }
                 None => std::future::pending().await,
             }
         };
@@ -92,20 +131,6 @@ impl ConfigWatch {
     }
 }
 
-fn watch_dir(path: &Path) -> std::io::Result<(EventStream<Vec<u8>>, OsString)> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().map(OsString::from).unwrap_or_default();
-    let inotify = Inotify::init()?;
-    inotify.watches().add(
-        dir,
-        WatchMask::CLOSE_WRITE | WatchMask::MOVED_TO | WatchMask::CREATE | WatchMask::DELETE | WatchMask::MOVED_FROM,
-    )?;
-    Ok((inotify.into_event_stream(vec![0u8; 4096])?, name))
-}
-
 fn watch_addresses() -> std::io::Result<TokioSocket> {
     let mut sock = TokioSocket::new(NETLINK_ROUTE)?;
     let groups =
@@ -131,6 +156,25 @@ mod tests {
         assert!(quiet.is_err(), "another file in the directory is no reason to read again");
         std::fs::write(&path, "[room]\n").unwrap();
         tokio::time::timeout(Duration::from_secs(5), watch.changed()).await.expect("the write wakes the watch");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_rename_over_the_file_wakes_its_watch_and_the_temporary_file_does_not() {
+        let dir = std::env::temp_dir().join(format!("roomcast-filewatch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("wifi");
+        let mut watch = FileWatch::new(&path).unwrap();
+        // As init's `say`: write wifi.new, then rename it over wifi.
+        std::fs::write(dir.join("wifi.new"), "wrong-psk\n").unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watch.changed()).await;
+        assert!(quiet.is_err(), "the temporary file is no reason to read again");
+        std::fs::rename(dir.join("wifi.new"), &path).unwrap();
+        let woke = tokio::time::timeout(Duration::from_secs(5), watch.changed()).await;
+        assert!(matches!(woke, Ok(Ok(()))), "the rename wakes the watch: {woke:?}");
+        std::fs::remove_file(&path).unwrap();
+        let woke = tokio::time::timeout(Duration::from_secs(5), watch.changed()).await;
+        assert!(matches!(woke, Ok(Ok(()))), "the removal wakes the watch: {woke:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

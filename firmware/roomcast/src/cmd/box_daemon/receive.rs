@@ -1,22 +1,27 @@
 //! Receiving the other rooms: every delivery from the AMT gateway is matched to its sender by
 //! group address and to its stream by UDP port (video RTP/RTCP on the video port and the next,
-//! audio on the audio port and the next), fed to that sender's `roomcast_media` receiver
+//! audio on the audio port and the next), decrypted with that sender's media keys (SRTP,
+//! `roomcast_crypt::Unprotector`: what no key authenticates is counted and dropped), fed to
+//! that sender's `roomcast_media` receiver
 //! (jitter buffer, depacketizer, Opus decoder, loss from its reception statistics: the packet
 //! is not parsed here); decoded audio goes to the playback thread's mixer, and with
 //! `[debug] record_dir` every stream is also written to files (`video.ivf`/`video.h264`,
 //! `audio.opus`) that standard tools decode. With `[network] lan_multicast` each delivery is
-//! also re-sent as native multicast on the room LAN. Video frames go to the screen's thread
-//! ([`ScreenFeed`], `[screen]`), which decodes and composes them.
+//! also re-sent, decrypted, as native multicast on the room LAN (for the room's own players).
+//! Video frames go to the screen's thread ([`ScreenFeed`], `[screen]`), which decodes and
+//! composes them. Each receiver's RTCP feedback (PLI while a remote's video cannot be decoded,
+//! receiver reports) leaves by [`Receiving::poll_transmit`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use roomcast_crypt::Unprotector;
 use roomcast_media::pipeline::receiver::{Receiver, ReceiverEvent, StreamKind, DEFAULT_LATENCY};
 use roomcast_media::pipeline::recorder::Recorder;
 use roomcast_media::pipeline::PT_OPUS;
-use roomcast_meeting::roster::{Family, ParticipantInfo};
+use roomcast_meeting::roster::{Family, ParticipantInfo, Roster};
 use roomcast_net::native::NativeSender;
 use roomcast_net::Delivery;
 use roomcast_session::{ReceiveCounters, RemoteCounters};
@@ -30,9 +35,13 @@ use super::screen::ScreenFeed;
 struct Remote {
     info: ParticipantInfo,
     receiver: Receiver,
+    /// Its media keys (none until the roster names one: everything fails to decrypt).
+    keys: Option<Unprotector>,
     /// The recorder, until it fails.
     recorder: Option<Recorder>,
     status: RemoteCounters,
+    /// Report blocks (source, fraction lost) this remote sent, not yet taken.
+    reports: Vec<(u32, u8)>,
 }
 
 /// Everything received.
@@ -46,6 +55,10 @@ pub struct Receiving {
     screen: Option<ScreenFeed>,
     /// Bytes received through the tunnel.
     bytes: u64,
+    /// Our own video SSRC, the reporter of our feedback.
+    feedback_ssrc: Option<u32>,
+    /// Whether the receivers send PLIs (`[debug] keyframe_requests`).
+    keyframe_requests: bool,
     errors: Vec<String>,
 }
 
@@ -71,6 +84,8 @@ impl Receiving {
             record_dir,
             lan,
             bytes: 0,
+            feedback_ssrc: None,
+            keyframe_requests: true,
             errors: Vec::new(),
         }
     }
@@ -85,7 +100,11 @@ impl Receiving {
     pub fn add(&mut self, info: ParticipantInfo) -> Result<(), String> {
         let sg = info.groups.get(self.family);
         let audio_pt = info.caps.audio.as_ref().map_or(PT_OPUS, |a| a.payload_type);
-        let receiver = Receiver::new(1, audio_pt, DEFAULT_LATENCY).map_err(|e| e.to_string())?;
+        let mut receiver = Receiver::new(1, audio_pt, DEFAULT_LATENCY).map_err(|e| e.to_string())?;
+        if let Some(ssrc) = self.feedback_ssrc {
+            receiver.set_feedback_ssrc(ssrc);
+        }
+        receiver.set_keyframe_requests(self.keyframe_requests);
         let recorder = self.record_dir.as_ref().map(|d| {
             let mut dir = d.join(dir_name(&info.room, &info.id));
             if dir.exists() {
@@ -95,8 +114,34 @@ impl Receiving {
             Recorder::new(dir, info.ssrc.audio, 1).with_video_size(w, h)
         });
         let status = RemoteCounters { id: info.id.clone(), ..Default::default() };
-        self.remotes.insert(sg.group, Remote { info, receiver, recorder, status });
+        let keys = match info.key.clone().map(Unprotector::new).transpose() {
+            Ok(k) => k,
+            Err(e) => return Err(format!("media key of {}: {e}", info.room)),
+        };
+        self.remotes.insert(sg.group, Remote { info, receiver, keys, recorder, status, reports: Vec::new() });
         Ok(())
+    }
+
+    /// Sends feedback (PLI, RR) on every remote as `ssrc` (our own video SSRC).
+    pub fn set_feedback_ssrc(&mut self, ssrc: u32) {
+        self.feedback_ssrc = Some(ssrc);
+    }
+
+    /// Whether the receivers of remotes added later ask for keyframes (PLI).
+    pub fn set_keyframe_requests(&mut self, on: bool) {
+        self.keyframe_requests = on;
+    }
+
+    /// Loss (fraction lost, 1/256) the other rooms reported on our video since the last call.
+    pub fn take_loss_reports(&mut self) -> Vec<u8> {
+        let me = self.feedback_ssrc;
+        let blocks = self.remotes.values_mut().flat_map(|r| std::mem::take(&mut r.reports));
+        blocks.filter(|(ssrc, _)| Some(*ssrc) == me).map(|(_, lost)| lost).collect()
+    }
+
+    /// The next RTCP feedback packet of any remote's receiver, for the service.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.remotes.values_mut().find_map(|r| r.receiver.poll_transmit())
     }
 
     /// Stops receiving participant `id` (its files are finished).
@@ -128,29 +173,54 @@ impl Receiving {
         }
     }
 
+    /// The media keys of a newer roster (a sender rekeyed): each remote's key becomes current,
+    /// its previous one stays accepted for `roomcast_crypt::OVERLAP`.
+    pub fn handle_roster(&mut self, now: Instant, roster: &Roster) {
+        for p in &roster.participants {
+            let Some(key) = p.key.clone() else { continue };
+            let Some(r) = self.remotes.values_mut().find(|r| r.info.id == p.id) else { continue };
+            let result = match r.keys.as_mut() {
+                Some(k) => k.handle_key(now, key),
+                None => Unprotector::new(key).map(|k| r.keys = Some(k)),
+            };
+            if let Err(e) = result {
+                self.errors.push(format!("media key of {}: {e}", r.info.room));
+            }
+        }
+    }
+
     /// Takes one datagram from the tunnel.
     pub fn on_delivery(&mut self, d: Delivery, now: Instant) {
         self.bytes += d.payload.len() as u64;
-        if let Some(lan) = &self.lan {
-            if let Err(e) = lan.send(d.group, &d.payload) {
-                tracing::debug!("LAN re-send to {}: {e}", d.group);
-            }
-        }
         let Some(r) = self.remotes.get_mut(&d.group.ip()) else { return };
         let port = d.group.port();
         let (vp, ap) = (r.info.ports.video, r.info.ports.audio);
+        if ![vp, ap, vp.wrapping_add(1), ap.wrapping_add(1)].contains(&port) {
+            return;
+        }
+        // End-to-end decryption before anything reads the packet.
+        let plain = match r.keys.as_mut().map(|k| k.unprotect(now, &d.payload)) {
+            Some(Ok(p)) => p,
+            Some(Err(_)) | None => {
+                r.status.decrypt_failed += 1;
+                return;
+            }
+        };
+        if let Some(lan) = &self.lan {
+            if let Err(e) = lan.send(d.group, &plain) {
+                tracing::debug!("LAN re-send to {}: {e}", d.group);
+            }
+        }
         if port == vp {
             r.status.packets += 1;
-            r.receiver.handle_video_rtp(now, d.payload.clone());
+            r.receiver.handle_video_rtp(now, plain);
         } else if port == ap {
             r.status.packets += 1;
-            r.receiver.handle_audio_rtp(now, d.payload.clone());
+            r.receiver.handle_audio_rtp(now, plain);
         } else if port == vp.wrapping_add(1) {
-            r.receiver.handle_rtcp(StreamKind::Video, &d.payload);
-        } else if port == ap.wrapping_add(1) {
-            r.receiver.handle_rtcp(StreamKind::Audio, &d.payload);
+            r.receiver.handle_rtcp(StreamKind::Video, &plain);
         } else {
-            return;
+            r.receiver.handle_rtcp(StreamKind::Audio, &plain);
         }
         Self::handle_events(&self.playback, &mut self.speaking, self.screen.as_ref(), r, now, &mut self.errors);
     }
@@ -172,6 +242,10 @@ impl Receiving {
             }
             match ev {
                 ReceiverEvent::Video { codec, frame } => {
+                    if r.status.video_frames == 0 {
+                        // The time-to-first-frame bench reads this line.
+                        tracing::info!(room = %r.info.room, keyframe = frame.keyframe, "first video frame");
+                    }
                     r.status.video_frames += 1;
                     r.status.video_codec = Some(codec.name().to_string());
                     if let Some(s) = screen {
@@ -189,6 +263,11 @@ impl Receiving {
                     playback.pcm(&r.info.id, pcm);
                 }
                 ReceiverEvent::Bye(_) => r.status.said_bye = true,
+                ReceiverEvent::ReceiverReport { blocks, .. } => {
+                    r.reports.extend(blocks.iter().map(|b| (b.ssrc, b.fraction_lost)));
+                    let excess = r.reports.len().saturating_sub(64);
+                    r.reports.drain(..excess);
+                }
                 ReceiverEvent::SenderReport(_) => {}
             }
         }
@@ -203,6 +282,9 @@ impl Receiving {
     pub fn handle_timeout(&mut self, now: Instant) {
         for r in self.remotes.values_mut() {
             r.receiver.handle_timeout(now);
+            if let Some(k) = r.keys.as_mut() {
+                k.handle_timeout(now);
+            }
             Self::handle_events(&self.playback, &mut self.speaking, self.screen.as_ref(), r, now, &mut self.errors);
         }
     }

@@ -3,8 +3,10 @@
 //! driver.
 //!
 //! [`ScreenCore`] is the sans-IO part: fed received frames with `handle_frame(now, …)` (one
-//! `Av1Decoder` per remote room, created on its first frame) and the status with
-//! `handle_status(now, …)`; `poll_screen(now)` composes when something changed and the pacing
+//! decoder per remote room, created on its first frame: `Av1Decoder` for AV1, `H264Decoder` for
+//! H.264, the kernel's M2M decoder when there is one, else OpenH264) and the status with
+//! `handle_status(now, …)`, and (`[screen] self_view`) this room's own camera picture with
+//! `handle_self_view(now, …)`; `poll_screen(now)` composes when something changed and the pacing
 //! allows it. [`Screen::spawn`] is the thin driver: a bounded channel from the receive path
 //! ([`ScreenFeed::handle_video`] never waits: a full queue drops the frame and the decoder heals
 //! on the next keyframe), the output ([`ScreenSink`]) and its failures, which go to the status
@@ -16,9 +18,10 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use roomcast_display::screen::{self as scr, Compositor, Layout, ScreenOutput, ScreenSink, Tile};
+use roomcast_display::screen::{self as scr, Compositor, I420Planes, Layout, ScreenOutput, ScreenSink, Tile};
 use roomcast_display::{Frame, FrameSize};
 use roomcast_media::decode::av1::{Av1Decoder, DecodedPicture};
+use roomcast_media::decode::h264::{H264Decoder, H264Picture};
 use roomcast_media::encoder::VideoCodec;
 use roomcast_meeting::config::{DisplayConfig, ScreenConfig};
 use tokio::sync::{mpsc, watch};
@@ -35,21 +38,86 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(5);
 
 /// Tile threads per decoder (libdav1d).
 const DECODER_THREADS: u32 = 2;
+/// The M2M H.264 decoder's coded-buffer size hint (it learns the real size from the stream).
+const H264_SIZE_HINT: (u32, u32) = (1280, 720);
+
+enum Decoder {
+    Av1(Av1Decoder),
+    H264(Box<H264Decoder>),
+}
+
+enum Picture {
+    Av1(DecodedPicture),
+    H264(H264Picture),
+}
+
+impl Picture {
+    fn planes(&self) -> I420Planes<'_> {
+        match self {
+            Picture::Av1(p) => p.planes(),
+            Picture::H264(p) => p.planes(),
+        }
+    }
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Picture::Av1(p) => (p.width(), p.height()),
+            Picture::H264(p) => (p.width(), p.height()),
+        }
+    }
+}
+
+impl Decoder {
+    fn open(codec: VideoCodec) -> roomcast_media::Result<Decoder> {
+        Ok(match codec {
+            VideoCodec::Av1 => Decoder::Av1(Av1Decoder::new(DECODER_THREADS)?),
+            VideoCodec::H264 => Decoder::H264(Box::new(H264Decoder::open(H264_SIZE_HINT.0, H264_SIZE_HINT.1)?)),
+        })
+    }
+    fn codec(&self) -> VideoCodec {
+        match self {
+            Decoder::Av1(_) => VideoCodec::Av1,
+            Decoder::H264(_) => VideoCodec::H264,
+        }
+    }
+    fn handle_frame(&mut self, now: Instant, timestamp: u32, data: &[u8]) -> roomcast_media::Result<()> {
+        match self {
+            Decoder::Av1(d) => d.handle_frame(now, timestamp, data),
+            Decoder::H264(d) => d.handle_frame(now, timestamp, data),
+        }
+    }
+    fn poll_picture(&mut self) -> Option<Picture> {
+        match self {
+            Decoder::Av1(d) => d.poll_picture().map(Picture::Av1),
+            Decoder::H264(d) => d.poll_picture().map(Picture::H264),
+        }
+    }
+}
 
 struct RemoteVideo {
-    decoder: Option<Av1Decoder>,
-    picture: Option<DecodedPicture>,
+    decoder: Option<Decoder>,
+    picture: Option<Picture>,
     last_frame: Instant,
     reported: bool,
+}
+
+/// One other room as the status names it.
+#[derive(Debug, Clone, PartialEq)]
+struct Room {
+    id: String,
+    name: String,
+    speaking: bool,
+    muted: bool,
 }
 
 /// The screen's state: decoders, the latest picture of each room, the status to show.
 pub struct ScreenCore {
     compositor: Compositor,
     remotes: HashMap<String, RemoteVideo>,
-    /// (participant id, room name, speaking) in the status's order.
-    rooms: Vec<(String, String, bool)>,
+    /// The other rooms in the status's order.
+    rooms: Vec<Room>,
     status: scr::Status,
+    /// This room's camera picture (packed I420: width, height, bytes), with `[screen] self_view`.
+    self_view: Option<(u32, u32, Vec<u8>)>,
     dirty: bool,
     last: Option<Instant>,
     /// When the core started (its first screen is due then).
@@ -65,6 +133,7 @@ impl ScreenCore {
             remotes: HashMap::new(),
             rooms: Vec::new(),
             status: scr::Status::default(),
+            self_view: None,
             dirty: true,
             last: None,
             start: now,
@@ -79,20 +148,23 @@ impl ScreenCore {
             RemoteVideo { decoder: None, picture: None, last_frame: now, reported: false }
         });
         r.last_frame = now;
-        if codec != VideoCodec::Av1 {
-            if !r.reported {
-                r.reported = true;
-                self.problems.push(format!("screen: {id} sends {}, which the screen does not decode", codec.name()));
-            }
-            return;
+        // A sender may switch codecs (its encoder fell back): a new decoder then.
+        if r.decoder.as_ref().is_some_and(|d| d.codec() != codec) {
+            r.decoder = None;
+            r.reported = false;
         }
         if r.decoder.is_none() {
-            match Av1Decoder::new(DECODER_THREADS) {
-                Ok(d) => r.decoder = Some(d),
+            match Decoder::open(codec) {
+                Ok(d) => {
+                    if let Decoder::H264(h) = &d {
+                        tracing::info!(%id, decoder = h.describe(), "screen: H.264");
+                    }
+                    r.decoder = Some(d)
+                }
                 Err(e) => {
                     if !r.reported {
                         r.reported = true;
-                        self.problems.push(format!("screen: AV1 decoder: {e}"));
+                        self.problems.push(format!("screen: {} decoder for {id}: {e}", codec.name()));
                     }
                     return;
                 }
@@ -104,17 +176,32 @@ impl ScreenCore {
         }
         while let Some(p) = dec.poll_picture() {
             if r.picture.is_none() {
-                tracing::info!(%id, width = p.width(), height = p.height(), "screen: first picture");
+                let (width, height) = p.size();
+                tracing::info!(%id, width, height, "screen: first picture");
             }
             r.picture = Some(p);
             self.dirty = true;
         }
     }
 
+    /// This room's own camera picture (packed I420) for the self-view; a picture whose bytes do
+    /// not match its size is ignored.
+    pub fn handle_self_view(&mut self, _now: Instant, width: u32, height: u32, data: Vec<u8>) {
+        if I420Planes::packed(width, height, &data).is_none() || width < 2 || height < 2 {
+            tracing::debug!(width, height, len = data.len(), "screen: self-view picture of the wrong size");
+            return;
+        }
+        self.self_view = Some((width, height, data));
+        self.dirty = true;
+    }
+
     /// The box's status: the rooms, their names and who speaks, and the strip.
     pub fn handle_status(&mut self, now: Instant, s: &Status) {
-        let rooms: Vec<(String, String, bool)> =
-            s.others.iter().map(|o| (o.id.clone(), o.room.clone(), o.speaking)).collect();
+        let rooms: Vec<Room> = s
+            .others
+            .iter()
+            .map(|o| Room { id: o.id.clone(), name: o.room.clone(), speaking: o.speaking, muted: o.muted })
+            .collect();
         let status = scr::Status {
             room: s.room.clone(),
             meeting: s.meeting.clone(),
@@ -128,7 +215,7 @@ impl ScreenCore {
             self.dirty = true;
         }
         self.remotes.retain(|id, r| {
-            rooms.iter().any(|(i, _, _)| i == id) || now.saturating_duration_since(r.last_frame) < FORGET_AFTER
+            rooms.iter().any(|room| room.id == *id) || now.saturating_duration_since(r.last_frame) < FORGET_AFTER
         });
         self.rooms = rooms;
         self.status = status;
@@ -159,15 +246,15 @@ impl ScreenCore {
         let tiles: Vec<Tile<'_>> = self
             .rooms
             .iter()
-            .map(|(id, name, speaking)| Tile {
-                name,
-                // The roster does not carry the other rooms' mute state yet.
-                muted: false,
-                speaking: *speaking,
-                picture: self.remotes.get(id).and_then(|r| r.picture.as_ref()).map(DecodedPicture::planes),
+            .map(|room| Tile {
+                name: &room.name,
+                muted: room.muted,
+                speaking: room.speaking,
+                picture: self.remotes.get(&room.id).and_then(|r| r.picture.as_ref()).map(Picture::planes),
             })
             .collect();
-        match self.compositor.compose(&tiles, None, &self.status) {
+        let self_view = self.self_view.as_ref().and_then(|(w, h, data)| I420Planes::packed(*w, *h, data));
+        match self.compositor.compose(&tiles, self_view, &self.status) {
             Ok(f) => Some(f),
             Err(e) => {
                 self.problems.push(format!("screen: composing: {e}"));
@@ -182,6 +269,12 @@ enum Input {
         id: String,
         codec: VideoCodec,
         timestamp: u32,
+        data: Vec<u8>,
+    },
+    /// This room's camera picture (packed I420).
+    SelfView {
+        width: u32,
+        height: u32,
         data: Vec<u8>,
     },
     /// The status watch changed (a wake-up: the thread reads the watch itself).
@@ -202,6 +295,38 @@ impl ScreenFeed {
             Err(TrySendError::Full(_)) => tracing::debug!(%id, "screen: busy, frame dropped"),
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+
+    /// Hands this room's camera picture (packed I420) to the self-view; never waits.
+    pub fn handle_self_view(&self, width: u32, height: u32, data: Vec<u8>) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Input::SelfView { width, height, data }) {
+            tracing::debug!("screen: busy, self-view picture dropped");
+        }
+    }
+
+    /// A feed whose queue a test reads.
+    #[cfg(test)]
+    pub fn for_test(capacity: usize) -> (ScreenFeed, TestQueue) {
+        let (tx, rx) = sync_channel(capacity);
+        (ScreenFeed { tx }, TestQueue(rx))
+    }
+}
+
+/// The screen thread's end of a test feed.
+#[cfg(test)]
+pub struct TestQueue(Receiver<Input>);
+
+#[cfg(test)]
+impl TestQueue {
+    /// The self-view pictures queued so far (width, height, bytes).
+    pub fn self_views(&self) -> Vec<(u32, u32, Vec<u8>)> {
+        self.0
+            .try_iter()
+            .filter_map(|i| match i {
+                Input::SelfView { width, height, data } => Some((width, height, data)),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -348,10 +473,12 @@ fn run(
             Some(at) => rx.recv_timeout(at.max(sink.poll_timeout(now)).saturating_duration_since(now)),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
-        let mut handle = |input: Input| {
-            if let Input::Frame { id, codec, timestamp, data } = input {
-                core.handle_frame(Instant::now(), &id, codec, timestamp, &data);
+        let mut handle = |input: Input| match input {
+            Input::Frame { id, codec, timestamp, data } => {
+                core.handle_frame(Instant::now(), &id, codec, timestamp, &data)
             }
+            Input::SelfView { width, height, data } => core.handle_self_view(Instant::now(), width, height, data),
+            Input::Status => {}
         };
         match input {
             Ok(i) => {
@@ -411,15 +538,77 @@ mod tests {
     }
 
     #[test]
-    fn h264_and_bad_bytes_are_reported_not_fatal() {
+    fn the_self_view_shows_the_local_picture_in_its_rect() {
+        let t0 = Instant::now();
+        let size = FrameSize::new(640, 360);
+        let mut core = ScreenCore::new(t0, size, Layout::Auto);
+        let rect = Compositor::new(size, Layout::Auto).self_view_rect(64, 36);
+        let centre = rect.center();
+        let rgb = |f: &Frame, x: i32, y: i32| {
+            let (b, i) = (f.to_rgb_bytes(), (y as usize * f.width() as usize + x as usize) * 3);
+            (b[i], b[i + 1], b[i + 2])
+        };
+        let at = |f: &Frame| rgb(f, centre.x, centre.y);
+        let without = core.poll_screen(t0).unwrap();
+        // A flat blue picture (BT.601 limited: Y 41, U 240, V 110).
+        let (w, h) = (64u32, 36u32);
+        let mut data = vec![41u8; (w * h) as usize];
+        data.extend(std::iter::repeat_n(240u8, (w * h / 4) as usize));
+        data.extend(std::iter::repeat_n(110u8, (w * h / 4) as usize));
+        core.handle_self_view(t0, w, h, data.clone());
+        let t1 = t0 + MIN_INTERVAL;
+        let with = core.poll_screen(t1).expect("a new self-view picture is a change");
+        let (c, c0) = (at(&with), at(&without));
+        assert!(c.2 > 200 && c.0 < 60 && c.1 < 60, "blue in the self-view rect: {c:?}");
+        assert!(c0.2 < 100, "not there without a self-view: {c0:?}");
+        let edge = rgb(&with, rect.top_left.x + rect.size.width as i32 - 1, rect.top_left.y + 20);
+        assert_eq!(edge, (255, 255, 255), "its white frame");
+        core.handle_self_view(t1, w, h + 2, data);
+        assert_eq!(core.poll_timeout(), None, "a picture of the wrong size is ignored");
+    }
+
+    #[test]
+    fn bad_bytes_are_no_picture_and_no_problem() {
         let now = Instant::now();
         let mut core = ScreenCore::new(now, FrameSize::new(320, 180), Layout::Auto);
         core.handle_frame(now, "p1", VideoCodec::H264, 0, &[0, 0, 0, 1, 0x65]);
-        core.handle_frame(now, "p1", VideoCodec::H264, 1, &[0, 0, 0, 1, 0x65]);
+        core.handle_frame(now, "p1", VideoCodec::H264, 1, &[0, 0, 0, 1, 0x65, 0x88, 0x80]);
         core.handle_frame(now, "p2", VideoCodec::Av1, 0, &[0xff; 40]);
-        let p = core.take_problems();
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("H.264") || p[0].contains("H264"), "{p:?}");
-        assert!(core.remotes["p2"].picture.is_none());
+        assert_eq!(core.take_problems(), Vec::<String>::new(), "both decoders open; a bad frame is only skipped");
+        assert!(core.remotes["p1"].picture.is_none() && core.remotes["p2"].picture.is_none());
+    }
+
+    /// A flat picture of luma `y`, chroma `u`, `v` (packed I420).
+    fn flat(w: u32, h: u32, (y, u, v): (u8, u8, u8)) -> Vec<u8> {
+        let mut data = vec![y; (w * h) as usize];
+        data.extend(std::iter::repeat_n(u, (w * h / 4) as usize));
+        data.extend(std::iter::repeat_n(v, (w * h / 4) as usize));
+        data
+    }
+
+    #[test]
+    fn an_h264_room_is_decoded_into_its_tile() {
+        use openh264::formats::YUVBuffer;
+        let t0 = Instant::now();
+        let size = FrameSize::new(640, 360);
+        let mut core = ScreenCore::new(t0, size, Layout::Auto);
+        let mut s = Status::new("Here", "m");
+        s.others.push(super::super::status::OtherStatus { id: "p1".into(), room: "Far".into(), ..Default::default() });
+        core.handle_status(t0, &s);
+        let (w, h) = (160u32, 90u32);
+        let mut enc = openh264::encoder::Encoder::new().unwrap();
+        let blue = YUVBuffer::from_vec(flat(w, h, (41, 240, 110)), w as usize, h as usize);
+        for n in 0..3u32 {
+            let au = enc.encode(&blue).unwrap().to_vec();
+            core.handle_frame(t0, "p1", VideoCodec::H264, n * 6000, &au);
+        }
+        assert_eq!(core.take_problems(), Vec::<String>::new());
+        let f = core.poll_screen(t0).expect("a screen");
+        let tile = Compositor::new(size, Layout::Auto).tile_rects(1)[0];
+        let c = tile.center();
+        let b = f.to_rgb_bytes();
+        let i = (c.y as usize * f.width() as usize + c.x as usize) * 3;
+        let px = (b[i], b[i + 1], b[i + 2]);
+        assert!(px.2 > 200 && px.0 < 60 && px.1 < 60, "the H.264 room's blue picture in its tile: {px:?}");
     }
 }

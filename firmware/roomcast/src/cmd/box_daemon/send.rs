@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
+use roomcast_crypt::{Protector, SRTCP_OVERHEAD};
 use roomcast_media::audio_processing::{AudioProcessor, FarEnd, ProcessingConfig};
 use roomcast_media::camera::synthetic::SyntheticCamera;
 use roomcast_media::camera::y4m::Y4mCamera;
@@ -26,9 +27,12 @@ use roomcast_media::pipeline::sender::{
 };
 use roomcast_media::pipeline::{video_payload_type, PT_OPUS};
 use roomcast_meeting::config::Config;
-use roomcast_meeting::media_auth::Sealer;
+use roomcast_meeting::media_auth::{Sealer, Verifier};
 use roomcast_meeting::roster::{AudioCaps, Caps, Ssrcs, VideoCaps};
 use roomcast_rtp::AMT_MAX_RTP_PACKET_SIZE;
+
+/// Largest plain RTP packet: SRTP/SRTCP adds its tag and index inside the AMT limit.
+const MAX_PLAIN_PACKET: usize = AMT_MAX_RTP_PACKET_SIZE - SRTCP_OVERHEAD;
 
 use roomcast_media::mixer::{level_dbfs, SILENCE_DBFS};
 
@@ -107,6 +111,8 @@ pub struct Devices {
     /// Why, one line each.
     pub problems: Vec<String>,
     opus: OpusConfig,
+    /// The configured video bitrate (where adaptation starts from).
+    video_bitrate_bps: u32,
 }
 
 fn open_camera(cfg: &Config, board_camera: &str) -> Result<Box<dyn Camera>, String> {
@@ -237,7 +243,17 @@ impl Devices {
             expected_loss_percent: 5,
             dtx: cfg.audio.dtx,
         };
-        Self { camera, mic, encoder, encoder_state, caps, missing, problems, opus }
+        let video_bitrate_bps = cfg.video.bitrate_kbps * 1000;
+        Self { camera, mic, encoder, encoder_state, caps, missing, problems, opus, video_bitrate_bps }
+    }
+}
+
+impl Devices {
+    /// `[screen] self_view`: the camera's frames also go to the screen (paced, raw).
+    pub fn show_self_view(&mut self, feed: super::screen::ScreenFeed) {
+        if let Some(cam) = self.camera.take() {
+            self.camera = Some(Box::new(super::self_view::SelfViewCamera::new(cam, feed)));
+        }
     }
 }
 
@@ -266,6 +282,8 @@ pub struct SendCounters {
     pub bytes: AtomicU64,
     /// Send errors.
     pub errors: AtomicU64,
+    /// Packets SRTP refused to protect (not sent).
+    pub encrypt_errors: AtomicU64,
 }
 
 /// The running sender.
@@ -274,6 +292,7 @@ pub struct Sending {
     audio_only: Option<AudioOnly>,
     /// Counters.
     pub counters: Arc<SendCounters>,
+    feedback: Option<super::feedback::Feedback>,
 }
 
 /// The audio-only sender (no camera): its stop flag, thread and live status.
@@ -283,9 +302,19 @@ struct AudioOnly {
     status: Arc<Mutex<SenderStatus>>,
 }
 
-/// Every packet leaves sealed with the media authentication trailer (the service forwards only
-/// authenticated packets: `roomcast_meeting::media_auth`); the e2e encryption happens before.
-fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>, sealer: Arc<Sealer>) -> Sink {
+/// The media key the sender protects with, shared with the session driver (which rekeys it).
+pub type SharedProtector = Arc<Mutex<Protector>>;
+
+/// The box's send edge: every packet is first SRTP-protected end to end with this box's current
+/// key (`crypt`), then sealed with the hop-by-hop media authentication trailer for the service
+/// (`roomcast_meeting::media_auth`; the service verifies and strips it and forwards the ciphertext).
+fn sink_to(
+    sock: Arc<UdpSocket>,
+    target: SocketAddr,
+    counters: Arc<SendCounters>,
+    crypt: SharedProtector,
+    sealer: Arc<Sealer>,
+) -> Sink {
     Arc::new(move |out: Outgoing| {
         let bytes = match &out {
             Outgoing::VideoRtp(b) => {
@@ -301,44 +330,65 @@ fn sink_to(sock: Arc<UdpSocket>, target: SocketAddr, counters: Arc<SendCounters>
             }
             Outgoing::VideoRtcp(b) | Outgoing::AudioRtcp(b) => b,
         };
-        counters.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if sock.send_to(&sealer.seal(bytes), target).is_err() {
+        let protected = match crypt.lock().unwrap_or_else(|e| e.into_inner()).protect(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                counters.encrypt_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("srtp protect: {e}");
+                return;
+            }
+        };
+        counters.bytes.fetch_add(protected.len() as u64, Ordering::Relaxed);
+        if sock.send_to(&sealer.seal(&protected), target).is_err() {
             counters.errors.fetch_add(1, Ordering::Relaxed);
         }
     })
 }
 
 impl Sending {
-    /// Starts sending `devices` as `ssrc` to `target` (the service's media port).
-    /// `sealer` authenticates each packet for the service (the participant's key).
+    /// Starts sending `devices` as `ssrc` to `target` (the service's media port), every packet
+    /// protected with `crypt`'s current key, then sealed by `sealer` for the service (the
+    /// participant's authentication key); `downlink` verifies the service's keyframe requests
+    /// to us (the participant's downlink key). RTCP feedback (RR, PLI) is for the service to
+    /// read and route: sealed, not SRTP-protected.
     pub fn start(
         devices: Devices,
         ssrc: Ssrcs,
         cname: &str,
         target: SocketAddr,
+        crypt: SharedProtector,
         sealer: Sealer,
+        downlink: Verifier,
     ) -> std::io::Result<Self> {
         let bind: SocketAddr =
             if target.is_ipv4() { "0.0.0.0:0".parse().expect("addr") } else { "[::]:0".parse().expect("addr") };
         let sock = Arc::new(UdpSocket::bind(bind)?);
         let counters = Arc::new(SendCounters::default());
-        let sink = sink_to(sock, target, counters.clone(), Arc::new(sealer));
-        let audio = match (&devices.mic, OpusEncoder::new(devices.opus)) {
-            (Some(_), Ok(enc)) => {
-                Some(AudioChain::new(enc, ssrc.audio, cname, AMT_MAX_RTP_PACKET_SIZE, &mut rand::rng()))
+        let sealer = Arc::new(sealer);
+        let sink = sink_to(sock.clone(), target, counters.clone(), crypt, sealer.clone());
+        let feedback = |keyframe| {
+            let auth = super::feedback::Auth { sealer: sealer.clone(), downlink: downlink.clone() };
+            match super::feedback::Feedback::start(sock.clone(), target, ssrc.video, auth, keyframe) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!("RTCP feedback: {e}");
+                    None
+                }
             }
+        };
+        let audio = match (&devices.mic, OpusEncoder::new(devices.opus)) {
+            (Some(_), Ok(enc)) => Some(AudioChain::new(enc, ssrc.audio, cname, MAX_PLAIN_PACKET, &mut rand::rng())),
             (Some(_), Err(e)) => {
                 tracing::warn!("opus encoder: {e}; sending no audio");
                 None
             }
             _ => None,
         };
-        let Devices { camera, mic, encoder, .. } = devices;
+        let Devices { camera, mic, encoder, video_bitrate_bps, .. } = devices;
         match (camera, encoder) {
             (Some(camera), Some(encoder)) => {
                 let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-                let video =
-                    VideoChain::new(encoder, ssrc.video, cname, AMT_MAX_RTP_PACKET_SIZE, &mut rand::rng(), clock);
+                let video = VideoChain::new(encoder, ssrc.video, cname, MAX_PLAIN_PACKET, &mut rand::rng(), clock);
                 // The pipeline wants an audio chain even without a mic (it then stays idle).
                 let audio = match audio {
                     Some(a) => a,
@@ -346,19 +396,21 @@ impl Sending {
                         OpusEncoder::new(OpusConfig::default()).map_err(std::io::Error::other)?,
                         ssrc.audio,
                         cname,
-                        AMT_MAX_RTP_PACKET_SIZE,
+                        MAX_PLAIN_PACKET,
                         &mut rand::rng(),
                     ),
                 };
                 let mic = if mic.is_some() { mic } else { None };
                 let pipeline = SenderPipeline::start(camera, mic, video, audio, RunLimits::default(), sink);
-                Ok(Self { pipeline: Some(pipeline), audio_only: None, counters })
+                pipeline.enable_adaptation(video_bitrate_bps);
+                let feedback = feedback(Some(pipeline.keyframe_flag()));
+                Ok(Self { pipeline: Some(pipeline), audio_only: None, counters, feedback })
             }
             _ => {
                 // No video: run the audio chain alone.
                 let stop = Arc::new(AtomicBool::new(false));
                 let (Some(mut mic), Some(mut chain)) = (mic, audio) else {
-                    return Ok(Self { pipeline: None, audio_only: None, counters });
+                    return Ok(Self { pipeline: None, audio_only: None, counters, feedback: feedback(None) });
                 };
                 let s = stop.clone();
                 let status = Arc::new(Mutex::new(SenderStatus { audio_running: true, ..SenderStatus::default() }));
@@ -388,7 +440,8 @@ impl Sending {
                     std::iter::from_fn(|| chain.poll_transmit()).for_each(|p| sink(p));
                     st.lock().unwrap_or_else(|e| e.into_inner()).audio_running = false;
                 })?;
-                Ok(Self { pipeline: None, audio_only: Some(AudioOnly { stop, thread: handle, status }), counters })
+                let audio_only = Some(AudioOnly { stop, thread: handle, status });
+                Ok(Self { pipeline: None, audio_only, counters, feedback: feedback(None) })
             }
         }
     }
@@ -397,6 +450,25 @@ impl Sending {
     pub fn request_keyframe(&self) {
         if let Some(p) = &self.pipeline {
             p.request_keyframe();
+        }
+    }
+
+    /// The adapted video mode, while video is sent.
+    pub fn mode(&self) -> Option<roomcast_media::encoder::adapt::Mode> {
+        self.pipeline.as_ref().and_then(SenderPipeline::mode)
+    }
+
+    /// Another room reported `fraction_lost` (1/256) on our video.
+    pub fn handle_loss(&self, now: Instant, fraction_lost: u8) {
+        if let Some(p) = &self.pipeline {
+            p.handle_loss(now, fraction_lost);
+        }
+    }
+
+    /// Sends a receiver's RTCP feedback (RR, PLI) to the service from the media socket.
+    pub fn send_feedback(&self, data: &[u8]) {
+        if let Some(f) = &self.feedback {
+            f.send(data);
         }
     }
 
@@ -419,6 +491,7 @@ impl Sending {
     /// Stops the threads; their last packets include RTCP BYE. Blocks until they end.
     pub fn stop(mut self) -> Vec<String> {
         let mut errors = Vec::new();
+        self.feedback = None;
         if let Some(p) = self.pipeline.take() {
             p.stop();
             errors = p.join().errors;
@@ -483,12 +556,32 @@ mod tests {
             missing: Vec::new(),
             problems: Vec::new(),
             opus: OpusConfig::default(),
+            video_bitrate_bps: 0,
         };
         let sink = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let target = sink.local_addr().expect("addr");
         let ssrc = Ssrcs { video: 1, audio: 2 };
-        let key = roomcast_meeting::media_auth::MediaKey::from_secret("test secret");
-        let sending = Sending::start(devices, ssrc, "test", target, Sealer::new(key, 1)).expect("start");
+        let key = roomcast_crypt::SrtpKey::from_os(0);
+        let crypt = Arc::new(Mutex::new(Protector::new(key.clone()).expect("key")));
+        let auth = roomcast_meeting::media_auth::MediaKey::from_secret("test secret");
+        let downlink = Verifier::new(roomcast_meeting::media_auth::MediaKey::downlink_from_secret("test secret"));
+        let sending =
+            Sending::start(devices, ssrc, "test", target, crypt, Sealer::new(auth, 1), downlink).expect("start");
+        // What leaves the socket is SRTP under the box's key, then the service's trailer.
+        sink.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut buf = [0u8; 2048];
+        let n = sink.recv(&mut buf).expect("a packet");
+        let mut verifier = roomcast_meeting::media_auth::Verifier::new(
+            roomcast_meeting::media_auth::MediaKey::from_secret("test secret"),
+        );
+        let srtp = verifier.verify(&buf[..n]).expect("sealed for the service").packet;
+        assert_eq!(srtp.len() + roomcast_meeting::media_auth::TRAILER_LEN, n);
+        let mut rx = roomcast_crypt::Unprotector::new(key).expect("key");
+        let plain = rx.unprotect(Instant::now(), srtp).expect("decrypts with the box's key");
+        assert_eq!(plain.len() + roomcast_crypt::SRTP_OVERHEAD, srtp.len());
+        assert_eq!(u32::from_be_bytes(plain[8..12].try_into().unwrap()), 2, "the audio SSRC");
+        let mut stranger = roomcast_crypt::Unprotector::new(roomcast_crypt::SrtpKey::from_os(0)).expect("key");
+        assert!(stranger.unprotect(Instant::now(), srtp).is_err());
         let deadline = Instant::now() + Duration::from_secs(5);
         while !sending.status().mic_lost && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));

@@ -3,14 +3,18 @@
 //! handle and the receivers. It runs the requests the session asks for (at most one of each
 //! kind in flight, polled inside this task: no task per request), acts on its events (start
 //! the media, join and leave (S,G)s, keyframes, mute, stop), feeds it the gateway's state and
-//! the media counters, and publishes the status on a `watch`. It sleeps until the earliest of
+//! the media counters, and publishes the status on a `watch`. It draws the box's media key
+//! at each join and announces a new one when a participant leaves ([`OwnKey`]), and hands
+//! every roster's keys to the receivers. It sleeps until the earliest of
 //! the session's deadline, the jitter buffers' and the watchdog's.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use roomcast_crypt::SrtpKey;
 
 use roomcast_amt::GatewayState;
 use roomcast_media::audio_processing::TappedSpeaker;
@@ -24,6 +28,7 @@ use roomcast_net::{Delivery, GatewayHandle, GatewayOptions};
 use roomcast_session::{BoxSession, Call, CallFailure, Event, Joined, SenderCounters, SessionConfig, Transmit};
 use tokio::sync::{mpsc, watch};
 
+use super::keys::{OwnKey, SWITCH_DELAY};
 use super::receive::Receiving;
 use super::screen::{Screen, ScreenFeed};
 use super::send::{missing_devices, Devices, MicGate, Sending};
@@ -31,6 +36,10 @@ use super::status::{BoxPhase, Status, StatusTx};
 use super::watchdog::Watchdog;
 use super::STEP_LIMIT;
 use crate::cmd::meeting_client::{CallError, Service};
+
+/// How often the box's own address (shown on its screens) is looked up again: the first look
+/// can come before the network is up (Wi-Fi associating, DHCP pending), and leases move.
+const IP_RECHECK: Duration = Duration::from_secs(5);
 
 /// `[amt] relay = "auto"`: the most preferred relay DRIAD (RFC 8777) names for the meeting's
 /// source, from `dns` (`[amt] dns`) or else the system's resolver; the RFC 7450 anycast relay
@@ -151,6 +160,8 @@ struct Driver<'a> {
     missing_at_start: Vec<String>,
     encoder_state: Option<roomcast_media::encoder::auto::SharedEncoderState>,
     server_ip: Option<IpAddr>,
+    /// When [`Status::ip`] was last looked up.
+    ip_checked: Option<Instant>,
     sending: Option<Sending>,
     gateway: Option<GatewayHandle>,
     deliveries: Option<mpsc::Receiver<Delivery>>,
@@ -162,6 +173,12 @@ struct Driver<'a> {
     roster: InFlight<Option<Roster>>,
     keepalive: InFlight<()>,
     leave: InFlight<()>,
+    /// The box's own media key and the sender's protector.
+    own_key: OwnKey,
+    /// The participant id of the current join (for the rekey request).
+    participant: Option<String>,
+    /// A new key being announced; it is the answer once the sender may use it.
+    rekey: InFlight<SrtpKey>,
 }
 
 /// Runs the box in the meeting until shutdown.
@@ -237,6 +254,7 @@ pub async fn run(
         missing_at_start: Vec::new(),
         encoder_state: None,
         server_ip: None,
+        ip_checked: None,
         sending: None,
         gateway: None,
         deliveries: None,
@@ -247,6 +265,9 @@ pub async fn run(
         roster: InFlight::none(),
         keepalive: InFlight::none(),
         leave: InFlight::none(),
+        own_key: OwnKey::new(),
+        participant: None,
+        rekey: InFlight::none(),
     };
     let mut shutting_down = *shutdown.borrow();
     if shutting_down {
@@ -261,6 +282,7 @@ pub async fn run(
             d.session.handle_timeout(now);
         }
         d.work(wd).await;
+        d.send_feedback();
         if d.session.is_closed() {
             break;
         }
@@ -289,11 +311,19 @@ pub async fn run(
                 }
             }
             r = d.join.done() => match r {
-                Ok((reply, reached_at)) => d.session.handle_join_reply(Instant::now(), reply, reached_at),
+                Ok((reply, reached_at)) => {
+                    d.participant = Some(reply.participant.clone());
+                    d.session.handle_join_reply(Instant::now(), reply, reached_at)
+                }
                 Err(e) => d.session.handle_call_failed(Instant::now(), Call::Join, failure(e)),
             },
             r = d.roster.done() => match r {
-                Ok(roster) => d.session.handle_roster(Instant::now(), roster),
+                Ok(roster) => {
+                    if let (Some(r), Some(roster)) = (d.receiving.as_mut(), roster.as_ref()) {
+                        r.handle_roster(Instant::now(), roster);
+                    }
+                    d.session.handle_roster(Instant::now(), roster)
+                }
                 Err(e) => d.session.handle_call_failed(Instant::now(), Call::Roster, failure(e)),
             },
             r = d.keepalive.done() => match r {
@@ -303,6 +333,18 @@ pub async fn run(
             r = d.leave.done() => match r {
                 Ok(()) => d.session.handle_left(Instant::now()),
                 Err(e) => d.session.handle_call_failed(Instant::now(), Call::Leave, failure(e)),
+            },
+            r = d.rekey.done() => match r {
+                Ok(key) => {
+                    let id = key.id();
+                    if let Some(tail) = d.own_key.handle_announced(Instant::now(), key) {
+                        tracing::info!(key_id = id, old_key_ms = tail.as_millis() as u64, "rekeyed after a leave");
+                    }
+                }
+                Err(e) => {
+                    d.own_key.handle_announce_failed();
+                    d.session.handle_problem(Instant::now(), format!("announcing a new media key: {e}"));
+                }
             },
             _ = sleep_until(deadline) => {
                 if let Some(r) = d.receiving.as_mut() {
@@ -344,10 +386,34 @@ impl Driver<'_> {
         }
     }
 
+    /// The receivers' RTCP feedback (PLI, RR) out through the sender's media socket; the
+    /// loss the others report on our video into the sender's adaptation.
+    fn send_feedback(&mut self) {
+        let Some(r) = self.receiving.as_mut() else { return };
+        while let Some(p) = r.poll_transmit() {
+            if let Some(s) = &self.sending {
+                s.send_feedback(&p);
+            }
+        }
+        // What the others report on our video steers the sender's bitrate.
+        let now = Instant::now();
+        for fraction_lost in r.take_loss_reports() {
+            if let Some(s) = &self.sending {
+                s.handle_loss(now, fraction_lost);
+            }
+        }
+    }
+
     fn publish(&mut self) {
         let mut s = self.base.clone();
         s.apply_session(self.session.status(), &self.early_errors);
-        self.status_tx.send_replace(s);
+        // What another task owns stays as that task last set it: init's Wi-Fi status (the
+        // daemon's watch_wifi). Replacing it with the copy taken when the session started kept
+        // the box's Wi-Fi state at `connecting` for as long as it was in the meeting.
+        self.status_tx.send_modify(|now| {
+            s.wifi = now.wifi.take();
+            *now = s;
+        });
     }
 
     async fn transmit(&mut self, t: Transmit, wd: &mut Watchdog) {
@@ -362,15 +428,17 @@ impl Driver<'_> {
                 }
                 let (svc, room) = (self.service.clone(), self.cfg.room.name.clone());
                 let server_ip = self.server_ip;
-                self.join.start(async move { svc.join(&room, &caps).await.map(|r| (r, server_ip)) });
+                let key = self.own_key.handle_join();
+                self.rekey = InFlight::none();
+                self.join.start(async move { svc.join_keyed(&room, &caps, Some(&key)).await.map(|r| (r, server_ip)) });
             }
             Transmit::PollRoster { since } => {
                 let svc = self.service.clone();
                 self.roster.start(async move { svc.roster(Some(since)).await });
             }
-            Transmit::Keepalive { participant } => {
+            Transmit::Keepalive { participant, muted } => {
                 let svc = self.service.clone();
-                self.keepalive.start(async move { svc.keepalive(&participant).await });
+                self.keepalive.start(async move { svc.keepalive(&participant, Some(muted)).await });
             }
             Transmit::Leave { participant } => {
                 let svc = self.service.clone();
@@ -382,11 +450,17 @@ impl Driver<'_> {
     /// Opens the devices and encoder for the next join (its capabilities go in the request)
     /// and finds the box's address on the way to the service.
     async fn open_devices(&mut self, wd: &mut Watchdog) {
-        let devices = Devices::open(self.cfg, &self.board.camera, &self.board.microphone, &self.gate);
+        let mut devices = Devices::open(self.cfg, &self.board.camera, &self.board.microphone, &self.gate);
+        if self.cfg.screen.self_view {
+            if let Some(feed) = &self.screen {
+                devices.show_self_view(feed.clone());
+            }
+        }
         wd.handle_timeout(tokio::time::Instant::now());
         let server = wd.drive(STEP_LIMIT, resolve(&self.server, 8470)).await.ok();
         self.server_ip = server.map(|a| a.ip());
         self.base.ip = server.and_then(local_ip_towards);
+        self.ip_checked = Some(Instant::now());
         self.missing_at_start = devices.missing.clone();
         self.encoder_state = devices.encoder_state.clone();
         let now = Instant::now();
@@ -440,9 +514,11 @@ impl Driver<'_> {
                 if let Some(r) = self.receiving.as_mut() {
                     r.remove(&id);
                 }
+                self.start_rekey();
             }
             Event::RequestKeyframe => {
-                if let Some(s) = &self.sending {
+                // A newcomer's first keyframe; `[debug] keyframe_requests = false` leaves only the periodic one.
+                if let Some(s) = self.sending.as_ref().filter(|_| self.cfg.debug.keyframe_requests) {
                     s.request_keyframe();
                 }
             }
@@ -480,19 +556,36 @@ impl Driver<'_> {
         }
     }
 
+    /// A participant left: draw a new key and announce it; the sender switches when the
+    /// service took it and [`SWITCH_DELAY`] passed.
+    fn start_rekey(&mut self) {
+        let Some(participant) = self.participant.clone() else { return };
+        let Some(key) = self.own_key.handle_leave(Instant::now()) else { return };
+        let svc = self.service.clone();
+        self.rekey.start(async move {
+            svc.set_key(&participant, &key).await?;
+            tokio::time::sleep(SWITCH_DELAY).await;
+            Ok(key)
+        });
+    }
+
     /// The sender, the gateway and the receivers for the meeting just joined.
     async fn start_media(&mut self, j: Joined, wd: &mut Watchdog) {
+        tracing::info!(participant = %j.participant, "joined: starting media");
         let target = match wd.drive(STEP_LIMIT, resolve(&j.send_rtp_to, 8472)).await {
             Ok(a) => a,
             Err(e) => return self.session.handle_media_failed(Instant::now(), format!("send_rtp_to {e}")),
         };
         if let Some(devices) = self.devices.take() {
-            match self.service.media_sealer(&j.participant) {
-                Some(sealer) => match Sending::start(devices, j.ssrc, &self.cfg.room.name, target, sealer) {
-                    Ok(s) => self.sending = Some(s),
-                    Err(e) => self.session.handle_problem(Instant::now(), format!("sender: {e}")),
-                },
-                None => self.session.handle_problem(Instant::now(), "sender: no participant secret".into()),
+            match (self.service.media_sealer(&j.participant), self.service.media_downlink(&j.participant)) {
+                (Some(sealer), Some(downlink)) => {
+                    let crypt = self.own_key.protector();
+                    match Sending::start(devices, j.ssrc, &self.cfg.room.name, target, crypt, sealer, downlink) {
+                        Ok(s) => self.sending = Some(s),
+                        Err(e) => self.session.handle_problem(Instant::now(), format!("sender: {e}")),
+                    }
+                }
+                _ => self.session.handle_problem(Instant::now(), "sender: no participant secret".into()),
             }
         }
         let relay = if j.relay == "auto" {
@@ -534,14 +627,33 @@ impl Driver<'_> {
             None
         };
         let record = self.cfg.debug.record_dir.clone();
-        self.receiving = Some(
-            Receiving::new(self.cfg.amt.family, self.playback.clone(), record, lan).with_screen(self.screen.clone()),
-        );
+        let mut receiving =
+            Receiving::new(self.cfg.amt.family, self.playback.clone(), record, lan).with_screen(self.screen.clone());
+        receiving.set_feedback_ssrc(j.ssrc.video);
+        receiving.set_keyframe_requests(self.cfg.debug.keyframe_requests);
+        self.receiving = Some(receiving);
+    }
+
+    /// Looks the box's address on the way to the service up again when [`IP_RECHECK`] passed
+    /// since the last look; publishes the status when it changed.
+    fn refresh_ip(&mut self, now: Instant) {
+        let (Some(server), Some(checked)) = (self.server_ip, self.ip_checked) else { return };
+        if now < checked + IP_RECHECK {
+            return;
+        }
+        self.ip_checked = Some(now);
+        let ip = local_ip_towards(SocketAddr::new(server, 9));
+        if ip != self.base.ip {
+            tracing::info!(old = ?self.base.ip, new = ?ip, "the box's address changed");
+            self.base.ip = ip;
+            self.publish();
+        }
     }
 
     /// Reads the media counters into the session and the status.
     fn sample(&mut self) {
         let now = Instant::now();
+        self.refresh_ip(now);
         if let Some(r) = self.receiving.as_mut() {
             r.handle_timeout(now);
             for e in r.take_errors() {
@@ -550,6 +662,9 @@ impl Driver<'_> {
             self.session.handle_media(now, r.counters(now));
         }
         self.base.mic_level_dbfs = self.gate.level_dbfs();
+        let mode = self.sending.as_ref().and_then(Sending::mode);
+        self.base.video_mode = mode.as_ref().map_or_else(|| "none".into(), |m| m.label());
+        self.base.video_mode_short = mode.as_ref().and_then(|m| m.short());
         let sender_status = self.sending.as_ref().map(Sending::status).unwrap_or_default();
         let mut c =
             SenderCounters { missing: missing_devices(&self.missing_at_start, &sender_status), ..Default::default() };

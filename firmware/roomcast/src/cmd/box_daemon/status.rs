@@ -172,8 +172,12 @@ pub struct OtherStatus {
     pub loss_percent: f32,
     /// Speaking now.
     pub speaking: bool,
+    /// Its microphone is muted (it told the service; from the roster).
+    pub muted: bool,
     /// It said BYE.
     pub said_bye: bool,
+    /// Packets that failed to decrypt (forged, corrupted, or its key not known yet).
+    pub decrypt_failed: u64,
 }
 
 /// The whole status.
@@ -197,6 +201,12 @@ pub struct Status {
     pub encoder: String,
     /// Why that encoder.
     pub encoder_reason: String,
+    /// The sender's adapted video mode: "full", or frame rate, bitrate and why
+    /// ("15 fps 1000 kbit/s (cpu)"); "none" while no video is sent.
+    pub video_mode: String,
+    /// The same, short, for the status display: `None` at full or without video.
+    #[serde(skip)]
+    pub video_mode_short: Option<String>,
     /// Send bitrate.
     pub send_kbps: u32,
     /// Receive bitrate.
@@ -222,6 +232,38 @@ pub struct Status {
     pub video_frames_sent: u64,
     /// The box's IP address as seen on the way to the meeting service.
     pub ip: Option<IpAddr>,
+    /// What init's Wi-Fi bring-up reports (`/run/roomcast/wifi`) when `[network] wifi_ssid` is set.
+    pub wifi: Option<WifiStatus>,
+}
+
+/// The Wi-Fi link as init's bring-up reports it (one word, then details, in /run/roomcast/wifi).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WifiStatus {
+    /// The Wi-Fi interface.
+    pub interface: String,
+    /// `connecting`, `connected`, `no-network`, `wrong-psk`, `no-interface`, `bad-config`.
+    pub state: String,
+    /// What is wrong, for the screen (None while connecting or connected).
+    pub problem: Option<String>,
+}
+
+impl WifiStatus {
+    /// Reads the status file's text for the network `ssid` on `interface`.
+    pub fn parse(text: &str, interface: &str, ssid: &str) -> Self {
+        let line = text.lines().next().unwrap_or("").trim();
+        let (state, detail) = line.split_once(' ').unwrap_or((line, ""));
+        let problem = match state {
+            "wrong-psk" => Some(format!("Wi-Fi \"{ssid}\": wrong password (wifi_psk)")),
+            "no-network" => Some(format!("Wi-Fi: no network \"{ssid}\" in range")),
+            "no-interface" => Some(format!("Wi-Fi: no {interface} (driver or firmware missing)")),
+            "bad-config" => {
+                Some(format!("Wi-Fi: {}", if detail.is_empty() { "check [network] wifi_*" } else { detail }))
+            }
+            _ => None,
+        };
+        let state = if state.is_empty() { "connecting" } else { state };
+        WifiStatus { interface: interface.to_string(), state: state.to_string(), problem }
+    }
 }
 
 /// The set-up screen for the config file `file`: on a box it is on the boot partition, which a
@@ -248,6 +290,8 @@ impl Status {
             others: Vec::new(),
             encoder: "none".into(),
             encoder_reason: String::new(),
+            video_mode: "none".into(),
+            video_mode_short: None,
             send_kbps: 0,
             recv_kbps: 0,
             loss_percent: 0.0,
@@ -260,6 +304,7 @@ impl Status {
             packets_sent: PacketCounts::default(),
             video_frames_sent: 0,
             ip: None,
+            wifi: None,
         }
     }
 
@@ -305,7 +350,9 @@ impl Status {
                 packets: o.counters.packets,
                 loss_percent: o.loss_percent,
                 speaking: o.counters.speaking,
+                muted: o.muted,
                 said_bye: o.counters.said_bye,
+                decrypt_failed: o.counters.decrypt_failed,
             })
             .collect();
         if let Some((label, reason)) = &s.encoder {
@@ -333,6 +380,18 @@ impl Status {
     /// while in the meeting, so the meeting screen stays visible most of the time.
     pub fn display_state(&self, now: Instant, since_start: Duration) -> DisplayState {
         let name = self.room.clone();
+        // The service cannot be reached (or not yet) and the Wi-Fi says why: the Wi-Fi's problem.
+        let wifi_problem = self.wifi.as_ref().and_then(|w| Some((w, w.problem.as_ref()?)));
+        if let (Some((w, problem)), BoxPhase::ServiceUnreachable { .. } | BoxPhase::Joining) =
+            (wifi_problem, &self.phase)
+        {
+            let problem = roomcast_display::NetworkProblem::Other(problem.clone());
+            return DisplayState {
+                name,
+                ip: self.ip,
+                phase: Phase::NoNetwork { interface: w.interface.clone(), problem },
+            };
+        }
         let phase = match &self.phase {
             BoxPhase::Booting { step } => Phase::Booting { step: step.clone(), percent: 10 },
             BoxPhase::ConfigError { file, errors } => {
@@ -410,7 +469,7 @@ impl Status {
                         participants: self
                             .others
                             .iter()
-                            .map(|o| Participant { name: o.room.clone(), speaking: o.speaking, muted: false })
+                            .map(|o| Participant { name: o.room.clone(), speaking: o.speaking, muted: o.muted })
                             .collect(),
                         mic_level_dbfs: self.mic_level_dbfs,
                         muted: self.muted,
@@ -419,6 +478,7 @@ impl Status {
                             "SW AV1" => Encoder::SwAv1,
                             _ => Encoder::None,
                         },
+                        video_mode: self.video_mode_short.clone(),
                         send_kbps: self.send_kbps,
                         recv_kbps: self.recv_kbps,
                         loss_percent: self.loss_percent,
@@ -493,6 +553,26 @@ mod tests {
             Phase::ConfigError { key, line, .. } => assert_eq!((key.as_str(), line), ("video.fps", Some(12))),
             other => panic!("{other:?}"),
         }
+        // A Wi-Fi problem is shown while the service cannot be reached, not once it can.
+        s.phase = BoxPhase::ServiceUnreachable { reason: "connection timed out".into() };
+        s.wifi = Some(WifiStatus::parse("wrong-psk\n", "wlan0", "Blue net"));
+        match s.display_state(now, Duration::ZERO).phase {
+            Phase::NoNetwork { interface, problem } => {
+                assert_eq!(interface, "wlan0");
+                assert_eq!(problem.describe(), "Wi-Fi \"Blue net\": wrong password (wifi_psk)");
+            }
+            other => panic!("{other:?}"),
+        }
+        s.wifi = Some(WifiStatus::parse("no-network", "wlan0", "Blue net"));
+        assert!(matches!(s.display_state(now, Duration::ZERO).phase,
+            Phase::NoNetwork { problem, .. } if problem.describe().contains("no network \"Blue net\"")));
+        s.wifi = Some(WifiStatus::parse("connected 192.168.7.20", "wlan0", "Blue net"));
+        assert!(matches!(s.display_state(now, Duration::ZERO).phase,
+            Phase::NoNetwork { interface, .. } if interface == "meeting service"));
+        s.phase = BoxPhase::InMeeting;
+        s.wifi = Some(WifiStatus::parse("wrong-psk", "wlan0", "Blue net"));
+        assert!(!matches!(s.display_state(now, Duration::ZERO).phase, Phase::NoNetwork { .. }));
+        s.wifi = None;
         s.phase = BoxPhase::SetUp { file: "/boot/roomcast.toml".into() };
         s.ip = Some("10.0.2.15".parse().unwrap());
         let ds = s.display_state(now, Duration::ZERO);
@@ -509,10 +589,12 @@ mod tests {
         assert_eq!(s.display_state(now, Duration::ZERO).phase, Phase::Leaving { meeting: "demo".into(), done: true });
         s.phase = BoxPhase::InMeeting;
         s.encoder = "SW AV1".into();
+        s.video_mode_short = Some("15fps 750k".into());
         s.others.push(OtherStatus { room: "Green".into(), speaking: true, ..Default::default() });
         match s.display_state(now, Duration::from_secs(5)).phase {
             Phase::InMeeting(m) => {
                 assert_eq!(m.encoder, Encoder::SwAv1);
+                assert_eq!(m.video_mode.as_deref(), Some("15fps 750k"), "the OLED shows the reduced mode");
                 assert_eq!(m.participants.len(), 1);
                 assert!(m.participants[0].speaking);
             }

@@ -9,18 +9,23 @@
 //! The gateway then joins the meeting itself as a watch-only participant (`--listener-name`): the
 //! service's embedded relay serves a meeting's groups only to addresses that joined it. It sends
 //! keepalives, rejoins when the service lost it (restart, silence) and leaves when it stops.
+//! As a participant it gets the senders' SRTP keys (join reply, then every roster it long-polls
+//! for as that participant: rekeys after a leave), so it decrypts the room's media before
+//! forwarding plain RTP ([`super::keys::RoomKeys`]); the SDP the service writes stays playable.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use roomcast_meeting::config::MeetingConfig;
-use roomcast_meeting::roster::{Caps, Family};
+use roomcast_meeting::roster::{Caps, Family, Roster};
 use roomcast_meeting::MeetingError;
 use roomcast_net::ChannelSpec;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::keys::RoomKeys;
 use crate::cmd::meeting_client::{CallError, Service};
 
 /// The environment variable holding the meeting's token when there is no `--token-file`.
@@ -116,17 +121,22 @@ fn call_error(server: &str, e: CallError) -> anyhow::Error {
     }
 }
 
-/// The gateway's own participation in the meeting (watch-only), kept alive by a task.
+/// The gateway's own participation in the meeting (watch-only), kept alive by a task; another
+/// task follows the roster (with the media keys) into [`Membership::rosters`].
 pub struct Membership {
     service: Service,
     keepalive: JoinHandle<()>,
+    follower: JoinHandle<()>,
     participant: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The latest roster, asked as the gateway's participant (so it carries the keys).
+    pub rosters: watch::Receiver<Roster>,
 }
 
 impl Membership {
     /// Stops the keepalives and leaves the meeting.
     pub async fn leave(self) {
         self.keepalive.abort();
+        self.follower.abort();
         let id = self.participant.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match self.service.leave(&id).await {
             Ok(()) => tracing::info!(participant = %id, "left the meeting"),
@@ -135,12 +145,12 @@ impl Membership {
     }
 }
 
-/// The relay and channel of `--room`, from the roster, and the gateway's watch-only
-/// membership. `relay` is `--relay` if given.
+/// The relay and channel of `--room`, from the roster, the gateway's watch-only membership and
+/// the room's media key (from the join reply). `relay` is `--relay` if given.
 pub async fn resolve(
     args: &RoomArgs,
     relay: Option<SocketAddr>,
-) -> anyhow::Result<(SocketAddr, ChannelSpec, Membership)> {
+) -> anyhow::Result<(SocketAddr, ChannelSpec, Membership, RoomKeys)> {
     let (Some(server), Some(meeting), Some(room)) = (&args.meeting_server, &args.meeting, &args.room) else {
         bail!("--meeting-server, --meeting and --room go together");
     };
@@ -197,10 +207,37 @@ pub async fn resolve(
         relay = %relay,
         "room found in the roster; joined the meeting watch-only"
     );
+    let keys = RoomKeys::new(Instant::now(), &participant, &joined.roster)
+        .with_context(|| format!("the media key of room {room:?} in the join reply"))?;
+    if !keys.has_key() {
+        tracing::warn!(room, "the join reply has no media key for the room: nothing decrypts until one arrives");
+    }
     let every = Duration::from_millis(joined.keepalive_ms.clamp(200, 60_000));
     let id = std::sync::Arc::new(std::sync::Mutex::new(joined.participant.clone()));
     let keepalive = tokio::spawn(keep_alive(service.clone(), args.listener_name.clone(), id.clone(), every));
-    Ok((relay, channel, Membership { service, keepalive, participant: id }))
+    let (tx, rosters) = watch::channel(joined.roster.clone());
+    let follower = tokio::spawn(follow_roster(service.clone(), joined.roster.version, tx));
+    Ok((relay, channel, Membership { service, keepalive, follower, participant: id, rosters }, keys))
+}
+
+/// Long-polls the roster (as the gateway's participant, so with the keys) and publishes every
+/// newer one; a failed poll is retried after a second.
+async fn follow_roster(service: Service, mut version: u64, tx: watch::Sender<Roster>) {
+    loop {
+        match service.roster(Some(version)).await {
+            Ok(Some(r)) => {
+                version = r.version;
+                if tx.send(r).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("roster: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Keepalives every `every`; a service that no longer knows us (404: it restarted, or we were
@@ -209,7 +246,7 @@ async fn keep_alive(service: Service, name: String, id: std::sync::Arc<std::sync
     loop {
         tokio::time::sleep(every).await;
         let current = id.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match service.keepalive(&current).await {
+        match service.keepalive(&current, None).await {
             Ok(()) => {}
             Err(CallError::Service(MeetingError::Refused { status: 404, .. })) => {
                 match service.join(&name, &Caps::default()).await {

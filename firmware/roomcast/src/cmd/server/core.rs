@@ -1,6 +1,7 @@
 //! The one task that owns the sans-IO [`MeetingService`]: it takes control requests as commands
 //! with a oneshot reply channel, reads the media socket and injects into the relay, answers long
-//! polls when the roster passes their version (or at their deadline), and sleeps until the
+//! polls when the roster passes their version (or at their deadline), sends keyframe requests
+//! (RTCP PLI) the service routes to a sender back from the media socket, and sleeps until the
 //! earliest of the core's `poll_timeout`, the long polls' deadlines and the stats log. Refusals
 //! are counted per address (answers slow down after 10) and logged at most a few lines a second.
 //! After every change of the meetings it gives the relay the service's access table: the relay
@@ -59,6 +60,8 @@ pub fn channel() -> (CoreHandle, mpsc::Receiver<Command>) {
 struct Waiter {
     meeting: String,
     since: u64,
+    /// Answer with the media keys (a participant asked, with its secret).
+    keys: bool,
     deadline: Instant,
     delay: Duration,
     reply: oneshot::Sender<(Reply, Duration)>,
@@ -111,6 +114,12 @@ pub async fn run(
                     if !core.handle_packet(Instant::now(), from, &buf[..n]) {
                         return;
                     }
+                    // Keyframe requests to the media's sender (rate-limited by the service).
+                    while let Some((to, data)) = core.svc.poll_transmit() {
+                        if let Err(e) = media.try_send_to(&data, to) {
+                            tracing::debug!(%to, "feedback to the sender: {e}");
+                        }
+                    }
                 }
                 Err(e) => tracing::debug!("media receive error: {e}"),
             },
@@ -137,7 +146,7 @@ impl Core {
         let delay = self.backoff.delay(now, peer.ip());
         self.log_reply(now, peer, is_leave, &answer);
         match answer {
-            Reply::WaitRoster { meeting, since } => {
+            Reply::WaitRoster { meeting, since, keys } => {
                 if self.waiters.len() >= MAX_WAITERS {
                     self.waiters.retain(|w| !w.reply.is_closed());
                 }
@@ -145,7 +154,7 @@ impl Core {
                     let busy = Reply::json(503, &serde_json::json!({"error": "too many long polls; retry"}));
                     let _ = reply.send((busy, delay));
                 } else {
-                    self.waiters.push(Waiter { meeting, since, deadline: now + LONG_POLL, delay, reply });
+                    self.waiters.push(Waiter { meeting, since, keys, deadline: now + LONG_POLL, delay, reply });
                 }
             }
             other => {
@@ -217,7 +226,8 @@ impl Core {
     }
 
     fn answer(&self, w: Waiter) {
-        let reply = match self.svc.roster(&w.meeting) {
+        let roster = if w.keys { self.svc.roster_with_keys(&w.meeting) } else { self.svc.roster(&w.meeting) };
+        let reply = match roster {
             Some(r) => Reply::json(200, &r),
             None => Reply::json(404, &serde_json::json!({"error": "meeting gone"})),
         };
@@ -242,7 +252,9 @@ impl Core {
         let mut changed = false;
         while let Some(ev) = self.svc.poll_event() {
             match ev {
-                Event::Joined { .. } | Event::Left { .. } => changed = true,
+                Event::Joined { .. } | Event::Left { .. } | Event::Rekeyed { .. } | Event::Changed { .. } => {
+                    changed = true
+                }
                 Event::Refused { .. } => {} // logged with the peer in log_reply
             }
         }
