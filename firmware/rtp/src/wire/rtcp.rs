@@ -425,6 +425,7 @@ impl RtcpPacket {
     pub fn write(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&[0x80, 0, 0, 0]);
+        let mut padded = false;
         let (pt, count) = match self {
             RtcpPacket::SenderReport(sr) => {
                 out.extend_from_slice(&sr.ssrc.to_be_bytes());
@@ -475,6 +476,15 @@ impl RtcpPacket {
             }
             RtcpPacket::Other { packet_type, count, body } => {
                 out.extend_from_slice(body);
+                // A raw body is padded with RTCP padding (the P bit, RFC 3550 §6.4.1) rather than
+                // zeros, so the peer (and a re-parse) sees exactly these bytes: zero bytes would
+                // turn, say, a 6-byte PSFB body into a PLI.
+                let pad = (4 - (out.len() - start) % 4) % 4;
+                if pad > 0 {
+                    out.resize(out.len() + pad - 1, 0);
+                    out.push(pad as u8);
+                    padded = true;
+                }
                 (*packet_type, usize::from(*count & 0x1f))
             }
         };
@@ -482,7 +492,7 @@ impl RtcpPacket {
             out.push(0);
         }
         let words = ((out.len() - start) / 4 - 1).min(usize::from(u16::MAX)) as u16;
-        out[start] = 0x80 | count as u8;
+        out[start] = 0x80 | if padded { 0x20 } else { 0 } | count as u8;
         out[start + 1] = pt;
         out[start + 2..start + 4].copy_from_slice(&words.to_be_bytes());
     }
@@ -560,6 +570,21 @@ mod tests {
             .unwrap()
             .iter()
             .all(|p| !matches!(p, RtcpPacket::Pli(_))));
+    }
+
+    #[test]
+    fn raw_body_keeps_its_length_through_rtcp_padding() {
+        // A PLI-typed packet whose padding leaves 6 body bytes is not a PLI; re-encoded, it must
+        // not become one (zero fill did that; found by the rtp_rtcp fuzz target).
+        let raw = [0xa1u8, 206, 0, 2, 0xa0, 0xcf, 0, 1, 0, 0x25, 0, 2];
+        let parsed = parse_compound(&raw).unwrap();
+        let other = RtcpPacket::Other { packet_type: PT_PSFB, count: 1, body: vec![0xa0, 0xcf, 0, 1, 0, 0x25] };
+        assert_eq!(parsed, vec![other.clone()]);
+        assert_eq!(encode_compound(&parsed), raw);
+        assert_eq!(parse_compound(&encode_compound(&[other.clone()])).unwrap(), vec![other]);
+        // An aligned raw body goes out without the P bit.
+        let aligned = RtcpPacket::Other { packet_type: 204, count: 3, body: vec![1, 2, 3, 4] };
+        assert_eq!(encode_compound(&[aligned]), [0x83, 204, 0, 1, 1, 2, 3, 4]);
     }
 
     #[test]
