@@ -57,7 +57,7 @@ pub fn build(opts: &Options) -> Result<Built> {
     let started = Instant::now();
     // One build at a time per checkout: builds share the package cache (apt's lists and .debs,
     // apt's own locking is off in our private config) and the daemon's cross build.
-    let _one_build = one_build_at_a_time(&Paths::new(opts.out.clone()).cache)?;
+    let _one_build = lock_cache(&Paths::new(opts.out.clone()).cache)?;
     let prepared = prepare(opts)?;
     let daemon = build_daemon(opts, &prepared)?;
     let assembled = assemble(&prepared, &daemon)?;
@@ -66,8 +66,9 @@ pub fn build(opts: &Options) -> Result<Built> {
 }
 
 /// An exclusive lock on `cache/.build-lock`, held until the returned file is dropped; waits (and
-/// says so) while another build holds it.
-fn one_build_at_a_time(cache: &Path) -> Result<std::fs::File> {
+/// says so) while another build holds it. Builds take it, and so does anything else that uses
+/// the builder's private apt over `cache` (the kernel-module tests), across processes.
+pub fn lock_cache(cache: &Path) -> Result<std::fs::File> {
     std::fs::create_dir_all(cache).with_context_io(|| format!("creating {}", cache.display()))?;
     let path = cache.join(".build-lock");
     let file = std::fs::OpenOptions::new()

@@ -70,14 +70,14 @@ mod guest;
 mod kernel_module;
 
 use guest::{Guest, GuestSpec, Proc};
-use kernel_module::{arm64_deb, fat_disk, kernel_tree, run, PREPARE};
+use kernel_module::{arm64_deb, fat_disk, kernel_tree, prepare_lock, run};
 use roomcast_image::paths;
 use roomcast_test_support::require_tool;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The guest's libraries' and iproute2's packages (arm64, bookworm): `ip` and what its ELF needs
@@ -123,7 +123,7 @@ struct Payload {
 /// Builds amt.ko for the guest's kernel and the FAT disk with it, udp_tunnel.ko, `ip` and the
 /// test's shell `scripts` (name, text): the console shell takes only short command lines.
 fn payload(work: &Path, scripts: &[(&str, String)]) -> Payload {
-    let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = prepare_lock();
     let tree = kernel_tree();
     let cache = tree.cache.clone();
     let apt = &tree.apt;
@@ -178,12 +178,20 @@ fn payload(work: &Path, scripts: &[(&str, String)]) -> Payload {
     Payload { disk, vermagic }
 }
 
-/// Builds the qemu-virt image with the test's roomcast.toml (no meeting server, static address,
-/// NTP at the host where nothing answers: no traffic leaves the machine).
-fn image(work: &Path) -> PathBuf {
-    let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
+/// The qemu-virt image with the test's roomcast.toml (no meeting server, static address, NTP at
+/// the host where nothing answers: no traffic leaves the machine), built once for both tests
+/// into target/image/amt-kernel/image: a second build would rewrite the file the other test's
+/// guest is running from.
+fn image() -> PathBuf {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(build_image).clone()
+}
+
+fn build_image() -> PathBuf {
+    let work = paths::repo_root().join("target/image/amt-kernel/image");
+    std::fs::create_dir_all(&work).unwrap();
     guest::build_image(
-        work,
+        &work,
         &format!(
             "# roomcast.toml of the kernel AMT interop test: no meeting, the guest's receiver is `roomcast listen`.\n\
              [room]\nname = \"AMT interop\"\n\n[amt]\nfamily = \"ipv4\"\n\n\
@@ -274,7 +282,7 @@ fn kernel_amt_gateway_receives_through_the_roomcast_relay() {
     }
     let work = paths::repo_root().join("target/image/amt-kernel");
     std::fs::create_dir_all(&work).unwrap();
-    let image = image(&work);
+    let image = image();
     let roomcast = host_roomcast();
 
     // The relay on the host.
@@ -499,7 +507,7 @@ fn roomcast_gateway_receives_through_the_kernel_relay() {
     }
     let top = paths::repo_root().join("target/image/amt-kernel");
     std::fs::create_dir_all(&top).unwrap();
-    let image = image(&top);
+    let image = image();
     let roomcast = host_roomcast();
     let work = top.join("kernel-relay");
     std::fs::create_dir_all(&work).unwrap();

@@ -53,6 +53,8 @@ fn debian_kernel() -> PathBuf {
     let lock = Lock::load(&paths.lockfile()).unwrap();
     let pin = lock.get("linux-image-arm64").expect("packages.lock pins linux-image-arm64").clone();
     let sources = SourceList::debian(&apt::host_mirrors().unwrap(), &Snapshots::default());
+    // The builder's apt has no locking of its own: hold its cache lock, as builds do.
+    let _cache = roomcast_image::build::lock_cache(&paths.cache).unwrap();
     Apt::new(&paths.cache, &sources).unwrap().fetch(&pin).unwrap()
 }
 

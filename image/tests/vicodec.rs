@@ -29,7 +29,7 @@ mod guest;
 mod kernel_module;
 
 use guest::{Guest, GuestSpec};
-use kernel_module::{fat_disk, kernel_tree, PREPARE};
+use kernel_module::{fat_disk, kernel_tree, prepare_lock};
 use roomcast_image::paths;
 use roomcast_test_support::require_tool;
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ fn tools_present() -> bool {
 
 /// Builds vicodec.ko and the test disk: the module, its dependencies and the `load` script.
 fn payload(work: &Path) -> (PathBuf, String) {
-    let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = prepare_lock();
     let tree = kernel_tree();
     let module = tree.cache.join("vicodec");
     std::fs::create_dir_all(&module).unwrap();
@@ -102,7 +102,6 @@ fn payload(work: &Path) -> (PathBuf, String) {
 
 /// The qemu-virt image with a roomcast.toml without meeting (static address, nothing leaves).
 fn image(work: &Path) -> PathBuf {
-    let _one = PREPARE.lock().unwrap_or_else(|e| e.into_inner());
     guest::build_image(
         work,
         "# roomcast.toml of the vicodec test: no meeting; the test runs `roomcast codec-check` in the guest.\n\

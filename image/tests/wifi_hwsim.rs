@@ -163,10 +163,8 @@ fn setup() -> Option<&'static Setup> {
 
 /// The FAT disk with the access point's programs, their libraries, the modules and the scripts.
 fn test_disk(work: &Path) -> PathBuf {
-    let kernel = {
-        let _prepare = kernel_module::PREPARE.lock().unwrap_or_else(|e| e.into_inner());
-        kernel_tree()
-    };
+    let _prepare = kernel_module::prepare_lock(); // the builder's apt is used throughout
+    let kernel = kernel_tree();
     let apt = &kernel.apt;
 
     let files = work.join("payload");

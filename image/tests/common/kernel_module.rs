@@ -15,12 +15,16 @@ use roomcast_image::modules::ModuleTree;
 use roomcast_image::{board::Board, paths, sysroot};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Instant;
 
-/// The tests of one binary share the package cache and build directories: their preparation
-/// runs one at a time (their guests may still run side by side).
-pub static PREPARE: Mutex<()> = Mutex::new(());
+/// The QEMU tests share the image builder's package cache (its private apt runs without apt's
+/// own locking) and target/kernel-modules, in one test binary and across the binaries tests/run
+/// starts side by side: what uses them holds this, the image builder's own lock on the cache
+/// (`roomcast_image::build::lock_cache`). Their guests still run side by side. Not held across
+/// an image build (the builder takes it itself).
+pub fn prepare_lock() -> std::fs::File {
+    roomcast_image::build::lock_cache(&paths::Paths::new(None).cache).expect("locking the image builder's cache")
+}
 
 /// Runs `cmd`, panics unless it succeeds, returns its stdout.
 pub fn run(cmd: &mut Command) -> String {
