@@ -72,7 +72,6 @@ mod kernel_module;
 use guest::{Guest, GuestSpec, Proc};
 use kernel_module::{arm64_deb, fat_disk, kernel_tree, prepare_lock, run};
 use roomcast_image::paths;
-use roomcast_test_support::require_tool;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -87,32 +86,13 @@ const IP_PACKAGES: &[&str] =
 
 /// The guest's address with the test's static configuration (QEMU user networking).
 const GUEST: &str = "10.0.2.15";
+/// What the test needs beyond an image build and a QEMU guest: the module build, the packages'
+/// unpacking, tshark for the capture.
+const TOOLS: &[&str] = &["aarch64-linux-gnu-readelf", "xz", "make", "modinfo", "dpkg-deb", "apt-get", "tshark"];
+
 /// How the test disk's scripts run `ip` (the disk is mounted on /tmp/amt).
 const IP: &str = "IP='env LD_LIBRARY_PATH=/tmp/amt/lib /tmp/amt/ip'";
 
-fn tools_present() -> bool {
-    let mut ok = true;
-    for t in [
-        "qemu-system-aarch64",
-        "mcopy",
-        "mkfs.vfat",
-        "sfdisk",
-        "mksquashfs",
-        "aarch64-linux-gnu-gcc",
-        "aarch64-linux-gnu-readelf",
-        "cpio",
-        "zstd",
-        "xz",
-        "make",
-        "modinfo",
-        "dpkg-deb",
-        "apt-get",
-        "tshark",
-    ] {
-        ok &= require_tool(t).is_some();
-    }
-    ok
-}
 
 /// What goes on the guest's test disk.
 struct Payload {
@@ -277,7 +257,7 @@ struct Channel {
 
 #[test]
 fn kernel_amt_gateway_receives_through_the_roomcast_relay() {
-    if !tools_present() {
+    if !guest::tools_present(TOOLS) {
         return;
     }
     let work = paths::repo_root().join("target/image/amt-kernel");
@@ -502,7 +482,7 @@ fn terminate(p: &mut Proc) {
 
 #[test]
 fn roomcast_gateway_receives_through_the_kernel_relay() {
-    if !tools_present() {
+    if !guest::tools_present(TOOLS) {
         return;
     }
     let top = paths::repo_root().join("target/image/amt-kernel");

@@ -31,7 +31,6 @@ mod kernel_module;
 use guest::{Guest, GuestSpec};
 use kernel_module::{fat_disk, kernel_tree, prepare_lock};
 use roomcast_image::paths;
-use roomcast_test_support::require_tool;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -45,27 +44,6 @@ const SOURCES: &[&str] = &[
 ];
 const KBUILD: &str = "obj-m := vicodec.o\nvicodec-objs := vicodec-core.o codec-fwht.o codec-v4l2-fwht.o\n";
 
-fn tools_present() -> bool {
-    let mut ok = true;
-    for t in [
-        "qemu-system-aarch64",
-        "mcopy",
-        "mkfs.vfat",
-        "sfdisk",
-        "mksquashfs",
-        "aarch64-linux-gnu-gcc",
-        "cpio",
-        "zstd",
-        "xz",
-        "make",
-        "modinfo",
-        "dpkg-deb",
-        "apt-get",
-    ] {
-        ok &= require_tool(t).is_some();
-    }
-    ok
-}
 
 /// Builds vicodec.ko and the test disk: the module, its dependencies and the `load` script.
 fn payload(work: &Path) -> (PathBuf, String) {
@@ -119,7 +97,7 @@ fn number_after(text: &str, key: &str) -> Option<f64> {
 
 #[test]
 fn m2m_encoder_and_decoder_on_vicodec() {
-    if !tools_present() {
+    if !guest::tools_present(&["xz", "make", "modinfo", "dpkg-deb", "apt-get"]) {
         return;
     }
     let work = paths::repo_root().join("target/image/vicodec");

@@ -38,7 +38,6 @@ mod kernel_module;
 use guest::{Guest, GuestSpec, Proc};
 use kernel_module::{arm64_deb, fat_disk, kernel_tree, run};
 use roomcast_image::paths;
-use roomcast_test_support::require_tool;
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -85,24 +84,6 @@ const TEST_PROGRAMS: &[&str] = &["hostapd", "iw", "ip"];
 /// and the crypto mac80211 does itself for CCMP (those the kernel has built in are skipped).
 const TEST_MODULES: &[&str] = &["ccm", "gcm", "cmac", "ctr", "aes_generic", "mac80211_hwsim"];
 
-fn tools_present() -> bool {
-    let mut ok = true;
-    for t in [
-        "qemu-system-aarch64",
-        "mcopy",
-        "mkfs.vfat",
-        "sfdisk",
-        "mksquashfs",
-        "aarch64-linux-gnu-gcc",
-        "aarch64-linux-gnu-readelf",
-        "cpio",
-        "zstd",
-        "dpkg-deb",
-    ] {
-        ok &= require_tool(t).is_some();
-    }
-    ok
-}
 
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -147,7 +128,7 @@ fn setup() -> Option<&'static Setup> {
     static SETUP: OnceLock<Option<Setup>> = OnceLock::new();
     SETUP
         .get_or_init(|| {
-            if !tools_present() {
+            if !guest::tools_present(&["aarch64-linux-gnu-readelf", "dpkg-deb"]) {
                 return None;
             }
             let work = paths::repo_root().join("target/image/wifi-test");

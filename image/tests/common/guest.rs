@@ -21,6 +21,19 @@ impl Drop for Proc {
     }
 }
 
+/// Whether the tools of an image build and a QEMU guest are installed, and `extra` (a test's
+/// own); each missing one is named ([`roomcast_test_support::require_tool`]: under `CI=true` a
+/// missing tool fails the test).
+pub fn tools_present(extra: &[&str]) -> bool {
+    let base =
+        ["qemu-system-aarch64", "mcopy", "mkfs.vfat", "sfdisk", "mksquashfs", "aarch64-linux-gnu-gcc", "cpio", "zstd"];
+    let mut ok = true;
+    for t in base.iter().chain(extra) {
+        ok &= roomcast_test_support::require_tool(t).is_some(); // every missing tool is named
+    }
+    ok
+}
+
 /// Builds the qemu-virt image into `work` with `config` as its roomcast.toml; returns the image.
 pub fn build_image(work: &Path, config: &str) -> PathBuf {
     let path = work.join("roomcast.toml");
