@@ -93,7 +93,6 @@ const TOOLS: &[&str] = &["aarch64-linux-gnu-readelf", "xz", "make", "modinfo", "
 /// How the test disk's scripts run `ip` (the disk is mounted on /tmp/amt).
 const IP: &str = "IP='env LD_LIBRARY_PATH=/tmp/amt/lib /tmp/amt/ip'";
 
-
 /// What goes on the guest's test disk.
 struct Payload {
     disk: PathBuf,

@@ -44,7 +44,6 @@ const SOURCES: &[&str] = &[
 ];
 const KBUILD: &str = "obj-m := vicodec.o\nvicodec-objs := vicodec-core.o codec-fwht.o codec-v4l2-fwht.o\n";
 
-
 /// Builds vicodec.ko and the test disk: the module, its dependencies and the `load` script.
 fn payload(work: &Path) -> (PathBuf, String) {
     let _one = prepare_lock();

@@ -84,7 +84,6 @@ const TEST_PROGRAMS: &[&str] = &["hostapd", "iw", "ip"];
 /// and the crypto mac80211 does itself for CCMP (those the kernel has built in are skipped).
 const TEST_MODULES: &[&str] = &["ccm", "gcm", "cmac", "ctr", "aes_generic", "mac80211_hwsim"];
 
-
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
