@@ -66,14 +66,19 @@ pub fn place(s: &[f32], from: usize, to: usize, total: usize) -> Vec<f32> {
     out
 }
 
-/// Sparse room impulse response: (tap, gain).
+/// Sparse room impulse response: (tap, gain); a direct path after `delay_ms`, then a tail with
+/// RT60 200 ms.
 pub fn room(delay_ms: usize, rng: &mut impl Rng) -> Vec<(usize, f32)> {
+    room_rt60(delay_ms, 0.2, rng)
+}
+
+/// [`room`] with a tail of reverberation time `rt60_s` (300 reflections over 1.25 RT60).
+pub fn room_rt60(delay_ms: usize, rt60_s: f32, rng: &mut impl Rng) -> Vec<(usize, f32)> {
     let d = delay_ms * RATE as usize / 1000;
     let mut taps = vec![(d, 0.5f32)];
-    let rt60_s = 0.2f32;
     // Amplitude falls 60 dB in rt60: exp(-6.91 t / rt60).
     for _ in 0..300 {
-        let t = rng.random_range(0.001f32..0.25);
+        let t = rng.random_range(0.001f32..1.25 * rt60_s);
         let g = 0.25 * (-6.91 * t / rt60_s).exp() * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
         taps.push((d + (t * RATE as f32) as usize, g));
     }
