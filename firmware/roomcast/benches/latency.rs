@@ -241,12 +241,18 @@ fn video_sender(
 
 /// Finds the bursts in a stream of 48 kHz samples: the first loud sample after at least 200 ms
 /// below the threshold, and how long the burst stayed loud.
-#[derive(Default)]
 struct Onsets {
     quiet: usize,
     /// The burst being heard: its onset and its loud samples so far.
     burst: Option<(Instant, usize)>,
     found: Vec<(Instant, usize)>,
+}
+
+impl Default for Onsets {
+    /// As after a long silence: a burst in the very first samples counts too.
+    fn default() -> Self {
+        Onsets { quiet: RATE as usize, burst: None, found: Vec::new() }
+    }
 }
 
 impl Onsets {
@@ -385,6 +391,8 @@ fn screen_thread(rx: mpsc::Receiver<(u32, Vec<u8>)>, stop: Arc<AtomicBool>) -> V
 
 struct Figures {
     audio: Vec<Duration>,
+    /// Bursts the speaker heard shorter than they were sent (their start not played).
+    audio_shortened: usize,
     /// Mouth to the Opus decoder's output (before the playback queue).
     audio_decoded: Vec<Duration>,
     marks: usize,
@@ -409,17 +417,20 @@ fn stats(v: &mut [Duration]) -> String {
     )
 }
 
-/// Each onset belongs to the latest burst of its length (to the nearest 20 ms) heard before it;
-/// returns onset minus the burst's time at the microphone.
-fn latencies(onsets: &[(Instant, usize)], mic_start: Instant) -> Vec<Duration> {
-    let mut out = Vec::new();
+/// Each onset belongs to the latest burst heard before it that is at least as long (to the
+/// nearest 20 ms): a burst may reach the speaker shortened (the playback mixer cuts a standing
+/// queue, cross-fading, wherever the cut falls), never lengthened. Returns onset minus the
+/// burst's time at the microphone, and how many onsets were of a shortened burst.
+fn latencies(onsets: &[(Instant, usize)], mic_start: Instant) -> (Vec<Duration>, usize) {
+    let (mut out, mut shortened) = (Vec::new(), 0);
     for &(at, len) in onsets {
         let kind = ((len as u64 + RATE / 100) / (RATE / 50)).clamp(1, MARK_KINDS) - 1;
         let n = at.saturating_duration_since(mic_start).as_micros() as u64 * RATE / 1_000_000;
-        let Some(k) = (0..=n / MARK_EVERY).rev().find(|k| k % MARK_KINDS == kind) else { continue };
+        let Some(k) = (0..=n / MARK_EVERY).rev().find(|k| k % MARK_KINDS >= kind) else { continue };
+        shortened += usize::from(k % MARK_KINDS > kind);
         out.push(at.saturating_duration_since(mic_start + Duration::from_micros(k * MARK_EVERY * 1_000_000 / RATE)));
     }
-    out
+    (out, shortened)
 }
 
 /// Runs both boxes for [`PHASE`]; `route` is built once the receiving side is up.
@@ -462,9 +473,10 @@ fn run_boxes(
     playback.stop();
     let mic_start = start_rx.recv().unwrap();
     let onsets: Vec<(Instant, usize)> = onset_rx.try_iter().collect();
-    let audio = latencies(&onsets, mic_start);
-    let audio_decoded = latencies(&decoded, mic_start);
-    let marks = (PHASE.as_micros() as u64 * RATE / 1_000_000 / MARK_EVERY) as usize;
+    let (audio, audio_shortened) = latencies(&onsets, mic_start);
+    let audio_decoded = latencies(&decoded, mic_start).0;
+    // Bursts 0, 1, ... that start within the phase.
+    let marks = ((PHASE.as_micros() as u64 * RATE / 1_000_000 - 1) / MARK_EVERY + 1) as usize;
     let mut video = Vec::new();
     let frames_sent = PHASE.as_secs() * u64::from(FPS);
     if let Ok((ts0, t0)) = epoch_rx.try_recv() {
@@ -473,7 +485,7 @@ fn run_boxes(
             video.push(at.saturating_duration_since(captured));
         }
     }
-    Figures { audio, audio_decoded, marks, video, frames_sent }
+    Figures { audio, audio_shortened, audio_decoded, marks, video, frames_sent }
 }
 
 /// Encode + decode alone (the same camera, pacing and encoder; no RTP, no compose).
@@ -511,7 +523,13 @@ fn print(what: &str, mut f: Figures) {
     // The first burst meets the pipeline as it starts (queues filling): shown on its own.
     let first = f.audio.first().map_or("-".to_string(), |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0));
     let later = stats(&mut f.audio.get(1..).unwrap_or_default().to_vec());
-    println!("    audio mouth-to-ear:  {}; {} of {} bursts heard", stats(&mut f.audio), f.audio.len(), f.marks);
+    println!(
+        "    audio mouth-to-ear:  {}; {} of {} bursts heard, {} of them shortened (their start cut by the mixer)",
+        stats(&mut f.audio),
+        f.audio.len(),
+        f.marks,
+        f.audio_shortened
+    );
     println!("      the first burst {first}; the others: {later}");
     println!("      of which mouth to Opus decoder output: {}", stats(&mut f.audio_decoded));
     println!(
