@@ -138,6 +138,34 @@ fn check(png: &Path, tile: Area, name: &str, muted: bool) -> Result<String, Stri
     Ok(format!("hues {hues:?}, caption {same}/{seen}, other name {same_z}/{seen_z}"))
 }
 
+/// The only remote room's tile on a screen of [`PNG_SIZE`].
+fn only_tile(c: &Compositor) -> Area {
+    let t = c.tile_rects(1)[0];
+    (t.top_left.x, t.top_left.y, t.size.width, t.size.height)
+}
+
+/// Waits (60 s at most) until `png` passes [`check`] for room `name`, printing each new reason it
+/// does not yet and, at the end, how long it took.
+fn wait_for_screen(png: &Path, tile: Area, name: &str, muted: bool) {
+    let mut last = String::new();
+    // Unoptimised (the test build), composing and writing one 1280x720 PNG takes seconds on a loaded machine.
+    let what = format!("B's screen showing {name}'s pattern and name (muted {muted})");
+    let took = wait_for(&what, Duration::from_secs(60), || match check(png, tile, name, muted) {
+        Ok(found) => {
+            last = found;
+            (true, String::new())
+        }
+        Err(e) => {
+            if e != last {
+                eprintln!("B's screen not yet right: {e}");
+                last = e.clone();
+            }
+            (false, e)
+        }
+    });
+    eprintln!("B's screen right after {took:?}: {last}");
+}
+
 #[test]
 fn the_other_room_is_on_the_screen_with_its_name() {
     let dir = std::env::temp_dir().join(format!("roomcast-screen-e2e-{}", std::process::id()));
@@ -169,27 +197,8 @@ fn the_other_room_is_on_the_screen_with_its_name() {
     });
 
     let c = Compositor::new(PNG_SIZE, Layout::Auto);
-    let t = c.tile_rects(1)[0];
-    let tile: Area = (t.top_left.x, t.top_left.y, t.size.width, t.size.height);
-    let mut last = String::new();
-    // Unoptimised (the test build), composing and writing one 1280x720 PNG takes seconds on a loaded machine.
-    let mut screen_shows = |what: &str, muted: bool| {
-        let took = wait_for(what, Duration::from_secs(60), || match check(&png, tile, "A", muted) {
-            Ok(found) => {
-                last = found;
-                (true, String::new())
-            }
-            Err(e) => {
-                if e != last {
-                    eprintln!("B's screen not yet right: {e}");
-                    last = e.clone();
-                }
-                (false, e)
-            }
-        });
-        eprintln!("B's screen right after {took:?}: {last}");
-    };
-    screen_shows("B's screen showing A's pattern and name", false);
+    let tile = only_tile(&c);
+    wait_for_screen(&png, tile, "A", false);
 
     // Outside A's tile (the status strip) there is no test pattern.
     let frame = read_png(&png).unwrap();
@@ -216,7 +225,7 @@ fn the_other_room_is_on_the_screen_with_its_name() {
         });
         (ok, s.map(|s| s["others"].clone()))
     });
-    screen_shows("B's screen marking A MUTED", true);
+    wait_for_screen(&png, tile, "A", true);
     drop(boxes);
     if std::env::var_os("ROOMCAST_KEEP_TEST_DIR").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -340,20 +349,7 @@ fn a_room_sending_h264_is_on_the_screen_with_its_name() {
         });
         (ok, s.map(|s| s["others"].clone()))
     });
-    let c = Compositor::new(PNG_SIZE, Layout::Auto);
-    let t = c.tile_rects(1)[0];
-    let tile: Area = (t.top_left.x, t.top_left.y, t.size.width, t.size.height);
-    let mut last = String::new();
-    let took = wait_for("B's screen showing H's pattern and name", Duration::from_secs(60), || {
-        match check(&png, tile, "H", false) {
-            Ok(found) => {
-                last = found;
-                (true, String::new())
-            }
-            Err(e) => (false, e),
-        }
-    });
-    eprintln!("B's screen right after {took:?}: {last}");
+    wait_for_screen(&png, only_tile(&Compositor::new(PNG_SIZE, Layout::Auto)), "H", false);
     let state = read_state(&dir, "B").unwrap();
     assert!(
         state["errors"].as_array().is_some_and(|e| e.iter().all(|e| !e.to_string().contains("H.264"))),
