@@ -71,7 +71,7 @@ fn main() {
         ..Default::default()
     };
     let tuned = Some(echo_canceller3_config());
-    let mut modes: Vec<(&str, sonora::Config)> = vec![
+    let modes: Vec<(&str, sonora::Config)> = vec![
         ("box default (AEC3, NS moderate, AGC2 limiter)", default.clone()),
         ("AEC3 alone", sonora::Config { echo_canceller: Some(EchoCanceller::default()), ..Default::default() }),
         ("NS low", sonora::Config { noise_suppression: ns(NoiseSuppressionLevel::Low), ..default.clone() }),
@@ -131,7 +131,7 @@ fn main() {
     ];
     // Every row above runs with the box's AEC3 tuning; these vary the tuning itself.
     let mut rows: Vec<(&str, sonora::Config, Aec3)> =
-        modes.drain(..).map(|(name, cfg)| (name, cfg, tuned.clone())).collect();
+        modes.into_iter().map(|(name, cfg)| (name, cfg, tuned.clone())).collect();
     let without = |undo: fn(&mut EchoCanceller3Config)| {
         let mut c = echo_canceller3_config();
         undo(&mut c);
