@@ -312,8 +312,11 @@ fn boot_with_access_point(s: &Setup, dir: &Path) -> Guest {
 fn wait_sh(guest: &mut Guest, cmd: &str, needle: &str, secs: u64) -> String {
     let end = Instant::now() + Duration::from_secs(secs);
     loop {
+        // A read that starts after the deadline is the last: one that starts before it may take
+        // long on a starved TCG guest and show the state of its start, not the window's end.
+        let started = Instant::now();
         let out = guest.sh(cmd, 30);
-        if out.contains(needle) || Instant::now() > end {
+        if out.contains(needle) || started > end {
             return out;
         }
         std::thread::sleep(Duration::from_secs(2));
@@ -349,11 +352,13 @@ fn box_state(guest: &mut Guest) -> serde_json::Value {
 fn wait_state(guest: &mut Guest, what: &str, secs: u64, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let end = Instant::now() + Duration::from_secs(secs);
     loop {
+        // As in wait_sh: only a read that started after the deadline shows the state at its end.
+        let started = Instant::now();
         let v = box_state(guest);
         if ok(&v) {
             return v;
         }
-        assert!(Instant::now() < end, "{what} within {secs} s: {v}; console in {}", guest.log.display());
+        assert!(started < end, "{what} within {secs} s: {v}; console in {}", guest.log.display());
         std::thread::sleep(Duration::from_secs(2));
     }
 }
